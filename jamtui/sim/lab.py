@@ -1,0 +1,233 @@
+"""The embedded JamLab: the world and every backend's server, started and stopped together.
+
+The lab runs its own asyncio loop in a background thread so that synchronous callers (the
+CLI, tests using the blocking client libraries) can drive it; `Lab.call` runs a function on
+that loop and returns its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..inventory import Inventory, default_inventory_path, load_inventory
+from .context import LabSecrets, SimContext
+from .http import BackendServer, Fault, Faults
+from .world import World
+
+T = TypeVar("T")
+
+BACKENDS = ("proxmox", "nomad", "consul", "fabio", "haproxy")
+
+
+class Lab:
+    """A running JamLab on loopback. Use as a context manager or call start() and stop()."""
+
+    def __init__(
+        self,
+        inventory: Inventory | str | Path | None = None,
+        *,
+        seed: int = 0,
+        tick: float = 1.0,
+        host: str = "127.0.0.1",
+        workdir: str | Path | None = None,
+        secrets_: LabSecrets | None = None,
+        ports: dict[str, int] | None = None,
+        traffic: bool = True,
+        **world_options: Any,
+    ) -> None:
+        if inventory is None:
+            inventory = default_inventory_path()
+        if not isinstance(inventory, Inventory):
+            inventory = load_inventory(inventory)
+        self.inventory = inventory
+        self.seed = seed
+        self.tick = tick
+        self.host = host
+        self.ports = dict(ports or {})
+        self.traffic = traffic
+        self.world_options = world_options
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="jamlab-"))
+        self.secrets = secrets_ or LabSecrets(
+            nomad_token=str(uuid.uuid4()),
+            consul_token=str(uuid.uuid4()),
+            proxmox_token_value=str(uuid.uuid4()),
+            proxmox_password=secrets.token_urlsafe(12),
+        )
+        self.faults = Faults()
+        self.ctx: SimContext | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._background: list[asyncio.Task[Any]] = []
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def world(self) -> World:
+        assert self.ctx is not None, "the lab is not started"
+        return self.ctx.world
+
+    @property
+    def servers(self) -> dict[str, BackendServer]:
+        assert self.ctx is not None, "the lab is not started"
+        return self.ctx.servers
+
+    @property
+    def urls(self) -> dict[str, str]:
+        assert self.ctx is not None, "the lab is not started"
+        return self.ctx.urls
+
+    @property
+    def ca_cert(self) -> Path:
+        assert self.ctx is not None, "the lab is not started"
+        return self.ctx.tls.ca_cert
+
+    def env(self) -> dict[str, str]:
+        """The ecosystem's environment variables that point a client at this lab."""
+        s = self.secrets
+        return {
+            "NOMAD_ADDR": self.urls["nomad"],
+            "NOMAD_TOKEN": s.nomad_token,
+            "CONSUL_HTTP_ADDR": self.urls["consul"],
+            "CONSUL_HTTP_TOKEN": s.consul_token,
+            "PROXMOX_VE_ENDPOINT": self.urls["proxmox"],
+            "PROXMOX_VE_API_TOKEN": s.proxmox_api_token,
+            "PROXMOX_VE_CACERT": str(self.ca_cert),
+        }
+
+    def config_toml(self) -> str:
+        """A jamtui config file for this lab; tokens stay in the environment, not in it."""
+        u = self.urls
+        fabio = ", ".join(f'"{x}"' for x in self.fabio_urls())
+        return (
+            "# jamtui configuration for the embedded lab (jamtui lab)\n"
+            f'inventory = "{self.inventory.path}"\n\n'
+            f'[proxmox]\naddress = "{u["proxmox"]}"\nca_file = "{self.ca_cert}"\n'
+            f'token_id = "{self.secrets.proxmox_token_id}"\n\n'
+            f'[nomad]\naddress = "{u["nomad"]}"\n\n'
+            f'[consul]\naddress = "{u["consul"]}"\n\n'
+            f"[fabio]\naddresses = [{fabio}]\n\n"
+            f'[haproxy]\nstats_url = "{u["haproxy_stats"]}/stats;csv"\n'
+            f'frontend = "{u["haproxy"]}"\n'
+        )
+
+    def fabio_urls(self) -> list[str]:
+        return [u for k, u in sorted(self.urls.items())
+                if k.startswith("fabio:") and not k.endswith(":lb")]
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 15.0) -> None:
+        ready: Future[None] = Future()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._astart())
+            except BaseException as exc:  # report start failures to the caller
+                ready.set_exception(exc)
+                loop.close()
+                return
+            ready.set_result(None)
+            loop.run_forever()
+            loop.run_until_complete(self._astop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="jamlab", daemon=True)
+        self._thread.start()
+        ready.result(timeout)
+
+    async def _astart(self) -> None:
+        from . import consul, haproxy, instances, nomad, proxmox, tls
+
+        tls_files = tls.make_tls(self.workdir / "tls", hosts=[self.host, "localhost"])
+        world = World(self.inventory, seed=self.seed, **self.world_options)
+        self.ctx = SimContext(world, self.faults, self.secrets, tls_files, self.host)
+        world.runtime = instances.LabRuntime(self.ctx)
+        self.faults.listeners.append(self._on_fault)
+        await world.start(self.tick)
+        specs: list[tuple[str, Any, bool]] = [
+            ("proxmox", proxmox.build_app(self.ctx), True),
+            ("nomad", nomad.build_app(self.ctx), False),
+            ("consul", consul.build_app(self.ctx), False),
+        ]
+        for name, app, use_tls in specs:
+            server = BackendServer(name, app, self.host, self.ports.get(name, 0),
+                                   tls.server_context(tls_files) if use_tls else None)
+            await server.start()
+            self.servers[name] = server
+            self.ctx.urls[name] = server.url
+        self._haproxy = haproxy.HAProxyStandIn(self.ctx, self.ports.get("haproxy", 0),
+                                               self.ports.get("haproxy_stats", 0))
+        await self._haproxy.start()
+        if self.traffic and self.tick > 0:
+            self._background.append(asyncio.ensure_future(self._haproxy.trickle()))
+
+    async def _astop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self.ctx is not None:
+            await self.ctx.world.stop()
+            for server in list(self.ctx.servers.values()):
+                await server.stop()
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        self._loop = self._thread = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float = 10.0, **kw: Any) -> T:
+        """Run `fn(*args, **kw)` on the lab's loop (awaiting it if it is a coroutine)."""
+        assert self._loop is not None, "the lab is not started"
+
+        async def run() -> T:
+            result = fn(*args, **kw)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def set_fault(self, backend: str, kind: str, latency: float = 1.0) -> None:
+        """Inject a fault into one backend: down, slow, error, malformed, reset, forbidden."""
+        if backend.split(":")[0] not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        self.call(self.faults.set, backend, kind, latency)
+
+    def clear_fault(self, backend: str | None = None) -> None:
+        self.call(self.faults.clear, backend)
+
+    def _on_fault(self, backend: str, fault: Fault | None) -> None:
+        down = fault is not None and fault.kind == "down"
+        assert self.ctx is not None
+        for name, server in list(self.ctx.servers.items()):
+            if name == backend or name.split(":")[0] == backend:
+                task = asyncio.ensure_future(server.go_down() if down else server.come_up())
+                self._background.append(task)
+        self.ctx.world.notify()  # wake held queries and streams so they notice

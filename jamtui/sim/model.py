@@ -1,0 +1,332 @@
+"""The embedded lab's state: plain mutable records, one per thing a real lab has.
+
+The servers in this package render these into each backend's wire format; nothing here
+knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+GiB = 1024**3
+MiB = 1024**2
+
+
+# -- Proxmox -------------------------------------------------------------------------------
+
+
+@dataclass
+class Storage:
+    storage: str
+    type: str
+    content: str
+    total: int
+    used: int
+    shared: bool = False
+
+
+@dataclass
+class Hypervisor:
+    name: str
+    address: str
+    cores: int
+    memory: int  # bytes
+    status: str = "online"
+    cpu: float = 0.02
+    base_mem: int = 2 * GiB
+    mem_used: int = 0
+    booted_at: float = 0.0
+    storages: list[Storage] = field(default_factory=list)
+
+
+@dataclass
+class VM:
+    vmid: int
+    name: str
+    node: str
+    group: str | None
+    ip: str | None
+    cores: int
+    memory: int  # MiB, as Proxmox configures it
+    disk: int  # GiB
+    status: str = "stopped"
+    cpu: float = 0.0
+    mem: int = 0
+    started_at: float = 0.0
+    template: bool = False
+    tags: str = ""
+    netin: int = 0
+    netout: int = 0
+    pid: int = 0
+    booted: bool = False  # the guest OS is up and its agents have joined
+    lock: str | None = None
+    description: str = ""
+
+
+@dataclass
+class PveTask:
+    upid: str
+    node: str
+    type: str
+    id: str
+    user: str
+    starttime: int
+    pid: int
+    pstart: int
+    status: str = "running"
+    exitstatus: str | None = None
+    endtime: int | None = None
+    log: list[str] = field(default_factory=list)
+
+
+# -- Nomad ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    port_label: str
+    tags: list[str] = field(default_factory=list)
+    connect: bool = False
+    upstreams: list[tuple[str, int]] = field(default_factory=list)
+    check_path: str | None = "/health"
+
+
+@dataclass
+class TaskSpec:
+    name: str
+    driver: str = "docker"
+    config: dict[str, Any] = field(default_factory=dict)
+    cpu: int = 100
+    memory: int = 128
+    # what the simulated task does: "serve" answers HTTP, "run" runs forever quietly,
+    # "batch" runs a few seconds then exits 0
+    behaviour: str = "serve"
+
+
+@dataclass
+class GroupSpec:
+    name: str
+    count: int
+    tasks: list[TaskSpec]
+    ports: list[str] = field(default_factory=list)
+    services: list[ServiceSpec] = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    id: str
+    type: str  # service | batch | system
+    groups: list[GroupSpec]
+    name: str = ""
+    namespace: str = "default"
+    datacenters: list[str] = field(default_factory=lambda: ["jamlab"])
+    node_pool: str = "default"
+    priority: int = 50
+    status: str = "pending"
+    status_description: str = ""
+    stop: bool = False
+    version: int = 0
+    submit_time: int = 0
+    create_index: int = 0
+    modify_index: int = 0
+    job_modify_index: int = 0
+    meta: dict[str, str] = field(default_factory=dict)
+    periodic: bool = False
+    parameterized: bool = False
+    spec: dict[str, Any] = field(default_factory=dict)  # the submitted Job JSON, if any
+
+    def group(self, name: str) -> GroupSpec | None:
+        return next((g for g in self.groups if g.name == name), None)
+
+
+@dataclass
+class TaskState:
+    state: str = "pending"
+    failed: bool = False
+    restarts: int = 0
+    last_restart: int | None = None  # unix ns
+    started_at: int | None = None  # unix ns
+    finished_at: int | None = None  # unix ns
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class LogFile:
+    """One task log file, as Nomad's logmon writes it (alloc/logs/<task>.<type>.<n>)."""
+
+    task: str
+    type: str  # stdout | stderr
+    index: int = 0
+    data: bytearray = field(default_factory=bytearray)
+    truncations: int = 0  # bumped when the file is truncated, so followers notice
+
+    @property
+    def name(self) -> str:
+        return f"alloc/logs/{self.task}.{self.type}.{self.index}"
+
+
+@dataclass
+class Alloc:
+    id: str
+    eval_id: str
+    name: str
+    job_id: str
+    task_group: str
+    node_id: str
+    namespace: str = "default"
+    job_type: str = "service"
+    job_version: int = 0
+    desired_status: str = "run"
+    desired_description: str = ""
+    client_status: str = "pending"
+    client_description: str = ""
+    task_states: dict[str, TaskState] = field(default_factory=dict)
+    create_index: int = 0
+    modify_index: int = 0
+    alloc_modify_index: int = 0
+    create_time: int = 0
+    modify_time: int = 0
+    ports: dict[str, int] = field(default_factory=dict)
+    previous_allocation: str = ""
+    next_allocation: str = ""
+    followup_eval_id: str = ""
+    migrate: bool = False
+    logs: dict[tuple[str, str], LogFile] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.client_status in ("complete", "failed", "lost")
+
+
+@dataclass
+class NomadNode:
+    id: str
+    name: str
+    vm: str
+    address: str
+    datacenter: str = "jamlab"
+    node_pool: str = "default"
+    node_class: str = ""
+    version: str = "1.8.4"
+    status: str = "initializing"
+    status_description: str = ""
+    eligibility: str = "eligible"
+    drain: bool = False
+    drain_deadline_ns: int = 0
+    create_index: int = 0
+    modify_index: int = 0
+    status_updated_at: int = 0
+    drivers: tuple[str, ...] = ("docker", "exec", "raw_exec")
+    cores: int = 4
+    memory_mb: int = 8192
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Evaluation:
+    id: str
+    job_id: str
+    triggered_by: str
+    namespace: str = "default"
+    type: str = "service"
+    priority: int = 50
+    status: str = "complete"
+    node_id: str = ""
+    create_index: int = 0
+    modify_index: int = 0
+    create_time: int = 0
+    modify_time: int = 0
+
+
+@dataclass
+class NomadEvent:
+    index: int
+    topic: str
+    type: str
+    key: str
+    namespace: str
+    filter_keys: list[str]
+    obj: Any  # a snapshot of the object at the time of the event
+
+
+# -- Consul --------------------------------------------------------------------------------
+
+
+@dataclass
+class ConsulNode:
+    id: str
+    name: str
+    vm: str
+    address: str
+    datacenter: str = "jamlab"
+    server: bool = False
+    alive: bool = True
+    meta: dict[str, str] = field(default_factory=dict)
+    create_index: int = 0
+    modify_index: int = 0
+
+
+@dataclass
+class Check:
+    node: str
+    check_id: str
+    name: str
+    status: str = "passing"
+    notes: str = ""
+    output: str = ""
+    service_id: str = ""
+    service_name: str = ""
+    service_tags: list[str] = field(default_factory=list)
+    type: str = ""
+    interval: str = ""
+    create_index: int = 0
+    modify_index: int = 0
+
+
+@dataclass
+class ServiceInstance:
+    id: str
+    name: str
+    node: str
+    address: str
+    port: int
+    tags: list[str] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    kind: str = ""
+    proxy: dict[str, Any] | None = None
+    alloc_id: str = ""
+    create_index: int = 0
+    modify_index: int = 0
+
+
+@dataclass
+class KVEntry:
+    key: str
+    value: bytes
+    flags: int = 0
+    create_index: int = 0
+    modify_index: int = 0
+    lock_index: int = 0
+
+
+@dataclass
+class Intention:
+    id: str
+    source: str
+    destination: str
+    action: str  # allow | deny
+    description: str = ""
+    create_index: int = 0
+    modify_index: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+
+    @property
+    def precedence(self) -> int:
+        # Consul's precedence table: exact/exact 9, exact dest + wildcard source 8,
+        # wildcard dest + exact source 6, wildcard/wildcard 5.
+        if self.destination != "*":
+            return 9 if self.source != "*" else 8
+        return 6 if self.source != "*" else 5
