@@ -1,0 +1,9 @@
+"""Placeholder: the simulated nomad API (being written)."""
+
+from aiohttp import web
+
+from .context import SimContext
+
+
+def build_app(ctx: SimContext) -> web.Application:
+    return web.Application()

@@ -1,0 +1,38 @@
+"""Shared fixtures: a fresh embedded lab per test (it starts in well under a second)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from jamtui.sim.lab import Lab
+
+# The client libraries read these; a developer's shell must not leak into the tests.
+CLIENT_ENV = (
+    "NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION", "NOMAD_CACERT",
+    "NOMAD_SKIP_VERIFY", "CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_SSL",
+    "CONSUL_HTTP_SSL_VERIFY", "CONSUL_CACERT", "PROXMOX_VE_ENDPOINT", "PROXMOX_VE_API_TOKEN",
+    "PROXMOX_VE_INSECURE", "XDG_CONFIG_HOME",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_client_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in CLIENT_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+# Quick timings so state changes are seen within a test's patience; no random flapping.
+FAST = dict(flap_rate=0.0, boot_delay=0.5, heartbeat_grace=0.3, task_delay=0.1)
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    with Lab(seed=1, tick=0.2, traffic=False, **FAST) as running:
+        yield running
+
+
+def pytest_report_header() -> str:
+    return f"jamtui tests (pid {os.getpid()})"
