@@ -93,7 +93,9 @@ def _walk_group(path: Path, name: str, group: Any, out: dict) -> None:
             )
     hosts = group.get("hosts") or {}
     if not isinstance(hosts, dict):
-        raise InventoryError(f"{path}{_line_of(group)}: 'hosts' of group '{name}' must be a mapping")
+        raise InventoryError(
+            f"{path}{_line_of(group)}: 'hosts' of group '{name}' must be a mapping"
+        )
     for host, hvars in hosts.items():
         if hvars is not None and not isinstance(hvars, dict):
             raise InventoryError(

@@ -1,0 +1,281 @@
+"""jamtui's configuration: a TOML file, overridden by the ecosystem's environment variables.
+
+Precedence, lowest first: built-in defaults, the config file (`--config PATH`, else
+`$XDG_CONFIG_HOME/jamtui/config.toml`), then NOMAD_*, CONSUL_* and PROXMOX_VE_* variables, as
+the nomad, consul and terraform CLIs read them, so an operator's existing shell just works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration defect; the message names the file, the line and the key."""
+
+
+class Secret:
+    """A token that never shows itself: not in repr, str, logs, errors or screens."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class ProxmoxConfig:
+    address: str = ""  # https://host:8006
+    token_id: str = ""  # USER@REALM!TOKENID
+    token_secret: Secret = field(default_factory=lambda: Secret(""))
+    ca_file: str = ""
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class NomadConfig:
+    address: str = "http://127.0.0.1:4646"
+    token: Secret = field(default_factory=lambda: Secret(""))
+    ca_file: str = ""
+    insecure: bool = False
+    namespace: str = "default"
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class ConsulConfig:
+    address: str = "http://127.0.0.1:8500"
+    token: Secret = field(default_factory=lambda: Secret(""))
+    ca_file: str = ""
+    insecure: bool = False
+    datacenter: str = ""
+
+
+@dataclass(frozen=True)
+class FabioConfig:
+    addresses: tuple[str, ...] = ()  # each Fabio UI/API, http://vs0:9998
+
+
+@dataclass(frozen=True)
+class HAProxyConfig:
+    stats_url: str = ""  # http://bastion:8404/stats;csv
+    socket: str = ""  # runtime API socket, used instead of stats_url when set
+    frontend: str = ""  # where a --probe request goes, http://bastion
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    inventory: str = "provisioners/ansible/inventory.yml"
+    provisioners: str = "provisioners"
+    read_only: bool = False
+    poll_interval: float = 5.0
+    proxmox: ProxmoxConfig = field(default_factory=ProxmoxConfig)
+    nomad: NomadConfig = field(default_factory=NomadConfig)
+    consul: ConsulConfig = field(default_factory=ConsulConfig)
+    fabio: FabioConfig = field(default_factory=FabioConfig)
+    haproxy: HAProxyConfig = field(default_factory=HAProxyConfig)
+
+
+_SECTIONS: dict[str, type] = {
+    "proxmox": ProxmoxConfig,
+    "nomad": NomadConfig,
+    "consul": ConsulConfig,
+    "fabio": FabioConfig,
+    "haproxy": HAProxyConfig,
+}
+_TOP_LEVEL = {"inventory": str, "provisioners": str, "read_only": bool, "poll_interval": float}
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "jamtui" / "config.toml"
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the config file (explicit path must exist; the default may be absent) and the env."""
+    env = os.environ if env is None else env
+    explicit = path is not None
+    file = Path(path) if explicit else default_config_path(env)
+    cfg = Config()
+    if file.exists() or explicit:
+        cfg = _from_file(file)
+    return apply_env(cfg, env)
+
+
+def _from_file(file: Path) -> Config:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from exc
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: {exc}") from exc
+    loc = _Locator(file, text)
+    top: dict[str, Any] = {"path": file}
+    for key, value in doc.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(loc.at(None, key, "must be a table, like [" + key + "]"))
+            top[key] = _section(loc, key, _SECTIONS[key], value)
+        elif key in _TOP_LEVEL:
+            top[key] = _typed(loc, None, key, value, _TOP_LEVEL[key])
+        else:
+            known = ", ".join([*_TOP_LEVEL, *_SECTIONS])
+            raise ConfigError(loc.at(None, key, f"unknown key (known: {known})"))
+    cfg = Config(**top)
+    if cfg.inventory and not Path(cfg.inventory).is_absolute():
+        cfg = replace(cfg, inventory=str(file.parent / cfg.inventory))
+    if cfg.provisioners and not Path(cfg.provisioners).is_absolute():
+        cfg = replace(cfg, provisioners=str(file.parent / cfg.provisioners))
+    return cfg
+
+
+def _section(loc: _Locator, name: str, cls: type, table: dict[str, Any]) -> Any:
+    types = {f.name: f.type for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "token" and name == "proxmox":
+            # one string in the form PROXMOX_VE_API_TOKEN takes: USER@REALM!TOKENID=SECRET
+            values.update(_split_pve_token(value, lambda m: loc.at(name, "token", m)))
+            continue
+        if key not in types:
+            raise ConfigError(loc.at(name, key, f"unknown key (known: {', '.join(types)})"))
+        values[key] = _typed(loc, name, key, value, types[key])
+    return cls(**values)
+
+
+def _typed(loc: _Locator, section: str | None, key: str, value: Any, want: Any) -> Any:
+    want = str(want)
+    if "Secret" in want:
+        if not isinstance(value, str):
+            raise ConfigError(loc.at(section, key, "must be a string"))
+        return Secret(value)
+    if "tuple" in want:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(loc.at(section, key, "must be a list of strings"))
+        return tuple(value)
+    if "bool" in want:
+        if not isinstance(value, bool):
+            raise ConfigError(loc.at(section, key, "must be true or false"))
+        return value
+    if "float" in want:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(loc.at(section, key, "must be a positive number"))
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(loc.at(section, key, "must be a string"))
+    return value
+
+
+def _split_pve_token(value: Any, err: Any) -> dict[str, Any]:
+    if not isinstance(value, str) or "=" not in value or "!" not in value.split("=", 1)[0]:
+        raise ConfigError(err("must look like USER@REALM!TOKENID=SECRET"))
+    token_id, secret = value.split("=", 1)
+    return {"token_id": token_id, "token_secret": Secret(secret)}
+
+
+class _Locator:
+    """Finds the line of a key in the TOML text, for error messages."""
+
+    def __init__(self, file: Path, text: str) -> None:
+        self.file = file
+        self.lines = text.splitlines()
+
+    def at(self, section: str | None, key: str, message: str) -> str:
+        current: str | None = None
+        for no, line in enumerate(self.lines, 1):
+            stripped = line.strip()
+            header = re.match(r"\[\s*([A-Za-z0-9_.-]+)\s*\]", stripped)
+            if header:
+                current = header.group(1)
+                if section is None and current == key:
+                    return f"{self.file}, line {no}: {key}: {message}"
+                continue
+            if current == section and re.match(rf"{re.escape(key)}\s*=", stripped):
+                return f"{self.file}, line {no}: {_dotted(section, key)}: {message}"
+        return f"{self.file}: {_dotted(section, key)}: {message}"
+
+
+def _dotted(section: str | None, key: str) -> str:
+    return f"{section}.{key}" if section else key
+
+
+_TRUE = {"1", "t", "true", "yes", "on"}
+
+
+def _env_bool(env: Mapping[str, str], name: str) -> bool | None:
+    if name not in env or env[name] == "":
+        return None
+    value = env[name].strip().lower()
+    if value in _TRUE:
+        return True
+    if value in {"0", "f", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"environment variable {name}: {env[name]!r} is not a boolean")
+
+
+def apply_env(cfg: Config, env: Mapping[str, str]) -> Config:
+    """Overlay the NOMAD_*, CONSUL_* and PROXMOX_VE_* variables on the file's values."""
+    nomad, consul, pve = cfg.nomad, cfg.consul, cfg.proxmox
+    if env.get("NOMAD_ADDR"):
+        nomad = replace(nomad, address=env["NOMAD_ADDR"])
+    if env.get("NOMAD_TOKEN"):
+        nomad = replace(nomad, token=Secret(env["NOMAD_TOKEN"]))
+    if env.get("NOMAD_CACERT"):
+        nomad = replace(nomad, ca_file=env["NOMAD_CACERT"])
+    if env.get("NOMAD_NAMESPACE"):
+        nomad = replace(nomad, namespace=env["NOMAD_NAMESPACE"])
+    if env.get("NOMAD_REGION"):
+        nomad = replace(nomad, region=env["NOMAD_REGION"])
+    if (skip := _env_bool(env, "NOMAD_SKIP_VERIFY")) is not None:
+        nomad = replace(nomad, insecure=skip)
+    if env.get("CONSUL_HTTP_ADDR"):
+        addr = env["CONSUL_HTTP_ADDR"]
+        if "://" not in addr:
+            tls = _env_bool(env, "CONSUL_HTTP_SSL")
+            addr = ("https://" if tls else "http://") + addr
+        consul = replace(consul, address=addr)
+    if env.get("CONSUL_HTTP_TOKEN"):
+        consul = replace(consul, token=Secret(env["CONSUL_HTTP_TOKEN"]))
+    if env.get("CONSUL_CACERT"):
+        consul = replace(consul, ca_file=env["CONSUL_CACERT"])
+    if (verify := _env_bool(env, "CONSUL_HTTP_SSL_VERIFY")) is not None:
+        consul = replace(consul, insecure=not verify)
+    if env.get("PROXMOX_VE_ENDPOINT"):
+        pve = replace(pve, address=env["PROXMOX_VE_ENDPOINT"].rstrip("/"))
+    if env.get("PROXMOX_VE_API_TOKEN"):
+        pve = replace(pve, **_split_pve_token(
+            env["PROXMOX_VE_API_TOKEN"],
+            lambda m: f"environment variable PROXMOX_VE_API_TOKEN: {m}",
+        ))
+    if env.get("PROXMOX_VE_CACERT"):
+        pve = replace(pve, ca_file=env["PROXMOX_VE_CACERT"])
+    if (insecure := _env_bool(env, "PROXMOX_VE_INSECURE")) is not None:
+        pve = replace(pve, insecure=insecure)
+    return replace(cfg, nomad=nomad, consul=consul, proxmox=pve)
