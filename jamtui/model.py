@@ -1,0 +1,343 @@
+"""The lab as jamtui sees it: frozen, plain records that every layer shares.
+
+Sources build these from wire data; the store holds them keyed by `Kind` and id; the UI and the
+headless commands only read them. Field names are the `jamtui snapshot --json` schema: keep
+them stable (add, don't rename).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """Every kind of object in the store, named as the snapshot's top-level keys."""
+
+    HYPERVISOR = "hypervisors"
+    VM = "vms"
+    STORAGE = "storages"
+    NOMAD_NODE = "nomad_nodes"
+    JOB = "jobs"
+    ALLOCATION = "allocations"
+    SERVICE = "services"
+    INSTANCE = "service_instances"
+    MEMBER = "consul_members"
+    INTENTION = "intentions"
+    ROUTE = "routes"
+    HAPROXY = "haproxy"
+    QUORUM = "quorum"
+    BACKEND = "backends"
+
+
+class Health(StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"
+    DOWN = "down"
+    UNKNOWN = "unknown"  # not heard from yet
+
+
+# -- Proxmox -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hypervisor:
+    name: str
+    status: str  # online | offline | unknown
+    cpu: float  # fraction of all cores, 0..1
+    maxcpu: int
+    mem: int  # bytes
+    maxmem: int
+    disk: int = 0
+    maxdisk: int = 0
+    uptime: int = 0  # seconds
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class VM:
+    vmid: int
+    name: str
+    node: str  # the hypervisor
+    status: str  # running | stopped | ...
+    cpu: float  # fraction of its cores, 0..1
+    cpus: int
+    mem: int
+    maxmem: int
+    uptime: int = 0
+    ip: str | None = None  # from the guest agent, else the cloud-init config
+    group: str | None = None  # the inventory group: vb, vs, bastion ...
+    template: bool = False
+    tags: tuple[str, ...] = ()
+    lock: str | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.vmid)
+
+
+@dataclass(frozen=True)
+class Storage:
+    node: str
+    storage: str
+    type: str
+    status: str
+    used: int
+    total: int
+    shared: bool = False
+    content: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.node}/{self.storage}"
+
+
+# -- Nomad ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NomadNode:
+    id: str
+    name: str
+    address: str
+    status: str  # initializing | ready | down | disconnected
+    eligibility: str  # eligible | ineligible
+    drain: bool
+    datacenter: str = ""
+    node_class: str = ""
+    node_pool: str = ""
+    version: str = ""
+    modify_index: int = 0
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    name: str
+    queued: int = 0
+    starting: int = 0
+    running: int = 0
+    complete: int = 0
+    failed: int = 0
+    lost: int = 0
+    unknown: int = 0
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    name: str
+    type: str  # service | batch | system | sysbatch
+    status: str  # pending | running | dead
+    stop: bool = False
+    priority: int = 50
+    namespace: str = "default"
+    datacenters: tuple[str, ...] = ()
+    groups: tuple[GroupSummary, ...] = ()
+    periodic: bool = False
+    parameterized: bool = False
+    modify_index: int = 0
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    state: str  # pending | running | dead
+    failed: bool = False
+    restarts: int = 0
+    started_at: float | None = None  # unix seconds
+    finished_at: float | None = None
+    last_event: str = ""
+
+
+@dataclass(frozen=True)
+class Allocation:
+    id: str
+    name: str  # job.group[index]
+    job_id: str
+    task_group: str
+    node_id: str
+    node_name: str
+    client_status: str  # pending | running | complete | failed | lost | unknown
+    desired_status: str  # run | stop | evict
+    namespace: str = "default"
+    job_version: int = 0
+    tasks: tuple[TaskInfo, ...] = ()
+    client_description: str = ""
+    desired_description: str = ""
+    create_time: float = 0.0  # unix seconds
+    modify_time: float = 0.0
+    modify_index: int = 0
+    next_allocation: str = ""
+    previous_allocation: str = ""
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+
+# -- Consul --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    check_id: str
+    name: str
+    status: str  # passing | warning | critical | maintenance
+    output: str = ""
+    service_id: str = ""  # empty for node checks such as serfHealth
+
+
+@dataclass(frozen=True)
+class ServiceInstance:
+    id: str  # "<node>/<service id>": a service id is only unique on its node
+    service: str
+    service_id: str
+    node: str
+    address: str
+    port: int
+    tags: tuple[str, ...] = ()
+    checks: tuple[CheckInfo, ...] = ()
+    kind: str = ""  # "" or connect-proxy, mesh-gateway ...
+    alloc_id: str = ""  # the Nomad allocation behind it, when Nomad registered it
+
+    @property
+    def status(self) -> str:
+        """The worst of its checks (node checks included), as Consul's ?passing judges."""
+        return worst(c.status for c in self.checks)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    tags: tuple[str, ...]
+    passing: int = 0
+    warning: int = 0
+    critical: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    address: str
+    status: str  # alive | leaving | left | failed
+    role: str  # server | client
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Intention:
+    source: str
+    destination: str
+    action: str  # allow | deny
+    precedence: int = 0
+    description: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}->{self.destination}"
+
+
+@dataclass(frozen=True)
+class Quorum:
+    """A Raft cluster's state: the failure that hurt the original lab most."""
+
+    system: str  # consul | nomad
+    leader: str  # address, "" when there is none
+    servers: tuple[str, ...]  # configured voters
+    alive: tuple[str, ...]  # voters known alive
+
+    @property
+    def id(self) -> str:
+        return self.system
+
+    @property
+    def has_leader(self) -> bool:
+        return bool(self.leader)
+
+    @property
+    def failure_tolerance(self) -> int:
+        """How many more servers can be lost before the cluster has no majority."""
+        majority = len(self.servers) // 2 + 1
+        return len(self.alive) - majority  # negative: the majority is already gone
+
+
+# -- Traffic -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    fabio: str  # which Fabio instance reported it
+    service: str
+    host: str
+    path: str
+    dst: str
+    weight: float
+    opts: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.fabio}|{self.host}{self.path}|{self.dst}"
+
+
+@dataclass(frozen=True)
+class HAProxyRow:
+    proxy: str  # pxname
+    name: str  # svname: FRONTEND, BACKEND or the server
+    type: str  # frontend | backend | server
+    status: str  # OPEN, UP, DOWN, MAINT, no check ...
+    sessions: int = 0  # scur
+    sessions_total: int = 0  # stot
+    request_rate: int = 0  # req_rate (frontends) or rate
+    requests_total: int = 0  # req_tot
+    hrsp_2xx: int = 0
+    hrsp_4xx: int = 0
+    hrsp_5xx: int = 0
+    check_status: str = ""
+    last_change: int = 0  # seconds since the last status change
+
+    @property
+    def id(self) -> str:
+        return f"{self.proxy}/{self.name}"
+
+
+# -- backend health ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    name: str  # proxmox | nomad | consul | fabio | haproxy
+    health: Health
+    address: str = ""
+    last_error: str = ""  # what failed and what to do, in words
+    last_success: float | None = None  # unix seconds
+    latency_ms: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    @property
+    def stale(self) -> bool:
+        return self.health is Health.DOWN
+
+
+_SEVERITY = {"passing": 0, "maintenance": 1, "warning": 2, "critical": 3}
+
+
+def worst(statuses: object) -> str:
+    """The worst of Consul check statuses; passing when there are none."""
+    result = "passing"
+    for status in statuses:  # type: ignore[attr-defined]
+        if _SEVERITY.get(status, 3) > _SEVERITY[result]:
+            result = status
+    return result

@@ -1,0 +1,201 @@
+"""What every source shares: a watch loop in its own thread, backoff, and honest health.
+
+A source turns one backend's wire API into `jamtui.model` records and writes them into the
+store. It never raises into the caller: failures become the backend's health, in words the
+operator can act on, and the loop retries with jittered exponential backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import requests
+
+from ..config import Secret
+from ..model import BackendStatus, Health
+from ..store import Store
+
+log = logging.getLogger(__name__)
+
+SLOW_SECONDS = 2.0  # an answer slower than this marks the backend degraded
+
+
+class Backoff:
+    """Jittered exponential backoff: 0.5 s, 1 s, 2 s ... up to `maximum`, never a busy loop."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 30.0,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.rng = rng
+        self.attempt = 0
+
+    def next(self) -> float:
+        base = min(self.maximum, self.initial * (2 ** self.attempt))
+        self.attempt += 1
+        return base * (0.5 + self.rng() / 2)  # full range [base/2, base]
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class BackendError(Exception):
+    """A failure already put in words for the operator."""
+
+
+def describe_error(backend: str, address: str, exc: BaseException, hint: str = "") -> str:
+    """Say what failed, where, and what to do, without leaking credentials."""
+    where = address or backend
+    if isinstance(exc, BackendError):
+        return str(exc)
+    if isinstance(exc, requests.exceptions.SSLError | ssl.SSLError):
+        return (f"TLS verification failed for {where}: {_reason(exc)}. Point ca_file at the CA "
+                f"that signed its certificate{hint and ' (' + hint + ')'}.")
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ReadTimeout):
+        return f"{where} did not answer in time. Is it overloaded or unreachable?"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return (f"cannot reach {where}: {_reason(exc)}. Is {backend} running, and is the "
+                f"address right?")
+    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
+        return http_problem(backend, where, exc.response.status_code, exc.response.text, hint)
+    if isinstance(exc, json.JSONDecodeError | requests.exceptions.JSONDecodeError):
+        return f"{where} sent a malformed answer (not valid JSON). Is it really {backend}?"
+    return f"{backend} at {where}: {type(exc).__name__}: {_reason(exc)}"
+
+
+def http_problem(backend: str, where: str, status: int, body: str, hint: str = "") -> str:
+    text = " ".join((body or "").split())[:200]
+    if status in (401, 403):
+        return (f"{where} refused the token ({status} {text or 'forbidden'}). Check the "
+                f"{backend} token{hint and ' (' + hint + ')'}.")
+    if status >= 500:
+        return f"{where} failed ({status} {text or 'server error'})."
+    return f"{where} answered {status}: {text}"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    # urllib3 nests the interesting part deep inside; keep the last clause, which names it
+    for marker in ("Errno", "CERTIFICATE_VERIFY_FAILED", "refused", "timed out"):
+        if marker in text:
+            start = text.rfind("[", 0, text.find(marker))
+            text = text[start if start >= 0 else 0:]
+            break
+    return text.strip(" ()'\"")[:240]
+
+
+def scrub(text: str, secrets: Iterable[Secret]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret.reveal(), "********")
+    return text
+
+
+class Source:
+    """Base of every backend adapter: threads, stop, and health bookkeeping."""
+
+    name = "backend"
+    hint = ""  # where the operator fixes its settings, e.g. "[nomad] token / NOMAD_TOKEN"
+
+    def __init__(self, store: Store, address: str, secrets: Iterable[Secret] = ()) -> None:
+        self.store = store
+        self.address = address
+        self.secrets = tuple(secrets)
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.last_success: float | None = None
+        self.requests_made = 0  # for the benchmarks: what watching costs the servers
+
+    # -- threads -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=f"{self.name}:{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def loop(self, step: Callable[[], float | None], what: str) -> None:
+        """Run `step` until stopped; it returns seconds to sleep (None: go again at once).
+
+        Failures are reported as health and retried with backoff, never raised.
+        """
+        backoff = Backoff()
+        while not self.stop_event.is_set():
+            try:
+                pause = step()
+            except Exception as exc:  # every failure is the backend's health, not a crash
+                self.report_failure(exc, what)
+                pause = backoff.next()
+            else:
+                backoff.reset()
+            if pause:
+                self.stop_event.wait(pause)
+
+    # -- health ------------------------------------------------------------------------------
+
+    def report_ok(self, latency: float | None = None, problem: str = "") -> None:
+        """A good answer; `problem` (or a slow answer) makes it degraded rather than ok."""
+        self.last_success = time.time()
+        health = Health.OK
+        if latency is not None and latency > SLOW_SECONDS:
+            health = Health.DEGRADED
+            problem = problem or f"{self.address} answers slowly ({latency:.1f} s)."
+        elif problem:
+            health = Health.DEGRADED
+        self._set(health, problem, latency)
+
+    def report_failure(self, exc: BaseException, what: str = "") -> None:
+        message = describe_error(self.name, self.address, exc, self.hint)
+        if what:
+            message = f"{what}: {message}"
+        log.debug("%s: %s", self.name, scrub(message, self.secrets))
+        self._set(Health.DOWN, message, None)
+
+    def _set(self, health: Health, message: str, latency: float | None) -> None:
+        current = self.store.backend(self.name)
+        status = BackendStatus(
+            name=self.name,
+            health=health,
+            address=self.address,
+            last_error=scrub(message, self.secrets) if message else (
+                current.last_error if health is not Health.OK else ""),
+            last_success=self.last_success,
+            latency_ms=round(latency * 1000, 1) if latency is not None else current.latency_ms,
+        )
+        if status != current:
+            self.store.set_backend(status)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+_warned_insecure: set[str] = set()
+
+
+def tls_verify(backend: str, ca_file: str, insecure: bool) -> bool | str:
+    """What `requests` should verify with: the configured CA, the system store, or (only when
+    the operator said so explicitly) nothing, with a warning the first time."""
+    if insecure:
+        if backend not in _warned_insecure:
+            _warned_insecure.add(backend)
+            log.warning("TLS verification is OFF for %s (insecure = true): anyone on the path "
+                        "can read its token and forge its answers.", backend)
+        return False
+    return ca_file or True
