@@ -3,30 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
-from .config import ConfigError
+from .config import Config, ConfigError, load_config
 from .inventory import InventoryError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="config file (default: $XDG_CONFIG_HOME/jamtui/config.toml)")
+    common.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
+                        help="start the embedded demo lab and point jamtui at it")
     parser = argparse.ArgumentParser(
-        prog="jamtui",
+        prog="jamtui", parents=[common],
         description="Terminal cockpit for a Proxmox + Consul + Nomad + Fabio + HAProxy lab.",
     )
     parser.add_argument("--version", action="version", version=f"jamtui {__version__}")
-    parser.add_argument("--config", metavar="PATH", help="config file "
-                        "(default: $XDG_CONFIG_HOME/jamtui/config.toml)")
-    parser.add_argument("--demo", action="store_true",
-                        help="start the embedded demo lab and point jamtui at it")
     parser.add_argument("--read-only", action="store_true", help="hide and refuse every action")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    status = sub.add_parser("status", parents=[common],
+                            help="a compact summary of the lab; exit 1 if a backend is not ok")
+    status.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds to wait for every backend's first answer")
+    snap = sub.add_parser("snapshot", parents=[common], help="the whole lab as one document")
+    snap.add_argument("--json", action="store_true", required=True,
+                      help="print JSON (the only format; the flag keeps scripts explicit)")
+    snap.add_argument("--timeout", type=float, default=10.0)
+    sub.add_parser("doctor", parents=[common],
+                   help="check the configuration and each backend, and say what to fix")
 
     lab = sub.add_parser("lab", help="run the embedded JamLab in the foreground")
     lab.add_argument("--seed", type=int, default=0, help="make a run repeatable (default 0)")
@@ -45,12 +59,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "lab":
             return run_lab(args)
-        if args.demo or args.command is None:
-            return run_cockpit(args)
+        with _configured(args) as cfg:
+            if args.command == "status":
+                return run_status(cfg, args.timeout)
+            if args.command == "snapshot":
+                return run_snapshot(cfg, args.timeout)
+            if args.command == "doctor":
+                return run_doctor_command(cfg)
+            return run_cockpit(cfg, args)
     except (ConfigError, InventoryError) as exc:
         print(f"jamtui: {exc}", file=sys.stderr)
         return 2
-    return 0
+
+
+@contextmanager
+def _configured(args: argparse.Namespace) -> Iterator[Config]:
+    """The configuration to run with: the user's, or one pointing at a fresh embedded lab."""
+    if not getattr(args, "demo", False):
+        yield load_config(getattr(args, "config", None))
+        return
+    from .sim.lab import Lab
+
+    with Lab() as lab:
+        path = lab.workdir / "jamtui.toml"
+        path.write_text(lab.config_toml())
+        yield load_config(path, env=lab.env())
+
+
+def run_status(cfg: Config, timeout: float) -> int:
+    from rich.console import Console
+
+    from .engine import Engine
+    from .headless import exit_code, render_status
+
+    engine = Engine(cfg)
+    engine.start()
+    try:
+        engine.wait_ready(timeout)
+        render_status(engine.store, Console(), set(engine.sources))
+        return exit_code(engine.store, set(engine.sources))
+    finally:
+        engine.stop()
+
+
+def run_snapshot(cfg: Config, timeout: float) -> int:
+    from .engine import Engine
+    from .headless import snapshot
+
+    engine = Engine(cfg)
+    engine.start()
+    try:
+        engine.wait_ready(timeout)
+        json.dump(snapshot(engine.store), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    finally:
+        engine.stop()
+
+
+def run_doctor_command(cfg: Config) -> int:
+    from rich.console import Console
+    from rich.text import Text
+
+    from .doctor import run_doctor
+
+    console = Console()
+    findings = run_doctor(cfg)
+    for f in findings:
+        mark = Text("✓ ", style="green") if f.ok else Text("✗ ", style="bold red")
+        console.print(mark + Text(f"{f.backend}: ", style="bold") + Text(f.detail))
+        if f.fix:
+            console.print(Text(f"    → {f.fix}", style="yellow"))
+    return 0 if all(f.ok for f in findings) else 1
 
 
 def _parse_faults(specs: list[str]) -> list[tuple[str, str]]:
@@ -127,7 +207,7 @@ def _lab_console(lab: object, stop: threading.Event) -> None:
             print(f"error: {exc}", flush=True)
 
 
-def run_cockpit(args: argparse.Namespace) -> int:
+def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
     print("jamtui: the cockpit is not built yet; run `jamtui lab` for the embedded lab.",
           file=sys.stderr)
     return 2

@@ -112,6 +112,7 @@ class Source:
         self._threads: list[threading.Thread] = []
         self.last_success: float | None = None
         self.requests_made = 0  # for the benchmarks: what watching costs the servers
+        self.ready = threading.Event()  # set once the first answer (good or bad) is in
 
     # -- threads -----------------------------------------------------------------------------
 
@@ -166,6 +167,7 @@ class Source:
         self._set(Health.DOWN, message, None)
 
     def _set(self, health: Health, message: str, latency: float | None) -> None:
+        self.ready.set()
         current = self.store.backend(self.name)
         status = BackendStatus(
             name=self.name,
@@ -176,7 +178,11 @@ class Source:
             last_success=self.last_success,
             latency_ms=round(latency * 1000, 1) if latency is not None else current.latency_ms,
         )
-        if status != current:
+        # Publish state changes only: a heartbeat that merely moves last_success must not wake
+        # every view. last_success is current whenever health does change.
+        if (status.health, status.last_error, status.address) != (
+            current.health, current.last_error, current.address
+        ):
             self.store.set_backend(status)
 
 

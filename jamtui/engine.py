@@ -1,0 +1,83 @@
+"""The engine the TUI and the headless commands share: the sources, feeding one store."""
+
+from __future__ import annotations
+
+import time
+
+from .config import Config
+from .inventory import Inventory, InventoryError, load_inventory
+from .model import BackendStatus, Health
+from .sources.base import Source
+from .store import Store
+
+BACKEND_NAMES = ("proxmox", "nomad", "consul", "fabio", "haproxy")
+
+NOT_CONFIGURED = {
+    "proxmox": "not configured: set [proxmox] address and token, or PROXMOX_VE_ENDPOINT and "
+               "PROXMOX_VE_API_TOKEN.",
+    "fabio": "not configured: set [fabio] addresses.",
+    "haproxy": "not configured: set [haproxy] stats_url or socket.",
+}
+
+
+class Engine:
+    """Builds one source per configured backend; `start()` begins watching, `stop()` ends it."""
+
+    def __init__(self, config: Config, store: Store | None = None,
+                 inventory: Inventory | None = None) -> None:
+        self.config = config
+        self.store = store or Store()
+        self.inventory = inventory if inventory is not None else _try_inventory(config)
+        self.sources: dict[str, Source] = {}
+        self._build()
+
+    def _build(self) -> None:
+        cfg, store = self.config, self.store
+        interval = cfg.poll_interval
+        from .sources.consul import ConsulSource
+        from .sources.nomad import NomadSource
+
+        if cfg.proxmox.address:
+            from .sources.proxmox import ProxmoxSource
+
+            self.sources["proxmox"] = ProxmoxSource(store, cfg.proxmox, poll_interval=interval,
+                                                    inventory=self.inventory)
+        self.sources["nomad"] = NomadSource(store, cfg.nomad, poll_interval=interval)
+        self.sources["consul"] = ConsulSource(store, cfg.consul, poll_interval=interval)
+        if cfg.fabio.addresses:
+            from .sources.fabio import FabioSource
+
+            self.sources["fabio"] = FabioSource(store, cfg.fabio, poll_interval=interval)
+        if cfg.haproxy.stats_url or cfg.haproxy.socket:
+            from .sources.haproxy import HAProxySource
+
+            self.sources["haproxy"] = HAProxySource(store, cfg.haproxy, poll_interval=interval)
+        for name, message in NOT_CONFIGURED.items():
+            if name not in self.sources:
+                store.set_backend(BackendStatus(name, Health.UNKNOWN, last_error=message))
+
+    def start(self) -> None:
+        for source in self.sources.values():
+            source.start()
+
+    def stop(self) -> None:
+        for source in self.sources.values():
+            source.stop_event.set()
+        for source in self.sources.values():
+            source.stop(timeout=1.0)
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until every source has answered once, well or not; False if some stay silent."""
+        deadline = time.monotonic() + timeout
+        for source in self.sources.values():
+            if not source.ready.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
+
+def _try_inventory(config: Config) -> Inventory | None:
+    """The inventory enriches VMs with their group; without one jamtui still works."""
+    try:
+        return load_inventory(config.inventory)
+    except InventoryError:
+        return None

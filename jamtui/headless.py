@@ -1,0 +1,164 @@
+"""`jamtui status` and `jamtui snapshot`: the store, printed for people and for scripts."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .model import Health, Kind, Quorum, ServiceInstance
+from .store import Store
+
+SCHEMA_VERSION = 1
+
+# The snapshot's top-level keys, in order; services carry their instances.
+SNAPSHOT_KINDS = (
+    Kind.HYPERVISOR, Kind.VM, Kind.STORAGE, Kind.NOMAD_NODE, Kind.JOB, Kind.ALLOCATION,
+    Kind.SERVICE, Kind.MEMBER, Kind.INTENTION, Kind.QUORUM, Kind.ROUTE, Kind.HAPROXY,
+)
+
+
+def _record(obj: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(obj)
+    if "id" not in data:
+        data = {"id": obj.id, **data}
+    if isinstance(obj, ServiceInstance):
+        data["status"] = obj.status
+    if isinstance(obj, Quorum):
+        data["has_leader"] = obj.has_leader
+        data["failure_tolerance"] = obj.failure_tolerance
+    for key, value in data.items():
+        if isinstance(value, Health):
+            data[key] = value.value
+    return data
+
+
+def _sort_key(obj: Any) -> Any:
+    return (getattr(obj, "name", ""), str(obj.id))
+
+
+def snapshot(store: Store) -> dict[str, Any]:
+    """One JSON-ready document of the whole lab (schema in README.md; keep it stable)."""
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "backends": [{**_record(b), "stale": b.stale} for b in store.backends()],
+    }
+    for kind in SNAPSHOT_KINDS:
+        items = sorted(store.items(kind), key=_sort_key)
+        records = [_record(o) for o in items]
+        if kind is Kind.SERVICE:
+            for rec in records:
+                rec["instances"] = [_record(i) for i in sorted(
+                    store.instances_of(rec["name"]), key=lambda i: i.id)]
+        doc[kind.value] = records
+    return doc
+
+
+# -- status --------------------------------------------------------------------------------
+
+HEALTH_STYLE = {Health.OK: "green", Health.DEGRADED: "yellow", Health.DOWN: "red",
+                Health.UNKNOWN: "dim"}
+HEALTH_MARK = {Health.OK: "✓", Health.DEGRADED: "!", Health.DOWN: "✗", Health.UNKNOWN: "?"}
+
+
+def pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+def quorum_line(q: Quorum) -> Text:
+    alive, total = len(q.alive), len(q.servers)
+    if not q.has_leader:
+        return Text(f"{q.system}: NO LEADER ({alive}/{total} servers)", style="bold red")
+    left = q.failure_tolerance
+    text = f"{q.system}: leader {q.leader} ({alive}/{total} servers"
+    if left <= 0:
+        return Text(text + ", one more loss loses quorum)", style="bold yellow")
+    return Text(text + f", survives {left} more loss{'es' if left > 1 else ''})", style="green")
+
+
+def exit_code(store: Store, configured: set[str]) -> int:
+    """0 when every configured backend is ok, 1 when any is degraded or down."""
+    bad = [b for b in store.backends() if b.name in configured and b.health is not Health.OK]
+    return 1 if bad else 0
+
+
+def render_status(store: Store, console: Console, configured: set[str]) -> None:
+    console.print(_backends_table(store, configured))
+    quorums = sorted(store.items(Kind.QUORUM), key=lambda q: q.system)
+    if quorums:
+        console.print(Text("Quorum  ", style="bold") + Text("   ").join(
+            quorum_line(q) for q in quorums))
+    console.print(_hypervisors_table(store))
+    vms = store.items(Kind.VM)
+    states = Counter(v.status for v in vms if not v.template)
+    console.print(Text.assemble(("VMs  ", "bold"), _counts(states, {"running": "green",
+                                                                    "stopped": "red"})))
+    nodes = store.items(Kind.NOMAD_NODE)
+    console.print(Text.assemble(("Nomad nodes  ", "bold"), _counts(
+        Counter(n.status + (" (draining)" if n.drain else "") for n in nodes),
+        {"ready": "green", "down": "red"})))
+    console.print(_services_line(store))
+    allocs = store.items(Kind.ALLOCATION)
+    live = Counter(a.client_status for a in allocs if a.desired_status == "run")
+    console.print(Text.assemble(("Allocations  ", "bold"), _counts(live, {
+        "running": "green", "pending": "yellow", "failed": "red", "lost": "red"})))
+    stale = [k.value for k in SNAPSHOT_KINDS if store.is_stale(k) and store.count(k)]
+    if stale:
+        console.print(Text(f"stale (backend down, last known data shown): {', '.join(stale)}",
+                           style="yellow"))
+
+
+def _counts(counter: Counter[str], styles: dict[str, str]) -> Text:
+    if not counter:
+        return Text("none", style="dim")
+    parts = [Text(f"{n} {state}", style=styles.get(state.split(" ")[0], ""))
+             for state, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return Text(", ").join(parts)
+
+
+def _backends_table(store: Store, configured: set[str]) -> Table:
+    table = Table(title="Backends", title_justify="left", box=None, pad_edge=False)
+    for col in ("backend", "health", "address", "detail"):
+        table.add_column(col)
+    now = time.time()
+    for b in store.backends():
+        if b.name not in configured and b.health is Health.UNKNOWN:
+            table.add_row(b.name, Text("- off", style="dim"), "", Text(b.last_error, "dim"))
+            continue
+        detail = b.last_error
+        if b.health is Health.DOWN and b.last_success:
+            detail += f" (last good answer {now - b.last_success:.0f} s ago)"
+        table.add_row(b.name, Text(f"{HEALTH_MARK[b.health]} {b.health.value}",
+                                   style=HEALTH_STYLE[b.health]), b.address, detail)
+    return table
+
+
+def _hypervisors_table(store: Store) -> Table:
+    table = Table(title="Hypervisors", title_justify="left", box=None, pad_edge=False)
+    for col in ("name", "status", "cpu", "mem", "vms"):
+        table.add_column(col)
+    vms = store.items(Kind.VM)
+    for hv in sorted(store.items(Kind.HYPERVISOR), key=lambda h: h.name):
+        running = sum(1 for v in vms if v.node == hv.name and v.status == "running")
+        total = sum(1 for v in vms if v.node == hv.name and not v.template)
+        table.add_row(hv.name, Text(hv.status, "green" if hv.status == "online" else "red"),
+                      pct(hv.cpu, 1), pct(hv.mem, hv.maxmem), f"{running}/{total} running")
+    return table
+
+
+def _services_line(store: Store) -> Text:
+    services = sorted(store.items(Kind.SERVICE), key=lambda s: s.name)
+    parts = []
+    for s in services:
+        total = s.passing + s.warning + s.critical
+        style = "red" if s.critical else "yellow" if s.warning else "green"
+        parts.append(Text(f"{s.name} {s.passing}/{total}", style=style))
+    return Text.assemble(("Services  ", "bold"), Text("  ").join(parts) if parts else
+                         Text("none", style="dim"))

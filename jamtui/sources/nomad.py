@@ -1,0 +1,387 @@
+"""Nomad: nodes, jobs and allocations through python-nomad, kept live by the event stream.
+
+python-nomad covers the reads and actions. Its event-stream helper runs its own thread and
+dies on a blank line, and none of its calls take `index`, so the stream is read here with
+plain requests on python-nomad's own session (same token, TLS settings and connection pool).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import nomad
+import nomad.api.exceptions as nomad_errors
+import requests
+
+from ..config import NomadConfig
+from ..model import Allocation, GroupSummary, Job, Kind, NomadNode, Quorum, TaskInfo
+from ..store import Store
+from .base import BackendError, Source, http_problem, timed, tls_verify
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+TOPICS = ("Node", "Job", "Allocation")
+
+
+# -- decoding (pure) -----------------------------------------------------------------------
+
+
+def rfc3339(value: str | None) -> float | None:
+    """Nomad's RFC 3339 times (nanosecond precision; the zero value means never) → unix s."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    text = value.replace("Z", "+00:00")
+    if "." in text:  # Python takes at most microseconds
+        head, rest = text.split(".", 1)
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        zone = rest[len(digits):]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def decode_task(name: str, state: dict[str, Any]) -> TaskInfo:
+    events = state.get("Events") or []
+    last = events[-1] if events else {}
+    return TaskInfo(
+        name=name,
+        state=state.get("State", ""),
+        failed=bool(state.get("Failed")),
+        restarts=int(state.get("Restarts") or 0),
+        started_at=rfc3339(state.get("StartedAt")),
+        finished_at=rfc3339(state.get("FinishedAt")),
+        last_event=last.get("DisplayMessage") or last.get("Type", ""),
+    )
+
+
+def decode_alloc(d: dict[str, Any]) -> Allocation:
+    """An AllocationListStub, or the full Allocation that events and /allocation/<id> carry."""
+    tasks = tuple(
+        decode_task(name, state) for name, state in sorted((d.get("TaskStates") or {}).items())
+    )
+    return Allocation(
+        id=d["ID"],
+        name=d.get("Name", ""),
+        job_id=d.get("JobID", ""),
+        task_group=d.get("TaskGroup", ""),
+        node_id=d.get("NodeID", ""),
+        node_name=d.get("NodeName", ""),
+        client_status=d.get("ClientStatus", ""),
+        desired_status=d.get("DesiredStatus", ""),
+        namespace=d.get("Namespace") or "default",
+        job_version=int(d.get("JobVersion") or 0),
+        tasks=tasks,
+        client_description=d.get("ClientDescription", ""),
+        desired_description=d.get("DesiredDescription", ""),
+        create_time=(d.get("CreateTime") or 0) / 1e9,
+        modify_time=(d.get("ModifyTime") or 0) / 1e9,
+        modify_index=int(d.get("ModifyIndex") or 0),
+        next_allocation=d.get("NextAllocation") or "",
+        previous_allocation=d.get("PreviousAllocation") or "",
+    )
+
+
+def decode_node(d: dict[str, Any]) -> NomadNode:
+    """A NodeListStub or a full Node (whose Drain is a bool in both)."""
+    return NomadNode(
+        id=d["ID"],
+        name=d.get("Name", ""),
+        address=d.get("Address") or d.get("HTTPAddr", "").split(":")[0],
+        status=d.get("Status", ""),
+        eligibility=d.get("SchedulingEligibility", ""),
+        drain=bool(d.get("Drain")),
+        datacenter=d.get("Datacenter", ""),
+        node_class=d.get("NodeClass", ""),
+        node_pool=d.get("NodePool", ""),
+        version=d.get("Version") or (d.get("Attributes") or {}).get("nomad.version", ""),
+        modify_index=int(d.get("ModifyIndex") or 0),
+    )
+
+
+def decode_job(d: dict[str, Any]) -> Job:
+    """A JobListStub (the summary counts come with it; a full Job has none)."""
+    summary = ((d.get("JobSummary") or {}).get("Summary")) or {}
+    groups = tuple(
+        GroupSummary(
+            name=name,
+            queued=int(s.get("Queued") or 0),
+            starting=int(s.get("Starting") or 0),
+            running=int(s.get("Running") or 0),
+            complete=int(s.get("Complete") or 0),
+            failed=int(s.get("Failed") or 0),
+            lost=int(s.get("Lost") or 0),
+            unknown=int(s.get("Unknown") or 0),
+        )
+        for name, s in sorted(summary.items())
+    )
+    return Job(
+        id=d["ID"],
+        name=d.get("Name") or d["ID"],
+        type=d.get("Type", ""),
+        status=d.get("Status", ""),
+        stop=bool(d.get("Stop")),
+        priority=int(d.get("Priority") or 0),
+        namespace=d.get("Namespace") or "default",
+        datacenters=tuple(d.get("Datacenters") or ()),
+        groups=groups,
+        periodic=bool(d.get("Periodic")),
+        parameterized=bool(d.get("ParameterizedJob")),
+        modify_index=int(d.get("ModifyIndex") or 0),
+    )
+
+
+def decode_quorum(leader: str, raft: dict[str, Any] | None) -> Quorum:
+    servers = [s for s in (raft or {}).get("Servers") or [] if s.get("Voter", True)]
+    addresses = tuple(s.get("Address", "") for s in servers)
+    # A voter counts as alive while a leader exists and Raft still lists it; without a leader
+    # Nomad cannot tell us more than that the majority is gone.
+    alive = addresses if leader else ()
+    return Quorum("nomad", leader, addresses, alive)
+
+
+def split_stream(buffer: str) -> tuple[list[dict[str, Any]], str]:
+    """Split NDJSON text into complete objects and the unfinished rest."""
+    out = []
+    *lines, rest = buffer.split("\n")
+    for line in lines:
+        line = line.strip()
+        if line:
+            out.append(json.loads(line))
+    return out, rest
+
+
+# -- the source ----------------------------------------------------------------------------
+
+
+class NomadSource(Source):
+    name = "nomad"
+    hint = "[nomad] token / NOMAD_TOKEN, [nomad] ca_file / NOMAD_CACERT"
+
+    def __init__(self, store: Store, cfg: NomadConfig, *, poll_interval: float = 5.0,
+                 quorum_interval: float = 15.0, resync_interval: float = 300.0,
+                 timeout: float = 10.0) -> None:
+        super().__init__(store, cfg.address, [cfg.token])
+        self.cfg = cfg
+        self.quorum_interval = max(quorum_interval, poll_interval)
+        self.resync_interval = resync_interval
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.verify = tls_verify("nomad", cfg.ca_file, cfg.insecure)
+        parts = urlsplit(cfg.address)
+        self.client = nomad.Nomad(
+            address=cfg.address.rstrip("/"),
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 4646,
+            secure=parts.scheme == "https",
+            token=cfg.token.reveal() or None,
+            namespace=cfg.namespace or None,
+            region=cfg.region or None,
+            verify=self.verify,
+            timeout=int(timeout),
+            session=self.session,
+        )
+        self._job_refresh: set[str] = set()
+        self._job_lock = threading.Lock()
+        self._stream: requests.Response | None = None
+
+    def start(self) -> None:
+        self.spawn(lambda: self.loop(self._follow, "event stream"), "events")
+        self.spawn(lambda: self.loop(self._quorum_step, "quorum"), "quorum")
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self.stop_event.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()  # unblocks the reader
+        super().stop(timeout)
+
+    # -- failures in python-nomad's wrapping, put in words ------------------------------------
+
+    def report_failure(self, exc: BaseException, what: str = "") -> None:
+        super().report_failure(self._unwrap(exc), what)
+
+    def _unwrap(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, nomad_errors.BaseNomadException):
+            inner = exc.nomad_resp
+            if isinstance(inner, BaseException):
+                return inner
+            if isinstance(inner, requests.Response):
+                return BackendError(http_problem("nomad", self.address, inner.status_code,
+                                                 inner.text, self.hint))
+        return exc
+
+    def _call(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        self.requests_made += 1
+        return fn(*args, **kw)
+
+    # -- full reads ----------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Read nodes, jobs and allocations whole and make the store exactly that."""
+        (nodes, jobs, allocs), latency = timed(lambda: (
+            self._call(self.client.nodes.get_nodes),
+            self._call(self.client.jobs.get_jobs),
+            self._call(self.client.allocations.get_allocations),
+        ))
+        with self.store.batch():
+            self.store.replace(Kind.NOMAD_NODE, [decode_node(n) for n in nodes])
+            self.store.replace(Kind.JOB, [decode_job(j) for j in jobs])
+            self.store.replace(Kind.ALLOCATION, [decode_alloc(a) for a in allocs])
+        self.report_ok(latency / 3)
+
+    # -- the event stream ----------------------------------------------------------------------
+
+    def _follow(self) -> float | None:
+        """Connect the stream, read everything whole, then apply events as they come."""
+        url = f"{self.cfg.address.rstrip('/')}/v1/event/stream"
+        params = [("topic", f"{t}:*") for t in TOPICS]
+        if self.cfg.namespace:
+            params.append(("namespace", self.cfg.namespace))
+        headers = {"X-Nomad-Token": self.cfg.token.reveal()} if self.cfg.token else {}
+        self.requests_made += 1
+        # the read timeout must outlast the 30 s heartbeat: a silent minute means a dead peer
+        resp = self.session.get(url, params=params, headers=headers, stream=True,
+                                verify=self.verify, timeout=(self.timeout, 65))
+        self._stream = resp
+        try:
+            if resp.status_code != 200:
+                raise BackendError(http_problem("nomad", self.address, resp.status_code,
+                                                resp.text, self.hint))
+            events = self._events(resp)
+            # the connect heartbeat proves the stream is live before the full read, so no
+            # change can fall between the two; events older than what we read are skipped
+            next(events)
+            self.sync()
+            last_sync = time.monotonic()
+            for batch in events:
+                if self.stop_event.is_set():
+                    return None
+                self._apply(batch)
+                self.report_ok()
+                if time.monotonic() - last_sync > self.resync_interval:
+                    self.sync()  # catches what has no event: garbage-collected allocations
+                    last_sync = time.monotonic()
+        finally:
+            self._stream = None
+            resp.close()
+        if self.stop_event.is_set():
+            return None
+        raise BackendError(f"{self.address} closed the event stream; reconnecting.")
+
+    def _events(self, resp: requests.Response) -> Iterator[dict[str, Any]]:
+        buffer = ""
+        for chunk in resp.iter_content(chunk_size=None, decode_unicode=True):
+            buffer += chunk
+            try:
+                objs, buffer = split_stream(buffer)
+            except json.JSONDecodeError as exc:
+                raise BackendError(f"{self.address} sent a malformed event: {exc}") from exc
+            yield from objs
+
+    def _apply(self, message: dict[str, Any]) -> None:
+        events = message.get("Events") or []
+        if not events:
+            return  # heartbeat
+        jobs: set[str] = set()
+        with self.store.batch():
+            for ev in events:
+                topic, payload = ev.get("Topic"), ev.get("Payload") or {}
+                if topic == "Allocation" and "Allocation" in payload:
+                    alloc = decode_alloc(payload["Allocation"])
+                    self._upsert_newer(Kind.ALLOCATION, alloc)
+                    jobs.add(alloc.job_id)
+                elif topic == "Node" and "Node" in payload:
+                    if ev.get("Type") == "NodeDeregistration":
+                        self.store.remove(Kind.NOMAD_NODE, payload["Node"]["ID"])
+                    else:
+                        self._upsert_newer(Kind.NOMAD_NODE, decode_node(payload["Node"]))
+                elif topic == "Job":
+                    jobs.add(ev.get("Key", ""))
+        for job_id in jobs - {""}:
+            self._refresh_job(job_id)
+
+    def _upsert_newer(self, kind: Kind, obj: Any) -> None:
+        current = self.store.get(kind, obj.id)
+        if current is None or current.modify_index <= obj.modify_index:
+            self.store.upsert(kind, obj)
+
+    def _refresh_job(self, job_id: str) -> None:
+        """Job events carry the full Job, which has no summary counts: read its stub."""
+        stubs = self._call(self.client.jobs.get_jobs, prefix=job_id)
+        stub = next((j for j in stubs if j["ID"] == job_id), None)
+        if stub is None:
+            self.store.remove(Kind.JOB, job_id)
+        else:
+            self.store.upsert(Kind.JOB, decode_job(stub))
+
+    # -- quorum --------------------------------------------------------------------------------
+
+    def _quorum_step(self) -> float:
+        # Raft state has no blocking query or event; it is read on a slow interval.
+        try:
+            leader = self._call(self.client.status.leader.get_leader) or ""
+        except nomad_errors.BaseNomadException as exc:
+            inner = self._unwrap(exc)
+            if not isinstance(inner, BackendError) or "leader" not in str(inner).lower():
+                raise
+            leader = ""
+        raft = None
+        if leader:
+            raft = self._call(self.client.operator.get_configuration)
+        else:
+            peers = self._call(self.client.status.peers.get_peers) or []
+            raft = {"Servers": [{"Address": p, "Voter": True} for p in peers]}
+        quorum = decode_quorum(leader, raft)
+        self.store.upsert(Kind.QUORUM, quorum)
+        if not leader:
+            self.report_ok(problem=f"Nomad has no cluster leader: the majority of its "
+                           f"{len(quorum.servers)} servers is gone. Start the vb servers.")
+        return self.quorum_interval
+
+    # -- actions (called from workers; each returns what Nomad answered) -----------------------
+
+    def restart_alloc(self, alloc_id: str, task: str | None = None) -> dict[str, Any]:
+        body = {"TaskName": task} if task else {}  # no task: Nomad restarts the running ones
+        return self._action("post", f"client/allocation/{alloc_id}/restart", body)
+
+    def stop_alloc(self, alloc_id: str) -> dict[str, Any]:
+        return self._call(self.client.allocation.stop_allocation, alloc_id)
+
+    def stop_job(self, job_id: str, purge: bool = False) -> dict[str, Any]:
+        return self._call(self.client.job.deregister_job, job_id, purge=purge or None)
+
+    def start_job(self, job_id: str) -> dict[str, Any]:
+        """Nomad has no 'start': re-register the stopped job's own spec with Stop unset."""
+        job = self._call(self.client.job.get_job, job_id)
+        job["Stop"] = False
+        return self._call(self.client.job.register_job, job_id, {"Job": job})
+
+    def scale(self, job_id: str, group: str, count: int, message: str = "") -> dict[str, Any]:
+        body = {"Count": count, "Target": {"Group": group}, "Message": message or "jamtui"}
+        return self._action("post", f"job/{job_id}/scale", body)
+
+    def drain(self, node_id: str, enable: bool, deadline_s: int = 3600) -> dict[str, Any]:
+        spec = {"Deadline": deadline_s * 10**9, "IgnoreSystemJobs": False} if enable else None
+        return self._call(self.client.node.drain_node_with_spec, node_id, spec)
+
+    def eligibility(self, node_id: str, eligible: bool) -> dict[str, Any]:
+        return self._call(self.client.node.eligible_node, node_id,
+                          eligible=eligible or None, ineligible=(not eligible) or None)
+
+    def _action(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.cfg.address.rstrip('/')}/v1/{path}"
+        headers = {"X-Nomad-Token": self.cfg.token.reveal()} if self.cfg.token else {}
+        self.requests_made += 1
+        resp = self.session.request(method, url, json=body, headers=headers,
+                                    verify=self.verify, timeout=self.timeout)
+        if not resp.ok:
+            raise BackendError(http_problem("nomad", self.address, resp.status_code,
+                                            resp.text, self.hint))
+        return resp.json() if resp.content else {}
