@@ -38,8 +38,8 @@ def rfc3339(value: str | None) -> float | None:
     text = value.replace("Z", "+00:00")
     if "." in text:  # Python takes at most microseconds
         head, rest = text.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        zone = rest[len(digits):]
+        n = len(rest) - len(rest.lstrip("0123456789"))
+        digits, zone = rest[:n], rest[n:]
         text = f"{head}.{digits[:6]}{zone}"
     try:
         return datetime.fromisoformat(text).timestamp()
