@@ -208,9 +208,13 @@ def _lab_console(lab: object, stop: threading.Event) -> None:
 
 
 def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
-    print("jamtui: the cockpit is not built yet; run `jamtui lab` for the embedded lab.",
-          file=sys.stderr)
-    return 2
+    from .engine import Engine
+    from .ui.app import JamApp
+
+    engine = Engine(cfg)
+    read_only = bool(getattr(args, "read_only", False) or cfg.read_only)
+    JamApp(engine, read_only=read_only).run()
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ servers down means no leader.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import ipaddress
@@ -273,10 +274,8 @@ class World:
     async def wait_change(self, timeout: float) -> None:
         """Return after the next change, or after `timeout` seconds, whichever is first."""
         ev = self._changed
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ev.wait(), timeout)
-        except TimeoutError:
-            pass
 
     def _later(self, delay: float, fn: Callable[[], Any]) -> None:
         """Run `fn` (plain or coroutine function) after `delay` seconds on the loop."""
@@ -471,7 +470,9 @@ class World:
     def vm(self, node: str, vmid: int) -> VM:
         vm = self.vms.get(int(vmid))
         if vm is None or vm.node != node:
-            raise SimError(500, f"Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist")
+            raise SimError(
+                500, f"Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"
+            )
         return vm
 
     def _power_on(self, vm: VM, booted: bool, at: float | None = None) -> None:
@@ -799,7 +800,9 @@ class World:
                 self.kv.pop(k, None)
             self.notify()
 
-    def intention_upsert(self, source: str, dest: str, action: str, description: str = "") -> Intention:
+    def intention_upsert(
+        self, source: str, dest: str, action: str, description: str = ""
+    ) -> Intention:
         if action not in ("allow", "deny"):
             raise SimError(400, f"Intention action must be 'allow' or 'deny', got {action!r}")
         idx = self.consul.bump("intentions")
@@ -884,7 +887,9 @@ class World:
     def node_eligibility(self, node_id: str, eligible: bool) -> Evaluation | None:
         node = self.get_node(node_id)
         if node.drain and eligible:
-            raise SimError(400, "can not set node's scheduling eligibility to eligible: node is draining")
+            raise SimError(
+                400, "can not set node's scheduling eligibility to eligible: node is draining"
+            )
         node.eligibility = "eligible" if eligible else "ineligible"
         node.modify_index = self.nomad.bump("nodes")
         self._emit("Node", "NodeEligibility", node.id, node, [])
@@ -1051,9 +1056,10 @@ class World:
                 if node.id not in have:
                     self._place(job, group, node, 0, ev, None)
             return
-        if job.type == "batch":
-            if any(a.client_status in ("complete", "running", "pending") for a in allocs):
-                return
+        if job.type == "batch" and any(
+            a.client_status in ("complete", "running", "pending") for a in allocs
+        ):
+            return
         for a in live:
             if a.migrate and not a.next_allocation:
                 target = self._pick_node(nodes, exclude=a.node_id)
@@ -1216,7 +1222,9 @@ class World:
         self.notify()
         return ev
 
-    def restart_alloc(self, alloc_id: str, task: str | None = None, all_tasks: bool = False) -> None:
+    def restart_alloc(
+        self, alloc_id: str, task: str | None = None, all_tasks: bool = False
+    ) -> None:
         alloc = self.get_alloc(alloc_id)
         if alloc.client_status != "running":
             raise SimError(500, "Task not running")
@@ -1321,7 +1329,8 @@ class World:
         svc = self.services.pop(key, None)
         if svc is None:
             return
-        for ck in [k for k, c in self.checks.items() if c.node == key[0] and c.service_id == svc.id]:
+        node = key[0]
+        for ck in [k for k, c in self.checks.items() if c.node == node and c.service_id == svc.id]:
             del self.checks[ck]
         self.consul.tables["services"] = self.consul.tables["checks"] = idx
 
@@ -1330,8 +1339,8 @@ class World:
         for c in list(self.checks.values()):
             svc = self.services.get((c.node, c.service_id))
             if svc is not None and svc.alloc_id == alloc_id:
-                self.set_check(c.node, c.check_id, "passing" if healthy else "critical",
-                               "HTTP GET: 200 OK" if healthy else "HTTP GET: 503 Service Unavailable")
+                output = "HTTP GET: 200 OK" if healthy else "HTTP GET: 503 Service Unavailable"
+                self.set_check(c.node, c.check_id, "passing" if healthy else "critical", output)
 
     # -- the Nomad event stream --------------------------------------------------------------
 

@@ -375,6 +375,9 @@ class NomadSource(Source):
         return self._call(self.client.node.eligible_node, node_id,
                           eligible=eligible or None, ineligible=(not eligible) or None)
 
+    def evaluation_status(self, eval_id: str) -> str:
+        return str(self._call(self.client.evaluation.get_evaluation, eval_id).get("Status", ""))
+
     def _action(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.cfg.address.rstrip('/')}/v1/{path}"
         headers = {"X-Nomad-Token": self.cfg.token.reveal()} if self.cfg.token else {}

@@ -1,0 +1,158 @@
+"""The actions an operator takes on objects: what they are called, what they need, what
+they do. No terminal here: the TUI confirms and shows progress; this runs them (in a worker
+thread) and yields progress lines. Each raises ActionError with the backend's words."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .engine import Engine
+from .model import VM, Allocation, Job, Kind, NomadNode
+from .sources.base import BackendError, describe_error
+
+
+class ActionError(Exception):
+    """An action that failed, in words the operator can act on."""
+
+
+Progress = Iterator[str]
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str  # the keymap's name for it
+    label: str  # what the footer and the palette say
+    kind: Kind
+    destructive: bool
+    applies: Callable[[Any], bool]
+    run: Callable[[Engine, Any, dict[str, Any]], Progress]
+    asks: str = ""  # a parameter the user gives (e.g. "count" for scale)
+
+
+def describe(obj: Any) -> str:
+    """How a confirmation names the object."""
+    if isinstance(obj, VM):
+        return f"VM {obj.vmid} ({obj.name}) on {obj.node}"
+    if isinstance(obj, Allocation):
+        return f"allocation {obj.short_id} ({obj.name}) on {obj.node_name}"
+    if isinstance(obj, Job):
+        return f"job {obj.id}"
+    if isinstance(obj, NomadNode):
+        return f"Nomad node {obj.name}"
+    return f"{type(obj).__name__} {getattr(obj, 'id', '')}"
+
+
+def _source(engine: Engine, name: str) -> Any:
+    source = engine.sources.get(name)
+    if source is None:
+        raise ActionError(f"{name} is not configured, so this action is not available.")
+    return source
+
+
+def _guard(engine: Engine, backend: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except BackendError as exc:
+        raise ActionError(str(exc)) from exc
+    except Exception as exc:  # the backend's failure, put in words
+        source = engine.sources.get(backend)
+        address = source.address if source else backend
+        unwrap = getattr(source, "_unwrap", None)
+        raise ActionError(describe_error(backend, address, unwrap(exc) if unwrap else exc)) \
+            from exc
+
+
+# -- Proxmox ---------------------------------------------------------------------------------
+
+
+def _vm_power(action: str) -> Callable[[Engine, Any, dict[str, Any]], Progress]:
+    def run(engine: Engine, vm: VM, params: dict[str, Any]) -> Progress:
+        pve = _source(engine, "proxmox")
+        upid = _guard(engine, "proxmox", lambda: pve.vm_action(vm.node, vm.vmid, action))
+        yield f"Proxmox task {upid.split(':')[5] if upid.count(':') > 5 else upid} started"
+        deadline = time.monotonic() + params.get("timeout", 180)
+        while time.monotonic() < deadline:
+            status, exitstatus = _guard(engine, "proxmox", lambda: pve.task_status(vm.node, upid))
+            if status == "stopped":
+                if exitstatus != "OK":
+                    raise ActionError(f"Proxmox task failed: {exitstatus}")
+                yield f"{action} of VM {vm.vmid} ({vm.name}): OK"
+                return
+            yield f"task {status}…"
+            time.sleep(params.get("poll", 0.5))
+        raise ActionError(f"the Proxmox task did not finish in time ({upid})")
+
+    return run
+
+
+# -- Nomad -----------------------------------------------------------------------------------
+
+
+def _nomad_call(method: str, *arg_names: str, what: str = "") -> Callable[..., Progress]:
+    def run(engine: Engine, obj: Any, params: dict[str, Any]) -> Progress:
+        nomad = _source(engine, "nomad")
+        args = [params[a] if a in params else getattr(obj, a) for a in arg_names]
+        answer = _guard(engine, "nomad", lambda: getattr(nomad, method)(*args)) or {}
+        eval_id = answer.get("EvalID") or next(iter(answer.get("EvalIDs") or []), "")
+        if eval_id:
+            yield f"evaluation {eval_id[:8]} created"
+            for status in _follow_eval(engine, nomad, eval_id):
+                yield f"evaluation {eval_id[:8]}: {status}"
+        yield f"{what or method} {describe(obj)}: done"
+
+    return run
+
+
+def _follow_eval(engine: Engine, nomad: Any, eval_id: str, timeout: float = 30) -> Progress:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = _guard(engine, "nomad", lambda: nomad.evaluation_status(eval_id))
+        if status in ("complete", "failed", "canceled", "blocked"):
+            if status == "failed":
+                raise ActionError(f"Nomad evaluation {eval_id[:8]} failed")
+            yield status
+            return
+        time.sleep(0.3)
+    yield "still pending (Nomad will keep working on it)"
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("vm_start", "Start VM", Kind.VM, False,
+           lambda v: v.status != "running" and not v.template, _vm_power("start")),
+    Action("vm_shutdown", "Shut down VM", Kind.VM, True,
+           lambda v: v.status == "running", _vm_power("shutdown")),
+    Action("vm_stop", "Stop VM (hard)", Kind.VM, True,
+           lambda v: v.status == "running", _vm_power("stop")),
+    Action("vm_reboot", "Reboot VM", Kind.VM, True,
+           lambda v: v.status == "running", _vm_power("reboot")),
+    Action("alloc_restart", "Restart allocation", Kind.ALLOCATION, True,
+           lambda a: a.client_status == "running", _nomad_call("restart_alloc", "id",
+                                                                what="restart")),
+    Action("alloc_stop", "Stop allocation", Kind.ALLOCATION, True,
+           lambda a: a.desired_status == "run", _nomad_call("stop_alloc", "id", what="stop")),
+    Action("job_stop", "Stop job", Kind.JOB, True,
+           lambda j: not j.stop, _nomad_call("stop_job", "id", what="stop")),
+    Action("job_start", "Start job", Kind.JOB, False,
+           lambda j: j.stop or j.status == "dead", _nomad_call("start_job", "id", what="start")),
+    Action("job_scale", "Scale group", Kind.JOB, False,
+           lambda j: j.type == "service", _nomad_call("scale", "id", "group", "count",
+                                                      what="scale"), asks="count"),
+    Action("node_drain", "Drain node on/off", Kind.NOMAD_NODE, True,
+           lambda n: True, lambda e, n, p: _nomad_call("drain", "id", "enable", what=(
+               "drain" if not n.drain else "undrain"))(e, n, {"enable": not n.drain, **p})),
+    Action("node_eligibility", "Toggle eligibility", Kind.NOMAD_NODE, False,
+           lambda n: True, lambda e, n, p: _nomad_call("eligibility", "id", "eligible",
+                                                       what="eligibility")(
+               e, n, {"eligible": n.eligibility != "eligible", **p})),
+)
+
+
+def actions_for(kind: Kind) -> list[Action]:
+    return [a for a in ACTIONS if a.kind is kind]
+
+
+def find(name: str) -> Action | None:
+    return next((a for a in ACTIONS if a.name == name), None)

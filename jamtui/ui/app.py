@@ -1,0 +1,260 @@
+"""The cockpit: one Textual app over the engine's store.
+
+Sources write the store from their threads; the app collects their change events and applies
+them on its own loop, one batch per message, so a table updates the rows that changed and
+nothing blocks the screen. Actions run in thread workers and report through notifications.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from functools import partial
+from importlib.resources import files
+from typing import Any
+
+from textual.app import App
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
+
+from ..actions import ActionError, describe, find
+from ..engine import Engine
+from ..model import Kind
+from ..store import Change
+from .columns import History
+from .keymap import KEYMAP, Key, for_scopes
+from .screens import (
+    ALIASES,
+    VIEWS,
+    ConfirmScreen,
+    DetailScreen,
+    HelpScreen,
+    LabScreen,
+    OverviewScreen,
+    PromptScreen,
+    ViewScreen,
+)
+
+NAMED_KINDS = {
+    Kind.VM: "VM", Kind.HYPERVISOR: "hypervisor", Kind.SERVICE: "service",
+    Kind.ALLOCATION: "allocation", Kind.JOB: "job", Kind.NOMAD_NODE: "Nomad node",
+}
+
+
+class StoreChanged(Message):
+    """Some change events are waiting in the app's buffer."""
+
+
+class LabCommands(Provider):
+    """Ctrl+P: every view, every action on the selection, and every object by name."""
+
+    def _entries(self) -> list[tuple[str, Any, str]]:
+        app: JamApp = self.app  # type: ignore[assignment]
+        out: list[tuple[str, Any, str]] = [
+            (f"Go to {title} (:{name})", partial(app.go_to_view, name), "view")
+            for name, (_, title) in VIEWS.items()
+        ]
+        out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
+        for kind, word in NAMED_KINDS.items():
+            for obj in app.store.items(kind):
+                label = getattr(obj, "name", "") or str(obj.id)
+                if kind is Kind.VM:
+                    label = f"{obj.vmid} {obj.name}"
+                elif kind is Kind.ALLOCATION:
+                    label = f"{obj.name} {obj.short_id}"
+                out.append((f"{word} {label}", partial(app.open_detail, kind, str(obj.id)),
+                            "open detail"))
+        return out
+
+    async def discover(self) -> Hits:
+        for text, callback, help_text in self._entries()[: len(VIEWS) + 1]:
+            yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, callback, help_text in self._entries():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
+class JamApp(App[None]):
+    CSS_PATH = str(files("jamtui.styles").joinpath("jamtui.tcss"))
+    TITLE = "jamtui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    COMMANDS = App.COMMANDS | {LabCommands}
+
+    def __init__(self, engine: Engine, *, read_only: bool = False,
+                 keymap: tuple[Key, ...] = KEYMAP, start_engine: bool = True) -> None:
+        super().__init__()
+        self.engine = engine
+        self.store = engine.store
+        self.read_only = read_only
+        self.keymap = keymap
+        self.start_engine = start_engine
+        self.configured = set(engine.sources)
+        self.history = History()
+        self._pending: list[Change] = []
+        self._pending_lock = threading.Lock()
+        self._posted = False
+        self._unsubscribe: Any = None
+        for key in for_scopes(keymap, {"global"}):
+            if key.action not in ("back",):
+                self._bindings.bind(key.keys, key.action, key.description, show=key.show)
+
+    # -- life ----------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._unsubscribe = self.store.subscribe(self._from_store)
+        if self.start_engine:
+            self.run_worker(self.engine.start, thread=True, name="engine start")
+        self.push_screen(OverviewScreen())
+        self.set_interval(15, self._refresh_ages)
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        if self.start_engine:
+            self.engine.stop()
+
+    # -- the store, from source threads to the screen -----------------------------------------
+
+    def _from_store(self, changes: list[Change]) -> None:
+        with self._pending_lock:
+            self._pending.extend(changes)
+            if self._posted:
+                return
+            self._posted = True
+        self.post_message(StoreChanged())
+
+    def on_store_changed(self, _: StoreChanged) -> None:
+        with self._pending_lock:
+            changes, self._pending = self._pending, []
+            self._posted = False
+        self.apply(changes)
+
+    def apply(self, changes: Iterable[Change]) -> None:
+        by_kind: dict[Kind, set[str]] = {}
+        for change in changes:
+            by_kind.setdefault(change.kind, set()).add(change.id)
+        self._record_history(by_kind)
+        for screen in self.screen_stack:
+            if isinstance(screen, LabScreen | DetailScreen) and screen.is_mounted:
+                screen.apply_changes(by_kind)
+
+    def _record_history(self, by_kind: dict[Kind, set[str]]) -> None:
+        for id_ in by_kind.get(Kind.VM, ()):
+            vm = self.store.get(Kind.VM, id_)
+            if vm is not None and vm.status == "running":
+                self.history.add(f"vm/{vm.vmid}", vm.cpu)
+        for id_ in by_kind.get(Kind.HYPERVISOR, ()):
+            hv = self.store.get(Kind.HYPERVISOR, id_)
+            if hv is not None:
+                self.history.add(f"hv/{hv.name}", hv.cpu)
+
+    def _refresh_ages(self) -> None:
+        screen = self.screen
+        if isinstance(screen, LabScreen):
+            screen.refresh_rows({Kind.ALLOCATION})
+
+    # -- navigation ----------------------------------------------------------------------------
+
+    def go_to_view(self, name: str) -> None:
+        name = ALIASES.get(name.lower(), name.lower())
+        if name == "overview":
+            while len(self.screen_stack) > 2:
+                self.pop_screen()
+            return
+        if name not in VIEWS:
+            self.notify(f"no view called {name!r}; try one of: {', '.join(VIEWS)}",
+                        severity="warning")
+            return
+        self.push_screen(ViewScreen(name))
+
+    def open_detail(self, kind: Kind, id_: str) -> None:
+        self.push_screen(DetailScreen(kind, id_))
+
+    def action_help(self) -> None:
+        screen = self.screen
+        scopes = {"global"}
+        if isinstance(screen, LabScreen):
+            scopes.add("table")
+            scopes.update(p.kind.value for p in screen.panes)
+        elif isinstance(screen, DetailScreen):
+            scopes.add(screen.kind.value)
+        keys = [k for k in for_scopes(self.keymap, scopes)
+                if not (self.read_only and k.action.startswith("act("))]
+        self.push_screen(HelpScreen(keys, screen.name or "jamtui"))
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def request_action(self, name: str, obj: Any) -> None:
+        """Check, ask (for destructive ones, naming the object), then run in a worker."""
+        if self.read_only:
+            self.notify("jamtui is read-only: actions are off.", severity="warning")
+            return
+        action = find(name)
+        if action is None:
+            return
+        if not action.applies(obj):
+            self.notify(f"{action.label}: not possible for {describe(obj)} as it is now.",
+                        severity="warning")
+            return
+
+        def confirmed(params: dict[str, Any]) -> None:
+            if not action.destructive:
+                self.run_action(name, obj, params)
+                return
+            self.push_screen(
+                ConfirmScreen(f"{action.label}: {describe(obj)}?"),
+                lambda yes: self.run_action(name, obj, params) if yes else None,
+            )
+
+        if action.asks == "count":
+            groups = [g.name for g in getattr(obj, "groups", ())]
+            current = " ".join(f"{g.name}={g.running}" for g in getattr(obj, "groups", ()))
+
+            def answered(text: str | None) -> None:
+                params = _parse_scale(text, groups)
+                if params is None:
+                    if text is not None:
+                        self.notify("scale: give GROUP=COUNT (or COUNT for a one-group job)",
+                                    severity="error")
+                    return
+                confirmed(params)
+
+            self.push_screen(PromptScreen(f"Scale {describe(obj)}: GROUP=COUNT "
+                                          f"(now {current})", current.split(" ")[0]), answered)
+            return
+        confirmed({})
+
+    def run_action(self, name: str, obj: Any, params: dict[str, Any]) -> None:
+        action = find(name)
+        assert action is not None
+        self.notify(f"{action.label}: {describe(obj)}…", timeout=3)
+        self.run_worker(partial(self._run_action, name, obj, params), thread=True,
+                        group="actions", exit_on_error=False)
+
+    def _run_action(self, name: str, obj: Any, params: dict[str, Any]) -> None:
+        action = find(name)
+        assert action is not None
+        try:
+            for line in action.run(self.engine, obj, params):
+                self.call_from_thread(self.notify, line, timeout=4)
+        except ActionError as exc:
+            self.call_from_thread(self.notify, f"{action.label} failed: {exc}",
+                                  severity="error", timeout=12)
+
+
+def _parse_scale(text: str | None, groups: list[str]) -> dict[str, Any] | None:
+    if not text:
+        return None
+    group, sep, count = text.strip().partition("=")
+    if not sep:
+        group, count = (groups[0] if len(groups) == 1 else ""), group
+    if group not in groups or not count.strip().isdigit():
+        return None
+    return {"group": group, "count": int(count)}

@@ -1,0 +1,72 @@
+"""Every key in one table: the footer, the help screen and the bindings all read it, and the
+config's [keys] table rebinds any action by name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from textual.binding import Binding
+
+from ..model import Kind
+
+
+@dataclass(frozen=True)
+class Key:
+    action: str  # a Textual action name on the screen or app
+    keys: str  # comma-separated Textual key names
+    description: str
+    scope: str = "global"  # global, table, detail, or a Kind value for object actions
+    show: bool = True  # in the footer
+    destructive: bool = False
+
+
+KEYMAP: tuple[Key, ...] = (
+    Key("command_bar", "colon", "view", show=True),
+    Key("filter", "slash", "filter", scope="table"),
+    Key("open", "enter", "detail", scope="table"),
+    Key("back", "escape", "back", show=False),
+    Key("help", "question_mark", "keys"),
+    Key("command_palette", "ctrl+p", "palette", show=False),
+    Key("next_pane", "tab", "next pane", scope="table", show=False),
+    Key("toggle_dark", "ctrl+t", "theme", show=False),
+    Key("quit", "q", "quit"),
+    # object actions, by the kind of the focused table or detail
+    Key("act('vm_start')", "u", "start", scope=Kind.VM.value),
+    Key("act('vm_shutdown')", "x", "shutdown", scope=Kind.VM.value, destructive=True),
+    Key("act('vm_stop')", "X", "stop (hard)", scope=Kind.VM.value, destructive=True),
+    Key("act('vm_reboot')", "R", "reboot", scope=Kind.VM.value, destructive=True),
+    Key("act('alloc_restart')", "r", "restart", scope=Kind.ALLOCATION.value, destructive=True),
+    Key("act('alloc_stop')", "x", "stop", scope=Kind.ALLOCATION.value, destructive=True),
+    Key("act('job_stop')", "x", "stop", scope=Kind.JOB.value, destructive=True),
+    Key("act('job_start')", "u", "start", scope=Kind.JOB.value),
+    Key("act('job_scale')", "c", "scale", scope=Kind.JOB.value),
+    Key("act('node_drain')", "n", "drain", scope=Kind.NOMAD_NODE.value, destructive=True),
+    Key("act('node_eligibility')", "e", "eligibility", scope=Kind.NOMAD_NODE.value),
+)
+
+
+def action_name(key: Key) -> str:
+    """The name the config uses: `vm_start` for act('vm_start'), else the action itself."""
+    if key.action.startswith("act('"):
+        return key.action[5:-2]
+    return key.action
+
+
+def with_overrides(overrides: Mapping[str, str]) -> tuple[Key, ...]:
+    """The keymap with the config's [keys] table applied (action name → keys)."""
+    known = {action_name(k) for k in KEYMAP}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"[keys]: unknown action(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(known))}")
+    return tuple(replace(k, keys=overrides.get(action_name(k), k.keys)) for k in KEYMAP)
+
+
+def bindings(keymap: tuple[Key, ...], scopes: set[str]) -> list[Binding]:
+    return [Binding(k.keys, k.action, k.description, show=k.show)
+            for k in keymap if k.scope in scopes]
+
+
+def for_scopes(keymap: tuple[Key, ...], scopes: set[str]) -> list[Key]:
+    return [k for k in keymap if k.scope in scopes]

@@ -1,0 +1,189 @@
+"""A table of one kind of object that follows the store row by row.
+
+A change event touches only its row (and only the cells whose text changed); the cursor,
+scroll position, sort and filter stay where the user left them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
+
+from ..model import Kind
+from ..store import Store
+from .columns import COLUMNS, History, plain
+from .keymap import Key, for_scopes
+
+
+class LiveTable(DataTable[Any]):
+    """Rows keyed by object id; `apply(ids)` brings exactly those rows up to date."""
+
+    DEFAULT_CSS = """
+    LiveTable { height: 1fr; }
+    """
+
+    class Act(Message):
+        """The user asked for an action on the selected object."""
+
+        def __init__(self, table: LiveTable, action: str) -> None:
+            super().__init__()
+            self.table = table
+            self.action = action
+
+    class FilterRequested(Message):
+        def __init__(self, table: LiveTable) -> None:
+            super().__init__()
+            self.table = table
+
+    def __init__(self, kind: Kind, store: Store, history: History, *,
+                 keymap: tuple[Key, ...] = (), read_only: bool = False,
+                 id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)
+        for key in for_scopes(keymap, {"table", kind.value}):
+            if key.action == "open" or (read_only and key.action.startswith("act(")):
+                continue  # DataTable's own enter opens; read-only hides every action
+            self._bindings.bind(key.keys, key.action, key.description, show=key.show)
+        self.kind = kind
+        self.store = store
+        self.history = history
+        self.columns_spec = COLUMNS[kind]
+        self.filter_text = ""
+        self._texts: dict[str, tuple[str, ...]] = {}  # what each row shows, for diffing
+        self._sort: tuple[str, bool] | None = None  # (column key, reverse)
+
+    def on_mount(self) -> None:
+        for col in self.columns_spec:
+            self.add_column(col.label, key=col.key, width=col.width)
+        self.reload()
+
+    # -- what a row is ---------------------------------------------------------------------
+
+    def _cells(self, obj: Any) -> list[Any]:
+        return [col.render(obj, self.store, self.history) for col in self.columns_spec]
+
+    def _matches(self, texts: Iterable[str]) -> bool:
+        if not self.filter_text:
+            return True
+        needle = self.filter_text.lower()
+        return any(needle in t.lower() for t in texts)
+
+    # -- whole and partial updates ---------------------------------------------------------
+
+    def reload(self) -> None:
+        """Rebuild from the store (first show, or a new filter)."""
+        keep = self.selected_id()
+        self.clear()
+        self._texts.clear()
+        for obj in sorted(self.store.items(self.kind), key=default_order):
+            self._add(obj)
+        self._resort()
+        self._restore(keep)
+
+    def apply(self, ids: Iterable[str]) -> None:
+        """Bring the rows of `ids` up to date with the store; nothing else is touched."""
+        keep = self.selected_id()
+        added = False
+        for id_ in ids:
+            obj = self.store.get(self.kind, id_)
+            if obj is None:
+                self._drop(id_)
+                continue
+            cells = self._cells(obj)
+            texts = tuple(plain(c) for c in cells)
+            if not self._matches(texts):
+                self._drop(id_)
+            elif id_ in self._texts:
+                old = self._texts[id_]
+                for col, cell, before, after in zip(
+                    self.columns_spec, cells, old, texts, strict=True
+                ):
+                    if before != after:
+                        self.update_cell(id_, col.key, cell)
+                self._texts[id_] = texts
+            else:
+                self.add_row(*cells, key=id_)
+                self._texts[id_] = texts
+                added = True
+        if added:
+            self._resort()
+        self._restore(keep)
+
+    def _add(self, obj: Any) -> None:
+        cells = self._cells(obj)
+        texts = tuple(plain(c) for c in cells)
+        if self._matches(texts):
+            self.add_row(*cells, key=str(obj.id))
+            self._texts[str(obj.id)] = texts
+
+    def _drop(self, id_: str) -> None:
+        if id_ in self._texts:
+            self.remove_row(id_)
+            del self._texts[id_]
+
+    def _resort(self) -> None:
+        if self._sort is not None:
+            key, reverse = self._sort
+            self.sort(key, key=sort_value, reverse=reverse)
+
+    def _restore(self, keep: str | None) -> None:
+        if keep is not None and keep in self._texts:
+            row = self.get_row_index(keep)
+            if row != self.cursor_row:
+                self.move_cursor(row=row, animate=False)
+
+    # -- user controls ---------------------------------------------------------------------
+
+    def action_act(self, name: str) -> None:
+        self.post_message(self.Act(self, name))
+
+    def action_filter(self) -> None:
+        self.post_message(self.FilterRequested(self))
+
+    def set_filter(self, text: str) -> None:
+        if text != self.filter_text:
+            self.filter_text = text
+            self.reload()
+
+    def sort_by(self, key: str) -> None:
+        reverse = self._sort is not None and self._sort[0] == key and not self._sort[1]
+        self._sort = (key, reverse)
+        self._resort()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(str(event.column_key.value))
+
+    def selected_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            row_key: RowKey = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:  # an empty or just-cleared table has no cell under the cursor
+            return None
+        return str(row_key.value) if row_key.value is not None else None
+
+    def selected(self) -> Any | None:
+        id_ = self.selected_id()
+        return self.store.get(self.kind, id_) if id_ else None
+
+
+def default_order(obj: Any) -> Any:
+    for attr in ("vmid", "name"):
+        value = getattr(obj, attr, None)
+        if value is not None:
+            return (0, value) if isinstance(value, int) else (1, str(value))
+    return (1, str(obj.id))
+
+
+def sort_value(cell: Any) -> Any:
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    stripped = text.strip().rstrip("%G").split(" ")[-1] if text else ""
+    try:
+        return (0, float(stripped), text)
+    except ValueError:
+        return (1, 0.0, text.lower())

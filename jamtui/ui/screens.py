@@ -1,0 +1,329 @@
+"""The screens: the overview of four panes, one view per kind, detail, help and dialogs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import DataTable, Footer, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ..model import Kind
+from .detail import render
+from .keymap import Key, for_scopes
+from .widgets import HealthBar, Pane
+
+if TYPE_CHECKING:
+    from .app import JamApp
+
+# `:name` → the view it opens (with the aliases k9s users type)
+VIEWS: dict[str, tuple[Kind, str]] = {
+    "vms": (Kind.VM, "VMs"),
+    "allocs": (Kind.ALLOCATION, "Allocations"),
+    "services": (Kind.SERVICE, "Consul services"),
+    "jobs": (Kind.JOB, "Nomad jobs"),
+    "nodes": (Kind.NOMAD_NODE, "Nomad nodes"),
+    "hv": (Kind.HYPERVISOR, "Hypervisors"),
+    "storage": (Kind.STORAGE, "Storage"),
+    "instances": (Kind.INSTANCE, "Service instances"),
+    "members": (Kind.MEMBER, "Consul members"),
+    "routes": (Kind.ROUTE, "Fabio routes"),
+    "haproxy": (Kind.HAPROXY, "HAProxy"),
+}
+ALIASES = {"allocations": "allocs", "vm": "vms", "svc": "services", "hypervisors": "hv",
+           "node": "nodes", "job": "jobs", "alloc": "allocs", "overview": "overview"}
+
+OVERVIEW_PANES = (
+    (Kind.HYPERVISOR, "Hypervisors"),
+    (Kind.VM, "VMs"),
+    (Kind.SERVICE, "Consul services"),
+    (Kind.ALLOCATION, "Nomad allocations"),
+)
+
+
+class LabScreen(Screen[None]):
+    """A screen of live panes with the health bar, the command bar and the filter bar."""
+
+    def __init__(self, panes: tuple[tuple[Kind, str], ...], name: str) -> None:
+        super().__init__(name=name)
+        self.pane_specs = panes
+        self.panes: list[Pane] = []
+
+    @property
+    def jam(self) -> JamApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        app = self.jam
+        yield HealthBar(app.store, app.configured, id="health")
+        self.panes = [Pane(kind, title, app.store, app.history, app.keymap, app.read_only,
+                           id=f"pane-{kind.value}") for kind, title in self.pane_specs]
+        yield self.body()
+        with Horizontal(id="bars"):
+            yield Input(placeholder=":view (vms, allocs, services, jobs, nodes, hv, storage…)",
+                        id="command", suggester=SuggestFromList(
+                            [*VIEWS, "overview"], case_sensitive=False))
+            yield Input(placeholder="/filter (any column; Enter keeps it, Esc clears)",
+                        id="filter")
+        yield Footer()
+
+    def body(self) -> Any:
+        return Vertical(*self.panes, id="body")
+
+    def on_mount(self) -> None:
+        self.query_one("#bars").display = False
+        if self.panes:
+            self.panes[0].table.focus()
+
+    # -- live updates ------------------------------------------------------------------------
+
+    def apply_changes(self, by_kind: dict[Kind, set[str]]) -> None:
+        for pane in self.panes:
+            ids = by_kind.get(pane.kind)
+            if ids:
+                pane.table.apply(ids)
+            if ids or Kind.BACKEND in by_kind:
+                pane.refresh_title()
+        if Kind.BACKEND in by_kind or Kind.QUORUM in by_kind:
+            self.query_one(HealthBar).refresh_health()
+
+    def refresh_rows(self, kinds: set[Kind]) -> None:
+        """Re-render every row of these kinds (columns that show time or history)."""
+        for pane in self.panes:
+            if pane.kind in kinds:
+                pane.table.apply(list(pane.table._texts))
+
+    # -- panes and tables --------------------------------------------------------------------
+
+    def focused_table(self) -> Any:
+        for pane in self.panes:
+            if pane.table.has_focus:
+                return pane.table
+        return self.panes[0].table if self.panes else None
+
+    def action_next_pane(self) -> None:
+        self.focus_next(DataTable)
+
+    @on(DataTable.RowSelected)
+    def open_row(self, event: DataTable.RowSelected) -> None:
+        table = event.data_table
+        kind = getattr(table, "kind", None)
+        if kind is not None and event.row_key.value is not None:
+            self.jam.open_detail(kind, str(event.row_key.value))
+
+    def on_live_table_act(self, message: Any) -> None:
+        obj = message.table.selected()
+        if obj is not None:
+            self.jam.request_action(message.action, obj)
+
+    # -- the command bar (:) and the filter bar (/) ------------------------------------------
+
+    def action_command_bar(self) -> None:
+        self._show_bar("command")
+
+    def on_live_table_filter_requested(self, message: Any) -> None:
+        self._filter_target = message.table
+        bar = self._show_bar("filter")
+        bar.value = message.table.filter_text
+
+    def _show_bar(self, which: str) -> Input:
+        self.query_one("#bars").display = True
+        for other in self.query("#bars Input").results(Input):
+            other.display = other.id == which
+        bar = self.query_one(f"#{which}", Input)
+        bar.value = ""
+        bar.focus()
+        return bar
+
+    def _hide_bars(self, refocus: Any = None) -> None:
+        self.query_one("#bars").display = False
+        target = refocus or self.focused_table()
+        if target is not None:
+            target.focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        target = getattr(self, "_filter_target", None)
+        if target is not None:
+            target.set_filter(event.value.strip())
+            target.parent.refresh_title()
+
+    @on(Input.Submitted, "#filter")
+    def filter_kept(self, event: Input.Submitted) -> None:
+        self._hide_bars(getattr(self, "_filter_target", None))
+
+    @on(Input.Submitted, "#command")
+    def command_submitted(self, event: Input.Submitted) -> None:
+        self._hide_bars()
+        self.jam.go_to_view(event.value.strip().lstrip(":"))
+
+    def key_escape(self) -> None:
+        bars = self.query_one("#bars")
+        if bars.display:
+            if self.query_one("#filter", Input).display:
+                target = getattr(self, "_filter_target", None)
+                if target is not None:
+                    target.set_filter("")
+                    target.parent.refresh_title()
+            self._hide_bars(getattr(self, "_filter_target", None))
+            return
+        for pane in self.panes:  # Esc first clears a kept filter, then goes back
+            if pane.table.filter_text:
+                pane.table.set_filter("")
+                pane.refresh_title()
+                return
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
+
+
+class OverviewScreen(LabScreen):
+    def __init__(self) -> None:
+        super().__init__(OVERVIEW_PANES, name="overview")
+
+    def body(self) -> Any:
+        return Grid(*self.panes, id="overview-grid")
+
+
+class ViewScreen(LabScreen):
+    def __init__(self, view: str) -> None:
+        kind, title = VIEWS[view]
+        super().__init__(((kind, title),), name=view)
+        self.view = view
+
+
+class DetailScreen(Screen[None]):
+    """One object, its cross-links, and the actions on it; follows the store live."""
+
+    BINDINGS = [Binding("escape", "back", "back")]
+
+    def __init__(self, kind: Kind, id_: str) -> None:
+        super().__init__(name=f"detail:{kind.value}:{id_}")
+        self.kind = kind
+        self.object_id = id_
+
+    @property
+    def jam(self) -> JamApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        app = self.jam
+        for key in for_scopes(app.keymap, {self.kind.value}):
+            if not app.read_only:
+                self._bindings.bind(key.keys, key.action, key.description, show=key.show)
+        yield HealthBar(app.store, app.configured, id="health")
+        with Horizontal(id="detail-body"):
+            with VerticalScroll(id="detail-main"):
+                yield Static(id="detail")
+            with Vertical(id="detail-side"):
+                yield Label("Go to", classes="pane-title")
+                yield OptionList(id="links")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_detail()
+        self.query_one(OptionList).focus()
+
+    def refresh_detail(self) -> None:
+        body, links = render(self.kind, self.object_id, self.jam.store)
+        self.query_one("#detail", Static).update(body)
+        options = self.query_one(OptionList)
+        wanted = [(label, f"{kind.value}|{id_}") for label, kind, id_ in links]
+        current = [(str(o.prompt), o.id) for o in options.options]
+        if wanted != current:
+            highlighted = options.highlighted
+            options.clear_options()
+            options.add_options([Option(label, id=oid) for label, oid in wanted])
+            if highlighted is not None and wanted:
+                options.highlighted = min(highlighted, len(wanted) - 1)
+
+    def apply_changes(self, by_kind: dict[Kind, set[str]]) -> None:
+        if by_kind.keys() - {Kind.BACKEND}:
+            self.refresh_detail()
+        if Kind.BACKEND in by_kind or Kind.QUORUM in by_kind:
+            self.query_one(HealthBar).refresh_health()
+
+    def refresh_rows(self, kinds: set[Kind]) -> None:
+        return None
+
+    @on(OptionList.OptionSelected)
+    def follow_link(self, event: OptionList.OptionSelected) -> None:
+        kind, _, id_ = (event.option.id or "").partition("|")
+        self.jam.open_detail(Kind(kind), id_)
+
+    def action_act(self, name: str) -> None:
+        obj = self.jam.store.get(self.kind, self.object_id)
+        if obj is not None:
+            self.jam.request_action(name, obj)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
+
+    def __init__(self, keys: list[Key], title: str) -> None:
+        super().__init__()
+        self.keys = keys
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        table = Table(title=f"Keys: {self.title_text}", box=None, title_style="bold")
+        table.add_column("key", style="bold cyan")
+        table.add_column("does")
+        table.add_column("where", style="dim")
+        for k in self.keys:
+            shown = k.keys.replace("question_mark", "?").replace("colon", ":").replace(
+                "slash", "/")
+            table.add_row(shown, k.description + (" (asks first)" if k.destructive else ""),
+                          k.scope)
+        yield VerticalScroll(Static(table), id="help-box")
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Destructive actions ask first, naming the object."""
+
+    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape", "answer(False)", "no")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(Text(self.question, style="bold"))
+            yield Static(Text("y: yes    n / Esc: no", style="dim"))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class PromptScreen(ModalScreen["str | None"]):
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, question: str, value: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(Text(self.question, style="bold"))
+            yield Input(value=self.value, id="answer")
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

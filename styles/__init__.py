@@ -1,0 +1,1 @@
+"""jamtui's Textual stylesheets (installed as the jamtui.styles package)."""
