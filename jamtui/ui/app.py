@@ -26,6 +26,7 @@ from .keymap import KEYMAP, Key, for_scopes
 from .screens import (
     ALIASES,
     VIEWS,
+    CommandScreen,
     ConfirmScreen,
     DetailScreen,
     HelpScreen,
@@ -131,9 +132,9 @@ class JamApp(App[None]):
         with self._pending_lock:
             changes, self._pending = self._pending, []
             self._posted = False
-        self.apply(changes)
+        self.apply_changes(changes)
 
-    def apply(self, changes: Iterable[Change]) -> None:
+    def apply_changes(self, changes: Iterable[Change]) -> None:
         by_kind: dict[Kind, set[str]] = {}
         for change in changes:
             by_kind.setdefault(change.kind, set()).add(change.id)
@@ -174,6 +175,9 @@ class JamApp(App[None]):
     def open_detail(self, kind: Kind, id_: str) -> None:
         self.push_screen(DetailScreen(kind, id_))
 
+    def action_command_bar(self) -> None:
+        self.push_screen(CommandScreen(), lambda name: self.go_to_view(name) if name else None)
+
     def action_help(self) -> None:
         screen = self.screen
         scopes = {"global"}
@@ -206,11 +210,11 @@ class JamApp(App[None]):
 
         def confirmed(params: dict[str, Any]) -> None:
             if not action.destructive:
-                self.run_action(name, obj, params)
+                self.start_action(name, obj, params)
                 return
             self.push_screen(
                 ConfirmScreen(f"{action.label}: {describe(obj)}?"),
-                lambda yes: self.run_action(name, obj, params) if yes else None,
+                lambda yes: self.start_action(name, obj, params) if yes else None,
             )
 
         if action.asks == "count":
@@ -231,7 +235,7 @@ class JamApp(App[None]):
             return
         confirmed({})
 
-    def run_action(self, name: str, obj: Any, params: dict[str, Any]) -> None:
+    def start_action(self, name: str, obj: Any, params: dict[str, Any]) -> None:
         action = find(name)
         assert action is not None
         self.notify(f"{action.label}: {describe(obj)}…", timeout=3)

@@ -6,6 +6,7 @@ scroll position, sort and filter stay where the user left them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -172,12 +173,18 @@ class LiveTable(DataTable[Any]):
         return self.store.get(self.kind, id_) if id_ else None
 
 
+def natural(text: str) -> tuple[Any, ...]:
+    """web[10] after web[9]: digit runs compare as numbers."""
+    return tuple(int(part) if part.isdigit() else part.lower()
+                 for part in re.split(r"(\d+)", text))
+
+
 def default_order(obj: Any) -> Any:
     for attr in ("vmid", "name"):
         value = getattr(obj, attr, None)
         if value is not None:
-            return (0, value) if isinstance(value, int) else (1, str(value))
-    return (1, str(obj.id))
+            return (0, (value,)) if isinstance(value, int) else (1, natural(str(value)))
+    return (1, natural(str(obj.id)))
 
 
 def sort_value(cell: Any) -> Any:

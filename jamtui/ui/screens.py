@@ -67,9 +67,6 @@ class LabScreen(Screen[None]):
                            id=f"pane-{kind.value}") for kind, title in self.pane_specs]
         yield self.body()
         with Horizontal(id="bars"):
-            yield Input(placeholder=":view (vms, allocs, services, jobs, nodes, hv, storage…)",
-                        id="command", suggester=SuggestFromList(
-                            [*VIEWS, "overview"], case_sensitive=False))
             yield Input(placeholder="/filter (any column; Enter keeps it, Esc clears)",
                         id="filter")
         yield Footer()
@@ -123,24 +120,14 @@ class LabScreen(Screen[None]):
         if obj is not None:
             self.jam.request_action(message.action, obj)
 
-    # -- the command bar (:) and the filter bar (/) ------------------------------------------
-
-    def action_command_bar(self) -> None:
-        self._show_bar("command")
+    # -- the filter bar (/) ------------------------------------------------------------------
 
     def on_live_table_filter_requested(self, message: Any) -> None:
         self._filter_target = message.table
-        bar = self._show_bar("filter")
-        bar.value = message.table.filter_text
-
-    def _show_bar(self, which: str) -> Input:
         self.query_one("#bars").display = True
-        for other in self.query("#bars Input").results(Input):
-            other.display = other.id == which
-        bar = self.query_one(f"#{which}", Input)
-        bar.value = ""
+        bar = self.query_one("#filter", Input)
+        bar.value = message.table.filter_text
         bar.focus()
-        return bar
 
     def _hide_bars(self, refocus: Any = None) -> None:
         self.query_one("#bars").display = False
@@ -159,19 +146,13 @@ class LabScreen(Screen[None]):
     def filter_kept(self, event: Input.Submitted) -> None:
         self._hide_bars(getattr(self, "_filter_target", None))
 
-    @on(Input.Submitted, "#command")
-    def command_submitted(self, event: Input.Submitted) -> None:
-        self._hide_bars()
-        self.jam.go_to_view(event.value.strip().lstrip(":"))
-
     def key_escape(self) -> None:
         bars = self.query_one("#bars")
         if bars.display:
-            if self.query_one("#filter", Input).display:
-                target = getattr(self, "_filter_target", None)
-                if target is not None:
-                    target.set_filter("")
-                    target.parent.refresh_title()
+            target = getattr(self, "_filter_target", None)
+            if target is not None:
+                target.set_filter("")
+                target.parent.refresh_title()
             self._hide_bars(getattr(self, "_filter_target", None))
             return
         for pane in self.panes:  # Esc first clears a kept filter, then goes back
@@ -306,6 +287,24 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class CommandScreen(ModalScreen["str | None"]):
+    """`:` — jump to a view by name, with completion."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder=":view (" + ", ".join([*VIEWS, "overview"]) + ")",
+                    id="command", suggester=SuggestFromList([*VIEWS, "overview"],
+                                                            case_sensitive=False))
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip().lstrip(":"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class PromptScreen(ModalScreen["str | None"]):
