@@ -1,0 +1,78 @@
+"""`jamtui lab` as a user runs it: a real subprocess that prints how to reach the lab, takes
+faults at its prompt, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from jamtui.config import load_config
+
+
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jamtui", "lab", "--workdir", str(tmp_path), *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "CONSUL_"))},
+    )
+    assert proc.stdout is not None
+    out = ""
+    deadline = time.monotonic() + 20
+    for line in proc.stdout:
+        out += line
+        if "Ctrl-C stops the lab" in line or time.monotonic() > deadline:
+            break
+    return proc, out
+
+
+def test_lab_prints_exports_and_config_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    proc, out = start(tmp_path, "--seed", "3")
+    try:
+        exports = dict(re.findall(r"^export (\w+)=(\S+)$", out, re.M))
+        assert {"NOMAD_ADDR", "NOMAD_TOKEN", "CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN",
+                "PROXMOX_VE_ENDPOINT", "PROXMOX_VE_API_TOKEN"} <= exports.keys()
+        config = tmp_path / "jamtui.toml"
+        assert str(config) in out
+        cfg = load_config(config, env=exports)
+        assert cfg.nomad.address == exports["NOMAD_ADDR"]
+        assert cfg.proxmox.ca_file and Path(cfg.proxmox.ca_file).is_file()
+        assert (tmp_path / "env.sh").stat().st_mode & 0o077 == 0  # tokens: owner only
+        # the Proxmox API verifies against the lab's CA, and only against it
+        version = requests.get(f"{cfg.proxmox.address}/api2/json/version",
+                               verify=cfg.proxmox.ca_file, timeout=5)
+        assert version.status_code == 401  # no token: refused, but TLS verified
+        leader = requests.get(f"{cfg.nomad.address}/v1/status/leader", timeout=5)
+        assert leader.status_code == 200 and leader.json().endswith(":4647")
+        # a fault typed at the lab's prompt takes effect
+        assert proc.stdin is not None
+        proc.stdin.write("fault nomad error\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 5
+        status = 200
+        while time.monotonic() < deadline and status != 500:
+            status = requests.get(f"{cfg.nomad.address}/v1/jobs", timeout=5,
+                                  headers={"X-Nomad-Token": exports["NOMAD_TOKEN"]}).status_code
+            time.sleep(0.1)
+        assert status == 500
+        port = int(cfg.nomad.address.rsplit(":", 1)[1])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    assert "JamLab stopped" in (proc.stdout.read() if proc.stdout else "")
+    # the port is free again: everything was shut down
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_lab_refuses_an_unknown_fault(tmp_path: Path) -> None:
+    proc, _ = start(tmp_path, "--fault", "nomad=meltdown")
+    assert proc.wait(15) == 2
+    assert proc.stderr is not None and "unknown fault 'meltdown'" in proc.stderr.read()
