@@ -210,10 +210,15 @@ def _lab_console(lab: object, stop: threading.Event) -> None:
 def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
     from .engine import Engine
     from .ui.app import JamApp
+    from .ui.keymap import with_overrides
 
+    try:
+        keymap = with_overrides(dict(cfg.keys))
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.path}: {exc}") from exc
     engine = Engine(cfg)
     read_only = bool(getattr(args, "read_only", False) or cfg.read_only)
-    JamApp(engine, read_only=read_only).run()
+    JamApp(engine, read_only=read_only, keymap=keymap).run()
     return 0
 
 

@@ -98,6 +98,7 @@ class Config:
     consul: ConsulConfig = field(default_factory=ConsulConfig)
     fabio: FabioConfig = field(default_factory=FabioConfig)
     haproxy: HAProxyConfig = field(default_factory=HAProxyConfig)
+    keys: tuple[tuple[str, str], ...] = ()  # [keys] action = "key": rebinds (checked by the UI)
 
 
 _SECTIONS: dict[str, type] = {
@@ -139,14 +140,20 @@ def _from_file(file: Path) -> Config:
     loc = _Locator(file, text)
     top: dict[str, Any] = {"path": file}
     for key, value in doc.items():
-        if key in _SECTIONS:
+        if key == "keys":
+            if not isinstance(value, dict) or not all(
+                isinstance(v, str) and v for v in value.values()
+            ):
+                raise ConfigError(loc.at(None, key, "must be a table of action = \"key\""))
+            top[key] = tuple(sorted(value.items()))
+        elif key in _SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(loc.at(None, key, "must be a table, like [" + key + "]"))
             top[key] = _section(loc, key, _SECTIONS[key], value)
         elif key in _TOP_LEVEL:
             top[key] = _typed(loc, None, key, value, _TOP_LEVEL[key])
         else:
-            known = ", ".join([*_TOP_LEVEL, *_SECTIONS])
+            known = ", ".join([*_TOP_LEVEL, *_SECTIONS, "keys"])
             raise ConfigError(loc.at(None, key, f"unknown key (known: {known})"))
     cfg = Config(**top)
     if cfg.inventory and not Path(cfg.inventory).is_absolute():

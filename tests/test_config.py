@@ -118,6 +118,13 @@ def test_bad_config_names_file_line_and_key(tmp_path: Path, text: str, expected:
     assert re.search(expected, message), message
 
 
+def test_keys_table_is_read(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, '[keys]\nvm_stop = "ctrl+k"\nquit = "ctrl+q"\n'), env={})
+    assert dict(cfg.keys) == {"vm_stop": "ctrl+k", "quit": "ctrl+q"}
+    with pytest.raises(ConfigError, match=r"line 1: keys: must be a table"):
+        load_config(write(tmp_path, 'keys = "q"\n'), env={})
+
+
 def test_bad_environment_boolean_is_named() -> None:
     with pytest.raises(ConfigError, match="NOMAD_SKIP_VERIFY"):
         load_config(env={"NOMAD_SKIP_VERIFY": "maybe", "XDG_CONFIG_HOME": "/nonexistent"})
