@@ -259,7 +259,8 @@ class World:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pve_pid = 4000
         self._initial_jobs = list(jobs) if jobs is not None else default_jobs()
-        self._log_listeners: list[Callable[[], None]] = []
+        self._load: dict[str, int] = {}  # node id -> live allocations (see node_load)
+        self._load_at: int | None = None
 
     # -- ids, time and change notification -------------------------------------------------
 
@@ -1092,14 +1093,23 @@ class World:
         if not candidates:
             return None
 
-        def load(n: NomadNode) -> tuple[int, str]:
-            return (sum(1 for a in self.node_allocs(n.id) if not a.terminal), n.name)
+        return min(candidates, key=lambda n: (self.node_load(n.id), n.name))
 
-        return min(candidates, key=load)
+    def node_load(self, node_id: str) -> int:
+        """Live allocations on a node, counted once per change rather than per placement:
+        placing thousands of allocations must not rescan all of them each time."""
+        if self._load_at != self.nomad.tables.get("allocs"):
+            self._load.clear()
+            for a in self.allocs.values():
+                if not a.terminal:
+                    self._load[a.node_id] = self._load.get(a.node_id, 0) + 1
+            self._load_at = self.nomad.tables.get("allocs")
+        return self._load.get(node_id, 0)
 
     def _place(self, job: Job, group: GroupSpec, node: NomadNode, index: int,
                ev: Evaluation | None, previous: Alloc | None) -> Alloc:
         ev = ev or self._new_eval(job, "reconcile")
+        counts_fresh = self._load_at == self.nomad.tables.get("allocs")
         idx = self.nomad.bump("allocs")
         alloc = Alloc(
             id=self.new_id(), eval_id=ev.id, name=f"{job.id}.{group.name}[{index}]",
@@ -1111,6 +1121,9 @@ class World:
                          "Task received by client")]) for t in group.tasks},
         )
         self.allocs[alloc.id] = alloc
+        if counts_fresh:  # keep the per-node counts current without a rescan
+            self._load[node.id] = self._load.get(node.id, 0) + 1
+            self._load_at = idx
         if previous is not None:
             previous.next_allocation = alloc.id
             previous.modify_index = idx
