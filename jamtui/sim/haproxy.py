@@ -1,17 +1,323 @@
-"""Placeholder: the HAProxy stand-in (being written)."""
+"""The bastion's HAProxy, stood in for when the real one is not installed.
+
+A frontend `www` balances round-robin over backend `fabio`, one server per `vs` node pointing
+at that node's Fabio proxy, with a layer-4 health check every `inter` seconds. The stats page
+answers `<uri>;csv` in HAProxy 2.6's column order (taken from Debian's haproxy 2.6.12, see
+tests/fixtures/haproxy/), and the counters move with the traffic that really passes.
+"""
+
+from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
 
 from .context import SimContext
+from .http import BackendServer, fault_middleware, text_error
+
+# HAProxy 2.6's `show stat` columns, in order (the header of `;csv`, less "# ").
+COLUMNS = (  # noqa: SIM905 - kept as the CSV header reads
+    "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,"
+    "wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,"
+    "lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,"
+    "hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,"
+    "cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,"
+    "ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,"
+    "check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,"
+    "conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,"
+    "cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,"
+    "safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,"
+    "agg_server_check_status,agg_check_status"
+).split(",")
+
+NO_SERVER = (
+    "<html><body><h1>503 Service Unavailable</h1>\n"
+    "No server is available to handle this request.\n</body></html>\n"
+)
+FRONTEND, BACKEND_NAME = "www", "fabio"
+
+
+@dataclass
+class Counters:
+    """The counters one stats row shows."""
+
+    scur: int = 0
+    smax: int = 0
+    stot: int = 0
+    bin: int = 0
+    bout: int = 0
+    lbtot: int = 0
+    econ: int = 0
+    eresp: int = 0
+    hrsp: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("1xx", "2xx", "3xx", "4xx", "5xx", "other"), 0))
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
+    rate_max: int = 0
+    last_sess: float = 0.0
+
+    def begin(self, size: int) -> None:
+        now = time.monotonic()
+        self.scur += 1
+        self.smax = max(self.smax, self.scur)
+        self.stot += 1
+        self.bin += size
+        self.recent.append(now)
+        self.rate_max = max(self.rate_max, self.rate())
+        self.last_sess = now
+
+    def end(self, status: int, size: int) -> None:
+        self.scur = max(0, self.scur - 1)
+        self.bout += size
+        key = f"{status // 100}xx" if 100 <= status < 600 else "other"
+        self.hrsp[key] = self.hrsp.get(key, 0) + 1
+
+    def rate(self) -> int:
+        """Sessions over the last second, as HAProxy's `rate`."""
+        cutoff = time.monotonic() - 1.0
+        return sum(1 for t in self.recent if t >= cutoff)
+
+
+@dataclass
+class Server:
+    name: str
+    node: str
+    status: str = "DOWN"
+    check_status: str = "INI"
+    check_desc: str = "Initializing"
+    lastchg: float = field(default_factory=time.monotonic)
+    chkfail: int = 0
+    chkdown: int = 0
+    downtime: float = 0.0
+    down_since: float | None = field(default_factory=time.monotonic)
+    maint: bool = False
+    counters: Counters = field(default_factory=Counters)
 
 
 class HAProxyStandIn:
-    def __init__(self, ctx: SimContext, port: int = 0, stats_port: int = 0) -> None:
+    """Frontend (`ctx.urls["haproxy"]`) and stats page (`ctx.urls["haproxy_stats"]`)."""
+
+    def __init__(self, ctx: SimContext, port: int = 0, stats_port: int = 0,
+                 inter: float = 1.0) -> None:
         self.ctx = ctx
+        self.port = port
+        self.stats_port = stats_port
+        self.inter = inter
+        nodes = sorted(vm.name for vm in ctx.world.vms.values() if vm.group == "vs")
+        self.servers = [Server(f"fabio_{n}", n) for n in nodes]
+        self.frontend = Counters()
+        self.backend = Counters()
+        self._rr = itertools.count()
+        self._session: aiohttp.ClientSession | None = None
+        self._checker: asyncio.Task[None] | None = None
+        self.started = time.monotonic()
+
+    # -- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.ctx.urls["haproxy"] = "http://127.0.0.1:1"
-        self.ctx.urls["haproxy_stats"] = "http://127.0.0.1:1"
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        front = web.Application(middlewares=[fault_middleware("haproxy", self.ctx.faults,
+                                                              text_error)])
+        front.router.add_route("*", "/{tail:.*}", self._forward)
+        stats = web.Application(middlewares=[fault_middleware("haproxy:stats", self.ctx.faults,
+                                                              text_error)])
+        stats.router.add_get("/stats;csv", self._stats_csv)
+        stats.router.add_get("/stats", self._stats_html)
+        for name, app, port in (("haproxy", front, self.port),
+                                ("haproxy:stats", stats, self.stats_port)):
+            server = BackendServer(name, app, self.ctx.host, port)
+            await server.start()
+            self.ctx.servers[name] = server
+        self.ctx.urls["haproxy"] = self.ctx.servers["haproxy"].url
+        self.ctx.urls["haproxy_stats"] = self.ctx.servers["haproxy:stats"].url
+        await self.check_all()
+        self._checker = asyncio.ensure_future(self._check_forever())
 
-    async def trickle(self) -> None:
-        await asyncio.Event().wait()
+    async def stop(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+        if self._session is not None:
+            await self._session.close()
+
+    # -- health checks -----------------------------------------------------------------------
+
+    def _address(self, server: Server) -> tuple[str, int] | None:
+        live = self.ctx.servers.get(f"fabio:{server.node}:lb")
+        return (live.host, live.port) if live is not None else None
+
+    async def check_all(self) -> None:
+        await asyncio.gather(*(self._check(s) for s in self.servers))
+
+    async def _check(self, server: Server) -> None:
+        addr = self._address(server)
+        started = time.monotonic()
+        ok, desc = False, "Connection refused"
+        if addr is not None:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(*addr), 1.0)
+                writer.close()
+                ok, desc = True, "Layer4 check passed"
+            except (OSError, TimeoutError) as exc:
+                desc = f"Layer4 connection problem: {exc.__class__.__name__}"
+        if server.maint:
+            return
+        new = "UP" if ok else "DOWN"
+        server.check_status = "L4OK" if ok else "L4CON"
+        server.check_desc = desc
+        if new != server.status:
+            now = time.monotonic()
+            if new == "DOWN":
+                server.chkdown += 1
+                server.down_since = now
+            elif server.down_since is not None:
+                server.downtime += now - server.down_since
+                server.down_since = None
+            server.status, server.lastchg = new, now
+        if not ok:
+            server.chkfail += 1
+        self._check_ms = int((time.monotonic() - started) * 1000)
+
+    async def _check_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.inter)
+            await self.check_all()
+
+    # -- the frontend ------------------------------------------------------------------------
+
+    def _pick(self) -> Server | None:
+        up = [s for s in self.servers if s.status == "UP" and not s.maint]
+        return up[next(self._rr) % len(up)] if up else None
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        size_in = len(body) + sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+        self.frontend.begin(size_in)
+        self.backend.begin(size_in)
+        server = self._pick()
+        status, payload, headers = 503, NO_SERVER.encode(), {"Content-Type": "text/html"}
+        try:
+            if server is not None:
+                server.counters.begin(size_in)
+                server.counters.lbtot += 1
+                self.backend.lbtot += 1
+                status, payload, headers = await self._relay(request, body, server)
+                server.counters.end(status, len(payload))
+            return web.Response(status=status, body=payload, headers=headers)
+        finally:
+            self.frontend.end(status, len(payload))
+            self.backend.end(status, len(payload))
+
+    async def _relay(self, request: web.Request, body: bytes, server: Server
+                     ) -> tuple[int, bytes, dict[str, str]]:
+        addr = self._address(server)
+        assert self._session is not None
+        if addr is None:
+            server.counters.econ += 1
+            return 503, NO_SERVER.encode(), {"Content-Type": "text/html"}
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in ("connection", "content-length", "transfer-encoding")}
+        headers["X-Forwarded-For"] = request.remote or ""
+        try:
+            async with self._session.request(
+                request.method, f"http://{addr[0]}:{addr[1]}{request.path_qs}",
+                headers=headers, data=body, allow_redirects=False,
+            ) as resp:
+                payload = await resp.read()
+                out = {k: v for k, v in resp.headers.items()
+                       if k.lower() not in ("connection", "content-length",
+                                            "transfer-encoding", "content-encoding")}
+                return resp.status, payload, out
+        except (aiohttp.ClientError, TimeoutError):
+            server.counters.eresp += 1
+            return 502, b"<html><body><h1>502 Bad Gateway</h1>\n" \
+                        b"The server returned an invalid or incomplete response.\n" \
+                        b"</body></html>\n", {"Content-Type": "text/html"}
+
+    async def trickle(self, interval: float = 1.5) -> None:
+        """Traffic trickling in from the world: a request now and then for each route."""
+        hosts = [f"example.{self.ctx.world.domain}", f"api.{self.ctx.world.domain}"]
+        assert self._session is not None
+        url = self.ctx.urls["haproxy"]
+        rng = self.ctx.world.rng
+        while True:
+            await asyncio.sleep(interval * (0.5 + rng.random()))
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+                async with self._session.get(url + "/", headers={"Host": rng.choice(hosts)},
+                                             timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                    await resp.read()
+
+    # -- the stats page ----------------------------------------------------------------------
+
+    def rows(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        common = {"pid": 1, "qcur": 0, "qmax": 0, "mode": "http"}
+        rows: list[dict[str, Any]] = []
+
+        def counted(c: Counters) -> dict[str, Any]:
+            return {
+                "scur": c.scur, "smax": c.smax, "stot": c.stot, "bin": c.bin, "bout": c.bout,
+                "rate": c.rate(), "rate_max": c.rate_max,
+                **{f"hrsp_{k}": v for k, v in c.hrsp.items()},
+            }
+
+        rows.append({
+            **common, "pxname": FRONTEND, "svname": "FRONTEND", **counted(self.frontend),
+            "slim": 9984, "status": "OPEN", "iid": 2, "sid": 0, "type": 0,
+            "req_rate": self.frontend.rate(), "req_rate_max": self.frontend.rate_max,
+            "req_tot": self.frontend.stot, "conn_rate": self.frontend.rate(),
+            "conn_rate_max": self.frontend.rate_max, "conn_tot": self.frontend.stot,
+            "qcur": "", "qmax": "",
+        })
+        for sid, s in enumerate(self.servers, start=1):
+            addr = self._address(s)
+            status = "MAINT" if s.maint else s.status
+            downtime = s.downtime + (now - s.down_since if s.down_since is not None else 0)
+            rows.append({
+                **common, "pxname": BACKEND_NAME, "svname": s.name, **counted(s.counters),
+                "econ": s.counters.econ, "eresp": s.counters.eresp, "wretr": 0, "wredis": 0,
+                "status": status, "weight": 1, "act": 1, "bck": 0, "chkfail": s.chkfail,
+                "chkdown": s.chkdown, "lastchg": int(now - s.lastchg), "downtime": int(downtime),
+                "iid": 3, "sid": sid, "lbtot": s.counters.lbtot, "type": 2,
+                "check_status": s.check_status, "check_duration": 0,
+                "lastsess": int(now - s.counters.last_sess) if s.counters.last_sess else -1,
+                "last_chk": s.check_desc, "check_desc": s.check_desc, "check_rise": 2,
+                "check_fall": 3, "check_health": 3 if s.status == "UP" else 0,
+                "addr": f"{addr[0]}:{addr[1]}" if addr else "", "uweight": 1,
+                "agg_server_status": 0, "agg_server_check_status": 0, "agg_check_status": 0,
+            })
+        up = sum(1 for s in self.servers if s.status == "UP" and not s.maint)
+        rows.append({
+            **common, "pxname": BACKEND_NAME, "svname": "BACKEND", **counted(self.backend),
+            "slim": 999, "status": "UP" if up else "DOWN", "weight": up, "act": up, "bck": 0,
+            "lastchg": int(now - self.started), "iid": 3, "sid": 0, "lbtot": self.backend.lbtot,
+            "type": 1, "algo": "roundrobin", "req_tot": self.backend.stot,
+            "lastsess": (int(now - self.backend.last_sess) if self.backend.last_sess else -1),
+            "uweight": up,
+        })
+        return rows
+
+    def csv(self) -> str:
+        lines = ["# " + ",".join(COLUMNS) + ","]
+        for row in self.rows():
+            lines.append(",".join(_cell(row.get(c, "")) for c in COLUMNS) + ",")
+        return "\n".join(lines) + "\n"
+
+    async def _stats_csv(self, _: web.Request) -> web.Response:
+        return web.Response(text=self.csv(), content_type="text/plain")
+
+    async def _stats_html(self, _: web.Request) -> web.Response:
+        return web.Response(text="<html><body><h1>HAProxy statistics (jamlab)</h1>"
+                                 "<p>Use <a href='/stats;csv'>/stats;csv</a>.</p></body></html>",
+                            content_type="text/html")
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace(",", " ")

@@ -44,11 +44,13 @@ class Faults:
                     cb(name, None)
 
     def get(self, backend: str) -> Fault | None:
-        """The fault for `backend`; an instance `fabio:vs0` also obeys one set for `fabio`."""
-        fault = self._by_backend.get(backend)
-        if fault is None and ":" in backend:
-            fault = self._by_backend.get(backend.split(":", 1)[0])
-        return fault
+        """The fault for `backend`; `fabio:vs0:lb` also obeys one set for `fabio:vs0` or `fabio`."""
+        parts = backend.split(":")
+        for n in range(len(parts), 0, -1):
+            fault = self._by_backend.get(":".join(parts[:n]))
+            if fault is not None:
+                return fault
+        return None
 
 
 class StreamReset(Exception):

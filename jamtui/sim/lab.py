@@ -68,6 +68,7 @@ class Lab:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._background: list[asyncio.Task[Any]] = []
+        self._haproxy: Any = None
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -186,6 +187,8 @@ class Lab:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         if self.ctx is not None:
+            if self._haproxy is not None:
+                await self._haproxy.stop()
             await self.ctx.world.stop()
             for server in list(self.ctx.servers.values()):
                 await server.stop()
@@ -227,7 +230,7 @@ class Lab:
         down = fault is not None and fault.kind == "down"
         assert self.ctx is not None
         for name, server in list(self.ctx.servers.items()):
-            if name == backend or name.split(":")[0] == backend:
+            if name == backend or name.startswith(backend + ":"):
                 task = asyncio.ensure_future(server.go_down() if down else server.come_up())
                 self._background.append(task)
         self.ctx.world.notify()  # wake held queries and streams so they notice

@@ -443,7 +443,7 @@ class World:
         alloc = self.allocs.get(alloc_id)
         if alloc is None or task not in alloc.task_states:
             return
-        log = self._log(alloc, task, stream)
+        log = self.log_file(alloc, task, stream)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         log.data += f"{stamp} {line}\n".encode()
         self.notify_logs()
@@ -453,7 +453,7 @@ class World:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _log(self, alloc: Alloc, task: str, stream: str) -> LogFile:
+    def log_file(self, alloc: Alloc, task: str, stream: str) -> LogFile:
         key = (task, stream)
         if key not in alloc.logs:
             alloc.logs[key] = LogFile(task=task, type=stream)
@@ -461,7 +461,7 @@ class World:
 
     def truncate_log(self, alloc_id: str, task: str, stream: str = "stdout") -> None:
         """Truncate a task's log file, as copytruncate log rotation does."""
-        log = self._log(self.allocs[alloc_id], task, stream)
+        log = self.log_file(self.allocs[alloc_id], task, stream)
         log.data = bytearray()
         log.truncations += 1
         self.notify_logs()

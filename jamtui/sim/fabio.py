@@ -1,0 +1,171 @@
+"""The lab's Fabio: a routing table from `urlprefix-` tags and a real proxy that follows it.
+
+Follows fabio's admin API (`/api/routes`, `/health`) and its documented routing: only
+instances whose checks all pass become routes, a route is `host/path`, the longest path prefix
+on the request's host wins, and targets share a route's weight equally (fabio.io/docs).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .context import SimContext
+from .http import fault_middleware, text_error
+from .world import World
+
+TAG_PREFIX = "urlprefix-"
+SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session", aiohttp.ClientSession)
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+               "proxy-authorization", "proxy-authenticate", "content-length", "host"}
+
+
+@dataclass(frozen=True)
+class Target:
+    service: str
+    host: str
+    path: str
+    dst: str
+    opts: str
+    tags: tuple[str, ...]
+
+
+def parse_urlprefix(tag: str) -> tuple[str, str, str] | None:
+    """`urlprefix-example.jamfox.dev/ strip=/x` -> (host, path, opts); None if not a route."""
+    if not tag.startswith(TAG_PREFIX):
+        return None
+    spec, _, opts = tag[len(TAG_PREFIX):].partition(" ")
+    if "/" not in spec:
+        return None
+    host, slash, rest = spec.partition("/")
+    return host, slash + rest, opts.strip()
+
+
+def targets(world: World) -> list[Target]:
+    """Every (route, instance) pair of passing instances, as fabio's Consul watcher sees it."""
+    out = []
+    for svc in world.services.values():
+        node = world.consul_nodes.get(svc.node)
+        if node is None:
+            continue
+        checks = [c for c in world.checks.values()
+                  if c.node == svc.node and c.service_id in ("", svc.id)]
+        if any(c.status != "passing" for c in checks):
+            continue
+        for tag in svc.tags:
+            parsed = parse_urlprefix(tag)
+            if parsed is None:
+                continue
+            host, path, opts = parsed
+            other_tags = tuple(t for t in svc.tags if not t.startswith(TAG_PREFIX))
+            out.append(Target(svc.name, host, path, f"http://{svc.address}:{svc.port}/", opts,
+                              other_tags))
+    return sorted(out, key=lambda t: (t.host, -len(t.path), t.path, t.dst))
+
+
+def api_routes(world: World) -> list[dict[str, Any]] | None:
+    """`GET /api/routes`: one entry per target; `null` when the table is empty."""
+    ts = targets(world)
+    if not ts:
+        return None
+    per_route: dict[tuple[str, str, str], int] = {}
+    for t in ts:
+        per_route[(t.service, t.host, t.path)] = per_route.get((t.service, t.host, t.path), 0) + 1
+    return [
+        {
+            "service": t.service,
+            "host": t.host,
+            "path": t.path,
+            "src": t.host + t.path,
+            "dst": t.dst,
+            "opts": t.opts,
+            "weight": 1 / per_route[(t.service, t.host, t.path)],
+            "cmd": "route add",
+            "tags": list(t.tags) or None,
+            "rate1": 0,
+            "pct99": 0,
+        }
+        for t in ts
+    ]
+
+
+def match(world: World, host: str, path: str) -> list[Target]:
+    """The targets of the best route for a request: exact host first, then host-less routes;
+    within a host the longest matching path prefix."""
+    host = host.split(":", 1)[0].lower()
+    ts = targets(world)
+    for want in (host, ""):
+        candidates = [t for t in ts if t.host.lower() == want and path.startswith(t.path)]
+        if candidates:
+            best = max(len(t.path) for t in candidates)
+            return [t for t in candidates if len(t.path) == best]
+    return []
+
+
+def api_app(ctx: SimContext, node: str) -> web.Application:
+    """Fabio's UI/API port (9998 in a real lab)."""
+    backend = f"fabio:{node}"
+
+    async def routes(_: web.Request) -> web.Response:
+        return web.json_response(api_routes(ctx.world))
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="OK")
+
+    async def version(_: web.Request) -> web.Response:
+        return web.json_response("1.6.3")
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text=f"fabio on {node}: see /api/routes\n")
+
+    app = web.Application(middlewares=[fault_middleware(backend, ctx.faults, text_error)])
+    app.router.add_get("/api/routes", routes)
+    app.router.add_get("/health", health)
+    app.router.add_get("/api/version", version)
+    app.router.add_get("/", index)
+    return app
+
+
+def proxy_app(ctx: SimContext, node: str) -> web.Application:
+    """Fabio's proxy port (9999): routes by Host and path to a passing instance."""
+    backend = f"fabio:{node}"
+    rng = random.Random(node)
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        chosen = match(ctx.world, request.host, request.path)
+        if not chosen:
+            return web.Response(status=404)  # fabio's default: no route, no body
+        target = rng.choice(chosen)
+        url = target.dst.rstrip("/") + request.path_qs
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        headers["Host"] = request.host
+        headers["X-Forwarded-For"] = request.remote or ""
+        headers["X-Forwarded-Host"] = request.host
+        try:
+            async with request.app[SESSION].request(
+                request.method, url, headers=headers, data=await request.read(),
+                allow_redirects=False,
+            ) as upstream:
+                body = await upstream.read()
+                out = {k: v for k, v in upstream.headers.items()
+                       if k.lower() not in HOP_HEADERS}
+                return web.Response(status=upstream.status, body=body, headers=out)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return text_error(502, f"fabio: upstream {target.dst} failed: {exc}")
+
+    async def open_session(app: web.Application) -> None:
+        app[SESSION] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+    async def close_session(app: web.Application) -> None:
+        await app[SESSION].close()
+
+    app = web.Application(middlewares=[fault_middleware(f"{backend}:lb", ctx.faults,
+                                                        text_error)])
+    app.on_startup.append(open_session)
+    app.on_cleanup.append(close_session)
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    return app
