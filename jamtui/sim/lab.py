@@ -69,6 +69,7 @@ class Lab:
         self._thread: threading.Thread | None = None
         self._background: list[asyncio.Task[Any]] = []
         self._haproxy: Any = None
+        self._moving: list[asyncio.Future[None]] = []
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -221,16 +222,22 @@ class Lab:
         """Inject a fault into one backend: down, slow, error, malformed, reset, forbidden."""
         if backend.split(":")[0] not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-        self.call(self.faults.set, backend, kind, latency)
+        self.call(self._settle, self.faults.set, backend, kind, latency)
 
     def clear_fault(self, backend: str | None = None) -> None:
-        self.call(self.faults.clear, backend)
+        self.call(self._settle, self.faults.clear, backend)
+
+    async def _settle(self, change: Callable[..., None], *args: Any) -> None:
+        """Apply a fault change and return once the servers it takes down or up have moved."""
+        change(*args)
+        moving, self._moving = self._moving, []
+        await asyncio.gather(*moving)
 
     def _on_fault(self, backend: str, fault: Fault | None) -> None:
         down = fault is not None and fault.kind == "down"
         assert self.ctx is not None
         for name, server in list(self.ctx.servers.items()):
             if name == backend or name.startswith(backend + ":"):
-                task = asyncio.ensure_future(server.go_down() if down else server.come_up())
-                self._background.append(task)
+                self._moving.append(
+                    asyncio.ensure_future(server.go_down() if down else server.come_up()))
         self.ctx.world.notify()  # wake held queries and streams so they notice

@@ -46,7 +46,7 @@ def test_stats_header_is_haproxy_26s() -> None:
     from jamtui.sim.haproxy import COLUMNS
 
     real = (FIXTURES / "stats-2.6.12.csv").read_text().splitlines()[0][2:].split(",")
-    assert COLUMNS == real[: real.index("-")]
+    assert real[: real.index("-")] == COLUMNS
 
 
 def test_a_request_reaches_a_named_instance_and_moves_the_counters(lab: Lab) -> None:
