@@ -69,7 +69,10 @@ def test_lab_prints_exports_and_config_and_stops_on_ctrl_c(tmp_path: Path) -> No
     assert "JamLab stopped" in (proc.stdout.read() if proc.stdout else "")
     # the port is free again: everything was shut down
     with socket.socket() as s:
+        # SO_REUSEADDR tolerates TIME_WAIT from the requests above, never a live listener
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+        s.listen()
 
 
 def test_lab_refuses_an_unknown_fault(tmp_path: Path) -> None:

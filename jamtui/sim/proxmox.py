@@ -1,9 +1,465 @@
-"""Placeholder: the simulated proxmox API (being written)."""
+"""The lab's Proxmox VE API (`/api2/json`), over HTTPS with the lab's CA.
+
+Shapes follow the PVE API viewer (pve.proxmox.com/pve-docs/api-viewer): version, nodes,
+nodes/{node}/status, cluster/resources, nodes/{node}/qemu (list, config, status/current,
+status/{start,stop,shutdown,reboot}, clone, delete, agent/network-get-interfaces),
+nodes/{node}/tasks/{upid}/{status,log}, access/ticket. Every answer is `{"data": ...}`; an
+error is `{"data": null, "message": ..., "errors": {...}}` with the message also in the HTTP
+reason phrase, which is where proxmoxer reads it. Booleans are exactly 1 and 0.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from .context import SimContext
+from .http import fault_middleware
+from .model import VM, Hypervisor, PveTask
+from .world import SimError, World
+
+PREFIX = "/api2/json"
+VERSION = {"version": "8.2.4", "release": "8.2", "repoid": "faa83925c9641325"}
+CTX: web.AppKey[SimContext] = web.AppKey("pve_ctx", SimContext)
+TICKETS: web.AppKey[dict[str, str]] = web.AppKey("pve_tickets", dict)  # ticket -> CSRF token
+BOOLEAN_PARAMS = {"full", "skiplock", "forceStop", "keepActive", "purge",
+                  "destroy-unreferenced-disks", "start", "online", "overrule-shutdown"}
+
+
+def error(status: int, message: str, errors: dict[str, str] | None = None) -> web.Response:
+    """PVE's error: the message in the body and, on one line, as the reason phrase."""
+    body: dict[str, Any] = {"data": None, "message": message + "\n"}
+    if errors:
+        body["errors"] = errors
+    reason = message.splitlines()[0] if message else "error"
+    return web.Response(status=status, reason=reason, text=json.dumps(body),
+                        content_type="application/json")
+
+
+def ok(data: Any) -> web.Response:
+    return web.json_response({"data": data})
 
 
 def build_app(ctx: SimContext) -> web.Application:
-    return web.Application()
+    app = web.Application(middlewares=[
+        fault_middleware("proxmox", ctx.faults, error, "Permission check failed"),
+        _auth_middleware(ctx),
+    ])
+    app[CTX] = ctx
+    app[TICKETS] = {}
+    r = app.router
+    p = PREFIX
+    r.add_post(f"{p}/access/ticket", ticket)
+    r.add_get(f"{p}/version", version)
+    r.add_get(f"{p}/nodes", nodes)
+    r.add_get(f"{p}/nodes/{{node}}/status", node_status)
+    r.add_get(f"{p}/cluster/resources", cluster_resources)
+    r.add_get(f"{p}/cluster/status", cluster_status)
+    r.add_get(f"{p}/nodes/{{node}}/qemu", qemu_list)
+    r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/config", qemu_config)
+    r.add_route("PUT", f"{p}/nodes/{{node}}/qemu/{{vmid}}/config", qemu_set_config)
+    r.add_post(f"{p}/nodes/{{node}}/qemu/{{vmid}}/config", qemu_set_config)
+    r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/status/current", qemu_current)
+    r.add_post(f"{p}/nodes/{{node}}/qemu/{{vmid}}/status/{{action}}", qemu_power)
+    r.add_post(f"{p}/nodes/{{node}}/qemu/{{vmid}}/clone", qemu_clone)
+    r.add_delete(f"{p}/nodes/{{node}}/qemu/{{vmid}}", qemu_delete)
+    r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/agent/network-get-interfaces", agent_net)
+    r.add_get(f"{p}/nodes/{{node}}/tasks", task_list)
+    r.add_get(f"{p}/nodes/{{node}}/tasks/{{upid}}/status", task_status)
+    r.add_get(f"{p}/nodes/{{node}}/tasks/{{upid}}/log", task_log)
+    r.add_route("*", "/{tail:.*}", not_implemented)
+    return app
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+def _auth_middleware(ctx: SimContext) -> Any:
+    s = ctx.secrets
+    token_header = f"PVEAPIToken={s.proxmox_token_id}={s.proxmox_token_value}"
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable[..., Awaitable[Any]]) -> Any:
+        if request.path != f"{PREFIX}/access/ticket":
+            auth = request.headers.get("Authorization", "")
+            cookie = request.cookies.get("PVEAuthCookie", "")
+            if auth:
+                if not hmac.compare_digest(auth, token_header):
+                    return error(401, "authentication failure")
+            elif cookie:
+                csrf = request.app[TICKETS].get(cookie)
+                if csrf is None:
+                    return error(401, "invalid PVE ticket")
+                if request.method != "GET" and request.headers.get(
+                        "CSRFPreventionToken") != csrf:
+                    return error(401, "Permission denied - invalid csrf token")
+            else:
+                return error(401, "No ticket")
+        try:
+            return await handler(request)
+        except SimError as exc:
+            return error(exc.status, exc.message)
+        except _ParamError as exc:
+            return error(400, "Parameter verification failed.", exc.errors)
+
+    return middleware
+
+
+class _ParamError(Exception):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("Parameter verification failed.")
+        self.errors = errors
+
+
+async def _params(request: web.Request) -> dict[str, str]:
+    """Form-encoded (or JSON) body plus query, with PVE's boolean type check."""
+    values: dict[str, str] = dict(request.query)
+    if request.can_read_body:
+        if request.content_type == "application/json":
+            raw = await request.json()
+            values.update({k: str(v) for k, v in (raw or {}).items()})
+        else:
+            values.update({k: str(v) for k, v in (await request.post()).items()})
+    bad = {k: f"type check ('boolean') failed - got '{v}'"
+           for k, v in values.items() if k in BOOLEAN_PARAMS and v not in ("0", "1")}
+    if bad:
+        raise _ParamError(bad)
+    return values
+
+
+async def ticket(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    form = await _params(request)
+    user, password = form.get("username", ""), form.get("password", "")
+    if user == ctx.secrets.proxmox_user and password in request.app[TICKETS]:
+        new_ticket = password  # renewing with a valid ticket, as proxmoxer does
+    elif user == ctx.secrets.proxmox_user and hmac.compare_digest(
+            password, ctx.secrets.proxmox_password):
+        new_ticket = f"PVE:{user}:{int(time.time()):08X}::{secrets.token_urlsafe(32)}"
+    else:
+        return error(401, "authentication failure")
+    csrf = f"{int(time.time()):08X}:{secrets.token_urlsafe(24)}"
+    request.app[TICKETS][new_ticket] = csrf
+    return ok({"ticket": new_ticket, "CSRFPreventionToken": csrf, "username": user,
+               "cap": {"vms": {"VM.PowerMgmt": 1}, "nodes": {"Sys.Audit": 1}}})
+
+
+async def not_implemented(request: web.Request) -> web.Response:
+    path = request.path.removeprefix(PREFIX)
+    return error(501, f"Method '{request.method} {path}' not implemented")
+
+
+# -- renderers -------------------------------------------------------------------------------
+
+
+def _world(request: web.Request) -> World:
+    return request.app[CTX].world
+
+
+def _hypervisor(w: World, name: str) -> Hypervisor:
+    hv = w.hypervisors.get(name)
+    if hv is None:
+        raise SimError(500, f"hostname lookup '{name}' failed - failed to get address info "
+                            f"for: {name}: Name or service not known")
+    return hv
+
+
+def _vm(request: web.Request) -> VM:
+    w = _world(request)
+    node = request.match_info["node"]
+    _hypervisor(w, node)
+    try:
+        vmid = int(request.match_info["vmid"])
+    except ValueError:
+        raise _ParamError({"vmid": "type check ('integer') failed - got "
+                                   f"'{request.match_info['vmid']}'"}) from None
+    return w.vm(node, vmid)
+
+
+def _uptime(since: float) -> int:
+    return max(0, int(time.time() - since)) if since else 0
+
+
+def node_json(hv: Hypervisor) -> dict[str, Any]:
+    online = hv.status == "online"
+    disk_total = sum(s.total for s in hv.storages if not s.shared)
+    disk_used = sum(s.used for s in hv.storages if not s.shared)
+    return {
+        "id": f"node/{hv.name}", "type": "node", "node": hv.name, "status": hv.status,
+        "cpu": round(hv.cpu, 4) if online else 0, "maxcpu": hv.cores,
+        "mem": hv.mem_used if online else 0, "maxmem": hv.memory,
+        "disk": disk_used, "maxdisk": disk_total,
+        "uptime": _uptime(hv.booted_at) if online else 0, "level": "",
+        "ssl_fingerprint": "5A:AB:" + ":".join(f"{b:02X}" for b in hv.name.encode()[:6]),
+    }
+
+
+def vm_json(vm: VM, cluster: bool = False) -> dict[str, Any]:
+    running = vm.status == "running"
+    out: dict[str, Any] = {
+        "vmid": vm.vmid, "name": vm.name, "status": vm.status,
+        "cpu": round(vm.cpu, 4) if running else 0, "mem": vm.mem if running else 0,
+        "maxmem": vm.memory * 1024 * 1024, "disk": 0, "maxdisk": vm.disk * 1024**3,
+        "uptime": _uptime(vm.started_at) if running else 0,
+        "netin": vm.netin, "netout": vm.netout, "diskread": 0, "diskwrite": 0,
+    }
+    if vm.tags:
+        out["tags"] = vm.tags
+    if vm.lock:
+        out["lock"] = vm.lock
+    if cluster:
+        out.update({"id": f"qemu/{vm.vmid}", "type": "qemu", "node": vm.node,
+                    "maxcpu": vm.cores, "template": 1 if vm.template else 0})
+    else:
+        out.update({"cpus": vm.cores, "qmpstatus": vm.status})
+        if running:
+            out["pid"] = vm.pid
+        if vm.template:
+            out["template"] = 1
+    return out
+
+
+def task_json(t: PveTask) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart,
+        "starttime": t.starttime, "type": t.type, "id": t.id, "user": t.user,
+        "status": t.status,
+    }
+    if t.status == "stopped":
+        out["exitstatus"] = t.exitstatus
+    return out
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+async def version(_: web.Request) -> web.Response:
+    return ok(VERSION)
+
+
+async def nodes(request: web.Request) -> web.Response:
+    w = _world(request)
+    return ok([node_json(hv) for hv in w.hypervisors.values()])
+
+
+async def node_status(request: web.Request) -> web.Response:
+    hv = _hypervisor(_world(request), request.match_info["node"])
+    if hv.status != "online":
+        raise SimError(595, f"no route to host {hv.address}")
+    load = hv.cpu * hv.cores
+    root = next((s for s in hv.storages if s.storage == "local"), None)
+    return ok({
+        "cpu": round(hv.cpu, 4), "wait": 0.001, "uptime": _uptime(hv.booted_at),
+        "loadavg": [f"{load:.2f}", f"{load * 0.9:.2f}", f"{load * 0.8:.2f}"],
+        "memory": {"total": hv.memory, "used": hv.mem_used, "free": hv.memory - hv.mem_used},
+        "swap": {"total": 0, "used": 0, "free": 0},
+        "rootfs": {"total": root.total if root else 0, "used": root.used if root else 0,
+                   "avail": (root.total - root.used) if root else 0,
+                   "free": (root.total - root.used) if root else 0},
+        "cpuinfo": {"cpus": hv.cores, "cores": hv.cores, "sockets": 1,
+                    "model": "AMD Ryzen 7 5700G with Radeon Graphics", "mhz": "3800.000"},
+        "pveversion": f"pve-manager/{VERSION['version']}/{VERSION['repoid']}",
+        "kversion": "Linux 6.8.12-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.8.12-1",
+    })
+
+
+async def cluster_resources(request: web.Request) -> web.Response:
+    w = _world(request)
+    kind = request.query.get("type")
+    if kind not in (None, "vm", "node", "storage", "sdn", "pool"):
+        raise _ParamError({"type": f"value '{kind}' does not have a value in the enumeration "
+                                   "'vm, storage, node, sdn, pool'"})
+    out: list[dict[str, Any]] = []
+    if kind in (None, "node"):
+        out += [node_json(hv) for hv in w.hypervisors.values()]
+    if kind in (None, "vm"):
+        out += [vm_json(vm, cluster=True) for vm in sorted(w.vms.values(), key=lambda v: v.vmid)]
+    if kind in (None, "storage"):
+        for hv in w.hypervisors.values():
+            for s in hv.storages:
+                out.append({
+                    "id": f"storage/{hv.name}/{s.storage}", "type": "storage",
+                    "node": hv.name, "storage": s.storage, "plugintype": s.type,
+                    "content": s.content, "disk": s.used, "maxdisk": s.total,
+                    "shared": 1 if s.shared else 0,
+                    "status": "available" if hv.status == "online" else "unknown",
+                })
+    return ok(out)
+
+
+async def cluster_status(request: web.Request) -> web.Response:
+    w = _world(request)
+    members = [{"type": "node", "id": f"node/{hv.name}", "name": hv.name, "ip": hv.address,
+                "online": 1 if hv.status == "online" else 0, "local": 1 if i == 0 else 0,
+                "nodeid": i + 1, "level": ""}
+               for i, hv in enumerate(w.hypervisors.values())]
+    return ok([{"type": "cluster", "id": "cluster", "name": "jamlab", "nodes": len(members),
+                "quorate": 1, "version": 2}, *members])
+
+
+async def qemu_list(request: web.Request) -> web.Response:
+    w = _world(request)
+    node = request.match_info["node"]
+    _hypervisor(w, node)
+    return ok([vm_json(vm) for vm in sorted(w.vms.values(), key=lambda v: v.vmid)
+               if vm.node == node])
+
+
+async def qemu_config(request: web.Request) -> web.Response:
+    vm = _vm(request)
+    w = _world(request)
+    out: dict[str, Any] = {
+        "name": vm.name, "cores": vm.cores, "sockets": 1, "memory": str(vm.memory),
+        "cpu": "x86-64-v2-AES", "ostype": "l26", "scsihw": "virtio-scsi-single",
+        "scsi0": f"local-lvm:vm-{vm.vmid}-disk-0,iothread=1,size={vm.disk}G",
+        "net0": f"virtio=BC:24:11:{vm.vmid % 256:02X}:{vm.vmid // 256 % 256:02X}:01,"
+                "bridge=vmbr0",
+        "boot": "order=scsi0", "agent": "1",
+        "digest": f"{abs(hash((vm.vmid, vm.name, vm.cores, vm.memory))):040x}"[:40],
+    }
+    if vm.ip:
+        out["ipconfig0"] = f"ip={vm.ip}/{w.subnet.prefixlen},gw={w.gateway}"
+    if vm.tags:
+        out["tags"] = vm.tags
+    if vm.description:
+        out["description"] = vm.description
+    if vm.template:
+        out["template"] = 1
+    if vm.lock:
+        out["lock"] = vm.lock
+    return ok(out)
+
+
+async def qemu_current(request: web.Request) -> web.Response:
+    vm = _vm(request)
+    out = vm_json(vm)
+    out.update({"agent": 1, "ha": {"managed": 0}, "qmpstatus": vm.status})
+    return ok(out)
+
+
+async def agent_net(request: web.Request) -> web.Response:
+    vm = _vm(request)
+    if vm.status != "running" or not vm.booted:
+        raise SimError(500, "QEMU guest agent is not running")
+    ifaces = [{"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [
+        {"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]}]
+    if vm.ip:
+        ifaces.append({"name": "eth0", "hardware-address": "bc:24:11:00:00:01",
+                       "ip-addresses": [{"ip-address": vm.ip, "ip-address-type": "ipv4",
+                                         "prefix": 24}]})
+    return ok({"result": ifaces})
+
+
+async def task_list(request: web.Request) -> web.Response:
+    w = _world(request)
+    node = request.match_info["node"]
+    _hypervisor(w, node)
+    limit = int(request.query.get("limit", "50") or 50)
+    tasks = sorted((t for t in w.tasks.values() if t.node == node),
+                   key=lambda t: t.starttime, reverse=True)[:limit]
+    out = []
+    for t in tasks:
+        item = task_json(t)
+        if t.status == "stopped":
+            item["status"] = t.exitstatus
+            item["endtime"] = t.endtime
+        else:
+            item.pop("status")
+        out.append(item)
+    return ok(out)
+
+
+def _task(request: web.Request) -> PveTask:
+    w = _world(request)
+    upid = request.match_info["upid"]
+    task = w.tasks.get(upid)
+    if task is None or task.node != request.match_info["node"]:
+        if not upid.startswith("UPID:") or upid.count(":") != 8:
+            raise _ParamError({"upid": "unable to parse worker upid"})
+        raise SimError(500, f"no such task '{upid}'")
+    return task
+
+
+async def task_status(request: web.Request) -> web.Response:
+    return ok(task_json(_task(request)))
+
+
+async def task_log(request: web.Request) -> web.Response:
+    task = _task(request)
+    start = int(request.query.get("start", "0") or 0)
+    limit = int(request.query.get("limit", "50") or 50)
+    lines = task.log or ["starting task"]
+    data = [{"n": i + 1, "t": line} for i, line in enumerate(lines)][start:start + limit]
+    return web.json_response({"data": data, "total": len(lines)})
+
+
+# -- writes -----------------------------------------------------------------------------------
+
+
+async def qemu_power(request: web.Request) -> web.Response:
+    vm = _vm(request)
+    await _params(request)
+    action = request.match_info["action"]
+    w = _world(request)
+    user = _user(request)
+    act = {"start": w.vm_start, "stop": w.vm_stop, "shutdown": w.vm_shutdown,
+           "reboot": w.vm_reboot}.get(action)
+    if act is None:
+        return await not_implemented(request)
+    if vm.template:
+        raise SimError(500, f"VM {vm.vmid} is a template")
+    if vm.lock:
+        raise SimError(500, f"VM is locked ({vm.lock})")
+    upid = act(vm.node, vm.vmid, user)
+    w.notify()
+    return ok(upid)
+
+
+async def qemu_clone(request: web.Request) -> web.Response:
+    vm = _vm(request)
+    params = await _params(request)
+    if "newid" not in params:
+        raise _ParamError({"newid": "property is missing and it is not optional"})
+    try:
+        newid = int(params["newid"])
+    except ValueError:
+        raise _ParamError({"newid": f"type check ('integer') failed - got "
+                                    f"'{params['newid']}'"}) from None
+    if not 100 <= newid <= 999_999_999:
+        raise _ParamError({"newid": f"invalid format - value {newid} out of range"})
+    w = _world(request)
+    upid = w.vm_clone(vm.node, vm.vmid, newid, params.get("name"), params.get("target"),
+                      _user(request))
+    return ok(upid)
+
+
+async def qemu_set_config(request: web.Request) -> web.Response:
+    vm = _vm(request)
+    params = await _params(request)
+    w = _world(request)
+    w.vm_set_config(vm.node, vm.vmid, params)
+    w.notify()
+    if request.method == "POST":  # the async variant answers with a task
+        return ok(w.instant_task(vm.node, "qmconfig", str(vm.vmid), _user(request)))
+    return ok(None)
+
+
+async def qemu_delete(request: web.Request) -> web.Response:
+    vm = _vm(request)
+    await _params(request)
+    w = _world(request)
+    return ok(w.vm_delete(vm.node, vm.vmid, _user(request)))
+
+
+def _user(request: web.Request) -> str:
+    ctx = request.app[CTX]
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("PVEAPIToken="):
+        return ctx.secrets.proxmox_token_id
+    return ctx.secrets.proxmox_user

@@ -494,6 +494,12 @@ class World:
         self.tasks[upid] = task
         return task
 
+    def instant_task(self, node: str, type_: str, id_: str, user: str) -> str:
+        """A task that is done as soon as it starts (a config change); returns its UPID."""
+        task = self._new_task(node, type_, id_, user)
+        self._finish_task(task)
+        return task.upid
+
     def _finish_task(self, task: PveTask, exitstatus: str = "OK", log: Iterable[str] = ()) -> None:
         task.log.extend(log)
         task.log.append("TASK OK" if exitstatus == "OK" else f"TASK ERROR: {exitstatus}")
