@@ -1,0 +1,238 @@
+"""Consul: services and their instances with checks, members, intentions and server quorum.
+
+Watches with blocking queries (`index` + `wait`) through py-consul: the catalog's service list
+and the state of every check, so a registration or a flapping check arrives as soon as Consul
+has it, and an idle lab costs two held requests per wait period. Members and the Raft
+configuration have no change feed; they are polled at the configured interval.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import consul
+from consul.callback import CB
+
+from ..config import ConsulConfig
+from ..model import CheckInfo, Intention, Kind, Member, Quorum, Service, ServiceInstance, worst
+from ..store import Store
+from .base import BackendError, Source, http_problem, timed, tls_verify
+
+WAIT = "60s"  # how long Consul may hold a blocking query; a change ends it at once
+_NOMAD_ALLOC = re.compile(r"^_nomad-task-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                          r"[0-9a-f]{12})-")
+_MEMBER_STATUS = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}
+
+
+# -- decoders (wire -> model), pure ---------------------------------------------------------
+
+
+def decode_check(c: dict[str, Any]) -> CheckInfo:
+    return CheckInfo(check_id=c.get("CheckID", ""), name=c.get("Name", ""),
+                     status=c.get("Status", "critical"), output=c.get("Output", "") or "",
+                     service_id=c.get("ServiceID", "") or "")
+
+
+def decode_instance(entry: dict[str, Any]) -> ServiceInstance:
+    """One `/v1/health/service/<name>` entry."""
+    node, svc = entry.get("Node") or {}, entry.get("Service") or {}
+    sid = svc.get("ID", "")
+    match = _NOMAD_ALLOC.match(sid)
+    return ServiceInstance(
+        id=f"{node.get('Node', '')}/{sid}",
+        service=svc.get("Service", ""),
+        service_id=sid,
+        node=node.get("Node", ""),
+        address=svc.get("Address") or node.get("Address", ""),
+        port=int(svc.get("Port") or 0),
+        tags=tuple(svc.get("Tags") or ()),
+        checks=tuple(decode_check(c) for c in entry.get("Checks") or ()),
+        kind=svc.get("Kind", "") or "",
+        alloc_id=match.group(1) if match else "",
+    )
+
+
+def summarize(name: str, tags: list[str], instances: list[ServiceInstance]) -> Service:
+    counts = {"passing": 0, "warning": 0, "critical": 0}
+    for inst in instances:
+        status = worst(c.status for c in inst.checks)
+        counts["critical" if status not in counts else status] += 1
+    return Service(name=name, tags=tuple(tags), **counts)
+
+
+def decode_member(m: dict[str, Any]) -> Member:
+    tags = m.get("Tags") or {}
+    return Member(name=m.get("Name", ""), address=m.get("Addr", ""),
+                  status=_MEMBER_STATUS.get(int(m.get("Status", 0)), "unknown"),
+                  role="server" if tags.get("role") == "consul" else "client")
+
+
+def decode_intention(i: dict[str, Any]) -> Intention:
+    return Intention(source=i.get("SourceName", ""), destination=i.get("DestinationName", ""),
+                     action=i.get("Action", ""), precedence=int(i.get("Precedence") or 0),
+                     description=i.get("Description", "") or "")
+
+
+def decode_quorum(leader: str, raft: dict[str, Any] | None, members: list[Member]) -> Quorum:
+    """Voters from the Raft configuration; alive ones are those Serf sees alive."""
+    alive_names = {m.name for m in members if m.status == "alive"}
+    voters = [s for s in (raft or {}).get("Servers") or [] if s.get("Voter", True)]
+    return Quorum(
+        system="consul",
+        leader=leader or "",
+        servers=tuple(s.get("Address", "") for s in voters),
+        alive=tuple(s.get("Address", "") for s in voters if s.get("Node") in alive_names),
+    )
+
+
+# -- the source ----------------------------------------------------------------------------
+
+
+class ConsulSource(Source):
+    name = "consul"
+    hint = "[consul] token / CONSUL_HTTP_TOKEN, [consul] ca_file / CONSUL_CACERT"
+
+    def __init__(self, store: Store, cfg: ConsulConfig, *, poll_interval: float = 5.0,
+                 quorum_interval: float = 15.0, wait: str = WAIT, timeout: float = 10.0) -> None:
+        super().__init__(store, cfg.address, [cfg.token])
+        self.cfg = cfg
+        self.poll_interval = poll_interval
+        self.quorum_interval = max(quorum_interval, poll_interval)
+        self.wait = wait
+        parts = urlsplit(cfg.address if "://" in cfg.address else f"http://{cfg.address}")
+        self.client = consul.Consul(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (443 if parts.scheme == "https" else 8500),
+            scheme=parts.scheme or "http",
+            token=cfg.token.reveal() or None,
+            dc=cfg.datacenter or None,
+            verify=tls_verify("consul", cfg.ca_file, cfg.insecure),
+            connections_timeout=timeout,
+        )
+        self._service_index: str | None = None
+        self._check_index: str | None = None
+        self._members: list[Member] = []
+        # `ready` means the services are in: the member poll waits for the first read
+        self._first_read = threading.Event()
+        self._slow_at = float("-inf")
+
+    def start(self) -> None:
+        self.spawn(lambda: self.loop(self._services_step, "services"), "services")
+        self.spawn(lambda: self.loop(self._checks_step, "checks"), "checks")
+        self.spawn(lambda: self.loop(self._cluster_step, "members"), "members")
+
+    # -- failures, in words ----------------------------------------------------------------------
+
+    def report_failure(self, exc: BaseException, what: str = "") -> None:
+        super().report_failure(self._words(exc), what)
+        self._first_read.set()
+
+    def _words(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, consul.ACLPermissionDenied):
+            return BackendError(http_problem("consul", self.address, 403, str(exc), self.hint))
+        if isinstance(exc, consul.ConsulException):
+            text = str(exc)
+            if "No cluster leader" in text:
+                return BackendError(f"{self.address} has no cluster leader: fewer than a "
+                                    "majority of Consul servers are alive. Start the vb nodes.")
+            if text.startswith("Failed to decode JSON"):
+                return BackendError(f"{self.address} sent a malformed answer (not valid JSON). "
+                                    "Is it really Consul?")
+            status = int(text[:3]) if text[:3].isdigit() else 500
+            return BackendError(http_problem("consul", self.address, status, text[4:]))
+        return exc
+
+    # -- watches ---------------------------------------------------------------------------------
+
+    def _services_step(self) -> None:
+        """Hold a blocking query on the service list; on change, re-read every service."""
+        self.requests_made += 1
+        index, _ = self.client.catalog.services(index=self._service_index, wait=self.wait)
+        if index != self._service_index:
+            if self._service_index is None:
+                self.read_cluster()
+            self._service_index = index
+            self.refresh_services()
+
+    def _checks_step(self) -> None:
+        """Any check's status or output changing wakes this one."""
+        self.requests_made += 1
+        index, _ = self.client.health.state("any", index=self._check_index, wait=self.wait)
+        if index != self._check_index:
+            first = self._check_index is None
+            self._check_index = index
+            if not first:
+                self.refresh_services()
+
+    def refresh_services(self) -> None:
+        (names, instances), latency = timed(self._read_services)
+        services = [summarize(name, tags, [i for i in instances if i.service == name])
+                    for name, tags in names.items()]
+        with self.store.batch():
+            self.store.replace(Kind.SERVICE, services)
+            self.store.replace(Kind.INSTANCE, instances)
+        self.report_ok(latency / max(1, len(names) + 1))
+        self._first_read.set()
+
+    def _read_services(self) -> tuple[dict[str, list[str]], list[ServiceInstance]]:
+        self.requests_made += 1
+        _, names = self.client.catalog.services()
+        instances: list[ServiceInstance] = []
+        for name in sorted(names):
+            self.requests_made += 1
+            _, entries = self.client.health.service(name)
+            instances.extend(decode_instance(e) for e in entries)
+        return names, instances
+
+    def _cluster_step(self) -> float:
+        """Members each interval; intentions and the Raft view less often (they rarely move).
+        The first read is the services thread's, so `ready` means everything is in."""
+        if not self._first_read.is_set():
+            self._first_read.wait(10)
+            return self.poll_interval
+        self.report_ok(self.read_cluster())
+        return self.poll_interval
+
+    def read_cluster(self) -> float:
+        members, latency = timed(lambda: self._get("/v1/agent/members"))
+        decoded = [decode_member(m) for m in members]
+        now = time.monotonic()
+        if now - self._slow_at >= self.quorum_interval or decoded != self._members:
+            intentions = self._call(self.client.connect.intentions.list)
+            quorum = self._quorum(decoded)
+            self._slow_at = now
+            with self.store.batch():
+                self.store.replace(Kind.INTENTION, [decode_intention(i) for i in intentions])
+                self.store.upsert(Kind.QUORUM, quorum)
+                self.store.replace(Kind.MEMBER, decoded)
+        self._members = decoded
+        return latency
+
+    def _quorum(self, members: list[Member]) -> Quorum:
+        leader = self._get("/v1/status/leader")
+        raft = None
+        if leader:
+            try:
+                raft = self._get("/v1/operator/raft/configuration")
+            except consul.ConsulException:
+                raft = None
+        if raft is None:  # no leader: the servers are what the peers list (or Serf) says
+            servers = [m for m in members if m.role == "server"]
+            raft = {"Servers": [{"Node": m.name, "Address": f"{m.address}:8300", "Voter": True}
+                                for m in servers]}
+        return decode_quorum(leader, raft, members)
+
+    def _get(self, path: str) -> Any:
+        # py-consul sends no token for members and the Raft configuration; with ACLs on,
+        # Consul then filters members to none and refuses the Raft view. Send ours.
+        self.requests_made += 1
+        return self.client.http.get(CB.json(), path, headers=self.client.prepare_headers())
+
+    def _call(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        self.requests_made += 1
+        return fn(*args, **kw)
+

@@ -1,0 +1,149 @@
+"""Proxmox VE: hypervisors, VMs and storage, through proxmoxer with an API token.
+
+Proxmox has no change feed, so this polls `/cluster/resources` (one request covers every node,
+VM and storage) at the configured interval. VM addresses come from the cloud-init config
+(`ipconfig0`) read once per VM, else the inventory; groups come from the inventory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import proxmoxer
+from proxmoxer.core import AuthenticationError, ResourceException
+
+from ..config import ProxmoxConfig
+from ..inventory import Inventory
+from ..model import VM, Hypervisor, Kind, Storage
+from ..store import Store
+from .base import BackendError, Source, http_problem, timed, tls_verify
+
+
+def _bool(value: Any) -> bool:
+    return str(value) in ("1", "true", "True")
+
+
+def decode_node(r: dict[str, Any]) -> Hypervisor:
+    return Hypervisor(
+        name=r.get("node", ""), status=r.get("status", "unknown"),
+        cpu=float(r.get("cpu") or 0), maxcpu=int(r.get("maxcpu") or 0),
+        mem=int(r.get("mem") or 0), maxmem=int(r.get("maxmem") or 0),
+        disk=int(r.get("disk") or 0), maxdisk=int(r.get("maxdisk") or 0),
+        uptime=int(r.get("uptime") or 0),
+    )
+
+
+def decode_vm(r: dict[str, Any], inventory: Inventory | None, ip: str | None) -> VM:
+    name = r.get("name", "") or f"VM {r.get('vmid')}"
+    host = inventory.host(name) if inventory is not None else None
+    tags = tuple(t for t in str(r.get("tags") or "").replace(",", ";").split(";") if t)
+    return VM(
+        vmid=int(r.get("vmid") or 0), name=name, node=r.get("node", ""),
+        status=r.get("status", "unknown"), cpu=float(r.get("cpu") or 0),
+        cpus=int(r.get("maxcpu") or r.get("cpus") or 0), mem=int(r.get("mem") or 0),
+        maxmem=int(r.get("maxmem") or 0), uptime=int(r.get("uptime") or 0),
+        ip=ip or (host.address if host else None),
+        group=host.group if host else None,
+        template=_bool(r.get("template", 0)), tags=tags, lock=r.get("lock") or None,
+    )
+
+
+def decode_storage(r: dict[str, Any]) -> Storage:
+    return Storage(
+        node=r.get("node", ""), storage=r.get("storage", ""),
+        type=r.get("plugintype", ""), status=r.get("status", "unknown"),
+        used=int(r.get("disk") or 0), total=int(r.get("maxdisk") or 0),
+        shared=_bool(r.get("shared", 0)), content=r.get("content", ""),
+    )
+
+
+def ip_from_config(config: dict[str, Any]) -> str | None:
+    """`ipconfig0: ip=192.168.42.21/24,gw=192.168.42.1` -> 192.168.42.21 (not dhcp)."""
+    for part in str(config.get("ipconfig0") or "").split(","):
+        if part.startswith("ip=") and part[3:] not in ("dhcp", "auto"):
+            return part[3:].split("/")[0]
+    return None
+
+
+class ProxmoxSource(Source):
+    name = "proxmox"
+    hint = "[proxmox] token_id and token / PROXMOX_VE_API_TOKEN, [proxmox] ca_file"
+
+    def __init__(self, store: Store, cfg: ProxmoxConfig, *, poll_interval: float = 5.0,
+                 inventory: Inventory | None = None, timeout: float = 10.0) -> None:
+        super().__init__(store, cfg.address, [cfg.token_secret])
+        self.cfg = cfg
+        self.poll_interval = poll_interval
+        self.inventory = inventory
+        parts = urlsplit(cfg.address if "://" in cfg.address else f"https://{cfg.address}")
+        user, _, token_name = cfg.token_id.partition("!")
+        self.api = proxmoxer.ProxmoxAPI(
+            parts.hostname or "127.0.0.1", port=parts.port or 8006, user=user or "root@pam",
+            token_name=token_name or None, token_value=cfg.token_secret.reveal() or None,
+            verify_ssl=tls_verify("proxmox", cfg.ca_file, cfg.insecure), timeout=int(timeout),
+            service="PVE",
+        )
+        self._ips: dict[int, str | None] = {}
+
+    def start(self) -> None:
+        self.spawn(lambda: self.loop(self._poll, "cluster resources"), "poll")
+
+    def report_failure(self, exc: BaseException, what: str = "") -> None:
+        super().report_failure(self._words(exc), what)
+
+    def _words(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, AuthenticationError):
+            return BackendError(http_problem("proxmox", self.address, 401, str(exc), self.hint))
+        if isinstance(exc, ResourceException):
+            return BackendError(http_problem("proxmox", self.address, exc.status_code,
+                                             exc.status_message or str(exc), self.hint))
+        return exc
+
+    def _poll(self) -> float:
+        self.refresh()
+        return self.poll_interval
+
+    def refresh(self) -> None:
+        resources, latency = timed(lambda: self._get("cluster/resources"))
+        nodes = [decode_node(r) for r in resources if r.get("type") == "node"]
+        storages = [decode_storage(r) for r in resources if r.get("type") == "storage"]
+        vms = []
+        for r in resources:
+            if r.get("type") != "qemu":
+                continue
+            vmid = int(r.get("vmid") or 0)
+            if vmid not in self._ips and r.get("status") == "running":
+                self._ips[vmid] = self._config_ip(r.get("node", ""), vmid)
+            vms.append(decode_vm(r, self.inventory, self._ips.get(vmid)))
+        with self.store.batch():
+            self.store.replace(Kind.HYPERVISOR, nodes)
+            self.store.replace(Kind.VM, vms)
+            self.store.replace(Kind.STORAGE, storages)
+        self.report_ok(latency)
+
+    def _config_ip(self, node: str, vmid: int) -> str | None:
+        try:
+            return ip_from_config(self._get(f"nodes/{node}/qemu/{vmid}/config"))
+        except ResourceException:
+            return None
+
+    def _get(self, path: str) -> Any:
+        self.requests_made += 1
+        return self.api(path).get()
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def vm_action(self, node: str, vmid: int, action: str) -> str:
+        """start | stop | shutdown | reboot; returns the task's UPID."""
+        if action not in ("start", "stop", "shutdown", "reboot"):
+            raise ValueError(f"unknown VM action {action!r}")
+        self.requests_made += 1
+        return str(self.api.nodes(node).qemu(vmid).status(action).post())
+
+    def task_status(self, node: str, upid: str) -> tuple[str, str]:
+        """(status, exitstatus): running/stopped and "OK" or the error when stopped."""
+        self.requests_made += 1
+        data = self.api.nodes(node).tasks(upid).status.get()
+        return data.get("status", ""), data.get("exitstatus", "") or ""
+
