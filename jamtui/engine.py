@@ -60,11 +60,12 @@ class Engine:
         for source in self.sources.values():
             source.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
         for source in self.sources.values():
             source.stop_event.set()
+        deadline = time.monotonic() + timeout
         for source in self.sources.values():
-            source.stop(timeout=1.0)
+            source.stop(timeout=max(0.0, deadline - time.monotonic()))
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
         """Wait until every source has answered once, well or not; False if some stay silent."""

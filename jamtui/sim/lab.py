@@ -191,8 +191,8 @@ class Lab:
             if self._haproxy is not None:
                 await self._haproxy.stop()
             await self.ctx.world.stop()
-            for server in list(self.ctx.servers.values()):
-                await server.stop()
+            await asyncio.gather(*(server.stop() for server in list(self.ctx.servers.values())),
+                                 return_exceptions=True)
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread

@@ -881,7 +881,11 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         fault = ctx.faults.get("nomad")
         if fault is not None and fault.kind in ("reset", "down"):
             raise StreamReset()
+        if fault is not None and fault.kind in ("forbidden", "error"):
+            break  # Nomad ends a subscription whose token is revoked; the retry meets the fault
         if time.monotonic() - last_write >= heartbeat:
             await resp.write(b"{}\n")
             last_write = time.monotonic()
         await world.wait_change(max(0.05, heartbeat - (time.monotonic() - last_write)))
+    await resp.write_eof()
+    return resp

@@ -310,9 +310,8 @@ class World:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for alloc in self.allocs.values():
-            if alloc.ports:
-                await self.runtime.stop(alloc)
+        await asyncio.gather(*(self.runtime.stop(a) for a in self.allocs.values() if a.ports),
+                             return_exceptions=True)
 
     def _build(self) -> None:
         inv = self.inventory

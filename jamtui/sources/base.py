@@ -125,9 +125,12 @@ class Source:
         thread.start()
 
     def stop(self, timeout: float = 1.0) -> None:
+        """Ask the threads to end and wait up to `timeout` in all. A thread held in a
+        blocking query is a daemon: it ends with its answer, or with the process."""
         self.stop_event.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def loop(self, step: Callable[[], float | None], what: str) -> None:
         """Run `step` until stopped; it returns seconds to sleep (None: go again at once).

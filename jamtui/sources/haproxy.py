@@ -32,6 +32,9 @@ def parse_stats_csv(text: str) -> list[HAProxyRow]:
                            "Does stats_url end with ';csv'?")
     rows = []
     for r in csv.DictReader(io.StringIO(text[2:])):
+        if None in r or None in r.values():  # more or fewer cells than the header names
+            raise BackendError("the HAProxy stats CSV is malformed (a row does not match its "
+                               "header). Is something between jamtui and HAProxy cutting it?")
         if not r.get("pxname"):
             continue
         kind = TYPES.get(r.get("type", ""), "server")

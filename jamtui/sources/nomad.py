@@ -160,6 +160,9 @@ def split_stream(buffer: str) -> tuple[list[dict[str, Any]], str]:
 # -- the source ----------------------------------------------------------------------------
 
 
+LONG_LIVED = 5.0  # seconds; a stream closed sooner than this is retried with backoff
+
+
 class NomadSource(Source):
     name = "nomad"
     hint = "[nomad] token / NOMAD_TOKEN, [nomad] ca_file / NOMAD_CACERT"
@@ -250,6 +253,7 @@ class NomadSource(Source):
         resp = self.session.get(url, params=params, headers=headers, stream=True,
                                 verify=self.verify, timeout=(self.timeout, 65))
         self._stream = resp
+        connected = time.monotonic()
         try:
             if resp.status_code != 200:
                 raise BackendError(http_problem("nomad", self.address, resp.status_code,
@@ -273,7 +277,9 @@ class NomadSource(Source):
             resp.close()
         if self.stop_event.is_set():
             return None
-        raise BackendError(f"{self.address} closed the event stream; reconnecting.")
+        if time.monotonic() - connected > LONG_LIVED:
+            return 0.1  # a stream that lived a while and ended: reconnect, nothing is wrong
+        raise BackendError(f"{self.address} closed the event stream at once; reconnecting.")
 
     def _events(self, resp: requests.Response) -> Iterator[dict[str, Any]]:
         buffer = ""
