@@ -158,6 +158,10 @@ def run_lab(args: argparse.Namespace) -> int:
         lab.stop()
         print(f"jamtui lab: {exc}", file=sys.stderr)
         return 2
+    # Ctrl-C and SIGTERM stop the lab cleanly, even if they come before the banner is out
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     config_path = lab.workdir / "jamtui.toml"
     config_path.write_text(lab.config_toml())
     env_path = lab.workdir / "env.sh"
@@ -172,13 +176,9 @@ def run_lab(args: argparse.Namespace) -> int:
     print(f"#   curl -H 'Host: example.jamfox.dev' {lab.urls['haproxy']}/")
     print("# Type 'fault BACKEND KIND', 'clear [BACKEND]' or 'help'; Ctrl-C stops the lab.",
           flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threading.Thread(target=_lab_console, args=(lab, stop), daemon=True).start()
     try:
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         lab.stop()
         print("\nJamLab stopped.", flush=True)
