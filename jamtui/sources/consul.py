@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,10 +17,21 @@ import consul
 from consul.callback import CB
 
 from ..config import ConsulConfig
-from ..model import CheckInfo, Intention, Kind, Member, Quorum, Service, ServiceInstance, worst
+from ..model import (
+    CheckInfo,
+    Health,
+    Intention,
+    Kind,
+    Member,
+    Quorum,
+    Service,
+    ServiceInstance,
+    worst,
+)
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed, tls_verify
 
+SAFETY_POLL = 60.0  # seconds between reads of members and Raft while all is well
 WAIT = "60s"  # how long Consul may hold a blocking query; a change ends it at once
 _NOMAD_ALLOC = re.compile(r"^_nomad-task-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
                           r"[0-9a-f]{12})-")
@@ -97,11 +107,10 @@ class ConsulSource(Source):
     hint = "[consul] token / CONSUL_HTTP_TOKEN, [consul] ca_file / CONSUL_CACERT"
 
     def __init__(self, store: Store, cfg: ConsulConfig, *, poll_interval: float = 5.0,
-                 quorum_interval: float = 15.0, wait: str = WAIT, timeout: float = 10.0) -> None:
+                 wait: str = WAIT, timeout: float = 10.0) -> None:
         super().__init__(store, cfg.address, [cfg.token])
         self.cfg = cfg
         self.poll_interval = poll_interval
-        self.quorum_interval = max(quorum_interval, poll_interval)
         self.wait = wait
         parts = urlsplit(cfg.address if "://" in cfg.address else f"http://{cfg.address}")
         self.client = consul.Consul(
@@ -115,14 +124,14 @@ class ConsulSource(Source):
         )
         self._service_index: str | None = None
         self._check_index: str | None = None
-        self._members: list[Member] = []
+        self._intention_index: str | None = None
         # `ready` means the services are in: the member poll waits for the first read
         self._first_read = threading.Event()
-        self._slow_at = float("-inf")
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._services_step, "services"), "services")
         self.spawn(lambda: self.loop(self._checks_step, "checks"), "checks")
+        self.spawn(lambda: self.loop(self._intentions_step, "intentions"), "intentions")
         self.spawn(lambda: self.loop(self._cluster_step, "members"), "members")
 
     # -- failures, in words ----------------------------------------------------------------------
@@ -149,24 +158,52 @@ class ConsulSource(Source):
     # -- watches ---------------------------------------------------------------------------------
 
     def _services_step(self) -> None:
-        """Hold a blocking query on the service list; on change, re-read every service."""
+        """Hold a blocking query on the service list; on change, re-read every service.
+        The first pass reads everything, so `ready` means the whole picture is in."""
         self.requests_made += 1
-        index, _ = self.client.catalog.services(index=self._service_index, wait=self.wait)
+        index, _ = self.client.catalog.services(index=self._hold(self._service_index),
+                                                wait=self.wait)
         if index != self._service_index:
             if self._service_index is None:
                 self.read_cluster()
+                self._read_intentions()
             self._service_index = index
             self.refresh_services()
+        self.report_ok()
 
     def _checks_step(self) -> None:
-        """Any check's status or output changing wakes this one."""
+        """Any check's status or output changing wakes this one; a member failing or
+        coming back shows here first, as its serfHealth check."""
         self.requests_made += 1
-        index, _ = self.client.health.state("any", index=self._check_index, wait=self.wait)
+        index, _ = self.client.health.state("any", index=self._hold(self._check_index),
+                                            wait=self.wait)
         if index != self._check_index:
             first = self._check_index is None
             self._check_index = index
             if not first:
                 self.refresh_services()
+                self.read_cluster()
+        if self._first_read.is_set():
+            self.report_ok()
+
+    def _intentions_step(self) -> None:
+        self._first_read.wait(10)
+        self._read_intentions(wait=True)
+
+    def _read_intentions(self, wait: bool = False) -> None:
+        index = self._hold(self._intention_index) if wait else None
+        params = [("index", index), ("wait", self.wait)] if index else []
+        self.requests_made += 1
+        index, items = self.client.http.get(CB.json(index=True), "/v1/connect/intentions",
+                                            params=params, headers=self.client.prepare_headers())
+        if index != self._intention_index:
+            self._intention_index = index
+            self.store.replace(Kind.INTENTION, [decode_intention(i) for i in items or []])
+
+    def _hold(self, index: str | None) -> str | None:
+        """The index to block on; none (answer at once) while the backend is not ok, so a
+        recovery shows as soon as Consul answers rather than after a whole wait."""
+        return index if self.store.backend(self.name).health is Health.OK else None
 
     def refresh_services(self) -> None:
         (names, instances), latency = timed(self._read_services)
@@ -189,28 +226,24 @@ class ConsulSource(Source):
         return names, instances
 
     def _cluster_step(self) -> float:
-        """Members each interval; intentions and the Raft view less often (they rarely move).
-        The first read is the services thread's, so `ready` means everything is in."""
+        """Members and the Raft view have no change feed. A member's serfHealth check moves
+        with it (the checks watch re-reads them then); this slow poll is the safety net,
+        quick only while something is wrong."""
         if not self._first_read.is_set():
             self._first_read.wait(10)
-            return self.poll_interval
-        self.report_ok(self.read_cluster())
-        return self.poll_interval
+            return SAFETY_POLL
+        self.read_cluster()
+        quorum = self.store.get(Kind.QUORUM, "consul")
+        unwell = quorum is None or not quorum.has_leader or (
+            self.store.backend(self.name).health is not Health.OK)
+        return self.poll_interval if unwell else max(SAFETY_POLL, self.poll_interval)
 
-    def read_cluster(self) -> float:
-        members, latency = timed(lambda: self._get("/v1/agent/members"))
-        decoded = [decode_member(m) for m in members]
-        now = time.monotonic()
-        if now - self._slow_at >= self.quorum_interval or decoded != self._members:
-            intentions = self._call(self.client.connect.intentions.list)
-            quorum = self._quorum(decoded)
-            self._slow_at = now
-            with self.store.batch():
-                self.store.replace(Kind.INTENTION, [decode_intention(i) for i in intentions])
-                self.store.upsert(Kind.QUORUM, quorum)
-                self.store.replace(Kind.MEMBER, decoded)
-        self._members = decoded
-        return latency
+    def read_cluster(self) -> None:
+        members = [decode_member(m) for m in self._get("/v1/agent/members")]
+        quorum = self._quorum(members)
+        with self.store.batch():
+            self.store.upsert(Kind.QUORUM, quorum)
+            self.store.replace(Kind.MEMBER, members)
 
     def _quorum(self, members: list[Member]) -> Quorum:
         leader = self._get("/v1/status/leader")

@@ -142,3 +142,32 @@ def test_engine_without_optional_backends(tmp_path: Path) -> None:
     engine = Engine(cfg)
     assert "proxmox" not in engine.sources
     assert "not configured" in engine.store.backend("proxmox").last_error
+
+
+def test_a_stopped_vm_reaches_the_store_and_others_keep_updating(
+        live: tuple[Lab, Engine]) -> None:
+    lab, engine = live
+    store = engine.store
+    lab.set_fault("consul", "down")
+    try:
+        vm = next(v for v in store.items(Kind.VM) if v.name == "vs2")
+        lab.call(lab.world.vm_stop, vm.node, vm.vmid)
+        # Proxmox (a poll) and Nomad (the event stream) go on while Consul is down
+        wait_for(lambda: store.get(Kind.VM, vm.id).status == "stopped", timeout=5)
+        node = next(n for n in store.items(Kind.NOMAD_NODE) if n.name == "vs2")
+        wait_for(lambda: store.get(Kind.NOMAD_NODE, node.id).status == "down", timeout=5)
+        assert store.backend("consul").health is Health.DOWN
+    finally:
+        lab.clear_fault()
+
+
+def test_slow_backend_is_degraded_then_ok(live: tuple[Lab, Engine]) -> None:
+    lab, engine = live
+    store = engine.store
+    lab.set_fault("proxmox", "slow", latency=2.2)
+    try:
+        wait_for(lambda: store.backend("proxmox").health is Health.DEGRADED, timeout=10)
+        assert "slowly" in store.backend("proxmox").last_error
+    finally:
+        lab.clear_fault()
+    wait_for(lambda: store.backend("proxmox").health is Health.OK, timeout=10)

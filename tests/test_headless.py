@@ -1,0 +1,80 @@
+"""`jamtui status`, `snapshot --json` and `doctor` against the lab, as separate processes
+pointed at it the way an operator would (config file and environment)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jamtui.config import load_config
+from jamtui.doctor import run_doctor
+from jamtui.sim.lab import Lab
+from tests.conftest import CLIENT_ENV, FAST
+
+
+@pytest.fixture
+def lab_config(tmp_path: Path) -> Iterator[tuple[Lab, Path]]:
+    with Lab(seed=4, tick=0.2, traffic=False, **FAST) as lab:
+        path = tmp_path / "jamtui.toml"
+        path.write_text(lab.config_toml())
+        yield lab, path
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+    return subprocess.run([sys.executable, "-m", "jamtui", *args], env={**base, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_snapshot_json_schema(lab_config: tuple[Lab, Path]) -> None:
+    lab, path = lab_config
+    out = run(["snapshot", "--json", "--config", str(path)], lab.env())
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert {"backends", "hypervisors", "vms", "services", "allocations", "routes"} <= doc.keys()
+    alloc = doc["allocations"][0]
+    assert {"id", "client_status", "desired_status", "task_group", "job_id", "node_name"} \
+        <= alloc.keys()
+    vm = next(v for v in doc["vms"] if v["name"] == "vb0")
+    assert vm["vmid"] == 200  # an integer, as the inventory and Proxmox have it
+    assert vm["group"] == "vb"
+    example = next(s for s in doc["services"] if s["name"] == "example")
+    assert len(example["instances"]) == 3 and example["instances"][0]["alloc_id"]
+    assert {b["name"]: b["health"] for b in doc["backends"]}["nomad"] == "ok"
+    for secret in (lab.secrets.nomad_token, lab.secrets.consul_token,
+                   lab.secrets.proxmox_token_value):
+        assert secret not in out.stdout and secret not in out.stderr
+
+
+def test_status_exit_codes(lab_config: tuple[Lab, Path]) -> None:
+    lab, path = lab_config
+    ok = run(["status", "--config", str(path)], lab.env())
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "Hypervisors" in ok.stdout and "pve1" in ok.stdout and "Allocations" in ok.stdout
+    lab.set_fault("consul", "down")
+    bad = run(["status", "--config", str(path)], lab.env())
+    assert bad.returncode == 1
+    assert "cannot reach" in bad.stdout
+
+
+def test_doctor_names_each_failure_and_the_fix(lab_config: tuple[Lab, Path]) -> None:
+    lab, path = lab_config
+    good = run_doctor(load_config(path, env=lab.env()))
+    assert all(f.ok for f in good), [f for f in good if not f.ok]
+
+    env = {**lab.env(), "NOMAD_TOKEN": "wrong-token"}
+    env.pop("PROXMOX_VE_CACERT")
+    cfg_text = path.read_text().replace(f'ca_file = "{lab.ca_cert}"\n', "")
+    path.write_text(cfg_text)
+    findings = {f.backend: f for f in run_doctor(load_config(path, env=env))}
+    assert not findings["nomad"].ok and "token" in findings["nomad"].fix.lower()
+    assert not findings["proxmox"].ok and "TLS" in findings["proxmox"].detail
+    assert findings["consul"].ok
+    out = run(["doctor", "--config", str(path)], env)
+    assert out.returncode == 1 and "wrong-token" not in out.stdout
