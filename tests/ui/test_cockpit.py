@@ -1,0 +1,165 @@
+"""The cockpit against the lab: screens, keys and actions through Textual's pilot. Each action
+reaches the lab, and the lab's change comes back to the screen."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from textual.widgets import Static
+
+from jamtui.engine import Engine
+from jamtui.model import Kind
+from jamtui.sim.lab import Lab
+from jamtui.ui.app import JamApp
+from jamtui.ui.screens import DetailScreen, HelpScreen, LabScreen
+
+
+async def until(pilot: Any, cond: Callable[[], Any], timeout: float = 8.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        await pilot.pause(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def text_of(renderable: Any) -> str:
+    console = Console(width=160, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def pane(app: JamApp, kind: Kind) -> Any:
+    screen = app.screen
+    assert isinstance(screen, LabScreen)
+    return next(p for p in screen.panes if p.kind is kind)
+
+
+async def test_overview_fills_its_four_panes_and_health(lab_engine: tuple[Lab, Engine]) -> None:
+    _lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        for kind in (Kind.HYPERVISOR, Kind.VM, Kind.SERVICE, Kind.ALLOCATION):
+            await until(pilot, lambda k=kind: pane(app, k).table.row_count > 0)
+        assert pane(app, Kind.HYPERVISOR).table.row_count == 2
+        assert pane(app, Kind.ALLOCATION).table.row_count == 13
+        text = app.screen.query_one("HealthBar").render()
+        assert "nomad" in str(text) and "consul" in str(text)
+
+
+async def ready(pilot: Any, app: JamApp) -> None:
+    await until(pilot, lambda: pane(app, Kind.ALLOCATION).table.row_count > 0
+                and pane(app, Kind.VM).table.row_count > 0)
+
+
+def focus_row(table: Any, id_: str) -> None:
+    table.focus()
+    table.move_cursor(row=table.get_row_index(id_))
+
+
+async def test_views_filter_detail_and_back(lab_engine: tuple[Lab, Engine]) -> None:
+    _lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("colon", *"allocs", "enter")
+        await until(pilot, lambda: app.screen.name == "allocs")
+        table = pane(app, Kind.ALLOCATION).table
+        await until(pilot, lambda: table.row_count == 13)
+        await pilot.press("slash", *"example")
+        await until(pilot, lambda: table.row_count == 3)
+        await pilot.press("enter")  # leave the filter bar, keep the filter
+        table.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        body = text_of(app.screen.query_one("#detail", Static).content)
+        assert "example.web[" in body and "server" in body  # the alloc and its task
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen.name == "allocs")
+        assert table.row_count == 3  # the filter is still there
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await pilot.press("colon", *"jobs", "enter")
+        await until(pilot, lambda: pane(app, Kind.JOB).table.row_count == 6)
+        await pilot.press("colon", *"nodes", "enter")
+        await until(pilot, lambda: pane(app, Kind.NOMAD_NODE).table.row_count == 3)
+        await pilot.press("colon", *"storage", "enter")
+        await until(pilot, lambda: pane(app, Kind.STORAGE).table.row_count == 6)
+
+
+async def test_restart_reaches_the_lab_and_comes_back(lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        table = pane(app, Kind.ALLOCATION).table
+        alloc = next(a for a in engine.store.items(Kind.ALLOCATION) if a.job_id == "example")
+        focus_row(table, alloc.id)
+        await pilot.press("r")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
+
+        def restarts() -> int:
+            return lab.call(lambda: lab.world.allocs[alloc.id].task_states["server"].restarts)
+
+        await until(pilot, lambda: restarts() == 1)
+        # the change comes back through the event stream to the store and the row
+        await until(pilot, lambda: engine.store.get(Kind.ALLOCATION, alloc.id).tasks[0]
+                    .restarts == 1)
+
+
+async def test_vm_shutdown_asks_and_no_means_nothing(lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        vm = next(v for v in engine.store.items(Kind.VM) if v.name == "vs2")
+        table = pane(app, Kind.VM).table
+        focus_row(table, vm.id)
+        await pilot.press("x")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        question = text_of(app.screen.query(Static).first().content)
+        assert "vs2" in question
+        await pilot.press("n")
+        await pilot.pause(0.5)
+        assert lab.call(lambda: lab.world.vms[vm.vmid].status) == "running"
+        focus_row(table, vm.id)
+        await pilot.press("x")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
+        await until(pilot, lambda: lab.call(lambda: lab.world.vms[vm.vmid].status) == "stopped")
+        await until(pilot, lambda: engine.store.get(Kind.VM, vm.id).status == "stopped")
+
+
+async def test_read_only_refuses_actions(lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    app = JamApp(engine, read_only=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        vm = next(v for v in engine.store.items(Kind.VM) if v.name == "vs1")
+        focus_row(pane(app, Kind.VM).table, vm.id)
+        await pilot.press("X")
+        await pilot.pause(0.3)
+        assert type(app.screen).__name__ != "ConfirmScreen"
+        assert lab.call(lambda: lab.world.vms[vm.vmid].status) == "running"
+
+
+async def test_a_fault_marks_panes_stale_and_they_recover(lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        services = pane(app, Kind.SERVICE)
+        rows = services.table.row_count
+        await asyncio.to_thread(lab.set_fault, "consul", "down")
+        await until(pilot, lambda: services.has_class("-stale"))
+        assert services.table.row_count == rows  # kept, not cleared
+        await asyncio.to_thread(lab.clear_fault)
+        await until(pilot, lambda: not services.has_class("-stale"), timeout=20)
