@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from rich.console import Console, ConsoleOptions
+from rich.measure import Measurement
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
@@ -19,6 +21,26 @@ from ..model import Kind
 from ..store import Store
 from .columns import COLUMNS, History, plain
 from .keymap import Key, for_scopes
+
+FIRST_CHUNK = 200  # rows shown at once: more than any terminal is tall
+CHUNK = 1000  # rows per later step of a big table's load
+
+
+class Cell(Text):
+    """One line of table text that measures itself by its length: DataTable measures every
+    cell of every new row, and Text's general measure (word splitting) dominated opening a
+    view of thousands of rows."""
+
+    @classmethod
+    def of(cls, value: Any) -> Cell:
+        if isinstance(value, Text):
+            return cls(value.plain, style=value.style, justify=value.justify,
+                       no_wrap=value.no_wrap, end=value.end, spans=list(value.spans))
+        return cls(str(value))
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        width = self.cell_len
+        return Measurement(width, width)
 
 
 class LiveTable(DataTable[Any]):
@@ -56,6 +78,7 @@ class LiveTable(DataTable[Any]):
         self.filter_text = ""
         self._texts: dict[str, tuple[str, ...]] = {}  # what each row shows, for diffing
         self._sort: tuple[str, bool] | None = None  # (column key, reverse)
+        self._loading = 0  # the generation of the latest reload, for chunked loading
 
     def on_mount(self) -> None:
         for col in self.columns_spec:
@@ -65,7 +88,9 @@ class LiveTable(DataTable[Any]):
     # -- what a row is ---------------------------------------------------------------------
 
     def _cells(self, obj: Any) -> list[Any]:
-        return [col.render(obj, self.store, self.history) for col in self.columns_spec]
+        # plain strings would be parsed as console markup by DataTable on every refresh
+        # (and could misrender a name with brackets): hand it Text, parsed once, literally
+        return [Cell.of(col.render(obj, self.store, self.history)) for col in self.columns_spec]
 
     def _matches(self, texts: Iterable[str]) -> bool:
         if not self.filter_text:
@@ -76,14 +101,28 @@ class LiveTable(DataTable[Any]):
     # -- whole and partial updates ---------------------------------------------------------
 
     def reload(self) -> None:
-        """Rebuild from the store (first show, or a new filter)."""
+        """Rebuild from the store (first show, or a new filter). The first screenfuls come
+        at once; a big table's rest follows in chunks, so the view opens without a stall."""
         keep = self.selected_id()
         self.clear()
         self._texts.clear()
-        for obj in sorted(self.store.items(self.kind), key=default_order):
-            self._add(obj)
+        self._loading += 1
+        ids = [str(o.id) for o in sorted(self.store.items(self.kind), key=default_order)]
+        self._load_chunk(ids, 0, self._loading, keep, FIRST_CHUNK)
+
+    def _load_chunk(self, ids: list[str], start: int, generation: int, keep: str | None,
+                    size: int = CHUNK) -> None:
+        if generation != self._loading:
+            return  # a newer reload (another filter) took over
+        for id_ in ids[start:start + size]:
+            obj = self.store.get(self.kind, id_)
+            if obj is not None and id_ not in self._texts:  # apply() may have added it
+                self._add(obj)
         self._resort()
         self._restore(keep)
+        if start + size < len(ids):
+            # after the next paint, so the first rows show before the rest is built
+            self.call_after_refresh(self._load_chunk, ids, start + size, generation, keep)
 
     def apply(self, ids: Iterable[str]) -> None:
         """Bring the rows of `ids` up to date with the store; nothing else is touched."""

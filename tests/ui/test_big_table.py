@@ -1,0 +1,50 @@
+"""A big table loads in chunks (the first rows paint at once) and stays consistent when
+changes arrive while it is still loading."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import types
+from typing import Any
+
+from jamtui.model import Allocation, Kind, TaskInfo
+from jamtui.store import Store
+from jamtui.ui.app import JamApp
+from jamtui.ui.screens import LabScreen
+
+
+def alloc(i: int) -> Allocation:
+    return Allocation(f"{i:08x}-0000-4000-8000-000000000000", f"load.web[{i}]", "load", "web",
+                      "n", "vs0", "running", "run", create_time=time.time() - i,
+                      tasks=(TaskInfo("server", "running"),))
+
+
+async def test_chunked_load_with_changes_midway() -> None:
+    store = Store()
+    with store.batch():
+        for i in range(2500):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    engine: Any = types.SimpleNamespace(store=store, sources={}, start=lambda: None,
+                                        stop=lambda: None)
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.go_to_view("allocs")
+        await pilot.pause(0)
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        table = screen.panes[0].table
+        # a change to a row not loaded yet, a removal and an addition, while loading
+        last = store.get(Kind.ALLOCATION, alloc(2499).id)
+        store.upsert(Kind.ALLOCATION, dataclasses.replace(last, client_status="failed"))
+        store.remove(Kind.ALLOCATION, alloc(2498).id)
+        store.upsert(Kind.ALLOCATION, alloc(2500))
+        for _ in range(200):
+            if table.row_count == 2500 and not pilot.app._pending:
+                break
+            await pilot.pause(0.02)
+        await pilot.pause(0.1)
+        assert table.row_count == 2500
+        assert alloc(2498).id not in table._texts
+        assert "failed" in " ".join(table._texts[alloc(2499).id])
+        assert alloc(2500).id in table._texts
