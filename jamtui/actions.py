@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engine import Engine
-from .model import VM, Allocation, Job, Kind, NomadNode
+from .model import VM, Allocation, Job, Kind, Member, NomadNode
 from .sources.base import BackendError, describe_error
 
 
@@ -42,6 +42,9 @@ def describe(obj: Any) -> str:
         return f"job {obj.id}"
     if isinstance(obj, NomadNode):
         return f"Nomad node {obj.name}"
+    if isinstance(obj, Member):
+        return (f"Consul node {obj.name}: maintenance "
+                f"{'off' if obj.maintenance else 'on (its services leave the routes)'}")
     return f"{type(obj).__name__} {getattr(obj, 'id', '')}"
 
 
@@ -119,6 +122,18 @@ def _follow_eval(engine: Engine, nomad: Any, eval_id: str, timeout: float = 30) 
     yield "still pending (Nomad will keep working on it)"
 
 
+# -- Consul ----------------------------------------------------------------------------------
+
+
+def _maintenance(engine: Engine, member: Member, params: dict[str, Any]) -> Progress:
+    source = _source(engine, "consul")
+    enable = not member.maintenance
+    _guard(engine, "consul", lambda: source.node_maintenance(
+        member.name, member.address, enable, params.get("reason", "set from jamtui")))
+    yield f"maintenance mode {'on' if enable else 'off'} for Consul node {member.name}"
+
+
+
 ACTIONS: tuple[Action, ...] = (
     Action("vm_start", "Start VM", Kind.VM, False,
            lambda v: v.status != "running" and not v.template, _vm_power("start")),
@@ -147,6 +162,8 @@ ACTIONS: tuple[Action, ...] = (
            lambda n: True, lambda e, n, p: _nomad_call("eligibility", "id", "eligible",
                                                        what="eligibility")(
                e, n, {"eligible": n.eligibility != "eligible", **p})),
+    Action("node_maintenance", "Maintenance on/off", Kind.MEMBER, True,
+           lambda m: m.status == "alive", _maintenance),
 )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -72,6 +73,16 @@ class ConsulConfig:
     ca_file: str = ""
     insecure: bool = False
     datacenter: str = ""
+    # [consul.agents] node = "http://addr:8500": where each node's own agent answers, for
+    # what only that agent does (maintenance). Unlisted nodes: their address, same scheme/port.
+    agents: tuple[tuple[str, str], ...] = ()
+
+    def agent_url(self, node: str, address: str) -> str:
+        listed = dict(self.agents).get(node)
+        if listed:
+            return listed
+        parts = urlsplit(self.address if "://" in self.address else f"http://{self.address}")
+        return f"{parts.scheme}://{address}:{parts.port or 8500}"
 
 
 @dataclass(frozen=True)
@@ -173,6 +184,12 @@ def _section(loc: _Locator, name: str, cls: type, table: dict[str, Any]) -> Any:
             continue
         if key not in types:
             raise ConfigError(loc.at(name, key, f"unknown key (known: {', '.join(types)})"))
+        if key == "agents":
+            if not isinstance(value, dict) or not all(
+                    isinstance(v, str) and v for v in value.values()):
+                raise ConfigError(loc.at(name, key, 'must be a table of node = "url"'))
+            values[key] = tuple(sorted(value.items()))
+            continue
         values[key] = _typed(loc, name, key, value, types[key])
     return cls(**values)
 

@@ -228,6 +228,7 @@ class Member:
     address: str
     status: str  # alive | leaving | left | failed
     role: str  # server | client
+    maintenance: bool = False  # node maintenance mode (`consul maint`) is on
 
     @property
     def id(self) -> str:

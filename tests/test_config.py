@@ -136,3 +136,15 @@ def test_tokens_never_show(tmp_path: Path) -> None:
     for secret in ("nomad-secret-token", "11111111-2222-3333-4444-555555555555", "consul-secret"):
         assert secret not in shown
     assert repr(Secret("x")) == "Secret('********')"
+
+
+def test_consul_agents_table_and_default_agent_url(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[consul]\naddress = "https://vb0.lab:8501"\n\n'
+                    '[consul.agents]\nvs0 = "https://vs0.lab:8501"\n')
+    cfg = load_config(path, env={})
+    assert cfg.consul.agent_url("vs0", "10.0.0.30") == "https://vs0.lab:8501"
+    assert cfg.consul.agent_url("vs1", "10.0.0.31") == "https://10.0.0.31:8501"
+    path.write_text('[consul.agents]\nvs0 = 5\n')
+    with pytest.raises(ConfigError, match=r"consul\.agents"):
+        load_config(path, env={})

@@ -405,3 +405,40 @@ async def _kv_get(request: web.Request, w: World, key: str) -> web.StreamRespons
          "CreateIndex": e.create_index, "ModifyIndex": e.modify_index}
         for e in entries
     ], headers=headers)
+
+
+# -- a node's own agent -----------------------------------------------------------------------
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def agent_app(ctx: SimContext, node: str) -> web.Application:
+    """The HTTP API of one node's agent: what acts on that node alone (agent/maintenance)."""
+    app = web.Application(middlewares=[
+        fault_middleware(f"consul:agent:{node}", ctx.faults, text_error),
+        _acl_middleware(ctx),
+    ])
+    app[CTX] = ctx
+
+    async def maintenance(request: web.Request) -> web.Response:
+        raw = request.query.get("enable")
+        if raw is None:
+            raise SimError(400, "Missing value for enable")
+        if raw not in _TRUE | _FALSE:
+            raise SimError(400, f"Invalid value for enable: {raw!r}")
+        ctx.world.node_maintenance(node, raw in _TRUE, request.query.get("reason", ""))
+        return web.Response(status=200)
+
+    async def self_(request: web.Request) -> web.Response:
+        w = ctx.world
+        n = w.consul_nodes.get(node)
+        return web.json_response({
+            "Config": {"Datacenter": w.datacenter, "NodeName": node,
+                       "Server": bool(n and n.server), "Version": VERSION},
+            "Member": _member(w, n) if n else {},
+        }, headers=_headers(w, w.consul.index))
+
+    app.router.add_route("PUT", "/v1/agent/maintenance", maintenance)
+    app.router.add_get("/v1/agent/self", self_)
+    return app

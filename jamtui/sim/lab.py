@@ -117,6 +117,9 @@ class Lab:
             f'token_id = "{self.secrets.proxmox_token_id}"\n\n'
             f'[nomad]\naddress = "{u["nomad"]}"\n\n'
             f'[consul]\naddress = "{u["consul"]}"\n\n'
+            "[consul.agents]  # each node's agent, for node maintenance\n"
+            + "".join(f'{k.split(":")[2]} = "{v}"\n' for k, v in sorted(u.items())
+                      if k.startswith("consul:agent:")) + "\n"
             f"[fabio]\naddresses = [{fabio}]\n\n"
             f'[haproxy]\nstats_url = "{u["haproxy_stats"]}/stats;csv"\n'
             f'frontend = "{u["haproxy"]}"\n'
@@ -174,6 +177,12 @@ class Lab:
         for name, app, use_tls in specs:
             server = BackendServer(name, app, self.host, self.ports.get(name, 0),
                                    tls.server_context(tls_files) if use_tls else None)
+            await server.start()
+            self.servers[name] = server
+            self.ctx.urls[name] = server.url
+        for node in sorted(world.consul_nodes):  # each node's own agent (agent/maintenance)
+            name = f"consul:agent:{node}"
+            server = BackendServer(name, consul.agent_app(self.ctx, node), self.host, 0)
             await server.start()
             self.servers[name] = server
             self.ctx.urls[name] = server.url

@@ -753,6 +753,23 @@ class World:
         check.modify_index = idx
         self.notify()
 
+    def node_maintenance(self, node: str, enable: bool, reason: str = "") -> None:
+        """`consul maint` on a node: a critical `_node_maintenance` check while it is on,
+        which takes every service on the node out of `?passing` answers (and Fabio)."""
+        if node not in self.consul_nodes:
+            raise SimError(404, f"Unknown node {node!r}")
+        key = (node, "_node_maintenance")
+        if enable:
+            idx = self.consul.bump("checks")
+            self._upsert_check(Check(node, "_node_maintenance", "Node Maintenance Mode",
+                                     "critical", notes=reason or "Maintenance mode is enabled "
+                                     "for this node, but no reason was provided. This is a "
+                                     "default message."), idx)
+        elif key in self.checks:
+            self.consul.bump("checks")
+            del self.checks[key]
+        self.notify()
+
     # -- Consul queries ----------------------------------------------------------------------
 
     def consul_leader(self) -> str | None:

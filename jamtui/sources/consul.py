@@ -31,6 +31,7 @@ from ..model import (
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed, tls_verify
 
+MAINTENANCE_CHECK = "_node_maintenance"
 SAFETY_POLL = 60.0  # seconds between reads of members and Raft while all is well
 WAIT = "60s"  # how long Consul may hold a blocking query; a change ends it at once
 _NOMAD_ALLOC = re.compile(r"^_nomad-task-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
@@ -74,11 +75,19 @@ def summarize(name: str, tags: list[str], instances: list[ServiceInstance]) -> S
     return Service(name=name, tags=tuple(tags), **counts)
 
 
-def decode_member(m: dict[str, Any]) -> Member:
+def decode_member(m: dict[str, Any], in_maintenance: set[str] | frozenset[str] = frozenset()
+                  ) -> Member:
     tags = m.get("Tags") or {}
-    return Member(name=m.get("Name", ""), address=m.get("Addr", ""),
+    name = m.get("Name", "")
+    return Member(name=name, address=m.get("Addr", ""),
                   status=_MEMBER_STATUS.get(int(m.get("Status", 0)), "unknown"),
-                  role="server" if tags.get("role") == "consul" else "client")
+                  role="server" if tags.get("role") == "consul" else "client",
+                  maintenance=name in in_maintenance)
+
+
+def nodes_in_maintenance(checks: list[dict[str, Any]]) -> set[str]:
+    """Nodes with the check `consul maint` adds (agent/maintenance)."""
+    return {c.get("Node", "") for c in checks if c.get("CheckID") == MAINTENANCE_CHECK}
 
 
 def decode_intention(i: dict[str, Any]) -> Intention:
@@ -125,6 +134,7 @@ class ConsulSource(Source):
         self._service_index: str | None = None
         self._check_index: str | None = None
         self._intention_index: str | None = None
+        self._maintenance: set[str] = set()
         # `ready` means the services are in: the member poll waits for the first read
         self._first_read = threading.Event()
 
@@ -175,8 +185,9 @@ class ConsulSource(Source):
         """Any check's status or output changing wakes this one; a member failing or
         coming back shows here first, as its serfHealth check."""
         self.requests_made += 1
-        index, _ = self.client.health.state("any", index=self._hold(self._check_index),
-                                            wait=self.wait)
+        index, checks = self.client.health.state("any", index=self._hold(self._check_index),
+                                                 wait=self.wait)
+        self._maintenance = nodes_in_maintenance(checks or [])
         if index != self._check_index:
             first = self._check_index is None
             self._check_index = index
@@ -239,7 +250,7 @@ class ConsulSource(Source):
         return self.poll_interval if unwell else max(SAFETY_POLL, self.poll_interval)
 
     def read_cluster(self) -> None:
-        members = [decode_member(m) for m in self._get("/v1/agent/members")]
+        members = [decode_member(m, self._maintenance) for m in self._get("/v1/agent/members")]
         quorum = self._quorum(members)
         with self.store.batch():
             self.store.upsert(Kind.QUORUM, quorum)
@@ -258,6 +269,20 @@ class ConsulSource(Source):
             raft = {"Servers": [{"Node": m.name, "Address": f"{m.address}:8300", "Voter": True}
                                 for m in servers]}
         return decode_quorum(leader, raft, members)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def node_maintenance(self, node: str, address: str, enable: bool, reason: str = "") -> None:
+        """`consul maint` for one node, through that node's own agent (only it can)."""
+        parts = urlsplit(self.cfg.agent_url(node, address))
+        agent = consul.Consul(
+            host=parts.hostname or address, port=parts.port or 8500,
+            scheme=parts.scheme or "http", token=self.cfg.token.reveal() or None,
+            verify=tls_verify("consul", self.cfg.ca_file, self.cfg.insecure),
+            connections_timeout=10,
+        )
+        self.requests_made += 1
+        agent.agent.maintenance("true" if enable else "false", reason or None)
 
     def _get(self, path: str) -> Any:
         # py-consul sends no token for members and the Raft configuration; with ACLs on,

@@ -217,6 +217,8 @@ COLUMNS: dict[Kind, list[Column]] = {
         Column("status", "STATUS", lambda o, s, h: status_text(o.status)),
         Column("role", "ROLE", lambda o, s, h: o.role),
         Column("address", "ADDRESS", lambda o, s, h: o.address),
+        Column("maint", "MAINT", lambda o, s, h: Text("⚠ maintenance", style="bold yellow")
+               if o.maintenance else ""),
     ],
     Kind.ROUTE: [
         Column("host", "HOST/PATH", lambda o, s, h: f"{o.host}{o.path}"),

@@ -43,6 +43,8 @@ KEYMAP: tuple[Key, ...] = (
     Key("act('job_scale')", "c", "scale", scope=Kind.JOB.value),
     Key("act('node_drain')", "n", "drain", scope=Kind.NOMAD_NODE.value, destructive=True),
     Key("act('node_eligibility')", "e", "eligibility", scope=Kind.NOMAD_NODE.value),
+    Key("act('node_maintenance')", "m", "maintenance", scope=Kind.MEMBER.value,
+        destructive=True),
 )
 
 

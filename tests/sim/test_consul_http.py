@@ -196,3 +196,21 @@ def test_slow_fault(lab: Lab) -> None:
         assert time.monotonic() - started >= 0.45
     finally:
         lab.clear_fault()
+
+
+def test_node_maintenance_through_the_nodes_own_agent(lab: Lab) -> None:
+    u = urlsplit(lab.urls["consul:agent:vs1"])
+    agent = consul.Consul(host=u.hostname, port=u.port, scheme="http",
+                          token=lab.secrets.consul_token)
+    assert agent.agent.maintenance("true", "kernel upgrade") is True
+    c = client(lab)
+    checks = {ck["CheckID"]: ck for ck in c.health.node("vs1")[1]}
+    assert checks["_node_maintenance"]["Status"] == "critical"
+    assert checks["_node_maintenance"]["Notes"] == "kernel upgrade"
+    # the node's services drop out of ?passing (and so out of Fabio's routes)
+    passing = c.health.service("example", passing=True)[1]
+    assert all(e["Node"]["Node"] != "vs1" for e in passing)
+    assert agent.agent.maintenance("false") is True
+    assert "_node_maintenance" not in {ck["CheckID"] for ck in c.health.node("vs1")[1]}
+    with pytest.raises(consul.ACLPermissionDenied):
+        consul.Consul(host=u.hostname, port=u.port, token="wrong").agent.maintenance("true")

@@ -134,8 +134,10 @@ async def test_vm_shutdown_asks_and_no_means_nothing(lab_engine: tuple[Lab, Engi
         await pilot.press("x")
         await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
         await pilot.press("y")
-        await until(pilot, lambda: lab.call(lambda: lab.world.vms[vm.vmid].status) == "stopped")
-        await until(pilot, lambda: engine.store.get(Kind.VM, vm.id).status == "stopped")
+        await until(pilot, lambda: lab.call(lambda: lab.world.vms[vm.vmid].status) == "stopped",
+                    timeout=15)
+        await until(pilot, lambda: engine.store.get(Kind.VM, vm.id).status == "stopped",
+                    timeout=15)
 
 
 async def test_read_only_refuses_actions(lab_engine: tuple[Lab, Engine]) -> None:
@@ -163,3 +165,28 @@ async def test_a_fault_marks_panes_stale_and_they_recover(lab_engine: tuple[Lab,
         assert services.table.row_count == rows  # kept, not cleared
         await asyncio.to_thread(lab.clear_fault)
         await until(pilot, lambda: not services.has_class("-stale"), timeout=20)
+
+
+async def test_consul_node_maintenance_on_and_off(lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("colon", *"members", "enter")
+        await until(pilot, lambda: app.screen.name == "members")
+        table = pane(app, Kind.MEMBER).table
+        await until(pilot, lambda: "vs1" in table._texts)
+
+        def in_lab() -> bool:
+            return lab.call(lambda: ("vs1", "_node_maintenance") in lab.world.checks)
+
+        for want in (True, False):
+            focus_row(table, "vs1")
+            await pilot.press("m")
+            await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+            await pilot.press("y")
+            await until(pilot, lambda w=want: in_lab() is w)
+            await until(pilot, lambda w=want: engine.store.get(Kind.MEMBER, "vs1")
+                        .maintenance is w)
+            await until(pilot, lambda w=want: ("maintenance" in " ".join(
+                table._texts["vs1"])) is w)
