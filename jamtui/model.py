@@ -88,7 +88,8 @@ class Storage:
     used: int
     total: int
     shared: bool = False
-    content: str = ""
+    content: str = ""  # Proxmox content types; for Nomad volumes, the path or plugin
+    backend: str = "proxmox"  # proxmox storages; nomad host and CSI volumes
 
     @property
     def id(self) -> str:
@@ -142,6 +143,13 @@ class Job:
 
 
 @dataclass(frozen=True)
+class TaskEvent:
+    time: float  # unix seconds
+    type: str  # Received, Started, Restarting, Killed ...
+    message: str
+
+
+@dataclass(frozen=True)
 class TaskInfo:
     name: str
     state: str  # pending | running | dead
@@ -150,6 +158,7 @@ class TaskInfo:
     started_at: float | None = None  # unix seconds
     finished_at: float | None = None
     last_event: str = ""
+    events: tuple[TaskEvent, ...] = ()  # the most recent, oldest first
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,7 @@ class NomadNode:
     cores: int = 4
     memory_mb: int = 8192
     events: list[dict[str, Any]] = field(default_factory=list)
+    host_volumes: dict[str, str] = field(default_factory=dict)  # name -> path
 
 
 @dataclass

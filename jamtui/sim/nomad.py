@@ -170,7 +170,8 @@ def node_stub(n: NomadNode) -> dict[str, Any]:
                 "HealthDescription": "Healthy", "UpdateTime": ZERO_TIME}
             for d in n.drivers
         },
-        "HostVolumes": {},
+        "HostVolumes": {name: {"Name": name, "Path": path, "ReadOnly": False}
+                        for name, path in sorted(n.host_volumes.items())},
         "LastDrain": None,
         "CreateIndex": n.create_index,
         "ModifyIndex": n.modify_index,
@@ -414,6 +415,7 @@ def build_app(ctx: SimContext, heartbeat: float = 30.0, log_heartbeat: float = 1
     r.add_get("/v1/node/{id}", read_node)
     r.add_get("/v1/node/{id}/allocations", node_allocations)
     r.add_get("/v1/evaluation/{id}", read_eval)
+    r.add_get("/v1/volumes", list_volumes)
     r.add_get("/v1/client/fs/logs/{id}", logs)
     r.add_get("/v1/event/stream", event_stream)
     r.add_get("/v1/status/leader", status_leader)
@@ -674,6 +676,26 @@ async def read_eval(request: web.Request) -> web.Response:
         return eval_json(ev)
 
     return await _blocking_read(request, ("evals",), render)
+
+
+async def list_volumes(request: web.Request) -> web.Response:
+    """api-docs/volumes#list-volumes: CSI volume stubs; `type=csi` is required."""
+    if request.query.get("type") != "csi":
+        raise SimError(400, "unsupported volume type")
+
+    def render(w: World) -> list[dict[str, Any]]:
+        ready = [n for n in w.nodes.values() if n.status == "ready"]
+        return [{
+            "ID": "media", "Name": "media", "ExternalID": "nfs-media", "Namespace": "default",
+            "Topologies": None, "AccessMode": "multi-node-multi-writer",
+            "AttachmentMode": "file-system", "CurrentReaders": 0, "CurrentWriters": 0,
+            "Schedulable": bool(ready), "PluginID": "nfs", "Provider": "nfs.csi.k8s.io",
+            "ControllerRequired": False, "ControllersHealthy": 0, "ControllersExpected": 0,
+            "NodesHealthy": len(ready), "NodesExpected": len(w.nodes),
+            "ResourceExhausted": None, "CreateIndex": 10, "ModifyIndex": 10,
+        }]
+
+    return await _blocking_read(request, ("nodes",), render)
 
 
 # status and operator

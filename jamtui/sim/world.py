@@ -868,6 +868,9 @@ class World:
                 create_index=idx,
                 cores=vm.cores,
                 memory_mb=vm.memory,
+                # the lab's NFS shares, mounted on every client (jamlab: shared storage)
+                host_volumes={"pgdata": "/mnt/nfs/nomad/pgdata",
+                              "backups": "/mnt/nfs/backups"},
             )
             self.nodes[node.id] = node
             self._emit("Node", "NodeRegistration", node.id, node, [])

@@ -22,7 +22,17 @@ import nomad.api.exceptions as nomad_errors
 import requests
 
 from ..config import NomadConfig
-from ..model import Allocation, GroupSummary, Job, Kind, NomadNode, Quorum, TaskInfo
+from ..model import (
+    Allocation,
+    GroupSummary,
+    Job,
+    Kind,
+    NomadNode,
+    Quorum,
+    Storage,
+    TaskEvent,
+    TaskInfo,
+)
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed, tls_verify
 
@@ -31,6 +41,9 @@ TOPICS = ("Node", "Job", "Allocation")
 
 
 # -- decoding (pure) -----------------------------------------------------------------------
+
+
+TASK_EVENTS = 10  # the task events an allocation keeps in the store
 
 
 def rfc3339(value: str | None) -> float | None:
@@ -60,6 +73,11 @@ def decode_task(name: str, state: dict[str, Any]) -> TaskInfo:
         started_at=rfc3339(state.get("StartedAt")),
         finished_at=rfc3339(state.get("FinishedAt")),
         last_event=last.get("DisplayMessage") or last.get("Type", ""),
+        events=tuple(
+            TaskEvent(time=(int(e.get("Time") or 0)) / 1e9, type=e.get("Type", ""),
+                      message=e.get("DisplayMessage") or e.get("Message") or "")
+            for e in events[-TASK_EVENTS:]
+        ),
     )
 
 
@@ -105,6 +123,28 @@ def decode_node(d: dict[str, Any]) -> NomadNode:
         version=d.get("Version") or (d.get("Attributes") or {}).get("nomad.version", ""),
         modify_index=int(d.get("ModifyIndex") or 0),
     )
+
+
+def decode_volumes(nodes: list[dict[str, Any]], csi: list[dict[str, Any]] | None
+                   ) -> list[Storage]:
+    """Host volumes from each node (NodeListStub.HostVolumes) and the cluster's CSI volumes
+    (`/v1/volumes?type=csi`), as rows of the storage view."""
+    out = []
+    for n in nodes:
+        for name, vol in sorted((n.get("HostVolumes") or {}).items()):
+            out.append(Storage(node=n.get("Name", ""), storage=name, type="nomad host volume",
+                               status="available" if n.get("Status") == "ready" else
+                               "unavailable", used=0, total=0, shared=False,
+                               content=(vol or {}).get("Path", ""), backend="nomad"))
+    for v in csi or []:
+        healthy = v.get("Schedulable") and v.get("NodesHealthy", 0) > 0
+        out.append(Storage(node="nomad", storage=v.get("ID", ""), type="nomad csi volume",
+                           status="available" if healthy else "unavailable", used=0,
+                           total=int(v.get("Capacity") or 0), shared=True,
+                           content=f"plugin {v.get('PluginID', '')} ({v.get('Provider', '')}"
+                                   f"), {v.get('AccessMode', '') or 'unclaimed'}",
+                           backend="nomad"))
+    return out
 
 
 def decode_job(d: dict[str, Any]) -> Job:
@@ -235,16 +275,31 @@ class NomadSource(Source):
 
     def sync(self) -> None:
         """Read nodes, jobs and allocations whole and make the store exactly that."""
-        (nodes, jobs, allocs), latency = timed(lambda: (
+        (nodes, jobs, allocs, csi), latency = timed(lambda: (
             self._call(self.client.nodes.get_nodes),
             self._call(self.client.jobs.get_jobs),
             self._call(self.client.allocations.get_allocations),
+            self._csi_volumes(),
         ))
         with self.store.batch():
             self.store.replace(Kind.NOMAD_NODE, [decode_node(n) for n in nodes])
+            self.store.replace(Kind.STORAGE, decode_volumes(nodes, csi),
+                               scope=lambda s: s.backend == "nomad")
             self.store.replace(Kind.JOB, [decode_job(j) for j in jobs])
             self.store.replace(Kind.ALLOCATION, [decode_alloc(a) for a in allocs])
         self.report_ok(latency / 3)
+
+    def _csi_volumes(self) -> list[dict[str, Any]]:
+        # python-nomad has no volumes call; Nomad requires `type=csi` on it
+        self.requests_made += 1
+        headers = {"X-Nomad-Token": self.cfg.token.reveal()} if self.cfg.token else {}
+        resp = self.session.get(f"{self.cfg.address.rstrip('/')}/v1/volumes",
+                                params={"type": "csi"}, headers=headers, verify=self.verify,
+                                timeout=self.timeout)
+        if resp.status_code != 200:
+            raise BackendError(http_problem("nomad", self.address, resp.status_code,
+                                            resp.text, self.hint))
+        return resp.json() or []
 
     # -- the event stream ----------------------------------------------------------------------
 
@@ -314,7 +369,12 @@ class NomadSource(Source):
                     if ev.get("Type") == "NodeDeregistration":
                         self.store.remove(Kind.NOMAD_NODE, payload["Node"]["ID"])
                     else:
-                        self._upsert_newer(Kind.NOMAD_NODE, decode_node(payload["Node"]))
+                        raw = payload["Node"]
+                        self._upsert_newer(Kind.NOMAD_NODE, decode_node(raw))
+                        name = raw.get("Name", "")
+                        self.store.replace(
+                            Kind.STORAGE, decode_volumes([raw], None),
+                            scope=lambda s, n=name: s.backend == "nomad" and s.node == n)
                 elif topic == "Job":
                     jobs.add(ev.get("Key", ""))
         for job_id in jobs - {""}:

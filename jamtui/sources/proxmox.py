@@ -119,7 +119,7 @@ class ProxmoxSource(Source):
         with self.store.batch():
             self.store.replace(Kind.HYPERVISOR, nodes)
             self.store.replace(Kind.VM, vms)
-            self.store.replace(Kind.STORAGE, storages)
+            self.store.replace(Kind.STORAGE, storages, scope=lambda s: s.backend == "proxmox")
         self.report_ok(latency)
 
     def _config_ip(self, node: str, vmid: int) -> str | None:

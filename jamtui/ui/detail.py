@@ -146,6 +146,11 @@ def alloc_detail(a: Allocation, store: Store) -> Rendered:
                  ("replaces", a.previous_allocation[:8] or "-"),
                  ("replaced by", a.next_allocation[:8] or "-")]),
         _section("Tasks"), tasks,
+        _section("Task events"),
+        _small_table(["TIME", "TASK", "EVENT", "MESSAGE"],
+                     [[time.strftime("%H:%M:%S", time.localtime(e.time)) if e.time else "-",
+                       t.name, e.type, e.message]
+                      for t in a.tasks for e in reversed(t.events)]),
         _section("Services"),
         _small_table(["SERVICE", "ADDRESS", "HEALTH"],
                      [[i.service, f"{i.address}:{i.port}", status_text(i.status)]

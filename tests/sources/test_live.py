@@ -67,6 +67,10 @@ def test_the_first_picture_is_whole_and_linked(live: tuple[Lab, Engine]) -> None
     quorum = {q.system: q for q in store.items(Kind.QUORUM)}
     assert quorum["consul"].failure_tolerance == 1 and quorum["nomad"].has_leader
     assert {i.destination for i in store.items(Kind.INTENTION)} == {"db"}
+    volumes = {s.id: s for s in store.items(Kind.STORAGE) if s.backend == "nomad"}
+    assert volumes["vs0/pgdata"].content == "/mnt/nfs/nomad/pgdata"
+    assert volumes["nomad/media"].type == "nomad csi volume"
+    assert {s.backend for s in store.items(Kind.STORAGE)} == {"proxmox", "nomad"}
 
 
 def test_changes_arrive_through_the_feeds_quickly(live: tuple[Lab, Engine]) -> None:

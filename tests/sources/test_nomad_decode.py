@@ -42,6 +42,8 @@ def test_allocation_list_stub() -> None:
     assert task.finished_at is None  # null in the list, not an error
     assert task.started_at == rfc3339("2021-11-04T09:14:12.04996Z")
     assert task.last_event == "Task started by client"
+    assert task.events[-1].type == "Started" and task.events[-1].time > 1.6e9
+    assert task.events[0].type == "Received"
 
 
 def test_node_list_stub_and_full_node() -> None:

@@ -91,7 +91,8 @@ async def test_views_filter_detail_and_back(lab_engine: tuple[Lab, Engine]) -> N
         await pilot.press("colon", *"nodes", "enter")
         await until(pilot, lambda: pane(app, Kind.NOMAD_NODE).table.row_count == 3)
         await pilot.press("colon", *"storage", "enter")
-        await until(pilot, lambda: pane(app, Kind.STORAGE).table.row_count == 6)
+        # Proxmox storages (6), Nomad host volumes (2 on each of 3 clients), one CSI volume
+        await until(pilot, lambda: pane(app, Kind.STORAGE).table.row_count == 13)
 
 
 async def test_restart_reaches_the_lab_and_comes_back(lab_engine: tuple[Lab, Engine]) -> None:
