@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -827,8 +828,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
                 break
             await world.wait_change(settings["log_heartbeat"])
             await asyncio.sleep(LOG_BATCH if len(log.data) - pos < LOG_FRAME_MAX else 0)
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
+    except ConnectionResetError:
+        return resp  # the follower went away
     await resp.write_eof()
     return resp
 
@@ -877,6 +878,14 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     heartbeat = request.app[SETTINGS]["heartbeat"]
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
+    with contextlib.suppress(ConnectionResetError):  # the client went away: nothing to say
+        await _stream_events(resp, world, ctx, since, topics, namespace, heartbeat)
+    return resp
+
+
+async def _stream_events(resp: web.StreamResponse, world: World,
+                         ctx: SimContext, since: int, topics: dict[str, set[str]],
+                         namespace: str, heartbeat: float) -> None:
     await resp.write(b"{}\n")
     # `index` is where the stream starts (inclusive); without it, only what happens next
     last = since - 1 if since > 0 else world.nomad.index
@@ -910,4 +919,3 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
             last_write = time.monotonic()
         await world.wait_change(max(0.05, heartbeat - (time.monotonic() - last_write)))
     await resp.write_eof()
-    return resp

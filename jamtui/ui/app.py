@@ -17,7 +17,7 @@ from textual.app import App
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 
-from ..actions import ActionError, describe, find
+from ..actions import ActionError, actions_for, describe, find
 from ..engine import Engine
 from ..model import Kind
 from ..store import Change
@@ -39,6 +39,7 @@ from .screens import (
 NAMED_KINDS = {
     Kind.VM: "VM", Kind.HYPERVISOR: "hypervisor", Kind.SERVICE: "service",
     Kind.ALLOCATION: "allocation", Kind.JOB: "job", Kind.NOMAD_NODE: "Nomad node",
+    Kind.MEMBER: "Consul node",
 }
 
 
@@ -57,6 +58,7 @@ class LabCommands(Provider):
         ]
         out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
         for kind, word in NAMED_KINDS.items():
+            actions = [] if app.read_only else actions_for(kind)
             for obj in app.store.items(kind):
                 label = getattr(obj, "name", "") or str(obj.id)
                 if kind is Kind.VM:
@@ -65,6 +67,8 @@ class LabCommands(Provider):
                     label = f"{obj.name} {obj.short_id}"
                 out.append((f"{word} {label}", partial(app.open_detail, kind, str(obj.id)),
                             "open detail"))
+                out += [(f"{a.label}: {word} {label}", partial(app.request_action, a.name, obj),
+                         "action") for a in actions if a.applies(obj)]
         return out
 
     async def discover(self) -> Hits:

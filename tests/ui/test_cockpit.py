@@ -35,6 +35,14 @@ def text_of(renderable: Any) -> str:
     return console.export_text()
 
 
+def detail_text(app: JamApp) -> str:
+    screen = app.screen
+    if not isinstance(screen, DetailScreen):
+        return ""
+    found = screen.query("#detail")
+    return text_of(found.first(Static).content) if found else ""
+
+
 def pane(app: JamApp, kind: Kind) -> Any:
     screen = app.screen
     assert isinstance(screen, LabScreen)
@@ -191,3 +199,74 @@ async def test_consul_node_maintenance_on_and_off(lab_engine: tuple[Lab, Engine]
                         .maintenance is w)
             await until(pilot, lambda w=want: ("maintenance" in " ".join(
                 table._texts["vs1"])) is w)
+
+
+async def test_command_palette_finds_views_objects_and_actions(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"Go to Nomad jobs")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.name == "jobs")
+
+        vm = next(v for v in engine.store.items(Kind.VM) if v.name == "vs0")
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*f"Stop VM (hard): VM {vm.vmid} vs0")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
+        await until(pilot, lambda: lab.call(lambda: lab.world.vms[vm.vmid].status) == "stopped",
+                    timeout=15)
+
+
+async def follow(pilot: Any, app: JamApp, kind: Kind) -> None:
+    """Pick the detail screen's first cross-link to an object of `kind`."""
+    from textual.widgets import OptionList
+
+    options = app.screen.query_one(OptionList)
+    index = next(i for i, o in enumerate(options.options)
+                 if (o.id or "").startswith(f"{kind.value}|"))
+    options.focus()
+    options.highlighted = index
+    before = app.screen
+    await pilot.press("enter")
+    await until(pilot, lambda: app.screen is not before
+                and isinstance(app.screen, DetailScreen) and app.screen.kind is kind
+                and detail_text(app))
+
+
+async def test_detail_cross_links_from_allocation_to_hypervisor_and_service(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    _lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        await until(pilot, lambda: engine.store.count(Kind.INSTANCE) > 0)
+        alloc = next(a for a in engine.store.items(Kind.ALLOCATION) if a.job_id == "api")
+        app.open_detail(Kind.ALLOCATION, alloc.id)
+        body = await until(pilot, lambda: detail_text(app))
+        assert "Task events" in body and "Started" in body and alloc.node_name in body
+        await follow(pilot, app, Kind.NOMAD_NODE)
+        await follow(pilot, app, Kind.VM)
+        body = await until(pilot, lambda: detail_text(app))
+        assert "192.168.42." in body and "Serf Health Status" in body  # IP and checks
+        await follow(pilot, app, Kind.HYPERVISOR)
+        body = await until(pilot, lambda: detail_text(app))
+        assert "Storage" in body and "local-lvm" in body and alloc.node_name in body
+        for _ in range(3):
+            await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen)
+                    and app.screen.kind is Kind.ALLOCATION)
+
+        app.open_detail(Kind.SERVICE, "db")
+        body = await until(pilot, lambda: isinstance(app.screen, DetailScreen)
+                           and app.screen.kind is Kind.SERVICE and detail_text(app))
+        assert "1 proxies" in body  # the Connect sidecar
+        assert "api" in body and "allow" in body and "deny" in body  # its intentions
