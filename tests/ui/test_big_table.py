@@ -48,3 +48,53 @@ async def test_chunked_load_with_changes_midway() -> None:
         assert alloc(2498).id not in table._texts
         assert "failed" in " ".join(table._texts[alloc(2499).id])
         assert alloc(2500).id in table._texts
+
+
+async def test_cursor_sort_and_filter_survive_live_changes() -> None:
+    store = Store()
+    for i in range(50):
+        store.upsert(Kind.ALLOCATION, alloc(i))
+    engine: Any = types.SimpleNamespace(store=store, sources={}, start=lambda: None,
+                                        stop=lambda: None)
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.go_to_view("allocs")
+        await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        table = screen.panes[0].table
+        table.sort_by("name")
+        table.focus()
+        chosen = alloc(17).id
+        table.move_cursor(row=table.get_row_index(chosen))
+        # rows before and after it change, one is added that sorts before it, one goes
+        store.upsert(Kind.ALLOCATION, dataclasses.replace(alloc(3), client_status="failed"))
+        store.upsert(Kind.ALLOCATION, dataclasses.replace(alloc(40), client_status="lost"))
+        store.upsert(Kind.ALLOCATION, dataclasses.replace(alloc(0), id="00000000-new",
+                                                          name="load.web[1000]"))
+        store.remove(Kind.ALLOCATION, alloc(5).id)
+        await pilot.pause(0.1)
+        assert table.selected_id() == chosen  # the cursor stays on the same allocation
+        names = [table.get_row(k)[1].plain for k in table.rows]
+        # still in the user's sort order (natural: web[2] before web[10])
+        assert names == sorted(names, key=lambda n: int(n.split("[")[1].rstrip("]")))
+        await pilot.press("slash", *"web[1")
+        await pilot.pause(0.1)
+        visible = table.row_count
+        store.upsert(Kind.ALLOCATION, dataclasses.replace(alloc(12), client_status="failed"))
+        store.upsert(Kind.ALLOCATION, dataclasses.replace(alloc(33), client_status="failed"))
+        await pilot.pause(0.1)
+        assert table.row_count == visible  # the filter still applies to changed rows
+
+
+async def test_theme_toggles_between_dark_and_light() -> None:
+    store = Store()
+    engine: Any = types.SimpleNamespace(store=store, sources={}, start=lambda: None,
+                                        stop=lambda: None)
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dark = app.current_theme.dark
+        await pilot.press("ctrl+t")
+        assert app.current_theme.dark is not dark
+        await pilot.press("ctrl+t")
+        assert app.current_theme.dark is dark
