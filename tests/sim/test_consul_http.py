@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from jamtui.sim.lab import Lab
+from tests.helpers import wait_for
 
 ENTRY_NODE = {"ID", "Node", "Address", "Datacenter", "TaggedAddresses", "Meta"}
 ENTRY_SERVICE = {"ID", "Service", "Tags", "Address", "TaggedAddresses", "Meta", "Port",
@@ -32,15 +33,6 @@ def client(lab: Lab, token: str | None = None) -> consul.Consul:
     return consul.Consul(host=u.hostname, port=u.port, scheme="http",
                          token=token or lab.secrets.consul_token)
 
-
-def wait_for(cond: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_catalog_and_health_shapes(lab: Lab) -> None:

@@ -23,6 +23,7 @@ import requests
 from nomad.api import exceptions as nomad_errors
 
 from jamtui.sim.lab import Lab
+from tests.helpers import wait_for
 
 JOB_STUB = {"ID", "ParentID", "Name", "Namespace", "Datacenters", "NodePool", "Type", "Priority",
             "Periodic", "ParameterizedJob", "Stop", "Status", "StatusDescription",
@@ -51,15 +52,6 @@ def get(lab: Lab, path: str, **params: Any) -> requests.Response:
 def running(n: nomad.Nomad, job: str) -> list[dict[str, Any]]:
     return [a for a in n.job.get_allocations(job) if a["ClientStatus"] == "running"]
 
-
-def wait_for(cond: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_list_shapes_follow_the_docs(lab: Lab) -> None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from pathlib import Path
-from typing import Any
 
 import requests
 
 from jamtui.sim.lab import Lab
+from tests.helpers import wait_for
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "haproxy"
 
@@ -31,15 +30,6 @@ def stats(lab: Lab) -> dict[tuple[str, str], dict[str, str]]:
 def via_haproxy(lab: Lab, host: str, path: str = "/") -> requests.Response:
     return requests.get(f"{lab.urls['haproxy']}{path}", headers={"Host": host}, timeout=5)
 
-
-def wait_for(cond: Any, timeout: float = 6.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_stats_header_is_haproxy_26s() -> None:

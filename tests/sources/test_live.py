@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,6 +15,7 @@ from jamtui.engine import Engine
 from jamtui.model import Health, Kind
 from jamtui.sim.lab import Lab
 from tests.conftest import FAST
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -32,15 +32,6 @@ def live(tmp_path: Path) -> Iterator[tuple[Lab, Engine]]:
         finally:
             engine.stop()
 
-
-def wait_for(cond: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_the_first_picture_is_whole_and_linked(live: tuple[Lab, Engine]) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import types
-from typing import Any
 
 from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui.app import JamApp
 from jamtui.ui.screens import LabScreen
+from tests.helpers import fake_engine
 
 
 def alloc(i: int) -> Allocation:
@@ -25,9 +24,7 @@ async def test_chunked_load_with_changes_midway() -> None:
     with store.batch():
         for i in range(2500):
             store.upsert(Kind.ALLOCATION, alloc(i))
-    engine: Any = types.SimpleNamespace(store=store, sources={}, start=lambda: None,
-                                        stop=lambda: None)
-    app = JamApp(engine, start_engine=False)
+    app = JamApp(fake_engine(store), start_engine=False)
     async with app.run_test(size=(120, 40)) as pilot:
         app.go_to_view("allocs")
         await pilot.pause(0)
@@ -54,9 +51,7 @@ async def test_cursor_sort_and_filter_survive_live_changes() -> None:
     store = Store()
     for i in range(50):
         store.upsert(Kind.ALLOCATION, alloc(i))
-    engine: Any = types.SimpleNamespace(store=store, sources={}, start=lambda: None,
-                                        stop=lambda: None)
-    app = JamApp(engine, start_engine=False)
+    app = JamApp(fake_engine(store), start_engine=False)
     async with app.run_test(size=(120, 40)) as pilot:
         app.go_to_view("allocs")
         await pilot.pause(0.1)
@@ -89,9 +84,7 @@ async def test_cursor_sort_and_filter_survive_live_changes() -> None:
 
 async def test_theme_toggles_between_dark_and_light() -> None:
     store = Store()
-    engine: Any = types.SimpleNamespace(store=store, sources={}, start=lambda: None,
-                                        stop=lambda: None)
-    app = JamApp(engine, start_engine=False)
+    app = JamApp(fake_engine(store), start_engine=False)
     async with app.run_test(size=(80, 24)) as pilot:
         dark = app.current_theme.dark
         await pilot.press("ctrl+t")
