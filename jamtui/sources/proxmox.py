@@ -106,6 +106,9 @@ class ProxmoxSource(Source):
 
     def refresh(self) -> None:
         resources, latency = timed(lambda: self._get("cluster/resources"))
+        if not isinstance(resources, list):  # proxmoxer hands back {"errors": body} for non-JSON
+            raise BackendError(f"{self.address} sent a malformed answer (not the JSON list "
+                               "/cluster/resources returns). Is it really Proxmox VE?")
         nodes = [decode_node(r) for r in resources if r.get("type") == "node"]
         storages = [decode_storage(r) for r in resources if r.get("type") == "storage"]
         vms = []

@@ -101,6 +101,8 @@ def test_a_down_backend_is_stale_not_empty_and_comes_back(live: tuple[Lab, Engin
     ("proxmox", "forbidden", "refused the token"),
     ("fabio", "error", "failed (500"),
     ("haproxy", "malformed", "CSV is malformed"),
+    ("proxmox", "malformed", "malformed answer"),
+    ("consul", "malformed", "malformed answer"),
 ])
 def test_failures_are_words_without_tokens(live: tuple[Lab, Engine], backend: str, kind: str,
                                           words: str) -> None:
