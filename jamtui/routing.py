@@ -1,0 +1,274 @@
+"""The path of a request through the lab, hop by hop, and the first hop that breaks it:
+DNS → HAProxy frontend → HAProxy backend servers → Fabio route → Consul service instances →
+Nomad allocation → node → VM → hypervisor. Pure functions over the store's records.
+
+A chain is whole when at least one complete path exists: the host resolves to where it
+should, the frontend is open, a backend server is up, a Fabio instance routes the host, and
+an instance behind that route passes its checks and runs on a running allocation, ready node,
+running VM and online hypervisor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import (
+    VM,
+    Allocation,
+    HAProxyRow,
+    Hypervisor,
+    Intention,
+    Kind,
+    NomadNode,
+    Route,
+    Service,
+    ServiceInstance,
+)
+
+TAG_PREFIX = "urlprefix-"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a resolver said for a name: addresses, or the error in words."""
+
+    resolver: str  # "internal 192.168.42.2:53", "system"
+    addresses: tuple[str, ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Hop:
+    layer: str  # dns, frontend, server, route, service, instance, allocation, node, vm, hv
+    name: str
+    ok: bool
+    detail: str = ""  # live figures
+    problem: str = ""  # why it breaks the chain, when it does
+    children: tuple[Hop, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "name": self.name, "ok": self.ok, "detail": self.detail,
+                "problem": self.problem, "children": [c.to_dict() for c in self.children]}
+
+
+@dataclass(frozen=True)
+class Chain:
+    host: str
+    path: str
+    hops: tuple[Hop, ...]  # in order; a layer with several (servers, instances) is one hop
+    broken: Hop | None = None  # the first hop that breaks the chain
+    notes: tuple[str, ...] = field(default=())  # mesh intentions and the like
+
+    @property
+    def whole(self) -> bool:
+        return self.broken is None
+
+    @property
+    def id(self) -> str:
+        return self.host + self.path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "path": self.path, "whole": self.whole,
+                "broken": self.broken.to_dict() if self.broken else None,
+                "hops": [h.to_dict() for h in self.hops], "notes": list(self.notes)}
+
+
+def parse_urlprefix(tag: str) -> tuple[str, str] | None:
+    """`urlprefix-example.jamfox.dev/ opts` -> ("example.jamfox.dev", "/")."""
+    if not tag.startswith(TAG_PREFIX):
+        return None
+    spec = tag[len(TAG_PREFIX):].split(" ", 1)[0]
+    if "/" not in spec:
+        return None
+    host, _, rest = spec.partition("/")
+    return host, "/" + rest
+
+
+def entry_points(store: Any) -> list[tuple[str, str, str]]:
+    """Every externally reachable (host, path, service): Fabio's routes and the urlprefix
+    tags in Consul (a tag Fabio has no route for is exactly a broken chain to show)."""
+    found: dict[tuple[str, str], str] = {}
+    for r in store.items(Kind.ROUTE):
+        found.setdefault((r.host, r.path), r.service)
+    for s in store.items(Kind.SERVICE):
+        for tag in s.tags:
+            parsed = parse_urlprefix(tag)
+            if parsed:
+                found.setdefault(parsed, s.name)
+    return sorted((h, p, svc) for (h, p), svc in found.items())
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """`example.jamfox.dev/api` -> ("example.jamfox.dev", "/api")."""
+    host, slash, rest = target.partition("/")
+    return host.lower(), slash + rest if slash else "/"
+
+
+def best_routes(routes: list[Route], host: str, path: str) -> list[Route]:
+    """Fabio's choice: the host's routes (else host-less ones), longest matching prefix."""
+    for want in (host, ""):
+        matching = [r for r in routes if r.host.lower() == want and path.startswith(r.path)]
+        if matching:
+            longest = max(len(r.path) for r in matching)
+            return [r for r in matching if len(r.path) == longest]
+    return []
+
+
+def trace(store: Any, target: str, dns: Resolution | None = None,
+          expect: tuple[str, ...] = ()) -> Chain:
+    """The chain for `target` (host[/path]) from the store's current picture.
+    `dns` is what the internal resolver said; `expect`, the addresses it should say."""
+    host, path = split_target(target)
+    hops: list[Hop] = []
+    if dns is not None:
+        hops.append(_dns_hop(host, dns, expect))
+    hops += _haproxy_hops(store.items(Kind.HAPROXY))
+    routes = best_routes(store.items(Kind.ROUTE), host, path)
+    hops.append(_route_hop(host, path, routes))
+    service = routes[0].service if routes else _tagged_service(store, host, path)
+    if service:
+        hops.append(_service_hop(store, service, routes))
+    broken = next((h for h in hops if not h.ok), None)
+    notes = tuple(_mesh_notes(store.items(Kind.INTENTION), service)) if service else ()
+    return Chain(host, path, tuple(hops), broken, notes)
+
+
+def _tagged_service(store: Any, host: str, path: str) -> str:
+    for s in store.items(Kind.SERVICE):
+        for tag in s.tags:
+            parsed = parse_urlprefix(tag)
+            if parsed and parsed[0].lower() == host and path.startswith(parsed[1]):
+                return str(s.name)
+    return ""
+
+
+def _dns_hop(host: str, dns: Resolution, expect: tuple[str, ...]) -> Hop:
+    answer = ", ".join(dns.addresses) or "no answer"
+    if dns.error or not dns.addresses:
+        return Hop("dns", host, False, f"{dns.resolver}: {answer}",
+                   f"{dns.resolver} has no address for {host}"
+                   + (f" ({dns.error})" if dns.error else "")
+                   + ". Add the record to the internal DNS (the Pi).")
+    if expect and not set(dns.addresses) & set(expect):
+        return Hop("dns", host, False, f"{dns.resolver}: {answer}",
+                   f"{host} resolves to {answer}, not to the bastion ({', '.join(expect)}): "
+                   "requests go elsewhere. Fix the record.")
+    return Hop("dns", host, True, f"{dns.resolver}: {answer}")
+
+
+def _haproxy_hops(rows: list[HAProxyRow]) -> list[Hop]:
+    if not rows:
+        return []  # HAProxy not configured or not read yet: the chain starts at Fabio
+    fronts = [r for r in rows if r.type == "frontend" and r.proxy != "stats"]
+    backends = [r for r in rows if r.type == "backend" and r.proxy != "stats"]
+    hops = []
+    for f in fronts:
+        ok = f.status == "OPEN"
+        hops.append(Hop("frontend", f.proxy, ok,
+                        f"{f.sessions} sessions, {f.request_rate} req/s, 2xx {f.hrsp_2xx} "
+                        f"4xx {f.hrsp_4xx} 5xx {f.hrsp_5xx}",
+                        "" if ok else f"HAProxy frontend {f.proxy} is {f.status}."))
+    for b in backends:
+        servers = [r for r in rows if r.type == "server" and r.proxy == b.proxy]
+        children = tuple(
+            Hop("server", s.name, s.status.startswith("UP") or s.status == "no check",
+                f"{s.status} {s.check_status}, {s.sessions_total} sessions",
+                "" if s.status.startswith("UP") or s.status == "no check" else
+                f"HAProxy server {b.proxy}/{s.name} is {s.status} ({s.check_status}): "
+                "its Fabio does not answer.")
+            for s in servers)
+        up = sum(1 for c in children if c.ok)
+        ok = up > 0
+        hops.append(Hop("backend", b.proxy, ok, f"{up}/{len(servers)} servers up, "
+                        f"{b.request_rate} req/s", "" if ok else
+                        f"HAProxy backend {b.proxy} has no server up: every Fabio it balances "
+                        "over is down or unreachable.", children))
+    return hops
+
+
+def _route_hop(host: str, path: str, routes: list[Route]) -> Hop:
+    if not routes:
+        return Hop("route", f"{host}{path}", False, "no route",
+                   f"no Fabio instance has a route for {host}{path}: no passing instance "
+                   "carries its urlprefix- tag (or the tag is missing).")
+    fabios = sorted({r.fabio for r in routes})
+    children = tuple(Hop("fabio", r.fabio, True, f"→ {r.dst} weight {r.weight:.2f}")
+                     for r in routes)
+    return Hop("route", f"{routes[0].host}{routes[0].path}", True,
+               f"{routes[0].service} via {len(fabios)} Fabio instance(s)", "", children)
+
+
+def _service_hop(store: Any, service: str, routes: list[Route]) -> Hop:
+    instances = sorted(store.instances_of(service), key=lambda i: i.id)
+    routed = {r.dst.rstrip("/") for r in routes}
+    children = tuple(_instance_hop(store, i) for i in instances)
+    good = [c for c in children if c.ok]
+    svc: Service | None = store.get(Kind.SERVICE, service)
+    counts = (f"{svc.passing} passing, {svc.warning} warning, {svc.critical} critical"
+              if svc else f"{len(instances)} instances")
+    if not instances:
+        return Hop("service", service, False, "no instances",
+                   f"service {service} has no instances registered in Consul.")
+    if not good:
+        first = next((c for c in children if not c.ok), None)
+        return Hop("service", service, False, counts,
+                   f"service {service} has no instance that can answer"
+                   + (f": {first.problem}" if first else "."), children)
+    stale_routes = [d for d in routed if not any(f"{i.address}:{i.port}" in d
+                                                 for i in instances)]
+    detail = counts + (f"; {len(stale_routes)} route(s) to unknown instances"
+                       if stale_routes else "")
+    return Hop("service", service, True, detail, "", children)
+
+
+def _instance_hop(store: Any, inst: ServiceInstance) -> Hop:
+    """An instance, then the allocation, node, VM and hypervisor under it."""
+    below: list[Hop] = []
+    alloc: Allocation | None = store.alloc_of(inst)
+    node: NomadNode | None = None
+    vm: VM | None = None
+    hv: Hypervisor | None = None
+    if alloc is not None:
+        node, vm, hv = store.chain_of(alloc)
+        below.append(Hop("allocation", alloc.name, alloc.client_status == "running",
+                         f"{alloc.short_id} {alloc.client_status}",
+                         "" if alloc.client_status == "running" else
+                         f"allocation {alloc.name} ({alloc.short_id}) is {alloc.client_status}"
+                         f", not running."))
+    else:
+        vm = store.vm_named(inst.node)
+        hv = store.hypervisor_of(vm) if vm else None
+    if node is not None:
+        below.append(Hop("node", node.name, node.status == "ready", node.status,
+                         "" if node.status == "ready" else
+                         f"Nomad node {node.name} is {node.status}."))
+    if vm is not None:
+        below.append(Hop("vm", f"{vm.vmid} {vm.name}", vm.status == "running", vm.status,
+                         "" if vm.status == "running" else
+                         f"VM {vm.vmid} ({vm.name}) is {vm.status}."))
+    if hv is not None:
+        below.append(Hop("hv", hv.name, hv.status == "online", hv.status,
+                         "" if hv.status == "online" else
+                         f"hypervisor {hv.name} is {hv.status}."))
+    status = inst.status
+    failing = [c for c in inst.checks if c.status != "passing"]
+    problem = ""
+    if status != "passing":
+        check = failing[0] if failing else None
+        problem = (f"instance {inst.node}/{inst.port} is {status}"
+                   + (f" ({check.name}: {check.output or check.status})" if check else "") + ".")
+    problem = problem or next((h.problem for h in below if not h.ok), "")
+    return Hop("instance", f"{inst.node} {inst.address}:{inst.port}", not problem,
+               status, problem, tuple(below))
+
+
+def _mesh_notes(intentions: list[Intention], service: str) -> list[str]:
+    return [f"Connect: {i.source} → {i.destination} is denied"
+            + (f" ({i.description})" if i.description else "")
+            for i in sorted(intentions, key=lambda i: -i.precedence)
+            if i.action == "deny" and i.destination in (service, "*")]
+
+
+def all_chains(store: Any) -> list[Chain]:
+    return [trace(store, host + path) for host, path, _ in entry_points(store)]
