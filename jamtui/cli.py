@@ -42,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", parents=[common],
                    help="check the configuration and each backend, and say what to fix")
 
+    tr = sub.add_parser("trace", parents=[common],
+                        help="follow HOST[/PATH] from DNS to the hypervisor; exit 1 if broken")
+    tr.add_argument("target", metavar="HOST[/PATH]")
+    tr.add_argument("--json", action="store_true", help="print JSON instead of a tree")
+    tr.add_argument("--probe", action="store_true",
+                    help="send one real request through HAProxy with that Host header")
+    tr.add_argument("--timeout", type=float, default=10.0)
+
     lab = sub.add_parser("lab", help="run the embedded JamLab in the foreground")
     lab.add_argument("--seed", type=int, default=0, help="make a run repeatable (default 0)")
     lab.add_argument("--inventory", metavar="PATH", help="Ansible inventory (YAML) to build from")
@@ -66,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_snapshot(cfg, args.timeout)
             if args.command == "doctor":
                 return run_doctor_command(cfg)
+            if args.command == "trace":
+                return run_trace_command(cfg, args)
             return run_cockpit(cfg, args)
     except (ConfigError, InventoryError) as exc:
         print(f"jamtui: {exc}", file=sys.stderr)
@@ -115,6 +125,27 @@ def run_snapshot(cfg: Config, timeout: float) -> int:
         return 0
     finally:
         engine.stop()
+
+
+def run_trace_command(cfg: Config, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .engine import Engine
+    from .tracing import render_tree, run_trace
+
+    engine = Engine(cfg)
+    engine.start()
+    try:
+        engine.wait_ready(args.timeout)
+        result = run_trace(engine.store, cfg, engine.inventory, args.target, args.probe)
+    finally:
+        engine.stop()
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        Console().print(render_tree(result))
+    return 0 if result.chain.whole else 1
 
 
 def run_doctor_command(cfg: Config) -> int:

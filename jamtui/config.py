@@ -98,6 +98,13 @@ class HAProxyConfig:
 
 
 @dataclass(frozen=True)
+class DNSConfig:
+    server: str = ""  # the internal resolver, "192.168.42.2" or "host:port"
+    consul: str = ""  # Consul DNS, "vb0.lab:8600"
+    expect: tuple[str, ...] = ()  # where public hostnames must point (default: the bastion)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None = None
     inventory: str = "provisioners/ansible/inventory.yml"
@@ -109,6 +116,7 @@ class Config:
     consul: ConsulConfig = field(default_factory=ConsulConfig)
     fabio: FabioConfig = field(default_factory=FabioConfig)
     haproxy: HAProxyConfig = field(default_factory=HAProxyConfig)
+    dns: DNSConfig = field(default_factory=DNSConfig)
     keys: tuple[tuple[str, str], ...] = ()  # [keys] action = "key": rebinds (checked by the UI)
 
 
@@ -118,6 +126,7 @@ _SECTIONS: dict[str, type] = {
     "consul": ConsulConfig,
     "fabio": FabioConfig,
     "haproxy": HAProxyConfig,
+    "dns": DNSConfig,
 }
 _TOP_LEVEL = {"inventory": str, "provisioners": str, "read_only": bool, "poll_interval": float}
 

@@ -25,7 +25,7 @@ from .world import World
 
 T = TypeVar("T")
 
-BACKENDS = ("proxmox", "nomad", "consul", "fabio", "haproxy")
+BACKENDS = ("proxmox", "nomad", "consul", "fabio", "haproxy", "dns")
 
 
 class Lab:
@@ -69,6 +69,7 @@ class Lab:
         self._thread: threading.Thread | None = None
         self._background: list[asyncio.Task[Any]] = []
         self._haproxy: Any = None
+        self._dns: Any = None
         self._moving: list[asyncio.Future[None]] = []
 
     # -- addresses ---------------------------------------------------------------------------
@@ -121,6 +122,7 @@ class Lab:
             + "".join(f'{k.split(":")[2]} = "{v}"\n' for k, v in sorted(u.items())
                       if k.startswith("consul:agent:")) + "\n"
             f"[fabio]\naddresses = [{fabio}]\n\n"
+            f'[dns]\nserver = "{u["dns"]}"\nconsul = "{u["dns"]}"\n\n'
             f'[haproxy]\nstats_url = "{u["haproxy_stats"]}/stats;csv"\n'
             f'frontend = "{u["haproxy"]}"\n'
         )
@@ -161,7 +163,7 @@ class Lab:
         ready.result(timeout)
 
     async def _astart(self) -> None:
-        from . import consul, haproxy, instances, nomad, proxmox, tls
+        from . import consul, dns, haproxy, instances, nomad, proxmox, tls
 
         tls_files = tls.make_tls(self.workdir / "tls", hosts=[self.host, "localhost"])
         world = World(self.inventory, seed=self.seed, **self.world_options)
@@ -186,6 +188,7 @@ class Lab:
             await server.start()
             self.servers[name] = server
             self.ctx.urls[name] = server.url
+        self._dns = await dns.start(self.ctx, self.host, self.ports.get("dns", 0))
         self._haproxy = haproxy.HAProxyStandIn(self.ctx, self.ports.get("haproxy", 0),
                                                self.ports.get("haproxy_stats", 0))
         await self._haproxy.start()
@@ -199,6 +202,8 @@ class Lab:
         if self.ctx is not None:
             if self._haproxy is not None:
                 await self._haproxy.stop()
+            if self._dns is not None:
+                self._dns.close()
             await self.ctx.world.stop()
             await asyncio.gather(*(server.stop() for server in list(self.ctx.servers.values())),
                                  return_exceptions=True)
