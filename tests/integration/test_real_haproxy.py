@@ -1,0 +1,206 @@
+"""Real HAProxy (Debian's package; scripts/test installs it) in front of the lab's Fabio
+instances: real requests with Host headers go HAProxy → Fabio → instances; jamtui reads the
+real stats (CSV over HTTP and the runtime socket) and names the broken hop when something
+fails, and the chain recovers when it is lifted."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from jamtui.config import FabioConfig, HAProxyConfig, load_config
+from jamtui.model import Kind
+from jamtui.routing import trace
+from jamtui.sim.lab import Lab
+from jamtui.sources.consul import ConsulSource
+from jamtui.sources.fabio import FabioSource
+from jamtui.sources.haproxy import HAProxySource, read_socket
+from jamtui.sources.nomad import NomadSource
+from jamtui.store import Store
+from tests.conftest import FAST
+from tests.helpers import wait_for
+
+HOST = "example.jamfox.dev"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def haproxy_config(lab: Lab, front: int, stats: int, sock: Path) -> str:
+    servers = "\n".join(
+        f"  server fabio_{name.split(':')[1]} {lab.servers[name].host}:"
+        f"{lab.servers[name].port} check inter 300ms fall 1 rise 1"
+        for name in sorted(lab.servers) if name.startswith("fabio:") and name.endswith(":lb"))
+    return f"""global
+  stats socket {sock} mode 600 level admin
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 5s
+  timeout server 5s
+frontend www
+  bind 127.0.0.1:{front}
+  default_backend fabio
+backend fabio
+  balance roundrobin
+{servers}
+listen stats
+  bind 127.0.0.1:{stats}
+  stats enable
+  stats uri /stats
+"""
+
+
+@pytest.fixture
+def real(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    assert Path(binary).exists(), "haproxy is not installed: run scripts/test (it installs it)"
+    with Lab(seed=6, tick=0.2, traffic=False, **FAST) as lab:
+        front, stats = free_port(), free_port()
+        sock = tmp_path / "admin.sock"
+        cfg = tmp_path / "haproxy.cfg"
+        cfg.write_text(haproxy_config(lab, front, stats, sock))
+        proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_for(lambda: _up(f"http://127.0.0.1:{stats}/stats;csv"), timeout=10)
+            yield {"lab": lab, "front": f"http://127.0.0.1:{front}",
+                   "stats": f"http://127.0.0.1:{stats}/stats;csv", "socket": str(sock)}
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def rows(store: Store) -> dict[str, Any]:
+    return {r.id: r for r in store.items(Kind.HAPROXY)}
+
+
+def test_requests_flow_and_the_counts_match(real: dict[str, Any]) -> None:
+    store = Store()
+    source = HAProxySource(store, HAProxyConfig(stats_url=real["stats"]))
+    wait_for(lambda: all(r.status == "UP" for r in _refresh(source, store).values()
+                         if r.type == "server"), timeout=10)
+    before = rows(store)["www/FRONTEND"].sessions_total
+    answered = set()
+    for _ in range(12):
+        resp = requests.get(real["front"] + "/", headers={"Host": HOST}, timeout=5)
+        assert resp.status_code == 200 and resp.text.startswith("Hello from example.web[")
+        answered.add(resp.headers["X-Jamlab-Instance"])
+    assert len(answered) >= 2
+    after = _refresh(source, store)
+    assert after["www/FRONTEND"].sessions_total - before == 12
+    assert after["www/FRONTEND"].hrsp_2xx >= 12
+    servers = [r for r in after.values() if r.type == "server"]
+    assert sum(r.sessions_total for r in servers) >= 12
+    # the runtime socket tells the same story
+    via_socket = HAProxySource(Store(), HAProxyConfig(socket=real["socket"]))
+    via_socket.refresh()
+    assert rows(via_socket.store)["www/FRONTEND"].sessions_total == \
+        after["www/FRONTEND"].sessions_total
+    assert "fabio" in read_socket(real["socket"], "show servers state")
+
+
+def _refresh(source: HAProxySource, store: Store) -> dict[str, Any]:
+    source.refresh()
+    return rows(store)
+
+
+def live_store(lab: Lab, real: dict[str, Any], tmp: Path) -> tuple[Store, list[Any]]:
+    path = tmp / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    cfg = load_config(path, env=lab.env())
+    store = Store()
+    sources = [HAProxySource(store, HAProxyConfig(stats_url=real["stats"]), poll_interval=0.3),
+               FabioSource(store, FabioConfig(addresses=cfg.fabio.addresses),
+                           poll_interval=0.3),
+               ConsulSource(store, cfg.consul), NomadSource(store, cfg.nomad)]
+    for s in sources:
+        s.start()
+    for s in sources:
+        s.ready.wait(10)
+    return store, sources
+
+
+def test_broken_hops_are_named_and_recover(real: dict[str, Any], tmp_path: Path) -> None:
+    lab: Lab = real["lab"]
+    store, sources = live_store(lab, real, tmp_path)
+    try:
+        wait_for(lambda: trace(store, HOST).whole, timeout=10)
+
+        # one Fabio down: its HAProxy server turns red, the chain stays whole
+        lab.set_fault("fabio:vs1", "down")
+        chain = wait_for(lambda: _with(trace(store, HOST), lambda c: any(
+            not s.ok for h in c.hops if h.layer == "backend" for s in h.children)))
+        assert chain.whole
+        server = next(s for h in chain.hops if h.layer == "backend" for s in h.children
+                      if not s.ok)
+        assert server.name == "fabio_vs1" and "DOWN" in server.problem
+        lab.clear_fault()
+        wait_for(lambda: all(s.ok for h in trace(store, HOST).hops if h.layer == "backend"
+                             for s in h.children), timeout=10)
+
+        # every Fabio down: the chain breaks at HAProxy's backend
+        lab.set_fault("fabio", "down")
+        chain = wait_for(lambda: _with(trace(store, HOST), lambda c: not c.whole))
+        assert chain.broken.layer == "backend" and "no server up" in chain.broken.problem
+        assert requests.get(real["front"] + "/", headers={"Host": HOST}, timeout=5
+                            ).status_code == 503
+        lab.clear_fault()
+        wait_for(lambda: trace(store, HOST).whole, timeout=15)
+
+        # the route tag removed: no Fabio route for the host
+        def untag() -> None:
+            job = lab.world.jobs["example"]
+            job.groups[0].services[0].tags = []
+            lab.world.register_job(job)
+
+        lab.call(untag)
+        chain = wait_for(lambda: _with(trace(store, HOST + "/"), lambda c: not c.whole
+                                       and c.broken.layer in ("route", "service")),
+                         timeout=15)
+        assert requests.get(real["front"] + "/", headers={"Host": HOST}, timeout=5
+                            ).status_code == 404  # Fabio: no route
+
+        # an instance stopped (its check fails): the service hop names it
+        lab.call(lambda: _retag(lab))
+        wait_for(lambda: trace(store, HOST).whole, timeout=15)
+        alloc_ids = [a.id for a in store.items(Kind.ALLOCATION)
+                     if a.job_id == "example" and a.client_status == "running"]
+        for alloc_id in alloc_ids:
+            lab.call(lab.world.instance_health, alloc_id, False)
+        chain = wait_for(lambda: _with(trace(store, HOST), lambda c: not c.whole))
+        assert chain.broken.layer in ("route", "service")
+        for alloc_id in alloc_ids:
+            lab.call(lab.world.instance_health, alloc_id, True)
+        wait_for(lambda: trace(store, HOST).whole, timeout=15)
+    finally:
+        for s in sources:
+            s.stop(0.5)
+
+
+def _retag(lab: Lab) -> None:
+    job = lab.world.jobs["example"]
+    job.groups[0].services[0].tags = [f"urlprefix-{HOST}/"]
+    lab.world.register_job(job)
+
+
+def _with(value: Any, cond: Any) -> Any:
+    return value if cond(value) else None
+
