@@ -105,7 +105,7 @@ def _label(hop: Hop) -> Text:
     mark = Text("✓ ", style="green") if hop.ok else Text("✗ ", style="bold red")
     text = mark + Text(f"{hop.layer} ", style="bold") + Text(hop.name)
     if hop.detail:
-        text += Text(f"  {hop.detail}", style="dim")
+        text += Text(f" · {hop.detail}", style="dim")
     if hop.problem:
         text += Text(f"\n  → {hop.problem}", style="red")
     return text

@@ -94,7 +94,7 @@ def test_demo_in_a_real_terminal(demo: Terminal) -> None:
     demo.keys("Escape")
     time.sleep(0.5)
     demo.keys("q")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while demo.alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not demo.alive(), f"q did not quit jamtui; the screen:\n{demo.screen()}"

@@ -56,6 +56,8 @@ class LabCommands(Provider):
             (f"Go to {title} (:{name})", partial(app.go_to_view, name), "view")
             for name, (_, title) in VIEWS.items()
         ]
+        out.append(("Go to routes: host → instance chains (:routes)",
+                    partial(app.go_to_view, "routes"), "view"))
         out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
         for kind, word in NAMED_KINDS.items():
             actions = [] if app.read_only else actions_for(kind)
@@ -144,7 +146,7 @@ class JamApp(App[None]):
             by_kind.setdefault(change.kind, set()).add(change.id)
         self._record_history(by_kind)
         for screen in self.screen_stack:
-            if isinstance(screen, LabScreen | DetailScreen) and screen.is_mounted:
+            if hasattr(screen, "apply_changes") and screen.is_mounted:
                 screen.apply_changes(by_kind)
 
     def _record_history(self, by_kind: dict[Kind, set[str]]) -> None:
@@ -170,8 +172,13 @@ class JamApp(App[None]):
             while len(self.screen_stack) > 2:
                 self.pop_screen()
             return
+        if name == "routes":
+            from .routing_view import RoutingScreen
+
+            self.push_screen(RoutingScreen())
+            return
         if name not in VIEWS:
-            self.notify(f"no view called {name!r}; try one of: {', '.join(VIEWS)}",
+            self.notify(f"no view called {name!r}; try one of: routes, {', '.join(VIEWS)}",
                         severity="warning")
             return
         self.push_screen(ViewScreen(name))

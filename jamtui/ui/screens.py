@@ -34,7 +34,7 @@ VIEWS: dict[str, tuple[Kind, str]] = {
     "storage": (Kind.STORAGE, "Storage"),
     "instances": (Kind.INSTANCE, "Service instances"),
     "members": (Kind.MEMBER, "Consul members"),
-    "routes": (Kind.ROUTE, "Fabio routes"),
+    "fabio": (Kind.ROUTE, "Fabio routes"),
     "haproxy": (Kind.HAPROXY, "HAProxy"),
 }
 ALIASES = {"allocations": "allocs", "vm": "vms", "svc": "services", "hypervisors": "hv",
@@ -295,8 +295,8 @@ class CommandScreen(ModalScreen["str | None"]):
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder=":view (" + ", ".join([*VIEWS, "overview"]) + ")",
-                    id="command", suggester=SuggestFromList([*VIEWS, "overview"],
+        yield Input(placeholder=":view (" + ", ".join([*VIEWS, "routes", "overview"]) + ")",
+                    id="command", suggester=SuggestFromList([*VIEWS, "routes", "overview"],
                                                             case_sensitive=False))
 
     @on(Input.Submitted)

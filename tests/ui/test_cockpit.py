@@ -173,7 +173,7 @@ async def test_a_fault_marks_panes_stale_and_they_recover(lab_engine: tuple[Lab,
         await until(pilot, lambda: services.has_class("-stale"))
         assert services.table.row_count == rows  # kept, not cleared
         await asyncio.to_thread(lab.clear_fault)
-        await until(pilot, lambda: not services.has_class("-stale"), timeout=20)
+        await until(pilot, lambda: not services.has_class("-stale"), timeout=40)
 
 
 async def test_consul_node_maintenance_on_and_off(lab_engine: tuple[Lab, Engine]) -> None:
@@ -270,3 +270,42 @@ async def test_detail_cross_links_from_allocation_to_hypervisor_and_service(
                            and app.screen.kind is Kind.SERVICE and detail_text(app))
         assert "1 proxies" in body  # the Connect sidecar
         assert "api" in body and "allow" in body and "deny" in body  # its intentions
+
+
+async def test_routes_view_marks_the_broken_hop_and_traces(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        await until(pilot, lambda: engine.store.count(Kind.ROUTE) > 0
+                    and engine.store.count(Kind.HAPROXY) > 0)
+        await pilot.press("colon", *"routes", "enter")
+        await until(pilot, lambda: app.screen.name == "routes")
+        screen: Any = app.screen
+        await until(pilot, lambda: "example.jamfox.dev/" in screen.chains
+                    and screen.chains["example.jamfox.dev/"].whole)
+        table = screen.query_one("#chains")
+        table.move_cursor(row=table.get_row_index("example.jamfox.dev/"))
+        tree = await until(pilot, lambda: "instance vs" in text_of(
+            screen.query_one("#chain", Static).content) and text_of(
+            screen.query_one("#chain", Static).content))
+        assert "backend fabio" in tree and "hv pve" in tree
+
+        # every instance of example fails its check: the row turns red, the hop explains
+        allocs = [a.id for a in engine.store.items(Kind.ALLOCATION)
+                  if a.job_id == "example" and a.client_status == "running"]
+        for alloc_id in allocs:
+            await asyncio.to_thread(lab.call, lab.world.instance_health, alloc_id, False)
+        chain = await until(pilot, lambda: not screen.chains["example.jamfox.dev/"].whole
+                            and screen.chains["example.jamfox.dev/"])
+        assert chain.broken.layer in ("route", "service")
+        for alloc_id in allocs:
+            await asyncio.to_thread(lab.call, lab.world.instance_health, alloc_id, True)
+        await until(pilot, lambda: screen.chains["example.jamfox.dev/"].whole, timeout=15)
+
+        await pilot.press("t")  # DNS and one real request through the lab's HAProxy
+        traced = await until(pilot, lambda: screen.traced.get("example.jamfox.dev/"),
+                             timeout=15)
+        assert traced.probe is not None and traced.probe.status == 200
+        assert traced.resolutions[0].addresses  # the lab's DNS answered

@@ -1,0 +1,172 @@
+"""`:routes`: every externally reachable host with its chain, the broken hop marked, and the
+selected host's whole path as a tree. `t` traces it for real (DNS and one probe request)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, Static
+
+from ..model import Kind
+from ..routing import Chain, all_chains
+from ..tracing import Trace, render_tree, run_trace
+from .columns import sparkline
+from .widgets import HealthBar
+
+if TYPE_CHECKING:
+    from .app import JamApp
+
+# what a chain is made of: a change to any of these re-evaluates the chains
+CHAIN_KINDS = {Kind.ROUTE, Kind.SERVICE, Kind.INSTANCE, Kind.HAPROXY, Kind.ALLOCATION,
+               Kind.NOMAD_NODE, Kind.VM, Kind.HYPERVISOR, Kind.INTENTION}
+
+
+class RoutingScreen(Screen[None]):
+    BINDINGS = [Binding("t", "trace", "trace (DNS + probe)"),
+                Binding("escape", "back", "back", show=False)]
+
+    def __init__(self) -> None:
+        super().__init__(name="routes")
+        self.chains: dict[str, Chain] = {}
+        self.traced: dict[str, Trace] = {}
+
+    @property
+    def jam(self) -> JamApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield HealthBar(self.jam.store, self.jam.configured, id="health")
+        with Horizontal(id="routing-body"):
+            with VerticalScroll(id="routing-list"):
+                yield Label(Text("Routes: host → HAProxy → Fabio → instances", style="bold"),
+                            classes="pane-title")
+                yield DataTable(id="chains", cursor_type="row")
+            with VerticalScroll(id="routing-tree"):
+                yield Static(id="chain")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#chains", DataTable)
+        for key, label in (("host", "HOST/PATH"), ("state", "STATE"), ("service", "SERVICE"),
+                           ("instances", "PASSING"), ("rate", "REQ/S (frontend)"),
+                           ("problem", "BROKEN HOP")):
+            table.add_column(label, key=key)
+        self.refresh_chains()
+        table.focus()
+
+    # -- live -----------------------------------------------------------------------------------
+
+    def apply_changes(self, by_kind: dict[Kind, set[str]]) -> None:
+        if by_kind.keys() & CHAIN_KINDS:
+            self.refresh_chains()
+        if Kind.BACKEND in by_kind or Kind.QUORUM in by_kind:
+            self.query_one(HealthBar).refresh_health()
+
+    def refresh_rows(self, kinds: set[Kind]) -> None:
+        return None
+
+    def refresh_chains(self) -> None:
+        store = self.jam.store
+        chains = {c.id: c for c in all_chains(store)}
+        table = self.query_one("#chains", DataTable)
+        rate = self._rate()
+        for cid, chain in chains.items():
+            cells = self._cells(chain, rate)
+            if cid in self.chains and cid in table.rows:
+                for key, cell in zip(("host", "state", "service", "instances", "rate",
+                                      "problem"), cells, strict=True):
+                    table.update_cell(cid, key, cell)
+            else:
+                table.add_row(*cells, key=cid)
+        for cid in list(self.chains):
+            if cid not in chains and cid in table.rows:
+                table.remove_row(cid)
+        self.chains = chains
+        self.show_selected()
+
+    def _rate(self) -> Text:
+        rows = [r for r in self.jam.store.items(Kind.HAPROXY)
+                if r.type == "frontend" and r.proxy != "stats"]
+        for r in rows:
+            self.jam.history.add(f"fe/{r.proxy}", float(r.request_rate))
+        if not rows:
+            return Text("-", style="dim")
+        values = self.jam.history.get(f"fe/{rows[0].proxy}")
+        return Text.assemble(sparkline(values, 12), f" {rows[0].request_rate}/s")
+
+    def _cells(self, chain: Chain, rate: Text) -> list[Any]:
+        service = next((h for h in chain.hops if h.layer == "service"), None)
+        passing = sum(1 for c in service.children if c.ok) if service else 0
+        total = len(service.children) if service else 0
+        state = (Text("✓ whole", style="green") if chain.whole else
+                 Text(f"✗ {chain.broken.layer if chain.broken else ''}", style="bold red"))
+        problem = Text(chain.broken.problem if chain.broken else "", style="red")
+        return [chain.host + chain.path, state, service.name if service else "-",
+                f"{passing}/{total}", rate, problem]
+
+    # -- the selected chain -----------------------------------------------------------------------
+
+    def selected_id(self) -> str | None:
+        table = self.query_one("#chains", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return str(key.value) if key.value is not None else None
+
+    @on(DataTable.RowHighlighted, "#chains")
+    def highlighted(self, _: DataTable.RowHighlighted) -> None:
+        self.show_selected()
+
+    def show_selected(self) -> None:
+        cid = self.selected_id()
+        body = self.query_one("#chain", Static)
+        if cid is None or cid not in self.chains:
+            body.update(Text("No routes yet: no Fabio route and no urlprefix- tag.",
+                             style="dim"))
+            return
+        traced = self.traced.get(cid)
+        result = Trace(self.chains[cid], traced.resolutions if traced else (),
+                       traced.probe if traced else None, traced.notes if traced else ())
+        body.update(render_tree(result))
+
+    def action_trace(self) -> None:
+        cid = self.selected_id()
+        if cid is None:
+            return
+        app = self.jam
+        self.notify(f"tracing {cid}: DNS and one request through HAProxy…", timeout=3)
+        app.run_worker(partial(self._trace, cid), thread=True, group="trace",
+                       exit_on_error=False)
+
+    def _trace(self, cid: str) -> None:
+        app = self.jam
+        config = getattr(app.engine, "config", None)
+        if config is None:
+            return
+        result = run_trace(app.store, config, getattr(app.engine, "inventory", None), cid,
+                           probe=True)
+        app.call_from_thread(self._traced, cid, result)
+
+    def _traced(self, cid: str, result: Trace) -> None:
+        self.traced[cid] = result
+        self.show_selected()
+        probe = result.probe
+        if probe is not None:
+            if probe.error:
+                self.notify(f"probe {cid}: {probe.error}", severity="error", timeout=8)
+            else:
+                self.notify(f"probe {cid}: {probe.status} in {probe.seconds * 1000:.0f} ms"
+                            + (f" from {probe.answered_by}" if probe.answered_by else ""),
+                            severity="information" if probe.status < 500 else "error",
+                            timeout=8)
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
