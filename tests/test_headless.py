@@ -78,3 +78,25 @@ def test_doctor_names_each_failure_and_the_fix(lab_config: tuple[Lab, Path]) -> 
     assert findings["consul"].ok
     out = run(["doctor", "--config", str(path)], env)
     assert out.returncode == 1 and "wrong-token" not in out.stdout
+
+
+def test_trace_whole_then_broken(lab_config: tuple[Lab, Path]) -> None:
+    lab, path = lab_config
+    ok = run(["trace", "example.jamfox.dev/", "--probe", "--json", "--config", str(path)],
+             lab.env())
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["whole"] and doc["probe"]["status"] == 200
+    assert doc["probe"]["answered_by"].startswith("example.web[")
+    assert doc["resolutions"][0]["addresses"] == ["192.168.42.5"]  # the bastion
+    assert [h["layer"] for h in doc["hops"]][:2] == ["dns", "frontend"]
+
+    lab.call(lab.world.stop_job, "example")
+    broken = run(["trace", "example.jamfox.dev", "--config", str(path)], lab.env())
+    assert broken.returncode == 1
+    assert "broken at" in broken.stdout and "no Fabio instance has a route" in \
+        " ".join(broken.stdout.split())
+    nxdomain = run(["trace", "nothing.jamfox.dev", "--json", "--config", str(path)],
+                   lab.env())
+    assert nxdomain.returncode == 1
+    assert json.loads(nxdomain.stdout)["broken"]["layer"] == "dns"

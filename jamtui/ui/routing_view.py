@@ -3,6 +3,7 @@ selected host's whole path as a tree. `t` traces it for real (DNS and one probe 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,12 @@ class RoutingScreen(Screen[None]):
     def refresh_chains(self) -> None:
         store = self.jam.store
         chains = {c.id: c for c in all_chains(store)}
+        for cid, traced in self.traced.items():  # a traced host keeps its DNS verdict
+            dns = next((h for h in traced.chain.hops if h.layer == "dns"), None)
+            if cid in chains and dns is not None:
+                chain = chains[cid]
+                chains[cid] = replace(chain, hops=(dns, *chain.hops),
+                                      broken=chain.broken if dns.ok else dns)
         table = self.query_one("#chains", DataTable)
         rate = self._rate()
         for cid, chain in chains.items():
@@ -132,7 +139,7 @@ class RoutingScreen(Screen[None]):
                              style="dim"))
             return
         traced = self.traced.get(cid)
-        result = Trace(self.chains[cid], traced.resolutions if traced else (),
+        result = Trace(self.chains[cid], traced.resolutions[1:] if traced else (),
                        traced.probe if traced else None, traced.notes if traced else ())
         body.update(render_tree(result))
 
@@ -156,7 +163,7 @@ class RoutingScreen(Screen[None]):
 
     def _traced(self, cid: str, result: Trace) -> None:
         self.traced[cid] = result
-        self.show_selected()
+        self.refresh_chains()
         probe = result.probe
         if probe is not None:
             if probe.error:
