@@ -1,0 +1,166 @@
+"""Nomad allocation logs: the framed stream of `/v1/client/fs/logs`, decoded and followed.
+
+python-nomad's `stream_logs.stream()` returns only when the stream ends, so it cannot follow;
+this reads the same endpoint on a requests session. Frames are JSON objects back to back
+(`{"Offset", "Data" (base64), "File", "FileEvent"}`, `{}` as heartbeat). A dropped connection
+resumes from the last offset seen, so no line is lost or repeated; a truncated file starts
+again from its beginning.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from ..config import NomadConfig
+from .base import BackendError, Backoff, http_problem, tls_verify
+
+HEARTBEAT_TIMEOUT = 10.0  # Nomad sends `{}` every second; silence this long is a dead peer
+
+
+@dataclass(frozen=True)
+class LogLine:
+    text: str
+    offset: int  # the file offset just after this line
+    event: str = ""  # "file truncated" / "file deleted" on the line that follows one
+
+
+class FrameDecoder:
+    """Incremental decoding of the concatenated frames."""
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._decoder = json.JSONDecoder()
+
+    def feed(self, text: str) -> list[dict[str, Any]]:
+        self._buffer += text
+        out = []
+        while True:
+            stripped = self._buffer.lstrip()
+            if not stripped:
+                self._buffer = ""
+                return out
+            try:
+                frame, end = self._decoder.raw_decode(stripped)
+            except json.JSONDecodeError:
+                if len(stripped) > 1 << 20:
+                    raise BackendError("the log stream sent something that is not Nomad's "
+                                       "framing") from None
+                self._buffer = stripped
+                return out
+            self._buffer = stripped[end:]
+            if not isinstance(frame, dict):
+                raise BackendError("the log stream sent a frame that is not an object")
+            out.append(frame)
+
+
+class LogFollower:
+    """Lines of one task's stdout or stderr, from an offset, optionally followed."""
+
+    def __init__(self, cfg: NomadConfig, alloc_id: str, task: str, stream: str = "stdout",
+                 *, origin: str = "start", offset: int = 0, follow: bool = True,
+                 timeout: float = 10.0, session: requests.Session | None = None) -> None:
+        if stream not in ("stdout", "stderr"):
+            raise ValueError("stream is stdout or stderr")
+        self.cfg = cfg
+        self.alloc_id = alloc_id
+        self.task = task
+        self.stream = stream
+        self.origin = origin
+        self.offset = offset
+        self.follow = follow
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.verify = tls_verify("nomad", cfg.ca_file, cfg.insecure)
+        self.stop_event = threading.Event()
+        self.reconnects = 0
+        self.connected = threading.Event()  # set once the stream is open
+        self._response: requests.Response | None = None
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        resp = self._response
+        if resp is not None:
+            resp.close()
+
+    def lines(self) -> Iterator[LogLine]:
+        """Every line, in order; reconnects (with backoff) when following."""
+        backoff = Backoff(0.2, 5.0)
+        partial = b""
+        pending_event = ""
+        while not self.stop_event.is_set():
+            try:
+                for data, offset, event in self._frames():
+                    backoff.reset()
+                    if event == "file truncated":
+                        partial = b""
+                    pending_event = event or pending_event
+                    if not data:
+                        continue
+                    chunk = partial + data
+                    *complete, partial = chunk.split(b"\n")
+                    end = offset - len(partial)
+                    for raw in complete:
+                        yield LogLine(raw.decode(errors="replace"), end, pending_event)
+                        pending_event = ""
+                if not self.follow:
+                    if partial:
+                        yield LogLine(partial.decode(errors="replace"), self.offset)
+                    return
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                    requests.Timeout):
+                if self.stop_event.is_set():
+                    return
+                if not self.follow:
+                    raise
+            except (AttributeError, ValueError):
+                if self.stop_event.is_set():
+                    return  # stop() closed the response under the reader
+                raise
+            # resume exactly after the last complete line we handed out
+            self.offset -= len(partial)
+            self.origin = "start"
+            partial = b""
+            self.reconnects += 1
+            self.stop_event.wait(backoff.next())
+
+    def _frames(self) -> Iterator[tuple[bytes, int, str]]:
+        url = f"{self.cfg.address.rstrip('/')}/v1/client/fs/logs/{self.alloc_id}"
+        params = {"task": self.task, "type": self.stream, "origin": self.origin,
+                  "offset": str(self.offset), "follow": "true" if self.follow else "false"}
+        headers = {"X-Nomad-Token": self.cfg.token.reveal()} if self.cfg.token else {}
+        resp = self.session.get(url, params=params, headers=headers, stream=True,
+                                verify=self.verify, timeout=(self.timeout, HEARTBEAT_TIMEOUT))
+        self._response = resp
+        try:
+            if resp.status_code != 200:
+                raise BackendError(http_problem("nomad", self.cfg.address, resp.status_code,
+                                                resp.text, "[nomad] token / NOMAD_TOKEN"))
+            self.connected.set()
+            decoder = FrameDecoder()
+            for chunk in resp.iter_content(chunk_size=None):
+                if self.stop_event.is_set():
+                    return
+                for frame in decoder.feed(chunk.decode(errors="replace")):
+                    if not frame:
+                        continue  # heartbeat
+                    event = frame.get("FileEvent", "")
+                    data = base64.b64decode(frame.get("Data") or "")
+                    if event == "file truncated":
+                        self.offset = 0
+                    if "Offset" in frame:
+                        self.offset = int(frame["Offset"])
+                    elif data:
+                        self.offset += len(data)
+                    yield data, self.offset, event
+        finally:
+            self._response = None
+            self.connected.clear()
+            resp.close()
+

@@ -1,0 +1,98 @@
+"""Following a task's log through the lab's framed stream: lines as they are written, a reset
+mid-way resumed at the right offset (nothing lost, nothing twice), truncation."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+import pytest
+
+from jamtui.config import NomadConfig, Secret
+from jamtui.sim.lab import Lab
+from jamtui.sources.logs import FrameDecoder, LogFollower, LogLine
+from tests.helpers import wait_for
+
+
+def start(lab: Lab, **kw: Any) -> tuple[LogFollower, queue.Queue[LogLine], str]:
+    alloc = lab.call(lambda: next(a.id for a in lab.world.allocs.values()
+                                  if a.job_id == "example" and a.client_status == "running"))
+    cfg = NomadConfig(address=lab.urls["nomad"], token=Secret(lab.secrets.nomad_token))
+    follower = LogFollower(cfg, alloc, "server", **kw)
+    lines: queue.Queue[LogLine] = queue.Queue()
+
+    def run() -> None:
+        for line in follower.lines():
+            lines.put(line)
+
+    threading.Thread(target=run, daemon=True).start()
+    if kw.get("follow", True):
+        assert follower.connected.wait(5)
+    return follower, lines, alloc
+
+
+def drain(lines: queue.Queue[LogLine], until: str, timeout: float = 8.0) -> list[LogLine]:
+    got: list[LogLine] = []
+    while not any(until in line.text for line in got):
+        got.append(lines.get(timeout=timeout))
+    return got
+
+
+def test_follow_receives_lines_as_written(lab: Lab) -> None:
+    follower, lines, alloc = start(lab, origin="end")
+    try:
+        for i in range(5):
+            lab.call(lab.world.log_line, alloc, "server", f"live-{i}")
+        got = [line.text for line in drain(lines, "live-4")]
+        assert [t.split()[-1] for t in got if "live-" in t] == [f"live-{i}" for i in range(5)]
+        assert not any("started on" in t for t in got)  # origin=end: nothing old
+    finally:
+        follower.stop()
+
+
+def test_a_reset_resumes_without_loss_or_duplicates(lab: Lab) -> None:
+    follower, lines, alloc = start(lab, origin="end")
+    try:
+        lab.call(lab.world.log_line, alloc, "server", "before-0")
+        drain(lines, "before-0")
+        lab.set_fault("nomad", "reset")  # the stream is cut mid-way
+        for i in range(3):
+            lab.call(lab.world.log_line, alloc, "server", f"during-{i}")
+        wait_for(lambda: follower.reconnects >= 1)
+        lab.clear_fault()
+        lab.call(lab.world.log_line, alloc, "server", "after-0")
+        got = [line.text.split()[-1] for line in drain(lines, "after-0")]
+        marks = [t for t in got if t.startswith(("before", "during", "after"))]
+        assert marks == ["during-0", "during-1", "during-2", "after-0"]
+    finally:
+        follower.stop()
+
+
+def test_truncation_starts_again_from_the_top(lab: Lab) -> None:
+    follower, lines, alloc = start(lab, origin="end")
+    try:
+        lab.call(lab.world.log_line, alloc, "server", "old-line")
+        drain(lines, "old-line")
+        lab.call(lab.world.truncate_log, alloc, "server")
+        lab.call(lab.world.log_line, alloc, "server", "new-line")
+        got = drain(lines, "new-line")
+        assert got[-1].event == "file truncated"
+        assert got[-1].offset == len(got[-1].text) + 1  # the new file's first line
+    finally:
+        follower.stop()
+
+
+def test_not_following_reads_what_is_there_and_ends(lab: Lab) -> None:
+    _, lines, _ = start(lab, follow=False)
+    first = lines.get(timeout=5)
+    assert "started on" in first.text
+
+
+def test_decoder_handles_split_frames_and_heartbeats() -> None:
+    decoder = FrameDecoder()
+    assert decoder.feed('{"Offset":3,"Da') == []
+    assert decoder.feed('ta":"YWIK"}{}{"Off') == [{"Offset": 3, "Data": "YWIK"}, {}]
+    assert decoder.feed('set":5}') == [{"Offset": 5}]
+    with pytest.raises(Exception, match="not an object"):
+        decoder.feed("[1]")
