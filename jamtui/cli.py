@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="send one real request through HAProxy with that Host header")
     tr.add_argument("--timeout", type=float, default=10.0)
 
+    logs = sub.add_parser("logs", parents=[common],
+                          help="a task's logs: one allocation, or a job's allocations merged")
+    logs.add_argument("target", metavar="ALLOC_OR_JOB")
+    logs.add_argument("--task", help="the task (needed when the group runs several)")
+    logs.add_argument("--stderr", action="store_true", help="stderr instead of stdout")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("-n", "--lines", type=int, default=0, metavar="N",
+                      help="only the last N lines of what is there (default: all)")
+
     lab = sub.add_parser("lab", help="run the embedded JamLab in the foreground")
     lab.add_argument("--seed", type=int, default=0, help="make a run repeatable (default 0)")
     lab.add_argument("--inventory", metavar="PATH", help="Ansible inventory (YAML) to build from")
@@ -76,6 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_doctor_command(cfg)
             if args.command == "trace":
                 return run_trace_command(cfg, args)
+            if args.command == "logs":
+                from .logs_cli import run_logs
+                from .sources.base import BackendError
+
+                try:
+                    return run_logs(cfg, args.target, task=args.task, stderr=args.stderr,
+                                    follow=args.follow, lines=args.lines)
+                except (BackendError, OSError) as exc:  # requests errors are OSErrors
+                    print(f"jamtui logs: {exc}", file=sys.stderr)
+                    return 1
             return run_cockpit(cfg, args)
     except (ConfigError, InventoryError) as exc:
         print(f"jamtui: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +101,46 @@ def test_trace_whole_then_broken(lab_config: tuple[Lab, Path]) -> None:
                    lab.env())
     assert nxdomain.returncode == 1
     assert json.loads(nxdomain.stdout)["broken"]["layer"] == "dns"
+
+
+def test_logs_of_an_allocation_and_of_a_job(lab_config: tuple[Lab, Path]) -> None:
+    lab, path = lab_config
+    allocs = lab.call(lambda: sorted((a.id, a.name) for a in lab.world.allocs.values()
+                                     if a.job_id == "example"))
+    for alloc_id, _ in allocs:
+        lab.call(lab.world.log_line, alloc_id, "server", f"hello from {alloc_id[:8]}")
+    one = run(["logs", allocs[0][0][:8], "-n", "1", "--config", str(path)], lab.env())
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.strip().endswith(f"hello from {allocs[0][0][:8]}")
+    assert len(one.stdout.strip().splitlines()) == 1
+
+    job = run(["logs", "example", "--config", str(path)], lab.env())
+    assert job.returncode == 0, job.stderr
+    tagged = [line for line in job.stdout.splitlines() if "hello from" in line]
+    assert sorted(line.split(" | ")[0] for line in tagged) == sorted(
+        f"{name} server" for _, name in allocs)
+
+    missing = run(["logs", "no-such-job", "--config", str(path)], lab.env())
+    assert missing.returncode == 1 and "no running allocation" in missing.stderr
+    bad_task = run(["logs", allocs[0][0], "--task", "nope", "--config", str(path)], lab.env())
+    assert bad_task.returncode == 1 and "has no task 'nope'" in bad_task.stderr
+
+
+def test_logs_follow_prints_new_lines(lab_config: tuple[Lab, Path]) -> None:
+    lab, path = lab_config
+    alloc = lab.call(lambda: next(a.id for a in lab.world.allocs.values()
+                                  if a.job_id == "db"))
+    base = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+    proc = subprocess.Popen([sys.executable, "-m", "jamtui", "logs", alloc, "-f", "-n", "0",
+                             "--config", str(path)], env={**base, **lab.env()},
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        time.sleep(1.0)
+        lab.call(lab.world.log_line, alloc, "postgres", "followed-line")
+        for line in proc.stdout:
+            if "followed-line" in line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,98 @@
+"""`jamtui logs ALLOC_OR_JOB`: a task's stdout/stderr for piping, one allocation or every
+running allocation of a job merged (each line tagged with its allocation and task)."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import requests
+
+from .config import Config
+from .sources.base import BackendError, http_problem, tls_verify
+from .sources.logs import LogFollower
+
+
+@dataclass(frozen=True)
+class Target:
+    alloc_id: str
+    name: str  # job.group[i]
+    task: str
+
+
+def _get(cfg: Config, path: str, **params: str) -> Any:
+    headers = {"X-Nomad-Token": cfg.nomad.token.reveal()} if cfg.nomad.token else {}
+    resp = requests.get(f"{cfg.nomad.address.rstrip('/')}{path}", params=params,
+                        headers=headers, timeout=10,
+                        verify=tls_verify("nomad", cfg.nomad.ca_file, cfg.nomad.insecure))
+    if resp.status_code != 200:
+        raise BackendError(http_problem("nomad", cfg.nomad.address, resp.status_code,
+                                        resp.text, "[nomad] token / NOMAD_TOKEN"))
+    return resp.json()
+
+
+def targets(cfg: Config, what: str, task: str | None) -> list[Target]:
+    """An allocation (id or unique prefix), else a job's running allocations."""
+    allocs = _get(cfg, "/v1/allocations", prefix=what) if len(what) >= 4 else []
+    if len(allocs) > 1:
+        raise BackendError(f"{what!r} matches {len(allocs)} allocations; give more of the id")
+    if not allocs:
+        allocs = [a for a in _get(cfg, f"/v1/job/{what}/allocations")
+                  if a.get("ClientStatus") == "running"]
+        if not allocs:
+            raise BackendError(f"no allocation {what!r} and no running allocation of a job "
+                               f"{what!r}")
+    out = []
+    for a in allocs:
+        tasks = sorted((a.get("TaskStates") or {}).keys())
+        if task is not None and task not in tasks:
+            raise BackendError(f"{a['Name']} has no task {task!r} (tasks: {', '.join(tasks)})")
+        if task is None and len(tasks) > 1:
+            raise BackendError(f"{a['Name']} runs {len(tasks)} tasks ({', '.join(tasks)}); "
+                               "pick one with --task")
+        out.append(Target(a["ID"], a["Name"], task or tasks[0]))
+    return out
+
+
+def run_logs(cfg: Config, what: str, *, task: str | None = None, stderr: bool = False,
+             follow: bool = False, lines: int = 0, out: TextIO = sys.stdout) -> int:
+    chosen = targets(cfg, what, task)
+    stream = "stderr" if stderr else "stdout"
+    tagged = len(chosen) > 1
+    followers = [LogFollower(cfg.nomad, t.alloc_id, t.task, stream, follow=False)
+                 for t in chosen]
+    # what is there now (the last N lines of each, or all), then what comes
+    for target, reader in zip(chosen, followers, strict=True):
+        kept: deque[str] | list[str] = deque(maxlen=lines) if lines else []
+        for line in reader.lines():
+            kept.append(line.text)
+        prefix = f"{target.name} {target.task} | " if tagged else ""
+        out.writelines(f"{prefix}{text}\n" for text in kept)
+    out.flush()
+    if not follow:
+        return 0
+    merged: queue.Queue[str] = queue.Queue(maxsize=10_000)
+    live = [LogFollower(cfg.nomad, t.alloc_id, t.task, stream, offset=r.offset)
+            for t, r in zip(chosen, followers, strict=True)]
+
+    def pump(target: Target, follower: LogFollower) -> None:
+        prefix = f"{target.name} {target.task} | " if tagged else ""
+        for line in follower.lines():
+            merged.put(prefix + line.text)
+
+    for t, f in zip(chosen, live, strict=True):
+        threading.Thread(target=pump, args=(t, f), daemon=True).start()
+    try:
+        while True:
+            out.write(merged.get() + "\n")
+            if merged.empty():
+                out.flush()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for f in live:
+            f.stop()
