@@ -183,6 +183,32 @@ class JamApp(App[None]):
             return
         self.push_screen(ViewScreen(name))
 
+    def open_logs(self, obj: Any) -> None:
+        """The viewer on an allocation's tasks, or on every running allocation of a job."""
+        from ..model import Allocation, Job
+        from ..sources.logs import LogFollower
+        from .log_view import LogScreen
+
+        config = getattr(self.engine, "config", None)
+        if config is None:
+            return
+        if isinstance(obj, Job):
+            allocs = [a for a in self.store.items(Kind.ALLOCATION)
+                      if a.job_id == obj.id and a.client_status == "running"]
+            title = f"job {obj.id} ({len(allocs)} allocations)"
+        elif isinstance(obj, Allocation):
+            allocs, title = [obj], f"{obj.name} {obj.short_id}"
+        else:
+            return
+        if not allocs:
+            self.notify("no running allocation to show logs of", severity="warning")
+            return
+        streams = [
+            (f"{a.name} {t.name}", partial(_follower, LogFollower, config.nomad, a.id, t.name))
+            for a in sorted(allocs, key=lambda a: a.name) for t in a.tasks
+        ]
+        self.push_screen(LogScreen(title, streams))
+
     def open_detail(self, kind: Kind, id_: str) -> None:
         self.push_screen(DetailScreen(kind, id_))
 
@@ -208,6 +234,9 @@ class JamApp(App[None]):
 
     def request_action(self, name: str, obj: Any) -> None:
         """Check, ask (for destructive ones, naming the object), then run in a worker."""
+        if name == "logs":
+            self.open_logs(obj)
+            return
         if self.read_only:
             self.notify("jamtui is read-only: actions are off.", severity="warning")
             return
@@ -262,6 +291,11 @@ class JamApp(App[None]):
         except ActionError as exc:
             self.call_from_thread(self.notify, f"{action.label} failed: {exc}",
                                   severity="error", timeout=12)
+
+
+def _follower(cls: Any, cfg: Any, alloc_id: str, task: str, stream: str) -> Any:
+    """A follower that starts with the last 64 KiB already written."""
+    return cls(cfg, alloc_id, task, stream, origin="end", offset=64 * 1024)
 
 
 def _parse_scale(text: str | None, groups: list[str]) -> dict[str, Any] | None:

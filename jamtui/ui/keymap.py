@@ -45,7 +45,11 @@ KEYMAP: tuple[Key, ...] = (
     Key("act('node_eligibility')", "e", "eligibility", scope=Kind.NOMAD_NODE.value),
     Key("act('node_maintenance')", "m", "maintenance", scope=Kind.MEMBER.value,
         destructive=True),
+    Key("act('logs')", "l", "logs", scope=Kind.ALLOCATION.value),
+    Key("act('logs')", "l", "logs", scope=Kind.JOB.value),
 )
+
+READ_ONLY_OK = {"act('logs')"}  # object keys that change nothing, kept under --read-only
 
 
 def action_name(key: Key) -> str:

@@ -309,3 +309,43 @@ async def test_routes_view_marks_the_broken_hop_and_traces(
                              timeout=15)
         assert traced.probe is not None and traced.probe.status == 200
         assert traced.resolutions[0].addresses  # the lab's DNS answered
+
+
+async def test_log_viewer_follows_searches_filters_and_saves(
+        lab_engine: tuple[Lab, Engine], tmp_path: Any) -> None:
+    from jamtui.ui.log_view import LogLines, LogScreen
+
+    lab, engine = lab_engine
+    app = JamApp(engine, read_only=True)  # reading logs is allowed read-only
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        alloc = next(a for a in engine.store.items(Kind.ALLOCATION) if a.job_id == "example")
+        focus_row(pane(app, Kind.ALLOCATION).table, alloc.id)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+        lines = app.screen.query_one(LogLines)
+        await until(pilot, lambda: any("started on" in e.text for e in lines.entries))
+        for i in range(30):
+            await asyncio.to_thread(lab.call, lab.world.log_line, alloc.id, "server",
+                                    f"needle-{i % 3} line {i}")
+        await until(pilot, lambda: any("line 29" in e.text for e in lines.entries))
+        assert lines.follow and lines.scroll_offset.y == lines.max_scroll_y  # following
+
+        await pilot.press("slash", *"needle-2", "enter")
+        assert lines.search is not None and len(lines.matches()) == 10
+        assert not lines.follow  # a search jumps to the first match and pauses
+        await pilot.press("n", "n", "N")
+        await pilot.press("escape")  # clears the search
+        await pilot.press("ampersand", *"!needle", "enter")
+        assert all("needle" not in e.text for e in lines.visible())
+        await pilot.press("escape")
+        await pilot.press("ampersand", *"needle-1", "enter")
+        assert len(lines.visible()) == 10
+        target = tmp_path / "saved.log"
+        await pilot.press("s", *str(target), "enter")
+        await until(pilot, lambda: target.exists())
+        assert len(target.read_text().splitlines()) == 10
+        await pilot.press("f")
+        assert lines.follow
+        await pilot.press("escape", "escape")
+        await until(pilot, lambda: not isinstance(app.screen, LogScreen))
