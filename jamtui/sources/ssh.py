@@ -1,0 +1,180 @@
+"""Hosts over SSH (paramiko): `tail -F` of a file or `journalctl -f` of a unit, through the
+bastion when configured. Host keys are checked against known_hosts: an unknown key is
+refused with its fingerprint (the UI asks the operator, then `trust()` records it), a changed
+key is refused outright. Connections are pooled per host and closed together.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shlex
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+UNIT = re.compile(r"[A-Za-z0-9@._:-]+")
+
+
+class HostKeyUnknown(Exception):
+    """The host's key is not in known_hosts: ask the operator, then trust() it."""
+
+    def __init__(self, host: str, key: paramiko.PKey) -> None:
+        self.host = host
+        self.key = key
+        super().__init__(f"{host} is not a known host; its {key.get_name()} key is "
+                         f"{fingerprint(key)}. Check it against the host, then accept it.")
+
+
+class HostKeyChanged(Exception):
+    """The host's key differs from the one known: refused (it may be an attack)."""
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """The SHA256 form `ssh-keygen -l` prints."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_name(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str  # the inventory name, for messages
+    address: str
+    port: int = 22
+    user: str = "root"
+
+
+class _Refuse(paramiko.MissingHostKeyPolicy):
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        raise HostKeyUnknown(hostname, key)
+
+
+class SSHPool:
+    """Connections by (address, port, user), opened through `jump` when given."""
+
+    def __init__(self, known_hosts: str | Path, key_file: str = "",
+                 jump: Target | None = None, timeout: float = 10.0) -> None:
+        self.known_hosts = Path(known_hosts).expanduser()
+        self.key_file = key_file
+        self.jump = jump
+        self.timeout = timeout
+        self._clients: dict[tuple[str, int, str], paramiko.SSHClient] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, target: Target, sock: paramiko.Channel | None = None
+                ) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        if self.known_hosts.exists():
+            client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(_Refuse())
+        try:
+            client.connect(target.address, port=target.port, username=target.user,
+                           key_filename=self.key_file or None, allow_agent=True,
+                           look_for_keys=not self.key_file, timeout=self.timeout,
+                           banner_timeout=self.timeout, auth_timeout=self.timeout, sock=sock)
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyChanged(
+                f"the host key of {target.host} ({known_name(target.address, target.port)}) "
+                f"changed: it is now {fingerprint(exc.key)}, known_hosts says "
+                f"{fingerprint(exc.expected_key)}. Refused: if the host was rebuilt, remove "
+                f"its line from {self.known_hosts}.") from None
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def connect(self, target: Target) -> paramiko.SSHClient:
+        key = (target.address, target.port, target.user)
+        with self._lock:
+            client = self._clients.get(key)
+            transport = client.get_transport() if client else None
+            if client is not None and transport is not None and transport.is_active():
+                return client
+            sock = None
+            if self.jump is not None:
+                bastion = self._clients.get((self.jump.address, self.jump.port,
+                                             self.jump.user)) or self._client(self.jump)
+                self._clients[(self.jump.address, self.jump.port, self.jump.user)] = bastion
+                jump_transport = bastion.get_transport()
+                assert jump_transport is not None
+                sock = jump_transport.open_channel(
+                    "direct-tcpip", (target.address, target.port), ("127.0.0.1", 0))
+            client = self._client(target, sock)
+            self._clients[key] = client
+            return client
+
+    def trust(self, target: Target, key: paramiko.PKey) -> None:
+        """Record a key the operator accepted in known_hosts (created 0600 if missing)."""
+        keys = paramiko.HostKeys()
+        if self.known_hosts.exists():
+            keys.load(str(self.known_hosts))
+        keys.add(known_name(target.address, target.port), key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        self.known_hosts.touch(mode=0o600, exist_ok=True)
+        keys.save(str(self.known_hosts))
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+class RemoteTail:
+    """The lines a remote command prints (`tail -F`, `journalctl -f`), until stopped."""
+
+    def __init__(self, pool: SSHPool, target: Target, command: str) -> None:
+        self.pool = pool
+        self.target = target
+        self.command = command
+        self._channel: paramiko.Channel | None = None
+
+    def lines(self) -> Iterator[str]:
+        client = self.pool.connect(self.target)
+        transport = client.get_transport()
+        assert transport is not None
+        channel = transport.open_session()
+        self._channel = channel
+        channel.exec_command(self.command)
+        buffer = b""
+        while True:
+            data = channel.recv(65536)
+            if not data:
+                break
+            buffer += data
+            *complete, buffer = buffer.split(b"\n")
+            for raw in complete:
+                yield raw.decode(errors="replace")
+        if buffer:
+            yield buffer.decode(errors="replace")
+        status = channel.recv_exit_status()
+        if status not in (0, -1):
+            error = channel.recv_stderr(4096).decode(errors="replace").strip()
+            raise OSError(f"{self.command.split()[0]} on {self.target.host} exited with "
+                          f"{status}: {error or 'no message'}")
+
+    def stop(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+
+
+def tail_command(path: str, lines: int = 10, follow: bool = True) -> str:
+    """`tail` of one file; the path is quoted, never interpreted by the remote shell."""
+    return f"tail -n {int(lines)} {'-F ' if follow else ''}-- {shlex.quote(path)}"
+
+
+def journal_command(unit: str, lines: int = 10, follow: bool = True) -> str:
+    if not UNIT.fullmatch(unit):
+        raise ValueError(f"not a systemd unit name: {unit!r}")
+    return (f"journalctl --no-pager -o short-iso -n {int(lines)} "
+            f"{'-f ' if follow else ''}-u {shlex.quote(unit)}")
