@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = sub.add_parser("logs", parents=[common],
                           help="a task's logs: one allocation, or a job's allocations merged")
-    logs.add_argument("target", metavar="ALLOC_OR_JOB")
+    logs.add_argument("target", metavar="ALLOC_OR_JOB", nargs="?")
+    logs.add_argument("--host", help="an inventory host: its logs over SSH (--unit or --file)")
+    logs.add_argument("--unit", help="with --host: a systemd unit's journal (nomad, consul, …)")
+    logs.add_argument("--file", help="with --host: a file to tail")
+    logs.add_argument("--trust", metavar="FINGERPRINT",
+                      help="with --host: accept this new host key (SHA256:…, as printed)")
     logs.add_argument("--task", help="the task (needed when the group runs several)")
     logs.add_argument("--stderr", action="store_true", help="stderr instead of stdout")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -90,9 +95,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from .sources.base import BackendError
 
                 try:
+                    if args.host:
+                        from .inventory import load_inventory
+                        from .logs_cli import run_host_logs
+
+                        if bool(args.unit) == bool(args.file):
+                            raise BackendError("with --host, give one of --unit or --file")
+                        return run_host_logs(cfg, load_inventory(cfg.inventory), args.host,
+                                             unit=args.unit or "", path=args.file or "",
+                                             lines=args.lines, follow=args.follow,
+                                             trust=args.trust or "")
+                    if not args.target:
+                        raise BackendError("give an allocation or job, or --host")
                     return run_logs(cfg, args.target, task=args.task, stderr=args.stderr,
                                     follow=args.follow, lines=args.lines)
-                except (BackendError, OSError) as exc:  # requests errors are OSErrors
+                except (BackendError, OSError, ValueError) as exc:  # requests: OSError
                     print(f"jamtui logs: {exc}", file=sys.stderr)
                     return 1
             return run_cockpit(cfg, args)

@@ -105,6 +105,14 @@ class DNSConfig:
 
 
 @dataclass(frozen=True)
+class SSHConfig:
+    user: str = "root"  # unless the inventory sets ansible_user
+    key_file: str = ""  # else the SSH agent and ~/.ssh keys
+    known_hosts: str = "~/.ssh/known_hosts"
+    bastion: str = ""  # inventory host to jump through, e.g. "bastion"
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None = None
     inventory: str = "provisioners/ansible/inventory.yml"
@@ -117,6 +125,7 @@ class Config:
     fabio: FabioConfig = field(default_factory=FabioConfig)
     haproxy: HAProxyConfig = field(default_factory=HAProxyConfig)
     dns: DNSConfig = field(default_factory=DNSConfig)
+    ssh: SSHConfig = field(default_factory=SSHConfig)
     keys: tuple[tuple[str, str], ...] = ()  # [keys] action = "key": rebinds (checked by the UI)
 
 
@@ -127,6 +136,7 @@ _SECTIONS: dict[str, type] = {
     "fabio": FabioConfig,
     "haproxy": HAProxyConfig,
     "dns": DNSConfig,
+    "ssh": SSHConfig,
 }
 _TOP_LEVEL = {"inventory": str, "provisioners": str, "read_only": bool, "poll_interval": float}
 

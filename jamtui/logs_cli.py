@@ -13,8 +13,19 @@ from typing import Any, TextIO
 import requests
 
 from .config import Config
+from .inventory import Inventory
 from .sources.base import BackendError, http_problem, tls_verify
 from .sources.logs import LogFollower
+from .sources.ssh import (
+    HostKeyChanged,
+    HostKeyUnknown,
+    RemoteTail,
+    SSHPool,
+    fingerprint,
+    journal_command,
+    tail_command,
+)
+from .sources.ssh import Target as SSHTarget
 
 
 @dataclass(frozen=True)
@@ -96,3 +107,49 @@ def run_logs(cfg: Config, what: str, *, task: str | None = None, stderr: bool = 
     finally:
         for f in live:
             f.stop()
+
+
+# -- hosts over SSH -------------------------------------------------------------------------
+
+
+def ssh_target(inventory: Inventory, name: str, cfg: Config) -> SSHTarget:
+    host = inventory.host(name)
+    if host is None or not host.address:
+        known = ", ".join(h.name for h in inventory.hosts if h.address)
+        raise BackendError(f"no host {name!r} with an address in {inventory.path} "
+                           f"(hosts: {known})")
+    return SSHTarget(host.name, str(host.address), int(host.vars.get("ansible_port", 22)),
+                     str(host.vars.get("ansible_user") or cfg.ssh.user))
+
+
+def run_host_logs(cfg: Config, inventory: Inventory, host: str, *, unit: str = "",
+                  path: str = "", lines: int = 10, follow: bool = False, trust: str = "",
+                  out: TextIO = sys.stdout) -> int:
+    """`journalctl -u UNIT` or `tail FILE` on an inventory host, through the bastion if set."""
+    target = ssh_target(inventory, host, cfg)
+    jump = ssh_target(inventory, cfg.ssh.bastion, cfg) if cfg.ssh.bastion else None
+    pool = SSHPool(cfg.ssh.known_hosts, key_file=cfg.ssh.key_file, jump=jump)
+    command = (journal_command(unit, lines or 10, follow) if unit
+               else tail_command(path, lines or 10, follow))
+    try:
+        for _ in range(2):
+            try:
+                pool.connect(target)
+                break
+            except HostKeyUnknown as exc:
+                if not trust or trust != fingerprint(exc.key):
+                    raise BackendError(f"{exc} To accept it: --trust {fingerprint(exc.key)}"
+                                       ) from None
+                pool.trust(target, exc.key)
+        tail = RemoteTail(pool, target, command)
+        try:
+            for line in tail.lines():
+                out.write(line + "\n")
+                out.flush()
+        except KeyboardInterrupt:
+            return 130
+        return 0
+    except HostKeyChanged as exc:
+        raise BackendError(str(exc)) from None
+    finally:
+        pool.close()

@@ -144,3 +144,40 @@ def test_commands_quote_what_they_are_given() -> None:
     assert journal_command("nomad", 20).endswith("-f -u nomad")
     with pytest.raises(ValueError):
         journal_command("nomad; reboot")
+
+
+def test_jamtui_logs_host_file_asks_then_trusts(sshd: dict[str, Any]) -> None:
+    import sys
+
+    tmp = sshd["tmp"]
+    inventory = tmp / "inventory.yml"
+    inventory.write_text(f"""all:
+  children:
+    vs:
+      hosts:
+        vs9:
+          ansible_host: 127.0.0.1
+          ansible_port: {sshd['port']}
+          ansible_user: {sshd['user']}
+""")
+    config = tmp / "jamtui.toml"
+    config.write_text(f'inventory = "{inventory}"\n\n[ssh]\nkey_file = "{sshd["client_key"]}"\n'
+                      f'known_hosts = "{tmp / "known"}"\n')
+    log = tmp / "nomad.log"
+    log.write_text("one\ntwo\nthree\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "CONSUL_"))}
+    base = [sys.executable, "-m", "jamtui", "logs", "--config", str(config), "--host", "vs9",
+            "--file", str(log), "-n", "2"]
+    first = subprocess.run(base, capture_output=True, text=True, env=env, timeout=30)
+    assert first.returncode == 1
+    real = paramiko.Ed25519Key.from_private_key_file(str(sshd["host_key"]))
+    assert f"--trust {fingerprint(real)}" in first.stderr and not first.stdout
+    wrong = subprocess.run([*base, "--trust", "SHA256:not-it"], capture_output=True,
+                           text=True, env=env, timeout=30)
+    assert wrong.returncode == 1
+    ok = subprocess.run([*base, "--trust", fingerprint(real)], capture_output=True, text=True,
+                        env=env, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == ["two", "three"]
+    again = subprocess.run(base, capture_output=True, text=True, env=env, timeout=30)
+    assert again.returncode == 0 and again.stdout.splitlines() == ["two", "three"]
