@@ -7,6 +7,7 @@ nothing blocks the screen. Actions run in thread workers and report through noti
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable
 from functools import partial
@@ -15,6 +16,7 @@ from typing import Any
 
 from textual.app import App
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.message import Message
 
 from ..actions import ActionError, actions_for, describe, find
@@ -147,7 +149,10 @@ class JamApp(App[None]):
         self._record_history(by_kind)
         for screen in self.screen_stack:
             if hasattr(screen, "apply_changes") and screen.is_mounted:
-                screen.apply_changes(by_kind)
+                # a screen composing or tearing down misses nothing: it reads the store
+                # whole when it is shown
+                with contextlib.suppress(NoMatches):
+                    screen.apply_changes(by_kind)
 
     def _record_history(self, by_kind: dict[Kind, set[str]]) -> None:
         for id_ in by_kind.get(Kind.VM, ()):

@@ -83,13 +83,16 @@ class LabScreen(Screen[None]):
 
     def apply_changes(self, by_kind: dict[Kind, set[str]]) -> None:
         for pane in self.panes:
+            if not pane.is_mounted or not pane.table.is_mounted:
+                continue  # it loads the whole table from the store when it mounts
             ids = by_kind.get(pane.kind)
             if ids:
                 pane.table.apply(ids)
             if ids or Kind.BACKEND in by_kind:
                 pane.refresh_title()
         if Kind.BACKEND in by_kind or Kind.QUORUM in by_kind:
-            self.query_one(HealthBar).refresh_health()
+            for bar in self.query(HealthBar):
+                bar.refresh_health()
 
     def refresh_rows(self, kinds: set[Kind]) -> None:
         """Re-render every row of these kinds (columns that show time or history)."""

@@ -101,7 +101,10 @@ class Pane(Vertical):
         self.refresh_title()
 
     def refresh_title(self) -> None:
-        label = self.query_one(Label)
+        labels = self.query(Label)
+        if not labels:
+            return  # not composed yet, or being torn down: a change may land in between
+        label = labels.first()
         count = self.table.row_count
         title = Text(f"{self.title} ", style="bold")
         title.append(f"[{count}]", style="dim")
