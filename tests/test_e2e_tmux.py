@@ -85,9 +85,13 @@ def test_demo_in_a_real_terminal(demo: Terminal) -> None:
     demo.wait_for("Allocations")
     demo.keys("/")
     demo.type("db")
-    time.sleep(0.5)
-    screen = demo.wait_for("db.db[0]")
-    assert "example.web[" not in screen
+    # the filter applies as typed: the other allocations leave, db's stays
+    deadline = time.monotonic() + 20
+    screen = demo.screen()
+    while time.monotonic() < deadline and ("example.web[" in screen or "db.db[0]" not in screen):
+        time.sleep(0.1)
+        screen = demo.screen()
+    assert "db.db[0]" in screen and "example.web[" not in screen, screen
 
     demo.keys("Escape")
     time.sleep(0.5)  # apart, or the terminal reads Escape then q as Alt+q
