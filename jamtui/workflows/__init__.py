@@ -1,0 +1,1 @@
+"""Provisioning workflows: the real tools as subprocesses, their output as progress."""
