@@ -26,7 +26,7 @@ from jamtui.ui.app import JamApp
 
 
 def fixed_store() -> Store:
-    now = time.time()
+    now = time.time()  # ages shown as "3d00h": no second ticks over during the test
     store = Store()
     for name in ("consul", "nomad", "proxmox", "fabio", "haproxy"):
         store.set_backend(BackendStatus(name, Health.OK, address=f"http://{name}.lab"))
@@ -48,7 +48,7 @@ def fixed_store() -> Store:
     for i, status in enumerate(["running", "running", "failed", "pending"]):
         store.upsert(Kind.ALLOCATION, Allocation(
             f"{i:08x}-aaaa-bbbb-cccc-dddddddddddd", f"example.web[{i}]", "example", "web",
-            "node-1", f"vs{i % 3}", status, "run", create_time=now - 300,
+            "node-1", f"vs{i % 3}", status, "run", create_time=now - 3 * 86400 - 1800,
             tasks=(TaskInfo("server", "running" if status == "running" else "dead"),)))
     store.upsert(Kind.QUORUM, Quorum("consul", "192.168.42.20:8300",
                                      ("a", "b", "c"), ("a", "b")))
