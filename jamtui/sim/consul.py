@@ -87,7 +87,11 @@ def _acl_middleware(ctx: SimContext) -> Any:
         try:
             return await handler(request)
         except SimError as exc:
-            return web.Response(status=exc.status, text=exc.message, headers=headers)
+            return web.Response(status=exc.status, text=exc.message,
+                                headers=_headers(world, world.consul.index))
+        except web.HTTPClientError as exc:  # a bad `index` or `wait`: still with the index
+            return web.Response(status=exc.status, text=exc.text or exc.reason,
+                                headers=_headers(world, world.consul.index))
 
     return middleware
 
@@ -346,6 +350,8 @@ async def intention_exact(request: web.Request) -> web.Response:
             body = json.loads(await request.read() or b"{}")
         except ValueError as exc:
             raise SimError(400, f"Request decode failed: {exc}") from None
+        if not isinstance(body, dict):
+            raise SimError(400, "Request decode failed: expected an intention object")
         w.intention_upsert(source, dest, str(body.get("Action", "")),
                            str(body.get("Description", "")))
         return web.json_response(True, headers=_headers(w, w.consul.index))
@@ -364,14 +370,25 @@ async def kv(request: web.Request) -> web.StreamResponse:
     if request.method == "GET":
         return await _kv_get(request, w, key)
     if request.method == "PUT":
-        flags = int(request.query.get("flags", "0") or 0)
-        cas = request.query.get("cas")
-        ok = w.kv_put(key, await request.read(), flags, int(cas) if cas is not None else None)
+        if not key:
+            raise SimError(400, "Missing key name")
+        flags, cas = _uint(request, "flags"), _uint(request, "cas")
+        ok = w.kv_put(key, await request.read(), flags or 0, cas)
         return web.json_response(ok, headers=_headers(w, w.consul.of("kvs")))
     if request.method == "DELETE":
         w.kv_delete(key, recurse=_flag(request, "recurse"))
         return web.json_response(True, headers=_headers(w, w.consul.of("kvs")))
     raise SimError(405, f"method {request.method} not allowed")
+
+
+def _uint(request: web.Request, name: str) -> int | None:
+    """An unsigned query parameter (`flags`, `cas`); a bad one is a 400, not a crash."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise SimError(400, f"Invalid {name}: strconv.ParseUint: parsing {raw!r}: invalid syntax")
+    return int(raw)
 
 
 async def _kv_get(request: web.Request, w: World, key: str) -> web.StreamResponse:
