@@ -65,6 +65,10 @@ class NomadConfig:
     namespace: str = "default"
     region: str = ""
 
+    def auth_headers(self) -> dict[str, str]:
+        """The ACL token header for a request made without python-nomad."""
+        return {"X-Nomad-Token": self.token.reveal()} if self.token else {}
+
 
 @dataclass(frozen=True)
 class ConsulConfig:

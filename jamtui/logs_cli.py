@@ -36,7 +36,7 @@ class Target:
 
 
 def _get(cfg: Config, path: str, **params: str) -> Any:
-    headers = {"X-Nomad-Token": cfg.nomad.token.reveal()} if cfg.nomad.token else {}
+    headers = cfg.nomad.auth_headers()
     resp = requests.get(f"{cfg.nomad.address.rstrip('/')}{path}", params=params,
                         headers=headers, timeout=10,
                         verify=tls_verify("nomad", cfg.nomad.ca_file, cfg.nomad.insecure))

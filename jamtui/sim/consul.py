@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from .context import SimContext
-from .http import block_until, blocking_params, fault_middleware, text_error
+from .http import block_until, blocking_params, fault_middleware, go_bool, text_error
 from .model import Check, ConsulNode, Intention, ServiceInstance
 from .world import SimError, World
 
@@ -426,10 +426,6 @@ async def _kv_get(request: web.Request, w: World, key: str) -> web.StreamRespons
 
 # -- a node's own agent -----------------------------------------------------------------------
 
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
-
-
 def agent_app(ctx: SimContext, node: str) -> web.Application:
     """The HTTP API of one node's agent: what acts on that node alone (agent/maintenance)."""
     app = web.Application(middlewares=[
@@ -442,9 +438,10 @@ def agent_app(ctx: SimContext, node: str) -> web.Application:
         raw = request.query.get("enable")
         if raw is None:
             raise SimError(400, "Missing value for enable")
-        if raw not in _TRUE | _FALSE:
+        enable = go_bool(raw)
+        if enable is None:
             raise SimError(400, f"Invalid value for enable: {raw!r}")
-        ctx.world.node_maintenance(node, raw in _TRUE, request.query.get("reason", ""))
+        ctx.world.node_maintenance(node, enable, request.query.get("reason", ""))
         return web.Response(status=200)
 
     async def self_(request: web.Request) -> web.Response:

@@ -24,6 +24,7 @@ from .http import (
     block_until,
     blocking_params,
     fault_middleware,
+    go_bool,
     text_error,
 )
 from .model import Alloc, Evaluation, GroupSpec, Job, NomadNode, ServiceSpec, TaskSpec, TaskState
@@ -38,19 +39,14 @@ LOG_BATCH = 0.2  # Nomad batches log frames over 200 ms
 CTX: web.AppKey[SimContext] = web.AppKey("ctx", SimContext)
 SETTINGS: web.AppKey[dict[str, float]] = web.AppKey("settings", dict)
 
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
-
-
 def parse_bool(request: web.Request, name: str, default: bool = False) -> bool:
     """Go's strconv.ParseBool, as Nomad reads query flags; a bare `?plain` means true."""
     if name not in request.query:
         return default
     raw = request.query[name]
-    if raw == "" or raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
+    value = True if raw == "" else go_bool(raw)
+    if value is not None:
+        return value
     raise web.HTTPBadRequest(text=f'strconv.ParseBool: parsing "{raw}": invalid syntax',
                              content_type="text/plain")
 

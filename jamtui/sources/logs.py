@@ -134,7 +134,7 @@ class LogFollower:
         url = f"{self.cfg.address.rstrip('/')}/v1/client/fs/logs/{self.alloc_id}"
         params = {"task": self.task, "type": self.stream, "origin": self.origin,
                   "offset": str(self.offset), "follow": "true" if self.follow else "false"}
-        headers = {"X-Nomad-Token": self.cfg.token.reveal()} if self.cfg.token else {}
+        headers = self.cfg.auth_headers()
         resp = self.session.get(url, params=params, headers=headers, stream=True,
                                 verify=self.verify, timeout=(self.timeout, HEARTBEAT_TIMEOUT))
         self._response = resp

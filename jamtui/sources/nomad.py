@@ -292,7 +292,7 @@ class NomadSource(Source):
     def _csi_volumes(self) -> list[dict[str, Any]]:
         # python-nomad has no volumes call; Nomad requires `type=csi` on it
         self.requests_made += 1
-        headers = {"X-Nomad-Token": self.cfg.token.reveal()} if self.cfg.token else {}
+        headers = self.cfg.auth_headers()
         resp = self.session.get(f"{self.cfg.address.rstrip('/')}/v1/volumes",
                                 params={"type": "csi"}, headers=headers, verify=self.verify,
                                 timeout=self.timeout)
@@ -309,7 +309,7 @@ class NomadSource(Source):
         params = [("topic", f"{t}:*") for t in TOPICS]
         if self.cfg.namespace:
             params.append(("namespace", self.cfg.namespace))
-        headers = {"X-Nomad-Token": self.cfg.token.reveal()} if self.cfg.token else {}
+        headers = self.cfg.auth_headers()
         self.requests_made += 1
         # the read timeout must outlast the 30 s heartbeat: a silent minute means a dead peer
         resp = self.session.get(url, params=params, headers=headers, stream=True,
@@ -453,7 +453,7 @@ class NomadSource(Source):
 
     def _action(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.cfg.address.rstrip('/')}/v1/{path}"
-        headers = {"X-Nomad-Token": self.cfg.token.reveal()} if self.cfg.token else {}
+        headers = self.cfg.auth_headers()
         self.requests_made += 1
         resp = self.session.request(method, url, json=body, headers=headers,
                                     verify=self.verify, timeout=self.timeout)
