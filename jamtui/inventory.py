@@ -1,7 +1,11 @@
-"""Reading the Ansible inventory, the single source of truth for which nodes exist."""
+"""The Ansible inventory, the single source of truth for which nodes exist: read (YAML or
+INI), and edited round-trip (comments and order kept) under a lock, atomically."""
 
 from __future__ import annotations
 
+import ast
+import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,13 +57,35 @@ def _line_of(node: Any) -> str:
     return f", line {lc.line + 1}" if lc is not None else ""
 
 
-def load_inventory(path: str | Path) -> Inventory:
-    """Load a YAML inventory; raise InventoryError naming file and line on any defect."""
-    path = Path(path)
+def is_ini(path: Path, text: str) -> bool:
+    """INI by its suffix, or (a `hosts` file has none) by its first meaningful line."""
+    if path.suffix in (".yml", ".yaml", ".json"):
+        return False
+    if path.suffix in (".ini", ".cfg"):
+        return True
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";")):
+            return line.startswith("[") or not (line.startswith("all:") or line == "---")
+    return False
+
+
+def read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InventoryError(f"{path}: cannot read inventory: {exc.strerror}") from exc
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Load a YAML or INI inventory; raise InventoryError naming file and line on any defect."""
+    path = Path(path)
+    return parse_inventory(path, read_text(path))
+
+
+def parse_inventory(path: Path, text: str) -> Inventory:
+    if is_ini(path, text):
+        return parse_ini(path, text)
     try:
         doc = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
@@ -117,3 +143,366 @@ def _walk_group(path: Path, name: str, group: Any, out: dict) -> None:
 def default_inventory_path() -> Path:
     """The realistic JamLab inventory shipped with the embedded lab."""
     return Path(__file__).parent / "sim" / "data" / "inventory.yml"
+
+
+# -- INI ------------------------------------------------------------------------------------
+
+_SECTION = re.compile(r"^\[([^\]:\s]+)(?::(vars|children))?\]\s*$")
+
+
+def _ini_value(text: str) -> Any:
+    """Ansible reads INI values as Python literals where they are ones (8 → int), else text."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return value if isinstance(value, (int, float, str, bool)) else text
+
+
+def _ini_pairs(path: Path, lineno: int, words: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise InventoryError(f"{path}, line {lineno}: expected key=value, got {word!r}")
+        out[key] = _ini_value(value)
+    return out
+
+
+def _ini_split(path: Path, lineno: int, line: str) -> list[str]:
+    import shlex
+
+    try:
+        return shlex.split(line, comments=True)
+    except ValueError as exc:
+        raise InventoryError(f"{path}, line {lineno}: {exc}") from exc
+
+
+def parse_ini(path: Path, text: str) -> Inventory:
+    """Ansible's INI inventory: `[group]` host lines with key=value variables, `[group:vars]`,
+    `[group:children]`. Host ranges (`vs[0:2]`) are not expanded: name them one by one."""
+    hosts: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    group_vars: dict[str, dict[str, Any]] = {}
+    section, kind = "ungrouped", None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            m = _SECTION.match(line)
+            if not m:
+                raise InventoryError(f"{path}, line {lineno}: malformed section header {line!r}")
+            section, kind = m.group(1), m.group(2)
+            continue
+        words = _ini_split(path, lineno, line)
+        if not words:
+            continue
+        if kind == "vars":
+            group_vars.setdefault(section, {}).update(_ini_pairs(path, lineno, words))
+        elif kind == "children":
+            if len(words) != 1:
+                raise InventoryError(f"{path}, line {lineno}: a children line names one group")
+        else:
+            name = words[0]
+            if "=" in name or "[" in name:
+                raise InventoryError(f"{path}, line {lineno}: {name!r} is not a host name "
+                                     "(host ranges are not supported: name each host)")
+            groups, merged = hosts.setdefault(name, ([], {}))
+            if section not in ("all", "ungrouped") and section not in groups:
+                groups.append(section)
+            merged.update(_ini_pairs(path, lineno, words[1:]))
+    return Inventory(path=path, hosts=tuple(Host(n, tuple(g), v) for n, (g, v) in hosts.items()),
+                     vars=group_vars.get("all", {}))
+
+
+def _ini_add(text: str, group: str, line: str) -> str:
+    lines = text.splitlines()
+    start = next((i for i, raw in enumerate(lines) if raw.strip() == f"[{group}]"), None)
+    if start is None:
+        tail = "" if not lines or not lines[-1].strip() else "\n"
+        return text.rstrip("\n") + f"\n{tail}[{group}]\n{line}\n"
+    at = start + 1
+    for i in range(start + 1, len(lines)):
+        stripped = lines[i].strip()
+        if stripped.startswith("["):
+            break
+        if stripped and not stripped.startswith(("#", ";")):
+            at = i + 1
+    lines.insert(at, line)
+    return "\n".join(lines) + "\n"
+
+
+def _ini_remove(text: str, name: str) -> str:
+    out, kind = [], None
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        m = _SECTION.match(stripped) if stripped.startswith("[") else None
+        if m:
+            kind = m.group(2)
+        elif kind is None and stripped and not stripped.startswith(("#", ";")) \
+                and stripped.split()[0] == name:
+            continue
+        out.append(raw)
+    return "\n".join(out) + "\n"
+
+
+def _ini_host_line(name: str, hvars: dict[str, Any]) -> str:
+    return " ".join([name, *(f"{k}={v}" for k, v in hvars.items())])
+
+
+# -- YAML round-trip --------------------------------------------------------------------------
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    return yaml
+
+
+def _yaml_edit(text: str, fn: Any) -> str:
+    from ruamel.yaml.comments import CommentedMap
+
+    yaml = _yaml()
+    doc = yaml.load(text)
+    fn(doc, CommentedMap)
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    return buf.getvalue()
+
+
+def _yaml_add(text: str, group: str, name: str, hvars: dict[str, Any]) -> str:
+    def add(doc: Any, cmap: Any) -> None:
+        root = doc["all"]
+        if root.get("children") is None:
+            root["children"] = cmap()
+        grp = root["children"].get(group)
+        if grp is None:
+            grp = root["children"][group] = cmap()
+        if grp.get("hosts") is None:
+            grp["hosts"] = cmap()
+        grp["hosts"][name] = cmap(hvars)
+
+    return _yaml_edit(text, add)
+
+
+def _yaml_remove(text: str, name: str) -> str:
+    def walk(group: Any) -> None:
+        if not isinstance(group, dict):
+            return
+        hosts = group.get("hosts")
+        if isinstance(hosts, dict) and name in hosts:
+            del hosts[name]
+        for child in (group.get("children") or {}).values():
+            walk(child)
+
+    return _yaml_edit(text, lambda doc, _cmap: walk(doc["all"]))
+
+
+# -- proposing and validating a node ----------------------------------------------------------
+
+HOST_VARS = ("ansible_host", "vmid", "cores", "memory", "disk", "hypervisor")
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    group: str
+    name: str
+    ip: str
+    vmid: int
+    cores: int
+    memory: int  # MiB
+    disk: int  # GiB
+    hypervisor: str
+
+    def host_vars(self) -> dict[str, Any]:
+        return dict(zip(HOST_VARS, (self.ip, self.vmid, self.cores, self.memory, self.disk,
+                                    self.hypervisor), strict=True))
+
+
+def subnet_of(inv: Inventory, default: str = "192.168.42.0/24") -> Any:
+    import ipaddress
+
+    return ipaddress.ip_network(str(inv.vars.get("lab_subnet", default)), strict=False)
+
+
+def hypervisor_free(inv: Inventory) -> dict[str, tuple[int, int]]:
+    """(cores, free memory MiB) per hypervisor: its memory less what its VMs are given."""
+    out: dict[str, tuple[int, int]] = {}
+    for hv in inv.group("hypervisors"):
+        used = sum(int(h.vars.get("memory", 0)) for h in inv.hosts
+                   if h.vars.get("hypervisor") == hv.name)
+        out[hv.name] = (int(hv.vars.get("cores", 0)), int(hv.vars.get("memory", 0)) - used)
+    return out
+
+
+def propose_node(inv: Inventory, group: str) -> NodeSpec:
+    """The next free name, IP and VMID in the group, its hosts' size, the least-loaded
+    hypervisor."""
+    import ipaddress
+
+    members = inv.group(group)
+    taken = {h.name for h in inv.hosts}
+    pattern = re.compile(rf"^{re.escape(group)}(\d+)$")
+    numbers = {int(m.group(1)) for h in members if (m := pattern.match(h.name))}
+    n = 0
+    while n in numbers or f"{group}{n}" in taken:
+        n += 1
+    net = subnet_of(inv)
+    used_ips = {str(h.address) for h in inv.hosts if h.address}
+    used_ips.add(str(inv.vars.get("lab_gateway", "")))
+    ips = [ipaddress.ip_address(str(h.address)) for h in members if h.address]
+    ip = max(ips) + 1 if ips else next(net.hosts()) + 9
+    while str(ip) in used_ips and ip in net:
+        ip += 1
+    vmids = {int(h.vars["vmid"]) for h in inv.hosts if "vmid" in h.vars}
+    own = [int(h.vars["vmid"]) for h in members if "vmid" in h.vars]
+    vmid = max(own) + 1 if own else max(vmids, default=99) + 1
+    while vmid in vmids:
+        vmid += 1
+    last = members[-1].vars if members else {}
+    free = hypervisor_free(inv)
+    hypervisor = max(free, key=lambda hv: free[hv][1]) if free else ""
+    return NodeSpec(group, f"{group}{n}", str(ip), vmid, int(last.get("cores", 2)),
+                    int(last.get("memory", 2048)), int(last.get("disk", 32)), hypervisor)
+
+
+def validate_node(inv: Inventory, spec: NodeSpec) -> dict[str, str]:
+    """Field → what is wrong with it; empty when the node can be added."""
+    import ipaddress
+
+    errors: dict[str, str] = {}
+    if not _LABEL.match(spec.name):
+        errors["name"] = ("not a valid host name (RFC 1123: letters, digits and hyphens, "
+                          "1-63 characters, no hyphen at either end)")
+    elif inv.host(spec.name) is not None:
+        errors["name"] = f"{spec.name} is already in the inventory"
+    try:
+        ip = ipaddress.ip_address(spec.ip)
+    except ValueError:
+        errors["ip"] = f"{spec.ip!r} is not an IP address"
+    else:
+        net = subnet_of(inv)
+        holder = next((h.name for h in inv.hosts if str(h.address) == spec.ip), None)
+        if ip not in net or ip in (net.network_address, net.broadcast_address):
+            errors["ip"] = f"{spec.ip} is not a host address in the lab's subnet {net}"
+        elif spec.ip == str(inv.vars.get("lab_gateway", "")):
+            errors["ip"] = f"{spec.ip} is the gateway"
+        elif holder:
+            errors["ip"] = f"{spec.ip} is already {holder}'s"
+    holder = next((h.name for h in inv.hosts if h.vars.get("vmid") == spec.vmid), None)
+    if not 100 <= spec.vmid <= 999_999_999:
+        errors["vmid"] = "Proxmox VMIDs run from 100 to 999999999"
+    elif holder:
+        errors["vmid"] = f"VMID {spec.vmid} is already {holder}'s"
+    free = hypervisor_free(inv)
+    if spec.hypervisor not in free:
+        errors["hypervisor"] = f"no hypervisor {spec.hypervisor!r} (known: {', '.join(free)})"
+    else:
+        cores, memory = free[spec.hypervisor]
+        if not 1 <= spec.cores <= max(cores, 1):
+            errors["cores"] = f"{spec.hypervisor} has {cores} cores"
+        if spec.memory < 256:
+            errors["memory"] = "at least 256 MiB"
+        elif spec.memory > memory:
+            errors["memory"] = f"{spec.hypervisor} has {memory} MiB unallocated"
+    if spec.disk < 4:
+        errors["disk"] = "at least 4 GiB"
+    if spec.group not in NODE_GROUPS:
+        errors["group"] = f"nodes are added to {' or '.join(NODE_GROUPS)}"
+    return errors
+
+
+# -- writing: locked, atomic, with a backup ---------------------------------------------------
+
+
+class InventoryLocked(InventoryError):
+    """Another editor holds the inventory's lock."""
+
+
+def _locked(path: Path, timeout: float) -> Any:
+    import contextlib
+    import fcntl
+    import time
+
+    @contextlib.contextmanager
+    def hold() -> Any:
+        lock = path.with_name(f".{path.name}.lock")
+        with open(lock, "a") as fd:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise InventoryLocked(
+                            f"{path}: another edit is in progress (lock {lock}); try again"
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    return hold()
+
+
+def edit_inventory(path: str | Path, change: Any, timeout: float = 10.0) -> Inventory:
+    """Apply `change(inventory, text) -> new text` to the file as it is now, under its lock,
+    so two editors never lose each other's edit. The file is replaced atomically (temporary
+    file and rename) and the previous version kept as `<name>.bak`; a malformed inventory,
+    before or after, is refused and nothing is written."""
+    import os
+    import shutil
+
+    path = Path(path)
+    with _locked(path, timeout):
+        text = read_text(path)
+        before = parse_inventory(path, text)
+        new = change(before, text)
+        after = parse_inventory(path, new)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(new)
+                fh.flush()
+                os.fsync(fh.fileno())
+            shutil.copymode(path, tmp)
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return after
+
+
+def add_node(path: str | Path, spec: NodeSpec) -> Inventory:
+    """Add the node to its group; refused (nothing written) if invalid against the file as it
+    is at the moment of writing."""
+    def change(inv: Inventory, text: str) -> str:
+        errors = validate_node(inv, spec)
+        if errors:
+            raise InventoryError(f"{inv.path}: cannot add {spec.name}: " + "; ".join(
+                f"{k}: {v}" for k, v in errors.items()))
+        if is_ini(inv.path, text):
+            return _ini_add(text, spec.group, _ini_host_line(spec.name, spec.host_vars()))
+        return _yaml_add(text, spec.group, spec.name, spec.host_vars())
+
+    return edit_inventory(path, change)
+
+
+def remove_node(path: str | Path, name: str) -> Inventory:
+    """Remove the host from every group; an absent host is not an error (idempotent)."""
+    def change(inv: Inventory, text: str) -> str:
+        if inv.host(name) is None:
+            return text
+        return _ini_remove(text, name) if is_ini(inv.path, text) else _yaml_remove(text, name)
+
+    return edit_inventory(path, change)

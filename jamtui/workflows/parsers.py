@@ -158,3 +158,19 @@ def ansible_event(event: dict[str, Any]) -> Event | None:
                      f"failed on {', '.join(bad)}" if bad else "play recap: all hosts ok",
                      level="error" if bad else "info", data=stats)
     return None
+
+
+def ansible_line(line: str) -> Event | None:
+    """One line of `ansible-playbook` run with the jamtui_events stdout callback: one
+    ansible-runner-shaped event as JSON; anything else (a warning Ansible printed before the
+    callback loaded) is kept as words."""
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        return Event("ansible", "message", line, level="warn")
+    if not isinstance(obj, dict):
+        return Event("ansible", "message", line, level="warn")
+    return ansible_event(obj)
