@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=0, metavar="N",
                       help="only the last N lines of what is there (default: all)")
 
+    from .node_cli import add_parser as add_node_parser
+
+    add_node_parser(sub, common)
+
     lab = sub.add_parser("lab", help="run the embedded JamLab in the foreground")
     lab.add_argument("--seed", type=int, default=0, help="make a run repeatable (default 0)")
     lab.add_argument("--inventory", metavar="PATH", help="Ansible inventory (YAML) to build from")
@@ -90,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_doctor_command(cfg)
             if args.command == "trace":
                 return run_trace_command(cfg, args)
+            if args.command == "node":
+                from .node_cli import run_node
+
+                return run_node(cfg, args)
             if args.command == "logs":
                 from .logs_cli import run_logs
                 from .sources.base import BackendError

@@ -117,6 +117,23 @@ class SSHConfig:
 
 
 @dataclass(frozen=True)
+class ProvisioningConfig:
+    """The tools node add/remove runs, where, and where its journals go."""
+
+    terraform: str = "terraform"
+    packer: str = "packer"
+    ansible_playbook: str = "ansible-playbook"
+    template: str = "debian-12-cloudinit"  # the Packer-built template Terraform clones
+    template_node: str = ""  # the hypervisor Packer builds it on (default: the first)
+    packer_template: str = "packer/debian.pkr.hcl"  # relative to `provisioners`
+    playbook: str = "ansible/site.yml"  # relative to `provisioners`
+    vault_password_file: str = ""  # passed to ansible-playbook; never read by jamtui
+    state_dir: str = "~/.local/state/jamtui"  # workflow journals and step logs
+    ssh_timeout: float = 300.0  # how long a new VM may take to answer on SSH
+    join_timeout: float = 180.0  # how long it may take to join Consul/Nomad
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None = None
     inventory: str = "provisioners/ansible/inventory.yml"
@@ -130,6 +147,7 @@ class Config:
     haproxy: HAProxyConfig = field(default_factory=HAProxyConfig)
     dns: DNSConfig = field(default_factory=DNSConfig)
     ssh: SSHConfig = field(default_factory=SSHConfig)
+    provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     keys: tuple[tuple[str, str], ...] = ()  # [keys] action = "key": rebinds (checked by the UI)
 
 
@@ -141,6 +159,7 @@ _SECTIONS: dict[str, type] = {
     "haproxy": HAProxyConfig,
     "dns": DNSConfig,
     "ssh": SSHConfig,
+    "provisioning": ProvisioningConfig,
 }
 _TOP_LEVEL = {"inventory": str, "provisioners": str, "read_only": bool, "poll_interval": float}
 

@@ -20,12 +20,12 @@ from .sources.ssh import (
     HostKeyChanged,
     HostKeyUnknown,
     RemoteTail,
-    SSHPool,
     fingerprint,
+    host_target,
     journal_command,
+    pool_for,
     tail_command,
 )
-from .sources.ssh import Target as SSHTarget
 
 
 @dataclass(frozen=True)
@@ -112,23 +112,15 @@ def run_logs(cfg: Config, what: str, *, task: str | None = None, stderr: bool = 
 # -- hosts over SSH -------------------------------------------------------------------------
 
 
-def ssh_target(inventory: Inventory, name: str, cfg: Config) -> SSHTarget:
-    host = inventory.host(name)
-    if host is None or not host.address:
-        known = ", ".join(h.name for h in inventory.hosts if h.address)
-        raise BackendError(f"no host {name!r} with an address in {inventory.path} "
-                           f"(hosts: {known})")
-    return SSHTarget(host.name, str(host.address), int(host.vars.get("ansible_port", 22)),
-                     str(host.vars.get("ansible_user") or cfg.ssh.user))
-
-
 def run_host_logs(cfg: Config, inventory: Inventory, host: str, *, unit: str = "",
                   path: str = "", lines: int = 10, follow: bool = False, trust: str = "",
                   out: TextIO = sys.stdout) -> int:
     """`journalctl -u UNIT` or `tail FILE` on an inventory host, through the bastion if set."""
-    target = ssh_target(inventory, host, cfg)
-    jump = ssh_target(inventory, cfg.ssh.bastion, cfg) if cfg.ssh.bastion else None
-    pool = SSHPool(cfg.ssh.known_hosts, key_file=cfg.ssh.key_file, jump=jump)
+    try:
+        target = host_target(inventory, host, cfg)
+        pool = pool_for(cfg, inventory)
+    except LookupError as exc:
+        raise BackendError(str(exc)) from None
     command = (journal_command(unit, lines or 10, follow) if unit
                else tail_command(path, lines or 10, follow))
     try:

@@ -46,6 +46,7 @@ def build_app(ctx: SimContext) -> web.Application:
     r.add_get("/v1/health/checks/{name}", health_checks)
     r.add_get("/v1/agent/members", agent_members)
     r.add_get("/v1/agent/self", agent_self)
+    r.add_route("PUT", "/v1/agent/force-leave/{node}", agent_force_leave)
     r.add_get("/v1/connect/intentions", intentions_list)
     r.add_route("*", "/v1/connect/intentions/exact", intention_exact)
     r.add_route("*", "/v1/kv/{key:.*}", kv)
@@ -196,6 +197,7 @@ async def catalog_service(request: web.Request) -> web.Response:
 async def catalog_nodes(request: web.Request) -> web.Response:
     return await _read(request, ("nodes",), lambda w: [
         node_json(n) for n in sorted(w.consul_nodes.values(), key=lambda n: n.name)
+        if not n.left  # a node that left is reaped from the catalog
     ])
 
 
@@ -204,7 +206,7 @@ async def catalog_node(request: web.Request) -> web.Response:
 
     def render(w: World) -> Any:
         node = w.consul_nodes.get(name)
-        if node is None:
+        if node is None or node.left:
             return None
         services = {s.id: service_json(s) for s in w.services.values() if s.node == name}
         return {"Node": node_json(node), "Services": services}
@@ -266,7 +268,7 @@ def _member(w: World, n: ConsulNode) -> dict[str, Any]:
     if n.server:
         tags.update({"port": "8300", "expect": str(len(w.server_names)), "raft_vsn": "3"})
     return {"Name": n.name, "Addr": n.address, "Port": 8301, "Tags": tags,
-            "Status": 1 if n.alive else 4, "ProtocolMin": 1, "ProtocolMax": 5,
+            "Status": 1 if n.alive else 3 if n.left else 4, "ProtocolMin": 1, "ProtocolMax": 5,
             "ProtocolCur": 2, "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4}
 
 
@@ -286,6 +288,15 @@ async def agent_self(request: web.Request) -> web.Response:
                    "Version": VERSION, "Revision": "jamlab"},
         "Member": _member(w, node) if node else {},
     }, headers=_headers(w, w.consul.index))
+
+
+async def agent_force_leave(request: web.Request) -> web.Response:
+    """Forces a member into the left state (`consul force-leave`); an unknown node is
+    Consul's 500 "agent: No node found with name ..."."""
+    name = request.match_info["node"]
+    if not _world(request).agent_leave(name):
+        raise SimError(500, f"agent: No node found with name '{name}'")
+    return web.Response(status=200)
 
 
 def _servers(w: World) -> list[tuple[str, str]]:
@@ -453,6 +464,11 @@ def agent_app(ctx: SimContext, node: str) -> web.Application:
             "Member": _member(w, n) if n else {},
         }, headers=_headers(w, w.consul.index))
 
+    async def leave(request: web.Request) -> web.Response:
+        ctx.world.agent_leave(node)
+        return web.Response(status=200)
+
     app.router.add_route("PUT", "/v1/agent/maintenance", maintenance)
+    app.router.add_route("PUT", "/v1/agent/leave", leave)
     app.router.add_get("/v1/agent/self", self_)
     return app

@@ -32,7 +32,7 @@ def answers(ctx: SimContext, qname: str) -> list[str] | None:
     domain = w.domain.lower()
     bastion = next((h.address for h in w.inventory.hosts
                     if h.name == "bastion" or "bastion" in h.groups), None)
-    for host in w.inventory.hosts:
+    for host in w.dns_hosts:
         if host.address and name in (host.name, f"{host.name}.{domain}"):
             return [str(host.address)]
     if name.endswith(".service.consul"):

@@ -70,6 +70,8 @@ class Lab:
         self._background: list[asyncio.Task[Any]] = []
         self._haproxy: Any = None
         self._dns: Any = None
+        self._bastion: Any = None
+        self.control_token = secrets.token_urlsafe(16)
         self._moving: list[asyncio.Future[None]] = []
 
     # -- addresses ---------------------------------------------------------------------------
@@ -113,7 +115,7 @@ class Lab:
         fabio = ", ".join(f'"{x}"' for x in self.fabio_urls())
         return (
             "# jamtui configuration for the embedded lab (jamtui lab)\n"
-            f'inventory = "{self.inventory.path}"\n\n'
+            + self.provisioning_toml() +
             f'[proxmox]\naddress = "{u["proxmox"]}"\nca_file = "{self.ca_cert}"\n'
             f'token_id = "{self.secrets.proxmox_token_id}"\n\n'
             f'[nomad]\naddress = "{u["nomad"]}"\n\n'
@@ -126,6 +128,50 @@ class Lab:
             f'[haproxy]\nstats_url = "{u["haproxy_stats"]}/stats;csv"\n'
             f'frontend = "{u["haproxy"]}"\n'
         )
+
+    def provisioning_toml(self) -> str:
+        """The workspace node add/remove edits, and the stand-in tools that act on the lab."""
+        bin_dir = self.workdir / "bin"
+        b = self._bastion
+        return (
+            f'inventory = "{self.workspace / "ansible" / "inventory.yml"}"\n'
+            f'provisioners = "{self.workspace}"\n\n'
+            "[provisioning]  # the lab's stand-ins for the real tools\n"
+            f'terraform = "{bin_dir / "terraform"}"\npacker = "{bin_dir / "packer"}"\n'
+            f'ansible_playbook = "{bin_dir / "ansible-playbook"}"\n'
+            f'state_dir = "{self.workdir / "state"}"\nssh_timeout = 60\njoin_timeout = 60\n\n'
+            f'[ssh]\nbastion = "{b.spec}"\nkey_file = "{b.key_file}"\n'
+            f'known_hosts = "{b.known_hosts}"\n\n'
+        )
+
+    @property
+    def workspace(self) -> Path:
+        """A copy of the lab's provisioners tree (its inventory first) that workflows edit."""
+        return self.workdir / "provisioners"
+
+    def _make_workspace(self) -> None:
+        import sys
+
+        ws = self.workspace
+        for sub in ("ansible", "packer", "terraform"):
+            (ws / sub).mkdir(parents=True, exist_ok=True)
+        inv = ws / "ansible" / "inventory.yml"
+        if not inv.exists():
+            shutil.copy(self.inventory.path, inv)
+        (ws / "ansible" / "site.yml").write_text(
+            "# the lab's stand-in ansible-playbook acts on the lab; see provisioners/ in the\n"
+            "# jamtui repository for the real playbooks\n")
+        (ws / "packer" / "debian.pkr.hcl").write_text("# stand-in workspace (see above)\n")
+        bin_dir = self.workdir / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        for tool in ("terraform", "packer", "ansible-playbook"):
+            script = bin_dir / tool
+            script.write_text(
+                "#!/bin/sh\n# the JamLab stand-in: speaks the real tool's output, acts on the lab\n"
+                f"JAMLAB_CONTROL='{self.urls['control']}' "
+                f"JAMLAB_CONTROL_TOKEN='{self.control_token}' "
+                f"exec '{sys.executable}' -m jamtui.sim.tools {tool} \"$@\"\n")
+            script.chmod(0o700)
 
     def fabio_urls(self) -> list[str]:
         return [u for k, u in sorted(self.urls.items())
@@ -163,7 +209,7 @@ class Lab:
         ready.result(timeout)
 
     async def _astart(self) -> None:
-        from . import consul, dns, haproxy, instances, nomad, proxmox, tls
+        from . import consul, control, dns, haproxy, instances, nomad, proxmox, sshd, tls
 
         tls_files = tls.make_tls(self.workdir / "tls", hosts=[self.host, "localhost"])
         world = World(self.inventory, seed=self.seed, **self.world_options)
@@ -188,6 +234,15 @@ class Lab:
             await server.start()
             self.servers[name] = server
             self.ctx.urls[name] = server.url
+        server = BackendServer("control", control.build_app(self.ctx, self.control_token),
+                               self.host, 0)
+        await server.start()
+        self.servers["control"] = server
+        self.ctx.urls["control"] = server.url
+        self._bastion = sshd.LabBastion(self.ctx, self.workdir, self.host,
+                                        self.ports.get("ssh", 0))
+        self._bastion.start()
+        self._make_workspace()
         self._dns = await dns.start(self.ctx, self.host, self.ports.get("dns", 0))
         self._haproxy = haproxy.HAProxyStandIn(self.ctx, self.ports.get("haproxy", 0),
                                                self.ports.get("haproxy_stats", 0))
@@ -204,6 +259,8 @@ class Lab:
                 await self._haproxy.stop()
             if self._dns is not None:
                 self._dns.close()
+            if self._bastion is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self._bastion.stop)
             await self.ctx.world.stop()
             await asyncio.gather(*(server.stop() for server in list(self.ctx.servers.values())),
                                  return_exceptions=True)

@@ -60,6 +60,7 @@ class VM:
     netout: int = 0
     pid: int = 0
     booted: bool = False  # the guest OS is up and its agents have joined
+    configured: bool = True  # Ansible has installed its agents (a fresh clone: not yet)
     lock: str | None = None
     description: str = ""
 
@@ -264,6 +265,7 @@ class ConsulNode:
     datacenter: str = "jamlab"
     server: bool = False
     alive: bool = True
+    left: bool = False  # left gracefully (`consul leave`): out of the catalog, member "left"
     meta: dict[str, str] = field(default_factory=dict)
     create_index: int = 0
     modify_index: int = 0

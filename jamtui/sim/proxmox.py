@@ -69,6 +69,8 @@ def build_app(ctx: SimContext) -> web.Application:
     r.add_post(f"{p}/nodes/{{node}}/qemu/{{vmid}}/status/{{action}}", qemu_power)
     r.add_post(f"{p}/nodes/{{node}}/qemu/{{vmid}}/clone", qemu_clone)
     r.add_delete(f"{p}/nodes/{{node}}/qemu/{{vmid}}", qemu_delete)
+    r.add_post(f"{p}/nodes/{{node}}/qemu", qemu_create)
+    r.add_post(f"{p}/nodes/{{node}}/qemu/{{vmid}}/template", qemu_template)
     r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/agent/network-get-interfaces", agent_net)
     r.add_get(f"{p}/nodes/{{node}}/tasks", task_list)
     r.add_get(f"{p}/nodes/{{node}}/tasks/{{upid}}/status", task_status)
@@ -448,6 +450,29 @@ async def qemu_set_config(request: web.Request) -> web.Response:
     if request.method == "POST":  # the async variant answers with a task
         return ok(w.instant_task(vm.node, "qmconfig", str(vm.vmid), _user(request)))
     return ok(None)
+
+
+async def qemu_create(request: web.Request) -> web.Response:
+    params = await _params(request)
+    if "vmid" not in params:
+        raise _ParamError({"vmid": "property is missing and it is not optional"})
+    ints = {}
+    for key, default in (("vmid", None), ("cores", "1"), ("memory", "512")):
+        raw = params.get(key, default)
+        try:
+            ints[key] = int(raw)
+        except (TypeError, ValueError):
+            raise _ParamError({key: f"type check ('integer') failed - got '{raw}'"}) from None
+    w = _world(request)
+    return ok(w.vm_create(request.match_info["node"], ints["vmid"],
+                          params.get("name", f"VM {ints['vmid']}"), ints["cores"],
+                          ints["memory"], _user(request)))
+
+
+async def qemu_template(request: web.Request) -> web.Response:
+    vm = _vm(request)
+    await _params(request)
+    return ok(_world(request).vm_template(vm.node, vm.vmid, _user(request)))
 
 
 async def qemu_delete(request: web.Request) -> web.Response:

@@ -223,6 +223,7 @@ class World:
         jobs: Iterable[Job] | None = None,
     ) -> None:
         self.inventory = inventory
+        self.dns_hosts = inventory.hosts  # the records the `dns` role wrote
         self.rng = random.Random(seed)
         self.runtime: Runtime = runtime or PortOnlyRuntime()
         self.flap_rate = flap_rate
@@ -575,6 +576,7 @@ class World:
             memory=src.memory,
             disk=src.disk,
             lock="clone",
+            configured=False,
         )
         self.vms[new.vmid] = new
         task = self._new_task(node, "qmclone", str(vmid), user)
@@ -644,9 +646,69 @@ class World:
 
     # -- agents joining and leaving ----------------------------------------------------------
 
+    def vm_create(self, node: str, vmid: int, name: str, cores: int = 1, memory: int = 512,
+                  user: str = "root@pam") -> str:
+        """`POST /nodes/{node}/qemu`: an empty VM (what Packer starts a template from)."""
+        if node not in self.hypervisors:
+            raise SimError(500, f"no such cluster node '{node}'")
+        if int(vmid) in self.vms:
+            raise SimError(500, f"unable to create VM {vmid}: config file already exists")
+        self.vms[int(vmid)] = VM(vmid=int(vmid), name=name, node=node, group=None, ip=None,
+                                 cores=cores, memory=memory, disk=16, configured=False)
+        self.notify()
+        return self.instant_task(node, "qmcreate", str(vmid), user)
+
+    def vm_template(self, node: str, vmid: int, user: str = "root@pam") -> str:
+        vm = self.vm(node, vmid)
+        if vm.status == "running":
+            raise SimError(500, f"VM {vmid} is running - cannot convert to a template")
+        vm.template, vm.tags = True, "template"
+        self.notify()
+        return self.instant_task(node, "qmtemplate", str(vmid), user)
+
+    def provision(self, name: str) -> str:
+        """What Ansible does to a node: its agents installed and started. Returns "" when
+        done, else why the host could not be reached."""
+        vm = next((v for v in self.vms.values() if v.name == name and not v.template), None)
+        if vm is None:
+            return f"no VM named {name}"
+        if vm.status != "running" or not vm.booted:
+            return (f"Failed to connect to the host via ssh: ssh: connect to host "
+                    f"{vm.ip or name} port 22: No route to host")
+        if not vm.configured:
+            vm.configured = True
+            self._agent_join(vm)
+            self.reconcile()
+            self.notify()
+        return ""
+
+    def set_dns_inventory(self, inventory: Inventory) -> None:
+        """The internal DNS's records, as the `dns` role last wrote them."""
+        self.dns_hosts = inventory.hosts
+
+    def agent_leave(self, name: str) -> bool:
+        """`consul leave` on the node: it leaves gracefully (status left, checks gone)."""
+        node = self.consul_nodes.get(name)
+        if node is None:
+            return False
+        idx = self.consul.bump("nodes", "checks", "services", "members")
+        node.alive = False
+        node.left = True
+        node.modify_index = idx
+        for key in [k for k in self.checks if k[0] == name]:
+            del self.checks[key]
+        for key in [k for k in self.services if self.services[k].node == name]:
+            del self.services[key]
+        self.consul.tables["services"] = idx
+        vm = next((v for v in self.vms.values() if v.name == name), None)
+        if vm is not None:
+            vm.configured = False  # its agent is stopped until something starts it again
+        self.notify()
+        return True
+
     def _agent_join(self, vm: VM) -> None:
         """The guest is up: its Consul agent joins, and on `vs` its Nomad client registers."""
-        if vm.group is None and not vm.name:
+        if (vm.group is None and not vm.name) or not vm.configured:
             return
         node = self.consul_nodes.get(vm.name)
         idx = self.consul.bump("nodes", "checks", "services", "members")
@@ -663,6 +725,7 @@ class World:
             )
             self.consul_nodes[vm.name] = node
         node.alive = True
+        node.left = False
         node.address = vm.ip or node.address
         node.modify_index = idx
         self._upsert_check(Check(vm.name, "serfHealth", "Serf Health Status",

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import consul
+import requests
 from consul.callback import CB
 
 from ..config import ConsulConfig
@@ -272,17 +273,33 @@ class ConsulSource(Source):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def node_maintenance(self, node: str, address: str, enable: bool, reason: str = "") -> None:
-        """`consul maint` for one node, through that node's own agent (only it can)."""
+    def _agent(self, node: str, address: str, timeout: float = 10) -> consul.Consul:
+        """A client of that node's own agent (for what only it does)."""
         parts = urlsplit(self.cfg.agent_url(node, address))
-        agent = consul.Consul(
+        return consul.Consul(
             host=parts.hostname or address, port=parts.port or 8500,
             scheme=parts.scheme or "http", token=self.cfg.token.reveal() or None,
             verify=tls_verify("consul", self.cfg.ca_file, self.cfg.insecure),
-            connections_timeout=10,
+            connections_timeout=timeout,
         )
+
+    def node_maintenance(self, node: str, address: str, enable: bool, reason: str = "") -> None:
+        """`consul maint` for one node, through that node's own agent (only it can)."""
         self.requests_made += 1
-        agent.agent.maintenance("true" if enable else "false", reason or None)
+        self._agent(node, address).agent.maintenance("true" if enable else "false",
+                                                     reason or None)
+
+    def node_leave(self, node: str, address: str) -> str:
+        """`consul leave` on the node's agent; if it does not answer (the VM is down), a
+        `force-leave` through the cluster so the node is not left `failed`."""
+        self.requests_made += 1
+        try:
+            self._agent(node, address, timeout=3).agent.leave()
+            return f"{node} left the cluster"
+        except (requests.ConnectionError, requests.Timeout):
+            self.requests_made += 1
+            self.client.agent.force_leave(node)
+            return f"{node}'s agent did not answer; forced it to leave"
 
     def _get(self, path: str) -> Any:
         # py-consul sends no token for members and the Raft configuration; with ACLs on,

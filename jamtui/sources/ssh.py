@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import shlex
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import paramiko
+
+# paramiko logs refused channels and resets at ERROR; with no handler Python would print them
+# on stderr, over the TUI. jamtui says what failed in its own words instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..inventory import Inventory
 
 UNIT = re.compile(r"[A-Za-z0-9@._:-]+")
 
@@ -113,6 +123,37 @@ class SSHPool:
             self._clients[key] = client
             return client
 
+    def banner(self, target: Target, timeout: float = 5.0) -> str:
+        """Whether the host's SSH server answers: its identification line (`SSH-2.0-...`),
+        reached directly or through the bastion (a direct-tcpip channel). No login."""
+        import socket
+
+        if self.jump is None:
+            sock: Any = socket.create_connection((target.address, target.port), timeout=timeout)
+        else:
+            with self._lock:
+                bastion = self._clients.get((self.jump.address, self.jump.port,
+                                             self.jump.user)) or self._client(self.jump)
+                self._clients[(self.jump.address, self.jump.port, self.jump.user)] = bastion
+            transport = bastion.get_transport()
+            assert transport is not None
+            sock = transport.open_channel("direct-tcpip", (target.address, target.port),
+                                          ("127.0.0.1", 0), timeout=timeout)
+        try:
+            sock.settimeout(timeout)
+            data = b""
+            while b"\n" not in data and len(data) < 256:
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            sock.close()
+        line = data.split(b"\n")[0].decode(errors="replace").strip()
+        if not line.startswith("SSH-"):
+            raise OSError(f"{target.host} answered on port {target.port}, but not as SSH")
+        return line
+
     def trust(self, target: Target, key: paramiko.PKey) -> None:
         """Record a key the operator accepted in known_hosts (created 0600 if missing)."""
         keys = paramiko.HostKeys()
@@ -178,3 +219,34 @@ def journal_command(unit: str, lines: int = 10, follow: bool = True) -> str:
         raise ValueError(f"not a systemd unit name: {unit!r}")
     return (f"journalctl --no-pager -o short-iso -n {int(lines)} "
             f"{'-f ' if follow else ''}-u {shlex.quote(unit)}")
+
+
+def host_target(inventory: Inventory, name: str, cfg: Config) -> Target:
+    """An inventory host as an SSH target (ansible_host, ansible_port, ansible_user)."""
+    host = inventory.host(name)
+    if host is None or not host.address:
+        known = ", ".join(h.name for h in inventory.hosts if h.address)
+        raise LookupError(f"no host {name!r} with an address in {inventory.path} "
+                          f"(hosts: {known})")
+    return Target(host.name, str(host.address), int(host.vars.get("ansible_port", 22)),
+                  str(host.vars.get("ansible_user") or cfg.ssh.user))
+
+
+def bastion_target(inventory: Inventory | None, cfg: Config) -> Target | None:
+    """`[ssh] bastion`: an inventory host's name, or an address `[user@]host[:port]`."""
+    spec = cfg.ssh.bastion
+    if not spec:
+        return None
+    if inventory is not None and inventory.host(spec) is not None:
+        return host_target(inventory, spec, cfg)
+    user, _, rest = spec.rpartition("@")
+    address, _, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "22")
+    if not port.isdigit():
+        raise LookupError(f"[ssh] bastion {spec!r} is neither an inventory host nor "
+                          "[user@]address[:port]")
+    return Target("bastion", address, int(port), user or cfg.ssh.user)
+
+
+def pool_for(cfg: Config, inventory: Inventory | None) -> SSHPool:
+    return SSHPool(cfg.ssh.known_hosts, key_file=cfg.ssh.key_file,
+                   jump=bastion_target(inventory, cfg))

@@ -106,13 +106,17 @@ async def test_power_task_reports_errors_like_proxmox(world: World) -> None:
     assert info.value.status == 500
 
 
-async def test_clone_boots_and_joins(world: World) -> None:
+async def test_clone_boots_and_joins_once_configured(world: World) -> None:
     template = world.vms[9000]
     upid = world.vm_clone(template.node, 9000, 303, name="vs3", target="pve2")
     assert world.vms[303].lock == "clone"
+    assert "Failed to connect" in world.provision("vs3")  # not running: unreachable
     await until(lambda: world.tasks[upid].status == "stopped")
     world.vm_set_config("pve2", 303, {"ipconfig0": "ip=192.168.42.33/24,gw=192.168.42.1"})
     world.vm_start("pve2", 303)
+    await until(lambda: world.vms[303].booted)
+    assert "vs3" not in world.consul_nodes  # a fresh clone has no agents until Ansible runs
+    assert world.provision("vs3") == ""
     await until(lambda: "vs3" in world.consul_nodes)
     node = next(n for n in world.nodes.values() if n.name == "vs3")
     assert node.status == "ready" and node.address == "192.168.42.33"

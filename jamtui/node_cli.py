@@ -1,0 +1,132 @@
+"""`jamtui node add|remove|resume|rollback|list`: the provisioning workflows, headless. The
+plan is printed and confirmed on the terminal unless --yes; progress goes to stderr, the
+step log lines to stdout."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from typing import Any, TextIO
+
+from .config import Config
+from .engine import Engine
+from .inventory import InventoryError, load_inventory, propose_node, validate_node
+from .workflows.journal import JournalError, list_journals
+from .workflows.node import NodeWorkflows
+from .workflows.runner import StepFailed
+from .workflows.workflow import StepState, Workflow
+
+SPEC_FIELDS = ("name", "ip", "vmid", "cores", "memory", "disk", "hypervisor")
+
+
+def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+             ask: Any = input) -> int:
+    if cfg.read_only:
+        print("jamtui node: refused: read-only mode", file=err)
+        return 2
+    if args.node_command == "list":
+        for s in list_journals(cfg.provisioning.state_dir):
+            print(f"{s.id}  {s.state:<12} {s.step:<10} {s.message}", file=out)
+        return 0
+    engine = Engine(cfg)
+    engine.start()
+    engine.wait_ready(10)
+
+    def approve(title: str, text: str) -> bool:
+        print(f"\n{title}:\n{text}\n", file=err)
+        if args.yes:
+            print("(--yes: approved)", file=err)
+            return True
+        try:
+            return ask("Apply this plan? Only 'yes' is accepted: ").strip() == "yes"
+        except EOFError:
+            return False
+
+    flows = NodeWorkflows(cfg, engine, approve)
+    try:
+        wf = _build(cfg, flows, args, err)
+        if wf is None:
+            return 2
+        print(f"workflow {wf.id} ({wf.kind}); journal in {wf.journal.dir}", file=err)
+        wf.observe(_printer(out, err))
+        rollback = args.node_command == "rollback"
+        state = wf.rollback() if rollback else wf.run()
+    except (InventoryError, JournalError, StepFailed) as exc:
+        print(f"jamtui node: {exc}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; resume with: jamtui node resume ID", file=err)
+        return 130
+    finally:
+        engine.stop()
+    if state in ("done", "rolled-back"):
+        print(f"{wf.kind} {wf.params.get('name', '')}: {state}", file=err)
+        return 0
+    print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {wf.message}\n"
+          f"resume with `jamtui node resume {wf.id}`, or undo with "
+          f"`jamtui node rollback {wf.id}`", file=err)
+    return 1
+
+
+def _build(cfg: Config, flows: NodeWorkflows, args: Any, err: TextIO) -> Workflow | None:
+    if args.node_command == "add":
+        inv = load_inventory(cfg.inventory)
+        spec = propose_node(inv, args.group)
+        given = {f: getattr(args, f) for f in SPEC_FIELDS if getattr(args, f, None) is not None}
+        spec = replace(spec, **given)
+        errors = validate_node(inv, spec)
+        if errors:
+            for field, why in errors.items():
+                print(f"jamtui node add: {field}: {why}", file=err)
+            return None
+        return flows.add(spec)
+    if args.node_command == "remove":
+        if not args.yes:
+            print(f"Removing {args.name} drains it, destroys its VM and deletes its inventory "
+                  "entry.", file=err)
+            try:
+                typed = input(f"Type the node's name ({args.name}) to confirm: ").strip()
+            except EOFError:
+                typed = ""
+            if typed != args.name:
+                print("not confirmed: nothing done", file=err)
+                return None
+        return flows.remove(args.name)
+    return flows.resume(args.id)
+
+
+def _printer(out: TextIO, err: TextIO) -> Any:
+    def show(what: str, step: StepState | None, data: Any) -> None:
+        if what == "line":
+            print(f"[{step.name if step else ''}] {data}", file=out, flush=True)
+        elif what == "step" and step is not None and step.state != "running":
+            print(f"== {step.title}: {step.state}" + (f": {step.message}" if step.message
+                                                     else ""), file=err, flush=True)
+        elif what == "step" and step is not None and step.progress is None:
+            print(f"== {step.title} …", file=err, flush=True)
+
+    return show
+
+
+def add_parser(sub: Any, common: Any) -> None:
+    node = sub.add_parser("node", parents=[common],
+                          help="add or remove a vb/vs node (Packer, Terraform, Ansible)")
+    nsub = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    add = nsub.add_parser("add", help="add a node to a group: inventory, VM, configuration")
+    add.add_argument("--group", required=True, choices=("vb", "vs"))
+    add.add_argument("--name")
+    add.add_argument("--ip")
+    for f in ("vmid", "cores", "memory", "disk"):
+        add.add_argument(f"--{f}", type=int)
+    add.add_argument("--hypervisor")
+    add.add_argument("--yes", action="store_true", help="apply the plan without asking")
+    rm = nsub.add_parser("remove", help="drain, leave, destroy, remove from the inventory")
+    rm.add_argument("name")
+    rm.add_argument("--yes", action="store_true",
+                    help="no typed confirmation, and apply the plan without asking")
+    for verb, text in (("resume", "finish an interrupted or failed workflow"),
+                       ("rollback", "undo what a node add did (destroy, inventory)")):
+        p = nsub.add_parser(verb, help=text)
+        p.add_argument("id", metavar="WORKFLOW_ID", help="as `jamtui node list` shows")
+        p.add_argument("--yes", action="store_true", help="apply plans without asking")
+    nsub.add_parser("list", help="the workflows in the journal, newest first")
