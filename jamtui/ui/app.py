@@ -60,6 +60,8 @@ class LabCommands(Provider):
         ]
         out.append(("Go to routes: host → instance chains (:routes)",
                     partial(app.go_to_view, "routes"), "view"))
+        out.append(("Go to workflows: node add/remove, running and past (:workflows)",
+                    partial(app.go_to_view, "workflows"), "view"))
         out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
         for kind, word in NAMED_KINDS.items():
             actions = [] if app.read_only else actions_for(kind)
@@ -182,9 +184,14 @@ class JamApp(App[None]):
 
             self.push_screen(RoutingScreen())
             return
+        if name == "workflows":
+            from .workflow_view import WorkflowsScreen
+
+            self.push_screen(WorkflowsScreen())
+            return
         if name not in VIEWS:
-            self.notify(f"no view called {name!r}; try one of: routes, {', '.join(VIEWS)}",
-                        severity="warning")
+            known = ", ".join(["routes", "workflows", *VIEWS])
+            self.notify(f"no view called {name!r}; try one of: {known}", severity="warning")
             return
         self.push_screen(ViewScreen(name))
 
@@ -245,6 +252,9 @@ class JamApp(App[None]):
         if self.read_only:
             self.notify("jamtui is read-only: actions are off.", severity="warning")
             return
+        if name in ("node_add", "node_remove"):
+            self._node_workflow(name, obj)
+            return
         action = find(name)
         if action is None:
             return
@@ -279,6 +289,27 @@ class JamApp(App[None]):
                                           f"(now {current})", current.split(" ")[0]), answered)
             return
         confirmed({})
+
+    def workflows(self) -> Any:
+        """Node add/remove on this engine, plans shown in the cockpit."""
+        from ..workflows.node import NodeWorkflows
+        from .workflow_view import ask_plan
+
+        return NodeWorkflows(self.engine.config, self.engine,
+                             lambda title, text: ask_plan(self, title, text))
+
+    def _node_workflow(self, name: str, vm: Any) -> None:
+        from .workflow_view import open_node_add, open_node_remove
+
+        if getattr(self.engine, "config", None) is None:
+            self.notify("node workflows need a configuration", severity="warning")
+        elif name == "node_add":
+            open_node_add(self)
+        elif getattr(vm, "group", None) not in ("vb", "vs"):
+            self.notify(f"{describe(vm)} is not a vb or vs node: jamtui removes only those",
+                        severity="warning")
+        else:
+            open_node_remove(self, vm.name)
 
     def start_action(self, name: str, obj: Any, params: dict[str, Any]) -> None:
         action = find(name)

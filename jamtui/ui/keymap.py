@@ -45,6 +45,8 @@ KEYMAP: tuple[Key, ...] = (
     Key("act('node_eligibility')", "e", "eligibility", scope=Kind.NOMAD_NODE.value),
     Key("act('node_maintenance')", "m", "maintenance", scope=Kind.MEMBER.value,
         destructive=True),
+    Key("act('node_add')", "a", "add node", scope=Kind.VM.value),
+    Key("act('node_remove')", "D", "remove node", scope=Kind.VM.value, destructive=True),
     Key("act('logs')", "l", "logs", scope=Kind.ALLOCATION.value),
     Key("act('logs')", "l", "logs", scope=Kind.JOB.value),
 )

@@ -298,9 +298,9 @@ class CommandScreen(ModalScreen["str | None"]):
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder=":view (" + ", ".join([*VIEWS, "routes", "overview"]) + ")",
-                    id="command", suggester=SuggestFromList([*VIEWS, "routes", "overview"],
-                                                            case_sensitive=False))
+        names = [*VIEWS, "routes", "workflows", "overview"]
+        yield Input(placeholder=":view (" + ", ".join(names) + ")",
+                    id="command", suggester=SuggestFromList(names, case_sensitive=False))
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:

@@ -81,10 +81,15 @@ class NodeWorkflows:
         return self._remove(journal, params)
 
     def resume(self, id_: str) -> Workflow:
+        """The workflow, to run again from the step that did not finish."""
+        wf = self.load(id_)
+        if wf.state in ("done", "rolled-back", "running"):
+            raise StepFailed(f"workflow {id_} is {wf.state}: nothing to resume")
+        return wf
+
+    def load(self, id_: str) -> Workflow:
+        """The workflow as its journal left it (states, messages, step logs)."""
         journal = Journal.open(self.prov.state_dir, id_)
-        summary = journal.summary()
-        if summary.state in ("done", "rolled-back"):
-            raise StepFailed(f"workflow {id_} is {summary.state}: nothing to resume")
         head = journal.entries()[0]
         params = head.get("params") or {}
         if head.get("kind") == "node-add":

@@ -106,17 +106,34 @@ class Workflow:
         self.message = ""
         self._observers: list[Observer] = []
         self._thread: threading.Thread | None = None
-        for name, entry in journal.step_states().items():
-            if name in self.states and entry.get("state") in ("done", "skipped"):
-                st = self.states[name]
-                st.state, st.message = entry["state"], entry.get("message", "")
+        self._load(journal)
         self._reset_redo(steps)
+
+    def _load(self, journal: Journal) -> None:
+        """Where the journal left it: done steps stay done; one that was running when its
+        jamtui died is `interrupted`; the last lines of each step's log, for the screen."""
+        if len(journal.entries()) == 1:
+            return
+        summary = journal.summary()
+        self.state = summary.state
+        self.message = summary.message
+        for name, entry in journal.step_states().items():
+            st = self.states.get(name)
+            if st is None:
+                continue
+            st.state, st.message = entry.get("state", "pending"), entry.get("message", "")
+            if st.state == "running":
+                st.state = "interrupted" if summary.state == "interrupted" else "running"
+            path = journal.log_path(name)
+            if path.exists():
+                st.lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[-500:]
 
     def _reset_redo(self, steps: list[Step]) -> None:
         for step in steps:
             if self.states[step.name].state not in ("done", "skipped"):
                 for name in step.redo:
-                    self.states[name].state = "pending"
+                    if name in self.states:
+                        self.states[name].state = "pending"
                 break
 
     @property

@@ -1,0 +1,344 @@
+"""Node add and remove in the cockpit: the form (prefilled, validated as you type), the plan
+(shown before anything is applied), and the live workflow screen (each step's state, a
+progress bar, the step log). The workflow runs in its own thread; this only draws it."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Input, Label, Log, ProgressBar, Static
+
+from ..inventory import (
+    NODE_GROUPS,
+    Inventory,
+    InventoryError,
+    NodeSpec,
+    load_inventory,
+    propose_node,
+    validate_node,
+)
+from ..workflows.workflow import StepState, Workflow
+
+if TYPE_CHECKING:
+    from .app import JamApp
+
+FIELDS = ("group", "name", "ip", "vmid", "cores", "memory", "disk", "hypervisor")
+INTS = {"vmid", "cores", "memory", "disk"}
+LABELS = {"ip": "IP", "vmid": "VMID", "memory": "memory MiB", "disk": "disk GiB"}
+ICONS = {"pending": ("·", "dim"), "running": ("▶", "bold cyan"), "done": ("✔", "green"),
+         "skipped": ("-", "dim green"), "failed": ("✘", "bold red"),
+         "cancelled": ("■", "yellow"), "interrupted": ("!", "bold yellow")}
+
+
+class NodeAddScreen(ModalScreen["NodeSpec | None"]):
+    """The node-add form: every field prefilled from the inventory and checked as you type."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "submit", "add")]
+
+    def __init__(self, inventory: Inventory, group: str = "vs") -> None:
+        super().__init__()
+        self.inventory = inventory
+        self.spec = propose_node(inventory, group)
+        self.errors: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="node-form"):
+            yield Label(Text("Add a node", style="bold"), classes="pane-title")
+            with Grid(id="node-fields"):
+                for f in FIELDS:
+                    yield Label(LABELS.get(f, f))
+                    yield Input(str(getattr(self.spec, f)), id=f"f-{f}")
+                    yield Label("", id=f"e-{f}", classes="field-error")
+            with Horizontal(id="node-buttons"):
+                yield Button("Plan", id="submit", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#f-group", Input).focus()
+        self._check()
+
+    @on(Input.Changed)
+    def changed(self, event: Input.Changed) -> None:
+        if event.input.id == "f-group" and event.value in NODE_GROUPS \
+                and event.value != self.spec.group:
+            proposal = propose_node(self.inventory, event.value)
+            for f in FIELDS[1:]:
+                self.query_one(f"#f-{f}", Input).value = str(getattr(proposal, f))
+        self._check()
+
+    def _read(self) -> tuple[NodeSpec | None, dict[str, str]]:
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for f in FIELDS:
+            raw = self.query_one(f"#f-{f}", Input).value.strip()
+            if f in INTS:
+                if not raw.isdigit():
+                    errors[f] = "a whole number"
+                    values[f] = 0
+                    continue
+                values[f] = int(raw)
+            else:
+                values[f] = raw
+        spec = NodeSpec(**values)
+        errors = {**validate_node(self.inventory, spec), **errors}
+        return spec, errors
+
+    def _check(self) -> None:
+        spec, self.errors = self._read()
+        if spec is not None:
+            self.spec = spec
+        for f in FIELDS:
+            self.query_one(f"#e-{f}", Label).update(self.errors.get(f, ""))
+        self.query_one("#submit", Button).disabled = bool(self.errors)
+
+    @on(Button.Pressed, "#submit")
+    def action_submit(self) -> None:
+        self._check()
+        if not self.errors:
+            self.dismiss(self.spec)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def submitted(self) -> None:
+        self.action_submit()
+
+
+class PlanScreen(ModalScreen[bool]):
+    """The plan, before anything is applied: `y` applies, `n` or Esc stops."""
+
+    BINDINGS = [Binding("y", "answer(True)", "apply"), Binding("n,escape", "answer(False)",
+                                                                "do not apply")]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="plan-box"):
+            yield Label(Text(self.title_text, style="bold"), classes="pane-title")
+            with VerticalScroll():
+                yield Static(Text(self.text), id="plan-text")
+            yield Label("Apply this plan?  y apply · n / Esc do not apply")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class WorkflowScreen(Screen[None]):
+    """A workflow live: steps, progress, log. Esc leaves it running in the background."""
+
+    BINDINGS = [
+        Binding("c", "cancel_workflow", "cancel"),
+        Binding("r", "resume", "resume"),
+        Binding("b", "rollback", "roll back"),
+        Binding("escape", "back", "back"),
+    ]
+
+    def __init__(self, workflow: Workflow) -> None:
+        super().__init__(name=f"workflow:{workflow.id}")
+        self.workflow = workflow
+        self._unobserve: Any = None
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._dirty = True
+
+    @property
+    def jam(self) -> JamApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        wf = self.workflow
+        yield Label(Text(f"{wf.kind} {wf.params.get('name', '')}  ·  {wf.id}", style="bold"),
+                    id="wf-title", classes="pane-title")
+        yield Static(id="wf-steps")
+        yield ProgressBar(total=1.0, show_eta=False, id="wf-progress")
+        yield Log(max_lines=5000, id="wf-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._unobserve = self.workflow.observe(self._observed)
+        log = self.query_one(Log)
+        for st in self.workflow.states.values():
+            log.write_lines(st.lines)
+        self.set_interval(0.1, self._flush)
+
+    def on_unmount(self) -> None:
+        if self._unobserve:
+            self._unobserve()
+
+    def _observed(self, what: str, step: StepState | None, data: Any) -> None:
+        # from the workflow's thread: collect, the interval draws
+        with self._lock:
+            if what == "line" and step is not None:
+                self._lines.append(f"[{step.name}] {data}")
+            self._dirty = True
+
+    def _flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+            dirty, self._dirty = self._dirty, False
+        if lines:
+            self.query_one(Log).write_lines(lines)
+        if dirty:
+            self.query_one("#wf-steps", Static).update(self.render_steps())
+            done = sum(s.state in ("done", "skipped") for s in self.workflow.states.values())
+            running = next((s for s in self.workflow.states.values() if s.state == "running"),
+                           None)
+            part = (running.progress or 0.0) if running else 0.0
+            total = max(1, len(self.workflow.states))
+            self.query_one(ProgressBar).update(progress=(done + part) / total)
+
+    def render_steps(self) -> Table:
+        wf = self.workflow
+        table = Table.grid(padding=(0, 1))
+        table.add_column(width=1)
+        table.add_column(min_width=28)
+        table.add_column(ratio=1)
+        for st in wf.states.values():
+            icon, style = ICONS.get(st.state, ("?", ""))
+            table.add_row(Text(icon, style=style), st.title,
+                          Text(st.message, style="red" if st.state == "failed" else "dim"))
+        state_style = {"done": "green", "failed": "bold red", "cancelled": "yellow",
+                       "rolled-back": "yellow"}.get(wf.state, "cyan")
+        hint = {"failed": "  r resume from the failed step · b roll back",
+                "cancelled": "  r resume · b roll back",
+                "interrupted": "  r resume · b roll back"}.get(wf.state, "")
+        table.add_row("", Text(wf.state, style=state_style), Text(wf.message + hint))
+        return table
+
+    def action_cancel_workflow(self) -> None:
+        if self.workflow.state != "running":
+            return
+        from .screens import ConfirmScreen
+
+        self.app.push_screen(ConfirmScreen(f"Cancel {self.workflow.kind} "
+                                           f"{self.workflow.params.get('name', '')}?"),
+                             lambda yes: self.workflow.cancel() if yes else None)
+
+    def action_resume(self) -> None:
+        if self.workflow.state in ("failed", "cancelled", "interrupted"):
+            fresh = self.jam.workflows().resume(self.workflow.id)
+            self.app.switch_screen(WorkflowScreen(fresh))
+            fresh.start()
+
+    def action_rollback(self) -> None:
+        if self.workflow.state not in ("failed", "cancelled", "interrupted") or \
+                not self.workflow.rollback_steps:
+            return
+        from .screens import ConfirmScreen
+
+        def go(yes: bool | None) -> None:
+            if yes:
+                self.workflow.start(rollback=True)
+                self._dirty = True
+
+        self.app.push_screen(ConfirmScreen(
+            f"Roll back {self.workflow.kind} {self.workflow.params.get('name', '')} "
+            "(destroy its VM, remove its inventory entry)?"), go)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+def open_node_add(app: JamApp) -> None:
+    cfg = app.engine.config
+    try:
+        inv = load_inventory(cfg.inventory)
+    except InventoryError as exc:
+        app.notify(str(exc), severity="error", timeout=12)
+        return
+
+    def chosen(spec: NodeSpec | None) -> None:
+        if spec is None:
+            return
+        try:
+            wf = app.workflows().add(spec)
+        except InventoryError as exc:
+            app.notify(str(exc), severity="error", timeout=12)
+            return
+        app.push_screen(WorkflowScreen(wf))
+        wf.start()
+
+    app.push_screen(NodeAddScreen(inv), chosen)
+
+
+def open_node_remove(app: JamApp, name: str) -> None:
+    from .screens import PromptScreen
+
+    def typed(text: str | None) -> None:
+        if text is None:
+            return
+        if text.strip() != name:
+            app.notify(f"not removed: the name typed was not {name}", severity="warning")
+            return
+        try:
+            wf = app.workflows().remove(name)
+        except InventoryError as exc:
+            app.notify(str(exc), severity="error", timeout=12)
+            return
+        app.push_screen(WorkflowScreen(wf))
+        wf.start()
+
+    app.push_screen(PromptScreen(f"Remove node {name}: drain, leave, destroy its VM, delete "
+                                 f"its inventory entry. Type {name} to confirm"), typed)
+
+
+def ask_plan(app: JamApp, title: str, text: str) -> bool:
+    """From a workflow's thread: show the plan and wait for the operator's answer."""
+    answer: list[bool] = []
+    answered = threading.Event()
+
+    def done(yes: bool | None) -> None:
+        answer.append(bool(yes))
+        answered.set()
+
+    app.call_from_thread(app.push_screen, PlanScreen(title, text), done)
+    answered.wait()
+    return answer[0]
+
+
+class WorkflowsScreen(Screen[None]):
+    """`:workflows`: every journalled workflow, newest first; Enter opens it."""
+
+    BINDINGS = [Binding("escape", "back", "back")]
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import OptionList
+        from textual.widgets.option_list import Option
+
+        from ..workflows.journal import list_journals
+
+        yield Label(Text("Workflows", style="bold"), classes="pane-title")
+        summaries = list_journals(self.app.engine.config.provisioning.state_dir)  # type: ignore[attr-defined]
+        options = [Option(Text.assemble((f"{s.state:<12}", ICONS.get(
+            {"rolled-back": "cancelled", "interrupted": "failed"}.get(s.state, s.state),
+            ("", ""))[1]), f" {s.kind:<12} {s.params.get('name', ''):<8} {s.id}  {s.message}"),
+            id=s.id) for s in summaries]
+        yield OptionList(*options, id="wf-list") if options else Label(
+            "No workflows yet: `a` on the VMs view adds a node.")
+        yield Footer()
+
+    def on_option_list_option_selected(self, event: Any) -> None:
+        jam: JamApp = self.app  # type: ignore[assignment]
+        try:
+            wf = jam.workflows().load(str(event.option.id))
+        except Exception as exc:  # a bad journal is said, not raised
+            jam.notify(f"cannot open workflow: {exc}", severity="error")
+            return
+        jam.push_screen(WorkflowScreen(wf))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+

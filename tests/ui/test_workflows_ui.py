@@ -1,0 +1,128 @@
+"""Node add and remove through the cockpit (Pilot) against the lab: the form is prefilled and
+checked as you type, the plan is shown before anything is applied, the workflow screen follows
+the steps to the end, and the lab and the inventory change accordingly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Button, Input, Label, Static
+
+from jamtui.engine import Engine
+from jamtui.inventory import load_inventory
+from jamtui.model import Kind
+from jamtui.sim.lab import Lab
+from jamtui.ui.app import JamApp
+from jamtui.ui.workflow_view import NodeAddScreen, PlanScreen, WorkflowScreen, WorkflowsScreen
+from tests.ui.test_cockpit import focus_row, pane, ready, text_of, until
+
+
+def label(screen: NodeAddScreen, field: str) -> str:
+    return str(screen.query_one(f"#e-{field}", Label).content)
+
+
+async def test_node_add_then_remove_through_the_cockpit(lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    inventory = Path(engine.config.inventory)
+    before = inventory.read_text()
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        pane(app, Kind.VM).table.focus()
+        await pilot.press("a")
+        form = await until(pilot, lambda: isinstance(app.screen, NodeAddScreen) and app.screen)
+        values = {f: form.query_one(f"#f-{f}", Input).value for f in ("group", "name", "ip",
+                                                                      "vmid", "hypervisor")}
+        assert values == {"group": "vs", "name": "vs3", "ip": "192.168.42.33", "vmid": "303",
+                          "hypervisor": "pve1"}
+        # checked as you type: a taken name and a bad IP are named, and Plan is off
+        form.query_one("#f-name", Input).value = "vs1"
+        form.query_one("#f-ip", Input).value = "192.168.42.300"
+        await pilot.pause(0.1)
+        assert "vs1 is already in the inventory" in label(form, "name")
+        assert "not an IP address" in label(form, "ip")
+        assert form.query_one("#submit", Button).disabled
+        # switching the group proposes that group's next node
+        form.query_one("#f-group", Input).value = "vb"
+        await pilot.pause(0.1)
+        assert form.query_one("#f-name", Input).value == "vb3"
+        form.query_one("#f-group", Input).value = "vs"
+        await pilot.pause(0.1)
+        assert form.query_one("#f-name", Input).value == "vs3"
+        assert not form.query_one("#submit", Button).disabled
+        await pilot.press("ctrl+s")
+        plan = await until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen,
+                           timeout=20)
+        shown = text_of(plan.query_one("#plan-text", Static).content)
+        assert 'create  proxmox_vm_qemu.node["vs3"]' in shown
+        assert lab.call(lambda: [v for v in lab.world.vms.values() if v.name == "vs3"]) == []
+        await pilot.press("y")
+        screen = await until(pilot, lambda: isinstance(app.screen, WorkflowScreen)
+                             and app.screen)
+        wf = screen.workflow
+        await until(pilot, lambda: wf.state != "running" and wf.state != "pending", timeout=60)
+        assert wf.state == "done", wf.message
+        await pilot.pause(0.3)
+        steps = text_of(screen.query_one("#wf-steps", Static).content)
+        assert "verify it joined" in steps and "vs3: Consul alive, Nomad ready" in steps
+        assert "[apply]" in "\n".join(screen.query_one("#wf-log").lines)
+        assert load_inventory(inventory).host("vs3").vars["vmid"] == 303
+        await until(pilot, lambda: engine.store.vm_named("vs3") is not None, timeout=10)
+
+        # D on the new VM: typed confirmation, the destroy plan, then it is gone
+        await pilot.press("escape")
+        vm = engine.store.vm_named("vs3")
+        await until(pilot, lambda: pane(app, Kind.VM).table.get_row_index(vm.id) >= 0)
+        focus_row(pane(app, Kind.VM).table, vm.id)
+        await pilot.press("D")
+        await until(pilot, lambda: type(app.screen).__name__ == "PromptScreen")
+        await pilot.press(*"vs2", "enter")  # the wrong name: nothing happens
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, WorkflowScreen)
+        focus_row(pane(app, Kind.VM).table, vm.id)
+        await pilot.press("D")
+        await until(pilot, lambda: type(app.screen).__name__ == "PromptScreen")
+        await pilot.press(*"vs3", "enter")
+        plan = await until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen,
+                           timeout=30)
+        assert 'delete  proxmox_vm_qemu.node["vs3"]' in text_of(
+            plan.query_one("#plan-text", Static).content)
+        await pilot.press("y")
+        screen = await until(pilot, lambda: isinstance(app.screen, WorkflowScreen)
+                             and app.screen)
+        wf = screen.workflow
+        await until(pilot, lambda: wf.state not in ("running", "pending"), timeout=60)
+        assert wf.state == "done", wf.message
+        assert inventory.read_text() == before
+        assert lab.call(lambda: [v for v in lab.world.vms.values() if v.name == "vs3"]) == []
+
+        # both are in :workflows, and open from there
+        await pilot.press("escape", "colon", *"workflows", "enter")
+        await until(pilot, lambda: isinstance(app.screen, WorkflowsScreen))
+        await pilot.press("enter")
+        opened = await until(pilot, lambda: isinstance(app.screen, WorkflowScreen)
+                             and app.screen)
+        assert opened.workflow.kind == "node-remove" and opened.workflow.state == "done"
+
+
+async def test_a_rejected_plan_leaves_the_lab_alone(lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        pane(app, Kind.VM).table.focus()
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, NodeAddScreen))
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, PlanScreen), timeout=20)
+        await pilot.press("n")
+        screen = await until(pilot, lambda: isinstance(app.screen, WorkflowScreen)
+                             and app.screen)
+        await until(pilot, lambda: screen.workflow.state == "cancelled", timeout=10)
+        assert lab.call(lambda: [v for v in lab.world.vms.values() if v.name == "vs3"]) == []
+        # roll back: the inventory entry goes too
+        await pilot.press("b")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
+        await until(pilot, lambda: screen.workflow.state == "rolled-back", timeout=30)
+        assert load_inventory(engine.config.inventory).host("vs3") is None
