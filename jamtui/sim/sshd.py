@@ -1,14 +1,17 @@
 """The lab's bastion over SSH (paramiko's server side): public-key login with the lab's client
-key, and `direct-tcpip` forwarding to the lab's hosts: a VM that is running and booted
-answers on port 22 with an OpenSSH identification line; anything else is refused as an
-unreachable host would be. Enough for "wait until the new VM answers on SSH" through the
-bastion, exactly as jamtui does it against a real one."""
+key, and `direct-tcpip` forwarding to the lab's hosts. A VM that is running and booted (or a
+hypervisor) answers on port 22 with an SSH server of its own (its own host key, so jamtui's
+known_hosts check meets an unknown key the first time), which runs `journalctl` and `tail`
+on the lab's logs; anything else is refused as an unreachable host would be. jamtui reaches
+it exactly as it reaches a real host through a real bastion."""
 
 from __future__ import annotations
 
 import logging
 import socket
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +44,37 @@ class _Server(paramiko.ServerInterface):
     def check_channel_direct_tcpip_request(self, chanid: int, origin: tuple[str, int],
                                            destination: tuple[str, int]) -> int:
         address, port = destination
-        if port != 22 or not self.bastion.answers(address):
+        if port != 22 or not self.bastion.host_at(address):
             return paramiko.OPEN_FAILED_CONNECT_FAILED
         self.forwards[chanid] = destination
         return paramiko.OPEN_SUCCEEDED
+
+
+class _HostServer(paramiko.ServerInterface):
+    """One lab host's sshd: the lab's key logs in; `exec` of journalctl or tail."""
+
+    def __init__(self, bastion: LabBastion, host: str) -> None:
+        self.bastion = bastion
+        self.host = host
+        self.commands: dict[int, str] = {}
+        self.ready = threading.Condition()
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        ok = key.asbytes() == self.bastion.client_key.asbytes()
+        return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return paramiko.OPEN_SUCCEEDED if kind == "session" else \
+            paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        with self.ready:
+            self.commands[channel.get_id()] = command.decode(errors="replace")
+            self.ready.notify_all()
+        return True
 
 
 class LabBastion:
@@ -69,15 +99,28 @@ class LabBastion:
             f"{name} {self.host_key.get_name()} {self.host_key.get_base64()}\n")
         self._stop = threading.Event()
         self._transports: list[paramiko.Transport] = []
+        self._host_keys: dict[str, paramiko.PKey] = {}
+        self._keys_lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="jamlab-ssh", daemon=True)
 
     @property
     def spec(self) -> str:
         return f"root@{self.address[0]}:{self.address[1]}"
 
-    def answers(self, address: str) -> bool:
-        return any(vm.ip == address and vm.status == "running" and vm.booted
-                   for vm in list(self.ctx.world.vms.values()))
+    def host_at(self, address: str) -> str | None:
+        """The name of the running host at that address, if one answers."""
+        w = self.ctx.world
+        for vm in list(w.vms.values()):
+            if vm.ip == address and vm.status == "running" and vm.booted:
+                return vm.name
+        return next((hv.name for hv in list(w.hypervisors.values()) if hv.address == address),
+                    None)
+
+    def key_of(self, host: str) -> paramiko.PKey:
+        with self._keys_lock:
+            if host not in self._host_keys:
+                self._host_keys[host] = paramiko.ECDSAKey.generate()
+            return self._host_keys[host]
 
     def start(self) -> None:
         self._thread.start()
@@ -111,10 +154,104 @@ class LabBastion:
             channel = transport.accept(0.5)
             if channel is None:
                 continue
-            if channel.get_id() in server.forwards:
-                try:
-                    channel.sendall(BANNER.encode())
-                finally:
-                    channel.shutdown_write()
-                    channel.close()
+            destination = server.forwards.get(channel.get_id())
+            if destination is not None:
+                host = self.host_at(destination[0]) or destination[0]
+                threading.Thread(target=self._host_session, args=(channel, host),
+                                 daemon=True, name=f"jamlab-ssh:{host}").start()
         transport.close()
+
+    def _host_session(self, channel: paramiko.Channel, host: str) -> None:
+        """The host's own sshd, spoken over the forwarded channel."""
+        transport = paramiko.Transport(channel)  # type: ignore[arg-type]
+        transport.local_version = BANNER.strip()
+        self._transports.append(transport)
+        transport.add_server_key(self.key_of(host))
+        server = _HostServer(self, host)
+        try:
+            transport.start_server(server=server)
+        except (paramiko.SSHException, EOFError, OSError):
+            transport.close()  # a probe that read the banner and left
+            return
+        while transport.is_active() and not self._stop.is_set():
+            chan = transport.accept(0.5)
+            if chan is not None:
+                threading.Thread(target=self._exec, args=(server, chan), daemon=True).start()
+        transport.close()
+
+    def _exec(self, server: _HostServer, chan: paramiko.Channel) -> None:
+        with server.ready:
+            server.ready.wait_for(lambda: chan.get_id() in server.commands or chan.closed, 5)
+        command = server.commands.get(chan.get_id(), "")
+        try:
+            status = run_command(self.ctx, server.host, command, chan, self._stop)
+        except OSError:
+            return  # the client went away
+        try:
+            chan.send_exit_status(status)
+            chan.close()
+        except OSError:
+            pass
+
+
+def _journal_lines(ctx: SimContext, host: str, unit: str) -> Iterator[str]:
+    """What `journalctl -o short-iso -u UNIT` would show on a lab host, made from the world."""
+    import itertools
+
+    w = ctx.world
+    pid = 700 + sum(map(ord, host + unit)) % 300
+    for n in itertools.count():
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if unit == "nomad":
+            allocs = [a for a in list(w.allocs.values())
+                      if w.nodes.get(a.node_id) and w.nodes[a.node_id].name == host]
+            a = allocs[n % len(allocs)] if allocs else None
+            msg = (f"client.alloc_runner.task_runner: task run loop: alloc_id={a.id} "
+                   f"task={next(iter(a.task_states), 'main')} status={a.client_status}"
+                   if a else "client: node registration complete")
+            yield f"{stamp} {host} nomad[{pid}]:     [INFO]  {msg}"
+        elif unit == "consul":
+            checks = [c for (node, _), c in list(w.checks.items()) if node == host]
+            c = checks[n % len(checks)] if checks else None
+            msg = (f"agent: Check status: check={c.check_id} status={c.status}" if c
+                   else "agent: Synced node info")
+            yield f"{stamp} {host} consul[{pid}]: {msg}"
+        else:
+            yield f"{stamp} {host} {unit}[{pid}]: \x1b[32mok\x1b[0m heartbeat {n}"
+
+
+def run_command(ctx: SimContext, host: str, command: str, chan: Any,
+                stop: threading.Event) -> int:
+    """`journalctl ... -u UNIT [-f]` and `tail -n N [-F] -- PATH`, the commands jamtui runs."""
+    import shlex
+
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        argv = []
+    if not argv or argv[0] not in ("journalctl", "tail"):
+        chan.sendall_stderr(f"bash: {argv[0] if argv else ''}: command not found\n".encode())
+        return 127
+    count = int(argv[argv.index("-n") + 1]) if "-n" in argv else 10
+    follow = "-f" in argv or "-F" in argv
+    if argv[0] == "journalctl":
+        unit = argv[argv.index("-u") + 1] if "-u" in argv else "systemd"
+        lines = _journal_lines(ctx, host, unit)
+    else:
+        path = argv[-1]
+        if path not in ("/var/log/syslog", "/var/log/jamlab.log"):
+            chan.sendall_stderr(f"tail: cannot open '{path}' for reading: No such file or "
+                                "directory\n".encode())
+            if not follow:
+                return 1
+            while not stop.is_set() and not chan.closed:
+                stop.wait(0.5)
+            return 1
+        lines = _journal_lines(ctx, host, "syslog")
+    for _ in range(min(count, 50)):
+        chan.sendall((next(lines) + "\n").encode())
+    while follow and not stop.is_set() and not chan.closed:
+        if stop.wait(1.0):
+            break
+        chan.sendall((next(lines) + "\n").encode())
+    return 0

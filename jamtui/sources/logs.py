@@ -5,6 +5,9 @@ this reads the same endpoint on a requests session. Frames are JSON objects back
 (`{"Offset", "Data" (base64), "File", "FileEvent"}`, `{}` as heartbeat). A dropped connection
 resumes from the last offset seen, so no line is lost or repeated; a truncated file starts
 again from its beginning.
+
+The viewer's other sources speak the same `lines()`/`stop()`: `FileFollower` (a workflow
+step's log on disk) and `RemoteFollower` (a command over SSH, `sources/ssh.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -164,3 +168,61 @@ class LogFollower:
             self.connected.clear()
             resp.close()
 
+
+
+class FileFollower:
+    """A local file's lines (a workflow step's log): what is there, then what is appended,
+    like `tail -F` (a truncated or replaced file is read again from its start)."""
+
+    def __init__(self, path: str | Path, follow: bool = True, interval: float = 0.2) -> None:
+        self.path = Path(path)
+        self.follow = follow
+        self.interval = interval
+        self.stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def lines(self) -> Iterator[LogLine]:
+        offset, inode, partial = 0, None, b""
+        while not self.stop_event.is_set():
+            try:
+                st = self.path.stat()
+            except FileNotFoundError:
+                st = None
+            if st is not None:
+                if st.st_ino != inode or st.st_size < offset:
+                    event = "file truncated" if inode is not None else ""
+                    offset, inode, partial = 0, st.st_ino, b""
+                    if event:
+                        yield LogLine("", 0, event)
+                if st.st_size > offset:
+                    with self.path.open("rb") as fh:
+                        fh.seek(offset)
+                        data = fh.read(st.st_size - offset)
+                    offset += len(data)
+                    *complete, partial = (partial + data).split(b"\n")
+                    for raw in complete:
+                        yield LogLine(raw.decode(errors="replace"), offset)
+            if not self.follow:
+                if partial:
+                    yield LogLine(partial.decode(errors="replace"), offset)
+                return
+            self.stop_event.wait(self.interval)
+
+
+class RemoteFollower:
+    """A remote command's lines over SSH (`journalctl -f`, `tail -F`) as LogLines; the
+    connection is opened by `connect` on the follower's own thread."""
+
+    def __init__(self, tail: Any) -> None:
+        self.tail = tail  # sources.ssh.RemoteTail
+        self.offset = 0
+
+    def stop(self) -> None:
+        self.tail.stop()
+
+    def lines(self) -> Iterator[LogLine]:
+        for text in self.tail.lines():
+            self.offset += len(text) + 1
+            yield LogLine(text, self.offset)

@@ -104,6 +104,22 @@ class SSHPool:
         return client
 
     def connect(self, target: Target) -> paramiko.SSHClient:
+        """A logged-in client (pooled). Host-key problems raise HostKeyUnknown/Changed; every
+        other SSH failure is an OSError in words (unreachable, refused, auth failed)."""
+        try:
+            return self._connect(target)
+        except (HostKeyUnknown, HostKeyChanged):
+            raise
+        except paramiko.ChannelException as exc:
+            raise OSError(f"{target.host} ({target.address}:{target.port}) cannot be reached "
+                          f"through the bastion: {exc.text or 'connect failed'}") from None
+        except paramiko.AuthenticationException:
+            raise OSError(f"{target.host}: SSH login as {target.user} refused (key not "
+                          "authorised)") from None
+        except paramiko.SSHException as exc:
+            raise OSError(f"{target.host}: SSH failed: {exc}") from None
+
+    def _connect(self, target: Target) -> paramiko.SSHClient:
         key = (target.address, target.port, target.user)
         with self._lock:
             client = self._clients.get(key)
@@ -163,6 +179,13 @@ class SSHPool:
         self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
         self.known_hosts.touch(mode=0o600, exist_ok=True)
         keys.save(str(self.known_hosts))
+
+    def release(self, target: Target) -> None:
+        """Close the host's connection (the bastion's stays for the others)."""
+        with self._lock:
+            client = self._clients.pop((target.address, target.port, target.user), None)
+        if client is not None:
+            client.close()
 
     def close(self) -> None:
         with self._lock:

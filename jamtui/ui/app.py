@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from importlib.resources import files
 from typing import Any
@@ -109,6 +109,8 @@ class JamApp(App[None]):
         self._pending_lock = threading.Lock()
         self._posted = False
         self._unsubscribe: Any = None
+        self.tails: dict[str, Any] = {}  # open log viewers, by name, following in the background
+        self._ssh: Any = None
         for key in for_scopes(keymap, {"global"}):
             if key.action not in ("back",):
                 self._bindings.bind(key.keys, key.action, key.description, show=key.show)
@@ -125,6 +127,8 @@ class JamApp(App[None]):
     def on_unmount(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
+        if self._ssh is not None:
+            self._ssh.close()
         if self.start_engine:
             self.engine.stop()
 
@@ -196,30 +200,171 @@ class JamApp(App[None]):
         self.push_screen(ViewScreen(name))
 
     def open_logs(self, obj: Any) -> None:
-        """The viewer on an allocation's tasks, or on every running allocation of a job."""
-        from ..model import Allocation, Job
+        """`l`: an allocation's tasks; every running allocation of a job (joining and leaving
+        as they start and stop); a VM's or hypervisor's unit or file over SSH."""
+        from ..model import VM, Allocation, Hypervisor, Job
         from ..sources.logs import LogFollower
         from .log_view import LogScreen
 
         config = getattr(self.engine, "config", None)
         if config is None:
             return
+        if isinstance(obj, VM | Hypervisor):
+            self.ask_host_logs(obj.name, getattr(obj, "group", None) or "hypervisors")
+            return
+        nomad = config.nomad
+
+        def streams_of(allocs: list[Any]) -> list[Any]:
+            return [(f"{a.name} {a.short_id} {t.name}",
+                     partial(_follower, LogFollower, nomad, a.id, t.name))
+                    for a in sorted(allocs, key=lambda a: a.name) for t in a.tasks]
+
         if isinstance(obj, Job):
-            allocs = [a for a in self.store.items(Kind.ALLOCATION)
-                      if a.job_id == obj.id and a.client_status == "running"]
-            title = f"job {obj.id} ({len(allocs)} allocations)"
+            job_id = obj.id
+
+            def running() -> list[Any]:
+                return streams_of([a for a in self.store.items(Kind.ALLOCATION)
+                                   if a.job_id == job_id and a.client_status == "running"])
+
+            if not running():
+                self.notify("no running allocation to show logs of", severity="warning")
+                return
+            self.open_tail(lambda: LogScreen(f"job {job_id}", running))
         elif isinstance(obj, Allocation):
-            allocs, title = [obj], f"{obj.name} {obj.short_id}"
-        else:
+            title = f"{obj.name} {obj.short_id}"
+            self.open_tail(lambda: LogScreen(title, streams_of([obj])))
+
+    # -- tails: several open at once, switched between ------------------------------------------
+
+    def open_tail(self, make: Callable[[], Any]) -> None:
+        """Show a tail; one already open with the same title is shown again, not doubled."""
+        screen = make()
+        existing = self.tails.get(screen.name)
+        if existing is not None and existing in self.screen_stack:
+            if existing is not self.screen:
+                self.notify(f"{existing.title_text} is already open: Esc to get back to it")
             return
-        if not allocs:
-            self.notify("no running allocation to show logs of", severity="warning")
+        if existing is None:
+            self.tails[screen.name] = screen
+            self.install_screen(screen, screen.name)
+        self.push_screen(screen.name)
+
+    def switch_tail(self, current: Any, step: int) -> None:
+        names = list(self.tails)
+        if len(names) < 2 or current.name not in names:
             return
-        streams = [
-            (f"{a.name} {t.name}", partial(_follower, LogFollower, config.nomad, a.id, t.name))
-            for a in sorted(allocs, key=lambda a: a.name) for t in a.tasks
-        ]
-        self.push_screen(LogScreen(title, streams))
+        target = names[(names.index(current.name) + step) % len(names)]
+        self.switch_screen(target)
+
+    def close_tail(self, screen: Any) -> None:
+        """Stop following and forget the tail; the screen goes once it is off the stack."""
+        self.tails.pop(screen.name, None)
+        screen.close()
+        if self.screen is screen:
+            self.pop_screen()
+        if screen not in self.screen_stack:
+            self.uninstall_screen(screen)
+            if screen.is_attached:
+                self.call_later(screen.remove)
+
+    def action_tails(self) -> None:
+        from .log_view import TailsScreen
+
+        if not self.tails:
+            self.notify("no tail is open: l on an allocation, job, VM or host opens one")
+            return
+
+        def chosen(name: str | None) -> None:
+            if name and name in self.tails:
+                if self.screen.name in self.tails:
+                    self.switch_screen(name)
+                else:
+                    self.push_screen(name)
+
+        self.push_screen(TailsScreen(self.tails), chosen)
+
+    # -- host logs over SSH -----------------------------------------------------------------------
+
+    def ask_host_logs(self, host: str, group: str) -> None:
+        default = {"vs": "nomad", "vb": "consul", "bastion": "haproxy", "dns": "dnsmasq",
+                   "hypervisors": "pveproxy"}.get(group, "ssh")
+
+        def answered(text: str | None) -> None:
+            if text:
+                self.run_worker(partial(self._host_logs, host, text.strip()), thread=True,
+                                group="ssh", exit_on_error=False)
+
+        self.push_screen(PromptScreen(f"Logs of {host}: a systemd unit (journalctl -f -u), or "
+                                      "a file path (tail -F)", default), answered)
+
+    def ssh_pool(self) -> Any:
+        if self._ssh is None:
+            from ..sources.ssh import pool_for
+
+            self._ssh = pool_for(self.engine.config, self.engine.inventory)
+        return self._ssh
+
+    def _host_logs(self, host: str, what: str) -> None:
+        """On a worker thread: connect (asking about an unknown host key), then open the tail."""
+        from ..sources.logs import RemoteFollower
+        from ..sources.ssh import (
+            HostKeyChanged,
+            HostKeyUnknown,
+            RemoteTail,
+            fingerprint,
+            host_target,
+            journal_command,
+            tail_command,
+        )
+        from .log_view import LogScreen
+
+        try:
+            if self.engine.inventory is None:
+                raise LookupError("no inventory: jamtui needs it to know the hosts")
+            target = host_target(self.engine.inventory, host, self.engine.config)
+            command = tail_command(what, 200) if what.startswith("/") else \
+                journal_command(what, 200)
+            pool = self.ssh_pool()
+            for _ in range(3):
+                try:
+                    pool.connect(target)
+                    break
+                except HostKeyUnknown as exc:
+                    question = (f"{exc.host} is not a known host. Its {exc.key.get_name()} key "
+                                f"is {fingerprint(exc.key)}. Check it against the host, then "
+                                "accept it (it is added to known_hosts)?")
+                    if not self._ask_from_thread(question):
+                        self.call_from_thread(self.notify, f"{host}: host key not accepted",
+                                              severity="warning")
+                        return
+                    pool.trust(_whose_key(pool, target, exc.host), exc.key)
+        except HostKeyChanged as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=20)
+            return
+        except Exception as exc:  # unreachable, refused, no such unit: said, never raised
+            self.call_from_thread(self.notify, f"logs of {host}: {exc}", severity="error",
+                                  timeout=12)
+            return
+
+        def make(stream: str) -> Any:
+            return RemoteFollower(RemoteTail(pool, target, command))
+
+        title = f"{host} {what}"
+        self.call_from_thread(self.open_tail, lambda: LogScreen(
+            title, [(title, make)], stderr_toggle=False,
+            on_close=lambda: pool.release(target)))
+
+    def _ask_from_thread(self, question: str) -> bool:
+        answer: list[bool] = []
+        done = threading.Event()
+
+        def answered(yes: bool | None) -> None:
+            answer.append(bool(yes))
+            done.set()
+
+        self.call_from_thread(self.push_screen, ConfirmScreen(question), answered)
+        done.wait()
+        return answer[0]
 
     def open_detail(self, kind: Kind, id_: str) -> None:
         self.push_screen(DetailScreen(kind, id_))
@@ -327,6 +472,16 @@ class JamApp(App[None]):
         except ActionError as exc:
             self.call_from_thread(self.notify, f"{action.label} failed: {exc}",
                                   severity="error", timeout=12)
+
+
+def _whose_key(pool: Any, target: Any, asked: str) -> Any:
+    """The target whose key paramiko asked about: the host's, or the bastion's on the way."""
+    from ..sources.ssh import known_name
+
+    if pool.jump is not None and asked in (pool.jump.address,
+                                           known_name(pool.jump.address, pool.jump.port)):
+        return pool.jump
+    return target
 
 
 def _follower(cls: Any, cfg: Any, alloc_id: str, task: str, stream: str) -> Any:

@@ -30,6 +30,7 @@ KEYMAP: tuple[Key, ...] = (
     Key("command_palette", "ctrl+p", "palette", show=False),
     Key("next_pane", "tab", "next pane", scope="table", show=False),
     Key("toggle_dark", "ctrl+t", "theme", show=False),
+    Key("tails", "L", "open tails"),
     Key("quit", "q", "quit"),
     # object actions, by the kind of the focused table or detail
     Key("act('vm_start')", "u", "start", scope=Kind.VM.value),
@@ -49,6 +50,8 @@ KEYMAP: tuple[Key, ...] = (
     Key("act('node_remove')", "D", "remove node", scope=Kind.VM.value, destructive=True),
     Key("act('logs')", "l", "logs", scope=Kind.ALLOCATION.value),
     Key("act('logs')", "l", "logs", scope=Kind.JOB.value),
+    Key("act('logs')", "l", "logs", scope=Kind.VM.value),
+    Key("act('logs')", "l", "logs", scope=Kind.HYPERVISOR.value),
 )
 
 READ_ONLY_OK = {"act('logs')"}  # object keys that change nothing, kept under --read-only

@@ -1,16 +1,21 @@
 """The log viewer: a ring buffer of lines drawn with Textual's line API (only the visible
 lines are rendered, so the rate of the log does not matter), following or paused, with a
-search that highlights in place and a filter that keeps only matching lines."""
+search that highlights in place and a filter that keeps only matching lines; timestamps and
+wrapping on or off; ANSI colours kept. Several tails stay open (each following in the
+background) and are switched between."""
 
 from __future__ import annotations
 
 import re
 import threading
+import time
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate, islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.style import Style
 from rich.text import Text
@@ -19,25 +24,44 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.geometry import Size
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Footer, Input, Label
-
-from ..sources.logs import LogFollower
+from textual.widgets import Footer, Input, Label, OptionList
+from textual.widgets.option_list import Option
 
 if TYPE_CHECKING:
     from .app import JamApp
 
 MATCH = Style(bgcolor="yellow", color="black", bold=True)
 STDERR = Style(color="red")
+STAMP = Style(color="cyan", dim=True)
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+STAMP_WIDTH = 13  # "HH:MM:SS.mmm "
 
 
-@dataclass(frozen=True)
+class Follower(Protocol):
+    def lines(self) -> Iterator[Any]: ...  # objects with .text (and .event)
+    def stop(self) -> None: ...
+
+
+# (label, make a follower for "stdout" or "stderr")
+Stream = tuple[str, Callable[[str], Follower]]
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
-    text: str
+    text: str  # plain: what search, filter and save see
     source: str = ""  # "example.web[0] server" when several streams are merged
     stderr: bool = False
+    at: float = 0.0  # when it arrived
+    raw: str | None = None  # the line with its ANSI colours, when it had any
+
+
+def entry(text: str, source: str = "", stderr: bool = False, at: float = 0.0) -> Entry:
+    if "\x1b" in text:
+        return Entry(ANSI.sub("", text), source, stderr, at, text)
+    return Entry(text, source, stderr, at)
 
 
 class LogLines(ScrollView, can_focus=True):
@@ -50,17 +74,37 @@ class LogLines(ScrollView, can_focus=True):
         self.keep: re.Pattern[str] | None = None
         self.invert = False
         self.follow = True
+        self.stamps = False
+        self.wrap = False
         self._view: list[Entry] | None = None  # the filtered lines, when filtering
         self._width = 0
+        self._rows: list[int] | None = None  # cumulative wrapped rows, built when needed
+        self._row_total = 0  # wrapped rows of all entries, kept as lines come and go
 
     # -- content ------------------------------------------------------------------------------
 
+    def _cells(self, e: Entry) -> int:
+        return (len(e.source) + 3 if e.source else 0) + len(e.text) + \
+            (STAMP_WIDTH if self.stamps else 0)
+
+    def _height(self, e: Entry, width: int) -> int:
+        return max(1, -(-self._cells(e) // width))
+
     def add(self, entries: list[Entry]) -> None:
+        if self.wrap and self.keep is None:
+            width = self._wrap_width()
+            over = len(self.entries) + len(entries) - (self.entries.maxlen or 0)
+            if over > 0:
+                self._row_total -= sum(self._height(e, width)
+                                       for e in islice(self.entries, min(over,
+                                                                         len(self.entries))))
+            self._row_total += sum(self._height(e, width) for e in entries)
         self.entries.extend(entries)
         for e in entries:
-            self._width = max(self._width, len(e.source) + len(e.text) + 3)
+            self._width = max(self._width, self._cells(e))
         if self.keep is not None:
             self._view = None
+        self._rows = None
         self._resize()
 
     def visible(self) -> list[Entry] | deque[Entry]:
@@ -73,39 +117,119 @@ class LogLines(ScrollView, can_focus=True):
 
     def set_filter(self, pattern: re.Pattern[str] | None, invert: bool = False) -> None:
         self.keep, self.invert, self._view = pattern, invert, None
+        self._relayout()
+
+    def set_stamps(self, on: bool) -> None:
+        self.stamps = on
+        self._width = max((self._cells(e) for e in self.entries), default=0)
+        self._relayout()
+
+    def set_wrap(self, on: bool) -> None:
+        self.wrap = on
+        self._relayout()
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self._relayout()
+
+    def on_resize(self) -> None:
+        if self.wrap:
+            self._relayout()
+
+    def _wrap_width(self) -> int:
+        return max(10, self.size.width or 80)
+
+    def _relayout(self) -> None:
+        self._rows = None
+        if self.wrap:
+            width = self._wrap_width()
+            self._row_total = sum(self._height(e, width) for e in self.visible())
         self._resize()
 
+    def _total_rows(self) -> int:
+        if not self.wrap:
+            return len(self.visible())
+        if self.keep is not None:
+            return self._cumulative()[-1] if self.visible() else 0
+        return self._row_total
+
+    def _cumulative(self) -> list[int]:
+        if self._rows is None:
+            width = self._wrap_width()
+            self._rows = list(accumulate(self._height(e, width) for e in self.visible()))
+        return self._rows
+
     def _resize(self) -> None:
-        self.virtual_size = Size(self._width, len(self.visible()))
+        width = self._wrap_width() if self.wrap else self._width
+        self.virtual_size = Size(width, self._total_rows())
         if self.follow:
             self.scroll_end(animate=False)
         self.refresh()
 
     # -- drawing ------------------------------------------------------------------------------
 
+    def _locate(self, row: int) -> tuple[int, int]:
+        """(entry index, row within the entry) of a visual row."""
+        if not self.wrap:
+            return row, 0
+        lines = self.visible()
+        total = self._total_rows()
+        if total - row <= 4 * max(1, self.size.height):
+            # near the end (following): walk back from the last line, no index needed
+            width, end, index = self._wrap_width(), total, len(lines) - 1
+            while index >= 0:
+                start = end - self._height(lines[index], width)
+                if start <= row:
+                    return index, row - start
+                end, index = start, index - 1
+            return 0, 0
+        cum = self._cumulative()
+        index = bisect_right(cum, row)
+        return index, row - (cum[index - 1] if index else 0)
+
+    def line_text(self, e: Entry) -> Text:
+        text = Text(no_wrap=True)
+        if self.stamps:
+            stamp = time.strftime("%H:%M:%S", time.localtime(e.at))
+            text.append(f"{stamp}.{int(e.at * 1000) % 1000:03d} ", style=STAMP)
+        if e.source:
+            text.append(e.source + " │ ", style="dim")
+        offset = text.cell_len
+        if e.raw is not None:
+            body = Text.from_ansi(e.raw, no_wrap=True)
+            if e.stderr:
+                body.stylize(STDERR)
+            text.append_text(body)
+        else:
+            text.append(e.text, style=STDERR if e.stderr else "")
+        if self.search is not None:
+            for m in self.search.finditer(e.text):
+                text.stylize(MATCH, offset + m.start(), offset + m.end())
+        return text
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         lines = self.visible()
-        index = scroll_y + y
-        if index >= len(lines):
+        index, sub = self._locate(scroll_y + y)
+        if index >= len(lines) or scroll_y + y >= self._total_rows():
             return Strip.blank(self.size.width)
-        entry = lines[index]
-        text = Text(no_wrap=True)
-        if entry.source:
-            text.append(entry.source + " │ ", style="dim")
-        text.append(entry.text, style=STDERR if entry.stderr else "")
-        if self.search is not None:
-            offset = len(entry.source) + 3 if entry.source else 0
-            for m in self.search.finditer(entry.text):
-                text.stylize(MATCH, offset + m.start(), offset + m.end())
-        segments = list(text.render(self.app.console))
-        strip = Strip(segments).crop(scroll_x, scroll_x + self.size.width)
+        segments = list(self.line_text(lines[index]).render(self.app.console))
+        if self.wrap:
+            width = self._wrap_width()
+            strip = Strip(segments).crop(sub * width, (sub + 1) * width)
+        else:
+            strip = Strip(segments).crop(scroll_x, scroll_x + self.size.width)
         return strip.extend_cell_length(self.size.width)
 
     def matches(self) -> list[int]:
         if self.search is None:
             return []
         return [i for i, e in enumerate(self.visible()) if self.search.search(e.text)]
+
+    def row_of(self, index: int) -> int:
+        if not self.wrap or index == 0:
+            return index
+        return self._cumulative()[index - 1]
 
     # -- follow and pause -----------------------------------------------------------------------
 
@@ -120,7 +244,9 @@ class LogLines(ScrollView, can_focus=True):
 
 
 class LogScreen(Screen[None]):
-    """One or more followed task logs in one viewer."""
+    """One or more followed logs in one viewer. `streams` may be a function: it is asked
+    again every second, and streams that appear join, those that go leave (a job's
+    allocations as they start and stop)."""
 
     BINDINGS = [
         Binding("f,end", "resume", "follow"),
@@ -129,21 +255,32 @@ class LogScreen(Screen[None]):
         Binding("N", "previous_match", "previous", show=False),
         Binding("ampersand", "filter", "filter"),
         Binding("e", "toggle_stream", "stdout/stderr"),
+        Binding("t", "toggle_stamps", "time"),
+        Binding("w", "toggle_wrap", "wrap"),
         Binding("s", "save", "save"),
+        Binding("right_square_bracket", "next_tail", "next tail", show=False),
+        Binding("left_square_bracket", "next_tail(-1)", "previous tail", show=False),
+        Binding("x", "close", "close"),
         Binding("escape", "back", "back"),
     ]
 
-    def __init__(self, title: str, streams: list[tuple[str, Callable[[str], LogFollower]]],
-                 capacity: int = 100_000) -> None:
+    def __init__(self, title: str, streams: list[Stream] | Callable[[], list[Stream]],
+                 capacity: int = 100_000, *, stderr_toggle: bool = True,
+                 on_close: Callable[[], None] | None = None) -> None:
         super().__init__(name=f"logs:{title}")
         self.title_text = title
-        self.streams = streams  # (label, make follower for "stdout"/"stderr")
+        self._streams_fn = streams if callable(streams) else None
+        self.streams: list[Stream] = streams() if callable(streams) else list(streams)
         self.capacity = capacity
         self.stream = "stdout"
-        self._followers: list[LogFollower] = []
+        self.stderr_toggle = stderr_toggle
+        self.on_close = on_close
+        self._followers: dict[str, Follower] = {}
         self._pending: list[Entry] = []
         self._lock = threading.Lock()
         self._match = -1
+        self._generation = 0  # followers of an older stream choice drop their lines
+        self.closed = False
 
     @property
     def jam(self) -> JamApp:
@@ -160,38 +297,94 @@ class LogScreen(Screen[None]):
         self.query_one("#log-bar").display = False
         self.query_one(LogLines).focus()
         self.set_interval(0.05, self._flush)  # at most 20 redraws a second, whatever the rate
+        if self._streams_fn is not None:
+            self.set_interval(1.0, self._membership)
         self._start()
 
     def on_unmount(self) -> None:
-        self._stop()
+        self.close()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(LogLines).focus()
 
     def _title(self) -> Text:
-        return Text.assemble((f"Logs {self.title_text} ", "bold"), (f"[{self.stream}]", "cyan"))
+        flags = [self.stream] if self.stderr_toggle else []
+        lines = self.query("#log-lines")
+        if lines:
+            view = lines.first(LogLines)
+            flags += ["time"] if view.stamps else []
+            flags += ["wrap"] if view.wrap else []
+        tails = getattr(self.app, "tails", {}) if self.is_attached else {}
+        where = f"  ({list(tails).index(self.name) + 1}/{len(tails)} open: [ ])" \
+            if self.name in tails and len(tails) > 1 else ""
+        return Text.assemble((f"Logs {self.title_text} ", "bold"),
+                             (f"[{' · '.join(flags)}]" if flags else "", "cyan"), (where, "dim"))
+
+    def _update_title(self) -> None:
+        self.query_one("#log-title", Label).update(self._title())
 
     # -- streams ------------------------------------------------------------------------------
 
     def _start(self) -> None:
         for label, make in self.streams:
-            follower = make(self.stream)
-            self._followers.append(follower)
-            tag = label if len(self.streams) > 1 else ""
-            stderr = self.stream == "stderr"
-            threading.Thread(target=self._pump, args=(follower, tag, stderr), daemon=True,
-                             name=f"log:{label}").start()
+            self._start_one(label, make)
+
+    def _start_one(self, label: str, make: Callable[[str], Follower]) -> None:
+        follower = make(self.stream)
+        self._followers[label] = follower
+        tag = label if len(self.streams) > 1 or self._streams_fn is not None else ""
+        stderr = self.stream == "stderr"
+        threading.Thread(target=self._pump, args=(follower, tag, stderr, self._generation),
+                         daemon=True, name=f"log:{label}").start()
 
     def _stop(self) -> None:
-        for f in self._followers:
+        for f in self._followers.values():
             f.stop()
-        self._followers = []
+        self._followers = {}
 
-    def _pump(self, follower: LogFollower, tag: str, stderr: bool) -> None:
+    def close(self) -> None:
+        """Stop every follower for good (the tail is closed, not just hidden)."""
+        if not self.closed:
+            self.closed = True
+            self._stop()
+            if self.on_close is not None:
+                self.on_close()
+
+    def _membership(self) -> None:
+        assert self._streams_fn is not None
+        if self.closed:
+            return
+        now = dict(self._streams_fn())
+        gone = [label for label in self._followers if label not in now]
+        came = [(label, make) for label, make in now.items() if label not in self._followers]
+        if not gone and not came:
+            return
+        self.streams = list(now.items())
+        with self._lock:
+            for label in gone:
+                self._followers.pop(label).stop()
+                self._pending.append(entry(f"[jamtui] {label} left (no longer running)", label,
+                                           False, time.time()))
+            for label, _ in came:
+                self._pending.append(entry(f"[jamtui] {label} joined", label, False,
+                                           time.time()))
+        for label, make in came:
+            self._start_one(label, make)
+
+    def _pump(self, follower: Follower, tag: str, stderr: bool, generation: int) -> None:
         try:
             for line in follower.lines():
+                text = line.text if not getattr(line, "event", "") else \
+                    f"[jamtui] {line.event}" + (f"; {line.text}" if line.text else "")
                 with self._lock:
-                    self._pending.append(Entry(line.text, tag, stderr))
+                    if generation != self._generation:
+                        return
+                    self._pending.append(entry(text, tag, stderr, time.time()))
         except Exception as exc:  # the stream's failure, shown in the viewer
             with self._lock:
-                self._pending.append(Entry(f"[jamtui] log stream ended: {exc}", tag, True))
+                if generation == self._generation:
+                    self._pending.append(entry(f"[jamtui] log stream ended: {exc}", tag, True,
+                                               time.time()))
 
     def _flush(self) -> None:
         with self._lock:
@@ -205,13 +398,27 @@ class LogScreen(Screen[None]):
         self.query_one(LogLines).resume()
 
     def action_toggle_stream(self) -> None:
+        if not self.stderr_toggle:
+            self.notify("this log has one stream")
+            return
+        with self._lock:
+            self._generation += 1
+            self._pending = []
         self._stop()
         self.stream = "stderr" if self.stream == "stdout" else "stdout"
-        lines = self.query_one(LogLines)
-        lines.entries.clear()
-        lines.set_filter(lines.keep, lines.invert)
-        self.query_one("#log-title", Label).update(self._title())
+        self.query_one(LogLines).clear()
+        self._update_title()
         self._start()
+
+    def action_toggle_stamps(self) -> None:
+        lines = self.query_one(LogLines)
+        lines.set_stamps(not lines.stamps)
+        self._update_title()
+
+    def action_toggle_wrap(self) -> None:
+        lines = self.query_one(LogLines)
+        lines.set_wrap(not lines.wrap)
+        self._update_title()
 
     def _ask(self, mode: str, placeholder: str) -> None:
         self._mode = mode
@@ -263,7 +470,8 @@ class LogScreen(Screen[None]):
             return
         lines.follow = False
         self._match = (self._match + step) % len(found)
-        lines.scroll_to(y=max(0, found[self._match] - lines.size.height // 2), animate=False)
+        row = lines.row_of(found[self._match])
+        lines.scroll_to(y=max(0, row - lines.size.height // 2), animate=False)
 
     def action_previous_match(self) -> None:
         self.action_next_match(-1)
@@ -281,6 +489,13 @@ class LogScreen(Screen[None]):
             return
         self.notify(f"saved to {path}")
 
+    def action_next_tail(self, step: int = 1) -> None:
+        self.jam.switch_tail(self, step)
+
+    def action_close(self) -> None:
+        """Stop following and forget this tail (Esc leaves it following in the background)."""
+        self.jam.close_tail(self)
+
     def action_back(self) -> None:
         bar = self.query_one("#log-bar")
         if bar.display:
@@ -293,3 +508,28 @@ class LogScreen(Screen[None]):
             lines.set_filter(None)
             return
         self.app.pop_screen()
+
+
+class TailsScreen(ModalScreen["str | None"]):
+    """The open tails; Enter switches to one."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "close")]
+
+    def __init__(self, tails: dict[str, LogScreen]) -> None:
+        super().__init__()
+        self.tails = tails
+
+    def compose(self) -> ComposeResult:
+        options = [Option(Text.assemble((s.title_text, "bold"),
+                                        f"  {len(s.query_one(LogLines).entries)} lines"
+                                        if s.is_mounted else ""), id=name)
+                   for name, s in self.tails.items()]
+        yield Label(Text("Open tails (Enter switches, x in a tail closes it)", style="bold"))
+        yield OptionList(*options, id="tails")
+
+    @on(OptionList.OptionSelected)
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(str(event.option.id))
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

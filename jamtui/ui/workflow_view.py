@@ -143,6 +143,7 @@ class WorkflowScreen(Screen[None]):
         Binding("c", "cancel_workflow", "cancel"),
         Binding("r", "resume", "resume"),
         Binding("b", "rollback", "roll back"),
+        Binding("l", "logs", "logs"),
         Binding("escape", "back", "back"),
     ]
 
@@ -248,8 +249,26 @@ class WorkflowScreen(Screen[None]):
             f"Roll back {self.workflow.kind} {self.workflow.params.get('name', '')} "
             "(destroy its VM, remove its inventory entry)?"), go)
 
+    def action_logs(self) -> None:
+        """Every step's log in the viewer (search, filter, save), followed while it runs."""
+        open_workflow_logs(self.jam, self.workflow.journal)
+
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def open_workflow_logs(app: JamApp, journal: Any) -> None:
+    from functools import partial
+
+    from ..sources.logs import FileFollower
+    from .log_view import LogScreen
+
+    def streams() -> list[Any]:
+        # a step's log appears when the step starts: the viewer asks again every second
+        steps = sorted(journal.dir.glob("*.log"), key=lambda p: p.stat().st_mtime)
+        return [(p.stem, partial(lambda path, _stream: FileFollower(path), p)) for p in steps]
+
+    app.open_tail(lambda: LogScreen(f"workflow {journal.id}", streams, stderr_toggle=False))
 
 
 def open_node_add(app: JamApp) -> None:
