@@ -13,6 +13,7 @@ from jamtui.inventory import load_inventory
 from jamtui.model import Kind
 from jamtui.sim.lab import Lab
 from jamtui.ui.app import JamApp
+from jamtui.ui.log_view import LogLines, LogScreen
 from jamtui.ui.workflow_view import NodeAddScreen, PlanScreen, WorkflowScreen, WorkflowsScreen
 from tests.ui.test_cockpit import focus_row, pane, ready, text_of, until
 
@@ -68,6 +69,16 @@ async def test_node_add_then_remove_through_the_cockpit(lab_engine: tuple[Lab, E
         assert "[apply]" in "\n".join(screen.query_one("#wf-log").lines)
         assert load_inventory(inventory).host("vs3").vars["vmid"] == 303
         await until(pilot, lambda: engine.store.vm_named("vs3") is not None, timeout=10)
+        # l: every step's log in the viewer, tagged by step
+        await pilot.press("l")
+        logs = await until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen)
+        entries = logs.query_one(LogLines).entries
+        await until(pilot, lambda: {"inventory", "plan", "apply", "ansible"}
+                    <= {e.source for e in entries})
+        assert any(e.source == "apply" and '"type": "apply_complete"' in e.text
+                   for e in entries)
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, WorkflowScreen))
 
         # D on the new VM: typed confirmation, the destroy plan, then it is gone
         await pilot.press("escape")
