@@ -1,7 +1,8 @@
 """The log viewer under a flood: lines per second taken in and shown while following, the
 longest stall of the UI loop meanwhile, and the memory of a full 100,000-line buffer.
 
-    .venv/bin/python benchmarks/log_viewer.py [--seconds 5]
+    .venv/bin/python benchmarks/log_viewer.py [--seconds 5] [--rate N] [--wrap] [--stamps]
+                                              [--ansi]
 
 A fake follower produces lines as fast as it can on its thread (as a fast task would through
 Nomad); the viewer batches them every 50 ms. A 10 ms timer on the UI loop measures how late
@@ -25,29 +26,38 @@ from jamtui.ui.log_view import Entry, LogLines, LogScreen
 
 
 class FloodFollower:
-    def __init__(self) -> None:
+    def __init__(self, ansi: bool = False, rate: float = 0.0) -> None:
+        self.ansi = ansi
+        self.rate = rate  # lines/s to hold to; 0 = as fast as it can
         self.stop_event = threading.Event()
         self.produced = 0
 
     def lines(self) -> Any:
         line = types.SimpleNamespace(text="", offset=0, event="")
+        self.t0 = time.perf_counter()
         i = 0
         while not self.stop_event.is_set():
             i += 1
+            status = "\x1b[32m200\x1b[0m" if self.ansi else "200"
             line = types.SimpleNamespace(
-                text=f"2026-11-25T03:00:00Z example.web[0] server: GET /item/{i} 200 0.{i % 9}ms",
-                offset=i, event="")
+                text=f"2026-11-25T03:00:00Z example.web[0] server: GET /item/{i} {status} "
+                     f"0.{i % 9}ms", offset=i, event="")
             self.produced = i
             yield line
-            if i % 2000 == 0:
-                time.sleep(0)  # let the UI thread have the GIL, as network reads would
+            if i % 1000 == 0:
+                if self.rate:
+                    ahead = i / self.rate - (time.perf_counter() - self.t0)
+                    time.sleep(max(0.0, ahead))
+                else:
+                    time.sleep(0)  # let the UI thread have the GIL, as network reads would
 
     def stop(self) -> None:
         self.stop_event.set()
 
 
-async def flood(seconds: float) -> tuple[float, float, int]:
-    follower = FloodFollower()
+async def flood(seconds: float, wrap: bool = False, stamps: bool = False,
+                ansi: bool = False, rate: float = 0.0) -> tuple[float, float, int]:
+    follower = FloodFollower(ansi, rate)
     engine: Any = types.SimpleNamespace(store=Store(), sources={}, start=lambda: None,
                                         stop=lambda: None)
     app = JamApp(engine, start_engine=False)
@@ -55,6 +65,8 @@ async def flood(seconds: float) -> tuple[float, float, int]:
         app.push_screen(LogScreen("flood", [("flood", lambda stream: follower)]))
         await pilot.pause(0.1)
         lines = app.screen.query_one(LogLines)
+        lines.set_wrap(wrap)
+        lines.set_stamps(stamps)
         worst = 0.0
         t0 = time.perf_counter()
         last = t0
@@ -67,7 +79,7 @@ async def flood(seconds: float) -> tuple[float, float, int]:
         shown = len(lines.entries)
         follower.stop()
         elapsed = time.perf_counter() - t0
-        return follower.produced / elapsed, worst * 1000, shown
+        return lines.added / elapsed, worst * 1000, shown
 
 
 def buffer_memory(n: int = 100_000) -> float:
@@ -85,9 +97,17 @@ def buffer_memory(n: int = 100_000) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--wrap", action="store_true", help="wrapping on (at 160 columns)")
+    ap.add_argument("--stamps", action="store_true", help="timestamps on")
+    ap.add_argument("--ansi", action="store_true", help="every line carries colour codes")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="lines/s the source holds to (default: as fast as it can)")
     args = ap.parse_args()
-    rate, worst_ms, shown = asyncio.run(flood(args.seconds))
-    print(f"follow mode: {rate:,.0f} lines/s taken in and shown ({shown:,} in the buffer); "
+    rate, worst_ms, shown = asyncio.run(flood(args.seconds, args.wrap, args.stamps, args.ansi,
+                                              args.rate))
+    mode = "+".join(m for m in ("wrap", "stamps", "ansi") if getattr(args, m)) or "plain"
+    print(f"follow mode ({mode}): {rate:,.0f} lines/s drawn into the viewer "
+          f"({shown:,} in the buffer); "
           f"longest UI loop stall {worst_ms:.0f} ms")
     print(f"100,000-line buffer: {buffer_memory():.1f} MB of Python objects; "
           f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import accumulate, islice
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 MATCH = Style(bgcolor="yellow", color="black", bold=True)
 STDERR = Style(color="red")
 STAMP = Style(color="cyan", dim=True)
+FLUSH_MAX = 10_000  # lines drawn in per 50 ms tick at most, so a flood cannot hog a frame
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 STAMP_WIDTH = 13  # "HH:MM:SS.mmm "
 
@@ -78,8 +79,12 @@ class LogLines(ScrollView, can_focus=True):
         self.wrap = False
         self._view: list[Entry] | None = None  # the filtered lines, when filtering
         self._width = 0
-        self._rows: list[int] | None = None  # cumulative wrapped rows, built when needed
-        self._row_total = 0  # wrapped rows of all entries, kept as lines come and go
+        # wrapping: the running total of rows after each line (absolute, so lines leaving the
+        # front only move `_cum_start`); the filtered view builds its own when needed
+        self._cum: list[int] = []
+        self._cum_start = 0
+        self._rows: list[int] | None = None
+        self.added = 0  # lines taken in since the start (for the benchmark)
 
     # -- content ------------------------------------------------------------------------------
 
@@ -91,20 +96,28 @@ class LogLines(ScrollView, can_focus=True):
         return max(1, -(-self._cells(e) // width))
 
     def add(self, entries: list[Entry]) -> None:
-        if self.wrap and self.keep is None:
-            width = self._wrap_width()
-            over = len(self.entries) + len(entries) - (self.entries.maxlen or 0)
-            if over > 0:
-                self._row_total -= sum(self._height(e, width)
-                                       for e in islice(self.entries, min(over,
-                                                                         len(self.entries))))
-            self._row_total += sum(self._height(e, width) for e in entries)
+        self.added += len(entries)
+        cap = self.entries.maxlen or len(entries)
+        entries = entries[-cap:]  # of a batch bigger than the buffer only its end stays
+        over = len(self.entries) + len(entries) - cap
+        cells = [self._cells(e) for e in entries]
+        self._width = max(self._width, max(cells, default=0))
         self.entries.extend(entries)
-        for e in entries:
-            self._width = max(self._width, self._cells(e))
+        if self.wrap:
+            width = self._wrap_width()
+            last = self._cum[-1] if self._cum else 0
+            cum = self._cum
+            for c in cells:
+                last += max(1, -(-c // width))
+                cum.append(last)
+            if over > 0:
+                self._cum_start += over
+                if self._cum_start > cap:
+                    del cum[:self._cum_start]
+                    self._cum_start = 0
         if self.keep is not None:
             self._view = None
-        self._rows = None
+            self._rows = None
         self._resize()
 
     def visible(self) -> list[Entry] | deque[Entry]:
@@ -141,19 +154,25 @@ class LogLines(ScrollView, can_focus=True):
 
     def _relayout(self) -> None:
         self._rows = None
+        self._cum, self._cum_start = [], 0
         if self.wrap:
             width = self._wrap_width()
-            self._row_total = sum(self._height(e, width) for e in self.visible())
+            self._cum = list(accumulate(self._height(e, width) for e in self.entries))
         self._resize()
+
+    def _base(self) -> int:
+        """Rows of the lines that have left the front of the buffer."""
+        return self._cum[self._cum_start - 1] if self._cum_start else 0
 
     def _total_rows(self) -> int:
         if not self.wrap:
             return len(self.visible())
         if self.keep is not None:
-            return self._cumulative()[-1] if self.visible() else 0
-        return self._row_total
+            rows = self._filtered_rows()
+            return rows[-1] if rows else 0
+        return (self._cum[-1] - self._base()) if self._cum else 0
 
-    def _cumulative(self) -> list[int]:
+    def _filtered_rows(self) -> list[int]:
         if self._rows is None:
             width = self._wrap_width()
             self._rows = list(accumulate(self._height(e, width) for e in self.visible()))
@@ -172,20 +191,13 @@ class LogLines(ScrollView, can_focus=True):
         """(entry index, row within the entry) of a visual row."""
         if not self.wrap:
             return row, 0
-        lines = self.visible()
-        total = self._total_rows()
-        if total - row <= 4 * max(1, self.size.height):
-            # near the end (following): walk back from the last line, no index needed
-            width, end, index = self._wrap_width(), total, len(lines) - 1
-            while index >= 0:
-                start = end - self._height(lines[index], width)
-                if start <= row:
-                    return index, row - start
-                end, index = start, index - 1
-            return 0, 0
-        cum = self._cumulative()
-        index = bisect_right(cum, row)
-        return index, row - (cum[index - 1] if index else 0)
+        if self.keep is not None:
+            cum, lo, base = self._filtered_rows(), 0, 0
+        else:
+            cum, lo, base = self._cum, self._cum_start, self._base()
+        i = bisect_right(cum, base + row, lo=lo)
+        before = cum[i - 1] if i > lo else base
+        return i - lo, base + row - before
 
     def line_text(self, e: Entry) -> Text:
         text = Text(no_wrap=True)
@@ -229,7 +241,9 @@ class LogLines(ScrollView, can_focus=True):
     def row_of(self, index: int) -> int:
         if not self.wrap or index == 0:
             return index
-        return self._cumulative()[index - 1]
+        if self.keep is not None:
+            return self._filtered_rows()[index - 1]
+        return self._cum[self._cum_start + index - 1] - self._base()
 
     # -- follow and pause -----------------------------------------------------------------------
 
@@ -276,7 +290,8 @@ class LogScreen(Screen[None]):
         self.stderr_toggle = stderr_toggle
         self.on_close = on_close
         self._followers: dict[str, Follower] = {}
-        self._pending: list[Entry] = []
+        # lines not yet drawn; bounded like the buffer (older ones would be evicted anyway)
+        self._pending: deque[Entry] = deque(maxlen=capacity)
         self._lock = threading.Lock()
         self._match = -1
         self._generation = 0  # followers of an older stream choice drop their lines
@@ -388,7 +403,8 @@ class LogScreen(Screen[None]):
 
     def _flush(self) -> None:
         with self._lock:
-            batch, self._pending = self._pending, []
+            pending = self._pending
+            batch = [pending.popleft() for _ in range(min(len(pending), FLUSH_MAX))]
         if batch:
             self.query_one(LogLines).add(batch)
 
@@ -403,7 +419,7 @@ class LogScreen(Screen[None]):
             return
         with self._lock:
             self._generation += 1
-            self._pending = []
+            self._pending.clear()
         self._stop()
         self.stream = "stderr" if self.stream == "stdout" else "stdout"
         self.query_one(LogLines).clear()
