@@ -153,8 +153,13 @@ class SSHPool:
                 self._clients[(self.jump.address, self.jump.port, self.jump.user)] = bastion
             transport = bastion.get_transport()
             assert transport is not None
-            sock = transport.open_channel("direct-tcpip", (target.address, target.port),
-                                          ("127.0.0.1", 0), timeout=timeout)
+            try:
+                sock = transport.open_channel("direct-tcpip", (target.address, target.port),
+                                              ("127.0.0.1", 0), timeout=timeout)
+            except paramiko.ChannelException as exc:
+                raise OSError(f"{target.host} ({target.address}:{target.port}) cannot be "
+                              f"reached through the bastion: {exc.text or 'connect failed'}"
+                              ) from None
         try:
             sock.settimeout(timeout)
             data = b""

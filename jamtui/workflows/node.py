@@ -379,7 +379,7 @@ class NodeWorkflows:
                 on_event(event)
 
         return run_tool(argv, parse=parse, cwd=cwd, env={**self._tool_env(), **(env or {})},
-                        on_line=ctx.log, on_event=both, cancel=ctx.cancel)
+                        on_line=ctx.raw, on_event=both, cancel=ctx.cancel)
 
     def _tool_env(self) -> dict[str, str]:
         """Credentials by the environment variables the tools and their Proxmox plugins read,

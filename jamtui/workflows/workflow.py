@@ -42,7 +42,14 @@ class StepContext:
         del self.step.lines[:-500]
         self.workflow.emit("line", self.step, line)
 
+    def raw(self, line: str) -> None:
+        """A tool's own output line: kept in the step's log file (its events are shown)."""
+        self.workflow.journal.log(self.step.name, line)
+
     def event(self, event: Event) -> None:
+        if event.message:
+            where = f"{event.resource}: " if event.resource else ""
+            self.log(f"{'! ' if event.failed else ''}{where}{event.message}")
         if event.kind in ("progress", "done") and event.resource:
             self.step.message = f"{event.resource}: {event.message}"[:200]
         elif event.failed:

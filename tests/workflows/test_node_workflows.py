@@ -91,7 +91,8 @@ def test_cli_add_then_remove_changes_exactly_the_inventory_and_the_lab(
                for n in lab.call(lambda: list(lab.world.nodes.values())))
     assert resolve("vs3.jamfox.dev", cfg.dns.server).addresses == ("192.168.42.33",)
     # stdout carries every step's log (the tools' own lines), stderr the progress
-    assert '"type": "apply_complete"' in out.stdout and "[ansible]" in out.stdout
+    assert 'proxmox_vm_qemu.node["vs3"]: Creation complete after' in out.stdout
+    assert "[ansible] vs3: changed: consul : configure" in out.stdout
 
     out = cli(cfg, "remove", "vs3", "--yes")
     assert out.returncode == 0, out.stderr
