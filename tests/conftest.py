@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +34,15 @@ FAST = dict(flap_rate=0.0, boot_delay=0.5, heartbeat_grace=0.3, task_delay=0.1)
 def lab() -> Iterator[Lab]:
     with Lab(seed=1, tick=0.2, traffic=False, **FAST) as running:
         yield running
+
+
+@pytest.fixture
+def packer() -> str:
+    """Debian's packer (scripts/test installs it)."""
+    path = shutil.which("packer") or "/usr/bin/packer"
+    if not Path(path).exists():
+        pytest.skip("packer is not installed (scripts/test installs Debian's package)")
+    return path
 
 
 def pytest_report_header() -> str:

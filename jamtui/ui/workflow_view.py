@@ -280,17 +280,21 @@ def open_node_add(app: JamApp) -> None:
         return
 
     def chosen(spec: NodeSpec | None) -> None:
-        if spec is None:
-            return
-        try:
-            wf = app.workflows().add(spec)
-        except InventoryError as exc:
-            app.notify(str(exc), severity="error", timeout=12)
-            return
-        app.push_screen(WorkflowScreen(wf))
-        wf.start()
+        if spec is not None:
+            start_workflow(app, lambda flows: flows.add(spec))
 
     app.push_screen(NodeAddScreen(inv), chosen)
+
+
+def start_workflow(app: JamApp, build: Any) -> None:
+    """Build the workflow (refused input is said, nothing starts), show it, run it."""
+    try:
+        wf = build(app.workflows())
+    except InventoryError as exc:
+        app.notify(str(exc), severity="error", timeout=12)
+        return
+    app.push_screen(WorkflowScreen(wf))
+    wf.start()
 
 
 def open_node_remove(app: JamApp, name: str) -> None:
@@ -302,13 +306,7 @@ def open_node_remove(app: JamApp, name: str) -> None:
         if text.strip() != name:
             app.notify(f"not removed: the name typed was not {name}", severity="warning")
             return
-        try:
-            wf = app.workflows().remove(name)
-        except InventoryError as exc:
-            app.notify(str(exc), severity="error", timeout=12)
-            return
-        app.push_screen(WorkflowScreen(wf))
-        wf.start()
+        start_workflow(app, lambda flows: flows.remove(name))
 
     app.push_screen(PromptScreen(f"Remove node {name}: drain, leave, destroy its VM, delete "
                                  f"its inventory entry. Type {name} to confirm"), typed)

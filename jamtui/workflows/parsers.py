@@ -37,18 +37,24 @@ _TF_PROGRESS = {"apply_start": "started", "apply_progress": "still working",
                 "refresh_start": "refreshing", "refresh_complete": "refreshed"}
 
 
-def terraform_line(line: str) -> Event | None:
-    """One line of `terraform plan|apply|destroy -json`; None for blank lines."""
+def json_object(tool: str, line: str) -> dict[str, Any] | Event | None:
+    """A JSON-lines tool's line as its object; None when blank; anything else (a crash, a
+    provider's panic, a warning printed before the JSON starts) kept as words."""
     line = line.strip()
     if not line:
         return None
     try:
         obj = json.loads(line)
     except json.JSONDecodeError:
-        # terraform prints some things raw (a crash, a provider's panic): keep them as words
-        return Event("terraform", "message", line, level="warn")
+        return Event(tool, "message", line, level="warn")
+    return obj if isinstance(obj, dict) else Event(tool, "message", line, level="warn")
+
+
+def terraform_line(line: str) -> Event | None:
+    """One line of `terraform plan|apply|destroy -json`; None for blank lines."""
+    obj = json_object("terraform", line)
     if not isinstance(obj, dict):
-        return Event("terraform", "message", line, level="warn")
+        return obj
     kind = obj.get("type", "")
     level = obj.get("@level", "info")
     message = obj.get("@message", "")
@@ -162,15 +168,6 @@ def ansible_event(event: dict[str, Any]) -> Event | None:
 
 def ansible_line(line: str) -> Event | None:
     """One line of `ansible-playbook` run with the jamtui_events stdout callback: one
-    ansible-runner-shaped event as JSON; anything else (a warning Ansible printed before the
-    callback loaded) is kept as words."""
-    line = line.strip()
-    if not line:
-        return None
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError:
-        return Event("ansible", "message", line, level="warn")
-    if not isinstance(obj, dict):
-        return Event("ansible", "message", line, level="warn")
-    return ansible_event(obj)
+    ansible-runner-shaped event as JSON."""
+    obj = json_object("ansible", line)
+    return ansible_event(obj) if isinstance(obj, dict) else obj

@@ -80,13 +80,6 @@ def test_secrets_are_vaulted_and_nothing_secret_is_in_plain_text() -> None:
     assert ".vault_pass*" in ignored and "*.tfstate" in ignored
 
 
-@pytest.fixture
-def packer() -> str:
-    path = shutil.which("packer") or "/usr/bin/packer"
-    if not Path(path).exists():
-        pytest.skip("packer is not installed (scripts/test installs Debian's package)")
-    return path
-
 
 def test_packer_template_validates(packer: str, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization

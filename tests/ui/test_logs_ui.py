@@ -28,6 +28,14 @@ def rendered(lines: LogLines, y: int) -> str:
     return lines.render_line(y).text
 
 
+async def open_alloc(pilot: Any, app: JamApp, engine: Engine) -> Any:
+    alloc = next(a for a in engine.store.items(Kind.ALLOCATION) if a.job_id == "example")
+    focus_row(pane(app, Kind.ALLOCATION).table, alloc.id)
+    await pilot.press("l")
+    await until(pilot, lambda: isinstance(app.screen, LogScreen))
+    return alloc
+
+
 async def open_job(pilot: Any, app: JamApp, job: str) -> None:
     await pilot.press("colon", *"jobs", "enter")
     await until(pilot, lambda: getattr(app.screen, "panes", None))
@@ -65,10 +73,7 @@ async def test_timestamps_wrap_and_ansi_colours(lab_engine: tuple[Lab, Engine]) 
     app = JamApp(engine)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
-        alloc = next(a for a in engine.store.items(Kind.ALLOCATION) if a.job_id == "example")
-        focus_row(pane(app, Kind.ALLOCATION).table, alloc.id)
-        await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+        alloc = await open_alloc(pilot, app, engine)
         lines = view(app)
         long = "x" * 250 + " END"
         for text in ("\x1b[31mred alert\x1b[0m done", long):
@@ -106,10 +111,7 @@ async def test_several_tails_stay_open_and_switch(lab_engine: tuple[Lab, Engine]
     app = JamApp(engine)
     async with app.run_test(size=(160, 48)) as pilot:
         await ready(pilot, app)
-        alloc = next(a for a in engine.store.items(Kind.ALLOCATION) if a.job_id == "example")
-        focus_row(pane(app, Kind.ALLOCATION).table, alloc.id)
-        await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+        alloc = await open_alloc(pilot, app, engine)
         first = app.screen
         await pilot.press("escape")  # back to the overview: the tail keeps following
         await until(pilot, lambda: not isinstance(app.screen, LogScreen))

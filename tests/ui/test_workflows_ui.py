@@ -95,7 +95,7 @@ async def test_node_add_then_remove_through_the_cockpit(lab_engine: tuple[Lab, E
         await until(pilot, lambda: type(app.screen).__name__ == "PromptScreen")
         await pilot.press(*"vs3", "enter")
         plan = await until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen,
-                           timeout=30)
+                           timeout=60)  # after the drain and the leave
         assert 'delete  proxmox_vm_qemu.node["vs3"]' in text_of(
             plan.query_one("#plan-text", Static).content)
         await pilot.press("y")

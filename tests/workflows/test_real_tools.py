@@ -5,7 +5,6 @@ PyPI) run on localhost with jamtui's JSON callback, and a real `packer build
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -107,13 +106,6 @@ build {
 }
 """
 
-
-@pytest.fixture
-def packer() -> str:
-    path = shutil.which("packer") or "/usr/bin/packer"
-    if not Path(path).exists():
-        pytest.skip("packer is not installed (scripts/test installs Debian's package)")
-    return path
 
 
 def test_real_packer_build_machine_readable(tmp_path: Path, packer: str) -> None:
