@@ -83,6 +83,22 @@ def test_truncation_starts_again_from_the_top(lab: Lab) -> None:
         follower.stop()
 
 
+def test_a_restarted_task_keeps_coming_in_the_same_follow(lab: Lab) -> None:
+    """Nomad's logmon keeps the task's log file across a restart (it appends, rotating by
+    size): the follower sees the restart and what the new run writes, without reconnecting."""
+    follower, lines, alloc = start(lab, origin="end")
+    try:
+        lab.call(lab.world.log_line, alloc, "server", "first-run")
+        drain(lines, "first-run")
+        lab.call(lab.world.restart_alloc, alloc, "server")
+        lab.call(lab.world.log_line, alloc, "server", "second-run")
+        got = [line.text for line in drain(lines, "second-run")]
+        assert any(t.endswith("restarted by user") for t in got)
+        assert follower.reconnects == 0
+    finally:
+        follower.stop()
+
+
 def test_not_following_reads_what_is_there_and_ends(lab: Lab) -> None:
     _, lines, _ = start(lab, follow=False)
     first = lines.get(timeout=5)
