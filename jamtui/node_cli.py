@@ -51,7 +51,7 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
         wf.observe(_printer(out, err))
         rollback = args.node_command == "rollback"
         state = wf.rollback() if rollback else wf.run()
-    except (InventoryError, JournalError, StepFailed) as exc:
+    except (InventoryError, JournalError, StepFailed, OSError) as exc:
         print(f"jamtui node: {exc}", file=err)
         return 2
     except KeyboardInterrupt:

@@ -25,11 +25,15 @@ from ..inventory import (
     propose_node,
     validate_node,
 )
+from ..workflows.journal import JournalError
+from ..workflows.runner import StepFailed
 from ..workflows.workflow import StepState, Workflow
 
 if TYPE_CHECKING:
     from .app import JamApp
 
+# what building or resuming a workflow can refuse with: said, never raised
+REFUSED = (InventoryError, JournalError, StepFailed, OSError)
 FIELDS = ("group", "name", "ip", "vmid", "cores", "memory", "disk", "hypervisor")
 INTS = {"vmid", "cores", "memory", "disk"}
 LABELS = {"ip": "IP", "vmid": "VMID", "memory": "memory MiB", "disk": "disk GiB"}
@@ -230,7 +234,11 @@ class WorkflowScreen(Screen[None]):
 
     def action_resume(self) -> None:
         if self.workflow.state in ("failed", "cancelled", "interrupted"):
-            fresh = self.jam.workflows().resume(self.workflow.id)
+            try:
+                fresh = self.jam.workflows().resume(self.workflow.id)
+            except REFUSED as exc:
+                self.notify(f"cannot resume: {exc}", severity="error", timeout=12)
+                return
             self.app.switch_screen(WorkflowScreen(fresh))
             fresh.start()
 
@@ -290,7 +298,7 @@ def start_workflow(app: JamApp, build: Any) -> None:
     """Build the workflow (refused input is said, nothing starts), show it, run it."""
     try:
         wf = build(app.workflows())
-    except InventoryError as exc:
+    except REFUSED as exc:
         app.notify(str(exc), severity="error", timeout=12)
         return
     app.push_screen(WorkflowScreen(wf))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .journal import Journal
+from .journal import Journal, JournalError
 from .parsers import Event
 from .runner import Cancelled, StepFailed
 
@@ -157,8 +157,16 @@ class Workflow:
                 fn(what, step, data)
 
     def start(self, rollback: bool = False) -> threading.Thread:
-        self._thread = threading.Thread(target=self.rollback if rollback else self.run,
-                                        name=f"workflow-{self.id}", daemon=True)
+        """Run (or roll back) in a thread; what stops it before any step (the journal locked by
+        another jamtui, a full disk) becomes the workflow's failed state, never a traceback."""
+        def body() -> None:
+            try:
+                self.rollback() if rollback else self.run()
+            except (JournalError, StepFailed, OSError) as exc:
+                self.state, self.message = "failed", str(exc)
+                self.emit("workflow", None, self.state)
+
+        self._thread = threading.Thread(target=body, name=f"workflow-{self.id}", daemon=True)
         self._thread.start()
         return self._thread
 
