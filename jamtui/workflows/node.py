@@ -57,6 +57,7 @@ class NodeWorkflows:
         self.approver = approver
         self.prov = config.provisioning
         self.root = Path(config.provisioners).expanduser()
+        self._planned = 0  # changes in the last plan shown, for the apply's progress
 
     # -- building ----------------------------------------------------------------------------
 
@@ -192,19 +193,21 @@ class NodeWorkflows:
 
     def _plan(self, ctx: StepContext, name: str, destroy: bool) -> str:
         self._terraform(ctx, "init", "-input=false", "-no-color")
-        plan = self._planfile()
+        plan = self._planfile(ctx)
         plan.unlink(missing_ok=True)
         run = self._terraform(ctx, "plan", "-json", "-input=false", "-no-color",
                               *(["-destroy"] if destroy else []),
                               f"-target={tf_address(name)}", f"-out={plan}")
         text, summary = describe_plan(run.events)
         ctx.approve(f"Terraform plan for {name}", text)
+        counts = next((e.data for e in reversed(run.events) if e.kind == "summary"), {})
+        self._planned = sum(counts.get(k, 0) for k in ("add", "change", "remove"))
         return summary
 
     def _plan_if_exists(self, ctx: StepContext, name: str) -> str:
         vm = self.engine.store.vm_named(name)
         if vm is None and not self._tf_has(name):
-            self._planfile().unlink(missing_ok=True)
+            self._planfile(ctx).unlink(missing_ok=True)
             return "skipped: no VM to destroy"
         return self._plan(ctx, name, destroy=True)
 
@@ -213,18 +216,15 @@ class NodeWorkflows:
             f'"{name}"' in (self.root / "terraform" / "terraform.tfstate").read_text()
 
     def _apply(self, ctx: StepContext, name: str) -> str:
-        plan = self._planfile()
+        plan = self._planfile(ctx)
         if not plan.exists():
             if ctx.step.name == "destroy":
                 return "skipped: nothing planned"
             raise StepFailed("no saved plan: the plan step must run first (resume reruns it)")
-        total = 0
+        total = max(1, self._planned)
 
         def count(event: Event) -> None:
-            nonlocal total
-            if event.kind == "summary" and event.data.get("operation") == "plan":
-                total = sum(event.data.get(k, 0) for k in ("add", "change", "remove"))
-            if event.kind == "done" and total:
+            if event.kind == "done":  # one planned change applied
                 ctx.progress(min(1.0, (ctx.step.progress or 0) + 1 / total))
 
         run = self._terraform(ctx, "apply", "-json", "-input=false", "-no-color", str(plan),
@@ -233,8 +233,10 @@ class NodeWorkflows:
         summary = next((e for e in reversed(run.events) if e.kind == "summary"), None)
         return summary.message if summary else "applied"
 
-    def _planfile(self) -> Path:
-        return self.root / "terraform" / "jamtui.tfplan"
+    def _planfile(self, ctx: StepContext) -> Path:
+        """The saved plan, in the workflow's own journal directory: two operators' workflows
+        never apply each other's plan."""
+        return ctx.workflow.journal.dir / "tfplan"
 
     def _wait_ssh(self, ctx: StepContext, name: str) -> str:
         inv = load_inventory(self.cfg.inventory)
