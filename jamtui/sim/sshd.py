@@ -17,6 +17,7 @@ from typing import Any
 
 import paramiko
 
+from ..sources.ssh import QuietChannel
 from .context import SimContext
 
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
@@ -163,7 +164,7 @@ class LabBastion:
 
     def _host_session(self, channel: paramiko.Channel, host: str) -> None:
         """The host's own sshd, spoken over the forwarded channel."""
-        transport = paramiko.Transport(channel)  # type: ignore[arg-type]
+        transport = paramiko.Transport(QuietChannel(channel))  # type: ignore[arg-type]
         transport.local_version = BANNER.strip()
         self._transports.append(transport)
         transport.add_server_key(self.key_of(host))

@@ -7,6 +7,7 @@ key is refused outright. Connections are pooled per host and closed together.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import re
@@ -68,6 +69,23 @@ class _Refuse(paramiko.MissingHostKeyPolicy):
         raise HostKeyUnknown(hostname, key)
 
 
+class QuietChannel:
+    """A channel used as the socket of an SSH connection inside it (a host reached through the
+    bastion). paramiko closes that socket from its own thread when the connection ends; if
+    the bastion's side is already gone the close would raise there, in a thread nobody
+    joins, and print a traceback over the screen. Here it is simply closed."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+    def close(self) -> None:
+        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+            self._channel.close()
+
+
 class SSHPool:
     """Connections by (address, port, user), opened through `jump` when given."""
 
@@ -80,7 +98,7 @@ class SSHPool:
         self._clients: dict[tuple[str, int, str], paramiko.SSHClient] = {}
         self._lock = threading.Lock()
 
-    def _client(self, target: Target, sock: paramiko.Channel | None = None
+    def _client(self, target: Target, sock: Any = None
                 ) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         if self.known_hosts.exists():
@@ -133,8 +151,8 @@ class SSHPool:
                 self._clients[(self.jump.address, self.jump.port, self.jump.user)] = bastion
                 jump_transport = bastion.get_transport()
                 assert jump_transport is not None
-                sock = jump_transport.open_channel(
-                    "direct-tcpip", (target.address, target.port), ("127.0.0.1", 0))
+                sock = QuietChannel(jump_transport.open_channel(
+                    "direct-tcpip", (target.address, target.port), ("127.0.0.1", 0)))
             client = self._client(target, sock)
             self._clients[key] = client
             return client
@@ -193,9 +211,11 @@ class SSHPool:
             client.close()
 
     def close(self) -> None:
+        """Every connection; the hosts' before the bastion's they run through."""
         with self._lock:
-            for client in self._clients.values():
-                client.close()
+            jump = (self.jump.address, self.jump.port, self.jump.user) if self.jump else None
+            for key in sorted(self._clients, key=lambda k: k == jump):
+                self._clients[key].close()
             self._clients.clear()
 
 
