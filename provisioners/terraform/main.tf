@@ -1,29 +1,43 @@
+# One VM per `vb` and `vs` host of the Ansible inventory: the hosts, their VMIDs, sizes and
+# hypervisors are read from it, never typed twice. jamtui targets a single node with
+# -target='proxmox_vm_qemu.node["<name>"]'.
+
 locals {
-  inventory = yamldecode(file("${path.module}/${var.inventory_file}"))
-  vars      = local.inventory.all.vars
+  inventory = yamldecode(file("${path.module}/../ansible/inventory.yml"))
+  lab       = local.inventory.all.vars
   groups    = local.inventory.all.children
-  # every vb and vs host of the inventory, with its variables
+
   nodes = merge(
-    { for name, h in try(local.groups.vb.hosts, {}) : name => merge(h, { group = "vb" }) },
-    { for name, h in try(local.groups.vs.hosts, {}) : name => merge(h, { group = "vs" }) },
+    { for name, host in try(local.groups.vb.hosts, {}) : name => merge(host, { group = "vb" }) },
+    { for name, host in try(local.groups.vs.hosts, {}) : name => merge(host, { group = "vs" }) },
   )
-  prefix_len = split("/", local.vars.lab_subnet)[1]
+
+  prefix_len = split("/", local.lab.lab_subnet)[1]
+  gateway    = coalesce(var.gateway, local.lab.lab_gateway)
+  # the internal DNS (the `dns` group), else the gateway
+  nameserver = try(values(local.groups.dns.hosts)[0].ansible_host, local.gateway)
 }
 
 resource "proxmox_vm_qemu" "node" {
   for_each = local.nodes
 
   name        = each.key
-  vmid        = each.value.vmid
+  description = "JamLab ${each.value.group} node, managed by Terraform from the Ansible inventory"
   target_node = each.value.hypervisor
+  vmid        = each.value.vmid
   clone       = var.template_name
   full_clone  = true
   agent       = 1
-  os_type     = "cloud-init"
-  cores       = each.value.cores
   memory      = each.value.memory
-  tags        = each.value.group
   scsihw      = "virtio-scsi-single"
+  tags        = each.value.group
+
+  start_at_node_boot = true
+
+  cpu {
+    cores   = each.value.cores
+    sockets = 1
+  }
 
   disks {
     scsi {
@@ -49,8 +63,10 @@ resource "proxmox_vm_qemu" "node" {
     bridge = var.bridge
   }
 
-  ipconfig0  = "ip=${each.value.ansible_host}/${local.prefix_len},gw=${local.vars.lab_gateway}"
-  nameserver = try(values(local.groups.dns.hosts)[0].ansible_host, local.vars.lab_gateway)
+  os_type    = "cloud-init"
+  ipconfig0  = "ip=${each.value.ansible_host}/${local.prefix_len},gw=${local.gateway}"
+  nameserver = local.nameserver
   sshkeys    = var.ssh_public_keys
   cipassword = var.cloudinit_password
+  skip_ipv6  = true
 }
