@@ -52,7 +52,8 @@ async def test_node_add_then_remove_through_the_cockpit(lab_engine: tuple[Lab, E
         assert form.query_one("#f-name", Input).value == "vs3"
         assert not form.query_one("#submit", Button).disabled
         await pilot.press("ctrl+s")
-        plan = await until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen,
+        plan = await until(pilot, lambda: isinstance(app.screen, PlanScreen)
+                           and app.screen.query("#plan-text") and app.screen,
                            timeout=20)
         shown = text_of(plan.query_one("#plan-text", Static).content)
         assert 'create  proxmox_vm_qemu.node["vs3"]' in shown
@@ -94,7 +95,8 @@ async def test_node_add_then_remove_through_the_cockpit(lab_engine: tuple[Lab, E
         await pilot.press("D")
         await until(pilot, lambda: type(app.screen).__name__ == "PromptScreen")
         await pilot.press(*"vs3", "enter")
-        plan = await until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen,
+        plan = await until(pilot, lambda: isinstance(app.screen, PlanScreen)
+                           and app.screen.query("#plan-text") and app.screen,
                            timeout=60)  # after the drain and the leave
         assert 'delete  proxmox_vm_qemu.node["vs3"]' in text_of(
             plan.query_one("#plan-text", Static).content)
