@@ -34,10 +34,7 @@ class _Server(paramiko.ServerInterface):
         return "publickey"
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        if key.get_name() == self.bastion.client_key.get_name() and \
-                key.asbytes() == self.bastion.client_key.asbytes():
-            return paramiko.AUTH_SUCCESSFUL
-        return paramiko.AUTH_FAILED
+        return self.bastion.authorise(key)
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
@@ -64,8 +61,7 @@ class _HostServer(paramiko.ServerInterface):
         return "publickey"
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        ok = key.asbytes() == self.bastion.client_key.asbytes()
-        return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+        return self.bastion.authorise(key)
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         return paramiko.OPEN_SUCCEEDED if kind == "session" else \
@@ -107,6 +103,12 @@ class LabBastion:
     @property
     def spec(self) -> str:
         return f"root@{self.address[0]}:{self.address[1]}"
+
+    def authorise(self, key: paramiko.PKey) -> int:
+        """The lab's one client key logs in, on the bastion and on every host behind it."""
+        same = key.get_name() == self.client_key.get_name() and \
+            key.asbytes() == self.client_key.asbytes()
+        return paramiko.AUTH_SUCCESSFUL if same else paramiko.AUTH_FAILED
 
     def host_at(self, address: str) -> str | None:
         """The name of the running host at that address, if one answers."""

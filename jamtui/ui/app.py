@@ -333,7 +333,7 @@ class JamApp(App[None]):
                     question = (f"{exc.host} is not a known host. Its {exc.key.get_name()} key "
                                 f"is {fingerprint(exc.key)}. Check it against the host, then "
                                 "accept it (it is added to known_hosts)?")
-                    if not self._ask_from_thread(question):
+                    if not self.ask_from_thread(ConfirmScreen(question)):
                         self.call_from_thread(self.notify, f"{host}: host key not accepted",
                                               severity="warning")
                         return
@@ -354,7 +354,8 @@ class JamApp(App[None]):
             title, [(title, make)], stderr_toggle=False,
             on_close=lambda: pool.release(target)))
 
-    def _ask_from_thread(self, question: str) -> bool:
+    def ask_from_thread(self, dialog: Any) -> bool:
+        """From a worker thread: show a yes/no dialog and wait for the operator's answer."""
         answer: list[bool] = []
         done = threading.Event()
 
@@ -362,7 +363,7 @@ class JamApp(App[None]):
             answer.append(bool(yes))
             done.set()
 
-        self.call_from_thread(self.push_screen, ConfirmScreen(question), answered)
+        self.call_from_thread(self.push_screen, dialog, answered)
         done.wait()
         return answer[0]
 
@@ -438,10 +439,10 @@ class JamApp(App[None]):
     def workflows(self) -> Any:
         """Node add/remove on this engine, plans shown in the cockpit."""
         from ..workflows.node import NodeWorkflows
-        from .workflow_view import ask_plan
+        from .workflow_view import PlanScreen
 
         return NodeWorkflows(self.engine.config, self.engine,
-                             lambda title, text: ask_plan(self, title, text))
+                             lambda title, text: self.ask_from_thread(PlanScreen(title, text)))
 
     def _node_workflow(self, name: str, vm: Any) -> None:
         from .workflow_view import open_node_add, open_node_remove

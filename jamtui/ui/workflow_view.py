@@ -320,20 +320,6 @@ def open_node_remove(app: JamApp, name: str) -> None:
                                  f"its inventory entry. Type {name} to confirm"), typed)
 
 
-def ask_plan(app: JamApp, title: str, text: str) -> bool:
-    """From a workflow's thread: show the plan and wait for the operator's answer."""
-    answer: list[bool] = []
-    answered = threading.Event()
-
-    def done(yes: bool | None) -> None:
-        answer.append(bool(yes))
-        answered.set()
-
-    app.call_from_thread(app.push_screen, PlanScreen(title, text), done)
-    answered.wait()
-    return answer[0]
-
-
 class WorkflowsScreen(Screen[None]):
     """`:workflows`: every journalled workflow, newest first; Enter opens it."""
 
