@@ -498,6 +498,63 @@ def add_node(path: str | Path, spec: NodeSpec) -> Inventory:
     return edit_inventory(path, change)
 
 
+class NodeInvalid(InventoryError):
+    """The node cannot be added: `errors` is field → what is wrong with it."""
+
+    def __init__(self, message: str, errors: dict[str, str]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+def add_proposed(path: str | Path, group: str, given: dict[str, Any] | None = None,
+                 before_write: Any = None, timeout: float = 10.0) -> tuple[Inventory, NodeSpec]:
+    """Propose the group's next node (name, IP, VMID, size, hypervisor; `given` fixes any of
+    them) and add it, both under the inventory's lock: two adds at once get different nodes,
+    and a value taken meanwhile is refused (NodeInvalid), nothing written.
+    `before_write(spec, text_before, text_after)` runs under the lock just before the file is
+    replaced (a workflow journals what it is about to write)."""
+    from dataclasses import replace
+
+    chosen: list[NodeSpec] = []
+
+    def change(inv: Inventory, text: str) -> str:
+        spec = replace(propose_node(inv, group), **(given or {}))
+        errors = validate_node(inv, spec)
+        if errors:
+            raise NodeInvalid(f"{inv.path}: cannot add {spec.name}: " + "; ".join(
+                f"{k}: {v}" for k, v in errors.items()), errors)
+        if is_ini(inv.path, text):
+            new = _ini_add(text, spec.group, _ini_host_line(spec.name, spec.host_vars()))
+        else:
+            new = _yaml_add(text, spec.group, spec.name, spec.host_vars())
+        if before_write is not None:
+            before_write(spec, text, new)
+        chosen.append(spec)
+        return new
+
+    return edit_inventory(path, change, timeout), chosen[0]
+
+
+def restore_inventory(path: str | Path, expected: str, original: str,
+                      timeout: float = 10.0) -> bool:
+    """Put back `original` byte for byte, under the lock, if the file is still exactly
+    `expected` (what we wrote); False, nothing written, if anyone changed it since."""
+    def change(inv: Inventory, text: str) -> str:
+        if text != expected:
+            raise _Changed()
+        return original
+
+    try:
+        edit_inventory(path, change, timeout)
+    except _Changed:
+        return False
+    return True
+
+
+class _Changed(Exception):
+    pass
+
+
 def remove_node(path: str | Path, name: str) -> Inventory:
     """Remove the host from every group; an absent host is not an error (idempotent)."""
     def change(inv: Inventory, text: str) -> str:

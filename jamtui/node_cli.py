@@ -5,12 +5,11 @@ step log lines to stdout."""
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import Any, TextIO
 
 from .config import Config
 from .engine import Engine
-from .inventory import InventoryError, load_inventory, propose_node, validate_node
+from .inventory import InventoryError, NodeInvalid
 from .workflows.journal import JournalError, list_journals
 from .workflows.node import NodeWorkflows
 from .workflows.runner import StepFailed
@@ -62,24 +61,23 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
     if state in ("done", "rolled-back"):
         print(f"{wf.kind} {wf.params.get('name', '')}: {state}", file=err)
         return 0
+    undo = "" if wf.rollback_refusal() else \
+        f", or undo with `jamtui node rollback {wf.id}`"
     print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {wf.message}\n"
-          f"resume with `jamtui node resume {wf.id}`, or undo with "
-          f"`jamtui node rollback {wf.id}`", file=err)
+          f"resume with `jamtui node resume {wf.id}`{undo}", file=err)
     return 1
 
 
 def _build(cfg: Config, flows: NodeWorkflows, args: Any, err: TextIO) -> Workflow | None:
     if args.node_command == "add":
-        inv = load_inventory(cfg.inventory)
-        spec = propose_node(inv, args.group)
+        # proposed and written under the inventory's lock: two adds at once get two nodes
         given = {f: getattr(args, f) for f in SPEC_FIELDS if getattr(args, f, None) is not None}
-        spec = replace(spec, **given)
-        errors = validate_node(inv, spec)
-        if errors:
-            for field, why in errors.items():
+        try:
+            return flows.add(group=args.group, given=given)
+        except NodeInvalid as exc:
+            for field, why in exc.errors.items():
                 print(f"jamtui node add: {field}: {why}", file=err)
             return None
-        return flows.add(spec)
     if args.node_command == "remove":
         if not args.yes:
             print(f"Removing {args.name} drains it, destroys its VM and deletes its inventory "
@@ -92,7 +90,7 @@ def _build(cfg: Config, flows: NodeWorkflows, args: Any, err: TextIO) -> Workflo
                 print("not confirmed: nothing done", file=err)
                 return None
         return flows.remove(args.name)
-    return flows.resume(args.id)
+    return flows.resume(args.id, "roll back" if args.node_command == "rollback" else "resume")
 
 
 def _printer(out: TextIO, err: TextIO) -> Any:

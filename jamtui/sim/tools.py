@@ -186,7 +186,11 @@ def _tf_apply(pve: Proxmox, args: list[str]) -> int:
                 "apply_start", hook={"resource": res, "action": "delete"})
             try:
                 node, vmid = ch["node"], ch["vmid"]
-                pve.wait(node, pve.call("POST", f"nodes/{node}/qemu/{vmid}/status/stop"))
+                # as the Proxmox provider does: stop only a VM that runs (Proxmox refuses to
+                # stop a stopped one), then destroy it
+                status = pve.call("GET", f"nodes/{node}/qemu/{vmid}/status/current") or {}
+                if status.get("status") != "stopped":
+                    pve.wait(node, pve.call("POST", f"nodes/{node}/qemu/{vmid}/status/stop"))
                 pve.wait(node, pve.call("DELETE", f"nodes/{node}/qemu/{vmid}"))
             except RuntimeError as exc:
                 return _tf_error("error deleting VM", str(exc), res["addr"])
@@ -323,13 +327,39 @@ def ansible_playbook(args: list[str]) -> int:
     return 4 if stats["dark"] else 2 if stats["failures"] else 0
 
 
+def _interrupted(tool: str, args: list[str]) -> int:
+    """What the real tools say and how they end on SIGINT (Ctrl-C): Terraform's JSON view logs
+    its interrupt notice and the cancellation and exits 1; Packer cancels the build and exits
+    1; ansible-playbook says "User interrupted execution" and exits 99. No traceback."""
+    if tool == "terraform":
+        _tf("info", "\nInterrupt received.\nPlease wait for Terraform to exit or data loss "
+            "may occur.\nGracefully shutting down...\n", "log")
+        _tf("info", "Stopping operation...", "log")
+        if args[:1] == ["apply"]:
+            _tf("info", "Apply cancelled", "log")
+        return 1
+    if tool == "packer":
+        _pk("proxmox.debian", "ui", "error", "Build 'proxmox.debian' errored after 0 seconds: "
+            "build was cancelled")
+        _pk("", "error-count", "1")
+        return 1
+    print("[ERROR]: User interrupted execution", file=sys.stderr)
+    return 99
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     tools = {"terraform": terraform, "packer": packer, "ansible-playbook": ansible_playbook}
     if not argv or argv[0] not in tools:
         print(f"usage: python -m jamtui.sim.tools {{{','.join(tools)}}} ARGS", file=sys.stderr)
         return 2
-    return tools[argv[0]](argv[1:])
+    try:
+        return tools[argv[0]](argv[1:])
+    except KeyboardInterrupt:
+        try:
+            return _interrupted(argv[0], argv[1:])
+        except (KeyboardInterrupt, OSError):
+            return 1
 
 
 if __name__ == "__main__":

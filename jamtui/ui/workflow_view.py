@@ -4,7 +4,8 @@ progress bar, the step log). The workflow runs in its own thread; this only draw
 
 from __future__ import annotations
 
-import threading
+import os
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
@@ -140,8 +141,15 @@ class PlanScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+# the workflows running in this process: `:workflows` opens the running one, not a copy
+LIVE: weakref.WeakValueDictionary[str, Workflow] = weakref.WeakValueDictionary()
+RESUMABLE = ("failed", "cancelled", "interrupted")
+
+
 class WorkflowScreen(Screen[None]):
-    """A workflow live: steps, progress, log. Esc leaves it running in the background."""
+    """A workflow live: steps, progress, log. Esc leaves it running in the background. One
+    running elsewhere (another jamtui, or opened from `:workflows`) is followed through its
+    journal. The log pane is the journal's screen lines, each shown once."""
 
     BINDINGS = [
         Binding("c", "cancel_workflow", "cancel"),
@@ -155,9 +163,12 @@ class WorkflowScreen(Screen[None]):
         super().__init__(name=f"workflow:{workflow.id}")
         self.workflow = workflow
         self._unobserve: Any = None
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
         self._dirty = True
+        self._offset = 0  # how far the screen lines are shown
+        self._partial = b""
+        self._journal_seen: tuple[int, int] | None = None
+        self._applies: dict[str, bool] = {}
+        self._was_live = False
 
     @property
     def jam(self) -> JamApp:
@@ -174,29 +185,64 @@ class WorkflowScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._unobserve = self.workflow.observe(self._observed)
-        log = self.query_one(Log)
-        for st in self.workflow.states.values():
-            log.write_lines(st.lines)
+        self._journal_seen = self._journal_stat()
+        self._flush()
         self.set_interval(0.1, self._flush)
+        self.set_interval(0.5, self._follow)
 
     def on_unmount(self) -> None:
         if self._unobserve:
             self._unobserve()
 
     def _observed(self, what: str, step: StepState | None, data: Any) -> None:
-        # from the workflow's thread: collect, the interval draws
-        with self._lock:
-            if what == "line" and step is not None:
-                self._lines.append(f"[{step.name}] {data}")
+        # from the workflow's thread: the interval draws
+        self._dirty = True
+
+    def _journal_stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.workflow.journal.dir / "journal.jsonl")
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _follow(self) -> None:
+        """Not running here: its journal is the truth, read again when it changes."""
+        if self.workflow.live:
+            return
+        seen = self._journal_stat()
+        if seen != self._journal_seen:
+            self._journal_seen = seen
+            try:
+                self.workflow.reload()
+            except (JournalError, OSError):
+                return
             self._dirty = True
 
+    def _new_lines(self) -> list[str]:
+        try:
+            with open(self.workflow.journal.screen_path, "rb") as fh:
+                fh.seek(self._offset)
+                data = fh.read(1 << 20)
+        except OSError:
+            return []
+        self._offset += len(data)
+        data, self._partial = self._partial + data, b""
+        if not data.endswith(b"\n"):
+            data, _, self._partial = data.rpartition(b"\n")
+        return data.decode("utf-8", errors="replace").splitlines()
+
     def _flush(self) -> None:
-        with self._lock:
-            lines, self._lines = self._lines, []
-            dirty, self._dirty = self._dirty, False
+        lines = self._new_lines()
+        live = self.workflow.live
+        dirty, self._dirty = self._dirty or live != self._was_live, False
+        self._was_live = live
         if lines:
             self.query_one(Log).write_lines(lines)
         if dirty:
+            applies = self._what_applies()
+            if applies != self._applies:
+                self._applies = applies
+                self.refresh_bindings()
             self.query_one("#wf-steps", Static).update(self.render_steps())
             done = sum(s.state in ("done", "skipped") for s in self.workflow.states.values())
             running = next((s for s in self.workflow.states.values() if s.state == "running"),
@@ -217,14 +263,36 @@ class WorkflowScreen(Screen[None]):
                           Text(st.message, style="red" if st.state == "failed" else "dim"))
         state_style = {"done": "green", "failed": "bold red", "cancelled": "yellow",
                        "rolled-back": "yellow"}.get(wf.state, "cyan")
-        hint = {"failed": "  r resume from the failed step · b roll back",
-                "cancelled": "  r resume · b roll back",
-                "interrupted": "  r resume · b roll back"}.get(wf.state, "")
-        table.add_row("", Text(wf.state, style=state_style), Text(wf.message + hint))
+        applies = self._applies or self._what_applies()
+        hints = []
+        if applies["resume"]:
+            hints.append("r resume the rollback" if wf.phase == "rollback"
+                         else "r resume from the failed step")
+        if applies["rollback"]:
+            hints.append("b roll back")
+        state = f"rollback {wf.state}" if wf.phase == "rollback" and wf.state != "rolled-back" \
+            else wf.state
+        table.add_row("", Text(state, style=state_style),
+                      Text(wf.message + ("  " + " · ".join(hints) if hints else "")))
         return table
 
+    def _what_applies(self) -> dict[str, bool]:
+        wf = self.workflow
+        stopped = wf.state in RESUMABLE and not wf.live
+        return {"cancel_workflow": wf.live and wf.state == "running",
+                "resume": stopped,
+                "rollback": stopped and wf.phase == "run" and not wf.rollback_refusal()}
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """c, r and b are shown only when they apply."""
+        if action in ("cancel_workflow", "resume", "rollback"):
+            if not self._applies:
+                self._applies = self._what_applies()
+            return self._applies.get(action, False)
+        return True
+
     def action_cancel_workflow(self) -> None:
-        if self.workflow.state != "running":
+        if not self._what_applies()["cancel_workflow"]:
             return
         from .screens import ConfirmScreen
 
@@ -233,23 +301,25 @@ class WorkflowScreen(Screen[None]):
                              lambda yes: self.workflow.cancel() if yes else None)
 
     def action_resume(self) -> None:
-        if self.workflow.state in ("failed", "cancelled", "interrupted"):
+        """Resume what stopped: the workflow, or its rollback if one began."""
+        if self._what_applies()["resume"]:
             try:
                 fresh = self.jam.workflows().resume(self.workflow.id)
             except REFUSED as exc:
                 self.notify(f"cannot resume: {exc}", severity="error", timeout=12)
                 return
+            LIVE[fresh.id] = fresh
             self.app.switch_screen(WorkflowScreen(fresh))
             fresh.start()
 
     def action_rollback(self) -> None:
-        if self.workflow.state not in ("failed", "cancelled", "interrupted") or \
-                not self.workflow.rollback_steps:
+        if not self._what_applies()["rollback"]:
             return
         from .screens import ConfirmScreen
 
         def go(yes: bool | None) -> None:
             if yes:
+                LIVE[self.workflow.id] = self.workflow
                 self.workflow.start(rollback=True)
                 self._dirty = True
 
@@ -301,6 +371,7 @@ def start_workflow(app: JamApp, build: Any) -> None:
     except REFUSED as exc:
         app.notify(str(exc), severity="error", timeout=12)
         return
+    LIVE[wf.id] = wf
     app.push_screen(WorkflowScreen(wf))
     wf.start()
 
@@ -343,6 +414,10 @@ class WorkflowsScreen(Screen[None]):
 
     def on_option_list_option_selected(self, event: Any) -> None:
         jam: JamApp = self.app  # type: ignore[assignment]
+        running = LIVE.get(str(event.option.id))
+        if running is not None and running.live:
+            jam.push_screen(WorkflowScreen(running))
+            return
         try:
             wf = jam.workflows().load(str(event.option.id))
         except Exception as exc:  # a bad journal is said, not raised

@@ -30,6 +30,7 @@ class Summary:
     started: float
     step: str  # the last step that started
     message: str
+    phase: str = "run"  # run | rollback (a rollback was started: resume continues it)
 
 
 class Journal:
@@ -80,6 +81,16 @@ class Journal:
         with open(self.log_path(step), "a", encoding="utf-8") as fh:
             fh.write(line.rstrip("\n") + "\n")
 
+    @property
+    def screen_path(self) -> Path:
+        """What the workflow screen's log pane shows, in order (`[step] line`): each line once,
+        never the tools' raw output (that is in the step's own log)."""
+        return self.dir / "screen.lines"
+
+    def show(self, step: str, line: str) -> None:
+        with open(self.screen_path, "a", encoding="utf-8") as fh:
+            fh.write(f"[{step}] " + line.rstrip("\n").replace("\n", " ") + "\n")
+
     def lock(self) -> None:
         """One runner at a time: a second `resume` of the same workflow is refused."""
         fd = open(self.dir / "lock", "a")  # noqa: SIM115 - held until unlock()
@@ -122,11 +133,22 @@ class Journal:
         return out
 
     def step_states(self) -> dict[str, dict[str, Any]]:
+        """Each step's last record in the current phase (after a rollback began: its steps)."""
+        entries = self.entries()
+        starts = [i for i, e in enumerate(entries) if e.get("type") == "rollback"]
         states: dict[str, dict[str, Any]] = {}
-        for e in self.entries():
+        for e in entries[starts[-1] if starts else 0:]:
             if e.get("type") == "step":
                 states[e["step"]] = e
         return states
+
+    def phase(self) -> str:
+        return "rollback" if any(e.get("type") == "rollback" for e in self.entries()) else "run"
+
+    def last(self, type_: str, **match: Any) -> dict[str, Any] | None:
+        """The last record of this type (with these fields), or None."""
+        return next((e for e in reversed(self.entries()) if e.get("type") == type_
+                     and all(e.get(k) == v for k, v in match.items())), None)
 
     def summary(self) -> Summary:
         entries = self.entries()
@@ -138,8 +160,9 @@ class Journal:
         else:
             state = "running" if self.is_locked() else "interrupted"
             message = last_step.get("message", "")
+        phase = "rollback" if any(e.get("type") == "rollback" for e in entries) else "run"
         return Summary(self.id, head.get("kind", ""), head.get("params", {}), state,
-                       head.get("at", 0.0), last_step.get("step", ""), message)
+                       head.get("at", 0.0), last_step.get("step", ""), message, phase)
 
 
 def workflows_dir(state_dir: str | Path) -> Path:

@@ -26,17 +26,17 @@ from ..engine import Engine
 from ..inventory import (
     InventoryError,
     NodeSpec,
-    add_node,
+    add_proposed,
     load_inventory,
     remove_node,
-    validate_node,
+    restore_inventory,
 )
 from ..model import Kind
 from ..sources.dns import resolve
 from ..sources.ssh import host_target, pool_for
 from .journal import Journal
 from .parsers import Event, ansible_line, packer_line, terraform_line
-from .runner import StepFailed, ToolRun, run_tool
+from .runner import Cancelled, StepFailed, ToolRun, run_tool, start_time
 from .workflow import Step, StepContext, Workflow
 
 ANSIBLE_CALLBACKS = Path(__file__).parent / "ansible_callback"
@@ -61,13 +61,50 @@ class NodeWorkflows:
 
     # -- building ----------------------------------------------------------------------------
 
-    def add(self, spec: NodeSpec) -> Workflow:
-        errors = validate_node(load_inventory(self.cfg.inventory), spec)
-        if errors:
-            raise InventoryError("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        params = {"name": spec.name, **asdict(spec)}
-        journal = Journal.create(self.prov.state_dir, "node-add", params)
-        return self._add(journal, spec)
+    def add(self, spec: NodeSpec | None = None, *, group: str = "",
+            given: dict[str, Any] | None = None) -> Workflow:
+        """A node add whose inventory entry is written now: `spec` as the operator chose it,
+        or the group's next node with `given` fixing some fields, proposed under the
+        inventory's lock (two adds at once get different nodes). Refused with the reasons
+        (NodeInvalid, nothing written) when a value is taken."""
+        if spec is not None:
+            group, given = spec.group, {k: v for k, v in asdict(spec).items() if k != "group"}
+        made: list[Journal] = []
+
+        def journal_it(chosen: NodeSpec, before: str, after: str) -> None:
+            journal = Journal.create(self.prov.state_dir, "node-add",
+                                     {"name": chosen.name, **asdict(chosen)})
+            made.append(journal)
+            self._journal_write(journal, chosen, before, after)
+
+        try:
+            inv, chosen = add_proposed(self.cfg.inventory, group, given, journal_it)
+        except (InventoryError, OSError) as exc:
+            if made:  # the journal was made, the write failed: said there too
+                made[0].record("step", step="inventory", state="failed", message=str(exc))
+                made[0].record("end", state="failed", message=str(exc))
+            raise
+        journal = made[0]
+        self._journal_written(journal, chosen, inv)
+        return self._add(journal, chosen)
+
+    def _journal_write(self, journal: Journal, spec: NodeSpec, before: str, after: str) -> None:
+        """Under the inventory's lock, before the file is replaced: the file as it was and as
+        it will be (a rejected plan puts it back byte for byte), and that this workflow writes
+        this entry (a rollback removes only an entry its own workflow wrote)."""
+        (journal.dir / "inventory.before").write_text(before, encoding="utf-8")
+        (journal.dir / "inventory.after").write_text(after, encoding="utf-8")
+        journal.record("step", step="inventory", state="running")
+        journal.record("inventory-write", name=spec.name, vars=spec.host_vars())
+
+    def _journal_written(self, journal: Journal, spec: NodeSpec, inv: Any) -> str:
+        self._inventory_changed(inv)
+        line = f"{spec.name}: " + ", ".join(f"{k}={v}" for k, v in spec.host_vars().items())
+        journal.log("inventory", line)
+        journal.show("inventory", line)
+        message = f"{spec.name} added to {inv.path}"
+        journal.record("step", step="inventory", state="done", message=message)
+        return message
 
     def remove(self, name: str) -> Workflow:
         inv = load_inventory(self.cfg.inventory)
@@ -81,11 +118,12 @@ class NodeWorkflows:
         journal = Journal.create(self.prov.state_dir, "node-remove", params)
         return self._remove(journal, params)
 
-    def resume(self, id_: str) -> Workflow:
-        """The workflow, to run again from the step that did not finish."""
+    def resume(self, id_: str, verb: str = "resume") -> Workflow:
+        """The workflow, to run again from the step that did not finish (of its rollback, if
+        one began)."""
         wf = self.load(id_)
         if wf.state in ("done", "rolled-back", "running"):
-            raise StepFailed(f"workflow {id_} is {wf.state}: nothing to resume")
+            raise StepFailed(f"workflow {id_} is {wf.state}: nothing to {verb}")
         return wf
 
     def load(self, id_: str) -> Workflow:
@@ -105,21 +143,26 @@ class NodeWorkflows:
         name = spec.name
         steps = [
             Step("inventory", f"add {name} to the inventory", lambda c: self._inv_add(c, spec)),
-            Step("template", "VM template (Packer, if missing)", self._template),
-            Step("plan", "Terraform plan", lambda c: self._plan(c, name, destroy=False)),
-            Step("apply", "Terraform apply", lambda c: self._apply(c, name), redo=("plan",)),
+            Step("template", "VM template (Packer, if missing)",
+                 lambda c: self._before_apply(c, spec, self._template)),
+            Step("plan", "Terraform plan", lambda c: self._before_apply(
+                c, spec, lambda c: self._plan(c, name, destroy=False))),
+            Step("apply", "Terraform apply", lambda c: self._apply(c, name, creates=spec.vmid),
+                 redo=("plan",)),
             Step("ssh", "wait for SSH", lambda c: self._wait_ssh(c, name)),
             Step("ansible", "Ansible", lambda c: self._ansible(c, self._limit(spec.group, name))),
             Step("verify", "verify it joined", lambda c: self._verify_joined(c, spec)),
         ]
+        # a rollback undoes only what this workflow's journal records as its own doing
         rollback = [
-            Step("destroy-plan", "Terraform destroy plan", lambda c: self._plan_if_exists(c, name)),
+            Step("destroy-plan", "Terraform destroy plan", lambda c: self._plan_own_vm(c, spec)),
             Step("destroy", "Terraform apply (destroy)", lambda c: self._apply(c, name),
                  redo=("destroy-plan",)),
-            Step("inventory", f"remove {name} from the inventory",
-                 lambda c: self._inv_remove(c, name)),
+            Step("uninventory", f"remove {name} from the inventory",
+                 lambda c: self._inv_unwrite(c, spec)),
         ]
-        return Workflow("node-add", asdict(spec), steps, journal, self.approver, rollback)
+        return Workflow("node-add", asdict(spec), steps, journal, self.approver, rollback,
+                        lambda: self._add_rollback_refusal(journal, spec))
 
     def _remove(self, journal: Journal, params: dict[str, Any]) -> Workflow:
         name, group = params["name"], params.get("group", "")
@@ -140,19 +183,122 @@ class NodeWorkflows:
     # -- steps -------------------------------------------------------------------------------
 
     def _inv_add(self, ctx: StepContext, spec: NodeSpec) -> str:
+        """Run only on a resume: the entry was written when the workflow was made, unless the
+        jamtui died while writing it or a rejected plan took it out again."""
+        journal = ctx.workflow.journal
         inv = load_inventory(self.cfg.inventory)
-        host = inv.host(spec.name)
-        if host is not None:
-            if str(host.address) == spec.ip and host.vars.get("vmid") == spec.vmid:
-                return f"{spec.name} already in {inv.path} (resumed)"
-            raise StepFailed(f"{spec.name} is already in {inv.path} with other values")
+        if self._wrote_entry(journal, spec) and self._entry_is(inv, spec):
+            return f"{spec.name} already in {inv.path} (written by this workflow)"
+        given = {k: v for k, v in asdict(spec).items() if k != "group"}
         try:
-            after = add_node(self.cfg.inventory, spec)
+            after, _ = add_proposed(self.cfg.inventory, spec.group, given,
+                                    lambda s, b, a: self._journal_write(journal, s, b, a))
         except InventoryError as exc:
             raise StepFailed(str(exc)) from None
         self._inventory_changed(after)
         ctx.log(f"{spec.name}: " + ", ".join(f"{k}={v}" for k, v in spec.host_vars().items()))
         return f"{spec.name} added to {after.path}"
+
+    # -- what this workflow did itself, by its journal ---------------------------------------
+
+    @staticmethod
+    def _wrote_entry(journal: Journal, spec: NodeSpec) -> bool:
+        """The journal says this workflow wrote the entry (and no rejected plan undid it)."""
+        wrote = journal.last("inventory-write", name=spec.name)
+        undone = journal.last("inventory-undone", name=spec.name)
+        return wrote is not None and (undone is None or undone["at"] < wrote["at"])
+
+    @staticmethod
+    def _entry_is(inv: Any, spec: NodeSpec) -> bool:
+        host = inv.host(spec.name)
+        return host is not None and all(host.vars.get(k) == v
+                                        for k, v in spec.host_vars().items())
+
+    @staticmethod
+    def _created_vm(journal: Journal, spec: NodeSpec) -> bool:
+        """This workflow's apply was started with a plan that creates the VM."""
+        return journal.last("vm-create", name=spec.name) is not None
+
+    def _add_rollback_refusal(self, journal: Journal, spec: NodeSpec) -> str:
+        if self._wrote_entry(journal, spec) or self._created_vm(journal, spec):
+            return ""
+        first = journal.step_states().get("inventory", {})
+        why = f" (its first step: {first['message']})" if first.get("message") else ""
+        return (f"nothing to roll back: workflow {journal.id} wrote no inventory entry and "
+                f"created no VM{why}; {spec.name} and its VM, if any, are not its own")
+
+    def _before_apply(self, ctx: StepContext, spec: NodeSpec,
+                      body: Callable[[StepContext], str]) -> str:
+        """A rejected or cancelled plan (or template build) applied nothing: the inventory is
+        put back as it was, on its own, and the workflow says so."""
+        try:
+            return body(ctx)
+        except Cancelled as exc:
+            undone = self._unwrite(ctx, spec)
+            raise Cancelled(f"{exc}; {undone}") from None
+
+    def _unwrite(self, ctx: StepContext, spec: NodeSpec) -> str:
+        journal = ctx.workflow.journal
+        if not self._wrote_entry(journal, spec):
+            return f"{spec.name} was not written to the inventory by this workflow"
+        inv = load_inventory(self.cfg.inventory)
+        if not self._entry_is(inv, spec):
+            return (f"{spec.name} in the inventory is not the entry this workflow wrote: "
+                    "left as it is")
+        try:
+            before = (journal.dir / "inventory.before").read_text(encoding="utf-8")
+            after = (journal.dir / "inventory.after").read_text(encoding="utf-8")
+            exact = restore_inventory(self.cfg.inventory, after, before)
+            result = remove_node(self.cfg.inventory, spec.name) if not exact else \
+                load_inventory(self.cfg.inventory)
+        except (InventoryError, OSError) as exc:
+            return f"{spec.name} could not be taken out of the inventory: {exc}"
+        self._inventory_changed(result)
+        message = (f"{spec.name} taken out of the inventory again" +
+                   (" (the file is as it was, byte for byte)" if exact else
+                    " (the file was edited since: only that entry removed)"))
+        ctx.log(message)
+        journal.record("inventory-undone", name=spec.name)
+        journal.record("step", step="inventory", state="undone", message=message)
+        st = ctx.workflow.states.get("inventory")
+        if st is not None:
+            st.state, st.message = "pending", message
+            ctx.workflow.emit("step", st, None)
+        return message
+
+    def _plan_own_vm(self, ctx: StepContext, spec: NodeSpec) -> str:
+        """The destroy plan, only for the VM this workflow's apply created."""
+        name = spec.name
+        if not self._created_vm(ctx.workflow.journal, spec):
+            self._planfile(ctx).unlink(missing_ok=True)
+            return "skipped: this workflow created no VM"
+        vm = self.engine.store.vm_named(name)
+        if vm is not None and vm.vmid != spec.vmid:
+            raise StepFailed(f"VM {name} is VMID {vm.vmid}, not the {spec.vmid} this workflow "
+                             "created: left alone")
+        # Terraform itself says what is left to destroy (the apply may have stopped half-way)
+        return self._plan(ctx, name, destroy=True)
+
+    def _inv_unwrite(self, ctx: StepContext, spec: NodeSpec) -> str:
+        journal = ctx.workflow.journal
+        if not self._wrote_entry(journal, spec):
+            return "skipped: this workflow wrote no inventory entry"
+        inv = load_inventory(self.cfg.inventory)
+        if inv.host(spec.name) is None:
+            return f"skipped: {spec.name} is not in the inventory"
+        if not self._entry_is(inv, spec):
+            raise StepFailed(f"{spec.name} in {inv.path} is not the entry this workflow wrote "
+                             f"({', '.join(f'{k}={v}' for k, v in spec.host_vars().items())}): "
+                             "left as it is")
+        try:
+            before = (journal.dir / "inventory.before").read_text(encoding="utf-8")
+            after_text = (journal.dir / "inventory.after").read_text(encoding="utf-8")
+        except OSError:
+            before = after_text = ""
+        if before and restore_inventory(self.cfg.inventory, after_text, before):
+            self._inventory_changed(load_inventory(self.cfg.inventory))
+            return f"{spec.name} removed from {inv.path} (the file is as it was before the add)"
+        return self._inv_remove(ctx, spec.name)
 
     def _inv_remove(self, ctx: StepContext, name: str) -> str:
         try:
@@ -199,29 +345,30 @@ class NodeWorkflows:
                               *(["-destroy"] if destroy else []),
                               f"-target={tf_address(name)}", f"-out={plan}")
         text, summary = describe_plan(run.events)
+        counts = next((e.data for e in reversed(run.events) if e.kind == "summary"), {})
+        if destroy and not any(counts.get(k, 0) for k in ("add", "change", "remove")):
+            plan.unlink(missing_ok=True)  # nothing to destroy: nothing to approve or apply
+            ctx.workflow.notes["nothing_to_destroy"] = True
+            return f"skipped: {summary}"
+        ctx.workflow.notes["plan_actions"] = {(e.data.get("action"), e.resource)
+                                              for e in run.events
+                                              if e.kind == "message" and e.data.get("action")}
         ctx.approve(f"Terraform plan for {name}", text)
         counts = next((e.data for e in reversed(run.events) if e.kind == "summary"), {})
         self._planned = sum(counts.get(k, 0) for k in ("add", "change", "remove"))
         return summary
 
-    def _plan_if_exists(self, ctx: StepContext, name: str) -> str:
-        vm = self.engine.store.vm_named(name)
-        if vm is None and not self._tf_has(name):
-            self._planfile(ctx).unlink(missing_ok=True)
-            return "skipped: no VM to destroy"
-        return self._plan(ctx, name, destroy=True)
-
-    def _tf_has(self, name: str) -> bool:
-        return (self.root / "terraform" / "terraform.tfstate").is_file() and \
-            f'"{name}"' in (self.root / "terraform" / "terraform.tfstate").read_text()
-
-    def _apply(self, ctx: StepContext, name: str) -> str:
+    def _apply(self, ctx: StepContext, name: str, creates: int | None = None) -> str:
         plan = self._planfile(ctx)
         if not plan.exists():
-            if ctx.step.name == "destroy":
+            if ctx.step.name == "destroy" or ctx.workflow.notes.get("nothing_to_destroy"):
                 return "skipped: nothing planned"
             raise StepFailed("no saved plan: the plan step must run first (resume reruns it)")
         total = max(1, self._planned)
+        if creates is not None and ("create", tf_address(name)) in ctx.workflow.notes.get(
+                "plan_actions", ()):
+            # journalled before it runs: a rollback may destroy only a VM its own apply made
+            ctx.workflow.journal.record("vm-create", name=name, vmid=creates)
 
         def count(event: Event) -> None:
             if event.kind == "done":  # one planned change applied
@@ -380,8 +527,21 @@ class NodeWorkflows:
             if on_event is not None:
                 on_event(event)
 
-        return run_tool(argv, parse=parse, cwd=cwd, env={**self._tool_env(), **(env or {})},
-                        on_line=ctx.raw, on_event=both, cancel=ctx.cancel)
+        journal, tool = ctx.workflow.journal, Path(argv[0]).name
+        started: list[tuple[int, int | None]] = []
+
+        def record(pid: int) -> None:
+            # pid and start time: a resume after a killed jamtui finds this very process
+            started.append((pid, start_time(pid)))
+            journal.record("tool", step=ctx.step.name, tool=tool, pid=pid, start=started[0][1])
+
+        try:
+            return run_tool(argv, parse=parse, cwd=cwd, env={**self._tool_env(), **(env or {})},
+                            on_line=ctx.raw, on_event=both, cancel=ctx.cancel, on_start=record)
+        finally:
+            if started:
+                journal.record("tool-end", step=ctx.step.name, pid=started[0][0],
+                               start=started[0][1])
 
     def _tool_env(self) -> dict[str, str]:
         """Credentials by the environment variables the tools and their Proxmox plugins read,

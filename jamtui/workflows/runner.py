@@ -46,6 +46,7 @@ def run_tool(
     on_event: Callable[[Event], None] = lambda event: None,
     cancel: threading.Event | None = None,
     grace: float = 10.0,
+    on_start: Callable[[int], None] = lambda pid: None,
 ) -> ToolRun:
     """Run the tool to its end; raise StepFailed (non-zero exit, with the tool's error events
     or its last lines) or Cancelled. stderr is merged into the parsed stream: the tools'
@@ -64,6 +65,12 @@ def run_tool(
     except PermissionError:
         raise StepFailed(f"{argv[0]}: not executable") from None
     run = ToolRun(argv, -1)
+    try:
+        on_start(proc.pid)  # journalled: a resume after a killed jamtui finds the tool
+    except BaseException:
+        _interrupt(proc, grace, threading.Event())
+        proc.wait()
+        raise
     tail: deque[str] = deque(maxlen=20)
     done = threading.Event()
 
@@ -109,3 +116,49 @@ def _interrupt(proc: subprocess.Popen[str], grace: float, done: threading.Event)
             return
         if done.wait(grace) or proc.poll() is not None:
             return
+
+
+# -- a tool left running by a jamtui that was killed ------------------------------------------
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks after boot, /proc/PID/stat field 22): with the
+    pid it names one process, never a later one that got the same pid. None when it is gone
+    (or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # the name may hold spaces and parentheses
+    if not fields or fields[0] in ("Z", "X"):
+        return None
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def alive(pid: int, started: int | None) -> bool:
+    return started is not None and start_time(pid) == started
+
+
+def stop_orphan(pid: int, started: int, grace: float, say: Callable[[str], None]) -> bool:
+    """Interrupt the tool's process group as one would at its terminal: SIGINT (Terraform
+    finishes what it is doing and saves its state), then SIGTERM; never SIGKILL (a killed
+    Terraform leaves its state lock). True when it is gone."""
+    import time
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if not alive(pid, started):
+            return True
+        say(f"sending {signal.Signals(sig).name} to its process group")
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return not alive(pid, started)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not alive(pid, started):
+                return True
+            time.sleep(0.1)
+    return not alive(pid, started)

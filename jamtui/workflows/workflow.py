@@ -13,7 +13,7 @@ from typing import Any
 
 from .journal import Journal, JournalError
 from .parsers import Event
-from .runner import Cancelled, StepFailed
+from .runner import Cancelled, StepFailed, alive, stop_orphan
 
 
 @dataclass
@@ -38,6 +38,7 @@ class StepContext:
 
     def log(self, line: str) -> None:
         self.workflow.journal.log(self.step.name, line)
+        self.workflow.journal.show(self.step.name, line)
         self.step.lines.append(line)
         del self.step.lines[:-500]
         self.workflow.emit("line", self.step, line)
@@ -100,25 +101,41 @@ class Workflow:
 
     def __init__(self, kind: str, params: dict[str, Any], steps: list[Step], journal: Journal,
                  approver: Callable[[str, str], bool] | None = None,
-                 rollback_steps: list[Step] | None = None) -> None:
+                 rollback_steps: list[Step] | None = None,
+                 rollback_check: Callable[[], str] | None = None) -> None:
         self.kind = kind
         self.params = params
         self.steps = steps
         self.rollback_steps = rollback_steps or []
+        self.rollback_check = rollback_check or (lambda: "")
         self.journal = journal
         self.approver = approver or (lambda title, text: False)
         self.cancel_event = threading.Event()
-        self.states = {s.name: StepState(s.name, s.title) for s in steps}
+        self.phase = "run"  # run | rollback: what `run()` (and a resume) continues
+        self.orphan_grace = 10.0  # how long a left-over tool gets per signal
+        self.notes: dict[str, Any] = {}  # what one step tells a later one in the same run
         self.state = "pending"  # pending | running | done | failed | cancelled | rolled-back
         self.message = ""
         self._observers: list[Observer] = []
         self._thread: threading.Thread | None = None
-        self._load(journal)
+        self.reload()
+
+    def reload(self) -> None:
+        """Where the journal leaves it (read again: the screen follows a workflow another
+        jamtui runs this way)."""
+        self.phase = self.journal.phase()
+        steps = self._phase_steps()
+        self.states = {s.name: StepState(s.name, s.title) for s in steps}
+        self.state, self.message = "pending", ""
+        self._load(self.journal)
         self._reset_redo(steps)
+
+    def _phase_steps(self) -> list[Step]:
+        return self.rollback_steps if self.phase == "rollback" else self.steps
 
     def _load(self, journal: Journal) -> None:
         """Where the journal left it: done steps stay done; one that was running when its
-        jamtui died is `interrupted`; the last lines of each step's log, for the screen."""
+        jamtui died is `interrupted`; one undone (a rejected plan's inventory entry) is to do."""
         if len(journal.entries()) == 1:
             return
         summary = journal.summary()
@@ -131,13 +148,13 @@ class Workflow:
             st.state, st.message = entry.get("state", "pending"), entry.get("message", "")
             if st.state == "running":
                 st.state = "interrupted" if summary.state == "interrupted" else "running"
-            path = journal.log_path(name)
-            if path.exists():
-                st.lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[-500:]
+            elif st.state == "undone":
+                st.state = "pending"
 
     def _reset_redo(self, steps: list[Step]) -> None:
         for step in steps:
-            if self.states[step.name].state not in ("done", "skipped"):
+            if step.name in self.states and \
+                    self.states[step.name].state not in ("done", "skipped"):
                 for name in step.redo:
                     if name in self.states:
                         self.states[name].state = "pending"
@@ -173,20 +190,43 @@ class Workflow:
     def cancel(self) -> None:
         self.cancel_event.set()
 
+    @property
+    def live(self) -> bool:
+        """Running in this process (its thread): cancellable from here."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def rollback_refusal(self) -> str:
+        """Why this workflow cannot be rolled back ('' when it can)."""
+        if not self.rollback_steps:
+            return f"a {self.kind} cannot be rolled back; run the opposite workflow"
+        return self.rollback_check()
+
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
 
     def run(self) -> str:
+        """Run, or resume, the workflow's current phase: after a rollback began, the rollback."""
+        if self.phase == "rollback":
+            return self._run(self.rollback_steps, "rolled-back")
         return self._run(self.steps, "done")
 
     def rollback(self) -> str:
-        """Undo what the workflow did, as far as it got (its rollback steps, in order)."""
-        if not self.rollback_steps:
-            raise StepFailed(f"a {self.kind} cannot be rolled back; run the opposite workflow")
+        """Undo what the workflow did itself, as its journal records, as far as it got (its
+        rollback steps, in order); refused, with the reason, when it did nothing to undo."""
+        if self.phase == "rollback":
+            return self.run()
+        why = self.rollback_refusal()
+        if why:
+            raise StepFailed(why)
+        self.journal.lock()
+        try:
+            self.journal.record("rollback")
+        finally:
+            self.journal.unlock()
+        self.phase = "rollback"
         self.states = {s.name: StepState(s.name, s.title) for s in self.rollback_steps}
         self.cancel_event.clear()
-        self.journal.record("rollback")
         return self._run(self.rollback_steps, "rolled-back")
 
     def _run(self, steps: list[Step], success: str) -> str:
@@ -194,6 +234,8 @@ class Workflow:
         self.state = "running"
         self.emit("workflow", None, self.state)
         try:
+            if not self._stop_orphans():
+                return self.state
             for step in steps:
                 st = self.states[step.name]
                 if st.state in ("done", "skipped"):
@@ -229,10 +271,46 @@ class Workflow:
         self.emit("step", st, None)
         return True
 
+    def _stop_orphans(self) -> bool:
+        """A tool a killed jamtui left running (its own process group, by design) is found by
+        the pid and start time journalled when it started, and interrupted before any step
+        runs again: real Terraform would otherwise meet its own state lock. Said in the log of
+        the step it belonged to; if it will not end, the workflow fails and says why."""
+        ended = {(e.get("pid"), e.get("start")) for e in self.journal.entries()
+                 if e.get("type") == "tool-end"}
+        for e in self.journal.entries():
+            if e.get("type") != "tool" or (e.get("pid"), e.get("start")) in ended:
+                continue
+            pid, started = int(e.get("pid", 0)), e.get("start")
+            if not pid or not alive(pid, started):
+                continue
+            st = self.states.get(e.get("step", "")) or StepState(e.get("step", "?"), "")
+
+            def say(text: str, st: StepState = st) -> None:
+                self.journal.log(st.name, text)
+                self.journal.show(st.name, text)
+                self.emit("line", st, text)
+
+            tool = e.get("tool", "the tool")
+            say(f"{tool} (pid {pid}) is still running from a jamtui that ended: stopping it "
+                "before the step runs again")
+            if stop_orphan(pid, started, self.orphan_grace, say):
+                say(f"{tool} (pid {pid}) has ended")
+                self.journal.record("tool-end", step=st.name, pid=pid, start=started,
+                                    rc=None, orphan=True)
+                continue
+            st.state = "failed"
+            self._end("failed", f"{tool} (pid {pid}) from an earlier run is still running "
+                      "after SIGINT and SIGTERM: not running the step again beside it "
+                      f"(end it, then resume)")
+            return False
+        return True
+
     def _fail(self, st: StepState, state: str, message: str) -> bool:
         st.state, st.message, st.ended = state, message, time.time()
         ctx_line = f"{state}: {message}"
         self.journal.log(st.name, ctx_line)
+        self.journal.show(st.name, ctx_line)
         self.journal.record("step", step=st.name, state=state, message=message)
         self.emit("step", st, None)
         self._end(state, f"{st.title}: {message}")

@@ -161,11 +161,17 @@ def test_a_rejected_plan_applies_nothing(labcfg: tuple[Lab, Config], engine: Eng
         shown.append(text)
         return False
 
+    before = Path(cfg.inventory).read_bytes()
     wf = NodeWorkflows(cfg, engine, reject).add(propose_node(load_inventory(cfg.inventory), "vb"))
     assert wf.run() == "cancelled"
     assert shown and 'create  proxmox_vm_qemu.node["vb3"]' in shown[0]
-    assert wf.states["plan"].message == "plan rejected: nothing applied"
+    assert wf.states["plan"].message.startswith("plan rejected: nothing applied; vb3 taken out "
+                                                "of the inventory again")
     assert vm_named(lab, "vb3") is None
+    # "nothing applied" is true: the inventory is as it was, byte for byte, on its own
+    assert Path(cfg.inventory).read_bytes() == before
+    assert propose_node(load_inventory(cfg.inventory), "vb").name == "vb3"
+    assert "nothing to roll back" in wf.rollback_refusal()
 
 
 def test_cancel_interrupts_the_running_tool(labcfg: tuple[Lab, Config],
