@@ -9,12 +9,13 @@ from pathlib import Path
 from textual.widgets import Button, Input, Label, Static
 
 from jamtui.engine import Engine
-from jamtui.inventory import load_inventory
+from jamtui.inventory import load_inventory, propose_node
 from jamtui.model import Kind
 from jamtui.sim.lab import Lab
 from jamtui.ui.app import JamApp
 from jamtui.ui.log_view import LogLines, LogScreen
 from jamtui.ui.workflow_view import NodeAddScreen, PlanScreen, WorkflowScreen, WorkflowsScreen
+from jamtui.workflows.node import NodeWorkflows
 from tests.ui.test_cockpit import focus_row, pane, ready, text_of, until
 
 
@@ -120,6 +121,7 @@ async def test_node_add_then_remove_through_the_cockpit(lab_engine: tuple[Lab, E
 
 async def test_a_rejected_plan_leaves_the_lab_alone(lab_engine: tuple[Lab, Engine]) -> None:
     lab, engine = lab_engine
+    before = Path(engine.config.inventory).read_bytes()
     app = JamApp(engine)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
@@ -133,9 +135,89 @@ async def test_a_rejected_plan_leaves_the_lab_alone(lab_engine: tuple[Lab, Engin
                              and app.screen)
         await until(pilot, lambda: screen.workflow.state == "cancelled", timeout=10)
         assert lab.call(lambda: [v for v in lab.world.vms.values() if v.name == "vs3"]) == []
-        # roll back: the inventory entry goes too
+        # "nothing applied" is true: the entry is gone again, the file as it was, on its own
+        assert Path(engine.config.inventory).read_bytes() == before
+        assert load_inventory(engine.config.inventory).host("vs3") is None
+        # so there is nothing to roll back: `b` is not offered, `r` (plan again) is
+        await until(pilot, lambda: "r" in screen.active_bindings)
+        assert "b" not in screen.active_bindings and "c" not in screen.active_bindings
+        await pilot.press("b")
+        await pilot.pause(0.2)
+        assert app.screen is screen
+
+
+def pane_lines(screen: WorkflowScreen) -> list[str]:
+    return list(screen.query_one("#wf-log").lines)
+
+
+async def test_the_workflow_screen_follows_the_journal_and_resumes_cleanly(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    cfg = engine.config
+    lab.call(setattr, lab.world, "boot_delay", 60.0)  # the new VM does not answer on SSH
+    # a workflow this screen does not run (as in another jamtui): followed by its journal
+    elsewhere = NodeWorkflows(cfg, engine, lambda title, text: True).add(
+        propose_node(load_inventory(cfg.inventory), "vb"))
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("colon", *"workflows", "enter")
+        await until(pilot, lambda: isinstance(app.screen, WorkflowsScreen))
+        elsewhere.start()
+        await pilot.press("enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, WorkflowScreen)
+                             and app.screen)
+        assert screen.workflow is not elsewhere
+
+        def steps() -> str:
+            return text_of(screen.query_one("#wf-steps", Static).content)
+
+        await until(pilot, lambda: "Creation complete" in steps()
+                    or screen.workflow.states["ssh"].state == "running", timeout=60)
+        await until(pilot, lambda: screen.workflow.states["ssh"].state == "running",
+                    timeout=30)
+        assert screen.workflow.states["apply"].state == "done"
+        await until(pilot, lambda: any(line.startswith("[apply] ") for line in
+                                       pane_lines(screen)))
+        # not running here: it cannot be cancelled, resumed or rolled back from this screen
+        assert not {"c", "r", "b"} & set(screen.active_bindings)
+        elsewhere.cancel()
+        elsewhere.join(30)
+        await until(pilot, lambda: screen.workflow.state == "cancelled", timeout=10)
+        await until(pilot, lambda: {"r", "b"} <= set(screen.active_bindings))
+        assert "c" not in screen.active_bindings
+        history = pane_lines(screen)
+        assert history and not any('"@level"' in line for line in history)
+
+        # r: resumed here; the pane shows the history once, then the new lines
+        await pilot.press("r")
+        resumed = await until(pilot, lambda: isinstance(app.screen, WorkflowScreen)
+                              and app.screen is not screen and app.screen)
+        await until(pilot, lambda: resumed.workflow.states["ssh"].state == "running",
+                    timeout=60)
+        await until(pilot, lambda: "c" in resumed.active_bindings)
+        assert not {"r", "b"} & set(resumed.active_bindings)
+        await pilot.press("c")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
+        await until(pilot, lambda: resumed.workflow.state == "cancelled", timeout=30)
+        await pilot.pause(0.3)
+        lines = pane_lines(resumed)
+        assert lines[:len(history)] == history
+        assert sum(line.startswith("[inventory] vb3: ") for line in lines) == 1
+        assert not any('"@level"' in line for line in lines)
+
+        # b: the rollback destroys the VM this workflow made and its entry
+        await until(pilot, lambda: "b" in resumed.active_bindings)
         await pilot.press("b")
         await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
         await pilot.press("y")
-        await until(pilot, lambda: screen.workflow.state == "rolled-back", timeout=30)
-        assert load_inventory(engine.config.inventory).host("vs3") is None
+        plan = await until(pilot, lambda: isinstance(app.screen, PlanScreen)
+                           and app.screen.query("#plan-text") and app.screen, timeout=30)
+        assert 'delete  proxmox_vm_qemu.node["vb3"]' in text_of(
+            plan.query_one("#plan-text", Static).content)
+        await pilot.press("y")
+        await until(pilot, lambda: resumed.workflow.state == "rolled-back", timeout=60)
+        assert lab.call(lambda: [v for v in lab.world.vms.values() if v.name == "vb3"]) == []
+        assert load_inventory(cfg.inventory).host("vb3") is None
+        await until(pilot, lambda: not {"c", "r", "b"} & set(resumed.active_bindings))
