@@ -25,7 +25,9 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
         return 2
     if args.node_command == "list":
         for s in list_journals(cfg.provisioning.state_dir):
-            print(f"{s.id}  {s.state:<12} {s.step:<10} {s.message}", file=out)
+            state = f"rollback {s.state}" if s.phase == "rollback" and \
+                s.state != "rolled-back" else s.state
+            print(f"{s.id}  {state:<12} {s.step:<10} {s.message}", file=out)
         return 0
     engine = Engine(cfg)
     engine.start()
