@@ -42,6 +42,12 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
             return ask("Apply this plan? Only 'yes' is accepted: ").strip() == "yes"
         except EOFError:
             return False
+        except KeyboardInterrupt:  # Ctrl-C at the question: the plan is not applied
+            print("\n(interrupted: not applied)", file=err)
+            interrupted.append(True)
+            return False
+
+    interrupted: list[bool] = []
 
     flows = NodeWorkflows(cfg, engine, approve)
     try:
@@ -63,6 +69,9 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
     if state in ("done", "rolled-back"):
         print(f"{wf.kind} {wf.params.get('name', '')}: {state}", file=err)
         return 0
+    if interrupted:
+        print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {wf.message}", file=err)
+        return 130
     undo = "" if wf.rollback_refusal() else \
         f", or undo with `jamtui node rollback {wf.id}`"
     print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {wf.message}\n"

@@ -96,9 +96,8 @@ def run_tool(
     finally:
         done.set()
         watcher.join(grace * 3)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # left by an exception here (Ctrl-C in the CLI)
+            _stop(proc, grace)
     run.tail = list(tail)
     if cancel.is_set():
         raise Cancelled(f"{Path(argv[0]).name} cancelled (exit {run.rc})")
@@ -106,6 +105,22 @@ def run_tool(
         words = run.errors() or [t for t in run.tail if t.strip()][-3:] or ["no output"]
         raise StepFailed(f"{Path(argv[0]).name} exited with {run.rc}: " + "; ".join(words))
     return run
+
+
+def _stop(proc: subprocess.Popen[str], grace: float) -> None:
+    """As at a terminal: SIGINT (Terraform saves its state and releases its lock), then
+    SIGTERM, SIGKILL only as the last resort."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.wait()
 
 
 def _interrupt(proc: subprocess.Popen[str], grace: float, done: threading.Event) -> None:

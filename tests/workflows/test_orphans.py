@@ -127,3 +127,24 @@ def test_a_reused_pid_is_left_alone(tmp_path: Path) -> None:
     finally:
         os.killpg(other.pid, signal.SIGKILL)
         other.wait(10)
+
+
+def test_ctrl_c_in_jamtui_interrupts_its_tool_gracefully(tmp_path: Path) -> None:
+    """Ctrl-C in `jamtui node …` reaches jamtui only (the tool has its own process group):
+    the tool is then sent SIGINT, as at a terminal, never killed outright (a killed Terraform
+    leaves its state lock)."""
+    import pytest
+
+    from jamtui.workflows.runner import run_tool
+
+    tool, marks = tmp_path / "tool.py", tmp_path / "marks"
+    tool.write_text(TOOL.replace('note(f"started {os.getpid()}")',
+                                 'note(f"started {os.getpid()}"); print("up", flush=True)'))
+
+    def line(text: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tool([sys.executable, str(tool), str(marks), "INTERRUPT"], parse=lambda text: None,
+                 on_line=line, grace=5.0)
+    assert "SIGINT" in marks.read_text()

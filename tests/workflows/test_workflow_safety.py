@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -167,3 +168,29 @@ def test_cancel_during_apply_ends_the_tool_as_terraform_does(labcfg: tuple[Lab, 
     assert wf.rollback() == "rolled-back", wf.message
     assert vm_named(lab, "vb3") is None
     assert Path(cfg.inventory).read_text() == before
+
+
+def test_ctrl_c_at_the_plan_question_applies_nothing(labcfg: tuple[Lab, Config]) -> None:
+    lab, cfg = labcfg
+    inventory = Path(cfg.inventory)
+    before = inventory.read_bytes()
+    env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV or k.startswith(
+        ("NOMAD_", "CONSUL_", "PROXMOX_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "jamtui", "--config", str(cfg.path), "node",
+                             "add", "--group", "vs"], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stdout.read(1), "")),
+                              daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: "Apply this plan?" in "".join(seen), timeout=60, step=0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "plan rejected: nothing applied" in err
+    assert inventory.read_bytes() == before
+    assert vm_named(lab, "vs3") is None
