@@ -68,8 +68,7 @@ def run_tool(
     try:
         on_start(proc.pid)  # journalled: a resume after a killed jamtui finds the tool
     except BaseException:
-        _interrupt(proc, grace, threading.Event())
-        proc.wait()
+        _stop(proc, grace)
         raise
     tail: deque[str] = deque(maxlen=20)
     done = threading.Event()

@@ -162,6 +162,10 @@ def test_cancel_during_apply_ends_the_tool_as_terraform_does(labcfg: tuple[Lab, 
     assert "Interrupt received." in log and "Apply cancelled" in log
     assert "Traceback" not in log and "KeyboardInterrupt" not in log
     assert "terraform cancelled (exit 1)" in wf.states["apply"].message
+    # the tool's pid and start time were journalled (a resume after a killed jamtui finds it)
+    tool = wf.journal.last("tool", step="apply")
+    assert tool is not None and tool["tool"] == "terraform" and tool["start"] > 0
+    assert wf.journal.last("tool-end", pid=tool["pid"], start=tool["start"]) is not None
     # the apply began: the rollback may destroy what it made, and does
     wait_for(lambda: (v := vm_named(lab, "vb3")) is None or v.lock is None, timeout=10)
     assert wf.rollback_refusal() == ""
