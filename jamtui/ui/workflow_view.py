@@ -143,7 +143,7 @@ class PlanScreen(ModalScreen[bool]):
 
 # the workflows running in this process: `:workflows` opens the running one, not a copy
 LIVE: weakref.WeakValueDictionary[str, Workflow] = weakref.WeakValueDictionary()
-RESUMABLE = ("failed", "cancelled", "interrupted")
+RESUMABLE = ("failed", "cancelled", "interrupted", "pending")
 
 
 class WorkflowScreen(Screen[None]):

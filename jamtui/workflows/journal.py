@@ -26,7 +26,7 @@ class Summary:
     id: str
     kind: str
     params: dict[str, Any]
-    state: str  # running | done | failed | cancelled | rolled-back | interrupted
+    state: str  # pending | running | done | failed | cancelled | rolled-back | interrupted
     started: float
     step: str  # the last step that started
     message: str
@@ -157,8 +157,14 @@ class Journal:
         end = next((e for e in reversed(entries) if e.get("type") == "end"), None)
         if end is not None:
             state, message = end.get("state", "done"), end.get("message", "")
+        elif self.is_locked():
+            state, message = "running", last_step.get("message", "")
         else:
-            state = "running" if self.is_locked() else "interrupted"
+            # never run (made, its inventory entry written, not started yet) or cut short
+            started = any(e.get("type") == "run" or (e.get("type") == "step" and
+                                                     e.get("step") != "inventory")
+                          for e in entries)
+            state = "interrupted" if started else "pending"
             message = last_step.get("message", "")
         phase = "rollback" if any(e.get("type") == "rollback" for e in entries) else "run"
         return Summary(self.id, head.get("kind", ""), head.get("params", {}), state,

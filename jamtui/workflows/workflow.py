@@ -234,6 +234,7 @@ class Workflow:
         self.state = "running"
         self.emit("workflow", None, self.state)
         try:
+            self.journal.record("run", phase=self.phase)
             if not self._stop_orphans():
                 return self.state
             for step in steps:

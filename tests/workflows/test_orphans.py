@@ -148,3 +148,15 @@ def test_ctrl_c_in_jamtui_interrupts_its_tool_gracefully(tmp_path: Path) -> None
         run_tool([sys.executable, str(tool), str(marks), "INTERRUPT"], parse=lambda text: None,
                  on_line=line, grace=5.0)
     assert "SIGINT" in marks.read_text()
+
+
+def test_a_workflow_made_but_not_started_is_pending_not_interrupted(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "state", "test", {"name": "x"})
+    journal.record("step", step="inventory", state="running")
+    journal.record("step", step="inventory", state="done")
+    assert journal.summary().state == "pending"
+    wf = Workflow("test", {}, [Step("inventory", "i", lambda c: "x"),
+                               Step("apply", "a", lambda c: "applied")], journal)
+    assert wf.state == "pending" and wf.states["inventory"].state == "done"
+    assert wf.run() == "done"
+    assert journal.summary().state == "done"
