@@ -365,15 +365,23 @@ def open_node_add(app: JamApp) -> None:
 
 
 def start_workflow(app: JamApp, build: Any) -> None:
-    """Build the workflow (refused input is said, nothing starts), show it, run it."""
-    try:
-        wf = build(app.workflows())
-    except REFUSED as exc:
-        app.notify(str(exc), severity="error", timeout=12)
-        return
-    LIVE[wf.id] = wf
-    app.push_screen(WorkflowScreen(wf))
-    wf.start()
+    """Build the workflow in a thread (an add writes its inventory entry under the file's
+    lock, which another editor may hold a moment), then show it and run it; refused input is
+    said, nothing starts."""
+    def show(wf: Workflow) -> None:
+        LIVE[wf.id] = wf
+        app.push_screen(WorkflowScreen(wf))
+        wf.start()
+
+    def built() -> None:
+        try:
+            wf = build(app.workflows())
+        except REFUSED as exc:
+            app.call_from_thread(app.notify, str(exc), severity="error", timeout=12)
+            return
+        app.call_from_thread(show, wf)
+
+    app.run_worker(built, thread=True, group="workflow-build", exit_on_error=False)
 
 
 def open_node_remove(app: JamApp, name: str) -> None:

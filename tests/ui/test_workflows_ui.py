@@ -9,12 +9,13 @@ from pathlib import Path
 from textual.widgets import Button, Input, Label, Static
 
 from jamtui.engine import Engine
-from jamtui.inventory import load_inventory, propose_node
+from jamtui.inventory import add_proposed, load_inventory, propose_node
 from jamtui.model import Kind
 from jamtui.sim.lab import Lab
 from jamtui.ui.app import JamApp
 from jamtui.ui.log_view import LogLines, LogScreen
 from jamtui.ui.workflow_view import NodeAddScreen, PlanScreen, WorkflowScreen, WorkflowsScreen
+from jamtui.workflows.journal import list_journals
 from jamtui.workflows.node import NodeWorkflows
 from tests.ui.test_cockpit import focus_row, pane, ready, text_of, until
 
@@ -125,6 +126,17 @@ async def test_a_rejected_plan_leaves_the_lab_alone(lab_engine: tuple[Lab, Engin
     app = JamApp(engine)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
+        pane(app, Kind.VM).table.focus()
+        # another editor takes vs3 while the form proposes it: refused when written, said
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, NodeAddScreen))
+        add_proposed(engine.config.inventory, "vs")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: any("vs3 is already in the inventory" in str(n.message)
+                                       for n in app._notifications), timeout=10)
+        assert not isinstance(app.screen, WorkflowScreen)
+        assert list_journals(engine.config.provisioning.state_dir) == []
+        Path(engine.config.inventory).write_bytes(before)
         pane(app, Kind.VM).table.focus()
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, NodeAddScreen))
