@@ -4,6 +4,7 @@ the reason (TLS, token, wrong service on the port)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,16 @@ import requests
 
 from .config import Config, Secret
 from .inventory import InventoryError, load_inventory
-from .sources.base import scrub, tls_verify
+from .sources.base import scrub
+from .sources.tls import (
+    EXPIRY_WARNING_DAYS,
+    TLSSettings,
+    expiry_words,
+    read_peer_cert,
+    tls_failure,
+    tls_kind,
+    when,
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +36,7 @@ class Finding:
 
 def run_doctor(cfg: Config, timeout: float = 5.0) -> list[Finding]:
     findings = list(_config_findings(cfg))
-    for check in (_proxmox, _nomad, _consul, _fabio, _haproxy):
+    for check in (_proxmox, _nomad, _consul, _fabio, _haproxy, _frontend):
         findings.extend(check(cfg, timeout))
     secrets = [cfg.nomad.token, cfg.consul.token, cfg.proxmox.token_secret]
     return [Finding(f.backend, f.ok, scrub(f.detail, secrets), scrub(f.fix, secrets))
@@ -55,38 +65,86 @@ def _config_findings(cfg: Config) -> Iterator[Finding]:
         if section.insecure:
             yield Finding(name, False, "TLS verification is turned off (insecure = true)",
                           "remove `insecure`, and set ca_file to the CA that signed it")
+        for key in ("client_cert", "client_key"):
+            path = getattr(section, key, "")
+            if path and not Path(path).is_file():
+                yield Finding(name, False, f"{key} {path} does not exist",
+                              f"point [{name}] {key} at the client certificate's PEM file")
 
 
-def _get(url: str, verify: bool | str, timeout: float, headers: dict[str, str] | None = None,
+def _get(url: str, tls: TLSSettings, timeout: float, headers: dict[str, str] | None = None,
          ) -> requests.Response:
-    return requests.get(url, headers=headers or {}, verify=verify, timeout=timeout)
+    with tls.session() as session:
+        return session.get(url, headers=headers or {}, verify=tls.verify, timeout=timeout)
 
 
-def _probe(backend: str, url: str, verify: bool | str, timeout: float,
+def _probe(backend: str, url: str, tls: TLSSettings, timeout: float,
            headers: dict[str, str], token_fix: str, ca_fix: str,
-           read: Callable[[requests.Response], str]) -> Finding:
-    """Reachable → TLS verifies → token accepted → the version it reports."""
+           read: Callable[[requests.Response], str]) -> list[Finding]:
+    """Reachable → TLS verifies → token accepted → the version it reports; then how long
+    its certificate has left."""
     try:
-        resp = _get(url, verify, timeout, headers)
-    except requests.exceptions.SSLError as exc:
-        return Finding(backend, False, f"TLS does not verify for {url}: {_short(exc)}", ca_fix)
-    except requests.exceptions.ConnectionError as exc:
-        return Finding(backend, False, f"cannot reach {url}: {_short(exc)}",
-                       f"check that {backend} runs there and the address is right")
-    except requests.exceptions.Timeout:
-        return Finding(backend, False, f"{url} did not answer within {timeout:.0f} s",
-                       "check the network path and the server's load")
+        resp = _get(url, tls, timeout, headers)
+    except requests.exceptions.RequestException as exc:
+        words = _tls_words(exc, tls, url, timeout)
+        if words:
+            return [Finding(backend, False, *words)]
+        if isinstance(exc, requests.exceptions.SSLError):
+            return [Finding(backend, False, f"TLS does not verify for {url}: {_short(exc)}",
+                            ca_fix)]
+        if isinstance(exc, requests.exceptions.Timeout):
+            return [Finding(backend, False, f"{url} did not answer within {timeout:.0f} s",
+                            "check the network path and the server's load")]
+        return [Finding(backend, False, f"cannot reach {url}: {_short(exc)}",
+                        f"check that {backend} runs there and the address is right")]
     if resp.status_code in (401, 403):
-        return Finding(backend, False, f"token refused ({resp.status_code} "
-                       f"{resp.text.strip()[:80] or resp.reason})", token_fix)
+        return [Finding(backend, False, f"token refused ({resp.status_code} "
+                        f"{resp.text.strip()[:80] or resp.reason})", token_fix)]
     if not resp.ok:
-        return Finding(backend, False, f"{url} answered {resp.status_code} "
-                       f"{resp.text.strip()[:120]}", f"check {backend}'s own logs")
+        return [Finding(backend, False, f"{url} answered {resp.status_code} "
+                        f"{resp.text.strip()[:120]}", f"check {backend}'s own logs")]
     try:
-        return Finding(backend, True, read(resp))
+        found = [Finding(backend, True, read(resp))]
     except (ValueError, KeyError, TypeError) as exc:
-        return Finding(backend, False, f"{url} does not look like {backend}: {_short(exc)}",
-                       f"is the [{backend}] address pointing at the right port?")
+        return [Finding(backend, False, f"{url} does not look like {backend}: {_short(exc)}",
+                        f"is the [{backend}] address pointing at the right port?")]
+    if url.startswith("https://"):
+        origin = url.split("/", 3)
+        found.extend(_expiry(backend, "/".join(origin[:3]), tls, timeout))
+    return found
+
+
+def _tls_words(exc: BaseException, tls: TLSSettings, url: str, timeout: float
+               ) -> tuple[str, str] | None:
+    """A TLS failure in words, with the names and dates of the certificate where they tell."""
+    kind = tls_kind(exc)
+    peer = None
+    if kind in ("unknown-ca", "name-mismatch", "expired", "not-yet-valid"):
+        try:
+            peer = read_peer_cert(url, tls, verify=False, timeout=timeout)
+        except (OSError, ValueError):
+            peer = None
+    return tls_failure(exc, tls, url, peer)
+
+
+def _expiry(backend: str, url: str, tls: TLSSettings, timeout: float,
+            what: str = "") -> list[Finding]:
+    """A warning when the certificate at `url` ends within EXPIRY_WARNING_DAYS."""
+    try:
+        peer = read_peer_cert(url, tls, timeout=timeout)
+    except (OSError, ValueError) as exc:
+        words = _tls_words(exc, tls, url, timeout)
+        if words:
+            return [Finding(backend, False, *words)]
+        return [Finding(backend, False, f"cannot read the certificate of {url}: {_short(exc)}",
+                        "check that it serves HTTPS there")]
+    label = what or f"the certificate of {url}"
+    words = expiry_words(peer.not_after)
+    if peer.not_after - time.time() < EXPIRY_WARNING_DAYS * 86400:
+        return [Finding(backend, False, f"{label} {words}",
+                        "renew it before then (certbot renew / nomad tls cert create / consul "
+                        "tls cert create), and reload the server")]
+    return [Finding(backend, True, f"{label} is valid until {when(peer.not_after)}")]
 
 
 def _short(exc: BaseException) -> str:
@@ -113,53 +171,52 @@ def _proxmox(cfg: Config, timeout: float) -> list[Finding]:
         data = resp.json()["data"]
         return f"{pve.address}: TLS verified, token accepted, Proxmox VE {data['version']}"
 
-    return [_probe("proxmox", f"{pve.address.rstrip('/')}/api2/json/version",
-                   tls_verify("proxmox", pve.ca_file, pve.insecure), timeout, headers,
-                   "set PROXMOX_VE_API_TOKEN (USER@REALM!TOKENID=SECRET) to a token with "
-                   "VM.Audit and Sys.Audit", "set [proxmox] ca_file or PROXMOX_VE_CACERT to "
-                   "the CA of the Proxmox certificate (/etc/pve/pve-root-ca.pem)", read)]
+    return _probe("proxmox", f"{pve.address.rstrip('/')}/api2/json/version",
+                  TLSSettings.of("proxmox", pve), timeout, headers,
+                  "set PROXMOX_VE_API_TOKEN (USER@REALM!TOKENID=SECRET) to a token with "
+                  "VM.Audit and Sys.Audit", "set [proxmox] ca_file or PROXMOX_VE_CACERT to "
+                  "the CA of the Proxmox certificate (/etc/pve/pve-root-ca.pem)", read)
 
 
 def _nomad(cfg: Config, timeout: float) -> list[Finding]:
     n = cfg.nomad
     base = n.address.rstrip("/")
+    tls = TLSSettings.of("nomad", n)
 
     def read(resp: requests.Response) -> str:
         data: dict[str, Any] = resp.json()
         version = (data.get("config") or {}).get("Version") or {}
-        leader = _leader(f"{base}/v1/status/leader", tls_verify("nomad", n.ca_file, n.insecure),
-                         timeout)
+        leader = _leader(f"{base}/v1/status/leader", tls, timeout)
         return f"{n.address}: token accepted, Nomad {version.get('Version', '?')}, {leader}"
 
-    return [_probe("nomad", f"{base}/v1/agent/self", tls_verify("nomad", n.ca_file, n.insecure),
-                   timeout, _token_header("X-Nomad-Token", n.token),
-                   "set NOMAD_TOKEN or [nomad] token to a token that can read nodes and jobs",
-                   "set NOMAD_CACERT or [nomad] ca_file to the CA of the Nomad certificate",
-                   read)]
+    return _probe("nomad", f"{base}/v1/agent/self", tls,
+                  timeout, _token_header("X-Nomad-Token", n.token),
+                  "set NOMAD_TOKEN or [nomad] token to a token that can read nodes and jobs",
+                  "set NOMAD_CACERT or [nomad] ca_file to the CA of the Nomad certificate",
+                  read)
 
 
 def _consul(cfg: Config, timeout: float) -> list[Finding]:
     c = cfg.consul
     base = c.address.rstrip("/")
+    tls = TLSSettings.of("consul", c)
 
     def read(resp: requests.Response) -> str:
         data: dict[str, Any] = resp.json()
         version = (data.get("Config") or {}).get("Version", "?")
-        leader = _leader(f"{base}/v1/status/leader",
-                         tls_verify("consul", c.ca_file, c.insecure), timeout)
+        leader = _leader(f"{base}/v1/status/leader", tls, timeout)
         return f"{c.address}: token accepted, Consul {version}, {leader}"
 
-    return [_probe("consul", f"{base}/v1/agent/self",
-                   tls_verify("consul", c.ca_file, c.insecure), timeout,
-                   _token_header("X-Consul-Token", c.token),
-                   "set CONSUL_HTTP_TOKEN or [consul] token to a token with agent, node and "
-                   "service read", "set CONSUL_CACERT or [consul] ca_file to the CA of the "
-                   "Consul certificate", read)]
+    return _probe("consul", f"{base}/v1/agent/self", tls, timeout,
+                  _token_header("X-Consul-Token", c.token),
+                  "set CONSUL_HTTP_TOKEN or [consul] token to a token with agent, node and "
+                  "service read", "set CONSUL_CACERT or [consul] ca_file to the CA of the "
+                  "Consul certificate", read)
 
 
-def _leader(url: str, verify: bool | str, timeout: float) -> str:
+def _leader(url: str, tls: TLSSettings, timeout: float) -> str:
     try:
-        resp = _get(url, verify, timeout)
+        resp = _get(url, tls, timeout)
         leader = resp.json() if resp.ok else ""
     except (requests.RequestException, ValueError):
         leader = ""
@@ -174,9 +231,10 @@ def _fabio(cfg: Config, timeout: float) -> list[Finding]:
         routes = resp.json() or []
         return f"{resp.url.rsplit('/api', 1)[0]}: {len(routes)} routes"
 
-    return [_probe("fabio", f"{a.rstrip('/')}/api/routes", True, timeout, {},
-                   "Fabio's API needs no token", "Fabio's API is plain HTTP here", read)
-            for a in cfg.fabio.addresses]
+    return [f for a in cfg.fabio.addresses
+            for f in _probe("fabio", f"{a.rstrip('/')}/api/routes", TLSSettings("fabio"),
+                            timeout, {}, "Fabio's API needs no token",
+                            "Fabio's API is plain HTTP here", read)]
 
 
 def _haproxy(cfg: Config, timeout: float) -> list[Finding]:
@@ -191,5 +249,14 @@ def _haproxy(cfg: Config, timeout: float) -> list[Finding]:
             raise ValueError("no CSV stats header (does the URL end in ;csv?)")
         return f"{h.stats_url}: {len(resp.text.splitlines()) - 1} stats rows"
 
-    return [_probe("haproxy", h.stats_url, True, timeout, {},
-                   "check the stats page's auth", "check the stats page's certificate", read)]
+    return _probe("haproxy", h.stats_url, TLSSettings("haproxy"), timeout, {},
+                  "check the stats page's auth", "check the stats page's certificate", read)
+
+
+def _frontend(cfg: Config, timeout: float) -> list[Finding]:
+    """The HTTPS certificate of HAProxy's frontend (the one certbot renews)."""
+    url = cfg.haproxy.frontend
+    if not url.startswith("https://"):
+        return []
+    return _expiry("haproxy", url, TLSSettings("haproxy"), timeout,
+                   f"the frontend's certificate ({url})")
