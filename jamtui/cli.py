@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="serve Nomad and Consul over HTTPS from the lab's CA, requiring "
                      "client certificates (their paths are printed with the exports)")
     lab.add_argument("--cert-days", action="append", default=[], metavar="[BACKEND=]DAYS",
-                     help="make a server certificate last DAYS (proxmox, nomad, consul; all "
-                     "without BACKEND), e.g. --cert-days nomad=3 to see the expiry warning")
+                     help="make a server certificate last DAYS (proxmox, nomad, consul, haproxy "
+                     "(its HTTPS frontend with --tls); all without BACKEND), e.g. "
+                     "--cert-days nomad=3 to see the expiry warning")
     return parser
 
 
@@ -228,14 +229,14 @@ def _parse_cert_days(specs: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for spec in specs:
         backend, sep, days = spec.rpartition("=")
-        names = [backend] if sep else ["proxmox", "nomad", "consul"]
+        names = [backend] if sep else ["proxmox", "nomad", "consul", "haproxy"]
         try:
             value = float(days)
         except ValueError:
             value = float("nan")
         if not value > 0 or value > 3650 or any(
-                n not in ("proxmox", "nomad", "consul") for n in names):
-            raise SystemExit(f"jamtui lab: --cert-days takes [proxmox|nomad|consul=]DAYS "
+                n not in ("proxmox", "nomad", "consul", "haproxy") for n in names):
+            raise SystemExit(f"jamtui lab: --cert-days takes [proxmox|nomad|consul|haproxy=]DAYS "
                              f"(a number of days, more than 0), got {spec!r}")
         out |= dict.fromkeys(names, value)
     return out
@@ -273,7 +274,8 @@ def run_lab(args: argparse.Namespace) -> int:
     print(f"# config file: {config_path}")
     print(f"#   jamtui --config {config_path}")
     print(f"# HAProxy frontend: {lab.urls['haproxy']}   stats: {lab.urls['haproxy_stats']}/stats")
-    print(f"#   curl -H 'Host: example.jamfox.dev' {lab.urls['haproxy']}/")
+    cacert = f"--cacert {lab.ca_cert} " if lab.urls["haproxy"].startswith("https") else ""
+    print(f"#   curl {cacert}-H 'Host: example.jamfox.dev' {lab.urls['haproxy']}/")
     print("# Type 'fault BACKEND KIND', 'clear [BACKEND]' or 'help'; Ctrl-C stops the lab.",
           flush=True)
     threading.Thread(target=_lab_console, args=(lab, stop), daemon=True).start()

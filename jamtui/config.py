@@ -107,6 +107,7 @@ class HAProxyConfig:
     stats_url: str = ""  # http://bastion:8404/stats;csv
     socket: str = ""  # runtime API socket, used instead of stats_url when set
     frontend: str = ""  # where a --probe request goes, http://bastion
+    ca_file: str = ""  # the CA of an https:// frontend's certificate (default: the system's)
 
 
 @dataclass(frozen=True)

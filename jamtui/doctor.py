@@ -258,5 +258,5 @@ def _frontend(cfg: Config, timeout: float) -> list[Finding]:
     url = cfg.haproxy.frontend
     if not url.startswith("https://"):
         return []
-    return _expiry("haproxy", url, TLSSettings("haproxy"), timeout,
+    return _expiry("haproxy", url, TLSSettings.of("haproxy", cfg.haproxy), timeout,
                    f"the frontend's certificate ({url})")

@@ -23,14 +23,15 @@ from jamtui.actions import find
 from jamtui.config import Config, ConfigError, load_config
 from jamtui.doctor import Finding, run_doctor
 from jamtui.engine import Engine
-from jamtui.model import Health, Kind
+from jamtui.model import BackendStatus, Health, Kind, TLSInfo
 from jamtui.sim import tls as simtls
 from jamtui.sim.lab import Lab
 from jamtui.sources.logs import LogFollower
 from jamtui.sources.tls import CertWatch, Endpoint, TLSSettings, expiring
+from jamtui.store import Store
 from jamtui.ui.app import JamApp
 from tests.conftest import CLIENT_ENV, FAST
-from tests.helpers import wait_for
+from tests.helpers import fake_engine, wait_for
 from tests.ui.test_cockpit import pane, text_of, until
 
 NO_CLIENT_CERT = ("the server asked for a client certificate: set NOMAD_CLIENT_CERT and "
@@ -275,6 +276,25 @@ async def test_health_bar_shows_verification_off_for_as_long_as_it_lasts(
         engine.stop()
 
 
+async def test_health_bar_warns_of_a_certificate_near_its_end() -> None:
+    store = Store()
+    now = time.time()
+    for name in ("nomad", "consul", "haproxy"):
+        store.set_backend(BackendStatus(name, Health.OK, address=f"https://{name}"))
+    store.upsert(Kind.TLS, TLSInfo("nomad", "https://vb0:4646", not_after=now + 3.5 * 86400))
+    store.upsert(Kind.TLS, TLSInfo("consul", "https://vb0:8501", not_after=now + 90 * 86400))
+    store.upsert(Kind.TLS, TLSInfo("haproxy", "https://bastion", not_after=now - 3600))
+    app = JamApp(fake_engine(store))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.1)
+        bar = " ".join(text_of(app.screen.query_one("HealthBar").render()).split())
+        assert "nomad ✓ ok cert ends in 3 d" in bar  # beside it, and said in full below
+        assert re.search(r"nomad: the certificate of https://vb0:4646 expires in 3 days "
+                         r"\(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)", bar), bar
+        assert "haproxy ✓ ok cert expired" in bar and "EXPIRED 60 minutes ago" in bar
+        assert "consul ✓ ok " in bar and "vb0:8501" not in bar
+
+
 # -- jamtui lab --tls, as a user runs it ---------------------------------------------------------
 
 
@@ -282,9 +302,9 @@ def test_lab_tls_prints_client_certificates_and_warns_of_a_short_certificate(
         tmp_path: Path) -> None:
     base = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jamtui", "lab", "--tls", "--cert-days", "nomad=3", "--workdir",
-         str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=base)
+        [sys.executable, "-m", "jamtui", "lab", "--tls", "--cert-days", "nomad=3",
+         "--cert-days", "haproxy=5", "--workdir", str(tmp_path)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=base)
     assert proc.stdout is not None
     out = ""
     try:
@@ -313,6 +333,9 @@ def test_lab_tls_prints_client_certificates_and_warns_of_a_short_certificate(
         text = " ".join(doctor.stdout.split())
         assert "nomad: https" in text and "consul: https" in text, text
         assert re.search(r"nomad: the certificate of https://\S+ expires in 2 days", text), text
+        # HAProxy's HTTPS frontend (the certificate certbot renews) is watched too
+        assert re.search(r"haproxy: the frontend's certificate \(https://\S+\) expires in 4 "
+                         r"days", text), text
         assert doctor.returncode == 1  # the warning is a finding to act on
         snap = subprocess.run([sys.executable, "-m", "jamtui", "snapshot", "--json",
                                "--config", str(tmp_path / "jamtui.toml")], env=env,
@@ -325,6 +348,11 @@ def test_lab_tls_prints_client_certificates_and_warns_of_a_short_certificate(
                                  str(tmp_path / "jamtui.toml")], env=env, capture_output=True,
                                 text=True, timeout=60)
         assert status.returncode == 0, status.stdout + status.stderr
+        trace = subprocess.run([sys.executable, "-m", "jamtui", "trace", "example.jamfox.dev/",
+                                "--probe", "--json", "--config", str(tmp_path / "jamtui.toml")],
+                               env=env, capture_output=True, text=True, timeout=60)
+        probe = json.loads(trace.stdout)["probe"]
+        assert probe["url"].startswith("https://") and probe["status"] == 200, probe
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(15)

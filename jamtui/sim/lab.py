@@ -157,6 +157,7 @@ class Lab:
             f'[dns]\nserver = "{u["dns"]}"\nconsul = "{u["dns"]}"\n\n'
             f'[haproxy]\nstats_url = "{u["haproxy_stats"]}/stats;csv"\n'
             f'frontend = "{u["haproxy"]}"\n'
+            + (f'ca_file = "{self.ca_cert}"\n' if self.mtls else "")
         )
 
     def provisioning_toml(self) -> str:

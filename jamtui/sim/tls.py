@@ -116,6 +116,10 @@ def make_tls(directory: Path, hosts: list[str], *, mtls: bool = False,
                      directory / "server-key.pem")
     ca.issue(hosts, files.server_cert, files.server_key, days=days.get("proxmox", 30))
     if mtls:
+        # HAProxy's frontend: what certbot gets for the public names (here from the lab's CA)
+        files.servers["haproxy"] = ca.issue(
+            ["jamfox.dev", "*.jamfox.dev", *hosts], directory / "haproxy-frontend.pem",
+            directory / "haproxy-frontend-key.pem", days=days.get("haproxy", 30))
         for backend in ("nomad", "consul"):
             files.servers[backend] = ca.issue(
                 [SERVER_NAMES[backend], "localhost", *hosts], directory / f"{backend}-server.pem",
@@ -127,9 +131,12 @@ def make_tls(directory: Path, hosts: list[str], *, mtls: bool = False,
 
 
 def server_context(files: TLSFiles, backend: str = "") -> ssl.SSLContext:
-    """Proxmox's context, or with mutual TLS a backend's: client certificates required."""
+    """Proxmox's context, or with mutual TLS a backend's: client certificates required (not
+    by HAProxy's public frontend)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    if backend in files.servers:
+    if backend == "haproxy":
+        ctx.load_cert_chain(*files.servers[backend])
+    elif backend in files.servers:
         ctx.load_cert_chain(*files.servers[backend])
         ctx.load_verify_locations(files.ca_cert)
         ctx.verify_mode = ssl.CERT_REQUIRED

@@ -363,5 +363,5 @@ def endpoints_of(cfg: Any) -> list[Endpoint]:
             out.append(Endpoint(backend, url, TLSSettings.of(backend, section)))
     frontend = cfg.haproxy.frontend
     if frontend.startswith("https://"):
-        out.append(Endpoint("haproxy", frontend, TLSSettings("haproxy")))
+        out.append(Endpoint("haproxy", frontend, TLSSettings.of("haproxy", cfg.haproxy)))
     return out

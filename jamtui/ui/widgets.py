@@ -50,7 +50,7 @@ def tls_badge(info: TLSInfo | None, now: float) -> Text:
 
 
 def _days(seconds: float) -> str:
-    return f"{seconds / 86400:.0f} d" if seconds >= 86400 else f"{seconds / 3600:.0f} h"
+    return f"{int(seconds // 86400)} d" if seconds >= 86400 else f"{int(seconds // 3600)} h"
 
 
 class HealthBar(Static):
