@@ -153,15 +153,17 @@ def test_without_a_client_certificate_doctor_and_health_say_so(
 # -- every TLS failure in words, with certificates made here ------------------------------------
 
 
-def serve_nomad(lab: Lab, cert: tuple[Path, Path], client_ca: Path) -> None:
-    """Restart the lab's Nomad with this server certificate, trusting clients of `client_ca`."""
+def serve_nomad(lab: Lab, cert: tuple[Path, Path], client_ca: Path,
+                backend: str = "nomad") -> None:
+    """Restart the lab's Nomad (or Consul) with this server certificate, trusting clients of
+    `client_ca`."""
     import ssl
 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(*cert)
     ctx.load_verify_locations(client_ca)
     ctx.verify_mode = ssl.CERT_REQUIRED
-    server = lab.servers["nomad"]
+    server = lab.servers[backend]
 
     async def swap() -> None:
         await server.go_down()
@@ -236,6 +238,35 @@ def test_doctor_names_each_tls_failure(tls_lab: tuple[Lab, Path], tmp_path: Path
         assert expiring(info) and not info.insecure and info.not_after - time.time() < 3 * 86400
     finally:
         serve_nomad(lab, lab.ctx.tls.servers["nomad"], lab.ca_cert)
+
+
+def test_consul_server_name_reaches_py_consul_and_the_agents(
+        tls_lab: tuple[Lab, Path], tmp_path: Path) -> None:
+    lab, path = tls_lab
+    ours = simtls.CA(name="Our test CA")
+    cfg = load_config(path, env=lab.env())
+    cfg = replace(cfg, consul=replace(cfg.consul, ca_file=str(ours.write(tmp_path / "o.pem"))))
+    named = ours.issue(["server.dc1.consul"], tmp_path / "c.pem", tmp_path / "c-key.pem")
+    try:
+        serve_nomad(lab, named, lab.ca_cert, "consul")
+        assert cfg.consul.tls_server_name == "server.dc1.consul"
+        engine = started(cfg)
+        try:
+            assert engine.store.backend("consul").health is Health.OK
+            assert engine.store.count(Kind.SERVICE) > 3
+        finally:
+            engine.stop()
+        unnamed = replace(cfg, consul=replace(cfg.consul, tls_server_name=""))
+        engine = started(unnamed)
+        try:
+            consul = wait_for(lambda: (b := engine.store.backend("consul")).health
+                              is Health.DOWN and b)
+            assert "not valid for '127.0.0.1'" in consul.last_error
+            assert "CONSUL_TLS_SERVER_NAME" in consul.last_error
+        finally:
+            engine.stop()
+    finally:
+        serve_nomad(lab, lab.ctx.tls.servers["consul"], lab.ca_cert, "consul")
 
 
 # -- the whole cockpit ---------------------------------------------------------------------------

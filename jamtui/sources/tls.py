@@ -262,9 +262,10 @@ def tls_failure(exc: BaseException, settings: TLSSettings, url: str,
                 f"set {s.var('ca')} or [{s.backend}] ca_file to the CA that signed it")
     if kind == "name-mismatch":
         wanted = s.server_name or host
-        held = ", ".join(peer.names) if peer and peer.names else "no names jamtui could read"
-        return (f"TLS does not verify for {url}: its certificate is not valid for {wanted!r}; "
-                f"it holds {held}",
+        held = ("; it holds " + (", ".join(peer.names) or "no DNS names or addresses")
+                if peer else "")
+        return (f"TLS does not verify for {url}: its certificate is not valid for "
+                f"{wanted!r}{held}",
                 f"set {s.var('server_name')} (or [{s.backend}] tls_server_name) to a name it "
                 "holds, or use an address it names")
     if kind == "expired":
