@@ -70,6 +70,26 @@ def _config_findings(cfg: Config) -> Iterator[Finding]:
             if path and not Path(path).is_file():
                 yield Finding(name, False, f"{key} {path} does not exist",
                               f"point [{name}] {key} at the client certificate's PEM file")
+        yield from _client_cert_expiry(name, getattr(section, "client_cert", ""))
+
+
+def _client_cert_expiry(backend: str, path: str) -> Iterator[Finding]:
+    """jamtui's own client certificate ends too (the CLI ones last a year by default)."""
+    if not path or not Path(path).is_file():
+        return
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        yield Finding(backend, False, f"client_cert {path} is not a PEM certificate: {exc}",
+                      "point it at the certificate (PEM), and client_key at its key")
+        return
+    not_after = cert.not_valid_after_utc.timestamp()
+    if not_after - time.time() < EXPIRY_WARNING_DAYS * 86400:
+        yield Finding(backend, False, f"the client certificate {path} "
+                      f"{expiry_words(not_after)}", "issue a new one (nomad tls cert create "
+                      "-cli / consul tls cert create -client) before then")
 
 
 def _get(url: str, tls: TLSSettings, timeout: float, headers: dict[str, str] | None = None,

@@ -225,6 +225,14 @@ def test_doctor_names_each_tls_failure(tls_lab: tuple[Lab, Path], tmp_path: Path
         [f] = nomad_findings(cfg)
         assert "refused the client certificate" in f.detail, f.detail
 
+        # a client certificate of our own near its end is said too
+        ending = issued(ours, "cli-ending", ["cli.global.nomad"], days=5, client=True,
+                        server=False)
+        soon = replace(cfg, nomad=replace(cfg.nomad, client_cert=str(ending[0]),
+                                          client_key=str(ending[1])))
+        assert any(re.search(r"the client certificate \S+ expires in 4 days", f.detail)
+                   for f in nomad_findings(soon))
+
         # three days left: doctor and the certificate watch warn, with the date
         serve_nomad(lab, issued(ours, "short", names, days=3), lab.ca_cert)
         findings = nomad_findings(cfg)
