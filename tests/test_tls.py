@@ -387,6 +387,10 @@ def test_lab_tls_prints_client_certificates_and_warns_of_a_short_certificate(
                                  str(tmp_path / "jamtui.toml")], env=env, capture_output=True,
                                 text=True, timeout=60)
         assert status.returncode == 0, status.stdout + status.stderr
+        logs = subprocess.run([sys.executable, "-m", "jamtui", "logs", "example", "--config",
+                               str(tmp_path / "jamtui.toml")], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr
         trace = subprocess.run([sys.executable, "-m", "jamtui", "trace", "example.jamfox.dev/",
                                 "--probe", "--json", "--config", str(tmp_path / "jamtui.toml")],
                                env=env, capture_output=True, text=True, timeout=60)
