@@ -18,6 +18,7 @@ from .sources.base import scrub
 from .sources.tls import (
     EXPIRY_WARNING_DAYS,
     TLSSettings,
+    endpoints_of,
     expiry_words,
     read_peer_cert,
     tls_failure,
@@ -36,7 +37,7 @@ class Finding:
 
 def run_doctor(cfg: Config, timeout: float = 5.0) -> list[Finding]:
     findings = list(_config_findings(cfg))
-    for check in (_proxmox, _nomad, _consul, _fabio, _haproxy, _frontend):
+    for check in (_proxmox, _nomad, _consul, _fabio, _haproxy, _certificates):
         findings.extend(check(cfg, timeout))
     secrets = [cfg.nomad.token, cfg.consul.token, cfg.proxmox.token_secret]
     return [Finding(f.backend, f.ok, scrub(f.detail, secrets), scrub(f.fix, secrets))
@@ -92,79 +93,93 @@ def _client_cert_expiry(backend: str, path: str) -> Iterator[Finding]:
                       "-cli / consul tls cert create -client) before then")
 
 
-def _get(url: str, tls: TLSSettings, timeout: float, headers: dict[str, str] | None = None,
+# What the checks verify with: a backend's TLSSettings (CA, client certificate, server name),
+# or as before a CA path / True / False.
+Verify = bool | str | TLSSettings
+
+
+def _tls(verify: Verify) -> TLSSettings:
+    if isinstance(verify, TLSSettings):
+        return verify
+    return TLSSettings("backend", ca_file=verify if isinstance(verify, str) else "",
+                       insecure=verify is False)
+
+
+def _get(url: str, verify: Verify, timeout: float, headers: dict[str, str] | None = None,
          ) -> requests.Response:
-    with tls.session() as session:
+    tls = _tls(verify)
+    with tls.session() as session:  # verify per request: REQUESTS_CA_BUNDLE must not win
         return session.get(url, headers=headers or {}, verify=tls.verify, timeout=timeout)
 
 
-def _probe(backend: str, url: str, tls: TLSSettings, timeout: float,
+def _probe(backend: str, url: str, verify: Verify, timeout: float,
            headers: dict[str, str], token_fix: str, ca_fix: str,
-           read: Callable[[requests.Response], str]) -> list[Finding]:
-    """Reachable → TLS verifies → token accepted → the version it reports; then how long
-    its certificate has left."""
+           read: Callable[[requests.Response], str]) -> Finding:
+    """Reachable → TLS verifies → token accepted → the version it reports."""
     try:
-        resp = _get(url, tls, timeout, headers)
-    except requests.exceptions.RequestException as exc:
-        words = _tls_words(exc, tls, url, timeout)
-        if words:
-            return [Finding(backend, False, *words)]
-        if isinstance(exc, requests.exceptions.SSLError):
-            return [Finding(backend, False, f"TLS does not verify for {url}: {_short(exc)}",
-                            ca_fix)]
-        if isinstance(exc, requests.exceptions.Timeout):
-            return [Finding(backend, False, f"{url} did not answer within {timeout:.0f} s",
-                            "check the network path and the server's load")]
-        return [Finding(backend, False, f"cannot reach {url}: {_short(exc)}",
-                        f"check that {backend} runs there and the address is right")]
+        resp = _get(url, verify, timeout, headers)
+    except requests.exceptions.SSLError as exc:
+        return _tls_finding(backend, exc, _tls(verify), url, timeout) or Finding(
+            backend, False, f"TLS does not verify for {url}: {_short(exc)}", ca_fix)
+    except requests.exceptions.ConnectionError as exc:  # a TLS alert can arrive as one
+        return _tls_finding(backend, exc, _tls(verify), url, timeout) or Finding(
+            backend, False, f"cannot reach {url}: {_short(exc)}",
+            f"check that {backend} runs there and the address is right")
+    except requests.exceptions.Timeout:
+        return Finding(backend, False, f"{url} did not answer within {timeout:.0f} s",
+                       "check the network path and the server's load")
     if resp.status_code in (401, 403):
-        return [Finding(backend, False, f"token refused ({resp.status_code} "
-                        f"{resp.text.strip()[:80] or resp.reason})", token_fix)]
+        return Finding(backend, False, f"token refused ({resp.status_code} "
+                       f"{resp.text.strip()[:80] or resp.reason})", token_fix)
     if not resp.ok:
-        return [Finding(backend, False, f"{url} answered {resp.status_code} "
-                        f"{resp.text.strip()[:120]}", f"check {backend}'s own logs")]
+        return Finding(backend, False, f"{url} answered {resp.status_code} "
+                       f"{resp.text.strip()[:120]}", f"check {backend}'s own logs")
     try:
-        found = [Finding(backend, True, read(resp))]
+        return Finding(backend, True, read(resp))
     except (ValueError, KeyError, TypeError) as exc:
-        return [Finding(backend, False, f"{url} does not look like {backend}: {_short(exc)}",
-                        f"is the [{backend}] address pointing at the right port?")]
-    if url.startswith("https://"):
-        origin = url.split("/", 3)
-        found.extend(_expiry(backend, "/".join(origin[:3]), tls, timeout))
-    return found
+        return Finding(backend, False, f"{url} does not look like {backend}: {_short(exc)}",
+                       f"is the [{backend}] address pointing at the right port?")
 
 
-def _tls_words(exc: BaseException, tls: TLSSettings, url: str, timeout: float
-               ) -> tuple[str, str] | None:
-    """A TLS failure in words, with the names and dates of the certificate where they tell."""
-    kind = tls_kind(exc)
+def _tls_finding(backend: str, exc: BaseException, tls: TLSSettings, url: str,
+                 timeout: float) -> Finding | None:
+    """A TLS failure in words (unknown CA, name mismatch, expired or not yet valid, client
+    certificate asked for or refused), with the certificate's names and dates where they
+    tell; None when `exc` was not about TLS."""
     peer = None
-    if kind in ("unknown-ca", "name-mismatch", "expired", "not-yet-valid"):
+    if tls_kind(exc) in ("unknown-ca", "name-mismatch", "expired", "not-yet-valid"):
         try:
             peer = read_peer_cert(url, tls, verify=False, timeout=timeout)
         except (OSError, ValueError):
             peer = None
-    return tls_failure(exc, tls, url, peer)
+    words = tls_failure(exc, tls, url, peer)
+    return Finding(backend, False, *words) if words else None
 
 
-def _expiry(backend: str, url: str, tls: TLSSettings, timeout: float,
-            what: str = "") -> list[Finding]:
-    """A warning when the certificate at `url` ends within EXPIRY_WARNING_DAYS."""
-    try:
-        peer = read_peer_cert(url, tls, timeout=timeout)
-    except (OSError, ValueError) as exc:
-        words = _tls_words(exc, tls, url, timeout)
-        if words:
-            return [Finding(backend, False, *words)]
-        return [Finding(backend, False, f"cannot read the certificate of {url}: {_short(exc)}",
-                        "check that it serves HTTPS there")]
-    label = what or f"the certificate of {url}"
-    words = expiry_words(peer.not_after)
-    if peer.not_after - time.time() < EXPIRY_WARNING_DAYS * 86400:
-        return [Finding(backend, False, f"{label} {words}",
-                        "renew it before then (certbot renew / nomad tls cert create / consul "
-                        "tls cert create), and reload the server")]
-    return [Finding(backend, True, f"{label} is valid until {when(peer.not_after)}")]
+def _certificates(cfg: Config, timeout: float) -> list[Finding]:
+    """How long each HTTPS certificate jamtui talks to has left (Proxmox, Nomad, Consul, and
+    HAProxy's frontend, the one certbot renews); a warning within EXPIRY_WARNING_DAYS. One
+    that does not verify was already named by its backend's check (the frontend has none)."""
+    found = []
+    for e in endpoints_of(cfg):
+        label = (f"the frontend's certificate ({e.url})" if e.backend == "haproxy" else
+                 f"the certificate of {e.url}")
+        try:
+            peer = read_peer_cert(e.url, e.settings, timeout=timeout)
+        except (OSError, ValueError) as exc:
+            if e.backend == "haproxy":
+                found.append(_tls_finding(e.backend, exc, e.settings, e.url, timeout) or
+                             Finding(e.backend, False, f"cannot read {label}: {_short(exc)}",
+                                     "check that the frontend serves HTTPS there"))
+            continue
+        if peer.not_after - time.time() < EXPIRY_WARNING_DAYS * 86400:
+            found.append(Finding(e.backend, False, f"{label} {expiry_words(peer.not_after)}",
+                                 "renew it before then (certbot renew / nomad tls cert create "
+                                 "/ consul tls cert create), and reload the server"))
+        else:
+            found.append(Finding(e.backend, True, f"{label} is valid until "
+                                 f"{when(peer.not_after)}"))
+    return found
 
 
 def _short(exc: BaseException) -> str:
@@ -191,52 +206,53 @@ def _proxmox(cfg: Config, timeout: float) -> list[Finding]:
         data = resp.json()["data"]
         return f"{pve.address}: TLS verified, token accepted, Proxmox VE {data['version']}"
 
-    return _probe("proxmox", f"{pve.address.rstrip('/')}/api2/json/version",
-                  TLSSettings.of("proxmox", pve), timeout, headers,
-                  "set PROXMOX_VE_API_TOKEN (USER@REALM!TOKENID=SECRET) to a token with "
-                  "VM.Audit and Sys.Audit", "set [proxmox] ca_file or PROXMOX_VE_CACERT to "
-                  "the CA of the Proxmox certificate (/etc/pve/pve-root-ca.pem)", read)
+    return [_probe("proxmox", f"{pve.address.rstrip('/')}/api2/json/version",
+                   TLSSettings.of("proxmox", pve), timeout, headers,
+                   "set PROXMOX_VE_API_TOKEN (USER@REALM!TOKENID=SECRET) to a token with "
+                   "VM.Audit and Sys.Audit", "set [proxmox] ca_file or PROXMOX_VE_CACERT to "
+                   "the CA of the Proxmox certificate (/etc/pve/pve-root-ca.pem)", read)]
 
 
 def _nomad(cfg: Config, timeout: float) -> list[Finding]:
     n = cfg.nomad
     base = n.address.rstrip("/")
-    tls = TLSSettings.of("nomad", n)
 
     def read(resp: requests.Response) -> str:
         data: dict[str, Any] = resp.json()
         version = (data.get("config") or {}).get("Version") or {}
-        leader = _leader(f"{base}/v1/status/leader", tls, timeout)
+        leader = _leader(f"{base}/v1/status/leader", TLSSettings.of("nomad", n),
+                         timeout)
         return f"{n.address}: token accepted, Nomad {version.get('Version', '?')}, {leader}"
 
-    return _probe("nomad", f"{base}/v1/agent/self", tls,
-                  timeout, _token_header("X-Nomad-Token", n.token),
-                  "set NOMAD_TOKEN or [nomad] token to a token that can read nodes and jobs",
-                  "set NOMAD_CACERT or [nomad] ca_file to the CA of the Nomad certificate",
-                  read)
+    return [_probe("nomad", f"{base}/v1/agent/self", TLSSettings.of("nomad", n),
+                   timeout, _token_header("X-Nomad-Token", n.token),
+                   "set NOMAD_TOKEN or [nomad] token to a token that can read nodes and jobs",
+                   "set NOMAD_CACERT or [nomad] ca_file to the CA of the Nomad certificate",
+                   read)]
 
 
 def _consul(cfg: Config, timeout: float) -> list[Finding]:
     c = cfg.consul
     base = c.address.rstrip("/")
-    tls = TLSSettings.of("consul", c)
 
     def read(resp: requests.Response) -> str:
         data: dict[str, Any] = resp.json()
         version = (data.get("Config") or {}).get("Version", "?")
-        leader = _leader(f"{base}/v1/status/leader", tls, timeout)
+        leader = _leader(f"{base}/v1/status/leader",
+                         TLSSettings.of("consul", c), timeout)
         return f"{c.address}: token accepted, Consul {version}, {leader}"
 
-    return _probe("consul", f"{base}/v1/agent/self", tls, timeout,
-                  _token_header("X-Consul-Token", c.token),
-                  "set CONSUL_HTTP_TOKEN or [consul] token to a token with agent, node and "
-                  "service read", "set CONSUL_CACERT or [consul] ca_file to the CA of the "
-                  "Consul certificate", read)
+    return [_probe("consul", f"{base}/v1/agent/self",
+                   TLSSettings.of("consul", c), timeout,
+                   _token_header("X-Consul-Token", c.token),
+                   "set CONSUL_HTTP_TOKEN or [consul] token to a token with agent, node and "
+                   "service read", "set CONSUL_CACERT or [consul] ca_file to the CA of the "
+                   "Consul certificate", read)]
 
 
-def _leader(url: str, tls: TLSSettings, timeout: float) -> str:
+def _leader(url: str, verify: bool | str, timeout: float) -> str:
     try:
-        resp = _get(url, tls, timeout)
+        resp = _get(url, verify, timeout)
         leader = resp.json() if resp.ok else ""
     except (requests.RequestException, ValueError):
         leader = ""
@@ -251,10 +267,9 @@ def _fabio(cfg: Config, timeout: float) -> list[Finding]:
         routes = resp.json() or []
         return f"{resp.url.rsplit('/api', 1)[0]}: {len(routes)} routes"
 
-    return [f for a in cfg.fabio.addresses
-            for f in _probe("fabio", f"{a.rstrip('/')}/api/routes", TLSSettings("fabio"),
-                            timeout, {}, "Fabio's API needs no token",
-                            "Fabio's API is plain HTTP here", read)]
+    return [_probe("fabio", f"{a.rstrip('/')}/api/routes", True, timeout, {},
+                   "Fabio's API needs no token", "Fabio's API is plain HTTP here", read)
+            for a in cfg.fabio.addresses]
 
 
 def _haproxy(cfg: Config, timeout: float) -> list[Finding]:
@@ -269,14 +284,5 @@ def _haproxy(cfg: Config, timeout: float) -> list[Finding]:
             raise ValueError("no CSV stats header (does the URL end in ;csv?)")
         return f"{h.stats_url}: {len(resp.text.splitlines()) - 1} stats rows"
 
-    return _probe("haproxy", h.stats_url, TLSSettings("haproxy"), timeout, {},
-                  "check the stats page's auth", "check the stats page's certificate", read)
-
-
-def _frontend(cfg: Config, timeout: float) -> list[Finding]:
-    """The HTTPS certificate of HAProxy's frontend (the one certbot renews)."""
-    url = cfg.haproxy.frontend
-    if not url.startswith("https://"):
-        return []
-    return _expiry("haproxy", url, TLSSettings.of("haproxy", cfg.haproxy), timeout,
-                   f"the frontend's certificate ({url})")
+    return [_probe("haproxy", h.stats_url, True, timeout, {},
+                   "check the stats page's auth", "check the stats page's certificate", read)]
