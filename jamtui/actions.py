@@ -64,8 +64,8 @@ def _guard(engine: Engine, backend: str, fn: Callable[[], Any]) -> Any:
         source = engine.sources.get(backend)
         address = source.address if source else backend
         unwrap = getattr(source, "_unwrap", None)
-        raise ActionError(describe_error(backend, address, unwrap(exc) if unwrap else exc)) \
-            from exc
+        raise ActionError(describe_error(backend, address, unwrap(exc) if unwrap else exc,
+                                         tls=getattr(source, "tls", None))) from exc
 
 
 # -- Proxmox ---------------------------------------------------------------------------------

@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="inject a fault at start: down, slow, error, malformed, reset, "
                      "forbidden (repeatable; e.g. --fault nomad=slow)")
     lab.add_argument("--tick", type=float, default=1.0, help="seconds between world ticks")
+    lab.add_argument("--tls", action="store_true",
+                     help="serve Nomad and Consul over HTTPS from the lab's CA, requiring "
+                     "client certificates (their paths are printed with the exports)")
+    lab.add_argument("--cert-days", action="append", default=[], metavar="[BACKEND=]DAYS",
+                     help="make a server certificate last DAYS (proxmox, nomad, consul, haproxy "
+                     "(its HTTPS frontend with --tls); all without BACKEND), e.g. "
+                     "--cert-days nomad=3 to see the expiry warning")
     return parser
 
 
@@ -218,13 +225,32 @@ def _parse_faults(specs: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def _parse_cert_days(specs: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for spec in specs:
+        backend, sep, days = spec.rpartition("=")
+        names = [backend] if sep else ["proxmox", "nomad", "consul", "haproxy"]
+        try:
+            value = float(days)
+        except ValueError:
+            value = float("nan")
+        if not value > 0 or value > 3650 or any(
+                n not in ("proxmox", "nomad", "consul", "haproxy") for n in names):
+            raise SystemExit(f"jamtui lab: --cert-days takes [proxmox|nomad|consul|haproxy=]DAYS "
+                             f"(a number of days, more than 0), got {spec!r}")
+        out |= dict.fromkeys(names, value)
+    return out
+
+
 def run_lab(args: argparse.Namespace) -> int:
     """Run the lab until Ctrl-C; print how to point clients at it."""
     from .sim.lab import Lab
 
     faults = _parse_faults(args.fault)
+    cert_days = _parse_cert_days(args.cert_days)
     workdir = Path(args.workdir) if args.workdir else None
-    lab = Lab(args.inventory, seed=args.seed, tick=args.tick, workdir=workdir)
+    lab = Lab(args.inventory, seed=args.seed, tick=args.tick, workdir=workdir, tls=args.tls,
+              cert_days=cert_days)
     lab.start()
     try:
         for backend, kind in faults:
@@ -248,7 +274,8 @@ def run_lab(args: argparse.Namespace) -> int:
     print(f"# config file: {config_path}")
     print(f"#   jamtui --config {config_path}")
     print(f"# HAProxy frontend: {lab.urls['haproxy']}   stats: {lab.urls['haproxy_stats']}/stats")
-    print(f"#   curl -H 'Host: example.jamfox.dev' {lab.urls['haproxy']}/")
+    cacert = f"--cacert {lab.ca_cert} " if lab.urls["haproxy"].startswith("https") else ""
+    print(f"#   curl {cacert}-H 'Host: example.jamfox.dev' {lab.urls['haproxy']}/")
     print("# Type 'fault BACKEND KIND', 'clear [BACKEND]' or 'help'; Ctrl-C stops the lab.",
           flush=True)
     threading.Thread(target=_lab_console, args=(lab, stop), daemon=True).start()

@@ -64,6 +64,10 @@ class NomadConfig:
     insecure: bool = False
     namespace: str = "default"
     region: str = ""
+    # TLS with client certificates (verify_https_client); server name: NOMAD_TLS_SERVER_NAME
+    client_cert: str = ""
+    client_key: str = ""
+    tls_server_name: str = ""
 
     def auth_headers(self) -> dict[str, str]:
         """The ACL token header for a request made without python-nomad."""
@@ -80,6 +84,10 @@ class ConsulConfig:
     # [consul.agents] node = "http://addr:8500": where each node's own agent answers, for
     # what only that agent does (maintenance). Unlisted nodes: their address, same scheme/port.
     agents: tuple[tuple[str, str], ...] = ()
+    # TLS with client certificates (verify_incoming); server name: CONSUL_TLS_SERVER_NAME
+    client_cert: str = ""
+    client_key: str = ""
+    tls_server_name: str = ""
 
     def agent_url(self, node: str, address: str) -> str:
         listed = dict(self.agents).get(node)
@@ -99,6 +107,7 @@ class HAProxyConfig:
     stats_url: str = ""  # http://bastion:8404/stats;csv
     socket: str = ""  # runtime API socket, used instead of stats_url when set
     frontend: str = ""  # where a --probe request goes, http://bastion
+    ca_file: str = ""  # the CA of an https:// frontend's certificate (default: the system's)
 
 
 @dataclass(frozen=True)
@@ -344,4 +353,24 @@ def apply_env(cfg: Config, env: Mapping[str, str]) -> Config:
         pve = replace(pve, ca_file=env["PROXMOX_VE_CACERT"])
     if (insecure := _env_bool(env, "PROXMOX_VE_INSECURE")) is not None:
         pve = replace(pve, insecure=insecure)
+    nomad, consul = _tls_env(nomad, "NOMAD", env), _tls_env(consul, "CONSUL", env)
     return replace(cfg, nomad=nomad, consul=consul, proxmox=pve)
+
+
+_TLS_ENV = {"client_cert": "CLIENT_CERT", "client_key": "CLIENT_KEY",
+            "tls_server_name": "TLS_SERVER_NAME"}
+
+
+def _tls_env(section: Any, prefix: str, env: Mapping[str, str]) -> Any:
+    """The CLIs' client-certificate variables (NOMAD_CLIENT_CERT ...); a CA directory
+    (NOMAD_CAPATH / CONSUL_CAPATH) stands in for a CA file when none is given."""
+    changes = {key: env[f"{prefix}_{var}"] for key, var in _TLS_ENV.items()
+               if env.get(f"{prefix}_{var}")}
+    if not section.ca_file and env.get(f"{prefix}_CAPATH"):
+        changes["ca_file"] = env[f"{prefix}_CAPATH"]
+    section = replace(section, **changes)
+    if bool(section.client_cert) != bool(section.client_key):
+        name = section.__class__.__name__.removesuffix("Config").lower()
+        raise ConfigError(f"[{name}] client_cert and client_key go together: set both (or "
+                          f"{prefix}_CLIENT_CERT and {prefix}_CLIENT_KEY), or neither")
+    return section

@@ -4,6 +4,7 @@ the reason (TLS, token, wrong service on the port)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,17 @@ import requests
 
 from .config import Config, Secret
 from .inventory import InventoryError, load_inventory
-from .sources.base import scrub, tls_verify
+from .sources.base import scrub
+from .sources.tls import (
+    EXPIRY_WARNING_DAYS,
+    TLSSettings,
+    endpoints_of,
+    expiry_words,
+    read_peer_cert,
+    tls_failure,
+    tls_kind,
+    when,
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +37,7 @@ class Finding:
 
 def run_doctor(cfg: Config, timeout: float = 5.0) -> list[Finding]:
     findings = list(_config_findings(cfg))
-    for check in (_proxmox, _nomad, _consul, _fabio, _haproxy):
+    for check in (_proxmox, _nomad, _consul, _fabio, _haproxy, _certificates):
         findings.extend(check(cfg, timeout))
     secrets = [cfg.nomad.token, cfg.consul.token, cfg.proxmox.token_secret]
     return [Finding(f.backend, f.ok, scrub(f.detail, secrets), scrub(f.fix, secrets))
@@ -55,24 +66,65 @@ def _config_findings(cfg: Config) -> Iterator[Finding]:
         if section.insecure:
             yield Finding(name, False, "TLS verification is turned off (insecure = true)",
                           "remove `insecure`, and set ca_file to the CA that signed it")
+        for key in ("client_cert", "client_key"):
+            path = getattr(section, key, "")
+            if path and not Path(path).is_file():
+                yield Finding(name, False, f"{key} {path} does not exist",
+                              f"point [{name}] {key} at the client certificate's PEM file")
+        yield from _client_cert_expiry(name, getattr(section, "client_cert", ""))
 
 
-def _get(url: str, verify: bool | str, timeout: float, headers: dict[str, str] | None = None,
+def _client_cert_expiry(backend: str, path: str) -> Iterator[Finding]:
+    """jamtui's own client certificate ends too (the CLI ones last a year by default)."""
+    if not path or not Path(path).is_file():
+        return
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        yield Finding(backend, False, f"client_cert {path} is not a PEM certificate: {exc}",
+                      "point it at the certificate (PEM), and client_key at its key")
+        return
+    not_after = cert.not_valid_after_utc.timestamp()
+    if not_after - time.time() < EXPIRY_WARNING_DAYS * 86400:
+        yield Finding(backend, False, f"the client certificate {path} "
+                      f"{expiry_words(not_after)}", "issue a new one (nomad tls cert create "
+                      "-cli / consul tls cert create -client) before then")
+
+
+# What the checks verify with: a backend's TLSSettings (CA, client certificate, server name),
+# or as before a CA path / True / False.
+Verify = bool | str | TLSSettings
+
+
+def _tls(verify: Verify) -> TLSSettings:
+    if isinstance(verify, TLSSettings):
+        return verify
+    return TLSSettings("backend", ca_file=verify if isinstance(verify, str) else "",
+                       insecure=verify is False)
+
+
+def _get(url: str, verify: Verify, timeout: float, headers: dict[str, str] | None = None,
          ) -> requests.Response:
-    return requests.get(url, headers=headers or {}, verify=verify, timeout=timeout)
+    tls = _tls(verify)
+    with tls.session() as session:  # verify per request: REQUESTS_CA_BUNDLE must not win
+        return session.get(url, headers=headers or {}, verify=tls.verify, timeout=timeout)
 
 
-def _probe(backend: str, url: str, verify: bool | str, timeout: float,
+def _probe(backend: str, url: str, verify: Verify, timeout: float,
            headers: dict[str, str], token_fix: str, ca_fix: str,
            read: Callable[[requests.Response], str]) -> Finding:
     """Reachable → TLS verifies → token accepted → the version it reports."""
     try:
         resp = _get(url, verify, timeout, headers)
     except requests.exceptions.SSLError as exc:
-        return Finding(backend, False, f"TLS does not verify for {url}: {_short(exc)}", ca_fix)
-    except requests.exceptions.ConnectionError as exc:
-        return Finding(backend, False, f"cannot reach {url}: {_short(exc)}",
-                       f"check that {backend} runs there and the address is right")
+        return _tls_finding(backend, exc, _tls(verify), url, timeout) or Finding(
+            backend, False, f"TLS does not verify for {url}: {_short(exc)}", ca_fix)
+    except requests.exceptions.ConnectionError as exc:  # a TLS alert can arrive as one
+        return _tls_finding(backend, exc, _tls(verify), url, timeout) or Finding(
+            backend, False, f"cannot reach {url}: {_short(exc)}",
+            f"check that {backend} runs there and the address is right")
     except requests.exceptions.Timeout:
         return Finding(backend, False, f"{url} did not answer within {timeout:.0f} s",
                        "check the network path and the server's load")
@@ -87,6 +139,47 @@ def _probe(backend: str, url: str, verify: bool | str, timeout: float,
     except (ValueError, KeyError, TypeError) as exc:
         return Finding(backend, False, f"{url} does not look like {backend}: {_short(exc)}",
                        f"is the [{backend}] address pointing at the right port?")
+
+
+def _tls_finding(backend: str, exc: BaseException, tls: TLSSettings, url: str,
+                 timeout: float) -> Finding | None:
+    """A TLS failure in words (unknown CA, name mismatch, expired or not yet valid, client
+    certificate asked for or refused), with the certificate's names and dates where they
+    tell; None when `exc` was not about TLS."""
+    peer = None
+    if tls_kind(exc) in ("unknown-ca", "name-mismatch", "expired", "not-yet-valid"):
+        try:
+            peer = read_peer_cert(url, tls, verify=False, timeout=timeout)
+        except (OSError, ValueError):
+            peer = None
+    words = tls_failure(exc, tls, url, peer)
+    return Finding(backend, False, *words) if words else None
+
+
+def _certificates(cfg: Config, timeout: float) -> list[Finding]:
+    """How long each HTTPS certificate jamtui talks to has left (Proxmox, Nomad, Consul, and
+    HAProxy's frontend, the one certbot renews); a warning within EXPIRY_WARNING_DAYS. One
+    that does not verify was already named by its backend's check (the frontend has none)."""
+    found = []
+    for e in endpoints_of(cfg):
+        label = (f"the frontend's certificate ({e.url})" if e.backend == "haproxy" else
+                 f"the certificate of {e.url}")
+        try:
+            peer = read_peer_cert(e.url, e.settings, timeout=timeout)
+        except (OSError, ValueError) as exc:
+            if e.backend == "haproxy":
+                found.append(_tls_finding(e.backend, exc, e.settings, e.url, timeout) or
+                             Finding(e.backend, False, f"cannot read {label}: {_short(exc)}",
+                                     "check that the frontend serves HTTPS there"))
+            continue
+        if peer.not_after - time.time() < EXPIRY_WARNING_DAYS * 86400:
+            found.append(Finding(e.backend, False, f"{label} {expiry_words(peer.not_after)}",
+                                 "renew it before then (certbot renew / nomad tls cert create "
+                                 "/ consul tls cert create), and reload the server"))
+        else:
+            found.append(Finding(e.backend, True, f"{label} is valid until "
+                                 f"{when(peer.not_after)}"))
+    return found
 
 
 def _short(exc: BaseException) -> str:
@@ -114,7 +207,7 @@ def _proxmox(cfg: Config, timeout: float) -> list[Finding]:
         return f"{pve.address}: TLS verified, token accepted, Proxmox VE {data['version']}"
 
     return [_probe("proxmox", f"{pve.address.rstrip('/')}/api2/json/version",
-                   tls_verify("proxmox", pve.ca_file, pve.insecure), timeout, headers,
+                   TLSSettings.of("proxmox", pve), timeout, headers,
                    "set PROXMOX_VE_API_TOKEN (USER@REALM!TOKENID=SECRET) to a token with "
                    "VM.Audit and Sys.Audit", "set [proxmox] ca_file or PROXMOX_VE_CACERT to "
                    "the CA of the Proxmox certificate (/etc/pve/pve-root-ca.pem)", read)]
@@ -127,11 +220,11 @@ def _nomad(cfg: Config, timeout: float) -> list[Finding]:
     def read(resp: requests.Response) -> str:
         data: dict[str, Any] = resp.json()
         version = (data.get("config") or {}).get("Version") or {}
-        leader = _leader(f"{base}/v1/status/leader", tls_verify("nomad", n.ca_file, n.insecure),
+        leader = _leader(f"{base}/v1/status/leader", TLSSettings.of("nomad", n),
                          timeout)
         return f"{n.address}: token accepted, Nomad {version.get('Version', '?')}, {leader}"
 
-    return [_probe("nomad", f"{base}/v1/agent/self", tls_verify("nomad", n.ca_file, n.insecure),
+    return [_probe("nomad", f"{base}/v1/agent/self", TLSSettings.of("nomad", n),
                    timeout, _token_header("X-Nomad-Token", n.token),
                    "set NOMAD_TOKEN or [nomad] token to a token that can read nodes and jobs",
                    "set NOMAD_CACERT or [nomad] ca_file to the CA of the Nomad certificate",
@@ -146,11 +239,11 @@ def _consul(cfg: Config, timeout: float) -> list[Finding]:
         data: dict[str, Any] = resp.json()
         version = (data.get("Config") or {}).get("Version", "?")
         leader = _leader(f"{base}/v1/status/leader",
-                         tls_verify("consul", c.ca_file, c.insecure), timeout)
+                         TLSSettings.of("consul", c), timeout)
         return f"{c.address}: token accepted, Consul {version}, {leader}"
 
     return [_probe("consul", f"{base}/v1/agent/self",
-                   tls_verify("consul", c.ca_file, c.insecure), timeout,
+                   TLSSettings.of("consul", c), timeout,
                    _token_header("X-Consul-Token", c.token),
                    "set CONSUL_HTTP_TOKEN or [consul] token to a token with agent, node and "
                    "service read", "set CONSUL_CACERT or [consul] ca_file to the CA of the "

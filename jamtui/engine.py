@@ -55,12 +55,18 @@ class Engine:
         for name, message in NOT_CONFIGURED.items():
             if name not in self.sources:
                 store.set_backend(BackendStatus(name, Health.UNKNOWN, last_error=message))
+        from .sources.tls import CertWatch, endpoints_of
+
+        # verification off shows from the first frame; expiry once a handshake has read it
+        self.certificates = CertWatch(store, endpoints_of(cfg))
 
     def start(self) -> None:
         for source in self.sources.values():
             source.start()
+        self.certificates.start()
 
     def stop(self, timeout: float = 1.0) -> None:
+        self.certificates.stop_event.set()
         for source in self.sources.values():
             source.stop_event.set()
         deadline = time.monotonic() + timeout

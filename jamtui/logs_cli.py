@@ -10,11 +10,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import requests
-
 from .config import Config
 from .inventory import Inventory
-from .sources.base import BackendError, http_problem, tls_verify
+from .sources.base import BackendError, http_problem
 from .sources.logs import LogFollower
 from .sources.ssh import (
     HostKeyChanged,
@@ -26,6 +24,7 @@ from .sources.ssh import (
     pool_for,
     tail_command,
 )
+from .sources.tls import TLSSettings
 
 
 @dataclass(frozen=True)
@@ -37,9 +36,10 @@ class Target:
 
 def _get(cfg: Config, path: str, **params: str) -> Any:
     headers = cfg.nomad.auth_headers()
-    resp = requests.get(f"{cfg.nomad.address.rstrip('/')}{path}", params=params,
-                        headers=headers, timeout=10,
-                        verify=tls_verify("nomad", cfg.nomad.ca_file, cfg.nomad.insecure))
+    tls = TLSSettings.of("nomad", cfg.nomad)
+    with tls.session() as session:  # verify given per request: REQUESTS_CA_BUNDLE loses
+        resp = session.get(f"{cfg.nomad.address.rstrip('/')}{path}", params=params,
+                           headers=headers, timeout=10, verify=tls.verify)
     if resp.status_code != 200:
         raise BackendError(http_problem("nomad", cfg.nomad.address, resp.status_code,
                                         resp.text, "[nomad] token / NOMAD_TOKEN"))

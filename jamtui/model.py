@@ -28,6 +28,7 @@ class Kind(StrEnum):
     HAPROXY = "haproxy"
     QUORUM = "quorum"
     BACKEND = "backends"
+    TLS = "tls"  # per backend: verification off, the peer certificate's expiry
 
 
 class Health(StrEnum):
@@ -351,3 +352,22 @@ def worst(statuses: object) -> str:
         if _SEVERITY.get(status, 3) > _SEVERITY[result]:
             result = status
     return result
+
+
+@dataclass(frozen=True)
+class TLSInfo:
+    """What jamtui knows of one backend's TLS: whether it verifies, and the certificate the
+    server presented (proxmox | nomad | consul | haproxy, the last its HTTPS frontend)."""
+
+    backend: str
+    address: str = ""
+    insecure: bool = False  # verification turned off by the operator
+    not_before: float | None = None  # unix seconds
+    not_after: float | None = None
+    names: tuple[str, ...] = ()  # the certificate's DNS names and IP addresses
+    checked_at: float | None = None
+    error: str = ""  # why the certificate could not be read
+
+    @property
+    def id(self) -> str:
+        return self.backend

@@ -90,7 +90,7 @@ def send_probe(cfg: Config, host: str, path: str, timeout: float = 10.0) -> Prob
     started = time.perf_counter()
     try:
         resp = requests.get(url, headers={"Host": host}, timeout=timeout,
-                            allow_redirects=False)
+                            allow_redirects=False, verify=cfg.haproxy.ca_file or True)
     except requests.RequestException as exc:
         return Probe(url, seconds=time.perf_counter() - started,
                      error=f"{type(exc).__name__}: {exc}"[:200])

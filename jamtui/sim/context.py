@@ -35,6 +35,9 @@ class TLSFiles:
     ca_cert: Path
     server_cert: Path
     server_key: Path
+    # with mutual TLS (jamtui lab --tls): backend -> (certificate, key)
+    servers: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    clients: dict[str, tuple[Path, Path]] = field(default_factory=dict)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from . import tls
 from .context import SimContext
 from .http import BackendServer, fault_middleware, text_error
 
@@ -129,9 +131,11 @@ class HAProxyStandIn:
                                                               text_error)])
         stats.router.add_get("/stats;csv", self._stats_csv)
         stats.router.add_get("/stats", self._stats_html)
+        https = self.ctx.tls.servers.get("haproxy")  # with --tls the frontend is HTTPS
         for name, app, port in (("haproxy", front, self.port),
                                 ("haproxy:stats", stats, self.stats_port)):
-            server = BackendServer(name, app, self.ctx.host, port)
+            server = BackendServer(name, app, self.ctx.host, port, tls.server_context(
+                self.ctx.tls, "haproxy") if https and name == "haproxy" else None)
             await server.start()
             self.ctx.servers[name] = server
         self.ctx.urls["haproxy"] = self.ctx.servers["haproxy"].url
@@ -246,12 +250,16 @@ class HAProxyStandIn:
         hosts = [f"example.{self.ctx.world.domain}", f"api.{self.ctx.world.domain}"]
         assert self._session is not None
         url = self.ctx.urls["haproxy"]
+        trust: ssl.SSLContext | bool = True
+        if url.startswith("https://"):
+            trust = ssl.create_default_context(cafile=str(self.ctx.tls.ca_cert))
         rng = self.ctx.world.rng
         while True:
             await asyncio.sleep(interval * (0.5 + rng.random()))
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
                 async with self._session.get(url + "/", headers={"Host": rng.choice(hosts)},
-                                             timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                                             timeout=aiohttp.ClientTimeout(total=3),
+                                             ssl=trust) as resp:
                     await resp.read()
 
     # -- the stats page ----------------------------------------------------------------------

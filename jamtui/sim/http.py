@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import ssl
@@ -126,6 +127,8 @@ class BackendServer:
         return f"{self.scheme}://{self.host}:{self.port}"
 
     async def start(self) -> None:
+        if self.ssl_context is not None and self.ssl_context.verify_mode == ssl.CERT_REQUIRED:
+            send_handshake_alerts()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
                                      shutdown_timeout=0.2)
         await self._runner.setup()
@@ -160,6 +163,26 @@ class BackendServer:
             await self.go_down()
             await self._runner.cleanup()
             self._runner = None
+
+
+def send_handshake_alerts() -> None:
+    """asyncio drops the alert OpenSSL has written when a server's handshake fails (no client
+    certificate, one from an unknown CA): the client sees the connection closed, where a Go
+    server (Nomad, Consul) sends `certificate required` / `bad certificate`. Send it first."""
+    from asyncio import sslproto
+
+    original = sslproto.SSLProtocol._on_handshake_complete
+    if getattr(original, "jamlab", False):
+        return
+
+    def on_handshake_complete(self: Any, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            with contextlib.suppress(Exception):
+                self._process_outgoing()
+        original(self, handshake_exc)
+
+    on_handshake_complete.jamlab = True  # type: ignore[attr-defined]
+    sslproto.SSLProtocol._on_handshake_complete = on_handshake_complete  # type: ignore[method-assign]
 
 
 _GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}

@@ -42,6 +42,8 @@ class Lab:
         secrets_: LabSecrets | None = None,
         ports: dict[str, int] | None = None,
         traffic: bool = True,
+        tls: bool = False,
+        cert_days: dict[str, float] | None = None,
         **world_options: Any,
     ) -> None:
         if inventory is None:
@@ -54,6 +56,8 @@ class Lab:
         self.host = host
         self.ports = dict(ports or {})
         self.traffic = traffic
+        self.mtls = tls  # Nomad and Consul over HTTPS, client certificates required
+        self.cert_days = dict(cert_days or {})  # backend -> days its server certificate lasts
         self.world_options = world_options
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="jamlab-"))
@@ -107,7 +111,33 @@ class Lab:
             "PROXMOX_VE_ENDPOINT": self.urls["proxmox"],
             "PROXMOX_VE_API_TOKEN": s.proxmox_api_token,
             "PROXMOX_VE_CACERT": str(self.ca_cert),
+            **self.tls_env(),
         }
+
+    def tls_env(self) -> dict[str, str]:
+        """With --tls: the CLIs' variables for the CA, the client certificates and the name
+        the servers' certificates hold (as on a real cluster reached by IP address)."""
+        if not self.mtls:
+            return {}
+        from .tls import SERVER_NAMES
+
+        out = {}
+        for backend, prefix in (("nomad", "NOMAD"), ("consul", "CONSUL")):
+            cert, key = self.ctx.tls.clients[backend] if self.ctx else ("", "")
+            out |= {f"{prefix}_CACERT": str(self.ca_cert), f"{prefix}_CLIENT_CERT": str(cert),
+                    f"{prefix}_CLIENT_KEY": str(key),
+                    f"{prefix}_TLS_SERVER_NAME": SERVER_NAMES[backend]}
+        return out
+
+    def _tls_toml(self, backend: str) -> str:
+        if not self.mtls:
+            return ""
+        from .tls import SERVER_NAMES
+
+        assert self.ctx is not None
+        cert, key = self.ctx.tls.clients[backend]
+        return (f'ca_file = "{self.ca_cert}"\nclient_cert = "{cert}"\nclient_key = "{key}"\n'
+                f'tls_server_name = "{SERVER_NAMES[backend]}"\n')
 
     def config_toml(self) -> str:
         """A jamtui config file for this lab; tokens stay in the environment, not in it."""
@@ -118,8 +148,8 @@ class Lab:
             + self.provisioning_toml() +
             f'[proxmox]\naddress = "{u["proxmox"]}"\nca_file = "{self.ca_cert}"\n'
             f'token_id = "{self.secrets.proxmox_token_id}"\n\n'
-            f'[nomad]\naddress = "{u["nomad"]}"\n\n'
-            f'[consul]\naddress = "{u["consul"]}"\n\n'
+            f'[nomad]\naddress = "{u["nomad"]}"\n{self._tls_toml("nomad")}\n'
+            f'[consul]\naddress = "{u["consul"]}"\n{self._tls_toml("consul")}\n'
             "[consul.agents]  # each node's agent, for node maintenance\n"
             + "".join(f'{k.split(":")[2]} = "{v}"\n' for k, v in sorted(u.items())
                       if k.startswith("consul:agent:")) + "\n"
@@ -127,6 +157,7 @@ class Lab:
             f'[dns]\nserver = "{u["dns"]}"\nconsul = "{u["dns"]}"\n\n'
             f'[haproxy]\nstats_url = "{u["haproxy_stats"]}/stats;csv"\n'
             f'frontend = "{u["haproxy"]}"\n'
+            + (f'ca_file = "{self.ca_cert}"\n' if self.mtls else "")
         )
 
     def provisioning_toml(self) -> str:
@@ -211,7 +242,8 @@ class Lab:
     async def _astart(self) -> None:
         from . import consul, control, dns, haproxy, instances, nomad, proxmox, sshd, tls
 
-        tls_files = tls.make_tls(self.workdir / "tls", hosts=[self.host, "localhost"])
+        tls_files = tls.make_tls(self.workdir / "tls", hosts=[self.host, "localhost"],
+                                 mtls=self.mtls, cert_days=self.cert_days)
         world = World(self.inventory, seed=self.seed, **self.world_options)
         self.ctx = SimContext(world, self.faults, self.secrets, tls_files, self.host)
         world.runtime = instances.LabRuntime(self.ctx)
@@ -219,18 +251,19 @@ class Lab:
         await world.start(self.tick)
         specs: list[tuple[str, Any, bool]] = [
             ("proxmox", proxmox.build_app(self.ctx), True),
-            ("nomad", nomad.build_app(self.ctx), False),
-            ("consul", consul.build_app(self.ctx), False),
+            ("nomad", nomad.build_app(self.ctx), self.mtls),
+            ("consul", consul.build_app(self.ctx), self.mtls),
         ]
         for name, app, use_tls in specs:
             server = BackendServer(name, app, self.host, self.ports.get(name, 0),
-                                   tls.server_context(tls_files) if use_tls else None)
+                                   tls.server_context(tls_files, name) if use_tls else None)
             await server.start()
             self.servers[name] = server
             self.ctx.urls[name] = server.url
         for node in sorted(world.consul_nodes):  # each node's own agent (agent/maintenance)
             name = f"consul:agent:{node}"
-            server = BackendServer(name, consul.agent_app(self.ctx, node), self.host, 0)
+            server = BackendServer(name, consul.agent_app(self.ctx, node), self.host, 0,
+                                   tls.server_context(tls_files, "consul") if self.mtls else None)
             await server.start()
             self.servers[name] = server
             self.ctx.urls[name] = server.url

@@ -50,11 +50,19 @@ class BackendError(Exception):
     """A failure already put in words for the operator."""
 
 
-def describe_error(backend: str, address: str, exc: BaseException, hint: str = "") -> str:
-    """Say what failed, where, and what to do, without leaking credentials."""
+def describe_error(backend: str, address: str, exc: BaseException, hint: str = "",
+                   tls: Any = None) -> str:
+    """Say what failed, where, and what to do, without leaking credentials. `tls` (the
+    backend's TLSSettings) names the settings a TLS failure is fixed with."""
     where = address or backend
     if isinstance(exc, BackendError):
         return str(exc)
+    if isinstance(exc, OSError):  # requests' errors too
+        from .tls import TLSSettings, tls_failure
+
+        words = tls_failure(exc, tls or TLSSettings(backend), where)
+        if words:
+            return f"{words[0]}. Fix: {words[1]}."
     if isinstance(exc, requests.exceptions.SSLError | ssl.SSLError):
         return (f"TLS verification failed for {where}: {_reason(exc)}. Point ca_file at the CA "
                 f"that signed its certificate{hint and ' (' + hint + ')'}.")
@@ -163,7 +171,8 @@ class Source:
         self._set(health, problem, latency)
 
     def report_failure(self, exc: BaseException, what: str = "") -> None:
-        message = describe_error(self.name, self.address, exc, self.hint)
+        message = describe_error(self.name, self.address, exc, self.hint,
+                                 getattr(self, "tls", None))
         if what:
             message = f"{what}: {message}"
         log.debug("%s: %s", self.name, scrub(message, self.secrets))

@@ -30,7 +30,8 @@ from ..model import (
     worst,
 )
 from ..store import Store
-from .base import BackendError, Source, http_problem, timed, tls_verify
+from .base import BackendError, Source, http_problem, timed
+from .tls import TLSSettings
 
 MAINTENANCE_CHECK = "_node_maintenance"
 SAFETY_POLL = 60.0  # seconds between reads of members and Raft while all is well
@@ -123,15 +124,18 @@ class ConsulSource(Source):
         self.poll_interval = poll_interval
         self.wait = wait
         parts = urlsplit(cfg.address if "://" in cfg.address else f"http://{cfg.address}")
+        self.tls = TLSSettings.of("consul", cfg)
         self.client = consul.Consul(
             host=parts.hostname or "127.0.0.1",
             port=parts.port or (443 if parts.scheme == "https" else 8500),
             scheme=parts.scheme or "http",
             token=cfg.token.reveal() or None,
             dc=cfg.datacenter or None,
-            verify=tls_verify("consul", cfg.ca_file, cfg.insecure),
+            verify=self.tls.verify,
+            cert=self.tls.cert,
             connections_timeout=timeout,
         )
+        self.tls.session(self.client.http.session)  # the server name, on py-consul's session
         self._service_index: str | None = None
         self._check_index: str | None = None
         self._intention_index: str | None = None
@@ -276,12 +280,13 @@ class ConsulSource(Source):
     def _agent(self, node: str, address: str, timeout: float = 10) -> consul.Consul:
         """A client of that node's own agent (for what only it does)."""
         parts = urlsplit(self.cfg.agent_url(node, address))
-        return consul.Consul(
+        agent = consul.Consul(
             host=parts.hostname or address, port=parts.port or 8500,
             scheme=parts.scheme or "http", token=self.cfg.token.reveal() or None,
-            verify=tls_verify("consul", self.cfg.ca_file, self.cfg.insecure),
-            connections_timeout=timeout,
+            verify=self.tls.verify, cert=self.tls.cert, connections_timeout=timeout,
         )
+        self.tls.session(agent.http.session)
+        return agent
 
     def node_maintenance(self, node: str, address: str, enable: bool, reason: str = "") -> None:
         """`consul maint` for one node, through that node's own agent (only it can)."""

@@ -23,7 +23,8 @@ from typing import Any
 import requests
 
 from ..config import NomadConfig
-from .base import BackendError, Backoff, http_problem, tls_verify
+from .base import BackendError, Backoff, http_problem
+from .tls import TLSSettings
 
 HEARTBEAT_TIMEOUT = 10.0  # Nomad sends `{}` every second; silence this long is a dead peer
 
@@ -80,8 +81,9 @@ class LogFollower:
         self.offset = offset
         self.follow = follow
         self.timeout = timeout
-        self.session = session or requests.Session()
-        self.verify = tls_verify("nomad", cfg.ca_file, cfg.insecure)
+        self.tls = TLSSettings.of("nomad", cfg)
+        self.session = session or self.tls.session()
+        self.verify = self.tls.verify
         self.stop_event = threading.Event()
         self.reconnects = 0
         self.connected = threading.Event()  # set once the stream is open
@@ -140,7 +142,8 @@ class LogFollower:
                   "offset": str(self.offset), "follow": "true" if self.follow else "false"}
         headers = self.cfg.auth_headers()
         resp = self.session.get(url, params=params, headers=headers, stream=True,
-                                verify=self.verify, timeout=(self.timeout, HEARTBEAT_TIMEOUT))
+                                verify=self.verify, cert=self.tls.cert,
+                                timeout=(self.timeout, HEARTBEAT_TIMEOUT))
         self._response = resp
         try:
             if resp.status_code != 200:

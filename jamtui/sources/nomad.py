@@ -34,7 +34,8 @@ from ..model import (
     TaskInfo,
 )
 from ..store import Store
-from .base import BackendError, Source, http_problem, timed, tls_verify
+from .base import BackendError, Source, http_problem, timed
+from .tls import TLSSettings
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 TOPICS = ("Node", "Job", "Allocation")
@@ -217,8 +218,9 @@ class NomadSource(Source):
         self.quorum_interval = max(quorum_interval, poll_interval)
         self.resync_interval = resync_interval
         self.timeout = timeout
-        self.session = requests.Session()
-        self.verify = tls_verify("nomad", cfg.ca_file, cfg.insecure)
+        self.tls = TLSSettings.of("nomad", cfg)
+        self.session = self.tls.session()  # CA, client certificate, server name
+        self.verify = self.tls.verify
         parts = urlsplit(cfg.address)
         self.client = nomad.Nomad(
             address=cfg.address.rstrip("/"),
@@ -229,6 +231,7 @@ class NomadSource(Source):
             namespace=cfg.namespace or None,
             region=cfg.region or None,
             verify=self.verify,
+            cert=self.tls.cert or (),
             timeout=int(timeout),
             session=self.session,
         )
@@ -295,7 +298,7 @@ class NomadSource(Source):
         headers = self.cfg.auth_headers()
         resp = self.session.get(f"{self.cfg.address.rstrip('/')}/v1/volumes",
                                 params={"type": "csi"}, headers=headers, verify=self.verify,
-                                timeout=self.timeout)
+                                cert=self.tls.cert, timeout=self.timeout)
         if resp.status_code != 200:
             raise BackendError(http_problem("nomad", self.address, resp.status_code,
                                             resp.text, self.hint))
@@ -313,7 +316,8 @@ class NomadSource(Source):
         self.requests_made += 1
         # the read timeout must outlast the 30 s heartbeat: a silent minute means a dead peer
         resp = self.session.get(url, params=params, headers=headers, stream=True,
-                                verify=self.verify, timeout=(self.timeout, 65))
+                                verify=self.verify, cert=self.tls.cert,
+                                timeout=(self.timeout, 65))
         self._stream = resp
         connected = time.monotonic()
         try:
@@ -456,7 +460,8 @@ class NomadSource(Source):
         headers = self.cfg.auth_headers()
         self.requests_made += 1
         resp = self.session.request(method, url, json=body, headers=headers,
-                                    verify=self.verify, timeout=self.timeout)
+                                    verify=self.verify, cert=self.tls.cert,
+                                    timeout=self.timeout)
         if not resp.ok:
             raise BackendError(http_problem("nomad", self.address, resp.status_code,
                                             resp.text, self.hint))

@@ -17,7 +17,8 @@ from ..config import ProxmoxConfig
 from ..inventory import Inventory
 from ..model import VM, Hypervisor, Kind, Storage
 from ..store import Store
-from .base import BackendError, Source, http_problem, timed, tls_verify
+from .base import BackendError, Source, http_problem, timed
+from .tls import TLSSettings
 
 
 def _bool(value: Any) -> bool:
@@ -77,11 +78,12 @@ class ProxmoxSource(Source):
         self.poll_interval = poll_interval
         self.inventory = inventory
         parts = urlsplit(cfg.address if "://" in cfg.address else f"https://{cfg.address}")
+        self.tls = TLSSettings.of("proxmox", cfg)
         user, _, token_name = cfg.token_id.partition("!")
         self.api = proxmoxer.ProxmoxAPI(
             parts.hostname or "127.0.0.1", port=parts.port or 8006, user=user or "root@pam",
             token_name=token_name or None, token_value=cfg.token_secret.reveal() or None,
-            verify_ssl=tls_verify("proxmox", cfg.ca_file, cfg.insecure), timeout=int(timeout),
+            verify_ssl=self.tls.verify, timeout=int(timeout),
             service="PVE",
         )
         self._ips: dict[int, str | None] = {}

@@ -10,7 +10,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Static
 
-from ..model import Health, Kind, Quorum
+from ..model import Health, Kind, Quorum, TLSInfo
+from ..sources.tls import expiring, expiry_words
 from ..store import Store
 from .columns import History, age
 from .keymap import Key
@@ -34,6 +35,24 @@ def quorum_text(q: Quorum) -> Text:
     return Text(f"{q.system} ✓ leader {q.leader.split(':')[0]} {alive}/{total}", style="green")
 
 
+def tls_badge(info: TLSInfo | None, now: float) -> Text:
+    """Beside a backend: verification off (for as long as it is), a certificate near its end."""
+    badge = Text()
+    if info is None:
+        return badge
+    if info.insecure:
+        badge.append(" TLS verification off", style="bold red")
+    if expiring(info, now):
+        left = (info.not_after or 0) - now
+        badge.append(" cert expired" if left <= 0 else f" cert ends in {_days(left)}",
+                     style="bold red" if left <= 0 else "yellow")
+    return badge
+
+
+def _days(seconds: float) -> str:
+    return f"{int(seconds // 86400)} d" if seconds >= 86400 else f"{int(seconds // 3600)} h"
+
+
 class HealthBar(Static):
     """Backends (ok / degraded / down) and Consul and Nomad quorum, always on top; the reason
     of every backend that is not ok is written out beneath."""
@@ -55,16 +74,28 @@ class HealthBar(Static):
         line = Text()
         problems = Text()
         now = time.time()
+        tls = {t.backend: t for t in self.store.items(Kind.TLS)}
         for b in self.store.backends():
             if b.name not in self.configured and b.health is Health.UNKNOWN:
                 continue
             mark, style = HEALTH_LOOK[b.health]
             line.append(f"{b.name} {mark} {b.health.value}", style=style)
+            line.append_text(tls_badge(tls.pop(b.name, None), now))
             line.append("  ")
             if b.health in (Health.DOWN, Health.DEGRADED) and b.last_error:
                 when = f" (data {age(now - b.last_success)} old)" if (
                     b.health is Health.DOWN and b.last_success) else ""
                 problems.append(f"{b.name}: {b.last_error}{when}\n", style=style)
+        for t in tls.values():  # e.g. HAProxy's frontend when its stats are not watched
+            if (badge := tls_badge(t, now)).plain:
+                line.append(f"{t.backend}", style="dim")
+                line.append_text(badge)
+                line.append("  ")
+        for t in sorted(self.store.items(Kind.TLS), key=lambda t: t.backend):
+            if expiring(t, now):
+                problems.append(f"{t.backend}: the certificate of {t.address} "
+                                f"{expiry_words(t.not_after or 0, now)}; renew it.\n",
+                                style="bold red" if (t.not_after or 0) <= now else "yellow")
         quorums = sorted(self.store.items(Kind.QUORUM), key=lambda q: q.system)
         if quorums:
             line.append("│ ", style="dim")

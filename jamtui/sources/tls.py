@@ -1,0 +1,375 @@
+"""TLS as real clusters run it: the CA, client certificates, a server name, and expiry.
+
+One `TLSSettings` per backend builds every requests session jamtui uses for it (python-nomad's,
+py-consul's, the raw ones for the event stream, blocking queries, logs and actions), so a
+client certificate or a server name set once applies everywhere. `CertWatch` reads the
+certificate each HTTPS backend presents (a handshake on its own thread, at start and hourly)
+so the health bar and `doctor` can warn before it expires. `tls_failure` puts a failed
+handshake in words.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from cryptography import x509
+from requests.adapters import HTTPAdapter
+
+from ..model import Kind, TLSInfo
+from ..store import Store
+from .base import tls_verify
+
+EXPIRY_WARNING_DAYS = 14  # a certificate closer than this to its end is warned about
+RECHECK = 3600.0  # seconds between readings of a certificate that was read
+RETRY = 60.0  # ... and of one that could not be read
+HANDSHAKE_TIMEOUT = 5.0
+
+# where the operator sets each thing, per backend (the CLIs' own variables)
+_VARS = {
+    "nomad": ("NOMAD_CACERT", "NOMAD_CLIENT_CERT", "NOMAD_CLIENT_KEY", "NOMAD_TLS_SERVER_NAME",
+              "NOMAD_SKIP_VERIFY"),
+    "consul": ("CONSUL_CACERT", "CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY",
+               "CONSUL_TLS_SERVER_NAME", "CONSUL_HTTP_SSL_VERIFY=false"),
+    "proxmox": ("PROXMOX_VE_CACERT", "", "", "", "PROXMOX_VE_INSECURE"),
+}
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    """How jamtui speaks TLS to one backend."""
+
+    backend: str
+    ca_file: str = ""
+    insecure: bool = False
+    client_cert: str = ""
+    client_key: str = ""
+    server_name: str = ""  # the name the certificate must hold, when not the address's host
+
+    @classmethod
+    def of(cls, backend: str, section: Any) -> TLSSettings:
+        """From a config section ([nomad], [consul], [proxmox])."""
+        return cls(backend, ca_file=getattr(section, "ca_file", ""),
+                   insecure=getattr(section, "insecure", False),
+                   client_cert=getattr(section, "client_cert", ""),
+                   client_key=getattr(section, "client_key", ""),
+                   server_name=getattr(section, "tls_server_name", ""))
+
+    @property
+    def verify(self) -> bool | str:
+        return tls_verify(self.backend, self.ca_file, self.insecure)
+
+    @property
+    def cert(self) -> tuple[str, str] | None:
+        """What requests takes as `cert`: (certificate, key), or None."""
+        return (self.client_cert, self.client_key) if self.client_cert else None
+
+    def var(self, what: str) -> str:
+        """The variable that sets `what` (ca, cert, key, server_name, insecure) for it."""
+        names = _VARS.get(self.backend, ("", "", "", "", ""))
+        index = ("ca", "cert", "key", "server_name", "insecure").index(what)
+        return names[index] or f"[{self.backend}] {what}"
+
+    def session(self, session: requests.Session | None = None) -> requests.Session:
+        """`session` (or a new one) set up with these settings: verify, client certificate,
+        and the server name on every HTTPS connection."""
+        session = session or requests.Session()
+        session.verify = self.verify
+        if self.cert:
+            session.cert = self.cert
+        if self.server_name:
+            session.mount("https://", ServerNameAdapter(self.server_name))
+        return session
+
+    def context(self) -> ssl.SSLContext:
+        """An ssl context like the sessions' (for the certificate reading handshake)."""
+        if self.insecure:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        elif self.ca_file:
+            is_dir = os.path.isdir(self.ca_file)  # NOMAD_CAPATH / CONSUL_CAPATH
+            ctx = ssl.create_default_context(cafile=None if is_dir else self.ca_file,
+                                             capath=self.ca_file if is_dir else None)
+        else:
+            ctx = ssl.create_default_context()
+        if self.cert:
+            ctx.load_cert_chain(self.client_cert, self.client_key)
+        return ctx
+
+
+class ServerNameAdapter(HTTPAdapter):
+    """Sends `server_name` as SNI and checks the certificate against it instead of the URL's
+    host. requests has no such setting; urllib3's pools take `server_hostname` (SNI, and the
+    name matched) and `assert_hostname`, so the adapter hands both to every pool it makes,
+    as NOMAD_TLS_SERVER_NAME / CONSUL_TLS_SERVER_NAME do for the CLIs."""
+
+    def __init__(self, server_name: str, **kw: Any) -> None:
+        self.server_name = server_name
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *args: Any, **kw: Any) -> None:
+        kw["server_hostname"] = self.server_name
+        kw["assert_hostname"] = self.server_name
+        super().init_poolmanager(*args, **kw)
+
+
+# -- the certificate a server presents ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerCert:
+    not_before: float
+    not_after: float
+    names: tuple[str, ...]
+    subject: str
+    issuer: str
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    return parts.hostname or "127.0.0.1", parts.port or 443
+
+
+def read_peer_cert(url: str, settings: TLSSettings, *, verify: bool = True,
+                   timeout: float = HANDSHAKE_TIMEOUT) -> PeerCert:
+    """Handshake with the server at `url` and return the certificate it presented. Verified
+    as the sessions verify (raises ssl errors as they would), or not at all (to say what
+    an unverifiable certificate holds). Blocking: call it from a worker thread."""
+    host, port = _host_port(url)
+    if verify:
+        ctx = settings.context()
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if settings.cert:
+            ctx.load_cert_chain(settings.client_cert, settings.client_key)
+    server_name = settings.server_name or host
+    with socket.create_connection((host, port), timeout=timeout) as raw, \
+            ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+        der = tls.getpeercert(binary_form=True)
+        if verify:
+            # With TLS 1.3 the server judges our client certificate after our side of the
+            # handshake is done: one request's first byte (or its alert) tells.
+            tls.sendall(f"HEAD / HTTP/1.0\r\nHost: {server_name}\r\n\r\n".encode())
+            with contextlib.suppress(TimeoutError):  # slow to answer is not a TLS problem
+                tls.recv(1)
+    if not der:
+        raise ssl.SSLError("the server presented no certificate")
+    return decode_cert(der)
+
+
+def decode_cert(der: bytes) -> PeerCert:
+    cert = x509.load_der_x509_certificate(der)
+    names: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names += san.get_values_for_type(x509.DNSName)
+        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        pass
+    return PeerCert(cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp(),
+                    tuple(names), cert.subject.rfc4514_string(), cert.issuer.rfc4514_string())
+
+
+def when(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def expiry_words(not_after: float, now: float | None = None) -> str:
+    """'expires in 3 days (2026-12-02 10:00 UTC)', 'EXPIRED 2 days ago (...)'."""
+    now = time.time() if now is None else now
+    left = not_after - now
+    if left <= 0:
+        return f"EXPIRED {_span(-left)} ago ({when(not_after)})"
+    return f"expires in {_span(left)} ({when(not_after)})"
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{int(seconds // 86400)} days"
+    if seconds >= 2 * 3600:
+        return f"{int(seconds // 3600)} hours"
+    return f"{max(1, int(seconds // 60))} minutes"
+
+
+def expiring(info: TLSInfo, now: float | None = None,
+             days: float = EXPIRY_WARNING_DAYS) -> bool:
+    now = time.time() if now is None else now
+    return info.not_after is not None and info.not_after - now < days * 86400
+
+
+# -- failures in words --------------------------------------------------------------------
+
+
+def _chain_text(exc: BaseException) -> str:
+    seen: list[str] = []
+    stack: list[Any] = [exc]
+    while stack and len(seen) < 12:
+        e = stack.pop()
+        if isinstance(e, BaseException):
+            seen.append(f"{type(e).__name__}: {e}")
+            stack.extend(a for a in e.args if isinstance(a, BaseException))
+            stack.extend(x for x in (getattr(e, "reason", None), e.__cause__, e.__context__)
+                         if x is not None)
+    return " | ".join(seen)
+
+
+def tls_kind(exc: BaseException) -> str:
+    """What went wrong in a TLS handshake: unknown-ca, name-mismatch, expired, not-yet-valid,
+    client-cert-required, client-cert-refused, not-tls; '' when it was not TLS."""
+    text = _chain_text(exc)
+    low = text.lower()
+    if "certificate has expired" in low:
+        return "expired"
+    if "not yet valid" in low:
+        return "not-yet-valid"
+    if "mismatch" in low or "doesn't match" in low or "not valid for" in low:
+        return "name-mismatch"
+    if "certificate_verify_failed" in low or "issuer certificate" in low or \
+            "self-signed" in low or "self signed" in low:
+        return "unknown-ca"
+    if "certificate_required" in low or "certificate required" in low:
+        return "client-cert-required"
+    if any(a in low for a in ("alert_unknown_ca", "alert unknown ca", "alert_bad_certificate",
+                              "alert bad certificate", "alert_certificate_unknown",
+                              "alert certificate unknown", "alert_decrypt_error",
+                              "alert_certificate_expired", "alert certificate expired",
+                              "alert_handshake_failure", "alert handshake failure")):
+        return "client-cert-refused"
+    if "wrong_version_number" in low or "wrong version number" in low:
+        return "not-tls"
+    return ""
+
+
+def tls_failure(exc: BaseException, settings: TLSSettings, url: str,
+                peer: PeerCert | None = None) -> tuple[str, str] | None:
+    """(what went wrong, what to do) for a TLS failure talking to `url`, in words; None when
+    `exc` is no TLS failure. `peer` (read without verification) adds the names and dates."""
+    kind = tls_kind(exc)
+    if not kind:
+        return None
+    host, _ = _host_port(url)
+    s = settings
+    if kind == "unknown-ca":
+        issuer = f" (issued by {peer.issuer})" if peer else ""
+        return (f"TLS does not verify for {url}: its certificate is signed by a CA jamtui "
+                f"does not trust{issuer}",
+                f"set {s.var('ca')} or [{s.backend}] ca_file to the CA that signed it")
+    if kind == "name-mismatch":
+        wanted = s.server_name or host
+        held = ("; it holds " + (", ".join(peer.names) or "no DNS names or addresses")
+                if peer else "")
+        return (f"TLS does not verify for {url}: its certificate is not valid for "
+                f"{wanted!r}{held}",
+                f"set {s.var('server_name')} (or [{s.backend}] tls_server_name) to a name it "
+                "holds, or use an address it names")
+    if kind == "expired":
+        date = f" on {when(peer.not_after)}" if peer else ""
+        return (f"TLS does not verify for {url}: its certificate expired{date}",
+                "renew the server's certificate (or check this machine's clock)")
+    if kind == "not-yet-valid":
+        date = f" until {when(peer.not_before)}" if peer else ""
+        return (f"TLS does not verify for {url}: its certificate is not valid yet{date}",
+                "check this machine's clock and the server's, or wait for the certificate")
+    if kind == "client-cert-required" or (kind == "client-cert-refused" and not s.cert):
+        return ("the server asked for a client certificate: set "
+                f"{s.var('cert')} and {s.var('key')}",
+                f"point {s.var('cert')} and {s.var('key')} (or [{s.backend}] client_cert and "
+                "client_key) at a certificate signed by the CA the server trusts")
+    if kind == "client-cert-refused":
+        return (f"{url} refused the client certificate {s.client_cert}",
+                "use a client certificate signed by the CA the server trusts for clients "
+                "(and not expired)")
+    return (f"{url} does not speak TLS there (it answered plain HTTP?)",
+            f"use http:// in the [{s.backend}] address, or the server's HTTPS port")
+
+
+# -- watching certificates ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    backend: str
+    url: str
+    settings: TLSSettings
+
+
+class CertWatch:
+    """Reads the certificate of each HTTPS endpoint on its own thread (at start, then hourly)
+    into the store as `TLSInfo`; whether verification is off is there from the start."""
+
+    def __init__(self, store: Store, endpoints: Iterable[Endpoint]) -> None:
+        self.store = store
+        self.endpoints = tuple(endpoints)
+        self.stop_event = threading.Event()
+        self.checked = threading.Event()  # set once every endpoint was tried
+        self._thread: threading.Thread | None = None
+        for e in self.endpoints:
+            store.upsert(Kind.TLS, TLSInfo(e.backend, e.url, insecure=e.settings.insecure))
+
+    def start(self) -> None:
+        if not self.endpoints or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="tls:certificates", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        due = dict.fromkeys(range(len(self.endpoints)), 0.0)
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            for i, endpoint in enumerate(self.endpoints):
+                if due[i] <= now and not self.stop_event.is_set():
+                    ok = self.check(endpoint)
+                    due[i] = now + (RECHECK if ok else RETRY)
+            self.checked.set()
+            self.stop_event.wait(max(1.0, min(due.values()) - time.monotonic()))
+
+    def check(self, e: Endpoint) -> bool:
+        """Read one endpoint's certificate into the store; False when it could not be read."""
+        error = ""
+        try:
+            peer: PeerCert | None = read_peer_cert(e.url, e.settings)
+        except (OSError, ValueError) as exc:
+            words = tls_failure(exc, e.settings, e.url)
+            error = words[0] if words else f"no TLS handshake with {e.url}: {exc}"
+            try:  # what it holds is still worth showing (an expiry, the names)
+                peer = read_peer_cert(e.url, e.settings, verify=False)
+            except (OSError, ValueError):
+                peer = None
+        info = TLSInfo(e.backend, e.url, insecure=e.settings.insecure,
+                       not_before=peer.not_before if peer else None,
+                       not_after=peer.not_after if peer else None,
+                       names=peer.names if peer else (), checked_at=time.time(), error=error)
+        self.store.upsert(Kind.TLS, info)
+        return not error
+
+
+def endpoints_of(cfg: Any) -> list[Endpoint]:
+    """The HTTPS endpoints of a Config: Proxmox, Nomad, Consul and the HAProxy frontend."""
+    out = []
+    for backend, url, section in (("proxmox", cfg.proxmox.address, cfg.proxmox),
+                                  ("nomad", cfg.nomad.address, cfg.nomad),
+                                  ("consul", cfg.consul.address, cfg.consul)):
+        if url and (url.startswith("https://") or backend == "proxmox"):
+            out.append(Endpoint(backend, url, TLSSettings.of(backend, section)))
+    frontend = cfg.haproxy.frontend
+    if frontend.startswith("https://"):
+        out.append(Endpoint("haproxy", frontend, TLSSettings.of("haproxy", cfg.haproxy)))
+    return out
