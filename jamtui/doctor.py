@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from .config import Config, Secret
-from .inventory import InventoryError, load_inventory
+from .inventory import InventoryError, inventory_problems, load_inventory
 from .sources.base import scrub, tls_verify
 
 
@@ -40,13 +40,20 @@ def _config_findings(cfg: Config) -> Iterator[Finding]:
         yield Finding("config", True, f"read {cfg.path}")
     try:
         inv = load_inventory(cfg.inventory)
-        groups = {g: len(inv.group(g)) for g in ("vb", "vs")}
-        yield Finding("inventory", True,
-                      f"{cfg.inventory}: {len(inv.hosts)} hosts ({groups['vb']} vb, "
-                      f"{groups['vs']} vs)")
     except InventoryError as exc:
         yield Finding("inventory", False, str(exc),
                       "fix the file, or set `inventory = ...` in the config to the right one")
+    else:
+        # the same check `jamtui node add` and the cockpit's `a` make before using it
+        problems = inventory_problems(inv)
+        for problem in problems:
+            yield Finding("inventory", False, problem,
+                          "fix the value in the inventory (node add refuses until then)")
+        if not problems:
+            groups = {g: len(inv.group(g)) for g in ("vb", "vs")}
+            yield Finding("inventory", True,
+                          f"{cfg.inventory}: {len(inv.hosts)} hosts ({groups['vb']} vb, "
+                          f"{groups['vs']} vs)")
     for name, section in (("proxmox", cfg.proxmox), ("nomad", cfg.nomad),
                           ("consul", cfg.consul)):
         if section.ca_file and not Path(section.ca_file).is_file():

@@ -10,7 +10,14 @@ from typing import Any, TextIO
 
 from .config import Config
 from .engine import Engine
-from .inventory import InventoryError, load_inventory, propose_node, validate_node
+from .inventory import (
+    InventoryError,
+    check_inventory,
+    load_inventory,
+    propose_node,
+    resolve_names,
+    validate_node,
+)
 from .workflows.journal import JournalError, list_journals
 from .workflows.node import NodeWorkflows
 from .workflows.runner import StepFailed
@@ -52,7 +59,8 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
         rollback = args.node_command == "rollback"
         state = wf.rollback() if rollback else wf.run()
     except (InventoryError, JournalError, StepFailed, OSError) as exc:
-        print(f"jamtui node: {exc}", file=err)
+        for line in str(exc).splitlines():
+            print(f"jamtui node: {line}", file=err)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; resume with: jamtui node resume ID", file=err)
@@ -70,11 +78,14 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
 
 def _build(cfg: Config, flows: NodeWorkflows, args: Any, err: TextIO) -> Workflow | None:
     if args.node_command == "add":
-        inv = load_inventory(cfg.inventory)
-        spec = propose_node(inv, args.group)
+        from .sources.dns import addresses_of
+
+        inv = check_inventory(load_inventory(cfg.inventory))
+        addresses = resolve_names(inv, addresses_of(cfg.dns.server))
+        spec = propose_node(inv, args.group, addresses)
         given = {f: getattr(args, f) for f in SPEC_FIELDS if getattr(args, f, None) is not None}
         spec = replace(spec, **given)
-        errors = validate_node(inv, spec)
+        errors = validate_node(inv, spec, addresses)
         if errors:
             for field, why in errors.items():
                 print(f"jamtui node add: {field}: {why}", file=err)
