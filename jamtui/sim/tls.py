@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
 from pathlib import Path
 
@@ -65,12 +66,22 @@ def make_tls(directory: Path, hosts: list[str]) -> TLSFiles:
     files = TLSFiles(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
     files.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.server_key.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
-    )
-    files.server_key.chmod(0o600)
+    write_private(files.server_key, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
     return files
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file with secrets in it: owner-only (0600) before the first byte is written,
+    whatever the umask, also when it exists already (a reused --workdir)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with open(fd, "wb", closefd=False) as fh:
+            fh.write(data)
+    finally:
+        os.close(fd)
 
 
 def server_context(files: TLSFiles) -> ssl.SSLContext:
