@@ -14,6 +14,7 @@ import requests
 from .config import Config, Secret
 from .inventory import InventoryError, inventory_problems, load_inventory
 from .sources.base import scrub, tls_verify
+from .sources.reasons import in_words
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _probe(backend: str, url: str, verify: bool | str, timeout: float,
         return Finding(backend, False, f"cannot reach {url}: {_short(exc)}",
                        f"check that {backend} runs there and the address is right")
     except requests.exceptions.Timeout:
-        return Finding(backend, False, f"{url} did not answer within {timeout:.0f} s",
+        return Finding(backend, False, f"{url} did not answer within {timeout:g} s",
                        "check the network path and the server's load")
     if resp.status_code in (401, 403):
         return Finding(backend, False, f"token refused ({resp.status_code} "
@@ -97,11 +98,7 @@ def _probe(backend: str, url: str, verify: bool | str, timeout: float,
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "Connection refused", "Name or service"):
-        if marker in text:
-            return marker.replace("_", " ").lower()
-    return text[:160]
+    return in_words(exc)
 
 
 def _token_header(name: str, token: Secret) -> dict[str, str]:
@@ -199,4 +196,6 @@ def _haproxy(cfg: Config, timeout: float) -> list[Finding]:
         return f"{h.stats_url}: {len(resp.text.splitlines()) - 1} stats rows"
 
     return [_probe("haproxy", h.stats_url, True, timeout, {},
-                   "check the stats page's auth", "check the stats page's certificate", read)]
+                   "HAProxy has no token: check the stats page's user and password in "
+                   "[haproxy] stats_url (http://user:password@host:port/stats;csv), or set "
+                   "[haproxy] socket", "check the stats page's certificate", read)]

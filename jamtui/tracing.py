@@ -15,6 +15,7 @@ from .config import Config
 from .inventory import Inventory
 from .routing import Chain, Hop, Resolution, split_target, trace
 from .sources.dns import resolve, resolve_system
+from .sources.reasons import in_words
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def send_probe(cfg: Config, host: str, path: str, timeout: float = 10.0) -> Prob
                             allow_redirects=False)
     except requests.RequestException as exc:
         return Probe(url, seconds=time.perf_counter() - started,
-                     error=f"{type(exc).__name__}: {exc}"[:200])
+                     error=in_words(exc, timeout))
     by = resp.headers.get("X-Jamlab-Instance") or resp.headers.get("Server", "")
     return Probe(url, resp.status_code, time.perf_counter() - started, by)
 
