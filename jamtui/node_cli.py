@@ -32,8 +32,11 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
         print("jamtui node: refused: read-only mode", file=err)
         return 2
     if args.node_command == "list":
-        for s in list_journals(cfg.provisioning.state_dir):
-            print(f"{s.id}  {s.state:<12} {s.step:<10} {s.message}", file=out)
+        from .pipes import reader_may_leave
+
+        with reader_may_leave():
+            for s in list_journals(cfg.provisioning.state_dir):
+                print(f"{s.id}  {s.state:<12} {s.step:<10} {s.message}", file=out)
         return 0
     engine = Engine(cfg)
     engine.start()

@@ -12,9 +12,9 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .config import Config
-from .inventory import Inventory
+from .inventory import Inventory, is_host_name
 from .routing import Chain, Hop, Resolution, split_target, trace
-from .sources.dns import resolve, resolve_system
+from .sources.dns import addresses_of, resolve, resolve_system
 from .sources.reasons import in_words
 
 
@@ -53,7 +53,10 @@ def expected_addresses(cfg: Config, inventory: Inventory | None) -> tuple[str, .
     if inventory is not None:
         for host in inventory.hosts:
             if (host.name == "bastion" or "bastion" in host.groups) and host.address:
-                return (str(host.address),)
+                address = str(host.address)
+                if is_host_name(address):  # written by name: its address by the internal DNS
+                    return tuple(addresses_of(cfg.dns.server)(address))
+                return (address,)
     return ()
 
 

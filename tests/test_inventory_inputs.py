@@ -151,3 +151,13 @@ def test_an_edit_keeps_the_files_mode_and_group(inv_path: Path) -> None:
     add_node(inv_path, propose_node(load_inventory(inv_path), "vs"))
     assert inv_path.stat().st_mode & 0o777 == 0o640
     assert (inv_path.parent / "inventory.yml.bak").stat().st_mode & 0o777 == 0o640
+
+
+def test_the_trace_resolves_a_bastion_written_by_name(inv_path: Path, lab: Lab) -> None:
+    from jamtui.config import DNSConfig
+    from jamtui.tracing import expected_addresses
+
+    inv_path.write_text(inv_path.read_text().replace("ansible_host: 192.168.42.5",
+                                                     "ansible_host: bastion.jamfox.dev"))
+    cfg = Config(inventory=str(inv_path), dns=DNSConfig(server=lab.urls["dns"]))
+    assert expected_addresses(cfg, load_inventory(inv_path)) == ("192.168.42.5",)
