@@ -301,7 +301,7 @@ def open_node_add(app: JamApp) -> None:
         try:
             inv = check_inventory(load_inventory(cfg.inventory))
             addresses = resolve_names(inv, addresses_of(cfg.dns.server))
-        except InventoryError as exc:
+        except (InventoryError, OSError, ValueError) as exc:  # said, never a crash
             app.call_from_thread(app.notify, str(exc), severity="error", timeout=12)
             return
         app.call_from_thread(show, inv, addresses)
