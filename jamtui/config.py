@@ -311,7 +311,7 @@ def _check_file_values(cfg: Config, loc: _Locator) -> None:
         ("haproxy", "stats_url", cfg.haproxy.stats_url, False),
         ("haproxy", "frontend", cfg.haproxy.frontend, False),
         *(("fabio", "addresses", a, False) for a in cfg.fabio.addresses),
-        *(("consul", "agents", a, True) for _, a in cfg.consul.agents),
+        *(("consul", "agents", a, False) for _, a in cfg.consul.agents),
     ]
     for section, key, value, host_port_ok in urls:
         if value and (problem := url_problem(value, host_port_ok)):
