@@ -374,7 +374,9 @@ def propose_node(inv: Inventory, group: str,
 
 def validate_node(inv: Inventory, spec: NodeSpec,
                   addresses: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Field → what is wrong with it; empty when the node can be added."""
+    """Field → what is wrong with it; empty when the node can be added. `addresses`: hosts
+    written by name as resolved (`resolve_names`); one missing there makes the IP uncheckable
+    (refused, said why). None: no resolution was tried (names are only compared as text)."""
     import ipaddress
 
     errors: dict[str, str] = {}
@@ -397,6 +399,11 @@ def validate_node(inv: Inventory, spec: NodeSpec,
             errors["ip"] = f"{spec.ip} is the gateway"
         elif holder:
             errors["ip"] = f"{spec.ip} is already {holder}'s"
+        elif addresses is not None and (unknown := [
+                h for h in named_hosts(inv) if h.name not in addresses]):
+            errors["ip"] = (f"cannot tell whether {spec.ip} is free: " + ", ".join(
+                f"{h.name} ({h.address})" for h in unknown) + " did not resolve (is [dns] "
+                "server the internal resolver?)")
     holder = next((h.name for h in inv.hosts if h.vars.get("vmid") == spec.vmid), None)
     if not 100 <= spec.vmid <= 999_999_999:
         errors["vmid"] = "Proxmox VMIDs run from 100 to 999999999"
@@ -464,7 +471,7 @@ def named_hosts(inv: Inventory) -> list[Host]:
 
 def resolve_names(inv: Inventory, resolve: Callable[[str], Iterable[str]]) -> dict[str, str]:
     """Host name → the first address `resolve(ansible_host)` gives; unresolved names are left
-    out (their IP cannot be checked, and says so nowhere else)."""
+    out (`validate_node` then refuses an IP it cannot check is free)."""
     out: dict[str, str] = {}
     for h in named_hosts(inv):
         found = sorted(resolve(str(h.address)))
