@@ -160,7 +160,6 @@ def _configured(args: argparse.Namespace) -> Iterator[Config]:
 
 
 def run_status(cfg: Config, timeout: float) -> int:
-
     from .engine import Engine
     from .headless import exit_code, render_status
     from .pipes import PipeConsole, reader_may_leave
@@ -196,8 +195,8 @@ def run_snapshot(cfg: Config, timeout: float) -> int:
 
 
 def run_trace_command(cfg: Config, args: argparse.Namespace) -> int:
-
     from .engine import Engine
+    from .pipes import PipeConsole, reader_may_leave
     from .tracing import render_tree, run_trace
 
     engine = Engine(cfg)
@@ -207,8 +206,6 @@ def run_trace_command(cfg: Config, args: argparse.Namespace) -> int:
         result = run_trace(engine.store, cfg, engine.inventory, args.target, args.probe)
     finally:
         engine.stop()
-    from .pipes import PipeConsole, reader_may_leave
-
     with reader_may_leave():
         if args.json:
             json.dump(result.to_dict(), sys.stdout, indent=2)
