@@ -88,6 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every command: Ctrl-C ends it with 130 and no traceback; a reader that leaves early
+    (`| head`) ends it quietly with the status it had (see `pipes`)."""
+    from .pipes import INTERRUPTED, stdout_gone
+
+    code = 1
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        print(file=sys.stderr)  # end the ^C line
+        return INTERRUPTED
+    except BrokenPipeError:
+        stdout_gone()
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "lab":
@@ -124,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         raise BackendError("give an allocation or job, or --host")
                     return run_logs(cfg, args.target, task=args.task, stderr=args.stderr,
                                     follow=args.follow, lines=args.lines)
+                except BrokenPipeError:
+                    raise  # the reader left: not an error of the logs (see main)
                 except (BackendError, OSError, ValueError) as exc:  # requests: OSError
                     print(f"jamtui logs: {exc}", file=sys.stderr)
                     return 1
@@ -148,17 +167,18 @@ def _configured(args: argparse.Namespace) -> Iterator[Config]:
 
 
 def run_status(cfg: Config, timeout: float) -> int:
-    from rich.console import Console
-
     from .engine import Engine
     from .headless import exit_code, render_status
+    from .pipes import PipeConsole, reader_may_leave
 
     engine = Engine(cfg)
     engine.start()
     try:
         engine.wait_ready(timeout)
-        render_status(engine.store, Console(), set(engine.sources))
-        return exit_code(engine.store, set(engine.sources))
+        code = exit_code(engine.store, set(engine.sources))
+        with reader_may_leave():
+            render_status(engine.store, PipeConsole(), set(engine.sources))
+        return code
     finally:
         engine.stop()
 
@@ -166,22 +186,24 @@ def run_status(cfg: Config, timeout: float) -> int:
 def run_snapshot(cfg: Config, timeout: float) -> int:
     from .engine import Engine
     from .headless import snapshot
+    from .pipes import reader_may_leave
 
     engine = Engine(cfg)
     engine.start()
     try:
         engine.wait_ready(timeout)
-        json.dump(snapshot(engine.store), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
+        doc = snapshot(engine.store)
     finally:
         engine.stop()
+    with reader_may_leave():
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 0
 
 
 def run_trace_command(cfg: Config, args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from .engine import Engine
+    from .pipes import PipeConsole, reader_may_leave
     from .tracing import render_tree, run_trace
 
     engine = Engine(cfg)
@@ -191,27 +213,29 @@ def run_trace_command(cfg: Config, args: argparse.Namespace) -> int:
         result = run_trace(engine.store, cfg, engine.inventory, args.target, args.probe)
     finally:
         engine.stop()
-    if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        Console().print(render_tree(result))
+    with reader_may_leave():
+        if args.json:
+            json.dump(result.to_dict(), sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            PipeConsole().print(render_tree(result))
     return 0 if result.chain.whole else 1
 
 
 def run_doctor_command(cfg: Config) -> int:
-    from rich.console import Console
     from rich.text import Text
 
     from .doctor import run_doctor
+    from .pipes import PipeConsole, reader_may_leave
 
-    console = Console()
+    console = PipeConsole()
     findings = run_doctor(cfg)
-    for f in findings:
-        mark = Text("✓ ", style="green") if f.ok else Text("✗ ", style="bold red")
-        console.print(mark + Text(f"{f.backend}: ", style="bold") + Text(f.detail))
-        if f.fix:
-            console.print(Text(f"    → {f.fix}", style="yellow"))
+    with reader_may_leave():
+        for f in findings:
+            mark = Text("✓ ", style="green") if f.ok else Text("✗ ", style="bold red")
+            console.print(mark + Text(f"{f.backend}: ", style="bold") + Text(f.detail))
+            if f.fix:
+                console.print(Text(f"    → {f.fix}", style="yellow"))
     return 0 if all(f.ok for f in findings) else 1
 
 
@@ -245,13 +269,18 @@ def _parse_cert_days(specs: list[str]) -> dict[str, float]:
 def run_lab(args: argparse.Namespace) -> int:
     """Run the lab until Ctrl-C; print how to point clients at it."""
     from .sim.lab import Lab
+    from .sim.tls import write_private
 
     faults = _parse_faults(args.fault)
     cert_days = _parse_cert_days(args.cert_days)
     workdir = Path(args.workdir) if args.workdir else None
     lab = Lab(args.inventory, seed=args.seed, tick=args.tick, workdir=workdir, tls=args.tls,
               cert_days=cert_days)
-    lab.start()
+    try:
+        lab.start()
+    except KeyboardInterrupt:
+        lab.stop()
+        raise
     try:
         for backend, kind in faults:
             lab.set_fault(backend, kind)
@@ -261,14 +290,19 @@ def run_lab(args: argparse.Namespace) -> int:
         return 2
     # Ctrl-C and SIGTERM stop the lab cleanly, even if they come before the banner is out
     stop = threading.Event()
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     config_path = lab.workdir / "jamtui.toml"
     config_path.write_text(lab.config_toml())
     env_path = lab.workdir / "env.sh"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in lab.env().items())
-    env_path.write_text(exports)
-    env_path.chmod(0o600)
+    write_private(env_path, exports.encode())  # tokens: owner-only from the first byte
     print(f"JamLab is running (seed {args.seed}). Point any client at it:\n")
     print(exports)
     print(f"# config file: {config_path}")
@@ -284,7 +318,8 @@ def run_lab(args: argparse.Namespace) -> int:
     finally:
         lab.stop()
         print("\nJamLab stopped.", flush=True)
-    return 0
+    # Ctrl-C: 130 as for every command; SIGTERM (a service manager's stop) is a clean end
+    return 130 if stopped_by[:1] == [signal.SIGINT] else 0
 
 
 def _lab_console(lab: object, stop: threading.Event) -> None:

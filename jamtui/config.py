@@ -7,6 +7,7 @@ the nomad, consul and terraform CLIs read them, so an operator's existing shell 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -218,6 +219,7 @@ def _from_file(file: Path) -> Config:
             known = ", ".join([*_TOP_LEVEL, *_SECTIONS, "keys"])
             raise ConfigError(loc.at(None, key, f"unknown key (known: {known})"))
     cfg = Config(**top)
+    _check_file_values(cfg, loc)
     if cfg.inventory and not Path(cfg.inventory).is_absolute():
         cfg = replace(cfg, inventory=str(file.parent / cfg.inventory))
     if cfg.provisioners and not Path(cfg.provisioners).is_absolute():
@@ -260,11 +262,76 @@ def _typed(loc: _Locator, section: str | None, key: str, value: Any, want: Any) 
             raise ConfigError(loc.at(section, key, "must be true or false"))
         return value
     if "float" in want:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 \
+                or not math.isfinite(value):
             raise ConfigError(loc.at(section, key, "must be a positive number"))
         return float(value)
     if not isinstance(value, str):
         raise ConfigError(loc.at(section, key, "must be a string"))
+    return value
+
+
+# -- values that parse but would not work --------------------------------------------------
+
+MIN_POLL_INTERVAL = 0.5  # seconds; below it polling is a load test on the backends
+
+
+def interval_problem(value: float) -> str | None:
+    """Why `poll_interval` cannot be used (NaN, infinite, too small), or None."""
+    if not math.isfinite(value):
+        return "must be a finite number of seconds"
+    if value < MIN_POLL_INTERVAL:
+        return f"must be at least {MIN_POLL_INTERVAL} seconds (every backend is polled that often)"
+    return None
+
+
+def url_problem(value: str, host_port_ok: bool = False) -> str | None:
+    """Why `value` is not an http(s) URL a client can use, or None. `host_port_ok`: a bare
+    `host:port` is accepted (Consul's api client does, with http unless told https)."""
+    if host_port_ok and "://" not in value:
+        value = "http://" + value
+    if "://" not in value:
+        return f"{value!r} has no scheme: write http://{value} or https://{value}"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number or range
+    except ValueError as exc:
+        return f"{value!r} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"{value!r}: the scheme must be http or https, not {parts.scheme!r}"
+    if not parts.hostname:
+        return f"{value!r} has no host"
+    return None
+
+
+def with_scheme(address: str, https: bool = False) -> str:
+    """A Consul-style `host:port` made a URL (http unless `https`)."""
+    return address if "://" in address else ("https://" if https else "http://") + address
+
+
+def _check_file_values(cfg: Config, loc: _Locator) -> None:
+    problem = interval_problem(cfg.poll_interval)
+    if problem:
+        raise ConfigError(loc.at(None, "poll_interval", problem))
+    urls: list[tuple[str, str, str, bool]] = [
+        ("nomad", "address", cfg.nomad.address, False),
+        ("consul", "address", cfg.consul.address, True),
+        ("proxmox", "address", cfg.proxmox.address, False),
+        ("haproxy", "stats_url", cfg.haproxy.stats_url, False),
+        ("haproxy", "frontend", cfg.haproxy.frontend, False),
+        *(("fabio", "addresses", a, False) for a in cfg.fabio.addresses),
+        *(("consul", "agents", a, False) for _, a in cfg.consul.agents),
+    ]
+    for section, key, value, host_port_ok in urls:
+        if value and (problem := url_problem(value, host_port_ok)):
+            raise ConfigError(loc.at(section, key, problem))
+
+
+def _env_url(env: Mapping[str, str], name: str, host_port_ok: bool = False) -> str:
+    value = env[name]
+    problem = url_problem(value, host_port_ok)
+    if problem:
+        raise ConfigError(f"environment variable {name}: {problem}")
     return value
 
 
@@ -319,7 +386,7 @@ def apply_env(cfg: Config, env: Mapping[str, str]) -> Config:
     """Overlay the NOMAD_*, CONSUL_* and PROXMOX_VE_* variables on the file's values."""
     nomad, consul, pve = cfg.nomad, cfg.consul, cfg.proxmox
     if env.get("NOMAD_ADDR"):
-        nomad = replace(nomad, address=env["NOMAD_ADDR"])
+        nomad = replace(nomad, address=_env_url(env, "NOMAD_ADDR"))
     if env.get("NOMAD_TOKEN"):
         nomad = replace(nomad, token=Secret(env["NOMAD_TOKEN"]))
     if env.get("NOMAD_CACERT"):
@@ -331,10 +398,9 @@ def apply_env(cfg: Config, env: Mapping[str, str]) -> Config:
     if (skip := _env_bool(env, "NOMAD_SKIP_VERIFY")) is not None:
         nomad = replace(nomad, insecure=skip)
     if env.get("CONSUL_HTTP_ADDR"):
-        addr = env["CONSUL_HTTP_ADDR"]
-        if "://" not in addr:
-            tls = _env_bool(env, "CONSUL_HTTP_SSL")
-            addr = ("https://" if tls else "http://") + addr
+        # Consul's api client takes host:port, https when CONSUL_HTTP_SSL says so
+        addr = with_scheme(_env_url(env, "CONSUL_HTTP_ADDR", host_port_ok=True),
+                           bool(_env_bool(env, "CONSUL_HTTP_SSL")))
         consul = replace(consul, address=addr)
     if env.get("CONSUL_HTTP_TOKEN"):
         consul = replace(consul, token=Secret(env["CONSUL_HTTP_TOKEN"]))
@@ -343,7 +409,7 @@ def apply_env(cfg: Config, env: Mapping[str, str]) -> Config:
     if (verify := _env_bool(env, "CONSUL_HTTP_SSL_VERIFY")) is not None:
         consul = replace(consul, insecure=not verify)
     if env.get("PROXMOX_VE_ENDPOINT"):
-        pve = replace(pve, address=env["PROXMOX_VE_ENDPOINT"].rstrip("/"))
+        pve = replace(pve, address=_env_url(env, "PROXMOX_VE_ENDPOINT").rstrip("/"))
     if env.get("PROXMOX_VE_API_TOKEN"):
         pve = replace(pve, **_split_pve_token(
             env["PROXMOX_VE_API_TOKEN"],
@@ -353,6 +419,8 @@ def apply_env(cfg: Config, env: Mapping[str, str]) -> Config:
         pve = replace(pve, ca_file=env["PROXMOX_VE_CACERT"])
     if (insecure := _env_bool(env, "PROXMOX_VE_INSECURE")) is not None:
         pve = replace(pve, insecure=insecure)
+    if cfg.consul.address == consul.address and "://" not in consul.address:
+        consul = replace(consul, address=with_scheme(consul.address))  # host:port in the file
     nomad, consul = _tls_env(nomad, "NOMAD", env), _tls_env(consul, "CONSUL", env)
     return replace(cfg, nomad=nomad, consul=consul, proxmox=pve)
 

@@ -13,8 +13,9 @@ from typing import Any
 import requests
 
 from .config import Config, Secret
-from .inventory import InventoryError, load_inventory
+from .inventory import InventoryError, inventory_problems, load_inventory
 from .sources.base import scrub
+from .sources.reasons import in_words
 from .sources.tls import (
     EXPIRY_WARNING_DAYS,
     TLSSettings,
@@ -51,13 +52,20 @@ def _config_findings(cfg: Config) -> Iterator[Finding]:
         yield Finding("config", True, f"read {cfg.path}")
     try:
         inv = load_inventory(cfg.inventory)
-        groups = {g: len(inv.group(g)) for g in ("vb", "vs")}
-        yield Finding("inventory", True,
-                      f"{cfg.inventory}: {len(inv.hosts)} hosts ({groups['vb']} vb, "
-                      f"{groups['vs']} vs)")
     except InventoryError as exc:
         yield Finding("inventory", False, str(exc),
                       "fix the file, or set `inventory = ...` in the config to the right one")
+    else:
+        # the same check `jamtui node add` and the cockpit's `a` make before using it
+        problems = inventory_problems(inv)
+        for problem in problems:
+            yield Finding("inventory", False, problem,
+                          "fix the value in the inventory (node add refuses until then)")
+        if not problems:
+            groups = {g: len(inv.group(g)) for g in ("vb", "vs")}
+            yield Finding("inventory", True,
+                          f"{cfg.inventory}: {len(inv.hosts)} hosts ({groups['vb']} vb, "
+                          f"{groups['vs']} vs)")
     for name, section in (("proxmox", cfg.proxmox), ("nomad", cfg.nomad),
                           ("consul", cfg.consul)):
         if section.ca_file and not Path(section.ca_file).is_file():
@@ -126,7 +134,7 @@ def _probe(backend: str, url: str, verify: Verify, timeout: float,
             backend, False, f"cannot reach {url}: {_short(exc)}",
             f"check that {backend} runs there and the address is right")
     except requests.exceptions.Timeout:
-        return Finding(backend, False, f"{url} did not answer within {timeout:.0f} s",
+        return Finding(backend, False, f"{url} did not answer within {timeout:g} s",
                        "check the network path and the server's load")
     if resp.status_code in (401, 403):
         return Finding(backend, False, f"token refused ({resp.status_code} "
@@ -183,11 +191,7 @@ def _certificates(cfg: Config, timeout: float) -> list[Finding]:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "Connection refused", "Name or service"):
-        if marker in text:
-            return marker.replace("_", " ").lower()
-    return text[:160]
+    return in_words(exc)
 
 
 def _token_header(name: str, token: Secret) -> dict[str, str]:
@@ -285,4 +289,6 @@ def _haproxy(cfg: Config, timeout: float) -> list[Finding]:
         return f"{h.stats_url}: {len(resp.text.splitlines()) - 1} stats rows"
 
     return [_probe("haproxy", h.stats_url, True, timeout, {},
-                   "check the stats page's auth", "check the stats page's certificate", read)]
+                   "HAProxy has no token: check the stats page's user and password in "
+                   "[haproxy] stats_url (http://user:password@host:port/stats;csv), or set "
+                   "[haproxy] socket", "check the stats page's certificate", read)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import io
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,11 @@ def is_ini(path: Path, text: str) -> bool:
 
 
 def read_text(path: Path) -> str:
+    """The file's text; a UTF-8 byte order mark (Windows editors write one) is not part of it."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InventoryError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except OSError as exc:
         raise InventoryError(f"{path}: cannot read inventory: {exc.strerror}") from exc
 
@@ -338,11 +342,10 @@ def hypervisor_free(inv: Inventory) -> dict[str, tuple[int, int]]:
     return out
 
 
-def propose_node(inv: Inventory, group: str) -> NodeSpec:
+def propose_node(inv: Inventory, group: str,
+                 addresses: Mapping[str, str] | None = None) -> NodeSpec:
     """The next free name, IP and VMID in the group, its hosts' size, the least-loaded
-    hypervisor."""
-    import ipaddress
-
+    hypervisor. `addresses`: what hosts written by name resolve to (`resolve_names`)."""
     members = inv.group(group)
     taken = {h.name for h in inv.hosts}
     pattern = re.compile(rf"^{re.escape(group)}(\d+)$")
@@ -351,9 +354,9 @@ def propose_node(inv: Inventory, group: str) -> NodeSpec:
     while n in numbers or f"{group}{n}" in taken:
         n += 1
     net = subnet_of(inv)
-    used_ips = {str(h.address) for h in inv.hosts if h.address}
+    used_ips = {str(ip) for h in inv.hosts if (ip := host_ip(h, addresses)) is not None}
     used_ips.add(str(inv.vars.get("lab_gateway", "")))
-    ips = [ipaddress.ip_address(str(h.address)) for h in members if h.address]
+    ips = [ip for h in members if (ip := host_ip(h, addresses)) is not None and ip in net]
     ip = max(ips) + 1 if ips else next(net.hosts()) + 9
     while str(ip) in used_ips and ip in net:
         ip += 1
@@ -369,8 +372,11 @@ def propose_node(inv: Inventory, group: str) -> NodeSpec:
                     int(last.get("memory", 2048)), int(last.get("disk", 32)), hypervisor)
 
 
-def validate_node(inv: Inventory, spec: NodeSpec) -> dict[str, str]:
-    """Field → what is wrong with it; empty when the node can be added."""
+def validate_node(inv: Inventory, spec: NodeSpec,
+                  addresses: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Field → what is wrong with it; empty when the node can be added. `addresses`: hosts
+    written by name as resolved (`resolve_names`); one missing there makes the IP uncheckable
+    (refused, said why). None: no resolution was tried (names are only compared as text)."""
     import ipaddress
 
     errors: dict[str, str] = {}
@@ -385,13 +391,19 @@ def validate_node(inv: Inventory, spec: NodeSpec) -> dict[str, str]:
         errors["ip"] = f"{spec.ip!r} is not an IP address"
     else:
         net = subnet_of(inv)
-        holder = next((h.name for h in inv.hosts if str(h.address) == spec.ip), None)
+        holder = next((h.name for h in inv.hosts if str(h.address) == spec.ip
+                       or str(host_ip(h, addresses)) == spec.ip), None)
         if ip not in net or ip in (net.network_address, net.broadcast_address):
             errors["ip"] = f"{spec.ip} is not a host address in the lab's subnet {net}"
         elif spec.ip == str(inv.vars.get("lab_gateway", "")):
             errors["ip"] = f"{spec.ip} is the gateway"
         elif holder:
             errors["ip"] = f"{spec.ip} is already {holder}'s"
+        elif addresses is not None and (unknown := [
+                h for h in named_hosts(inv) if h.name not in addresses]):
+            errors["ip"] = (f"cannot tell whether {spec.ip} is free: " + ", ".join(
+                f"{h.name} ({h.address})" for h in unknown) + " did not resolve (is [dns] "
+                "server the internal resolver?)")
     holder = next((h.name for h in inv.hosts if h.vars.get("vmid") == spec.vmid), None)
     if not 100 <= spec.vmid <= 999_999_999:
         errors["vmid"] = "Proxmox VMIDs run from 100 to 999999999"
@@ -413,6 +425,127 @@ def validate_node(inv: Inventory, spec: NodeSpec) -> dict[str, str]:
     if spec.group not in NODE_GROUPS:
         errors["group"] = f"nodes are added to {' or '.join(NODE_GROUPS)}"
     return errors
+
+
+# -- checking the inventory as people write it -----------------------------------------------
+# One validator for `doctor`, `jamtui node add` and the cockpit's `a`: each defect names the
+# host (or group var), the field and the reason.
+
+_SIZES = {"cores": "a whole number of cores", "memory": "a whole number of MiB",
+          "disk": "a whole number of GiB"}
+
+
+def is_host_name(text: str) -> bool:
+    """An RFC 1123 host name (`vs0`, `vs0.jamfox.dev`), not an address."""
+    labels = text.rstrip(".").split(".")
+    return 0 < len(text) <= 253 and all(_LABEL.match(label) for label in labels) \
+        and not labels[-1].isdigit()
+
+
+def _ip(text: str) -> Any:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def host_ip(host: Host, addresses: Mapping[str, str] | None = None) -> Any:
+    """The host's IP address: `ansible_host` when it is one, else what its name resolved to
+    (`addresses`, from `resolve_names`), else None (not known without asking DNS)."""
+    if host.address is None:
+        return None
+    ip = _ip(str(host.address))
+    if ip is None and addresses:
+        ip = _ip(addresses.get(host.name, ""))
+    return ip
+
+
+def named_hosts(inv: Inventory) -> list[Host]:
+    """Hosts whose `ansible_host` is a name: resolving it is needed only where an address is
+    (proposing and checking a new node's IP)."""
+    return [h for h in inv.hosts if h.address is not None and _ip(str(h.address)) is None
+            and is_host_name(str(h.address))]
+
+
+def resolve_names(inv: Inventory, resolve: Callable[[str], Iterable[str]]) -> dict[str, str]:
+    """Host name → the first address `resolve(ansible_host)` gives; unresolved names are left
+    out (`validate_node` then refuses an IP it cannot check is free)."""
+    out: dict[str, str] = {}
+    for h in named_hosts(inv):
+        found = sorted(resolve(str(h.address)))
+        if found:
+            out[h.name] = found[0]
+    return out
+
+
+def _whole(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def inventory_problems(inv: Inventory) -> list[str]:
+    """Every defect that would stop jamtui using the inventory's values, in words; empty when
+    it is fine. Host names in `ansible_host` are valid (nothing is resolved here)."""
+    import ipaddress
+
+    problems: list[str] = []
+
+    def say(where: str, key: str, why: str) -> None:
+        problems.append(f"{inv.path}: {where}: {key}: {why}")
+
+    net = None
+    if "lab_subnet" in inv.vars:
+        try:
+            net = ipaddress.ip_network(str(inv.vars["lab_subnet"]), strict=False)
+        except ValueError:
+            say("all vars", "lab_subnet", f"{str(inv.vars['lab_subnet'])!r} is not a subnet "
+                "(like 192.168.42.0/24)")
+    if "lab_gateway" in inv.vars:
+        gateway = _ip(str(inv.vars["lab_gateway"]))
+        if gateway is None:
+            say("all vars", "lab_gateway", f"{str(inv.vars['lab_gateway'])!r} is not an IP "
+                "address")
+        elif net is not None and gateway not in net:
+            say("all vars", "lab_gateway", f"{gateway} is not in lab_subnet {net}")
+    hypervisors = {h.name for h in inv.group("hypervisors")}
+    for h in inv.hosts:
+        where = f"host {h.name}"
+        if h.address is not None:
+            text = str(h.address)
+            if _ip(text) is None and not is_host_name(text):
+                say(where, "ansible_host", f"{text!r} is neither an IP address nor a host name")
+        if "vmid" in h.vars:
+            vmid = _whole(h.vars["vmid"])
+            if vmid is None:
+                say(where, "vmid", f"{str(h.vars['vmid'])!r} is not a whole number")
+            elif not 100 <= vmid <= 999_999_999:
+                say(where, "vmid", f"{vmid}: Proxmox VMIDs run from 100 to 999999999")
+        for key, what in _SIZES.items():
+            if key in h.vars:
+                size = _whole(h.vars[key])
+                if size is None:
+                    say(where, key, f"{str(h.vars[key])!r} is not {what}")
+                elif size <= 0:
+                    say(where, key, f"{size} is not {what} above 0")
+        if "hypervisor" in h.vars and hypervisors and str(h.vars["hypervisor"]) not in hypervisors:
+            say(where, "hypervisor", f"{str(h.vars['hypervisor'])!r} is not in the "
+                f"hypervisors group ({', '.join(sorted(hypervisors))})")
+    return problems
+
+
+def check_inventory(inv: Inventory) -> Inventory:
+    """The inventory, or InventoryError listing every problem (one per line)."""
+    problems = inventory_problems(inv)
+    if problems:
+        raise InventoryError("\n".join(problems))
+    return inv
 
 
 # -- writing: locked, atomic, with a backup ---------------------------------------------------
@@ -454,33 +587,64 @@ def edit_inventory(path: str | Path, change: Any, timeout: float = 10.0) -> Inve
     """Apply `change(inventory, text) -> new text` to the file as it is now, under its lock,
     so two editors never lose each other's edit. The file is replaced atomically (temporary
     file and rename) and the previous version kept as `<name>.bak`; a malformed inventory,
-    before or after, is refused and nothing is written."""
+    before or after, is refused and nothing is written. A file the operator cannot write
+    (read-only) is refused too: a rename would replace it behind its permissions."""
     import os
-    import shutil
 
     path = Path(path)
+    # no write bit for anyone (chmod a-w) is read-only even to root, who could write it
+    if path.exists() and (not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222):
+        raise InventoryError(f"{path}: the inventory is read-only; nothing written (make it "
+                             "writable to let jamtui edit it)")
     with _locked(path, timeout):
         text = read_text(path)
         before = parse_inventory(path, text)
         new = change(before, text)
         after = parse_inventory(path, new)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(new)
-                fh.flush()
-                os.fsync(fh.fileno())
-            shutil.copymode(path, tmp)
-            shutil.copy2(path, path.with_name(path.name + ".bak"))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        bom = path.read_bytes().startswith(b"\xef\xbb\xbf")
+        _replace(path, (b"\xef\xbb\xbf" if bom else b"") + new.encode("utf-8"))
         return after
+
+
+def _write_new(target: Path, data: bytes, like: Any) -> None:
+    """Write a new file, owner-only from the start, then give it `like`'s mode and group."""
+    import contextlib
+    import os
+
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with open(fd, "wb", closefd=False) as fh:
+            fh.write(data)
+        os.fsync(fd)
+        # keep the file's group (its readers); not a member of it: the file stays ours
+        with contextlib.suppress(OSError):
+            os.fchown(fd, -1, like.st_gid)
+        os.fchmod(fd, like.st_mode & 0o7777)
+    finally:
+        os.close(fd)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Replace `path` by `data` atomically; its previous version becomes `<name>.bak` only once
+    the new one is in place, so a failed write leaves both the file and the old `.bak`."""
+    import os
+
+    st = path.stat()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    bak_tmp = path.with_name(f".{path.name}.{os.getpid()}.bak.tmp")
+    try:
+        _write_new(tmp, data, st)
+        _write_new(bak_tmp, path.read_bytes(), st)
+        os.replace(tmp, path)
+        os.replace(bak_tmp, path.with_name(path.name + ".bak"))
+    finally:
+        tmp.unlink(missing_ok=True)
+        bak_tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def add_node(path: str | Path, spec: NodeSpec) -> Inventory:
@@ -507,19 +671,21 @@ class NodeInvalid(InventoryError):
 
 
 def add_proposed(path: str | Path, group: str, given: dict[str, Any] | None = None,
-                 before_write: Any = None, timeout: float = 10.0) -> tuple[Inventory, NodeSpec]:
+                 before_write: Any = None, timeout: float = 10.0,
+                 addresses: Mapping[str, str] | None = None) -> tuple[Inventory, NodeSpec]:
     """Propose the group's next node (name, IP, VMID, size, hypervisor; `given` fixes any of
     them) and add it, both under the inventory's lock: two adds at once get different nodes,
     and a value taken meanwhile is refused (NodeInvalid), nothing written.
     `before_write(spec, text_before, text_after)` runs under the lock just before the file is
-    replaced (a workflow journals what it is about to write)."""
+    replaced (a workflow journals what it is about to write). `addresses`: what hosts written
+    by name resolve to (`resolve_names`), resolved before the lock is taken."""
     from dataclasses import replace
 
     chosen: list[NodeSpec] = []
 
     def change(inv: Inventory, text: str) -> str:
-        spec = replace(propose_node(inv, group), **(given or {}))
-        errors = validate_node(inv, spec)
+        spec = replace(propose_node(inv, group, addresses), **(given or {}))
+        errors = validate_node(inv, spec, addresses)
         if errors:
             raise NodeInvalid(f"{inv.path}: cannot add {spec.name}: " + "; ".join(
                 f"{k}: {v}" for k, v in errors.items()), errors)

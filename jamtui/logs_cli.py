@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from .config import Config
 from .inventory import Inventory
+from .pipes import INTERRUPTED, stdout_gone
 from .sources.base import BackendError, http_problem
 from .sources.logs import LogFollower
 from .sources.ssh import (
@@ -71,6 +72,20 @@ def targets(cfg: Config, what: str, task: str | None) -> list[Target]:
 
 def run_logs(cfg: Config, what: str, *, task: str | None = None, stderr: bool = False,
              follow: bool = False, lines: int = 0, out: TextIO = sys.stdout) -> int:
+    """Print the task's lines; a reader that leaves (`| head`) ends it with 0, as for any
+    Unix tool whose output was fine; Ctrl-C with 130."""
+    try:
+        return _print_logs(cfg, what, task=task, stderr=stderr, follow=follow, lines=lines,
+                           out=out)
+    except BrokenPipeError:
+        stdout_gone()
+        return 0
+    except KeyboardInterrupt:
+        return INTERRUPTED
+
+
+def _print_logs(cfg: Config, what: str, *, task: str | None, stderr: bool, follow: bool,
+                lines: int, out: TextIO) -> int:
     chosen = targets(cfg, what, task)
     stream = "stderr" if stderr else "stdout"
     tagged = len(chosen) > 1
@@ -102,8 +117,6 @@ def run_logs(cfg: Config, what: str, *, task: str | None = None, stderr: bool = 
             out.write(merged.get() + "\n")
             if merged.empty():
                 out.flush()
-    except KeyboardInterrupt:
-        return 130
     finally:
         for f in live:
             f.stop()
@@ -139,7 +152,9 @@ def run_host_logs(cfg: Config, inventory: Inventory, host: str, *, unit: str = "
                 out.write(line + "\n")
                 out.flush()
         except KeyboardInterrupt:
-            return 130
+            return INTERRUPTED
+        except BrokenPipeError:
+            stdout_gone()
         return 0
     except HostKeyChanged as exc:
         raise BackendError(str(exc)) from None

@@ -24,10 +24,13 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
         print("jamtui node: refused: read-only mode", file=err)
         return 2
     if args.node_command == "list":
-        for s in list_journals(cfg.provisioning.state_dir):
-            state = f"rollback {s.state}" if s.phase == "rollback" and \
-                s.state != "rolled-back" else s.state
-            print(f"{s.id}  {state:<12} {s.step:<10} {s.message}", file=out)
+        from .pipes import reader_may_leave
+
+        with reader_may_leave():
+            for s in list_journals(cfg.provisioning.state_dir):
+                state = f"rollback {s.state}" if s.phase == "rollback" and \
+                    s.state != "rolled-back" else s.state
+                print(f"{s.id}  {state:<12} {s.step:<10} {s.message}", file=out)
         return 0
     engine = Engine(cfg)
     engine.start()
@@ -59,7 +62,8 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
         rollback = args.node_command == "rollback"
         state = wf.rollback() if rollback else wf.run()
     except (InventoryError, JournalError, StepFailed, OSError) as exc:
-        print(f"jamtui node: {exc}", file=err)
+        for line in str(exc).splitlines():
+            print(f"jamtui node: {line}", file=err)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; resume with: jamtui node resume ID", file=err)

@@ -12,9 +12,10 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .config import Config
-from .inventory import Inventory
+from .inventory import Inventory, is_host_name
 from .routing import Chain, Hop, Resolution, split_target, trace
-from .sources.dns import resolve, resolve_system
+from .sources.dns import addresses_of, resolve, resolve_system
+from .sources.reasons import in_words
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,10 @@ def expected_addresses(cfg: Config, inventory: Inventory | None) -> tuple[str, .
     if inventory is not None:
         for host in inventory.hosts:
             if (host.name == "bastion" or "bastion" in host.groups) and host.address:
-                return (str(host.address),)
+                address = str(host.address)
+                if is_host_name(address):  # written by name: its address by the internal DNS
+                    return tuple(addresses_of(cfg.dns.server)(address))
+                return (address,)
     return ()
 
 
@@ -93,7 +97,7 @@ def send_probe(cfg: Config, host: str, path: str, timeout: float = 10.0) -> Prob
                             allow_redirects=False, verify=cfg.haproxy.ca_file or True)
     except requests.RequestException as exc:
         return Probe(url, seconds=time.perf_counter() - started,
-                     error=f"{type(exc).__name__}: {exc}"[:200])
+                     error=in_words(exc, timeout))
     by = resp.headers.get("X-Jamlab-Instance") or resp.headers.get("Server", "")
     return Probe(url, resp.status_code, time.perf_counter() - started, by)
 

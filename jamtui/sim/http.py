@@ -73,8 +73,7 @@ def fault_middleware(backend: str, faults: Faults, render_error: ErrorRenderer,
         fault = faults.get(backend)
         if fault is not None:
             if fault.kind in ("down", "reset"):
-                _abort(request)
-                raise StreamReset()
+                return _reset(request)
             if fault.kind == "slow":
                 await asyncio.sleep(fault.latency)
             elif fault.kind == "error":
@@ -84,8 +83,7 @@ def fault_middleware(backend: str, faults: Faults, render_error: ErrorRenderer,
         try:
             resp = await handler(request)
         except StreamReset:
-            _abort(request)
-            raise
+            return _reset(request)
         fault = faults.get(backend)
         if (
             fault is not None
@@ -103,6 +101,15 @@ def fault_middleware(backend: str, faults: Faults, render_error: ErrorRenderer,
 def _abort(request: web.Request) -> None:
     if request.transport is not None:
         request.transport.abort()
+
+
+def _reset(request: web.Request) -> web.StreamResponse:
+    """Cut the connection without an answer. Raising out of the handler would make aiohttp
+    log "Error handling request" with a traceback on the lab's terminal; a response for the
+    cut connection instead fails to write with ConnectionError, which aiohttp takes quietly
+    as a client gone."""
+    _abort(request)
+    return web.Response(status=500, text="connection reset (fault injected by the lab)")
 
 
 class BackendServer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
 from pathlib import Path
 
@@ -95,12 +96,9 @@ class CA:
             .sign(self.key, hashes.SHA256())
         )
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.touch(mode=0o600)
-        key_path.chmod(0o600)
-        key_path.write_bytes(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption())
-        )
+        write_private(key_path, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
         return cert_path, key_path
 
 
@@ -128,6 +126,18 @@ def make_tls(directory: Path, hosts: list[str], *, mtls: bool = False,
                 [CLIENT_NAMES[backend], "localhost"], directory / f"{backend}-cli.pem",
                 directory / f"{backend}-cli-key.pem", days=30, client=True, server=False)
     return files
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file with secrets in it: owner-only (0600) before the first byte is written,
+    whatever the umask, also when it exists already (a reused --workdir)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with open(fd, "wb", closefd=False) as fh:
+            fh.write(data)
+    finally:
+        os.close(fd)
 
 
 def server_context(files: TLSFiles, backend: str = "") -> ssl.SSLContext:

@@ -21,6 +21,7 @@ import requests
 from ..config import Secret
 from ..model import BackendStatus, Health
 from ..store import Store
+from .reasons import in_words
 
 log = logging.getLogger(__name__)
 
@@ -63,40 +64,43 @@ def describe_error(backend: str, address: str, exc: BaseException, hint: str = "
         words = tls_failure(exc, tls or TLSSettings(backend), where)
         if words:
             return f"{words[0]}. Fix: {words[1]}."
+    why = in_words(exc)
     if isinstance(exc, requests.exceptions.SSLError | ssl.SSLError):
-        return (f"TLS verification failed for {where}: {_reason(exc)}. Point ca_file at the CA "
+        return (f"TLS verification failed for {where}: {why}. Point ca_file at the CA "
                 f"that signed its certificate{hint and ' (' + hint + ')'}.")
     if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ReadTimeout):
-        return f"{where} did not answer in time. Is it overloaded or unreachable?"
+        return f"{where} did not answer: {why}. Is it overloaded or unreachable?"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return (f"cannot reach {where}: {_reason(exc)}. Is {backend} running, and is the "
+        return (f"cannot reach {where}: {why}. Is {backend} running, and is the "
                 f"address right?")
     if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
         return http_problem(backend, where, exc.response.status_code, exc.response.text, hint)
     if isinstance(exc, json.JSONDecodeError | requests.exceptions.JSONDecodeError):
         return f"{where} sent a malformed answer (not valid JSON). Is it really {backend}?"
-    return f"{backend} at {where}: {type(exc).__name__}: {_reason(exc)}"
+    return f"{backend} at {where}: {why}"
+
+
+# What to check when a backend refuses a request (401/403): a token, except where there is
+# none (HAProxy's stats page has a user and password, or a socket; Fabio's API has no auth).
+_REFUSED_CHECK = {
+    "haproxy": ("Check the stats page's user and password in [haproxy] stats_url "
+                "(http://user:password@host:port/stats;csv, as `stats auth` sets them), or "
+                "read the stats over [haproxy] socket instead"),
+    "fabio": ("Fabio's API takes no token: check that [fabio] addresses point at Fabio's "
+              "UI/API port (9998), not at a proxy in front of it"),
+}
 
 
 def http_problem(backend: str, where: str, status: int, body: str, hint: str = "") -> str:
     text = " ".join((body or "").split())[:200]
     if status in (401, 403):
-        return (f"{where} refused the token ({status} {text or 'forbidden'}). Check the "
-                f"{backend} token{hint and ' (' + hint + ')'}.")
+        check = _REFUSED_CHECK.get(backend) or (
+            f"Check the {backend} token{hint and ' (' + hint + ')'}")
+        what = "the request" if backend in _REFUSED_CHECK else "the token"
+        return f"{where} refused {what} ({status} {text or 'forbidden'}). {check}."
     if status >= 500:
         return f"{where} failed ({status} {text or 'server error'})."
     return f"{where} answered {status}: {text}"
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    # urllib3 nests the interesting part deep inside; keep the last clause, which names it
-    for marker in ("Errno", "CERTIFICATE_VERIFY_FAILED", "refused", "timed out"):
-        if marker in text:
-            start = text.rfind("[", 0, text.find(marker))
-            text = text[start if start >= 0 else 0:]
-            break
-    return text.strip(" ()'\"")[:240]
 
 
 def scrub(text: str, secrets: Iterable[Secret]) -> str:

@@ -7,6 +7,7 @@ is the one that server gives (inside the network, public names point at the bast
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import dns.exception
 import dns.resolver
@@ -63,3 +64,12 @@ def resolve_system(name: str) -> Resolution:
     except OSError as exc:
         return Resolution("system resolver", (), exc.strerror or str(exc))
     return Resolution("system resolver", tuple(sorted({str(i[4][0]) for i in infos})))
+
+
+def addresses_of(server: str) -> Callable[[str], tuple[str, ...]]:
+    """A resolver for inventory host names: the internal DNS (`[dns] server`) when configured,
+    as the lab's hosts know each other, else this machine's resolver."""
+    def lookup(name: str) -> tuple[str, ...]:
+        return (resolve(name, server) if server else resolve_system(name)).addresses
+
+    return lookup

@@ -22,8 +22,10 @@ from ..inventory import (
     Inventory,
     InventoryError,
     NodeSpec,
+    check_inventory,
     load_inventory,
     propose_node,
+    resolve_names,
     validate_node,
 )
 from ..workflows.journal import JournalError
@@ -48,10 +50,12 @@ class NodeAddScreen(ModalScreen["NodeSpec | None"]):
 
     BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "submit", "add")]
 
-    def __init__(self, inventory: Inventory, group: str = "vs") -> None:
+    def __init__(self, inventory: Inventory, group: str = "vs",
+                 addresses: dict[str, str] | None = None) -> None:
         super().__init__()
         self.inventory = inventory
-        self.spec = propose_node(inventory, group)
+        self.addresses = addresses or {}  # hosts written by name → their resolved address
+        self.spec = propose_node(inventory, group, self.addresses)
         self.errors: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
@@ -74,7 +78,7 @@ class NodeAddScreen(ModalScreen["NodeSpec | None"]):
     def changed(self, event: Input.Changed) -> None:
         if event.input.id == "f-group" and event.value in NODE_GROUPS \
                 and event.value != self.spec.group:
-            proposal = propose_node(self.inventory, event.value)
+            proposal = propose_node(self.inventory, event.value, self.addresses)
             for f in FIELDS[1:]:
                 self.query_one(f"#f-{f}", Input).value = str(getattr(proposal, f))
         self._check()
@@ -93,7 +97,7 @@ class NodeAddScreen(ModalScreen["NodeSpec | None"]):
             else:
                 values[f] = raw
         spec = NodeSpec(**values)
-        errors = {**validate_node(self.inventory, spec), **errors}
+        errors = {**validate_node(self.inventory, spec, self.addresses), **errors}
         return spec, errors
 
     def _check(self) -> None:
@@ -350,18 +354,29 @@ def open_workflow_logs(app: JamApp, journal: Any) -> None:
 
 
 def open_node_add(app: JamApp) -> None:
+    """Read and check the inventory, resolve hosts written by name (DNS: in a thread), then
+    open the form; a defect is said in a notification, never raised."""
+    from ..sources.dns import addresses_of
+
     cfg = app.engine.config
-    try:
-        inv = load_inventory(cfg.inventory)
-    except InventoryError as exc:
-        app.notify(str(exc), severity="error", timeout=12)
-        return
 
     def chosen(spec: NodeSpec | None) -> None:
         if spec is not None:
             start_workflow(app, lambda flows: flows.add(spec))
 
-    app.push_screen(NodeAddScreen(inv), chosen)
+    def show(inv: Inventory, addresses: dict[str, str]) -> None:
+        app.push_screen(NodeAddScreen(inv, addresses=addresses), chosen)
+
+    def prepare() -> None:
+        try:
+            inv = check_inventory(load_inventory(cfg.inventory))
+            addresses = resolve_names(inv, addresses_of(cfg.dns.server))
+        except (InventoryError, OSError, ValueError) as exc:  # said, never a crash
+            app.call_from_thread(app.notify, str(exc), severity="error", timeout=12)
+            return
+        app.call_from_thread(show, inv, addresses)
+
+    app.run_worker(prepare, thread=True, group="node-add", exclusive=True)
 
 
 def start_workflow(app: JamApp, build: Any) -> None:

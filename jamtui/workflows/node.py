@@ -27,8 +27,10 @@ from ..inventory import (
     InventoryError,
     NodeSpec,
     add_proposed,
+    check_inventory,
     load_inventory,
     remove_node,
+    resolve_names,
     restore_inventory,
 )
 from ..model import Kind
@@ -62,11 +64,16 @@ class NodeWorkflows:
     # -- building ----------------------------------------------------------------------------
 
     def add(self, spec: NodeSpec | None = None, *, group: str = "",
-            given: dict[str, Any] | None = None) -> Workflow:
+            given: dict[str, Any] | None = None,
+            addresses: dict[str, str] | None = None) -> Workflow:
         """A node add whose inventory entry is written now: `spec` as the operator chose it,
         or the group's next node with `given` fixing some fields, proposed under the
         inventory's lock (two adds at once get different nodes). Refused with the reasons
-        (NodeInvalid, nothing written) when a value is taken."""
+        (NodeInvalid, nothing written) when a value is taken. `addresses`: the inventory's
+        host names resolved (`resolve_names`); resolved here through the internal DNS when
+        not given."""
+        if addresses is None:
+            addresses = self._addresses()
         if spec is not None:
             group, given = spec.group, {k: v for k, v in asdict(spec).items() if k != "group"}
         made: list[Journal] = []
@@ -78,7 +85,8 @@ class NodeWorkflows:
             self._journal_write(journal, chosen, before, after)
 
         try:
-            inv, chosen = add_proposed(self.cfg.inventory, group, given, journal_it)
+            inv, chosen = add_proposed(self.cfg.inventory, group, given, journal_it,
+                                       addresses=addresses)
         except (InventoryError, OSError) as exc:
             if made:  # the journal was made, the write failed: said there too
                 made[0].record("step", step="inventory", state="failed", message=str(exc))
@@ -87,6 +95,14 @@ class NodeWorkflows:
         journal = made[0]
         self._journal_written(journal, chosen, inv)
         return self._add(journal, chosen)
+
+    def _addresses(self) -> dict[str, str]:
+        """The inventory checked, and its hosts written by name resolved (only those: a
+        new node's IP is checked against every host's)."""
+        from ..sources.dns import addresses_of
+
+        inv = check_inventory(load_inventory(self.cfg.inventory))
+        return resolve_names(inv, addresses_of(self.cfg.dns.server))
 
     def _journal_write(self, journal: Journal, spec: NodeSpec, before: str, after: str) -> None:
         """Under the inventory's lock, before the file is replaced: the file as it was and as
@@ -192,7 +208,8 @@ class NodeWorkflows:
         given = {k: v for k, v in asdict(spec).items() if k != "group"}
         try:
             after, _ = add_proposed(self.cfg.inventory, spec.group, given,
-                                    lambda s, b, a: self._journal_write(journal, s, b, a))
+                                    lambda s, b, a: self._journal_write(journal, s, b, a),
+                                    addresses=self._addresses())
         except InventoryError as exc:
             raise StepFailed(str(exc)) from None
         self._inventory_changed(after)
