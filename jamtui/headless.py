@@ -89,6 +89,13 @@ def exit_code(store: Store, configured: set[str]) -> int:
     return 1 if bad else 0
 
 
+def snapshot_exit_code(store: Store, configured: set[str]) -> int:
+    """0 when every configured backend's data is in and current; 1 when one is down (its
+    part of the document is stale, or missing because it never answered)."""
+    bad = [b for b in store.backends() if b.name in configured and b.health is Health.DOWN]
+    return 1 if bad else 0
+
+
 def render_status(store: Store, console: Console, configured: set[str]) -> None:
     console.print(_backends_table(store, configured))
     quorums = sorted(store.items(Kind.QUORUM), key=lambda q: q.system)
@@ -133,6 +140,8 @@ def _backends_table(store: Store, configured: set[str]) -> Table:
             table.add_row(b.name, Text("- off", style="dim"), "", Text(b.last_error, "dim"))
             continue
         detail = b.last_error
+        if b.waiting:
+            detail = f"waiting for its first answer ({now - (b.waiting_since or now):.0f} s)"
         if b.health is Health.DOWN and b.last_success:
             detail += f" (last good answer {now - b.last_success:.0f} s ago)"
         table.add_row(b.name, Text(f"{HEALTH_MARK[b.health]} {b.health.value}",

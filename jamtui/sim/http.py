@@ -12,7 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-FAULT_KINDS = ("down", "slow", "error", "malformed", "reset", "forbidden")
+# hang: the port accepts and reads the request, and nothing is ever answered (a wedged
+# server, a full accept queue behind a proxy), until the fault is cleared
+FAULT_KINDS = ("down", "slow", "error", "malformed", "reset", "forbidden", "hang")
 
 
 @dataclass
@@ -74,6 +76,8 @@ def fault_middleware(backend: str, faults: Faults, render_error: ErrorRenderer,
             if fault.kind in ("down", "reset"):
                 _abort(request)
                 raise StreamReset()
+            if fault.kind == "hang":
+                await hang(request, faults, backend)
             if fault.kind == "slow":
                 await asyncio.sleep(fault.latency)
             elif fault.kind == "error":
@@ -97,6 +101,16 @@ def fault_middleware(backend: str, faults: Faults, render_error: ErrorRenderer,
         return resp
 
     return middleware
+
+
+async def hang(request: web.Request, faults: Faults, backend: str) -> None:
+    """Say nothing while `backend` hangs; then carry on as if it had been slow. A client that
+    gives up closes its end, and the request ends with it."""
+    while (fault := faults.get(backend)) is not None and fault.kind == "hang":
+        if request.transport is None or request.transport.is_closing():
+            _abort(request)
+            raise StreamReset()
+        await asyncio.sleep(0.1)
 
 
 def _abort(request: web.Request) -> None:

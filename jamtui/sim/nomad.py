@@ -887,6 +887,10 @@ async def _stream_events(resp: web.StreamResponse, world: World,
     last = since - 1 if since > 0 else world.nomad.index
     last_write = time.monotonic()
     while True:
+        fault = ctx.faults.get("nomad")
+        if fault is not None and fault.kind == "hang":
+            await asyncio.sleep(0.1)  # wedged: no events, no heartbeats
+            continue
         batch: dict[int, list[dict[str, Any]]] = {}
         for ev in list(world.events):
             if ev.index <= last:

@@ -214,6 +214,7 @@ class NomadSource(Source):
                  timeout: float = 10.0) -> None:
         super().__init__(store, cfg.address, [cfg.token])
         self.cfg = cfg
+        self.poll_interval = poll_interval
         self.quorum_interval = max(quorum_interval, poll_interval)
         self.resync_interval = resync_interval
         self.timeout = timeout
@@ -239,6 +240,20 @@ class NomadSource(Source):
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._follow, "event stream"), "events")
         self.spawn(lambda: self.loop(self._quorum_step, "quorum"), "quorum")
+        self.spawn_probe(self.poll_interval)
+
+    def probe(self, timeout: float) -> None:
+        """`/v1/status/leader` (no ACL needed): the event stream only proves itself every
+        30 s, so a Nomad that fails or falls silent would otherwise show that late."""
+        resp = self.session.get(f"{self.cfg.address.rstrip('/')}/v1/status/leader",
+                                headers=self.cfg.auth_headers(), verify=self.verify,
+                                timeout=timeout)
+        if resp.status_code == 500 and "leader" in resp.text.lower():
+            return  # it answered: no leader is the quorum's story, told by _quorum_step
+        if resp.status_code != 200:
+            raise BackendError(http_problem("nomad", self.address, resp.status_code,
+                                            resp.text, self.hint))
+        resp.json()
 
     def stop(self, timeout: float = 1.0) -> None:
         self.stop_event.set()
