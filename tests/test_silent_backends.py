@@ -158,3 +158,13 @@ def test_a_wedged_consul_and_nomad_show_as_down(lab: Lab, watching: Engine) -> N
     lab.clear_fault()
     wait_for(lambda: store.backend("consul").health is Health.OK
              and store.backend("nomad").health is Health.OK, timeout=20)
+
+
+def test_doctor_says_a_silent_backend_did_not_answer(lab: Lab, config: Path) -> None:
+    from jamtui.doctor import run_doctor
+
+    lab.set_fault("consul", "hang")
+    findings = [f for f in run_doctor(load_config(config, env=lab.env()), timeout=1)
+                if f.backend == "consul"]
+    assert findings and not all(f.ok for f in findings)
+    assert any("did not answer" in f.detail for f in findings), findings

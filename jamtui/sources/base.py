@@ -25,7 +25,7 @@ from ..store import Store
 log = logging.getLogger(__name__)
 
 SLOW_SECONDS = 2.0  # an answer slower than this marks the backend degraded
-PROBE_EVERY = 5.0  # at most this many seconds between liveness probes (a failure shows by then)
+PROBE_EVERY = 4.0  # at most this many seconds between liveness probes: a failure shows in < 5 s
 PROBE_TIMEOUT = 5.0  # a liveness probe not answered in this long counts as no answer
 
 
