@@ -73,11 +73,16 @@ def test_the_lab_replays_its_buffer_as_nomads_broker_does(lab: Lab) -> None:
     assert _first_batches(lab, newest + 50, 1)[0]["Index"] == buffered[-1]
 
 
-def test_the_lab_buffer_keeps_the_last_event_buffer_size_indexes() -> None:
-    with Lab(seed=3, tick=0.2, traffic=False, event_buffer_size=5, **FAST) as small:
-        _quiet(small)
-        indexes = small.call(lambda: {e.index for e in small.world.events})
-        assert len(indexes) == 5
+def test_the_lab_buffer_keeps_the_last_event_buffer_size_indexes(lab: Lab) -> None:
+    _quiet(lab)
+    assert lab.call(lambda: len({e.index for e in lab.world.events})) > 5
+    lab.call(setattr, lab.world, "event_buffer_size", 5)
+    alloc = lab.call(lambda: next(a.id for a in lab.world.allocs.values()
+                                  if a.client_status == "running"))
+    newest = lab.call(lambda: lab.world.nomad.index)
+    lab.call(lab.world.restart_alloc, alloc)  # a new event: the oldest ones leave
+    indexes = lab.call(lambda: sorted({e.index for e in lab.world.events}))
+    assert len(indexes) == 5 and indexes[-1] > newest
 
 
 def _newest_event(lab: Lab) -> int:
