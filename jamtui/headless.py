@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .model import Health, Kind, Quorum, ServiceInstance
-from .store import Store
+from .store import OWNER, Store
 
 SCHEMA_VERSION = 1
 
@@ -106,25 +106,36 @@ def render_status(store: Store, console: Console, configured: set[str]) -> None:
     vms = store.items(Kind.VM)
     states = Counter(v.status for v in vms if not v.template)
     console.print(Text.assemble(("VMs  ", "bold"), _counts(states, {"running": "green",
-                                                                    "stopped": "red"})))
+                                                                    "stopped": "red"},
+                                                           _empty(store, Kind.VM))))
     nodes = store.items(Kind.NOMAD_NODE)
     console.print(Text.assemble(("Nomad nodes  ", "bold"), _counts(
         Counter(n.status + (" (draining)" if n.drain else "") for n in nodes),
-        {"ready": "green", "down": "red"})))
+        {"ready": "green", "down": "red"}, _empty(store, Kind.NOMAD_NODE))))
     console.print(_services_line(store))
     allocs = store.items(Kind.ALLOCATION)
     live = Counter(a.client_status for a in allocs if a.desired_status == "run")
     console.print(Text.assemble(("Allocations  ", "bold"), _counts(live, {
-        "running": "green", "pending": "yellow", "failed": "red", "lost": "red"})))
+        "running": "green", "pending": "yellow", "failed": "red", "lost": "red"},
+        _empty(store, Kind.ALLOCATION))))
     stale = [k.value for k in SNAPSHOT_KINDS if store.is_stale(k) and store.count(k)]
     if stale:
         console.print(Text(f"stale (backend down, last known data shown): {', '.join(stale)}",
                            style="yellow"))
 
 
-def _counts(counter: Counter[str], styles: dict[str, str]) -> Text:
+def _empty(store: Store, kind: Kind) -> Text:
+    """"none" only when the backend said so, never when it has not answered at all."""
+    owner = OWNER.get(kind, "")
+    backend = store.backend(owner)
+    if backend.waiting or (backend.health is Health.DOWN and backend.last_success is None):
+        return Text(f"unknown: {owner} has not answered", style="red")
+    return Text("none", style="dim")
+
+
+def _counts(counter: Counter[str], styles: dict[str, str], empty: Text | None = None) -> Text:
     if not counter:
-        return Text("none", style="dim")
+        return empty or Text("none", style="dim")
     parts = [Text(f"{n} {state}", style=styles.get(state.split(" ")[0], ""))
              for state, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
     return Text(", ").join(parts)
@@ -170,4 +181,4 @@ def _services_line(store: Store) -> Text:
         style = "red" if s.critical else "yellow" if s.warning else "green"
         parts.append(Text(f"{s.name} {s.passing}/{total}", style=style))
     return Text.assemble(("Services  ", "bold"), Text("  ").join(parts) if parts else
-                         Text("none", style="dim"))
+                         _empty(store, Kind.SERVICE))

@@ -93,8 +93,13 @@ def test_a_socket_that_never_answers_is_down_not_missing(
         assert _backends(snapshot(engine.store))["consul"]["health"] == "down"
         console = Console(record=True, width=200)
         render_status(engine.store, console, configured)
-        line = next(x for x in console.export_text().splitlines() if x.startswith("consul"))
+        printed = console.export_text().splitlines()
+        line = next(x for x in printed if x.startswith("consul"))
         assert "down" in line and "no answer in 2 s" in line
+        # not "Services none": nobody said there were none
+        services = next(x for x in printed if x.startswith("Services"))
+        assert "unknown: consul has not answered" in services
+        assert "none" not in next(x for x in printed if x.startswith("Allocations"))
         # the ones that did answer are not blamed
         assert engine.store.backend("nomad").health is Health.OK
     finally:
