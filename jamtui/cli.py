@@ -34,11 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common],
                             help="a compact summary of the lab; exit 1 if a backend is not ok")
     status.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds to wait for every backend's first answer")
+                        help="seconds to wait for every backend's first answer; one that has "
+                        "not answered by then is down (default 10)")
     snap = sub.add_parser("snapshot", parents=[common], help="the whole lab as one document")
     snap.add_argument("--json", action="store_true", required=True,
                       help="print JSON (the only format; the flag keeps scripts explicit)")
-    snap.add_argument("--timeout", type=float, default=10.0)
+    snap.add_argument("--timeout", type=float, default=10.0,
+                      help="as for status; exit 1 when a configured backend is down")
     sub.add_parser("doctor", parents=[common],
                    help="check the configuration and each backend, and say what to fix")
 
@@ -75,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the CA, config and env files go (default: a temporary dir)")
     lab.add_argument("--fault", action="append", default=[], metavar="BACKEND=KIND",
                      help="inject a fault at start: down, slow, error, malformed, reset, "
-                     "forbidden (repeatable; e.g. --fault nomad=slow)")
+                     "forbidden, hang (accepts, never answers) (repeatable; e.g. --fault "
+                     "nomad=slow)")
     lab.add_argument("--tick", type=float, default=1.0, help="seconds between world ticks")
     lab.add_argument("--tls", action="store_true",
                      help="serve Nomad and Consul over HTTPS from the lab's CA, requiring "
@@ -174,7 +177,7 @@ def run_status(cfg: Config, timeout: float) -> int:
     engine = Engine(cfg)
     engine.start()
     try:
-        engine.wait_ready(timeout)
+        engine.settle(timeout)
         code = exit_code(engine.store, set(engine.sources))
         with reader_may_leave():
             render_status(engine.store, PipeConsole(), set(engine.sources))
@@ -185,20 +188,21 @@ def run_status(cfg: Config, timeout: float) -> int:
 
 def run_snapshot(cfg: Config, timeout: float) -> int:
     from .engine import Engine
-    from .headless import snapshot
+    from .headless import snapshot, snapshot_exit_code
     from .pipes import reader_may_leave
 
     engine = Engine(cfg)
     engine.start()
     try:
-        engine.wait_ready(timeout)
+        engine.settle(timeout)
         doc = snapshot(engine.store)
+        code = snapshot_exit_code(engine.store, set(engine.sources))
     finally:
         engine.stop()
     with reader_may_leave():
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
-    return 0
+    return code
 
 
 def run_trace_command(cfg: Config, args: argparse.Namespace) -> int:
@@ -339,7 +343,7 @@ def _lab_console(lab: object, stop: threading.Event) -> None:
             elif words:
                 print("commands: fault BACKEND KIND | clear [BACKEND]; backends: proxmox, "
                       "nomad, consul, fabio, fabio:<node>, haproxy; kinds: down, slow, error, "
-                      "malformed, reset, forbidden", flush=True)
+                      "malformed, reset, forbidden, hang", flush=True)
         except ValueError as exc:
             print(f"error: {exc}", flush=True)
 

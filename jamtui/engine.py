@@ -62,6 +62,7 @@ class Engine:
 
     def start(self) -> None:
         for source in self.sources.values():
+            source.mark_waiting()
             source.start()
         self.certificates.start()
 
@@ -80,6 +81,15 @@ class Engine:
             if not source.ready.wait(max(0.0, deadline - time.monotonic())):
                 return False
         return True
+
+    def settle(self, timeout: float) -> set[str]:
+        """For one-shot commands: wait up to `timeout` for every first answer, then stop
+        listening (what is printed is what was known at that moment) and report each source
+        still silent as down, "no answer in N s". Returns the names of the silent ones."""
+        self.wait_ready(timeout)
+        for source in self.sources.values():
+            source.stop_event.set()
+        return {name for name, source in self.sources.items() if source.give_up(timeout)}
 
 
 def _try_inventory(config: Config) -> Inventory | None:

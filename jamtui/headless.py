@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .model import Health, Kind, Quorum, ServiceInstance
-from .store import Store
+from .store import OWNER, Store
 
 SCHEMA_VERSION = 1
 
@@ -89,6 +89,13 @@ def exit_code(store: Store, configured: set[str]) -> int:
     return 1 if bad else 0
 
 
+def snapshot_exit_code(store: Store, configured: set[str]) -> int:
+    """0 when every configured backend's data is in and current; 1 when one is down (its
+    part of the document is stale, or missing because it never answered)."""
+    bad = [b for b in store.backends() if b.name in configured and b.health is Health.DOWN]
+    return 1 if bad else 0
+
+
 def render_status(store: Store, console: Console, configured: set[str]) -> None:
     console.print(_backends_table(store, configured))
     quorums = sorted(store.items(Kind.QUORUM), key=lambda q: q.system)
@@ -99,25 +106,36 @@ def render_status(store: Store, console: Console, configured: set[str]) -> None:
     vms = store.items(Kind.VM)
     states = Counter(v.status for v in vms if not v.template)
     console.print(Text.assemble(("VMs  ", "bold"), _counts(states, {"running": "green",
-                                                                    "stopped": "red"})))
+                                                                    "stopped": "red"},
+                                                           _empty(store, Kind.VM))))
     nodes = store.items(Kind.NOMAD_NODE)
     console.print(Text.assemble(("Nomad nodes  ", "bold"), _counts(
         Counter(n.status + (" (draining)" if n.drain else "") for n in nodes),
-        {"ready": "green", "down": "red"})))
+        {"ready": "green", "down": "red"}, _empty(store, Kind.NOMAD_NODE))))
     console.print(_services_line(store))
     allocs = store.items(Kind.ALLOCATION)
     live = Counter(a.client_status for a in allocs if a.desired_status == "run")
     console.print(Text.assemble(("Allocations  ", "bold"), _counts(live, {
-        "running": "green", "pending": "yellow", "failed": "red", "lost": "red"})))
+        "running": "green", "pending": "yellow", "failed": "red", "lost": "red"},
+        _empty(store, Kind.ALLOCATION))))
     stale = [k.value for k in SNAPSHOT_KINDS if store.is_stale(k) and store.count(k)]
     if stale:
         console.print(Text(f"stale (backend down, last known data shown): {', '.join(stale)}",
                            style="yellow"))
 
 
-def _counts(counter: Counter[str], styles: dict[str, str]) -> Text:
+def _empty(store: Store, kind: Kind) -> Text:
+    """"none" only when the backend said so, never when it has not answered at all."""
+    owner = OWNER.get(kind, "")
+    backend = store.backend(owner)
+    if backend.waiting or (backend.health is Health.DOWN and backend.last_success is None):
+        return Text(f"unknown: {owner} has not answered", style="red")
+    return Text("none", style="dim")
+
+
+def _counts(counter: Counter[str], styles: dict[str, str], empty: Text | None = None) -> Text:
     if not counter:
-        return Text("none", style="dim")
+        return empty or Text("none", style="dim")
     parts = [Text(f"{n} {state}", style=styles.get(state.split(" ")[0], ""))
              for state, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
     return Text(", ").join(parts)
@@ -133,6 +151,8 @@ def _backends_table(store: Store, configured: set[str]) -> Table:
             table.add_row(b.name, Text("- off", style="dim"), "", Text(b.last_error, "dim"))
             continue
         detail = b.last_error
+        if b.waiting:
+            detail = f"waiting for its first answer ({now - (b.waiting_since or now):.0f} s)"
         if b.health is Health.DOWN and b.last_success:
             detail += f" (last good answer {now - b.last_success:.0f} s ago)"
         table.add_row(b.name, Text(f"{HEALTH_MARK[b.health]} {b.health.value}",
@@ -161,4 +181,4 @@ def _services_line(store: Store) -> Text:
         style = "red" if s.critical else "yellow" if s.warning else "green"
         parts.append(Text(f"{s.name} {s.passing}/{total}", style=style))
     return Text.assemble(("Services  ", "bold"), Text("  ").join(parts) if parts else
-                         Text("none", style="dim"))
+                         _empty(store, Kind.SERVICE))

@@ -332,10 +332,17 @@ class BackendStatus:
     last_error: str = ""  # what failed and what to do, in words
     last_success: float | None = None  # unix seconds
     latency_ms: float | None = None
+    # configured and started, no answer yet: since when (unix s); None once it has answered
+    waiting_since: float | None = None
 
     @property
     def id(self) -> str:
         return self.name
+
+    @property
+    def waiting(self) -> bool:
+        """Configured and asked, but nothing heard back yet (not the same as fine)."""
+        return self.health is Health.UNKNOWN and self.waiting_since is not None
 
     @property
     def stale(self) -> bool:

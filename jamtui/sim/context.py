@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,3 +53,5 @@ class SimContext:
     # every listening backend server by name; Fabio instances are `fabio:<node>` (UI and API)
     # and `fabio:<node>:lb` (the proxy), added and removed as their allocations come and go
     servers: dict[str, BackendServer] = field(default_factory=dict)
+    # requests the Nomad API was asked, "GET /v1/jobs?prefix" → count (see sim/nomad.py)
+    requests: Counter[str] = field(default_factory=Counter)

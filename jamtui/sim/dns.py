@@ -65,7 +65,7 @@ class DNSProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.transport is not None
         fault = self.ctx.faults.get("dns")
-        if fault is not None and fault.kind in ("down", "reset"):
+        if fault is not None and fault.kind in ("down", "reset", "hang"):
             return  # silence: the client times out
         if fault is not None and fault.kind == "malformed":
             self.transport.sendto(b"\x00\x01garbage", addr)

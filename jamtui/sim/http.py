@@ -13,7 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-FAULT_KINDS = ("down", "slow", "error", "malformed", "reset", "forbidden")
+# hang: the port accepts and reads the request, and nothing is ever answered (a wedged
+# server, a full accept queue behind a proxy), until the fault is cleared
+FAULT_KINDS = ("down", "slow", "error", "malformed", "reset", "forbidden", "hang")
 
 
 @dataclass
@@ -74,6 +76,8 @@ def fault_middleware(backend: str, faults: Faults, render_error: ErrorRenderer,
         if fault is not None:
             if fault.kind in ("down", "reset"):
                 return _reset(request)
+            if fault.kind == "hang" and not await hang(request, faults, backend):
+                return _reset(request)
             if fault.kind == "slow":
                 await asyncio.sleep(fault.latency)
             elif fault.kind == "error":
@@ -96,6 +100,16 @@ def fault_middleware(backend: str, faults: Faults, render_error: ErrorRenderer,
         return resp
 
     return middleware
+
+
+async def hang(request: web.Request, faults: Faults, backend: str) -> bool:
+    """Say nothing while `backend` hangs; then carry on as if it had been slow (True). A
+    client that gives up closes its end, and the request ends with it (False)."""
+    while (fault := faults.get(backend)) is not None and fault.kind == "hang":
+        if request.transport is None or request.transport.is_closing():
+            return False
+        await asyncio.sleep(0.1)
+    return True
 
 
 def _abort(request: web.Request) -> None:

@@ -323,7 +323,8 @@ class Lab:
     # -- faults ------------------------------------------------------------------------------
 
     def set_fault(self, backend: str, kind: str, latency: float = 1.0) -> None:
-        """Inject a fault into one backend: down, slow, error, malformed, reset, forbidden."""
+        """Inject a fault into one backend: down, slow, error, malformed, reset, forbidden,
+        hang."""
         if backend.split(":")[0] not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         self.call(self._settle, self.faults.set, backend, kind, latency)

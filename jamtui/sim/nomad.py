@@ -384,6 +384,7 @@ def build_app(ctx: SimContext, heartbeat: float = 30.0, log_heartbeat: float = 1
               ) -> web.Application:
     """The Nomad API app; `heartbeat` is the event stream's keep-alive period."""
     app = web.Application(middlewares=[
+        _count_middleware(ctx),
         fault_middleware("nomad", ctx.faults, text_error),
         _acl_middleware(ctx),
     ])
@@ -421,6 +422,18 @@ def build_app(ctx: SimContext, heartbeat: float = 30.0, log_heartbeat: float = 1
     r.add_get("/v1/agent/self", agent_self)
     r.add_get("/v1/regions", regions)
     return app
+
+
+def _count_middleware(ctx: SimContext) -> Any:
+    """What the lab was asked, for tests that measure what a client costs the server: by
+    method, path and the names of the query parameters (`GET /v1/jobs?prefix`)."""
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable[..., Awaitable[Any]]) -> Any:
+        names = "&".join(sorted(set(request.query)))
+        ctx.requests[f"{request.method} {request.path}{'?' + names if names else ''}"] += 1
+        return await handler(request)
+
+    return middleware
 
 
 def _acl_middleware(ctx: SimContext) -> Any:
@@ -883,10 +896,18 @@ async def _stream_events(resp: web.StreamResponse, world: World,
                          ctx: SimContext, since: int, topics: dict[str, set[str]],
                          namespace: str, heartbeat: float) -> None:
     await resp.write(b"{}\n")
-    # `index` is where the stream starts (inclusive); without it, only what happens next
-    last = since - 1 if since > 0 else world.nomad.index
+    # As Nomad's event broker (nomad/stream/event_broker.go Subscribe, StartAtClosest):
+    # without `index` the subscription starts at the oldest event still in the buffer; with
+    # one it starts there (inclusive) or at the closest buffered index after it; asked for an
+    # index beyond the newest, it starts at the newest buffered one.
+    newest = world.events[-1].index if world.events else 0
+    last = 0 if since <= 0 else (newest - 1 if since > newest else since - 1)
     last_write = time.monotonic()
     while True:
+        fault = ctx.faults.get("nomad")
+        if fault is not None and fault.kind == "hang":
+            await asyncio.sleep(0.1)  # wedged: no events, no heartbeats
+            continue
         batch: dict[int, list[dict[str, Any]]] = {}
         for ev in list(world.events):
             if ev.index <= last:

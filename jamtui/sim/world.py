@@ -221,6 +221,7 @@ class World:
         heartbeat_grace: float = 2.0,
         task_delay: float = 1.0,
         jobs: Iterable[Job] | None = None,
+        event_buffer_size: int = 100,
     ) -> None:
         self.inventory = inventory
         self.dns_hosts = inventory.hosts  # the records the `dns` role wrote
@@ -246,7 +247,11 @@ class World:
         self.jobs: dict[str, Job] = {}
         self.allocs: dict[str, Alloc] = {}
         self.evals: dict[str, Evaluation] = {}
-        self.events: deque[NomadEvent] = deque(maxlen=4096)
+        # Nomad's event buffer: the events of the last `event_buffer_size` indexes (the agent
+        # option of that name, default 100); a subscription without `index` replays it
+        self.events: deque[NomadEvent] = deque()
+        self.event_buffer_size = event_buffer_size
+        self._buffered_indexes = 0
         self.consul_nodes: dict[str, ConsulNode] = {}
         self.checks: dict[tuple[str, str], Check] = {}
         self.services: dict[tuple[str, str], ServiceInstance] = {}
@@ -1452,10 +1457,27 @@ class World:
             snap.logs = {}
         elif isinstance(obj, NomadNode):
             snap.events = list(obj.events)
+        if not self.events or self.events[-1].index != self.nomad.index:
+            self._buffered_indexes += 1
         self.events.append(
             NomadEvent(self.nomad.index, topic, type_, key, "default"
                        if topic != "Node" else "", filter_keys, snap)
         )
+        while self._buffered_indexes > self.event_buffer_size:
+            oldest = self.events[0].index
+            while self.events and self.events[0].index == oldest:
+                self.events.popleft()
+            self._buffered_indexes -= 1
+
+    def gc_alloc(self, alloc_id: str) -> None:
+        """Nomad's garbage collector: a terminal allocation leaves the state store. The
+        table's index moves (it is a Raft write) but no event is published."""
+        alloc = self.get_alloc(alloc_id)
+        if not alloc.terminal:
+            raise SimError(400, f"alloc {alloc_id} is not terminal; the GC leaves it")
+        self.nomad.bump("allocs")
+        del self.allocs[alloc.id]
+        self.notify()
 
 
 def _group_of(name: str) -> str | None:

@@ -26,6 +26,8 @@ from .reasons import in_words
 log = logging.getLogger(__name__)
 
 SLOW_SECONDS = 2.0  # an answer slower than this marks the backend degraded
+PROBE_EVERY = 4.0  # at most this many seconds between liveness probes: a failure shows in < 5 s
+PROBE_TIMEOUT = 5.0  # a liveness probe not answered in this long counts as no answer
 
 
 class Backoff:
@@ -125,6 +127,11 @@ class Source:
         self.last_success: float | None = None
         self.requests_made = 0  # for the benchmarks: what watching costs the servers
         self.ready = threading.Event()  # set once the first answer (good or bad) is in
+        # The liveness probe (see `probe`) overlays the watch loops' health: while it fails,
+        # what the loops report is kept beneath and shown again once it answers.
+        self._health_lock = threading.RLock()
+        self._probe_down = False
+        self._beneath: BackendStatus | None = None
 
     # -- threads -----------------------------------------------------------------------------
 
@@ -161,6 +168,76 @@ class Source:
             if pause:
                 self.stop_event.wait(pause)
 
+    # -- the liveness probe --------------------------------------------------------------------
+
+    def probe(self, timeout: float) -> None:
+        """One cheap request that needs no ACL (e.g. `/v1/status/leader`); raise if it fails.
+        Sources whose watches are long-held requests run it so that a backend that starts
+        failing (or goes silent) shows within seconds, not when a held request ends."""
+        raise NotImplementedError
+
+    def spawn_probe(self, poll_interval: float) -> None:
+        every = min(PROBE_EVERY, poll_interval)
+        self.spawn(lambda: self._probe_loop(every), "probe")
+
+    def _probe_loop(self, every: float) -> None:
+        # its own loop, not `loop`: no growing backoff, so a recovery shows as quickly
+        while not self.stop_event.is_set():
+            self.requests_made += 1
+            try:
+                self.probe(PROBE_TIMEOUT)
+            except Exception as exc:  # the backend's health, never a crash
+                self._probe_failed(exc)
+            else:
+                self._probe_answered()
+            self.stop_event.wait(every)
+
+    def _probe_failed(self, exc: BaseException) -> None:
+        with self._health_lock:
+            if not self._probe_down:
+                self._beneath = self.store.backend(self.name)
+                self._probe_down = True
+            self._set(Health.DOWN, self._describe(exc, "liveness probe"), None, probe=True)
+
+    def _probe_answered(self) -> None:
+        with self._health_lock:
+            if not self._probe_down:
+                return
+            self._probe_down = False
+            beneath, self._beneath = self._beneath, None
+            if beneath is not None and not self.stop_event.is_set():
+                self.store.set_backend(beneath)
+
+    def reported_health(self) -> Health:
+        """What the watch loops last reported, beneath a failing probe."""
+        with self._health_lock:
+            if self._probe_down and self._beneath is not None:
+                return self._beneath.health
+            return self.store.backend(self.name).health
+
+    # -- waiting for the first answer ----------------------------------------------------------
+
+    def mark_waiting(self) -> None:
+        """Started, nothing heard yet: say so (with since when) rather than nothing."""
+        if not self.ready.is_set():
+            self.store.set_backend(BackendStatus(self.name, Health.UNKNOWN, self.address,
+                                                 waiting_since=time.time()))
+
+    def give_up(self, seconds: float) -> bool:
+        """For one-shot commands: a backend that has not answered within `seconds` is down,
+        in words. Call after `stop_event` is set, so no late answer changes the verdict.
+        True if it had to."""
+        with self._health_lock:
+            if self.ready.is_set():
+                return False
+            since = self.store.backend(self.name).waiting_since
+            self.store.set_backend(BackendStatus(
+                self.name, Health.DOWN, self.address, waiting_since=since,
+                last_error=f"no answer in {seconds:g} s from {self.address or self.name}. Is "
+                           f"{self.name} overloaded, or is something holding the connection "
+                           f"open without answering?"))
+            return True
+
     # -- health ------------------------------------------------------------------------------
 
     def report_ok(self, latency: float | None = None, problem: str = "") -> None:
@@ -175,16 +252,29 @@ class Source:
         self._set(health, problem, latency)
 
     def report_failure(self, exc: BaseException, what: str = "") -> None:
+        self._set(Health.DOWN, self._describe(exc, what), None)
+
+    def _describe(self, exc: BaseException, what: str) -> str:
         message = describe_error(self.name, self.address, exc, self.hint,
                                  getattr(self, "tls", None))
         if what:
             message = f"{what}: {message}"
         log.debug("%s: %s", self.name, scrub(message, self.secrets))
-        self._set(Health.DOWN, message, None)
+        return message
 
-    def _set(self, health: Health, message: str, latency: float | None) -> None:
-        self.ready.set()
-        current = self.store.backend(self.name)
+    def _set(self, health: Health, message: str, latency: float | None,
+             probe: bool = False) -> None:
+        with self._health_lock:
+            if self.stop_event.is_set():
+                return  # stopped: a late answer must not change what was already reported
+            self.ready.set()
+            self._publish(health, message, latency, probe)
+
+    def _publish(self, health: Health, message: str, latency: float | None,
+                 probe: bool) -> None:
+        current = self._beneath if (self._probe_down and not probe
+                                    and self._beneath is not None) else self.store.backend(
+                                        self.name)
         status = BackendStatus(
             name=self.name,
             health=health,
@@ -194,6 +284,9 @@ class Source:
             last_success=self.last_success,
             latency_ms=round(latency * 1000, 1) if latency is not None else current.latency_ms,
         )
+        if self._probe_down and not probe:
+            self._beneath = status  # shown again when the probe answers
+            return
         # Publish state changes only: a heartbeat that merely moves last_success must not wake
         # every view. last_success is current whenever health does change.
         if (status.health, status.last_error, status.address) != (

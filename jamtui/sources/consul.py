@@ -148,6 +148,19 @@ class ConsulSource(Source):
         self.spawn(lambda: self.loop(self._checks_step, "checks"), "checks")
         self.spawn(lambda: self.loop(self._intentions_step, "intentions"), "intentions")
         self.spawn(lambda: self.loop(self._cluster_step, "members"), "members")
+        self.spawn_probe(self.poll_interval)
+
+    def probe(self, timeout: float) -> None:
+        """`/v1/status/leader` (no ACL needed): a Consul that fails or falls silent shows
+        within seconds even while every watch is a held query."""
+        http = self.client.http
+        resp = http.session.get(http.uri("/v1/status/leader"),
+                                headers=self.client.prepare_headers(), verify=http.verify,
+                                cert=http.cert, timeout=timeout)
+        try:
+            CB.json()(http.response(resp))
+        except consul.ConsulException as exc:
+            raise self._words(exc) from exc
 
     # -- failures, in words ----------------------------------------------------------------------
 
@@ -219,7 +232,7 @@ class ConsulSource(Source):
     def _hold(self, index: str | None) -> str | None:
         """The index to block on; none (answer at once) while the backend is not ok, so a
         recovery shows as soon as Consul answers rather than after a whole wait."""
-        return index if self.store.backend(self.name).health is Health.OK else None
+        return index if self.reported_health() is Health.OK else None
 
     def refresh_services(self) -> None:
         (names, instances), latency = timed(self._read_services)

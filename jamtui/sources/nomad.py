@@ -215,6 +215,7 @@ class NomadSource(Source):
                  timeout: float = 10.0) -> None:
         super().__init__(store, cfg.address, [cfg.token])
         self.cfg = cfg
+        self.poll_interval = poll_interval
         self.quorum_interval = max(quorum_interval, poll_interval)
         self.resync_interval = resync_interval
         self.timeout = timeout
@@ -238,10 +239,32 @@ class NomadSource(Source):
         self._job_refresh: set[str] = set()
         self._job_lock = threading.Lock()
         self._stream: requests.Response | None = None
+        # Nomad replays its event buffer to a new subscription: events at or below the index
+        # of the full read that covers their topic are already in the store (and may name
+        # allocations garbage-collected since, which no event removes). X-Nomad-Index of
+        # every list read is noted by a session hook, as python-nomad returns bodies only.
+        self._read_index: dict[str, int] = {}
+        self._seen: dict[str, int] = {}  # topic -> events at or below this are in the store
+        self.stream_index = 0  # the newest index the stream delivered; a reconnect resumes
+        self.session.hooks["response"].append(self._note_index)
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._follow, "event stream"), "events")
         self.spawn(lambda: self.loop(self._quorum_step, "quorum"), "quorum")
+        self.spawn_probe(self.poll_interval)
+
+    def probe(self, timeout: float) -> None:
+        """`/v1/status/leader` (no ACL needed): the event stream only proves itself every
+        30 s, so a Nomad that fails or falls silent would otherwise show that late."""
+        resp = self.session.get(f"{self.cfg.address.rstrip('/')}/v1/status/leader",
+                                headers=self.cfg.auth_headers(), verify=self.verify,
+                                timeout=timeout)
+        if resp.status_code == 500 and "leader" in resp.text.lower():
+            return  # it answered: no leader is the quorum's story, told by _quorum_step
+        if resp.status_code != 200:
+            raise BackendError(http_problem("nomad", self.address, resp.status_code,
+                                            resp.text, self.hint))
+        resp.json()
 
     def stop(self, timeout: float = 1.0) -> None:
         self.stop_event.set()
@@ -276,14 +299,25 @@ class NomadSource(Source):
 
     # -- full reads ----------------------------------------------------------------------------
 
+    def _note_index(self, resp: requests.Response, *_args: Any, **_kw: Any) -> None:
+        index = resp.headers.get("X-Nomad-Index", "")
+        path = urlsplit(resp.url).path
+        if index.isdigit() and "/v1/" in path:
+            self._read_index[path[path.find("/v1/"):]] = int(index)
+
     def sync(self) -> None:
         """Read nodes, jobs and allocations whole and make the store exactly that."""
+        for path in ("/v1/nodes", "/v1/jobs", "/v1/allocations"):
+            self._read_index.pop(path, None)
         (nodes, jobs, allocs, csi), latency = timed(lambda: (
             self._call(self.client.nodes.get_nodes),
             self._call(self.client.jobs.get_jobs),
             self._call(self.client.allocations.get_allocations),
             self._csi_volumes(),
         ))
+        read = self._read_index
+        self._seen = {"Node": read.get("/v1/nodes", 0), "Job": read.get("/v1/jobs", 0),
+                      "Allocation": read.get("/v1/allocations", 0)}
         with self.store.batch():
             self.store.replace(Kind.NOMAD_NODE, [decode_node(n) for n in nodes])
             self.store.replace(Kind.STORAGE, decode_volumes(nodes, csi),
@@ -312,6 +346,8 @@ class NomadSource(Source):
         params = [("topic", f"{t}:*") for t in TOPICS]
         if self.cfg.namespace:
             params.append(("namespace", self.cfg.namespace))
+        if self.stream_index:  # resume: Nomad replays from there, not its whole buffer
+            params.append(("index", str(self.stream_index + 1)))
         headers = self.cfg.auth_headers()
         self.requests_made += 1
         # the read timeout must outlast the 30 s heartbeat: a silent minute means a dead peer
@@ -326,7 +362,8 @@ class NomadSource(Source):
                                                 resp.text, self.hint))
             events = self._events(resp)
             # the connect heartbeat proves the stream is live before the full read, so no
-            # change can fall between the two; events older than what we read are skipped
+            # change can fall between the two; events the read already holds are skipped
+            # (_apply), whether replayed from Nomad's buffer or sent during the read
             next(events)
             self.sync()
             last_sync = time.monotonic()
@@ -361,10 +398,14 @@ class NomadSource(Source):
         events = message.get("Events") or []
         if not events:
             return  # heartbeat
+        index = int(message.get("Index") or 0)
+        self.stream_index = max(self.stream_index, index)
         jobs: set[str] = set()
         with self.store.batch():
             for ev in events:
                 topic, payload = ev.get("Topic"), ev.get("Payload") or {}
+                if int(ev.get("Index") or index) <= self._seen.get(str(topic), 0):
+                    continue  # already in the full read (replayed from Nomad's buffer)
                 if topic == "Allocation" and "Allocation" in payload:
                     alloc = decode_alloc(payload["Allocation"])
                     self._upsert_newer(Kind.ALLOCATION, alloc)

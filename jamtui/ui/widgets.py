@@ -79,6 +79,10 @@ class HealthBar(Static):
             if b.name not in self.configured and b.health is Health.UNKNOWN:
                 continue
             mark, style = HEALTH_LOOK[b.health]
+            if b.waiting:  # asked, no answer yet: not "unknown", and certainly not fine
+                line.append(f"{b.name} … waiting {now - (b.waiting_since or now):.0f} s  ",
+                            style="yellow")
+                continue
             line.append(f"{b.name} {mark} {b.health.value}", style=style)
             line.append_text(tls_badge(tls.pop(b.name, None), now))
             line.append("  ")
@@ -129,6 +133,8 @@ class Pane(Vertical):
         yield self.table
 
     def on_mount(self) -> None:
+        # while the backend has not answered yet, the title counts the seconds
+        self._waiting_clock = self.set_interval(1.0, self.refresh_title, pause=True)
         self.refresh_title()
 
     def refresh_title(self) -> None:
@@ -143,10 +149,21 @@ class Pane(Vertical):
             title.append(f"  /{self.table.filter_text}", style="yellow")
         stale = self.store.is_stale(self.kind)
         self.set_class(stale, "-stale")
-        if stale:
-            from ..store import OWNER
+        from ..store import OWNER
 
-            backend = self.store.backend(OWNER[self.kind])
-            when = age(time.time() - backend.last_success) if backend.last_success else "?"
-            title.append(f"  STALE {when}: {backend.last_error}", style="bold red")
+        backend = self.store.backend(OWNER[self.kind]) if self.kind in OWNER else None
+        if stale and backend is not None:
+            if backend.last_success:
+                title.append(f"  STALE {age(time.time() - backend.last_success)}: "
+                             f"{backend.last_error}", style="bold red")
+            else:
+                title.append(f"  {backend.name} down, nothing read yet: {backend.last_error}",
+                             style="bold red")
+        waiting = backend is not None and backend.waiting
+        if waiting and backend is not None:
+            secs = time.time() - (backend.waiting_since or time.time())
+            title.append(f"  waiting for {backend.name} ({secs:.0f} s)", style="yellow")
+        clock = getattr(self, "_waiting_clock", None)
+        if clock is not None:
+            clock.resume() if waiting else clock.pause()
         label.update(title)
