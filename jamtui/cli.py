@@ -243,8 +243,17 @@ def run_lab(args: argparse.Namespace) -> int:
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in lab.env().items())
     env_path.write_text(exports)
     env_path.chmod(0o600)
+    ro_path = lab.workdir / "env-readonly.sh"
+    tokens = ("NOMAD_TOKEN", "CONSUL_HTTP_TOKEN", "PROXMOX_VE_API_TOKEN")
+    ro_exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in
+                         lab.read_only_env().items() if k in tokens)
+    ro_path.write_text(exports + ro_exports)
+    ro_path.chmod(0o600)
     print(f"JamLab is running (seed {args.seed}). Point any client at it:\n")
     print(exports)
+    print("# read-only tokens (a dashboard's least privilege; README \"ACL policies\"):")
+    print("".join(f"#   {line}\n" for line in ro_exports.splitlines()), end="")
+    print(f"# or: source {ro_path}")
     print(f"# config file: {config_path}")
     print(f"#   jamtui --config {config_path}")
     print(f"# HAProxy frontend: {lab.urls['haproxy']}   stats: {lab.urls['haproxy_stats']}/stats")
