@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from ..config import Secret
-from ..model import BackendStatus, Health
+from ..model import BackendStatus, Health, Refusal
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,13 @@ def describe_error(backend: str, address: str, exc: BaseException, hint: str = "
 
 def http_problem(backend: str, where: str, status: int, body: str, hint: str = "") -> str:
     text = " ".join((body or "").split())[:200]
-    if status in (401, 403):
+    if status == 401 or (status == 403 and "not found" in text.lower()):
         return (f"{where} refused the token ({status} {text or 'forbidden'}). Check the "
                 f"{backend} token{hint and ' (' + hint + ')'}.")
+    if status == 403:  # a valid token without the permission (the answer often names it)
+        return (f"{where} refused the token's request ({status} {text or 'forbidden'}): it "
+                f"lacks a permission this needs. `jamtui doctor` names the {backend} ACL "
+                f"rule to add{hint and ' (' + hint + ')'}.")
     if status >= 500:
         return f"{where} failed ({status} {text or 'server error'})."
     return f"{where} answered {status}: {text}"
@@ -113,6 +117,7 @@ class Source:
         self.last_success: float | None = None
         self.requests_made = 0  # for the benchmarks: what watching costs the servers
         self.ready = threading.Event()  # set once the first answer (good or bad) is in
+        self._refused: dict[str, Refusal] = {}  # feature -> what the token lacks for it
 
     # -- threads -----------------------------------------------------------------------------
 
@@ -169,9 +174,35 @@ class Source:
         log.debug("%s: %s", self.name, scrub(message, self.secrets))
         self._set(Health.DOWN, message, None)
 
+    # -- capabilities: a refused one turns its feature off, not the backend -----------------
+
+    def refuse(self, feature: str, capability: str, message: str, kind: str = "") -> None:
+        """The token may not read `feature`: say so (the backend shows degraded, not down)."""
+        refusal = Refusal(feature, capability, message, kind)
+        if self._refused.get(feature) == refusal:
+            return
+        self._refused[feature] = refusal
+        self._republish()
+
+    def permit(self, feature: str) -> None:
+        """`feature` answered: whatever refusal it had is over."""
+        if self._refused.pop(feature, None) is not None:
+            self._republish()
+
+    def _republish(self) -> None:
+        current = self.store.backend(self.name)
+        if current.health in (Health.OK, Health.DEGRADED):
+            self._set(Health.OK, "", None)
+        elif current.health is Health.DOWN:
+            self._set(Health.DOWN, current.last_error, None)
+
     def _set(self, health: Health, message: str, latency: float | None) -> None:
         self.ready.set()
         current = self.store.backend(self.name)
+        refused = tuple(sorted(self._refused.values(), key=lambda r: r.feature))
+        if refused and health in (Health.OK, Health.DEGRADED):
+            health = Health.DEGRADED
+            message = "; ".join([message] * bool(message) + [r.message for r in refused])
         status = BackendStatus(
             name=self.name,
             health=health,
@@ -180,11 +211,12 @@ class Source:
                 current.last_error if health is not Health.OK else ""),
             last_success=self.last_success,
             latency_ms=round(latency * 1000, 1) if latency is not None else current.latency_ms,
+            refused=refused,
         )
         # Publish state changes only: a heartbeat that merely moves last_success must not wake
         # every view. last_success is current whenever health does change.
-        if (status.health, status.last_error, status.address) != (
-            current.health, current.last_error, current.address
+        if (status.health, status.last_error, status.address, status.refused) != (
+            current.health, current.last_error, current.address, current.refused
         ):
             self.store.set_backend(status)
 

@@ -179,13 +179,25 @@ def decode_job(d: dict[str, Any]) -> Job:
     )
 
 
-def decode_quorum(leader: str, raft: dict[str, Any] | None) -> Quorum:
-    servers = [s for s in (raft or {}).get("Servers") or [] if s.get("Voter", True)]
-    addresses = tuple(s.get("Address", "") for s in servers)
-    # A voter counts as alive while a leader exists and Raft still lists it; without a leader
-    # Nomad cannot tell us more than that the majority is gone.
-    alive = addresses if leader else ()
-    return Quorum("nomad", leader, addresses, alive)
+def decode_quorum(leader: str, peers: list[str], health: dict[str, Any] | None = None,
+                  members: list[dict[str, Any]] | None = None, note: str = "") -> Quorum:
+    """Raft quorum from the best view the token allows: autopilot health (operator:read:
+    each server's Healthy and the cluster's FailureTolerance), else the servers' gossip pool
+    (`/v1/agent/members`, node:read) over the Raft peers, else the peers alone (no ACL), whose
+    health is then not known and not claimed."""
+    if health is not None:
+        voters = [s for s in health.get("Servers") or [] if s.get("Voter", True)]
+        return Quorum("nomad", leader, tuple(s.get("Address", "") for s in voters),
+                      tuple(s.get("Address", "") for s in voters if s.get("Healthy")),
+                      reported_tolerance=int(health.get("FailureTolerance") or 0),
+                      source="autopilot", note=note)
+    servers = tuple(peers)
+    if members is not None:
+        alive_ips = {m.get("Addr", "") for m in members if m.get("Status") == "alive"
+                     and (m.get("Tags") or {}).get("role", "nomad") == "nomad"}
+        alive = tuple(p for p in servers if p.rsplit(":", 1)[0] in alive_ips)
+        return Quorum("nomad", leader, servers, alive, source="gossip", note=note)
+    return Quorum("nomad", leader, servers, (), checked=False, source="peers", note=note)
 
 
 def split_stream(buffer: str) -> tuple[list[dict[str, Any]], str]:
@@ -214,7 +226,7 @@ class NomadSource(Source):
                  timeout: float = 10.0) -> None:
         super().__init__(store, cfg.address, [cfg.token])
         self.cfg = cfg
-        self.quorum_interval = max(quorum_interval, poll_interval)
+        self.quorum_interval = max(min(quorum_interval, poll_interval), 0.2)
         self.resync_interval = resync_interval
         self.timeout = timeout
         self.session = requests.Session()
@@ -233,6 +245,7 @@ class NomadSource(Source):
             session=self.session,
         )
         self._job_refresh: set[str] = set()
+        self._quorum_wake = threading.Event()  # a Node event: read the quorum again now
         self._job_lock = threading.Lock()
         self._stream: requests.Response | None = None
 
@@ -242,6 +255,7 @@ class NomadSource(Source):
 
     def stop(self, timeout: float = 1.0) -> None:
         self.stop_event.set()
+        self._quorum_wake.set()
         stream = self._stream
         if stream is not None:
             # close() would wait for the reader's lock (until the next heartbeat, up to 30 s);
@@ -289,17 +303,29 @@ class NomadSource(Source):
             self.store.replace(Kind.ALLOCATION, [decode_alloc(a) for a in allocs])
         self.report_ok(latency / 3)
 
-    def _csi_volumes(self) -> list[dict[str, Any]]:
-        # python-nomad has no volumes call; Nomad requires `type=csi` on it
+    def _csi_volumes(self) -> list[dict[str, Any]] | None:
+        # python-nomad has no volumes call; Nomad requires `type=csi` on it. A token without
+        # csi-list-volume turns off the CSI rows only (host volumes come with the nodes).
+        resp = self._get("/v1/volumes", params={"type": "csi"})
+        if resp.status_code == 403 and "not found" not in resp.text:
+            self.refuse("volumes", "namespace:csi-list-volume",
+                        "Nomad volumes: not permitted (the token lacks csi-list-volume); host "
+                        "volumes still show", Kind.STORAGE.value)
+            return None
+        self._check(resp)
+        self.permit("volumes")
+        return resp.json() or []
+
+    def _get(self, path: str, params: dict[str, str] | None = None) -> requests.Response:
         self.requests_made += 1
-        headers = self.cfg.auth_headers()
-        resp = self.session.get(f"{self.cfg.address.rstrip('/')}/v1/volumes",
-                                params={"type": "csi"}, headers=headers, verify=self.verify,
+        return self.session.get(f"{self.cfg.address.rstrip('/')}{path}", params=params,
+                                headers=self.cfg.auth_headers(), verify=self.verify,
                                 timeout=self.timeout)
-        if resp.status_code != 200:
+
+    def _check(self, resp: requests.Response, ok: tuple[int, ...] = (200,)) -> None:
+        if resp.status_code not in ok:
             raise BackendError(http_problem("nomad", self.address, resp.status_code,
                                             resp.text, self.hint))
-        return resp.json() or []
 
     # -- the event stream ----------------------------------------------------------------------
 
@@ -366,6 +392,7 @@ class NomadSource(Source):
                     self._upsert_newer(Kind.ALLOCATION, alloc)
                     jobs.add(alloc.job_id)
                 elif topic == "Node" and "Node" in payload:
+                    self._quorum_wake.set()  # a server's VM may have gone with it
                     if ev.get("Type") == "NodeDeregistration":
                         self.store.remove(Kind.NOMAD_NODE, payload["Node"]["ID"])
                     else:
@@ -396,8 +423,14 @@ class NomadSource(Source):
 
     # -- quorum --------------------------------------------------------------------------------
 
-    def _quorum_step(self) -> float:
-        # Raft state has no blocking query or event; it is read on a slow interval.
+    def _quorum_step(self) -> None:
+        # Raft state has no blocking query or event: read it on the poll interval, and at once
+        # when a Node event says something moved.
+        self.read_quorum()
+        self._quorum_wake.wait(self.quorum_interval)
+        self._quorum_wake.clear()
+
+    def read_quorum(self) -> Quorum:
         try:
             leader = self._call(self.client.status.leader.get_leader) or ""
         except nomad_errors.BaseNomadException as exc:
@@ -405,18 +438,39 @@ class NomadSource(Source):
             if not isinstance(inner, BackendError) or "leader" not in str(inner).lower():
                 raise
             leader = ""
-        raft = None
+        peers = self._call(self.client.status.peers.get_peers) or []  # needs no ACL
+        health = None
+        note = ""
         if leader:
-            raft = self._call(self.client.operator.get_configuration)
+            resp = self._get("/v1/operator/autopilot/health")
+            if resp.status_code == 403:
+                note = "the token lacks operator:read"
+            else:
+                self._check(resp, ok=(200, 429))  # 429: read fine, something is unhealthy
+                health = resp.json()
+        members = None
+        if health is None:
+            resp = self._get("/v1/agent/members")
+            if resp.status_code == 403:
+                note = "the token lacks operator:read and node:read" if note else (
+                    "the token lacks node:read")
+            else:
+                self._check(resp)
+                members = resp.json().get("Members") or []
+        if note and health is None:
+            partial = ("servers' health from gossip (agent/members)" if members is not None
+                       else "servers from status/peers only, their health NOT checked")
+            self.refuse("quorum", "operator:read", f"quorum: {note}; {partial}",
+                        Kind.QUORUM.value)
+            note = f"{note}: {partial}"
         else:
-            peers = self._call(self.client.status.peers.get_peers) or []
-            raft = {"Servers": [{"Address": p, "Voter": True} for p in peers]}
-        quorum = decode_quorum(leader, raft)
+            self.permit("quorum")
+        quorum = decode_quorum(leader, peers, health, members, note)
         self.store.upsert(Kind.QUORUM, quorum)
         if not leader:
             self.report_ok(problem=f"Nomad has no cluster leader: the majority of its "
                            f"{len(quorum.servers)} servers is gone. Start the vb servers.")
-        return self.quorum_interval
+        return quorum
 
     # -- actions (called from workers; each returns what Nomad answered) -----------------------
 
