@@ -202,6 +202,8 @@ def run_doctor_command(cfg: Config) -> int:
     findings = run_doctor(cfg)
     for f in findings:
         mark = Text("✓ ", style="green") if f.ok else Text("✗ ", style="bold red")
+        if f.ok and f.warning:
+            mark = Text("! ", style="yellow")
         console.print(mark + Text(f"{f.backend}: ", style="bold") + Text(f.detail))
         if f.fix:
             console.print(Text(f"    → {f.fix}", style="yellow"))

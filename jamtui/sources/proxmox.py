@@ -96,8 +96,11 @@ class ProxmoxSource(Source):
         if isinstance(exc, AuthenticationError):
             return BackendError(http_problem("proxmox", self.address, 401, str(exc), self.hint))
         if isinstance(exc, ResourceException):
+            # pveproxy's reason phrase (proxmoxer's `content`) names what failed, e.g.
+            # "Permission check failed (/vms/100, VM.PowerMgmt)"
             return BackendError(http_problem("proxmox", self.address, exc.status_code,
-                                             exc.status_message or str(exc), self.hint))
+                                             exc.content or exc.status_message or str(exc),
+                                             self.hint))
         return exc
 
     def _poll(self) -> float:
