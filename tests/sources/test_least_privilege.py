@@ -1,0 +1,109 @@
+"""Every source against the lab with the read-only tokens a dashboard gets: everything shows,
+what the token may not read turns off only its feature (in words, the backend degraded, not
+down), and the quorum says what it could check. And a stopped `vb` VM shows as 2 of 3 alive
+with failure tolerance 0 in both Raft clusters, with either token."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jamtui.config import load_config
+from jamtui.engine import Engine
+from jamtui.headless import snapshot
+from jamtui.model import Health, Kind
+from jamtui.sim.lab import Lab
+from tests.conftest import FAST
+from tests.helpers import wait_for
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with Lab(seed=2, tick=0.2, traffic=False, **FAST) as running:
+        yield running
+
+
+def engine_for(lab: Lab, tmp_path: Path, env: dict[str, str], fast: bool = True) -> Engine:
+    path = tmp_path / "jamtui.toml"
+    path.write_text(("poll_interval = 0.5\n" if fast else "") + lab.config_toml())
+    engine = Engine(load_config(path, env=env))
+    engine.start()
+    assert engine.wait_ready(10)
+    return engine
+
+
+def test_read_only_tokens_show_everything_and_say_what_is_off(lab: Lab, tmp_path: Path
+                                                               ) -> None:
+    engine = engine_for(lab, tmp_path, lab.read_only_env())
+    store = engine.store
+    try:
+        wait_for(lambda: {"quorum", "intentions"} <= {
+            r.feature for r in store.backend("consul").refused}, timeout=10)
+        wait_for(lambda: {"quorum", "volumes"} <= {
+            r.feature for r in store.backend("nomad").refused}, timeout=10)
+        world = lab.world
+        assert store.count(Kind.VM) == lab.call(lambda: len(world.vms))
+        assert store.count(Kind.ALLOCATION) == lab.call(lambda: len(world.allocs)) > 0
+        assert {s.name for s in store.items(Kind.SERVICE)} == set(
+            lab.call(world.service_names))
+        assert store.count(Kind.NOMAD_NODE) == 3 and store.count(Kind.JOB) > 0
+        assert store.count(Kind.MEMBER) == 7
+        health = {b.name: b.health for b in store.backends()}
+        assert health["nomad"] is Health.DEGRADED and health["consul"] is Health.DEGRADED
+        assert health["proxmox"] is Health.OK  # PVEAuditor reads all jamtui shows
+        nomad = store.backend("nomad")
+        assert "quorum: the token lacks operator:read" in nomad.last_error
+        assert "Nomad volumes: not permitted" in nomad.last_error
+        # the storage view says why Nomad's CSI rows are missing; host volumes stay
+        [volumes] = store.refusals(Kind.STORAGE)
+        assert volumes.capability == "namespace:csi-list-volume"
+        ids = {s.id for s in store.items(Kind.STORAGE)}
+        assert "vs0/pgdata" in ids and "nomad/media" not in ids
+        assert [r.capability for r in store.refusals(Kind.INTENTION)] == ["intentions:read"]
+        quorum = {q.system: q for q in store.items(Kind.QUORUM)}
+        for system in ("nomad", "consul"):
+            q = quorum[system]
+            assert q.source == "gossip" and "operator:read" in q.note
+            assert len(q.alive) == 3 and q.failure_tolerance == 1  # gossip checked them
+        doc = snapshot(store)
+        nomad_doc = next(b for b in doc["backends"] if b["name"] == "nomad")
+        assert nomad_doc["health"] == "degraded"
+        assert {r["feature"] for r in nomad_doc["refused"]} == {"quorum", "volumes"}
+        for secret in (lab.secrets.nomad_read_token, lab.secrets.consul_read_token,
+                       lab.secrets.proxmox_read_token_value):
+            assert all(secret not in b.last_error for b in store.backends())
+    finally:
+        engine.stop()
+
+
+@pytest.mark.parametrize("tokens", ["management", "read-only"])
+def test_a_stopped_vb_vm_shows_two_of_three_and_no_tolerance(lab: Lab, tmp_path: Path,
+                                                            tokens: str) -> None:
+    env = lab.env() if tokens == "management" else lab.read_only_env()
+    engine = engine_for(lab, tmp_path, env, fast=False)  # the default 5 s poll interval
+    store = engine.store
+    vm = lab.call(lambda: next(v for v in lab.world.vms.values() if v.name == "vb2"))
+    try:
+        wait_for(lambda: {q.system for q in store.items(Kind.QUORUM)} == {"nomad", "consul"},
+                 timeout=10)
+        started = time.monotonic()
+        lab.call(lab.world.vm_stop, vm.node, vm.vmid)
+
+        def both_lost_one() -> bool:
+            qs = snapshot(store)["quorum"]
+            return len(qs) == 2 and all(
+                len(q["alive"]) == 2 and q["failure_tolerance"] == 0 for q in qs)
+
+        wait_for(both_lost_one, timeout=20, step=0.2)
+        assert time.monotonic() - started < 20
+        for q in snapshot(store)["quorum"]:
+            assert len(q["servers"]) == 3 and q["has_leader"]
+            assert q["source"] == ("autopilot" if tokens == "management" else "gossip")
+            assert not any(a.startswith(vm.ip + ":") for a in q["alive"])
+    finally:
+        engine.stop()
+        lab.call(lab.world.vm_start, vm.node, vm.vmid)
+        wait_for(lambda: lab.call(lambda: lab.world.consul_nodes["vb2"].alive), timeout=15)
