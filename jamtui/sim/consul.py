@@ -80,28 +80,34 @@ def _acl_middleware(ctx: SimContext) -> Any:
         world = ctx.world
         headers = _headers(world, world.consul.index)
         capability, empty = consul_rule(request.method, request.path)
+        filtered = False
         if capability is not None:
             grant = ctx.secrets.consul_grant(token)
             if grant is None:
                 return web.Response(status=403, text="ACL not found", headers=headers)
             if not grant.allows(capability):
-                if empty is not None:  # a list: filtered to what the token may read
-                    return web.Response(text=empty, content_type="application/json", headers={
-                        **headers, "X-Consul-Results-Filtered-By-ACLs": "true"})
-                return web.Response(status=403, headers=headers, text=(
-                    f"Permission denied: token with AccessorID '{grant.accessor}' lacks "
-                    f"permission '{capability}'"))
+                if empty is None:
+                    return web.Response(status=403, headers=headers, text=(
+                        f"Permission denied: token with AccessorID '{grant.accessor}' lacks "
+                        f"permission '{capability}'"))
+                filtered = True  # a list: run (and block) as usual, then filter it
         dc = request.query.get("dc")
         if dc and dc != world.datacenter:
             return web.Response(status=500, text="No path to datacenter", headers=headers)
         try:
-            return await handler(request)
+            resp = await handler(request)
         except SimError as exc:
             return web.Response(status=exc.status, text=exc.message,
                                 headers=_headers(world, world.consul.index))
         except web.HTTPClientError as exc:  # a bad `index` or `wait`: still with the index
             return web.Response(status=exc.status, text=exc.text or exc.reason,
                                 headers=_headers(world, world.consul.index))
+        if filtered and resp.status == 200:
+            return web.Response(text=empty, content_type="application/json", headers={
+                "X-Consul-Index": resp.headers.get("X-Consul-Index", "1"),
+                "X-Consul-KnownLeader": resp.headers.get("X-Consul-KnownLeader", "true"),
+                "X-Consul-LastContact": "0", "X-Consul-Results-Filtered-By-ACLs": "true"})
+        return resp
 
     return middleware
 

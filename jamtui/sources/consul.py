@@ -253,9 +253,11 @@ class ConsulSource(Source):
                                     headers=self.client.prepare_headers())
 
     def _hold(self, index: str | None) -> str | None:
-        """The index to block on; none (answer at once) while the backend is not ok, so a
-        recovery shows as soon as Consul answers rather than after a whole wait."""
-        return index if self.store.backend(self.name).health is Health.OK else None
+        """The index to block on; none (answer at once) while the backend is down, so a
+        recovery shows as soon as Consul answers rather than after a whole wait. Degraded
+        (slow, or a capability refused) still blocks: the watches must not spin."""
+        health = self.store.backend(self.name).health
+        return index if health in (Health.OK, Health.DEGRADED) else None
 
     def refresh_services(self) -> None:
         (names, instances), latency = timed(self._read_services)

@@ -6,6 +6,7 @@ found`; Proxmox 403 `Permission check failed (/vms/N, VM.PowerMgmt)`. And the se
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -139,3 +140,15 @@ def test_a_stopped_vb_server_is_unhealthy_in_autopilot_and_failed_in_gossip(lab:
     finally:
         lab.call(lab.world.vm_start, vm.node, vm.vmid)
         wait_for(lambda: _autopilot(lab, "consul")[0] == 200, timeout=15)
+
+
+def test_a_filtered_list_still_blocks(lab: Lab) -> None:
+    """Consul filters after the blocking query ran: a client holding a filtered list must not
+    get an instant answer each time (that would spin)."""
+    token = lab.secrets.consul_read_token
+    first = consul_get(lab, "/v1/connect/intentions", token)
+    index = first.headers["X-Consul-Index"]
+    started = time.monotonic()
+    held = consul_get(lab, f"/v1/connect/intentions?index={index}&wait=1s", token)
+    assert held.status_code == 200 and held.json() == []
+    assert time.monotonic() - started >= 0.9
