@@ -53,6 +53,41 @@ def test_snapshot_json_schema(lab_config: tuple[Lab, Path]) -> None:
         assert secret not in out.stdout and secret not in out.stderr
 
 
+def test_headless_with_read_only_tokens(lab_config: tuple[Lab, Path]) -> None:
+    """A dashboard's tokens: the snapshot has every VM, allocation and service; Nomad and
+    Consul are degraded (not down) naming what is off; the quorum says how it was checked;
+    doctor prints the rules that would enable the rest, and calls nothing a failure."""
+    lab, path = lab_config
+    env = lab.read_only_env()
+    out = run(["snapshot", "--json", "--config", str(path)], env)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    vms, allocs = lab.call(lambda: (len(lab.world.vms), len(lab.world.allocs)))
+    assert len(doc["vms"]) == vms and len(doc["allocations"]) == allocs
+    assert {s["name"] for s in doc["services"]} == set(lab.call(lab.world.service_names))
+    backends = {b["name"]: b for b in doc["backends"]}
+    assert backends["nomad"]["health"] == "degraded" and not backends["nomad"]["stale"]
+    assert {r["feature"] for r in backends["nomad"]["refused"]} == {"quorum", "volumes"}
+    assert {r["feature"] for r in backends["consul"]["refused"]} == {"quorum", "intentions"}
+    quorum = {q["system"]: q for q in doc["quorum"]}
+    for system in ("nomad", "consul"):
+        q = quorum[system]
+        assert q["checked"] and q["source"] == "gossip" and "operator:read" in q["note"]
+        assert len(q["alive"]) == 3 and q["failure_tolerance"] == 1
+    status = run(["status", "--config", str(path)], env)
+    assert status.returncode == 1  # degraded is not ok
+    assert "operator:read" in status.stdout and "refused the token" not in status.stdout
+    doctor = run(["doctor", "--config", str(path)], {**env, "COLUMNS": "200"})
+    assert doctor.returncode == 0, doctor.stdout
+    assert 'operator { policy = "read" }' in doctor.stdout
+    assert 'intentions = "read"' in doctor.stdout and "VM.PowerMgmt" in doctor.stdout
+    assert "token refused" not in doctor.stdout
+    for secret in (lab.secrets.nomad_read_token, lab.secrets.consul_read_token,
+                   lab.secrets.proxmox_read_token_value):
+        for text in (out.stdout, status.stdout, doctor.stdout):
+            assert secret not in text
+
+
 def test_status_exit_codes(lab_config: tuple[Lab, Path]) -> None:
     lab, path = lab_config
     ok = run(["status", "--config", str(path)], lab.env())

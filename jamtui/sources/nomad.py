@@ -246,6 +246,7 @@ class NomadSource(Source):
         )
         self._job_refresh: set[str] = set()
         self._quorum_wake = threading.Event()  # a Node event: read the quorum again now
+        self._quorum_tried = threading.Event()  # `ready` includes the first quorum read
         self._job_lock = threading.Lock()
         self._stream: requests.Response | None = None
 
@@ -350,6 +351,7 @@ class NomadSource(Source):
             # the connect heartbeat proves the stream is live before the full read, so no
             # change can fall between the two; events older than what we read are skipped
             next(events)
+            self._quorum_tried.wait(self.timeout)  # so `ready` is the whole first picture
             self.sync()
             last_sync = time.monotonic()
             for batch in events:
@@ -426,7 +428,10 @@ class NomadSource(Source):
     def _quorum_step(self) -> None:
         # Raft state has no blocking query or event: read it on the poll interval, and at once
         # when a Node event says something moved.
-        self.read_quorum()
+        try:
+            self.read_quorum()
+        finally:
+            self._quorum_tried.set()
         self._quorum_wake.wait(self.quorum_interval)
         self._quorum_wake.clear()
 
