@@ -21,7 +21,7 @@ from jamtui.ui.app import JamApp
 from jamtui.ui.widgets import HealthBar
 from tests.conftest import FAST
 from tests.helpers import fake_engine
-from tests.ui.test_cockpit import focus_row, pane, text_of, until
+from tests.ui.test_cockpit import detail_text, focus_row, pane, text_of, until
 
 
 @pytest.fixture
@@ -59,6 +59,12 @@ async def test_cockpit_with_read_only_tokens(read_only_engine: tuple[Lab, Engine
         assert "down" not in text.split("\n")[0].replace("haproxy", "")
         assert "quorum: the token lacks operator:read" in text
         assert "consul ✓ leader" in text and "3/3" in text  # checked by gossip, said so
+        # a service's detail says why it lists no intentions
+        services_table = pane(app, Kind.SERVICE).table
+        focus_row(services_table, "example")
+        await pilot.press("enter")
+        await until(pilot, lambda: "Consul intentions: not permitted" in detail_text(app))
+        await pilot.press("escape")
         await pilot.press("colon", *"storage", "enter")
         await until(pilot, lambda: app.screen.name == "storage")
         await until(pilot, lambda: "Nomad volumes: not permitted" in title_of(
