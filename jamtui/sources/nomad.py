@@ -443,7 +443,6 @@ class NomadSource(Source):
             if not isinstance(inner, BackendError) or "leader" not in str(inner).lower():
                 raise
             leader = ""
-        peers = self._call(self.client.status.peers.get_peers) or []  # needs no ACL
         health = None
         note = ""
         if leader:
@@ -454,7 +453,9 @@ class NomadSource(Source):
                 self._check(resp, ok=(200, 429))  # 429: read fine, something is unhealthy
                 health = resp.json()
         members = None
+        peers: list[str] = []
         if health is None:
+            peers = self._call(self.client.status.peers.get_peers) or []  # needs no ACL
             resp = self._get("/v1/agent/members")
             if resp.status_code == 403:
                 note = "the token lacks operator:read and node:read" if note else (

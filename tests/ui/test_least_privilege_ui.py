@@ -98,3 +98,17 @@ async def test_quorum_badge_is_stale_beside_a_down_backend() -> None:
         await until(pilot, lambda: "STALE" in bar_text(app))
         text = bar_text(app)
         assert "✓ leader" not in text and "nomad ? 3/3 STALE 4" in text
+
+
+def test_quorum_badge_never_claims_what_was_not_checked() -> None:
+    from jamtui.ui.widgets import quorum_text
+
+    servers = tuple(f"10.0.0.{i}:8300" for i in (1, 2, 3))
+    # the Raft view and Serf both refused: the servers are known, their health is not
+    blind = Quorum("consul", servers[0], servers, (), checked=False, source="peers",
+                   note="the token lacks operator:read and node:read")
+    text = str(quorum_text(blind))
+    assert "health not checked" in text and "3 servers" in text
+    assert "0/" not in text and "one more loss" not in text
+    lost_one = Quorum("consul", servers[0], servers, servers[:2], source="gossip")
+    assert "2/3 — one more loss loses quorum" in str(quorum_text(lost_one))
