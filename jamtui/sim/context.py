@@ -27,6 +27,10 @@ class LabSecrets:
     consul_read_token: str = field(default_factory=lambda: str(uuid.uuid4()))
     proxmox_read_token_value: str = field(default_factory=lambda: str(uuid.uuid4()))
     proxmox_read_token_id: str = "jamtui@pve!readonly"
+    # what the read-only tokens may do (a test narrows them to try one refusal at a time)
+    nomad_read_capabilities: frozenset[str] = NOMAD_READ_ONLY
+    consul_read_capabilities: frozenset[str] = CONSUL_READ_ONLY
+    proxmox_read_privileges: frozenset[str] = PVE_AUDITOR
 
     @property
     def proxmox_token_id(self) -> str:
@@ -43,14 +47,14 @@ class LabSecrets:
 
     def nomad_grant(self, secret: str) -> Grant | None:
         """What a Nomad secret may do; None when Nomad knows no such token."""
+        read_only = Grant("readonly", self.nomad_read_capabilities, "readonly")
         return _grant(secret, {self.nomad_token: Grant("management", MANAGEMENT, "mgmt"),
-                               self.nomad_read_token: Grant("readonly", NOMAD_READ_ONLY,
-                                                            "readonly")})
+                               self.nomad_read_token: read_only})
 
     def consul_grant(self, secret: str) -> Grant | None:
         return _grant(secret, {self.consul_token: Grant("management", MANAGEMENT, "mgmt"),
                                self.consul_read_token: Grant(
-                                   "readonly", CONSUL_READ_ONLY,
+                                   "readonly", self.consul_read_capabilities,
                                    str(uuid.uuid5(uuid.NAMESPACE_OID, self.consul_read_token)))})
 
     def proxmox_grant(self, authorization: str) -> Grant | None:
@@ -59,7 +63,7 @@ class LabSecrets:
             f"PVEAPIToken={self.proxmox_token_id}={self.proxmox_token_value}":
                 Grant(self.proxmox_token_id, PVE_ALL),
             f"PVEAPIToken={self.proxmox_read_api_token}":
-                Grant(self.proxmox_read_token_id, PVE_AUDITOR),
+                Grant(self.proxmox_read_token_id, self.proxmox_read_privileges),
         }
         for header, grant in tokens.items():
             if hmac.compare_digest(authorization, header):

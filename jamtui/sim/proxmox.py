@@ -318,11 +318,17 @@ async def cluster_resources(request: web.Request) -> web.Response:
         raise _ParamError({"type": f"value '{kind}' does not have a value in the enumeration "
                                    "'vm, storage, node, sdn, pool'"})
     out: list[dict[str, Any]] = []
-    if kind in (None, "node"):
+    # filtered, not refused: each entry needs its audit privilege (a ticket is root's)
+    grant = request.get(GRANT)
+
+    def may(privilege: str) -> bool:
+        return grant is None or grant.allows(privilege)
+
+    if kind in (None, "node") and may("Sys.Audit"):
         out += [node_json(hv) for hv in w.hypervisors.values()]
-    if kind in (None, "vm"):
+    if kind in (None, "vm") and may("VM.Audit"):
         out += [vm_json(vm, cluster=True) for vm in sorted(w.vms.values(), key=lambda v: v.vmid)]
-    if kind in (None, "storage"):
+    if kind in (None, "storage") and may("Datastore.Audit"):
         for hv in w.hypervisors.values():
             for s in hv.storages:
                 out.append({

@@ -6,6 +6,7 @@ with failure tolerance 0 in both Raft clusters, with either token."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from jamtui.config import load_config
 from jamtui.engine import Engine
 from jamtui.headless import snapshot
 from jamtui.model import Health, Kind
+from jamtui.sim.context import LabSecrets
 from jamtui.sim.lab import Lab
 from tests.conftest import FAST
 from tests.helpers import wait_for
@@ -107,3 +109,32 @@ def test_a_stopped_vb_vm_shows_two_of_three_and_no_tolerance(lab: Lab, tmp_path:
         engine.stop()
         lab.call(lab.world.vm_start, vm.node, vm.vmid)
         wait_for(lambda: lab.call(lambda: lab.world.consul_nodes["vb2"].alive), timeout=15)
+
+
+def test_narrower_tokens_say_what_they_cannot_check(tmp_path: Path) -> None:
+    """Consul without node:read (Serf filtered to nothing) and without operator:read: the
+    servers come from status/peers and their health is "not checked", never a false
+    `consul 0/0 — one more loss loses quorum`. Proxmox without VM.Audit: it lists no VMs
+    rather than refusing, and the source says why."""
+    secrets = LabSecrets(
+        nomad_token=str(uuid.uuid4()), consul_token=str(uuid.uuid4()),
+        proxmox_token_value=str(uuid.uuid4()), proxmox_password="pw",
+        consul_read_capabilities=frozenset({"service:read"}),
+        proxmox_read_privileges=frozenset({"Sys.Audit", "Datastore.Audit"}))
+    with Lab(seed=2, tick=0.2, traffic=False, secrets_=secrets, **FAST) as narrow:
+        engine = engine_for(narrow, tmp_path, narrow.read_only_env())
+        store = engine.store
+        try:
+            wait_for(lambda: store.get(Kind.QUORUM, "consul") is not None, timeout=10)
+            q = store.get(Kind.QUORUM, "consul")
+            assert len(q.servers) == 3 and not q.checked and q.failure_tolerance is None
+            assert "NOT checked" in q.note
+            assert {"members", "quorum"} <= {r.feature for r in store.backend("consul").refused}
+            assert store.count(Kind.SERVICE) > 0  # services still show
+            wait_for(lambda: store.refusals(Kind.VM), timeout=10)
+            [vms] = store.refusals(Kind.VM)
+            assert vms.capability == "VM.Audit" and "none are listed" in vms.message
+            assert store.count(Kind.VM) == 0 and store.count(Kind.HYPERVISOR) == 2
+            assert store.backend("proxmox").health is Health.DEGRADED
+        finally:
+            engine.stop()
