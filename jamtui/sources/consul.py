@@ -249,7 +249,10 @@ class ConsulSource(Source):
     def _raw(self, path: str, params: list[tuple[str, str]] | None = None) -> Any:
         """py-consul's Response (code, headers, body) as it came, for what the ACLs decide."""
         self.requests_made += 1
-        return self.client.http.get(lambda r: r, path, params=params or [],
+        params = list(params or [])
+        if self.cfg.datacenter:
+            params.append(("dc", self.cfg.datacenter))
+        return self.client.http.get(lambda r: r, path, params=params,
                                     headers=self.client.prepare_headers())
 
     def _hold(self, index: str | None) -> str | None:
@@ -270,8 +273,13 @@ class ConsulSource(Source):
         self._first_read.set()
 
     def _read_services(self) -> tuple[dict[str, list[str]], list[ServiceInstance]]:
-        self.requests_made += 1
-        _, names = self.client.catalog.services()
+        resp = self._raw("/v1/catalog/services")
+        names = CB.json()(resp) or {}
+        if _filtered(resp) and not names:  # Consul hides what the token may not read
+            self.refuse("services", "service:read", "Consul services: not permitted (the "
+                        "token lacks service:read); none are listed", Kind.SERVICE.value)
+        else:
+            self.permit("services")
         instances: list[ServiceInstance] = []
         for name in sorted(names):
             self.requests_made += 1
@@ -288,8 +296,8 @@ class ConsulSource(Source):
             return SAFETY_POLL
         self.read_cluster()
         quorum = self.store.get(Kind.QUORUM, "consul")
-        unwell = quorum is None or not quorum.has_leader or (
-            self.store.backend(self.name).health is not Health.OK)
+        unwell = quorum is None or not quorum.has_leader or (  # a refusal is not unwell
+            self.store.backend(self.name).health not in (Health.OK, Health.DEGRADED))
         return self.poll_interval if unwell else max(SAFETY_POLL, self.poll_interval)
 
     def read_cluster(self) -> None:

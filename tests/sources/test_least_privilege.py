@@ -138,3 +138,23 @@ def test_narrower_tokens_say_what_they_cannot_check(tmp_path: Path) -> None:
             assert store.backend("proxmox").health is Health.DEGRADED
         finally:
             engine.stop()
+
+
+def test_a_consul_token_without_service_read_says_so(tmp_path: Path) -> None:
+    """Consul filters the service list to nothing rather than refusing: the empty services
+    view says why instead of looking like a lab without services."""
+    secrets = LabSecrets(
+        nomad_token=str(uuid.uuid4()), consul_token=str(uuid.uuid4()),
+        proxmox_token_value=str(uuid.uuid4()), proxmox_password="pw",
+        consul_read_capabilities=frozenset({"node:read"}))
+    with Lab(seed=2, tick=0.2, traffic=False, secrets_=secrets, **FAST) as narrow:
+        engine = engine_for(narrow, tmp_path, narrow.read_only_env())
+        try:
+            wait_for(lambda: engine.store.refusals(Kind.SERVICE), timeout=10)
+            [refusal] = engine.store.refusals(Kind.SERVICE)
+            assert refusal.capability == "service:read"
+            assert engine.store.count(Kind.SERVICE) == 0
+            assert engine.store.count(Kind.MEMBER) == 7  # node:read still reads Serf
+            assert engine.store.backend("consul").health is Health.DEGRADED
+        finally:
+            engine.stop()
