@@ -466,8 +466,8 @@ class NomadSource(Source):
         if note and health is None:
             partial = ("servers' health from gossip (agent/members)" if members is not None
                        else "servers from status/peers only, their health NOT checked")
-            self.refuse("quorum", "operator:read", f"quorum: {note}; {partial}",
-                        Kind.QUORUM.value)
+            self.refuse("quorum", "operator:read" if "operator" in note else "node:read",
+                        f"quorum: {note}; {partial}", Kind.QUORUM.value)
             note = f"{note}: {partial}"
         else:
             self.permit("quorum")
