@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .acl import PVE_ALL
+from .acl import PVE_ALL, Grant
 from .context import SimContext
 from .http import fault_middleware
 from .model import VM, Hypervisor, PveTask
@@ -29,7 +29,7 @@ from .world import SimError, World
 PREFIX = "/api2/json"
 VERSION = {"version": "8.2.4", "release": "8.2", "repoid": "faa83925c9641325"}
 CTX: web.AppKey[SimContext] = web.AppKey("pve_ctx", SimContext)
-GRANT = "jamlab_pve_grant"  # the token's privileges, on the request
+GRANT: web.RequestKey[Grant] = web.RequestKey("pve_grant", Grant)  # the token's privileges
 TICKETS: web.AppKey[dict[str, str]] = web.AppKey("pve_tickets", dict)  # ticket -> CSRF token
 BOOLEAN_PARAMS = {"full", "skiplock", "forceStop", "keepActive", "purge",
                   "destroy-unreferenced-disks", "start", "online", "overrule-shutdown"}
