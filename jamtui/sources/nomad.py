@@ -292,7 +292,7 @@ class NomadSource(Source):
         """Read nodes, jobs and allocations whole and make the store exactly that."""
         (nodes, jobs, allocs, csi), latency = timed(lambda: (
             self._call(self.client.nodes.get_nodes),
-            self._call(self.client.jobs.get_jobs),
+            self._jobs(),
             self._call(self.client.allocations.get_allocations),
             self._csi_volumes(),
         ))
@@ -303,6 +303,21 @@ class NomadSource(Source):
             self.store.replace(Kind.JOB, [decode_job(j) for j in jobs])
             self.store.replace(Kind.ALLOCATION, [decode_alloc(a) for a in allocs])
         self.report_ok(latency / 3)
+
+    def _jobs(self, prefix: str | None = None) -> list[dict[str, Any]]:
+        """The job list; a token with read-job but not list-jobs turns off the jobs view only
+        (allocations and their events need read-job alone)."""
+        try:
+            jobs = self._call(self.client.jobs.get_jobs, prefix=prefix)
+        except nomad_errors.URLNotAuthorizedNomadException as exc:
+            resp = exc.nomad_resp
+            if not isinstance(resp, requests.Response) or "not found" in resp.text:
+                raise
+            self.refuse("jobs", "namespace:list-jobs", "Nomad jobs: not permitted (the token "
+                        "lacks list-jobs); allocations still show", Kind.JOB.value)
+            return []
+        self.permit("jobs")
+        return jobs or []
 
     def _csi_volumes(self) -> list[dict[str, Any]] | None:
         # python-nomad has no volumes call; Nomad requires `type=csi` on it. A token without
@@ -416,7 +431,9 @@ class NomadSource(Source):
 
     def _refresh_job(self, job_id: str) -> None:
         """Job events carry the full Job, which has no summary counts: read its stub."""
-        stubs = self._call(self.client.jobs.get_jobs, prefix=job_id)
+        stubs = self._jobs(prefix=job_id)
+        if "jobs" in self._refused:
+            return
         stub = next((j for j in stubs if j["ID"] == job_id), None)
         if stub is None:
             self.store.remove(Kind.JOB, job_id)

@@ -158,3 +158,27 @@ def test_a_consul_token_without_service_read_says_so(tmp_path: Path) -> None:
             assert engine.store.backend("consul").health is Health.DEGRADED
         finally:
             engine.stop()
+
+
+def test_the_issue_s_dashboard_token_node_read_and_read_job(tmp_path: Path) -> None:
+    """Nomad `node:read` + namespace `read-job` (no list-jobs, no operator:read): the jobs
+    view says why it is empty; nodes, allocations and their events stay live."""
+    secrets = LabSecrets(
+        nomad_token=str(uuid.uuid4()), consul_token=str(uuid.uuid4()),
+        proxmox_token_value=str(uuid.uuid4()), proxmox_password="pw",
+        nomad_read_capabilities=frozenset({"node:read", "namespace:read-job"}))
+    with Lab(seed=2, tick=0.2, traffic=False, secrets_=secrets, **FAST) as narrow:
+        engine = engine_for(narrow, tmp_path, narrow.read_only_env())
+        store = engine.store
+        try:
+            wait_for(lambda: store.refusals(Kind.JOB), timeout=10)
+            assert [r.capability for r in store.refusals(Kind.JOB)] == ["namespace:list-jobs"]
+            assert store.backend("nomad").health is Health.DEGRADED
+            assert store.count(Kind.ALLOCATION) == narrow.call(lambda: len(narrow.world.allocs))
+            assert store.count(Kind.NOMAD_NODE) == 3 and store.count(Kind.JOB) == 0
+            victim = next(a for a in store.items(Kind.ALLOCATION) if a.job_id == "example")
+            narrow.call(narrow.world.stop_alloc, victim.id)  # events still arrive
+            wait_for(lambda: store.get(Kind.ALLOCATION, victim.id).desired_status == "stop")
+            assert store.backend("nomad").health is Health.DEGRADED  # a Job event: no crash
+        finally:
+            engine.stop()
