@@ -46,7 +46,7 @@ def nomad_capabilities(namespace: str = "default") -> tuple[Capability, ...]:
                    "Nomad nodes and the event stream (Nomad shows nothing)", core=True),
         Capability("jobs", "/v1/jobs", "list-jobs",
                    f'{ns} {{ capabilities = ["list-jobs", "read-job"] }}',
-                   "jobs (Nomad shows nothing)", core=True),
+                   "the jobs view (allocations still show)"),
         Capability("allocations", "/v1/allocations", "read-job",
                    f'{ns} {{ capabilities = ["list-jobs", "read-job"] }}',
                    "allocations and the event stream (Nomad shows nothing)", core=True),

@@ -84,6 +84,8 @@ def quorum_line(q: Quorum, stale: bool = False) -> Text:
         return Text(f"{q.system}: leader {q.leader} ({total} servers, health not checked: "
                     f"{q.note})", style="yellow")
     text = f"{q.system}: leader {q.leader} ({alive}/{total} servers"
+    if q.note:  # checked, but not as fully as autopilot would: say how
+        text += f", {q.note}"
     if left <= 0:
         return Text(text + ", one more loss loses quorum)", style="bold yellow")
     return Text(text + f", survives {left} more loss{'es' if left > 1 else ''})", style="green")
