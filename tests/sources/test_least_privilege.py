@@ -182,3 +182,32 @@ def test_the_issue_s_dashboard_token_node_read_and_read_job(tmp_path: Path) -> N
             assert store.backend("nomad").health is Health.DEGRADED  # a Job event: no crash
         finally:
             engine.stop()
+
+
+def test_a_node_event_rereads_the_nomad_quorum_at_once(lab: Lab, tmp_path: Path) -> None:
+    """Raft has no change feed: between polls, a Node event (a VM went down with its client)
+    makes the source read the servers' health again at once."""
+    path = tmp_path / "jamtui.toml"
+    path.write_text("poll_interval = 60\n" + lab.config_toml())  # quorum poll: 15 s
+    engine = Engine(load_config(path, env=lab.env()))
+    engine.start()
+    store = engine.store
+    vb, vs = lab.call(lambda: [next(v for v in lab.world.vms.values() if v.name == n)
+                               for n in ("vb2", "vs1")])
+    try:
+        assert engine.wait_ready(10)
+        wait_for(lambda: store.get(Kind.QUORUM, "nomad") is not None, timeout=10)
+        time.sleep(0.5)
+        lab.call(lab.world.vm_stop, vb.node, vb.vmid)  # no Nomad event: only the poll sees it
+        time.sleep(1.0)
+        assert len(store.get(Kind.QUORUM, "nomad").alive) == 3  # not polled yet
+        started = time.monotonic()
+        lab.call(lab.world.vm_stop, vs.node, vs.vmid)  # its Nomad node goes down: an event
+        wait_for(lambda: len(store.get(Kind.QUORUM, "nomad").alive) == 2, timeout=8)
+        assert time.monotonic() - started < 8  # well before the 15 s poll
+    finally:
+        engine.stop()
+        for vm in (vb, vs):
+            lab.call(lab.world.vm_start, vm.node, vm.vmid)
+        wait_for(lambda: lab.call(lambda: lab.world.consul_nodes["vb2"].alive), timeout=15)
+        wait_for(lambda: lab.call(lambda: lab.world.consul_nodes["vs1"].alive), timeout=15)
