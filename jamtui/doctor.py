@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ def run_doctor(cfg: Config, timeout: float = 5.0) -> list[Finding]:
     for check in (_proxmox, _nomad, _consul, _fabio, _haproxy):
         findings.extend(check(cfg, timeout))
     secrets = [cfg.nomad.token, cfg.consul.token, cfg.proxmox.token_secret]
-    return [Finding(f.backend, f.ok, scrub(f.detail, secrets), scrub(f.fix, secrets))
+    return [replace(f, detail=scrub(f.detail, secrets), fix=scrub(f.fix, secrets))
             for f in findings]
 
 
@@ -220,12 +220,42 @@ def _proxmox_privileges(base: str, verify: bool | str, timeout: float,
 def _nomad(cfg: Config, timeout: float) -> list[Finding]:
     n = cfg.nomad
     verify = tls_verify("nomad", n.ca_file, n.insecure)
-    return _acl_backend(
-        "nomad", n.address.rstrip("/"), verify, timeout,
-        _token_header("X-Nomad-Token", n.token), nomad_capabilities(n.namespace),
+    headers = _token_header("X-Nomad-Token", n.token)
+    findings = _acl_backend(
+        "nomad", n.address.rstrip("/"), verify, timeout, headers,
+        nomad_capabilities(n.namespace),
         "set NOMAD_TOKEN or [nomad] token to a valid token (README: ACL policies)",
         "set NOMAD_CACERT or [nomad] ca_file to the CA of the Nomad certificate",
         lambda data: ((data.get("config") or {}).get("Version") or {}).get("Version", "?"))
+    if len(findings) > 1:  # reachable and the token known: can it read a task's log?
+        logs = _nomad_logs(n.address.rstrip("/"), verify, timeout, headers, n.namespace)
+        if logs is not None:
+            findings.append(logs)
+    return findings
+
+
+def _nomad_logs(base: str, verify: bool | str, timeout: float, headers: dict[str, str],
+                namespace: str) -> Finding | None:
+    """read-logs needs a task to ask about: the first running allocation's, zero bytes."""
+    ns = namespace or "default"
+    try:
+        allocs = _get(f"{base}/v1/allocations", verify, timeout, headers)
+        running = [a for a in (allocs.json() if allocs.ok else []) or []
+                   if a.get("ClientStatus") == "running" and a.get("TaskStates")]
+        if not running:
+            return None  # nothing to ask about (or no read-job: said above)
+        alloc = running[0]
+        task = sorted(alloc["TaskStates"])[0]
+        resp = _get(f"{base}/v1/client/fs/logs/{alloc['ID']}?task={task}&type=stdout"
+                    f"&origin=end&offset=0&plain=true&namespace={ns}", verify, timeout,
+                    headers)
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
+    if resp.status_code == 403:
+        return Finding("nomad", True, "logs: not permitted (read-logs); turns off the log "
+                       "viewer for allocations", f'add to the token\'s policy: namespace "{ns}" '
+                       '{ capabilities = ["read-logs"] }', warning=True)
+    return Finding("nomad", True, "logs: permitted (read-logs)")
 
 
 def _consul(cfg: Config, timeout: float) -> list[Finding]:

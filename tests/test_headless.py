@@ -82,6 +82,7 @@ def test_headless_with_read_only_tokens(lab_config: tuple[Lab, Path]) -> None:
     assert 'operator { policy = "read" }' in doctor.stdout
     assert 'intentions = "read"' in doctor.stdout and "VM.PowerMgmt" in doctor.stdout
     assert "token refused" not in doctor.stdout
+    assert "! nomad: quorum: not permitted (operator:read)" in doctor.stdout  # a warning
     for secret in (lab.secrets.nomad_read_token, lab.secrets.consul_read_token,
                    lab.secrets.proxmox_read_token_value):
         for text in (out.stdout, status.stdout, doctor.stdout):
@@ -179,3 +180,30 @@ def test_logs_follow_prints_new_lines(lab_config: tuple[Lab, Path]) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_doctor_names_each_missing_capability_and_its_rule(tmp_path: Path) -> None:
+    """Only agent/self refused is not "token refused"; read-logs and the rest are checked one
+    by one, each with the rule that grants it."""
+    import uuid
+
+    from jamtui.sim.context import LabSecrets
+
+    secrets = LabSecrets(
+        nomad_token=str(uuid.uuid4()), consul_token=str(uuid.uuid4()),
+        proxmox_token_value=str(uuid.uuid4()), proxmox_password="pw",
+        nomad_read_capabilities=frozenset({"node:read", "namespace:read-job"}),
+        proxmox_read_privileges=frozenset({"Sys.Audit", "Datastore.Audit"}))
+    with Lab(seed=4, tick=0.2, traffic=False, secrets_=secrets, **FAST) as lab:
+        path = tmp_path / "jamtui.toml"
+        path.write_text(lab.config_toml())
+        found = run_doctor(load_config(path, env=lab.read_only_env()))
+        nomad = {f.detail.split(":")[0]: f for f in found if f.backend == "nomad"}
+        assert nomad["logs"].warning and 'capabilities = ["read-logs"]' in nomad["logs"].fix
+        assert nomad["jobs"].ok and nomad["jobs"].warning  # the jobs view only
+        assert nomad["agent"].warning and 'agent { policy = "read" }' in nomad["agent"].fix
+        assert nomad["allocations"].ok and not nomad["allocations"].warning
+        assert not any("token refused" in f.detail for f in found)
+        proxmox = {f.detail.split(":")[0]: f for f in found if f.backend == "proxmox"}
+        assert not proxmox["VMs"].ok and "--roles PVEAuditor" in proxmox["VMs"].fix
+        assert "jamtui@pve!readonly" in proxmox["VMs"].fix
