@@ -207,3 +207,23 @@ def test_doctor_names_each_missing_capability_and_its_rule(tmp_path: Path) -> No
         proxmox = {f.detail.split(":")[0]: f for f in found if f.backend == "proxmox"}
         assert not proxmox["VMs"].ok and "--roles PVEAuditor" in proxmox["VMs"].fix
         assert "jamtui@pve!readonly" in proxmox["VMs"].fix
+
+
+def test_status_marks_the_quorum_of_a_down_backend_stale() -> None:
+    import io
+
+    from rich.console import Console
+
+    from jamtui.headless import render_status
+    from jamtui.model import BackendStatus, Health, Kind, Quorum
+    from jamtui.store import Store
+
+    store = Store()
+    servers = tuple(f"10.0.0.{i}:4647" for i in (1, 2, 3))
+    store.upsert(Kind.QUORUM, Quorum("nomad", servers[0], servers, servers))
+    store.set_backend(BackendStatus("nomad", Health.DOWN, last_error="cannot reach it"))
+    console = Console(file=io.StringIO(), width=200, record=True)
+    render_status(store, console, {"nomad"})
+    text = console.export_text()
+    assert "nomad: 3/3 servers when last seen (STALE: nomad is down)" in text
+    assert "survives" not in text
