@@ -63,7 +63,8 @@ def _guard(engine: Engine, backend: str, fn: Callable[[], Any]) -> Any:
     except Exception as exc:  # the backend's failure, put in words
         source = engine.sources.get(backend)
         address = source.address if source else backend
-        unwrap = getattr(source, "_unwrap", None)
+        # each source's own words for its client library's errors (a 403 names the privilege)
+        unwrap = getattr(source, "_unwrap", None) or getattr(source, "_words", None)
         raise ActionError(describe_error(backend, address, unwrap(exc) if unwrap else exc,
                                          tls=getattr(source, "tls", None))) from exc
 

@@ -237,6 +237,8 @@ def run_doctor_command(cfg: Config) -> int:
     with reader_may_leave():
         for f in findings:
             mark = Text("✓ ", style="green") if f.ok else Text("✗ ", style="bold red")
+            if f.ok and f.warning:
+                mark = Text("! ", style="yellow")
             console.print(mark + Text(f"{f.backend}: ", style="bold") + Text(f.detail))
             if f.fix:
                 console.print(Text(f"    → {f.fix}", style="yellow"))
@@ -307,8 +309,16 @@ def run_lab(args: argparse.Namespace) -> int:
     env_path = lab.workdir / "env.sh"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in lab.env().items())
     write_private(env_path, exports.encode())  # tokens: owner-only from the first byte
+    ro_path = lab.workdir / "env-readonly.sh"
+    tokens = ("NOMAD_TOKEN", "CONSUL_HTTP_TOKEN", "PROXMOX_VE_API_TOKEN")
+    ro_exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in
+                         lab.read_only_env().items() if k in tokens)
+    write_private(ro_path, (exports + ro_exports).encode())
     print(f"JamLab is running (seed {args.seed}). Point any client at it:\n")
     print(exports)
+    print("# read-only tokens (a dashboard's least privilege; README \"ACL policies\"):")
+    print("".join(f"#   {line}\n" for line in ro_exports.splitlines()), end="")
+    print(f"# or: source {ro_path}")
     print(f"# config file: {config_path}")
     print(f"#   jamtui --config {config_path}")
     print(f"# HAProxy frontend: {lab.urls['haproxy']}   stats: {lab.urls['haproxy_stats']}/stats")

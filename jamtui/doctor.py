@@ -4,9 +4,10 @@ the reason (TLS, token, wrong service on the port)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,73 @@ class Finding:
     ok: bool
     detail: str
     fix: str = ""
+    warning: bool = False  # ok, but a feature is off (a capability the token lacks)
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One read jamtui makes, the ACL capability it needs, and the rule that grants it."""
+
+    feature: str
+    path: str
+    capability: str
+    rule: str  # the policy line (HCL) or Proxmox privilege that would grant it
+    turns_off: str  # what a refusal turns off
+    core: bool = False  # refused, the backend shows nothing: a failure, not a warning
+    answers: tuple[int, ...] = (200,)  # autopilot health answers 429 while unhealthy
+
+
+def nomad_capabilities(namespace: str = "default") -> tuple[Capability, ...]:
+    ns = f'namespace "{namespace or "default"}"'
+    return (
+        Capability("nodes", "/v1/nodes", "node:read", 'node { policy = "read" }',
+                   "Nomad nodes and the event stream (Nomad shows nothing)", core=True),
+        Capability("jobs", "/v1/jobs", "list-jobs",
+                   f'{ns} {{ capabilities = ["list-jobs", "read-job"] }}',
+                   "the jobs view (allocations still show)"),
+        Capability("allocations", "/v1/allocations", "read-job",
+                   f'{ns} {{ capabilities = ["list-jobs", "read-job"] }}',
+                   "allocations and the event stream (Nomad shows nothing)", core=True),
+        Capability("volumes", "/v1/volumes?type=csi", "csi-list-volume",
+                   f'{ns} {{ capabilities = ["csi-list-volume"] }}',
+                   "CSI volumes in the storage view"),
+        Capability("quorum", "/v1/operator/autopilot/health", "operator:read",
+                   'operator { policy = "read" }',
+                   "servers' health and failure tolerance (gossip is used instead)",
+                   answers=(200, 429)),
+        Capability("server members", "/v1/agent/members", "node:read",
+                   'node { policy = "read" }', "the quorum's gossip fallback"),
+        Capability("agent", "/v1/agent/self", "agent:read", 'agent { policy = "read" }',
+                   "the version doctor prints (nothing else)"),
+    )
+
+
+CONSUL_CAPABILITIES = (
+    Capability("services", "/v1/catalog/services", "service:read",
+               'service_prefix "" { policy = "read" }',
+               "services and their instances (Consul shows nothing)", core=True),
+    Capability("members", "/v1/agent/members", "node:read", 'node_prefix "" { policy = "read" }',
+               "Consul members and the quorum's Serf fallback"),
+    Capability("intentions", "/v1/connect/intentions", "intentions:read",
+               'service_prefix "" { policy = "read"  intentions = "read" }', "intentions"),
+    Capability("quorum", "/v1/operator/autopilot/health", "operator:read", 'operator = "read"',
+               "servers' health and failure tolerance (Serf is used instead)",
+               answers=(200, 429)),
+    Capability("agent", "/v1/agent/self", "agent:read", 'agent_prefix "" { policy = "read" }',
+               "the version doctor prints (nothing else)"),
+)
+
+# (feature, privilege, ACL path, what a refusal turns off, core, a built-in role that has it)
+PROXMOX_PRIVILEGES = (
+    ("VMs", "VM.Audit", "/vms", "VMs (Proxmox lists none)", True, "PVEAuditor"),
+    ("hypervisors", "Sys.Audit", "/nodes", "hypervisors' load and task status", True,
+     "PVEAuditor"),
+    ("storage", "Datastore.Audit", "/storage", "Proxmox storage in the storage view", False,
+     "PVEAuditor"),
+    ("VM power", "VM.PowerMgmt", "/vms", "start, stop, shutdown, reboot", False, "PVEVMUser"),
+    ("node add/remove", "VM.Clone", "/vms", "node add (Terraform clones the template)", False,
+     "PVEVMAdmin"),
+)
 
 
 def run_doctor(cfg: Config, timeout: float = 5.0) -> list[Finding]:
@@ -41,7 +109,7 @@ def run_doctor(cfg: Config, timeout: float = 5.0) -> list[Finding]:
     for check in (_proxmox, _nomad, _consul, _fabio, _haproxy, _certificates):
         findings.extend(check(cfg, timeout))
     secrets = [cfg.nomad.token, cfg.consul.token, cfg.proxmox.token_secret]
-    return [Finding(f.backend, f.ok, scrub(f.detail, secrets), scrub(f.fix, secrets))
+    return [replace(f, detail=scrub(f.detail, secrets), fix=scrub(f.fix, secrets))
             for f in findings]
 
 
@@ -210,57 +278,143 @@ def _proxmox(cfg: Config, timeout: float) -> list[Finding]:
         data = resp.json()["data"]
         return f"{pve.address}: TLS verified, token accepted, Proxmox VE {data['version']}"
 
-    return [_probe("proxmox", f"{pve.address.rstrip('/')}/api2/json/version",
-                   TLSSettings.of("proxmox", pve), timeout, headers,
+    verify = TLSSettings.of("proxmox", pve)
+    base = f"{pve.address.rstrip('/')}/api2/json"
+    first = _probe("proxmox", f"{base}/version", verify, timeout, headers,
                    "set PROXMOX_VE_API_TOKEN (USER@REALM!TOKENID=SECRET) to a token with "
                    "VM.Audit and Sys.Audit", "set [proxmox] ca_file or PROXMOX_VE_CACERT to "
-                   "the CA of the Proxmox certificate (/etc/pve/pve-root-ca.pem)", read)]
+                   "the CA of the Proxmox certificate (/etc/pve/pve-root-ca.pem)", read)
+    if not first.ok:
+        return [first]
+    return [first, *_proxmox_privileges(base, verify, timeout, headers, pve.token_id)]
+
+
+def _proxmox_privileges(base: str, verify: Verify, timeout: float,
+                        headers: dict[str, str], token_id: str) -> list[Finding]:
+    """The token's effective privileges (`/access/permissions`, any token may read its own)."""
+    try:
+        resp = _get(f"{base}/access/permissions", verify, timeout, headers)
+        paths: dict[str, dict[str, Any]] = resp.json()["data"] if resp.ok else {}
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        paths = {}
+    if not paths:
+        return [Finding("proxmox", True, "could not read the token's privileges "
+                        "(/access/permissions); not checked", warning=True)]
+    out = []
+    for feature, privilege, path, turns_off, core, role in PROXMOX_PRIVILEGES:
+        held = any(privilege in (paths.get(p) or {}) for p in ("/", path))
+        if held:
+            out.append(Finding("proxmox", True, f"{feature}: permitted ({privilege} on {path})"))
+        else:
+            out.append(Finding(
+                "proxmox", not core,
+                f"{feature}: not permitted ({privilege} on {path}); turns off {turns_off}",
+                f"grant {privilege} on {path}: pveum acl modify {path} --tokens "
+                f"'{token_id or 'USER@REALM!TOKENID'}' --roles {role}", warning=not core))
+    return out
 
 
 def _nomad(cfg: Config, timeout: float) -> list[Finding]:
     n = cfg.nomad
-    base = n.address.rstrip("/")
+    verify = TLSSettings.of("nomad", n)
+    headers = _token_header("X-Nomad-Token", n.token)
+    findings = _acl_backend(
+        "nomad", n.address.rstrip("/"), verify, timeout, headers,
+        nomad_capabilities(n.namespace),
+        "set NOMAD_TOKEN or [nomad] token to a valid token (README: ACL policies)",
+        "set NOMAD_CACERT or [nomad] ca_file to the CA of the Nomad certificate",
+        lambda data: ((data.get("config") or {}).get("Version") or {}).get("Version", "?"))
+    if len(findings) > 1:  # reachable and the token known: can it read a task's log?
+        logs = _nomad_logs(n.address.rstrip("/"), verify, timeout, headers, n.namespace)
+        if logs is not None:
+            findings.append(logs)
+    return findings
 
-    def read(resp: requests.Response) -> str:
-        data: dict[str, Any] = resp.json()
-        version = (data.get("config") or {}).get("Version") or {}
-        leader = _leader(f"{base}/v1/status/leader", TLSSettings.of("nomad", n),
-                         timeout)
-        return f"{n.address}: token accepted, Nomad {version.get('Version', '?')}, {leader}"
 
-    return [_probe("nomad", f"{base}/v1/agent/self", TLSSettings.of("nomad", n),
-                   timeout, _token_header("X-Nomad-Token", n.token),
-                   "set NOMAD_TOKEN or [nomad] token to a token that can read nodes and jobs",
-                   "set NOMAD_CACERT or [nomad] ca_file to the CA of the Nomad certificate",
-                   read)]
+def _nomad_logs(base: str, verify: Verify, timeout: float, headers: dict[str, str],
+                namespace: str) -> Finding | None:
+    """read-logs needs a task to ask about: the first running allocation's, zero bytes."""
+    ns = namespace or "default"
+    try:
+        allocs = _get(f"{base}/v1/allocations", verify, timeout, headers)
+        running = [a for a in (allocs.json() if allocs.ok else []) or []
+                   if a.get("ClientStatus") == "running" and a.get("TaskStates")]
+        if not running:
+            return None  # nothing to ask about (or no read-job: said above)
+        alloc = running[0]
+        task = sorted(alloc["TaskStates"])[0]
+        resp = _get(f"{base}/v1/client/fs/logs/{alloc['ID']}?task={task}&type=stdout"
+                    f"&origin=end&offset=0&plain=true&namespace={ns}", verify, timeout,
+                    headers)
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
+    if resp.status_code == 403:
+        return Finding("nomad", True, "logs: not permitted (read-logs); turns off the log "
+                       "viewer for allocations", f'add to the token\'s policy: namespace "{ns}" '
+                       '{ capabilities = ["read-logs"] }', warning=True)
+    return Finding("nomad", True, "logs: permitted (read-logs)")
 
 
 def _consul(cfg: Config, timeout: float) -> list[Finding]:
     c = cfg.consul
-    base = c.address.rstrip("/")
-
-    def read(resp: requests.Response) -> str:
-        data: dict[str, Any] = resp.json()
-        version = (data.get("Config") or {}).get("Version", "?")
-        leader = _leader(f"{base}/v1/status/leader",
-                         TLSSettings.of("consul", c), timeout)
-        return f"{c.address}: token accepted, Consul {version}, {leader}"
-
-    return [_probe("consul", f"{base}/v1/agent/self",
-                   TLSSettings.of("consul", c), timeout,
-                   _token_header("X-Consul-Token", c.token),
-                   "set CONSUL_HTTP_TOKEN or [consul] token to a token with agent, node and "
-                   "service read", "set CONSUL_CACERT or [consul] ca_file to the CA of the "
-                   "Consul certificate", read)]
+    verify = TLSSettings.of("consul", c)
+    return _acl_backend(
+        "consul", c.address.rstrip("/"), verify, timeout,
+        _token_header("X-Consul-Token", c.token), CONSUL_CAPABILITIES,
+        "set CONSUL_HTTP_TOKEN or [consul] token to a valid token (README: ACL policies)",
+        "set CONSUL_CACERT or [consul] ca_file to the CA of the Consul certificate",
+        lambda data: (data.get("Config") or {}).get("Version", "?"))
 
 
-def _leader(url: str, verify: bool | str, timeout: float) -> str:
-    try:
-        resp = _get(url, verify, timeout)
-        leader = resp.json() if resp.ok else ""
-    except (requests.RequestException, ValueError):
-        leader = ""
-    return f"leader {leader}" if leader else "NO CLUSTER LEADER (start the vb servers)"
+def _acl_backend(backend: str, base: str, verify: Verify, timeout: float,
+                 headers: dict[str, str], capabilities: tuple[Capability, ...],
+                 token_fix: str, ca_fix: str, version_of: Callable[[Any], str]
+                 ) -> list[Finding]:
+    """Reachable (the status endpoint needs no ACL) → the token is known → each capability."""
+    leader_text = ""
+
+    def read_leader(resp: requests.Response) -> str:
+        nonlocal leader_text
+        leader = resp.json()
+        leader_text = f"leader {leader}" if leader else "NO CLUSTER LEADER (start the vb servers)"
+        return leader_text
+
+    reach = _probe(backend, f"{base}/v1/status/leader", verify, timeout, {}, token_fix, ca_fix,
+                   read_leader)
+    if not reach.ok:
+        return [reach]
+    findings: list[Finding] = []
+    version = "? (agent:read not granted)"
+    for cap in capabilities:
+        try:
+            resp = _get(f"{base}{cap.path}", verify, timeout, headers)
+        except requests.RequestException as exc:
+            findings.append(Finding(backend, False, f"{cap.path}: {_short(exc)}",
+                                    f"check {backend}'s own logs"))
+            continue
+        text = resp.text.strip()[:160]
+        if resp.status_code in (401, 403) and "not found" in text.lower():
+            return [Finding(backend, False, f"token refused ({resp.status_code} {text})",
+                            token_fix)]
+        filtered = resp.headers.get("X-Consul-Results-Filtered-By-ACLs", "") == "true"
+        refused = resp.status_code == 403 or (filtered and resp.ok and not resp.json())
+        if refused:
+            findings.append(Finding(
+                backend, not cap.core,
+                f"{cap.feature}: not permitted ({cap.capability}); turns off {cap.turns_off}",
+                f"add to the token's policy: {cap.rule}", warning=not cap.core))
+        elif resp.status_code not in cap.answers:
+            findings.append(Finding(backend, False, f"{cap.path} answered {resp.status_code} "
+                                    f"{text}", f"check {backend}'s own logs"))
+        else:
+            if cap.feature == "agent":
+                with contextlib.suppress(ValueError, AttributeError):
+                    version = str(version_of(resp.json()))
+            findings.append(Finding(backend, True, f"{cap.feature}: permitted ({cap.capability})"
+                                    + (" (some results hidden by ACLs)" if filtered else "")))
+    summary = Finding(backend, True, f"{base}: reachable, token accepted, {backend.title()} "
+                      f"{version}, {leader_text}")
+    return [summary, *findings]
 
 
 def _fabio(cfg: Config, timeout: float) -> list[Finding]:

@@ -72,12 +72,20 @@ def pct(part: float, whole: float) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "-"
 
 
-def quorum_line(q: Quorum) -> Text:
+def quorum_line(q: Quorum, stale: bool = False) -> Text:
     alive, total = len(q.alive), len(q.servers)
+    if stale:
+        return Text(f"{q.system}: {alive}/{total} servers when last seen (STALE: "
+                    f"{q.system} is down)", style="dim")
     if not q.has_leader:
         return Text(f"{q.system}: NO LEADER ({alive}/{total} servers)", style="bold red")
     left = q.failure_tolerance
+    if left is None:
+        return Text(f"{q.system}: leader {q.leader} ({total} servers, health not checked: "
+                    f"{q.note})", style="yellow")
     text = f"{q.system}: leader {q.leader} ({alive}/{total} servers"
+    if q.note:  # checked, but not as fully as autopilot would: say how
+        text += f", {q.note}"
     if left <= 0:
         return Text(text + ", one more loss loses quorum)", style="bold yellow")
     return Text(text + f", survives {left} more loss{'es' if left > 1 else ''})", style="green")
@@ -101,7 +109,7 @@ def render_status(store: Store, console: Console, configured: set[str]) -> None:
     quorums = sorted(store.items(Kind.QUORUM), key=lambda q: q.system)
     if quorums:
         console.print(Text("Quorum  ", style="bold") + Text("   ").join(
-            quorum_line(q) for q in quorums))
+            quorum_line(q, store.backend(q.system).stale) for q in quorums))
     console.print(_hypervisors_table(store))
     vms = store.items(Kind.VM)
     states = Counter(v.status for v in vms if not v.template)

@@ -265,7 +265,11 @@ class Quorum:
     system: str  # consul | nomad
     leader: str  # address, "" when there is none
     servers: tuple[str, ...]  # configured voters
-    alive: tuple[str, ...]  # voters known alive
+    alive: tuple[str, ...]  # voters known alive (healthy, when autopilot said so)
+    checked: bool = True  # False: no server's health could be read; `alive` means nothing
+    reported_tolerance: int | None = None  # FailureTolerance as autopilot reported it
+    source: str = ""  # how it was read: autopilot | gossip | peers
+    note: str = ""  # what could not be checked, and why, in words
 
     @property
     def id(self) -> str:
@@ -276,8 +280,13 @@ class Quorum:
         return bool(self.leader)
 
     @property
-    def failure_tolerance(self) -> int:
-        """How many more servers can be lost before the cluster has no majority."""
+    def failure_tolerance(self) -> int | None:
+        """How many more servers can be lost before the cluster has no majority; None when
+        the servers' health was not checked."""
+        if not self.checked:
+            return None
+        if self.reported_tolerance is not None:
+            return self.reported_tolerance
         majority = len(self.servers) // 2 + 1
         return len(self.alive) - majority  # negative: the majority is already gone
 
@@ -325,6 +334,16 @@ class HAProxyRow:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A capability the token lacks: one feature off, said in words where it would show."""
+
+    feature: str  # what the operator loses: quorum, volumes, intentions, members ...
+    capability: str  # the ACL capability or Proxmox privilege, e.g. operator:read, VM.Audit
+    message: str  # e.g. "Nomad volumes: not permitted (the token lacks csi-list-volume)"
+    kind: str = ""  # the Kind whose panes say it, when there is one
+
+
+@dataclass(frozen=True)
 class BackendStatus:
     name: str  # proxmox | nomad | consul | fabio | haproxy
     health: Health
@@ -334,6 +353,7 @@ class BackendStatus:
     latency_ms: float | None = None
     # configured and started, no answer yet: since when (unix s); None once it has answered
     waiting_since: float | None = None
+    refused: tuple[Refusal, ...] = ()  # features off because the token may not read them
 
     @property
     def id(self) -> str:

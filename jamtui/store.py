@@ -23,6 +23,7 @@ from .model import (
     Hypervisor,
     Kind,
     NomadNode,
+    Refusal,
     ServiceInstance,
 )
 
@@ -91,6 +92,11 @@ class Store:
 
     def backends(self) -> list[BackendStatus]:
         return sorted(self.items(Kind.BACKEND), key=lambda b: b.name)
+
+    def refusals(self, kind: Kind) -> list[Refusal]:
+        """What the tokens may not read of `kind`, from any backend (Nomad volumes are part
+        of the Proxmox-owned storage view)."""
+        return [r for b in self.backends() for r in b.refused if r.kind == kind.value]
 
     def is_stale(self, kind: Kind) -> bool:
         owner = OWNER.get(kind)

@@ -45,6 +45,16 @@ def test_lab_prints_exports_and_config_and_stops_on_ctrl_c(tmp_path: Path) -> No
         assert cfg.nomad.address == exports["NOMAD_ADDR"]
         assert cfg.proxmox.ca_file and Path(cfg.proxmox.ca_file).is_file()
         assert (tmp_path / "env.sh").stat().st_mode & 0o077 == 0  # tokens: owner only
+        # and a read-only token per backend, printed and in env-readonly.sh (owner only)
+        read_only = dict(re.findall(r"^#   export (\w+)=(\S+)$", out, re.M))
+        assert read_only.keys() == {"NOMAD_TOKEN", "CONSUL_HTTP_TOKEN", "PROXMOX_VE_API_TOKEN"}
+        assert all(read_only[k] != exports[k] for k in read_only)
+        ro_file = tmp_path / "env-readonly.sh"
+        assert ro_file.stat().st_mode & 0o077 == 0
+        assert f"export NOMAD_TOKEN={read_only['NOMAD_TOKEN']}" in ro_file.read_text()
+        refused = requests.get(f"{cfg.nomad.address}/v1/operator/autopilot/health", timeout=5,
+                               headers={"X-Nomad-Token": read_only["NOMAD_TOKEN"]})
+        assert (refused.status_code, refused.text) == (403, "Permission denied")
         # the Proxmox API verifies against the lab's CA, and only against it
         version = requests.get(f"{cfg.proxmox.address}/api2/json/version",
                                verify=cfg.proxmox.ca_file, timeout=5)

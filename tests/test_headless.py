@@ -53,6 +53,42 @@ def test_snapshot_json_schema(lab_config: tuple[Lab, Path]) -> None:
         assert secret not in out.stdout and secret not in out.stderr
 
 
+def test_headless_with_read_only_tokens(lab_config: tuple[Lab, Path]) -> None:
+    """A dashboard's tokens: the snapshot has every VM, allocation and service; Nomad and
+    Consul are degraded (not down) naming what is off; the quorum says how it was checked;
+    doctor prints the rules that would enable the rest, and calls nothing a failure."""
+    lab, path = lab_config
+    env = lab.read_only_env()
+    out = run(["snapshot", "--json", "--config", str(path)], env)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    vms, allocs = lab.call(lambda: (len(lab.world.vms), len(lab.world.allocs)))
+    assert len(doc["vms"]) == vms and len(doc["allocations"]) == allocs
+    assert {s["name"] for s in doc["services"]} == set(lab.call(lab.world.service_names))
+    backends = {b["name"]: b for b in doc["backends"]}
+    assert backends["nomad"]["health"] == "degraded" and not backends["nomad"]["stale"]
+    assert {r["feature"] for r in backends["nomad"]["refused"]} == {"quorum", "volumes"}
+    assert {r["feature"] for r in backends["consul"]["refused"]} == {"quorum", "intentions"}
+    quorum = {q["system"]: q for q in doc["quorum"]}
+    for system in ("nomad", "consul"):
+        q = quorum[system]
+        assert q["checked"] and q["source"] == "gossip" and "operator:read" in q["note"]
+        assert len(q["alive"]) == 3 and q["failure_tolerance"] == 1
+    status = run(["status", "--config", str(path)], env)
+    assert status.returncode == 1  # degraded is not ok
+    assert "operator:read" in status.stdout and "refused the token" not in status.stdout
+    doctor = run(["doctor", "--config", str(path)], {**env, "COLUMNS": "200"})
+    assert doctor.returncode == 0, doctor.stdout
+    assert 'operator { policy = "read" }' in doctor.stdout
+    assert 'intentions = "read"' in doctor.stdout and "VM.PowerMgmt" in doctor.stdout
+    assert "token refused" not in doctor.stdout
+    assert "! nomad: quorum: not permitted (operator:read)" in doctor.stdout  # a warning
+    for secret in (lab.secrets.nomad_read_token, lab.secrets.consul_read_token,
+                   lab.secrets.proxmox_read_token_value):
+        for text in (out.stdout, status.stdout, doctor.stdout):
+            assert secret not in text
+
+
 def test_status_exit_codes(lab_config: tuple[Lab, Path]) -> None:
     lab, path = lab_config
     ok = run(["status", "--config", str(path)], lab.env())
@@ -144,3 +180,50 @@ def test_logs_follow_prints_new_lines(lab_config: tuple[Lab, Path]) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_doctor_names_each_missing_capability_and_its_rule(tmp_path: Path) -> None:
+    """Only agent/self refused is not "token refused"; read-logs and the rest are checked one
+    by one, each with the rule that grants it."""
+    import uuid
+
+    from jamtui.sim.context import LabSecrets
+
+    secrets = LabSecrets(
+        nomad_token=str(uuid.uuid4()), consul_token=str(uuid.uuid4()),
+        proxmox_token_value=str(uuid.uuid4()), proxmox_password="pw",
+        nomad_read_capabilities=frozenset({"node:read", "namespace:read-job"}),
+        proxmox_read_privileges=frozenset({"Sys.Audit", "Datastore.Audit"}))
+    with Lab(seed=4, tick=0.2, traffic=False, secrets_=secrets, **FAST) as lab:
+        path = tmp_path / "jamtui.toml"
+        path.write_text(lab.config_toml())
+        found = run_doctor(load_config(path, env=lab.read_only_env()))
+        nomad = {f.detail.split(":")[0]: f for f in found if f.backend == "nomad"}
+        assert nomad["logs"].warning and 'capabilities = ["read-logs"]' in nomad["logs"].fix
+        assert nomad["jobs"].ok and nomad["jobs"].warning  # the jobs view only
+        assert nomad["agent"].warning and 'agent { policy = "read" }' in nomad["agent"].fix
+        assert nomad["allocations"].ok and not nomad["allocations"].warning
+        assert not any("token refused" in f.detail for f in found)
+        proxmox = {f.detail.split(":")[0]: f for f in found if f.backend == "proxmox"}
+        assert not proxmox["VMs"].ok and "--roles PVEAuditor" in proxmox["VMs"].fix
+        assert "jamtui@pve!readonly" in proxmox["VMs"].fix
+
+
+def test_status_marks_the_quorum_of_a_down_backend_stale() -> None:
+    import io
+
+    from rich.console import Console
+
+    from jamtui.headless import render_status
+    from jamtui.model import BackendStatus, Health, Kind, Quorum
+    from jamtui.store import Store
+
+    store = Store()
+    servers = tuple(f"10.0.0.{i}:4647" for i in (1, 2, 3))
+    store.upsert(Kind.QUORUM, Quorum("nomad", servers[0], servers, servers))
+    store.set_backend(BackendStatus("nomad", Health.DOWN, last_error="cannot reach it"))
+    console = Console(file=io.StringIO(), width=200, record=True)
+    render_status(store, console, {"nomad"})
+    text = console.export_text()
+    assert "nomad: 3/3 servers when last seen (STALE: nomad is down)" in text
+    assert "survives" not in text

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .acl import consul_rule
 from .context import SimContext
 from .http import block_until, blocking_params, fault_middleware, go_bool, text_error
 from .model import Check, ConsulNode, Intention, ServiceInstance
@@ -53,6 +54,7 @@ def build_app(ctx: SimContext) -> web.Application:
     r.add_get("/v1/status/leader", status_leader)
     r.add_get("/v1/status/peers", status_peers)
     r.add_get("/v1/operator/raft/configuration", raft_configuration)
+    r.add_get("/v1/operator/autopilot/health", autopilot_health)
     return app
 
 
@@ -77,22 +79,35 @@ def _acl_middleware(ctx: SimContext) -> Any:
             token = auth[len("Bearer "):]
         world = ctx.world
         headers = _headers(world, world.consul.index)
-        if token != ctx.secrets.consul_token and not request.path.startswith("/v1/status/"):
-            if request.path == "/v1/agent/members":
-                # node:read filters members rather than refusing: an anonymous caller sees none
-                return web.json_response([], headers=headers)
-            return web.Response(status=403, text="Permission denied", headers=headers)
+        capability, empty = consul_rule(request.method, request.path)
+        filtered = False
+        if capability is not None:
+            grant = ctx.secrets.consul_grant(token)
+            if grant is None:
+                return web.Response(status=403, text="ACL not found", headers=headers)
+            if not grant.allows(capability):
+                if empty is None:
+                    return web.Response(status=403, headers=headers, text=(
+                        f"Permission denied: token with AccessorID '{grant.accessor}' lacks "
+                        f"permission '{capability}'"))
+                filtered = True  # a list: run (and block) as usual, then filter it
         dc = request.query.get("dc")
         if dc and dc != world.datacenter:
             return web.Response(status=500, text="No path to datacenter", headers=headers)
         try:
-            return await handler(request)
+            resp = await handler(request)
         except SimError as exc:
             return web.Response(status=exc.status, text=exc.message,
                                 headers=_headers(world, world.consul.index))
         except web.HTTPClientError as exc:  # a bad `index` or `wait`: still with the index
             return web.Response(status=exc.status, text=exc.text or exc.reason,
                                 headers=_headers(world, world.consul.index))
+        if filtered and resp.status == 200:
+            return web.Response(text=empty, content_type="application/json", headers={
+                "X-Consul-Index": resp.headers.get("X-Consul-Index", "1"),
+                "X-Consul-KnownLeader": resp.headers.get("X-Consul-KnownLeader", "true"),
+                "X-Consul-LastContact": "0", "X-Consul-Results-Filtered-By-ACLs": "true"})
+        return resp
 
     return middleware
 
@@ -332,6 +347,32 @@ async def raft_configuration(request: web.Request) -> web.Response:
         for n, a in _servers(w)
     ]
     return web.json_response({"Servers": servers, "Index": w.consul.index},
+                             headers=_headers(w, w.consul.index))
+
+
+async def autopilot_health(request: web.Request) -> web.Response:
+    """api-docs/operator/autopilot#read-health: per server health from the leader's view and
+    FailureTolerance; HTTP 429 with the same body while any server is unhealthy."""
+    w = _world(request)
+    leader = w.consul_leader()
+    if leader is None:
+        raise SimError(500, "No cluster leader")
+    servers = []
+    for name, address in _servers(w):
+        node = w.consul_nodes.get(name)
+        alive = bool(node and node.alive)
+        servers.append({
+            "ID": node.id if node else name, "Name": name, "Address": address,
+            "SerfStatus": "alive" if alive else "failed", "Version": VERSION,
+            "Leader": name == leader,
+            "LastContact": "0s" if name == leader else ("9.2ms" if alive else "10.1s"),
+            "LastTerm": 2, "LastIndex": w.consul.index if alive else 0, "Healthy": alive,
+            "Voter": True, "StableSince": "2024-01-01T00:00:00Z",
+        })
+    healthy = sum(1 for s in servers if s["Healthy"])
+    body = {"Healthy": healthy == len(servers),
+            "FailureTolerance": max(0, healthy - (len(servers) // 2 + 1)), "Servers": servers}
+    return web.json_response(body, status=200 if body["Healthy"] else 429,
                              headers=_headers(w, w.consul.index))
 
 

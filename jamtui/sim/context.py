@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .acl import CONSUL_READ_ONLY, MANAGEMENT, NOMAD_READ_ONLY, PVE_ALL, PVE_AUDITOR, Grant
 from .http import BackendServer, Faults
 from .world import World
 
@@ -20,6 +23,15 @@ class LabSecrets:
     proxmox_password: str
     proxmox_user: str = "root@pam"
     proxmox_token_name: str = "jamtui"
+    # the read-only tokens: a dashboard's least privilege (sim/acl.py has their policies)
+    nomad_read_token: str = field(default_factory=lambda: str(uuid.uuid4()))
+    consul_read_token: str = field(default_factory=lambda: str(uuid.uuid4()))
+    proxmox_read_token_value: str = field(default_factory=lambda: str(uuid.uuid4()))
+    proxmox_read_token_id: str = "jamtui@pve!readonly"
+    # what the read-only tokens may do (a test narrows them to try one refusal at a time)
+    nomad_read_capabilities: frozenset[str] = NOMAD_READ_ONLY
+    consul_read_capabilities: frozenset[str] = CONSUL_READ_ONLY
+    proxmox_read_privileges: frozenset[str] = PVE_AUDITOR
 
     @property
     def proxmox_token_id(self) -> str:
@@ -29,6 +41,44 @@ class LabSecrets:
     def proxmox_api_token(self) -> str:
         """The form PROXMOX_VE_API_TOKEN takes: USER@REALM!TOKENID=SECRET."""
         return f"{self.proxmox_token_id}={self.proxmox_token_value}"
+
+    @property
+    def proxmox_read_api_token(self) -> str:
+        return f"{self.proxmox_read_token_id}={self.proxmox_read_token_value}"
+
+    def nomad_grant(self, secret: str) -> Grant | None:
+        """What a Nomad secret may do; None when Nomad knows no such token."""
+        read_only = Grant("readonly", self.nomad_read_capabilities, "readonly")
+        return _grant(secret, {self.nomad_token: Grant("management", MANAGEMENT, "mgmt"),
+                               self.nomad_read_token: read_only})
+
+    def consul_grant(self, secret: str) -> Grant | None:
+        return _grant(secret, {self.consul_token: Grant("management", MANAGEMENT, "mgmt"),
+                               self.consul_read_token: Grant(
+                                   "readonly", self.consul_read_capabilities,
+                                   str(uuid.uuid5(uuid.NAMESPACE_OID, self.consul_read_token)))})
+
+    def proxmox_grant(self, authorization: str) -> Grant | None:
+        """The `PVEAPIToken=ID=SECRET` header's privileges on /; None when it is not valid."""
+        tokens = {
+            f"PVEAPIToken={self.proxmox_token_id}={self.proxmox_token_value}":
+                Grant(self.proxmox_token_id, PVE_ALL),
+            f"PVEAPIToken={self.proxmox_read_api_token}":
+                Grant(self.proxmox_read_token_id, self.proxmox_read_privileges),
+        }
+        for header, grant in tokens.items():
+            if hmac.compare_digest(authorization, header):
+                return grant
+        return None
+
+
+def _grant(secret: str, known: dict[str, Grant]) -> Grant | None:
+    if not secret:
+        return Grant("anonymous", frozenset(), "00000000-0000-0000-0000-000000000002")  # deny
+    for value, grant in known.items():
+        if hmac.compare_digest(secret, value):
+            return grant
+    return None
 
 
 @dataclass

@@ -139,6 +139,13 @@ class Lab:
         return (f'ca_file = "{self.ca_cert}"\nclient_cert = "{cert}"\nclient_key = "{key}"\n'
                 f'tls_server_name = "{SERVER_NAMES[backend]}"\n')
 
+    def read_only_env(self) -> dict[str, str]:
+        """The same, with each backend's read-only token (a dashboard's least privilege)."""
+        s = self.secrets
+        return {**self.env(), "NOMAD_TOKEN": s.nomad_read_token,
+                "CONSUL_HTTP_TOKEN": s.consul_read_token,
+                "PROXMOX_VE_API_TOKEN": s.proxmox_read_api_token}
+
     def config_toml(self) -> str:
         """A jamtui config file for this lab; tokens stay in the environment, not in it."""
         u = self.urls

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .acl import NOMAD_TOPIC_CAPABILITY, nomad_capability
 from .context import SimContext
 from .http import (
     BlockingParams,
@@ -419,7 +420,9 @@ def build_app(ctx: SimContext, heartbeat: float = 30.0, log_heartbeat: float = 1
     r.add_get("/v1/status/leader", status_leader)
     r.add_get("/v1/status/peers", status_peers)
     r.add_get("/v1/operator/raft/configuration", raft_configuration)
+    r.add_get("/v1/operator/autopilot/health", autopilot_health)
     r.add_get("/v1/agent/self", agent_self)
+    r.add_get("/v1/agent/members", agent_members)
     r.add_get("/v1/regions", regions)
     return app
 
@@ -443,9 +446,17 @@ def _acl_middleware(ctx: SimContext) -> Any:
         auth = request.headers.get("Authorization", "")
         if not token and auth.startswith("Bearer "):
             token = auth[len("Bearer "):]
-        # the status endpoints need no token (api-docs/status: "ACL Required: none")
-        if token != ctx.secrets.nomad_token and not request.path.startswith("/v1/status/"):
-            return text_error(403, "Permission denied")
+        # each endpoint's "ACL Required" from api-docs (sim/acl.py); status needs none
+        needs = [nomad_capability(request.method, request.path)]
+        if request.path == "/v1/event/stream":
+            needs = [NOMAD_TOPIC_CAPABILITY.get(t, "management")
+                     for t in _topic_filter(request) if t != "*"] or ["management"]
+        if any(n is not None for n in needs):
+            grant = ctx.secrets.nomad_grant(token)
+            if grant is None:
+                return text_error(403, "ACL token not found")
+            if not all(grant.allows(n) for n in needs):
+                return text_error(403, "Permission denied")
         try:
             return await handler(request)
         except SimError as exc:
@@ -743,6 +754,59 @@ async def raft_configuration(request: web.Request) -> web.Response:
         for name, addr in _server_addresses(world, 4647)
     ]
     return web.json_response({"Index": world.nomad.index, "Servers": servers})
+
+
+def _server_alive(world: World, name: str) -> bool:
+    node = world.consul_nodes.get(name)  # a vb VM runs both servers: one gossip fate
+    return bool(node is not None and node.alive)
+
+
+async def autopilot_health(request: web.Request) -> web.Response:
+    """api-docs/operator/autopilot#read-health: each server's health from the leader's view
+    and the cluster's FailureTolerance; HTTP 429 (same body) while anything is unhealthy."""
+    world = _world(request)
+    _require_leader(world)
+    leader = world.nomad_leader()
+    servers = []
+    for name, addr in _server_addresses(world, 4647):
+        alive = _server_alive(world, name)
+        node = world.consul_nodes.get(name)
+        servers.append({
+            "ID": node.id if node else name, "Name": f"{name}.global", "Address": addr,
+            "SerfStatus": "alive" if alive else "failed", "Version": "1.8.4",
+            "Leader": name == leader, "LastContact": "0s" if name == leader else (
+                "12.5ms" if alive else "10.000000001s"),
+            "LastTerm": 2, "LastIndex": world.nomad.index if alive else 0,
+            "Healthy": alive, "Voter": True, "StableSince": "2024-01-01T00:00:00Z",
+        })
+    healthy = sum(1 for s in servers if s["Healthy"])
+    body = {"Healthy": healthy == len(servers),
+            "FailureTolerance": max(0, healthy - (len(servers) // 2 + 1)), "Servers": servers}
+    return web.json_response(body, status=200 if body["Healthy"] else 429,
+                             headers=_meta_headers(world, world.nomad.index))
+
+
+async def agent_members(request: web.Request) -> web.Response:
+    """api-docs/agent#list-members: the servers' gossip pool, from this agent's view (it
+    answers without a leader)."""
+    world = _world(request)
+    members = []
+    for name, addr in _server_addresses(world, 4647):
+        node = world.consul_nodes.get(name)
+        ip = addr.rsplit(":", 1)[0]
+        members.append({
+            "Name": f"{name}.global", "Addr": ip, "Port": 4648,
+            "Tags": {"role": "nomad", "region": "global", "dc": world.datacenter,
+                     "port": "4647", "rpc_addr": ip, "build": "1.8.4", "vsn": "1",
+                     "mvn": "1", "raft_vsn": "3", "expect": str(len(world.server_names)),
+                     "id": node.id if node else name},
+            "Status": "alive" if _server_alive(world, name) else "failed",
+            "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+            "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
+        })
+    first = world.server_names[0] if world.server_names else "vb0"
+    return web.json_response({"ServerName": first, "ServerRegion": "global",
+                              "ServerDC": world.datacenter, "Members": members})
 
 
 async def regions(_: web.Request) -> web.Response:

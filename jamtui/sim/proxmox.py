@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .acl import PVE_ALL, Grant
 from .context import SimContext
 from .http import fault_middleware
 from .model import VM, Hypervisor, PveTask
@@ -27,6 +29,7 @@ from .world import SimError, World
 PREFIX = "/api2/json"
 VERSION = {"version": "8.2.4", "release": "8.2", "repoid": "faa83925c9641325"}
 CTX: web.AppKey[SimContext] = web.AppKey("pve_ctx", SimContext)
+GRANT: web.RequestKey[Grant] = web.RequestKey("pve_grant", Grant)  # the token's privileges
 TICKETS: web.AppKey[dict[str, str]] = web.AppKey("pve_tickets", dict)  # ticket -> CSRF token
 BOOLEAN_PARAMS = {"full", "skiplock", "forceStop", "keepActive", "purge",
                   "destroy-unreferenced-disks", "start", "online", "overrule-shutdown"}
@@ -57,6 +60,7 @@ def build_app(ctx: SimContext) -> web.Application:
     p = PREFIX
     r.add_post(f"{p}/access/ticket", ticket)
     r.add_get(f"{p}/version", version)
+    r.add_get(f"{p}/access/permissions", permissions)
     r.add_get(f"{p}/nodes", nodes)
     r.add_get(f"{p}/nodes/{{node}}/status", node_status)
     r.add_get(f"{p}/cluster/resources", cluster_resources)
@@ -82,9 +86,33 @@ def build_app(ctx: SimContext) -> web.Application:
 # -- authentication ---------------------------------------------------------------------------
 
 
+def _privilege(method: str, path: str) -> tuple[str, str] | None:
+    """(ACL path, privilege) a call needs, as the PVE API viewer's "Permissions" lists them;
+    None for what any authenticated user may call (lists are filtered instead)."""
+    m = re.fullmatch(r"/nodes/[^/]+/qemu/(\d+)(/.*)?", path)
+    if m:
+        acl, rest = f"/vms/{m.group(1)}", m.group(2) or ""
+        if rest.startswith("/status/") and method == "POST":
+            return acl, "VM.PowerMgmt"
+        if rest == "/clone":
+            return acl, "VM.Clone"
+        if rest == "/config" and method != "GET":
+            return acl, "VM.Config.Options"
+        if rest == "/template" or (rest == "" and method == "DELETE"):
+            return acl, "VM.Allocate"
+        if rest.startswith("/agent/"):
+            return acl, "VM.Monitor"
+        return acl, "VM.Audit"
+    if re.fullmatch(r"/nodes/[^/]+/qemu", path) and method == "POST":
+        return "/vms", "VM.Allocate"
+    m = re.fullmatch(r"/nodes/([^/]+)/status", path)
+    if m:
+        return f"/nodes/{m.group(1)}", "Sys.Audit"
+    return None
+
+
 def _auth_middleware(ctx: SimContext) -> Any:
     s = ctx.secrets
-    token_header = f"PVEAPIToken={s.proxmox_token_id}={s.proxmox_token_value}"
 
     @web.middleware
     async def middleware(request: web.Request, handler: Callable[..., Awaitable[Any]]) -> Any:
@@ -92,8 +120,13 @@ def _auth_middleware(ctx: SimContext) -> Any:
             auth = request.headers.get("Authorization", "")
             cookie = request.cookies.get("PVEAuthCookie", "")
             if auth:
-                if not hmac.compare_digest(auth, token_header):
+                grant = s.proxmox_grant(auth)
+                if grant is None:
                     return error(401, "authentication failure")
+                request[GRANT] = grant
+                need = _privilege(request.method, request.path[len(PREFIX):])
+                if need is not None and not grant.allows(need[1]):
+                    return error(403, f"Permission check failed ({need[0]}, {need[1]})")
             elif cookie:
                 csrf = request.app[TICKETS].get(cookie)
                 if csrf is None:
@@ -245,6 +278,13 @@ async def version(_: web.Request) -> web.Response:
     return ok(VERSION)
 
 
+async def permissions(request: web.Request) -> web.Response:
+    """access/permissions: the caller's effective privileges by path (1: propagated)."""
+    grant = request.get(GRANT)
+    privileges = grant.capabilities if grant is not None else PVE_ALL  # a root ticket
+    return ok({"/": dict.fromkeys(sorted(privileges), 1)})
+
+
 async def nodes(request: web.Request) -> web.Response:
     w = _world(request)
     return ok([node_json(hv) for hv in w.hypervisors.values()])
@@ -278,11 +318,17 @@ async def cluster_resources(request: web.Request) -> web.Response:
         raise _ParamError({"type": f"value '{kind}' does not have a value in the enumeration "
                                    "'vm, storage, node, sdn, pool'"})
     out: list[dict[str, Any]] = []
-    if kind in (None, "node"):
+    # filtered, not refused: each entry needs its audit privilege (a ticket is root's)
+    grant = request.get(GRANT)
+
+    def may(privilege: str) -> bool:
+        return grant is None or grant.allows(privilege)
+
+    if kind in (None, "node") and may("Sys.Audit"):
         out += [node_json(hv) for hv in w.hypervisors.values()]
-    if kind in (None, "vm"):
+    if kind in (None, "vm") and may("VM.Audit"):
         out += [vm_json(vm, cluster=True) for vm in sorted(w.vms.values(), key=lambda v: v.vmid)]
-    if kind in (None, "storage"):
+    if kind in (None, "storage") and may("Datastore.Audit"):
         for hv in w.hypervisors.values():
             for s in hv.storages:
                 out.append({
@@ -484,7 +530,7 @@ async def qemu_delete(request: web.Request) -> web.Response:
 
 def _user(request: web.Request) -> str:
     ctx = request.app[CTX]
-    auth = request.headers.get("Authorization", "")
-    if auth.startswith("PVEAPIToken="):
-        return ctx.secrets.proxmox_token_id
+    grant = request.get(GRANT)
+    if grant is not None:
+        return grant.name
     return ctx.secrets.proxmox_user

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from ..config import Secret
-from ..model import BackendStatus, Health
+from ..model import BackendStatus, Health, Refusal
 from ..store import Store
 from .reasons import in_words
 
@@ -95,11 +95,16 @@ _REFUSED_CHECK = {
 
 def http_problem(backend: str, where: str, status: int, body: str, hint: str = "") -> str:
     text = " ".join((body or "").split())[:200]
-    if status in (401, 403):
-        check = _REFUSED_CHECK.get(backend) or (
-            f"Check the {backend} token{hint and ' (' + hint + ')'}")
-        what = "the request" if backend in _REFUSED_CHECK else "the token"
-        return f"{where} refused {what} ({status} {text or 'forbidden'}). {check}."
+    if status in (401, 403) and backend in _REFUSED_CHECK:
+        return f"{where} refused the request ({status} {text or 'forbidden'}). " \
+               f"{_REFUSED_CHECK[backend]}."
+    if status == 401 or (status == 403 and "not found" in text.lower()):
+        return (f"{where} refused the token ({status} {text or 'forbidden'}). Check the "
+                f"{backend} token{hint and ' (' + hint + ')'}.")
+    if status == 403:  # a valid token without the permission (the answer often names it)
+        return (f"{where} refused the token's request ({status} {text or 'forbidden'}): it "
+                f"lacks a permission this needs. `jamtui doctor` names the {backend} ACL "
+                f"rule to add{hint and ' (' + hint + ')'}.")
     if status >= 500:
         return f"{where} failed ({status} {text or 'server error'})."
     return f"{where} answered {status}: {text}"
@@ -132,6 +137,7 @@ class Source:
         self._health_lock = threading.RLock()
         self._probe_down = False
         self._beneath: BackendStatus | None = None
+        self._refused: dict[str, Refusal] = {}  # feature -> what the token lacks for it
 
     # -- threads -----------------------------------------------------------------------------
 
@@ -262,6 +268,30 @@ class Source:
         log.debug("%s: %s", self.name, scrub(message, self.secrets))
         return message
 
+    # -- capabilities: a refused one turns its feature off, not the backend -----------------
+
+    def refuse(self, feature: str, capability: str, message: str, kind: str = "") -> None:
+        """The token may not read `feature`: say so (the backend shows degraded, not down)."""
+        refusal = Refusal(feature, capability, message, kind)
+        if self._refused.get(feature) == refusal:
+            return
+        self._refused[feature] = refusal
+        self._republish()
+
+    def permit(self, feature: str) -> None:
+        """`feature` answered: whatever refusal it had is over."""
+        if self._refused.pop(feature, None) is not None:
+            self._republish()
+
+    def _republish(self) -> None:
+        with self._health_lock:
+            current = self._beneath if (self._probe_down and self._beneath is not None) \
+                else self.store.backend(self.name)
+            if current.health in (Health.OK, Health.DEGRADED):
+                self._set(Health.OK, "", None)
+            elif current.health is Health.DOWN:
+                self._set(Health.DOWN, current.last_error, None)
+
     def _set(self, health: Health, message: str, latency: float | None,
              probe: bool = False) -> None:
         with self._health_lock:
@@ -275,6 +305,10 @@ class Source:
         current = self._beneath if (self._probe_down and not probe
                                     and self._beneath is not None) else self.store.backend(
                                         self.name)
+        refused = tuple(sorted(self._refused.values(), key=lambda r: r.feature))
+        if refused and health in (Health.OK, Health.DEGRADED):
+            health = Health.DEGRADED
+            message = "; ".join([message] * bool(message) + [r.message for r in refused])
         status = BackendStatus(
             name=self.name,
             health=health,
@@ -283,14 +317,15 @@ class Source:
                 current.last_error if health is not Health.OK else ""),
             last_success=self.last_success,
             latency_ms=round(latency * 1000, 1) if latency is not None else current.latency_ms,
+            refused=refused,
         )
         if self._probe_down and not probe:
             self._beneath = status  # shown again when the probe answers
             return
         # Publish state changes only: a heartbeat that merely moves last_success must not wake
         # every view. last_success is current whenever health does change.
-        if (status.health, status.last_error, status.address) != (
-            current.health, current.last_error, current.address
+        if (status.health, status.last_error, status.address, status.refused) != (
+            current.health, current.last_error, current.address, current.refused
         ):
             self.store.set_backend(status)
 

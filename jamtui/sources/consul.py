@@ -8,6 +8,8 @@ configuration have no change feed; they are polled at the configured interval.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import threading
 from typing import Any
@@ -98,16 +100,29 @@ def decode_intention(i: dict[str, Any]) -> Intention:
                      description=i.get("Description", "") or "")
 
 
-def decode_quorum(leader: str, raft: dict[str, Any] | None, members: list[Member]) -> Quorum:
-    """Voters from the Raft configuration; alive ones are those Serf sees alive."""
-    alive_names = {m.name for m in members if m.status == "alive"}
-    voters = [s for s in (raft or {}).get("Servers") or [] if s.get("Voter", True)]
-    return Quorum(
-        system="consul",
-        leader=leader or "",
-        servers=tuple(s.get("Address", "") for s in voters),
-        alive=tuple(s.get("Address", "") for s in voters if s.get("Node") in alive_names),
-    )
+def decode_quorum(leader: str, peers: list[str], health: dict[str, Any] | None = None,
+                  members: list[Member] | None = None, note: str = "") -> Quorum:
+    """Raft quorum from the best view the token allows: autopilot health (operator:read),
+    else Serf (the members' gossip, node:read) over the Raft peers (no ACL), else the peers
+    alone, whose health is then not known and not claimed."""
+    if health is not None:
+        voters = [s for s in health.get("Servers") or [] if s.get("Voter", True)]
+        return Quorum("consul", leader or "", tuple(s.get("Address", "") for s in voters),
+                      tuple(s.get("Address", "") for s in voters if s.get("Healthy")),
+                      reported_tolerance=int(health.get("FailureTolerance") or 0),
+                      source="autopilot", note=note)
+    servers = tuple(peers)
+    if members is not None:
+        alive_ips = {m.address for m in members if m.status == "alive" and m.role == "server"}
+        alive = tuple(p for p in servers if p.rsplit(":", 1)[0] in alive_ips)
+        return Quorum("consul", leader or "", servers, alive, source="gossip", note=note)
+    return Quorum("consul", leader or "", servers, (), checked=False, source="peers",
+                  note=note)
+
+
+def _filtered(resp: Any) -> bool:
+    """Consul hid some of a list's results from this token."""
+    return str(resp.headers.get("X-Consul-Results-Filtered-By-ACLs", "")).lower() == "true"
 
 
 # -- the source ----------------------------------------------------------------------------
@@ -193,8 +208,12 @@ class ConsulSource(Source):
                                                 wait=self.wait)
         if index != self._service_index:
             if self._service_index is None:
-                self.read_cluster()
-                self._read_intentions()
+                # the whole first picture before `ready`; what the token may not read turns
+                # its own feature off, and the other loops report their own failures
+                with contextlib.suppress(consul.ConsulException, requests.RequestException):
+                    self.read_cluster()
+                with contextlib.suppress(consul.ConsulException, requests.RequestException):
+                    self._read_intentions()
             self._service_index = index
             self.refresh_services()
         self.report_ok()
@@ -217,22 +236,47 @@ class ConsulSource(Source):
 
     def _intentions_step(self) -> None:
         self._first_read.wait(10)
-        self._read_intentions(wait=True)
+        if not self._read_intentions(wait=True):
+            self.stop_event.wait(SAFETY_POLL)  # refused: look again now and then
 
-    def _read_intentions(self, wait: bool = False) -> None:
+    def _read_intentions(self, wait: bool = False) -> bool:
+        """Read (or hold on) the intentions; False when the token may not read them."""
         index = self._hold(self._intention_index) if wait else None
         params = [("index", index), ("wait", self.wait)] if index else []
-        self.requests_made += 1
-        index, items = self.client.http.get(CB.json(index=True), "/v1/connect/intentions",
-                                            params=params, headers=self.client.prepare_headers())
+        resp = self._raw("/v1/connect/intentions", params)
+        if resp.code == 403 and "not found" not in resp.body:
+            self.refuse("intentions", "intentions:read", "Consul intentions: not permitted "
+                        "(the token lacks intentions:read)", Kind.INTENTION.value)
+            self.store.replace(Kind.INTENTION, [])
+            self._intention_index = None
+            return False
+        items = CB.json()(resp) or []
+        if _filtered(resp) and not items:
+            self.refuse("intentions", "intentions:read", "Consul intentions: not permitted "
+                        "(the token lacks intentions:read; Consul hid them)",
+                        Kind.INTENTION.value)
+        else:
+            self.permit("intentions")
+        index = resp.headers.get("X-Consul-Index")
         if index != self._intention_index:
             self._intention_index = index
-            self.store.replace(Kind.INTENTION, [decode_intention(i) for i in items or []])
+            self.store.replace(Kind.INTENTION, [decode_intention(i) for i in items])
+        return True
+
+    def _raw(self, path: str, params: list[tuple[str, str]] | None = None) -> Any:
+        """py-consul's Response (code, headers, body) as it came, for what the ACLs decide."""
+        self.requests_made += 1
+        params = list(params or [])
+        if self.cfg.datacenter:
+            params.append(("dc", self.cfg.datacenter))
+        return self.client.http.get(lambda r: r, path, params=params,
+                                    headers=self.client.prepare_headers())
 
     def _hold(self, index: str | None) -> str | None:
-        """The index to block on; none (answer at once) while the backend is not ok, so a
-        recovery shows as soon as Consul answers rather than after a whole wait."""
-        return index if self.reported_health() is Health.OK else None
+        """The index to block on; none (answer at once) while the backend is down, so a
+        recovery shows as soon as Consul answers rather than after a whole wait. Degraded
+        (slow, or a capability refused) still blocks: the watches must not spin."""
+        return index if self.reported_health() in (Health.OK, Health.DEGRADED) else None
 
     def refresh_services(self) -> None:
         (names, instances), latency = timed(self._read_services)
@@ -245,8 +289,13 @@ class ConsulSource(Source):
         self._first_read.set()
 
     def _read_services(self) -> tuple[dict[str, list[str]], list[ServiceInstance]]:
-        self.requests_made += 1
-        _, names = self.client.catalog.services()
+        resp = self._raw("/v1/catalog/services")
+        names = CB.json()(resp) or {}
+        if _filtered(resp) and not names:  # Consul hides what the token may not read
+            self.refuse("services", "service:read", "Consul services: not permitted (the "
+                        "token lacks service:read); none are listed", Kind.SERVICE.value)
+        else:
+            self.permit("services")
         instances: list[ServiceInstance] = []
         for name in sorted(names):
             self.requests_made += 1
@@ -263,30 +312,47 @@ class ConsulSource(Source):
             return SAFETY_POLL
         self.read_cluster()
         quorum = self.store.get(Kind.QUORUM, "consul")
-        unwell = quorum is None or not quorum.has_leader or (
-            self.store.backend(self.name).health is not Health.OK)
+        unwell = quorum is None or not quorum.has_leader or (  # a refusal is not unwell
+            self.store.backend(self.name).health not in (Health.OK, Health.DEGRADED))
         return self.poll_interval if unwell else max(SAFETY_POLL, self.poll_interval)
 
     def read_cluster(self) -> None:
-        members = [decode_member(m, self._maintenance) for m in self._get("/v1/agent/members")]
+        resp = self._raw("/v1/agent/members")
+        members: list[Member] | None = [
+            decode_member(m, self._maintenance) for m in CB.json()(resp) or []]
+        if _filtered(resp) and not members:  # node:read missing: Serf says nothing
+            self.refuse("members", "node:read", "Consul members: not permitted (the token "
+                        "lacks node:read)", Kind.MEMBER.value)
+            members = None
+        else:
+            self.permit("members")
         quorum = self._quorum(members)
         with self.store.batch():
             self.store.upsert(Kind.QUORUM, quorum)
-            self.store.replace(Kind.MEMBER, members)
+            self.store.replace(Kind.MEMBER, members or [])
 
-    def _quorum(self, members: list[Member]) -> Quorum:
+    def _quorum(self, members: list[Member] | None) -> Quorum:
         leader = self._get("/v1/status/leader")
-        raft = None
+        peers = self._get("/v1/status/peers") or []  # status needs no ACL
+        health = None
+        note = ""
         if leader:
-            try:
-                raft = self._get("/v1/operator/raft/configuration")
-            except consul.ConsulException:
-                raft = None
-        if raft is None:  # no leader: the servers are what the peers list (or Serf) says
-            servers = [m for m in members if m.role == "server"]
-            raft = {"Servers": [{"Node": m.name, "Address": f"{m.address}:8300", "Voter": True}
-                                for m in servers]}
-        return decode_quorum(leader, raft, members)
+            resp = self._raw("/v1/operator/autopilot/health")
+            if resp.code == 403:
+                note = "the token lacks operator:read"
+            elif resp.code in (200, 429):  # 429: read fine, and something is unhealthy
+                health = json.loads(resp.body)
+            # anything else (the leader just went, an error): Serf's view, this time
+        if note:
+            partial = ("servers' health from Serf gossip" if members is not None else
+                       "servers from status/peers only, their health NOT checked (and "
+                       "node:read is missing too)")
+            self.refuse("quorum", "operator:read", f"quorum: {note}; {partial}",
+                        Kind.QUORUM.value)
+            note = f"{note}: {partial}"
+        elif health is not None:
+            self.permit("quorum")
+        return decode_quorum(leader, peers, health, members, note)
 
     # -- actions -------------------------------------------------------------------------------
 

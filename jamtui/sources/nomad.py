@@ -180,13 +180,25 @@ def decode_job(d: dict[str, Any]) -> Job:
     )
 
 
-def decode_quorum(leader: str, raft: dict[str, Any] | None) -> Quorum:
-    servers = [s for s in (raft or {}).get("Servers") or [] if s.get("Voter", True)]
-    addresses = tuple(s.get("Address", "") for s in servers)
-    # A voter counts as alive while a leader exists and Raft still lists it; without a leader
-    # Nomad cannot tell us more than that the majority is gone.
-    alive = addresses if leader else ()
-    return Quorum("nomad", leader, addresses, alive)
+def decode_quorum(leader: str, peers: list[str], health: dict[str, Any] | None = None,
+                  members: list[dict[str, Any]] | None = None, note: str = "") -> Quorum:
+    """Raft quorum from the best view the token allows: autopilot health (operator:read:
+    each server's Healthy and the cluster's FailureTolerance), else the servers' gossip pool
+    (`/v1/agent/members`, node:read) over the Raft peers, else the peers alone (no ACL), whose
+    health is then not known and not claimed."""
+    if health is not None:
+        voters = [s for s in health.get("Servers") or [] if s.get("Voter", True)]
+        return Quorum("nomad", leader, tuple(s.get("Address", "") for s in voters),
+                      tuple(s.get("Address", "") for s in voters if s.get("Healthy")),
+                      reported_tolerance=int(health.get("FailureTolerance") or 0),
+                      source="autopilot", note=note)
+    servers = tuple(peers)
+    if members is not None:
+        alive_ips = {m.get("Addr", "") for m in members if m.get("Status") == "alive"
+                     and (m.get("Tags") or {}).get("role", "nomad") == "nomad"}
+        alive = tuple(p for p in servers if p.rsplit(":", 1)[0] in alive_ips)
+        return Quorum("nomad", leader, servers, alive, source="gossip", note=note)
+    return Quorum("nomad", leader, servers, (), checked=False, source="peers", note=note)
 
 
 def split_stream(buffer: str) -> tuple[list[dict[str, Any]], str]:
@@ -216,7 +228,7 @@ class NomadSource(Source):
         super().__init__(store, cfg.address, [cfg.token])
         self.cfg = cfg
         self.poll_interval = poll_interval
-        self.quorum_interval = max(quorum_interval, poll_interval)
+        self.quorum_interval = max(min(quorum_interval, poll_interval), 0.2)
         self.resync_interval = resync_interval
         self.timeout = timeout
         self.tls = TLSSettings.of("nomad", cfg)
@@ -237,6 +249,8 @@ class NomadSource(Source):
             session=self.session,
         )
         self._job_refresh: set[str] = set()
+        self._quorum_wake = threading.Event()  # a Node event: read the quorum again now
+        self._quorum_tried = threading.Event()  # `ready` includes the first quorum read
         self._job_lock = threading.Lock()
         self._stream: requests.Response | None = None
         # Nomad replays its event buffer to a new subscription: events at or below the index
@@ -268,6 +282,7 @@ class NomadSource(Source):
 
     def stop(self, timeout: float = 1.0) -> None:
         self.stop_event.set()
+        self._quorum_wake.set()
         stream = self._stream
         if stream is not None:
             # close() would wait for the reader's lock (until the next heartbeat, up to 30 s);
@@ -311,7 +326,7 @@ class NomadSource(Source):
             self._read_index.pop(path, None)
         (nodes, jobs, allocs, csi), latency = timed(lambda: (
             self._call(self.client.nodes.get_nodes),
-            self._call(self.client.jobs.get_jobs),
+            self._jobs(),
             self._call(self.client.allocations.get_allocations),
             self._csi_volumes(),
         ))
@@ -326,17 +341,44 @@ class NomadSource(Source):
             self.store.replace(Kind.ALLOCATION, [decode_alloc(a) for a in allocs])
         self.report_ok(latency / 3)
 
-    def _csi_volumes(self) -> list[dict[str, Any]]:
-        # python-nomad has no volumes call; Nomad requires `type=csi` on it
+    def _jobs(self, prefix: str | None = None) -> list[dict[str, Any]]:
+        """The job list; a token with read-job but not list-jobs turns off the jobs view only
+        (allocations and their events need read-job alone)."""
+        try:
+            jobs = self._call(self.client.jobs.get_jobs, prefix=prefix)
+        except nomad_errors.URLNotAuthorizedNomadException as exc:
+            resp = exc.nomad_resp
+            if not isinstance(resp, requests.Response) or "not found" in resp.text:
+                raise
+            self.refuse("jobs", "namespace:list-jobs", "Nomad jobs: not permitted (the token "
+                        "lacks list-jobs); allocations still show", Kind.JOB.value)
+            return []
+        self.permit("jobs")
+        return jobs or []
+
+    def _csi_volumes(self) -> list[dict[str, Any]] | None:
+        # python-nomad has no volumes call; Nomad requires `type=csi` on it. A token without
+        # csi-list-volume turns off the CSI rows only (host volumes come with the nodes).
+        resp = self._get("/v1/volumes", params={"type": "csi"})
+        if resp.status_code == 403 and "not found" not in resp.text:
+            self.refuse("volumes", "namespace:csi-list-volume",
+                        "Nomad volumes: not permitted (the token lacks csi-list-volume); host "
+                        "volumes still show", Kind.STORAGE.value)
+            return None
+        self._check(resp)
+        self.permit("volumes")
+        return resp.json() or []
+
+    def _get(self, path: str, params: dict[str, str] | None = None) -> requests.Response:
         self.requests_made += 1
-        headers = self.cfg.auth_headers()
-        resp = self.session.get(f"{self.cfg.address.rstrip('/')}/v1/volumes",
-                                params={"type": "csi"}, headers=headers, verify=self.verify,
+        return self.session.get(f"{self.cfg.address.rstrip('/')}{path}", params=params,
+                                headers=self.cfg.auth_headers(), verify=self.verify,
                                 cert=self.tls.cert, timeout=self.timeout)
-        if resp.status_code != 200:
+
+    def _check(self, resp: requests.Response, ok: tuple[int, ...] = (200,)) -> None:
+        if resp.status_code not in ok:
             raise BackendError(http_problem("nomad", self.address, resp.status_code,
                                             resp.text, self.hint))
-        return resp.json() or []
 
     # -- the event stream ----------------------------------------------------------------------
 
@@ -365,6 +407,7 @@ class NomadSource(Source):
             # change can fall between the two; events the read already holds are skipped
             # (_apply), whether replayed from Nomad's buffer or sent during the read
             next(events)
+            self._quorum_tried.wait(self.timeout)  # so `ready` is the whole first picture
             self.sync()
             last_sync = time.monotonic()
             for batch in events:
@@ -411,6 +454,7 @@ class NomadSource(Source):
                     self._upsert_newer(Kind.ALLOCATION, alloc)
                     jobs.add(alloc.job_id)
                 elif topic == "Node" and "Node" in payload:
+                    self._quorum_wake.set()  # a server's VM may have gone with it
                     if ev.get("Type") == "NodeDeregistration":
                         self.store.remove(Kind.NOMAD_NODE, payload["Node"]["ID"])
                     else:
@@ -432,7 +476,9 @@ class NomadSource(Source):
 
     def _refresh_job(self, job_id: str) -> None:
         """Job events carry the full Job, which has no summary counts: read its stub."""
-        stubs = self._call(self.client.jobs.get_jobs, prefix=job_id)
+        stubs = self._jobs(prefix=job_id)
+        if "jobs" in self._refused:
+            return
         stub = next((j for j in stubs if j["ID"] == job_id), None)
         if stub is None:
             self.store.remove(Kind.JOB, job_id)
@@ -441,8 +487,17 @@ class NomadSource(Source):
 
     # -- quorum --------------------------------------------------------------------------------
 
-    def _quorum_step(self) -> float:
-        # Raft state has no blocking query or event; it is read on a slow interval.
+    def _quorum_step(self) -> None:
+        # Raft state has no blocking query or event: read it on the poll interval, and at once
+        # when a Node event says something moved.
+        try:
+            self.read_quorum()
+        finally:
+            self._quorum_tried.set()
+        self._quorum_wake.wait(self.quorum_interval)
+        self._quorum_wake.clear()
+
+    def read_quorum(self) -> Quorum:
         try:
             leader = self._call(self.client.status.leader.get_leader) or ""
         except nomad_errors.BaseNomadException as exc:
@@ -450,18 +505,40 @@ class NomadSource(Source):
             if not isinstance(inner, BackendError) or "leader" not in str(inner).lower():
                 raise
             leader = ""
-        raft = None
+        health = None
+        note = ""
         if leader:
-            raft = self._call(self.client.operator.get_configuration)
+            resp = self._get("/v1/operator/autopilot/health")
+            if resp.status_code == 403:
+                note = "the token lacks operator:read"
+            else:
+                self._check(resp, ok=(200, 429))  # 429: read fine, something is unhealthy
+                health = resp.json()
+        members = None
+        peers: list[str] = []
+        if health is None:
+            peers = self._call(self.client.status.peers.get_peers) or []  # needs no ACL
+            resp = self._get("/v1/agent/members")
+            if resp.status_code == 403:
+                note = "the token lacks operator:read and node:read" if note else (
+                    "the token lacks node:read")
+            else:
+                self._check(resp)
+                members = resp.json().get("Members") or []
+        if note and health is None:
+            partial = ("servers' health from gossip (agent/members)" if members is not None
+                       else "servers from status/peers only, their health NOT checked")
+            self.refuse("quorum", "operator:read" if "operator" in note else "node:read",
+                        f"quorum: {note}; {partial}", Kind.QUORUM.value)
+            note = f"{note}: {partial}"
         else:
-            peers = self._call(self.client.status.peers.get_peers) or []
-            raft = {"Servers": [{"Address": p, "Voter": True} for p in peers]}
-        quorum = decode_quorum(leader, raft)
+            self.permit("quorum")
+        quorum = decode_quorum(leader, peers, health, members, note)
         self.store.upsert(Kind.QUORUM, quorum)
         if not leader:
             self.report_ok(problem=f"Nomad has no cluster leader: the majority of its "
                            f"{len(quorum.servers)} servers is gone. Start the vb servers.")
-        return self.quorum_interval
+        return quorum
 
     # -- actions (called from workers; each returns what Nomad answered) -----------------------
 

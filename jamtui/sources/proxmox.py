@@ -67,6 +67,28 @@ def ip_from_config(config: dict[str, Any]) -> str | None:
     return None
 
 
+# What /cluster/resources shows only with a privilege (Proxmox filters, it does not refuse):
+# (feature, privilege, ACL path, the kind whose pane says it, the words)
+AUDIT_PRIVILEGES = (
+    ("vms", "VM.Audit", "/vms", Kind.VM,
+     "Proxmox VMs: not permitted (the token lacks VM.Audit on /vms); none are listed"),
+    ("hypervisors", "Sys.Audit", "/nodes", Kind.HYPERVISOR,
+     "Proxmox hypervisors: not permitted (the token lacks Sys.Audit on /nodes)"),
+    ("storage", "Datastore.Audit", "/storage", Kind.STORAGE,
+     "Proxmox storage: not permitted (the token lacks Datastore.Audit on /storage)"),
+)
+PRIVILEGE_CHECK_EVERY = 12  # polls between reads of the token's own privileges
+
+
+def held_privileges(paths: dict[str, dict[str, Any]], path: str) -> set[str]:
+    """The privileges `/access/permissions` shows on `path`, on `/`, or anywhere under it."""
+    out: set[str] = set()
+    for p, privileges in paths.items():
+        if p in ("/", path) or p.startswith(path + "/"):
+            out.update(privileges or {})
+    return out
+
+
 class ProxmoxSource(Source):
     name = "proxmox"
     hint = "[proxmox] token_id and token / PROXMOX_VE_API_TOKEN, [proxmox] ca_file"
@@ -87,6 +109,7 @@ class ProxmoxSource(Source):
             service="PVE",
         )
         self._ips: dict[int, str | None] = {}
+        self._polls = 0
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._poll, "cluster resources"), "poll")
@@ -98,8 +121,11 @@ class ProxmoxSource(Source):
         if isinstance(exc, AuthenticationError):
             return BackendError(http_problem("proxmox", self.address, 401, str(exc), self.hint))
         if isinstance(exc, ResourceException):
+            # pveproxy's reason phrase (proxmoxer's `content`) names what failed, e.g.
+            # "Permission check failed (/vms/100, VM.PowerMgmt)"
             return BackendError(http_problem("proxmox", self.address, exc.status_code,
-                                             exc.status_message or str(exc), self.hint))
+                                             exc.content or exc.status_message or str(exc),
+                                             self.hint))
         return exc
 
     def _poll(self) -> float:
@@ -107,6 +133,9 @@ class ProxmoxSource(Source):
         return self.poll_interval
 
     def refresh(self) -> None:
+        if self._polls % PRIVILEGE_CHECK_EVERY == 0:
+            self._check_privileges()
+        self._polls += 1
         resources, latency = timed(lambda: self._get("cluster/resources"))
         if not isinstance(resources, list):  # proxmoxer hands back {"errors": body} for non-JSON
             raise BackendError(f"{self.address} sent a malformed answer (not the JSON list "
@@ -126,6 +155,21 @@ class ProxmoxSource(Source):
             self.store.replace(Kind.VM, vms)
             self.store.replace(Kind.STORAGE, storages, scope=lambda s: s.backend == "proxmox")
         self.report_ok(latency)
+
+    def _check_privileges(self) -> None:
+        """Proxmox answers a token without VM.Audit with no VMs, not a refusal: ask it what
+        the token holds (any token may read its own) so an empty view says why."""
+        try:
+            paths = self._get("access/permissions")
+        except ResourceException:
+            return  # not said either way: nothing is claimed
+        if not isinstance(paths, dict):
+            return
+        for feature, privilege, path, kind, message in AUDIT_PRIVILEGES:
+            if privilege in held_privileges(paths, path):
+                self.permit(feature)
+            else:
+                self.refuse(feature, privilege, message, kind.value)
 
     def _config_ip(self, node: str, vmid: int) -> str | None:
         try:

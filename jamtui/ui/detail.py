@@ -192,6 +192,7 @@ def service_detail(s: Service, store: Store) -> Rendered:
         _section("Instances and checks"),
         _small_table(["NODE", "ADDRESS", "HEALTH", "ALLOC / OUTPUT"], rows),
         _section("Intentions"),
+        *[Text(r.message, style="yellow") for r in store.refusals(Kind.INTENTION)],
         _small_table(["SOURCE", "→", "DESTINATION", "ACTION", "PRECEDENCE"],
                      [[i.source, "→", i.destination, _action_text(i.action), i.precedence]
                       for i in sorted(intentions, key=lambda i: -i.precedence)]),

@@ -25,11 +25,19 @@ HEALTH_LOOK = {
 }
 
 
-def quorum_text(q: Quorum) -> Text:
+def quorum_text(q: Quorum, stale: str = "") -> Text:
+    """The quorum badge; `stale` (the age of the last answer) when its backend is down."""
     alive, total = len(q.alive), len(q.servers)
+    if stale:  # what its backend said last, not what is true now
+        seen = f"{alive}/{total}" if q.checked else f"{total} servers"
+        return Text(f"{q.system} ? {seen} STALE {stale}", style="dim")
     if not q.has_leader:
         return Text(f"{q.system} ✗ NO LEADER {alive}/{total}", style="bold red")
-    if q.failure_tolerance <= 0:
+    tolerance = q.failure_tolerance
+    if tolerance is None:  # the token could read no server's health: do not claim any
+        return Text(f"{q.system} ? leader {q.leader.split(':')[0]} {total} servers, health "
+                    "not checked", style="yellow")
+    if tolerance <= 0:
         return Text(f"{q.system} ! {alive}/{total} — one more loss loses quorum",
                     style="bold yellow")
     return Text(f"{q.system} ✓ leader {q.leader.split(':')[0]} {alive}/{total}", style="green")
@@ -104,7 +112,11 @@ class HealthBar(Static):
         if quorums:
             line.append("│ ", style="dim")
             for q in quorums:
-                line.append_text(quorum_text(q))
+                owner = self.store.backend(q.system)
+                stale = ""
+                if owner.health is Health.DOWN:
+                    stale = age(now - owner.last_success) if owner.last_success else "?"
+                line.append_text(quorum_text(q, stale))
                 line.append("  ")
         problems.rstrip()
         self.update(line if not problems else Text.assemble(line, "\n", problems))
@@ -147,6 +159,8 @@ class Pane(Vertical):
         title.append(f"[{count}]", style="dim")
         if self.table.filter_text:
             title.append(f"  /{self.table.filter_text}", style="yellow")
+        for refusal in self.store.refusals(self.kind):
+            title.append(f"  {refusal.message}", style="yellow")
         stale = self.store.is_stale(self.kind)
         self.set_class(stale, "-stale")
         from ..store import OWNER

@@ -363,12 +363,18 @@ def test_intentions_list_and_exact(lab: Lab) -> None:
 
 
 def test_tokens(lab: Lab) -> None:
-    with pytest.raises(consul.ACLPermissionDenied):
+    with pytest.raises(consul.ACLPermissionDenied, match="ACL not found"):
         client(lab, token="wrong").catalog.services()
-    denied = raw(lab, "GET", "/v1/catalog/services", token=None)
-    assert denied.status_code == 403 and denied.text == "Permission denied"
+    # no token is the anonymous token: under default deny a list is filtered to nothing
+    filtered = raw(lab, "GET", "/v1/catalog/services", token=None)
+    assert filtered.status_code == 200 and filtered.json() == {}
+    assert filtered.headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
+    assert int(filtered.headers["X-Consul-Index"]) >= 1
+    denied = raw(lab, "GET", "/v1/operator/raft/configuration", token=None)
+    assert denied.status_code == 403 and denied.text == (
+        "Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' "
+        "lacks permission 'operator:read'")
     assert denied.headers["Content-Type"].startswith("text/plain")
-    assert int(denied.headers["X-Consul-Index"]) >= 1
     url = lab.urls["consul"] + "/v1/catalog/services"
     bearer = requests.get(url, timeout=5,
                           headers={"Authorization": f"Bearer {lab.secrets.consul_token}"})

@@ -99,7 +99,9 @@ def test_status_and_raft_configuration(lab: Lab) -> None:
 def test_a_wrong_token_is_refused_with_403(lab: Lab) -> None:
     with pytest.raises(nomad_errors.URLNotAuthorizedNomadException) as err:
         client(lab, token="not-the-token").jobs.get_jobs()
-    assert err.value.nomad_resp.text == "Permission denied"
+    assert err.value.nomad_resp.text == "ACL token not found"  # an unknown secret
+    anonymous = requests.get(f"{lab.urls['nomad']}/v1/jobs", timeout=5)
+    assert anonymous.status_code == 403 and anonymous.text == "Permission denied"
     bearer = requests.get(f"{lab.urls['nomad']}/v1/jobs", timeout=5,
                           headers={"Authorization": f"Bearer {lab.secrets.nomad_token}"})
     assert bearer.status_code == 200

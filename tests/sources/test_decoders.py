@@ -62,12 +62,20 @@ def test_consul_members_raft_and_intentions_samples() -> None:
     [member] = [decode_member(m) for m in load("consul/agent-members.json")]
     assert (member.name, member.address, member.status, member.role) == (
         "foobar", "10.1.10.12", "alive", "server")
-    raft = load("consul/raft-configuration.json")
-    alive = [member.__class__(name=n, address="", status="alive", role="server")
-             for n in ("alice", "bob")]
-    quorum = decode_quorum("127.0.0.1:8300", raft, alive)
-    assert len(quorum.servers) == 3 and len(quorum.alive) == 2
+    peers = [s["Address"] for s in load("consul/raft-configuration.json")["Servers"]]
+    # Serf's view (node:read) over the peers (no ACL): carol's agent is not alive
+    alive = [member.__class__(name=n, address=a, status="alive", role="server")
+             for n, a in (("alice", "127.0.0.1"), ("bob", "127.0.0.2"))]
+    quorum = decode_quorum("127.0.0.1:8300", peers, None, alive)
+    assert len(quorum.servers) == 3 and len(quorum.alive) == 2 and quorum.source == "gossip"
     assert quorum.failure_tolerance == 0  # 2 of 3 alive: one more loss loses quorum
+    # autopilot health (operator:read): its own Healthy and FailureTolerance
+    health = decode_quorum("127.0.0.1:8300", peers, load("consul/autopilot-health.json"))
+    assert health.alive == ("127.0.0.1:8300", "127.0.0.2:8300")
+    assert health.failure_tolerance == 0 and health.source == "autopilot"
+    # neither: the servers are known, their health is not, and nothing claims it
+    blind = decode_quorum("127.0.0.1:8300", peers, None, None, "the token lacks node:read")
+    assert not blind.checked and blind.failure_tolerance is None and blind.alive == ()
     intentions = [decode_intention(i) for i in load("consul/intentions.json")]
     assert [(i.source, i.destination, i.action, i.precedence) for i in intentions] == [
         ("web", "db", "deny", 9), ("web", "*", "allow", 6)]

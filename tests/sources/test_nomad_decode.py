@@ -72,12 +72,25 @@ def test_rfc3339_handles_nanoseconds_zero_and_offsets() -> None:
     assert rfc3339("2021-11-04T10:14:22.054814+01:00") == rfc3339("2021-11-04T09:14:22.054814Z")
 
 
-def test_quorum_from_raft_configuration() -> None:
-    raft = {"Servers": [{"Address": f"10.0.0.{i}:4647", "Voter": True} for i in (1, 2, 3)]}
-    q = decode_quorum("10.0.0.1:4647", raft)
-    assert q.has_leader and len(q.servers) == 3 and q.failure_tolerance == 1
-    lost = decode_quorum("", raft)
-    assert not lost.has_leader and lost.failure_tolerance < 0
+def test_quorum_is_what_was_checked_not_every_voter_while_a_leader_exists() -> None:
+    peers = [f"10.0.0.{i}:4647" for i in (1, 2, 3)]
+    servers = [{"ID": str(i), "Name": f"s{i}.global", "Address": p, "SerfStatus": "alive",
+                "Leader": i == 1, "Healthy": i != 3, "Voter": True}
+               for i, p in enumerate(peers, 1)]
+    health = {"Healthy": False, "FailureTolerance": 0, "Servers": servers}
+    q = decode_quorum("10.0.0.1:4647", peers, health)
+    assert q.has_leader and len(q.servers) == 3 and len(q.alive) == 2
+    assert q.failure_tolerance == 0  # the server that stopped is not counted alive
+    members = [{"Name": f"s{i}.global", "Addr": f"10.0.0.{i}", "Port": 4648,
+                "Tags": {"role": "nomad", "port": "4647"},
+                "Status": "alive" if i != 3 else "failed"} for i in (1, 2, 3)]
+    gossip = decode_quorum("10.0.0.1:4647", peers, None, members, "no operator:read")
+    assert gossip.alive == tuple(peers[:2]) and gossip.failure_tolerance == 0
+    blind = decode_quorum("10.0.0.1:4647", peers, None, None, "no node:read either")
+    assert not blind.checked and blind.failure_tolerance is None
+    lost = decode_quorum("", peers, None, members[:1])
+    assert not lost.has_leader and lost.failure_tolerance is not None
+    assert lost.failure_tolerance < 0
 
 
 def test_event_stream_framing() -> None:

@@ -92,6 +92,8 @@ def test_haproxy_and_fabio_have_no_token() -> None:
         assert "Check the haproxy token" not in text and words in text
         assert "refused the token" not in text
     assert "Check the nomad token ([nomad] token)" in http_problem(
+        "nomad", "n", 403, "ACL token not found", "[nomad] token")
+    assert "lacks a permission" in http_problem(
         "nomad", "n", 403, "Permission denied", "[nomad] token")
 
 
