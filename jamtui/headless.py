@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .model import Health, Kind, Quorum, ServiceInstance
+from .model import BackendStatus, Health, Kind, Quorum, ServiceInstance
 from .store import OWNER, Store
 
 SCHEMA_VERSION = 1
@@ -92,9 +92,17 @@ def quorum_line(q: Quorum, stale: bool = False) -> Text:
 
 
 def exit_code(store: Store, configured: set[str]) -> int:
-    """0 when every configured backend is ok, 1 when any is degraded or down."""
-    bad = [b for b in store.backends() if b.name in configured and b.health is not Health.OK]
+    """0 when every configured backend is ok, 1 when any is degraded or down. Features the
+    token may not read (`refused`) are listed, not failed: a least-privilege token is a
+    choice, as `doctor` too calls them warnings."""
+    bad = [b for b in store.backends() if b.name in configured and b.health is not Health.OK
+           and not _only_refused(b)]
     return 1 if bad else 0
+
+
+def _only_refused(b: BackendStatus) -> bool:
+    return (b.health is Health.DEGRADED and bool(b.refused)
+            and b.last_error == "; ".join(r.message for r in b.refused))
 
 
 def snapshot_exit_code(store: Store, configured: set[str]) -> int:

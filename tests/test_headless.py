@@ -75,7 +75,7 @@ def test_headless_with_read_only_tokens(lab_config: tuple[Lab, Path]) -> None:
         assert q["checked"] and q["source"] == "gossip" and "operator:read" in q["note"]
         assert len(q["alive"]) == 3 and q["failure_tolerance"] == 1
     status = run(["status", "--config", str(path)], env)
-    assert status.returncode == 1  # degraded is not ok
+    assert status.returncode == 0, status.stdout  # features refused: listed, not failed
     assert "operator:read" in status.stdout and "refused the token" not in status.stdout
     doctor = run(["doctor", "--config", str(path)], {**env, "COLUMNS": "200"})
     assert doctor.returncode == 0, doctor.stdout
