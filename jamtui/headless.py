@@ -13,6 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .model import Health, Kind, Quorum, ServiceInstance
+from .plain import BLOCK_LIMIT, line
+from .plain import text as plain_text
 from .store import Store
 
 SCHEMA_VERSION = 1
@@ -77,7 +79,7 @@ def quorum_line(q: Quorum) -> Text:
     if not q.has_leader:
         return Text(f"{q.system}: NO LEADER ({alive}/{total} servers)", style="bold red")
     left = q.failure_tolerance
-    text = f"{q.system}: leader {q.leader} ({alive}/{total} servers"
+    text = f"{q.system}: leader {line(q.leader)} ({alive}/{total} servers"
     if left <= 0:
         return Text(text + ", one more loss loses quorum)", style="bold yellow")
     return Text(text + f", survives {left} more loss{'es' if left > 1 else ''})", style="green")
@@ -118,7 +120,7 @@ def render_status(store: Store, console: Console, configured: set[str]) -> None:
 def _counts(counter: Counter[str], styles: dict[str, str]) -> Text:
     if not counter:
         return Text("none", style="dim")
-    parts = [Text(f"{n} {state}", style=styles.get(state.split(" ")[0], ""))
+    parts = [Text(f"{n} {line(state)}", style=styles.get(state.split(" ")[0], ""))
              for state, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
     return Text(", ").join(parts)
 
@@ -130,13 +132,15 @@ def _backends_table(store: Store, configured: set[str]) -> Table:
     now = time.time()
     for b in store.backends():
         if b.name not in configured and b.health is Health.UNKNOWN:
-            table.add_row(b.name, Text("- off", style="dim"), "", Text(b.last_error, "dim"))
+            table.add_row(Text(b.name), Text("- off", style="dim"), "",
+                          plain_text(b.last_error, "dim", limit=BLOCK_LIMIT, multiline=True))
             continue
-        detail = b.last_error
+        detail = plain_text(b.last_error, limit=BLOCK_LIMIT, multiline=True)
         if b.health is Health.DOWN and b.last_success:
-            detail += f" (last good answer {now - b.last_success:.0f} s ago)"
-        table.add_row(b.name, Text(f"{HEALTH_MARK[b.health]} {b.health.value}",
-                                   style=HEALTH_STYLE[b.health]), b.address, detail)
+            detail.append(f" (last good answer {now - b.last_success:.0f} s ago)")
+        table.add_row(Text(b.name), Text(f"{HEALTH_MARK[b.health]} {b.health.value}",
+                                         style=HEALTH_STYLE[b.health]),
+                      plain_text(b.address), detail)
     return table
 
 
@@ -148,7 +152,8 @@ def _hypervisors_table(store: Store) -> Table:
     for hv in sorted(store.items(Kind.HYPERVISOR), key=lambda h: h.name):
         running = sum(1 for v in vms if v.node == hv.name and v.status == "running")
         total = sum(1 for v in vms if v.node == hv.name and not v.template)
-        table.add_row(hv.name, Text(hv.status, "green" if hv.status == "online" else "red"),
+        table.add_row(plain_text(hv.name), plain_text(
+            hv.status, "green" if hv.status == "online" else "red"),
                       pct(hv.cpu, 1), pct(hv.mem, hv.maxmem), f"{running}/{total} running")
     return table
 
@@ -159,6 +164,6 @@ def _services_line(store: Store) -> Text:
     for s in services:
         total = s.passing + s.warning + s.critical
         style = "red" if s.critical else "yellow" if s.warning else "green"
-        parts.append(Text(f"{s.name} {s.passing}/{total}", style=style))
+        parts.append(Text(f"{line(s.name)} {s.passing}/{total}", style=style))
     return Text.assemble(("Services  ", "bold"), Text("  ").join(parts) if parts else
                          Text("none", style="dim"))

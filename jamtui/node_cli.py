@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from .config import Config
 from .engine import Engine
 from .inventory import InventoryError, load_inventory, propose_node, validate_node
+from .plain import block, line
 from .workflows.journal import JournalError, list_journals
 from .workflows.node import NodeWorkflows
 from .workflows.runner import StepFailed
@@ -26,14 +27,14 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
         return 2
     if args.node_command == "list":
         for s in list_journals(cfg.provisioning.state_dir):
-            print(f"{s.id}  {s.state:<12} {s.step:<10} {s.message}", file=out)
+            print(f"{s.id}  {s.state:<12} {s.step:<10} {line(s.message)}", file=out)
         return 0
     engine = Engine(cfg)
     engine.start()
     engine.wait_ready(10)
 
     def approve(title: str, text: str) -> bool:
-        print(f"\n{title}:\n{text}\n", file=err)
+        print(f"\n{line(title)}:\n{block(text, None)}\n", file=err)
         if args.yes:
             print("(--yes: approved)", file=err)
             return True
@@ -52,7 +53,7 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
         rollback = args.node_command == "rollback"
         state = wf.rollback() if rollback else wf.run()
     except (InventoryError, JournalError, StepFailed, OSError) as exc:
-        print(f"jamtui node: {exc}", file=err)
+        print(f"jamtui node: {block(exc)}", file=err)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; resume with: jamtui node resume ID", file=err)
@@ -62,7 +63,7 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
     if state in ("done", "rolled-back"):
         print(f"{wf.kind} {wf.params.get('name', '')}: {state}", file=err)
         return 0
-    print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {wf.message}\n"
+    print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {block(wf.message)}\n"
           f"resume with `jamtui node resume {wf.id}`, or undo with "
           f"`jamtui node rollback {wf.id}`", file=err)
     return 1
@@ -77,7 +78,7 @@ def _build(cfg: Config, flows: NodeWorkflows, args: Any, err: TextIO) -> Workflo
         errors = validate_node(inv, spec)
         if errors:
             for field, why in errors.items():
-                print(f"jamtui node add: {field}: {why}", file=err)
+                print(f"jamtui node add: {field}: {line(why)}", file=err)
             return None
         return flows.add(spec)
     if args.node_command == "remove":
@@ -98,9 +99,9 @@ def _build(cfg: Config, flows: NodeWorkflows, args: Any, err: TextIO) -> Workflo
 def _printer(out: TextIO, err: TextIO) -> Any:
     def show(what: str, step: StepState | None, data: Any) -> None:
         if what == "line":
-            print(f"[{step.name if step else ''}] {data}", file=out, flush=True)
+            print(f"[{step.name if step else ''}] {line(data, None)}", file=out, flush=True)
         elif what == "step" and step is not None and step.state != "running":
-            print(f"== {step.title}: {step.state}" + (f": {step.message}" if step.message
+            print(f"== {step.title}: {step.state}" + (f": {block(step.message)}" if step.message
                                                      else ""), file=err, flush=True)
         elif what == "step" and step is not None and step.progress is None:
             print(f"== {step.title} …", file=err, flush=True)

@@ -11,6 +11,8 @@ from textual.containers import Vertical
 from textual.widgets import Label, Static
 
 from ..model import Health, Kind, Quorum
+from ..plain import BLOCK_LIMIT
+from ..plain import line as plain_line
 from ..store import Store
 from .columns import History, age
 from .keymap import Key
@@ -31,7 +33,8 @@ def quorum_text(q: Quorum) -> Text:
     if q.failure_tolerance <= 0:
         return Text(f"{q.system} ! {alive}/{total} — one more loss loses quorum",
                     style="bold yellow")
-    return Text(f"{q.system} ✓ leader {q.leader.split(':')[0]} {alive}/{total}", style="green")
+    return Text(f"{q.system} ✓ leader {plain_line(q.leader.split(':')[0])} {alive}/{total}",
+                style="green")
 
 
 class HealthBar(Static):
@@ -64,7 +67,8 @@ class HealthBar(Static):
             if b.health in (Health.DOWN, Health.DEGRADED) and b.last_error:
                 when = f" (data {age(now - b.last_success)} old)" if (
                     b.health is Health.DOWN and b.last_success) else ""
-                problems.append(f"{b.name}: {b.last_error}{when}\n", style=style)
+                problems.append(f"{b.name}: {plain_line(b.last_error, BLOCK_LIMIT)}{when}\n",
+                                style=style)
         quorums = sorted(self.store.items(Kind.QUORUM), key=lambda q: q.system)
         if quorums:
             line.append("│ ", style="dim")
@@ -109,7 +113,7 @@ class Pane(Vertical):
         title = Text(f"{self.title} ", style="bold")
         title.append(f"[{count}]", style="dim")
         if self.table.filter_text:
-            title.append(f"  /{self.table.filter_text}", style="yellow")
+            title.append(f"  /{plain_line(self.table.filter_text)}", style="yellow")
         stale = self.store.is_stale(self.kind)
         self.set_class(stale, "-stale")
         if stale:
@@ -117,5 +121,6 @@ class Pane(Vertical):
 
             backend = self.store.backend(OWNER[self.kind])
             when = age(time.time() - backend.last_success) if backend.last_success else "?"
-            title.append(f"  STALE {when}: {backend.last_error}", style="bold red")
+            title.append(f"  STALE {when}: {plain_line(backend.last_error, BLOCK_LIMIT)}",
+                         style="bold red")
         label.update(title)

@@ -25,6 +25,7 @@ from ..inventory import (
     propose_node,
     validate_node,
 )
+from ..plain import BLOCK_LIMIT, block, line
 from ..workflows.journal import JournalError
 from ..workflows.runner import StepFailed
 from ..workflows.workflow import StepState, Workflow
@@ -100,7 +101,7 @@ class NodeAddScreen(ModalScreen["NodeSpec | None"]):
         if spec is not None:
             self.spec = spec
         for f in FIELDS:
-            self.query_one(f"#e-{f}", Label).update(self.errors.get(f, ""))
+            self.query_one(f"#e-{f}", Label).update(Text(line(self.errors.get(f, ""))))
         self.query_one("#submit", Button).disabled = bool(self.errors)
 
     @on(Button.Pressed, "#submit")
@@ -131,9 +132,9 @@ class PlanScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="plan-box"):
-            yield Label(Text(self.title_text, style="bold"), classes="pane-title")
+            yield Label(Text(line(self.title_text), style="bold"), classes="pane-title")
             with VerticalScroll():
-                yield Static(Text(self.text), id="plan-text")
+                yield Static(Text(block(self.text, None)), id="plan-text")
             yield Label("Apply this plan?  y apply · n / Esc do not apply")
 
     def action_answer(self, yes: bool) -> None:
@@ -165,7 +166,8 @@ class WorkflowScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         wf = self.workflow
-        yield Label(Text(f"{wf.kind} {wf.params.get('name', '')}  ·  {wf.id}", style="bold"),
+        yield Label(Text(line(f"{wf.kind} {wf.params.get('name', '')}  ·  {wf.id}"),
+                         style="bold"),
                     id="wf-title", classes="pane-title")
         yield Static(id="wf-steps")
         yield ProgressBar(total=1.0, show_eta=False, id="wf-progress")
@@ -176,7 +178,7 @@ class WorkflowScreen(Screen[None]):
         self._unobserve = self.workflow.observe(self._observed)
         log = self.query_one(Log)
         for st in self.workflow.states.values():
-            log.write_lines(st.lines)
+            log.write_lines([line(x, None) for x in st.lines])
         self.set_interval(0.1, self._flush)
 
     def on_unmount(self) -> None:
@@ -187,7 +189,7 @@ class WorkflowScreen(Screen[None]):
         # from the workflow's thread: collect, the interval draws
         with self._lock:
             if what == "line" and step is not None:
-                self._lines.append(f"[{step.name}] {data}")
+                self._lines.append(f"[{step.name}] {line(data, None)}")
             self._dirty = True
 
     def _flush(self) -> None:
@@ -213,14 +215,16 @@ class WorkflowScreen(Screen[None]):
         table.add_column(ratio=1)
         for st in wf.states.values():
             icon, style = ICONS.get(st.state, ("?", ""))
-            table.add_row(Text(icon, style=style), st.title,
-                          Text(st.message, style="red" if st.state == "failed" else "dim"))
+            table.add_row(Text(icon, style=style), Text(line(st.title)),
+                          Text(line(st.message, BLOCK_LIMIT),
+                               style="red" if st.state == "failed" else "dim"))
         state_style = {"done": "green", "failed": "bold red", "cancelled": "yellow",
                        "rolled-back": "yellow"}.get(wf.state, "cyan")
         hint = {"failed": "  r resume from the failed step · b roll back",
                 "cancelled": "  r resume · b roll back",
                 "interrupted": "  r resume · b roll back"}.get(wf.state, "")
-        table.add_row("", Text(wf.state, style=state_style), Text(wf.message + hint))
+        table.add_row("", Text(wf.state, style=state_style),
+                      Text(line(wf.message, BLOCK_LIMIT) + hint))
         return table
 
     def action_cancel_workflow(self) -> None:
@@ -335,7 +339,8 @@ class WorkflowsScreen(Screen[None]):
         summaries = list_journals(self.app.engine.config.provisioning.state_dir)  # type: ignore[attr-defined]
         options = [Option(Text.assemble((f"{s.state:<12}", ICONS.get(
             {"rolled-back": "cancelled", "interrupted": "failed"}.get(s.state, s.state),
-            ("", ""))[1]), f" {s.kind:<12} {s.params.get('name', ''):<8} {s.id}  {s.message}"),
+            ("", ""))[1]), line(f" {s.kind:<12} {s.params.get('name', ''):<8} {s.id}  "
+                                f"{s.message}")),
             id=s.id) for s in summaries]
         yield OptionList(*options, id="wf-list") if options else Label(
             "No workflows yet: `a` on the VMs view adds a node.")

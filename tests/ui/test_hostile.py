@@ -1,0 +1,159 @@
+"""A hostile job, service and check in the lab: every view shows their strings literally,
+draws no control character, and nothing in them crashes the cockpit (issue #12 §1)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import nomad
+from textual.widgets import Static
+
+from jamtui.engine import Engine
+from jamtui.model import Kind
+from jamtui.sim.lab import Lab
+from jamtui.ui.app import JamApp
+from jamtui.ui.screens import DetailScreen
+from tests.ui.test_cockpit import focus_row, pane, ready, text_of, until
+
+OSC_TITLE = "\x1b]0;PWNED\x07"
+OSC_CLIPBOARD = "\x1b]52;c;cm0gLXJmIC8K\x07"
+OSC_LINK = "\x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\"
+CLEAR_AND_LEAVE = "\x1b[2J\x1b[?1049l"
+LONG = "zz" + "L" * 10_000  # sorts last among the tags
+
+GROUP_MARKUP = "g[/x]"  # MarkupError in notify() on today's code
+GROUP_TITLE = f"t{OSC_TITLE}"  # rewrote the terminal's title from the overview
+TASK = f"task{CLEAR_AND_LEAVE}"  # cleared the screen, left the alternate screen
+TAGS = [f"tag{OSC_TITLE}", f"clip{OSC_CLIPBOARD}", OSC_LINK, "[link=http://evil.example/]x",
+        "urlprefix-[blink]evil.jamfox.dev/", LONG]
+CHECK_OUTPUT = f"HTTP GET: 200 OK Output: {OSC_TITLE}{CLEAR_AND_LEAVE}[/x] body"
+CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def hostile_job() -> dict[str, Any]:
+    task = {"Name": TASK, "Driver": "docker", "Config": {"image": "nginx"}}
+    return {"Job": {"ID": "hostile", "Type": "service", "TaskGroups": [
+        {"Name": GROUP_MARKUP, "Count": 1, "Tasks": [task]},
+        {"Name": GROUP_TITLE, "Count": 1,
+         "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
+         "Services": [{"Name": "hostile", "PortLabel": "http", "Tags": TAGS}],
+         "Tasks": [task]},
+    ]}}
+
+
+def register(lab: Lab) -> None:
+    client = nomad.Nomad(address=lab.urls["nomad"], token=lab.secrets.nomad_token, timeout=5)
+    client.job.register_job("hostile", hostile_job())
+
+
+def drawn(app: JamApp) -> str:
+    """What the screen draws (every layer, toasts too), as text."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(s.text for s in strip if not s.control) for strip in strips)
+
+
+def clean(app: JamApp) -> str:
+    text = drawn(app)
+    bad = CONTROL.search(text)
+    assert bad is None, f"a control character was drawn: {text[bad.start() - 20:bad.end()]!r}"
+    return text
+
+
+async def test_hostile_strings_are_shown_literally_in_every_view(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    register(lab)
+    app = JamApp(engine)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await ready(pilot, app)
+        store = engine.store
+
+        def hostile(group: str) -> Any:
+            return next((a for a in store.items(Kind.ALLOCATION) if a.job_id == "hostile"
+                         and a.task_group == group and a.client_status == "running"), None)
+
+        await until(pilot, lambda: hostile(GROUP_MARKUP) and hostile(GROUP_TITLE), timeout=15)
+        # overview: the allocation names carry the group names
+        await until(pilot, lambda: "hostile.t␛]0;PWNED␇[0]" in clean(app))
+        await until(pilot, lambda: "hostile.g[/x][0]" in clean(app))
+
+        await pilot.press("colon", *"jobs", "enter")
+        await until(pilot, lambda: app.screen.name == "jobs")
+        await until(pilot, lambda: "t␛]0;PWNED␇ 1/0/0" in clean(app))
+        assert "g[/x] 1/0/0" in clean(app)
+
+        await pilot.press("colon", *"services", "enter")
+        await until(pilot, lambda: app.screen.name == "services")
+        await until(pilot, lambda: "␛]8;;http://evil.example/␛\\click" in clean(app),
+                    timeout=15)
+
+        # the allocation's detail: the task name, literally
+        alloc = hostile(GROUP_TITLE)
+        app.open_detail(Kind.ALLOCATION, alloc.id)
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await until(pilot, lambda: "task␛[2J␛[?1049l" in clean(app))
+        body = text_of(app.screen.query_one("#detail", Static).content)
+        assert "\x1b" not in body
+
+        # the service's detail: a check's output (a workload's health body), literally
+        inst = next(i for i in store.items(Kind.INSTANCE) if i.alloc_id == alloc.id)
+        check = next((c for c in inst.checks if c.check_id != "serfHealth"), inst.checks[0])
+        await asyncio.to_thread(lab.call, lab.world.set_check, inst.node, check.check_id,
+                                "passing", CHECK_OUTPUT)
+        app.open_detail(Kind.SERVICE, "hostile")
+        await until(pilot, lambda: app.screen.name == "detail:services:hostile")
+        await until(pilot, lambda: "Output: ␛]0;PWNED␇␛[2J" in clean(app), timeout=15)
+        assert "[link=http://evil.example/]x" in clean(app)  # a tag, not a hyperlink
+
+        # an action on the allocation of `g[/x]`: the notification says the name
+        await pilot.press("escape", "escape", "escape")
+        await pilot.press("colon", *"allocs", "enter")
+        await until(pilot, lambda: app.screen.name == "allocs")
+        table = pane(app, Kind.ALLOCATION).table
+        target = hostile(GROUP_MARKUP)
+        await until(pilot, lambda: target.id in table._texts)
+        focus_row(table, target.id)
+        await pilot.press("r")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        assert "g[/x]" in clean(app)
+        await pilot.press("y")
+        await until(pilot, lambda: "g[/x]" in " ".join(
+            str(n.message) for n in app._notifications))
+        await pilot.pause(0.5)  # the toast is drawn: a MarkupError here ended the app
+        await until(pilot, lambda: "hostile.g[/x][0]" in clean(app))
+
+        # the palette finds the hostile allocation by name, shown literally
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"hostile.g")
+        await until(pilot, lambda: "allocation hostile.g[/x][0]" in clean(app))
+        await pilot.press("escape")
+
+        # the routing view: a route whose host came from a tag
+        await pilot.press("colon", *"routes", "enter")
+        await until(pilot, lambda: app.screen.name == "routes")
+        await until(pilot, lambda: "[blink]evil.jamfox.dev/" in clean(app), timeout=15)
+    assert app.return_code in (None, 0)
+
+
+async def test_an_unexpected_exception_ends_the_app_non_zero_in_one_line(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    _lab, engine = lab_engine
+    app = JamApp(engine, start_engine=False)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause(0.1)
+
+            def boom() -> None:
+                raise RuntimeError(f"kaput {OSC_TITLE}")
+
+            app.call_later(boom)
+            await pilot.pause(0.5)
+    except RuntimeError:
+        pass  # the pilot re-raises what ended the app; the app's own handling is below
+    assert app.return_code == 1
+    crash = getattr(app, "crash", "")  # the one line said
+    assert crash.startswith("jamtui: unexpected error: RuntimeError: kaput ␛]0;PWNED␇")
+    assert "\n" not in crash
