@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,58 @@ def test_demo_in_a_real_terminal(demo: Terminal) -> None:
     while demo.alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not demo.alive(), f"q did not quit jamtui; the screen:\n{demo.screen()}"
+
+
+def test_hostile_names_leave_the_terminal_alone(tmp_path: Any) -> None:
+    """A job whose group, task and service tags carry terminal codes (#12 §1): in a real
+    terminal the pane's title and the alternate screen stay as they were."""
+    from jamtui.sim.lab import Lab
+    from tests.conftest import FAST
+    from tests.ui.test_hostile import register
+
+    socket, session = f"jamtui-test-{uuid.uuid4().hex[:8]}", "hostile"
+    with Lab(seed=6, tick=0.2, traffic=False, **FAST) as lab:
+        register(lab)
+        path = tmp_path / "jamtui.toml"
+        path.write_text(lab.config_toml())
+        env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+        env.update(lab.env(), TERM="xterm-256color")
+        subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", session, "-x", "200",
+                        "-y", "50", f"{shlex.quote(sys.executable)} -m jamtui --config "
+                        f"{shlex.quote(str(path))}"], check=True, timeout=10, env=env)
+        term = Terminal(socket, session)
+        try:
+            term.tmux("set-option", "-t", session, "remain-on-exit", "on")
+            before = term.tmux("display", "-p", "-t", session, "#{pane_title}").strip()
+
+            def state() -> tuple[str, str]:
+                out = term.tmux("display", "-p", "-t", session,
+                                "#{pane_title}|#{alternate_on}").strip()
+                title, _, alternate = out.partition("|")
+                return title, alternate
+
+            term.wait_for("hostile.t␛]0;PWNED␇[0]", timeout=30)
+            assert state() == (before, "1")
+            for view, seen in (("jobs", "g[/x] 1/0/0"), ("services", "␛]8;;http://evil")):
+                # (the allocation's detail, with the task's ␛[2J␛[?1049l: tests/ui/test_hostile)
+                time.sleep(0.5)
+                term.keys(":")
+                time.sleep(0.3)
+                term.type(view)
+                time.sleep(0.3)
+                term.keys("Enter")
+                term.wait_for(seen, timeout=30)
+                assert state() == (before, "1"), term.screen()
+            time.sleep(0.5)
+            term.keys(":")
+            time.sleep(0.3)
+            term.type("allocs")
+            time.sleep(0.3)
+            term.keys("Enter")
+            term.wait_for("Allocations")
+            term.wait_for("hostile.g[/x][0]", timeout=30)
+            time.sleep(0.5)
+            assert state() == (before, "1"), term.screen()
+        finally:
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True,
+                           timeout=10)
