@@ -335,7 +335,7 @@ class LogScreen(Screen[None]):
         tails = getattr(self.app, "tails", {}) if self.is_attached else {}
         where = f"  ({list(tails).index(self.name) + 1}/{len(tails)} open: [ ])" \
             if self.name in tails and len(tails) > 1 else ""
-        return Text.assemble((f"Logs {self.title_text} ", "bold"),
+        return Text.assemble((f"Logs {line(self.title_text)} ", "bold"),
                              (f"[{' · '.join(flags)}]" if flags else "", "cyan"), (where, "dim"))
 
     def _update_title(self) -> None:
@@ -539,7 +539,7 @@ class TailsScreen(ModalScreen["str | None"]):
         self.tails = tails
 
     def compose(self) -> ComposeResult:
-        options = [Option(Text.assemble((s.title_text, "bold"),
+        options = [Option(Text.assemble((line(s.title_text), "bold"),
                                         f"  {len(s.query_one(LogLines).entries)} lines"
                                         if s.is_mounted else ""), id=name)
                    for name, s in self.tails.items()]

@@ -157,3 +157,37 @@ async def test_an_unexpected_exception_ends_the_app_non_zero_in_one_line(
     crash = getattr(app, "crash", "")  # the one line said
     assert crash.startswith("jamtui: unexpected error: RuntimeError: kaput ␛]0;PWNED␇")
     assert "\n" not in crash
+
+
+def raw_log(lab: Lab, alloc_id: str, data: bytes) -> None:
+    """Bytes into a task's log as a workload writes them (invalid UTF-8 too)."""
+    def write() -> None:
+        log = lab.world.log_file(lab.world.allocs[alloc_id], "server", "stdout")
+        log.data += data
+        lab.world.notify_logs()
+
+    lab.call(write)
+
+
+async def test_log_viewer_keeps_colours_and_drops_terminal_codes(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    from tests.ui.test_logs_ui import open_alloc, view
+
+    lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await ready(pilot, app)
+        alloc = await open_alloc(pilot, app, engine)
+        lines = view(app)
+        hostile = (f"\x1b[31mred\x1b[0m {OSC_TITLE}{OSC_LINK}{OSC_CLIPBOARD}{CLEAR_AND_LEAVE}"
+                   "\x1bc\x9b2J tail").encode() + b" \xff\xfe bad utf-8\n"
+        await asyncio.to_thread(raw_log, lab, alloc.id, hostile)
+        entry = await until(pilot, lambda: next(
+            (e for e in lines.entries if e.text.endswith("bad utf-8")), None))
+        assert entry.text == "red click tail \ufffd\ufffd bad utf-8"  # (\x9b: a C1 CSI)
+        assert entry.raw == "\x1b[31mred\x1b[0m click tail \ufffd\ufffd bad utf-8"
+        segments = list(lines.line_text(entry).render(app.console))
+        red = next(s for s in segments if "red" in s.text)
+        assert red.style is not None and red.style.color is not None
+        assert not any(CONTROL.search(s.text) for s in segments)
+        await until(pilot, lambda: "red click tail" in clean(app))
