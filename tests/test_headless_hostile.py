@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -97,3 +98,17 @@ def test_logs_on_a_terminal_keep_colours_only(lab_config: tuple[Lab, Path]) -> N
     piped = io.StringIO()  # into a pipe or a file: the bytes as they came
     assert run_logs(cfg, alloc_id, lines=1, out=piped) == 0
     assert piped.getvalue().endswith(hostile + "\n")
+
+
+def test_doctor_prints_findings_literally(monkeypatch: Any, capsys: Any) -> None:
+    from jamtui import cli, doctor
+
+    findings = [doctor.Finding("nomad", False, http_problem("nomad", "GET /v1/jobs", 500, BODY),
+                               "[nomad] token / NOMAD_TOKEN"),
+                doctor.Finding("consul", True, f"leader {OSC_TITLE}[blink]x[/blink]")]
+    monkeypatch.setattr(doctor, "run_doctor", lambda cfg: findings)
+    assert cli.run_doctor_command(object()) == 1  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert "\x1b" not in out, repr(out)
+    assert "[/v1/jobs]" in out and "␛]0;PWNED␇" in out and "[blink]x[/blink]" in out
+    assert "→ [nomad] token / NOMAD_TOKEN" in out
