@@ -158,3 +158,43 @@ def test_hostile_names_leave_the_terminal_alone(tmp_path: Any) -> None:
         finally:
             subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True,
                            timeout=10)
+
+
+def test_a_crash_restores_the_terminal_and_exits_non_zero(tmp_path: Any) -> None:
+    """An unexpected exception in the cockpit: the terminal is restored (main screen), one
+    line is said, the exit status is 1 (it was 0)."""
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import sys\n"
+        "from jamtui import cli\n"
+        "from jamtui.ui.app import JamApp\n"
+        "def boom(self):\n"
+        "    raise RuntimeError('kaput \\x1b]0;PWNED\\x07')\n"
+        "JamApp.on_mount = boom\n"
+        "sys.exit(cli.main(['--demo']))\n")
+    socket, session = f"jamtui-test-{uuid.uuid4().hex[:8]}", "crash"
+    env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+    env["TERM"] = "xterm-256color"
+    subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", session, "-x", "160",
+                    "-y", "40", "sh", "-c", f"sleep 0.5; {shlex.quote(sys.executable)} "
+                    f"{shlex.quote(str(script))}"], check=True, timeout=10, env=env)
+    term = Terminal(socket, session)
+    try:
+        term.tmux("set-option", "-t", session, "remain-on-exit", "on")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and term.tmux(
+                "display", "-p", "-t", session, "#{pane_dead}").strip() != "1":
+            time.sleep(0.2)
+        status, alternate, title = term.tmux(
+            "display", "-p", "-t", session,
+            "#{pane_dead_status}|#{alternate_on}|#{pane_title}").strip().split("|", 2)
+        screen = term.tmux("capture-pane", "-p", "-t", session, "-S", "-")
+        assert status == "1", screen
+        assert alternate == "0" and "PWNED" not in title
+        said = [line for line in screen.splitlines() if line.strip()
+                and not line.startswith("Pane is dead")]
+        assert said and said[0].startswith(
+            "jamtui: unexpected error: RuntimeError: kaput ␛]0;PWNED␇"), screen
+        assert "Traceback" not in screen
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
