@@ -138,7 +138,6 @@ def test_hostile_names_leave_the_terminal_alone(tmp_path: Any) -> None:
             assert state() == (before, "1"), term.screen()
             term.wait_for("hostile.t␛]0;PWNED␇[0]", timeout=30)  # shown, not obeyed
             for view, seen in (("jobs", "g[/x] 1/0/0"), ("services", "␛]8;;http://evil")):
-                # (the allocation's detail, with the task's ␛[2J␛[?1049l: tests/ui/test_hostile)
                 time.sleep(0.5)
                 term.keys(":")
                 time.sleep(0.3)
@@ -157,6 +156,19 @@ def test_hostile_names_leave_the_terminal_alone(tmp_path: Any) -> None:
             term.wait_for("hostile.g[/x][0]", timeout=30)
             time.sleep(0.5)
             assert state() == (before, "1"), term.screen()
+            # the allocation's detail: its task is named ␛[2J␛[?1049l
+            time.sleep(1.0)
+            term.keys("/")
+            term.wait_for("/filter", timeout=10)
+            term.type("hostile.t")
+            time.sleep(1.0)
+            term.keys("Enter")  # keep the filter
+            time.sleep(1.0)
+            term.keys("Enter")  # open the allocation
+            term.wait_for("Task events", timeout=30)
+            time.sleep(1.0)
+            assert state() == (before, "1"), term.screen()
+            term.wait_for("task␛[2J␛[?1049l", timeout=10)
         finally:
             subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True,
                            timeout=10)
