@@ -268,8 +268,9 @@ class HelpScreen(ModalScreen[None]):
         for k in self.keys:
             shown = k.keys.replace("question_mark", "?").replace("colon", ":").replace(
                 "slash", "/")
-            table.add_row(shown, k.description + (" (asks first)" if k.destructive else ""),
-                          k.scope)
+            # keys and descriptions may come from the config file: shown, never parsed
+            table.add_row(safe_text(shown), safe_text(
+                k.description + (" (asks first)" if k.destructive else "")), safe_text(k.scope))
         yield VerticalScroll(Static(table), id="help-box")
 
     async def action_dismiss(self, result: None = None) -> None:

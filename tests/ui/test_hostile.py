@@ -191,3 +191,28 @@ async def test_log_viewer_keeps_colours_and_drops_terminal_codes(
         assert red.style is not None and red.style.color is not None
         assert not any(CONTROL.search(s.text) for s in segments)
         await until(pilot, lambda: "red click tail" in clean(app))
+
+
+async def test_node_form_and_plan_show_typed_and_tool_text_literally(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    from textual.widgets import Input, Label
+
+    from jamtui.ui.workflow_view import NodeAddScreen, PlanScreen
+
+    _lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        pane(app, Kind.VM).table.focus()
+        await pilot.press("a")
+        form = await until(pilot, lambda: isinstance(app.screen, NodeAddScreen) and app.screen)
+        form.query_one("#f-ip", Input).value = f"[/x]{OSC_TITLE}"
+        await pilot.pause(0.2)
+        shown = str(form.query_one("#e-ip", Label).content)
+        assert "[/x]" in shown and "is not an IP address" in shown and "\x1b" not in shown
+        clean(app)
+        await pilot.press("escape")
+        # a plan as a tool printed it: its codes are shown, its markup is text
+        app.push_screen(PlanScreen(f"Plan {GROUP_MARKUP}", f"+ create {TASK}\n[link=x]y[/link]"))
+        await until(pilot, lambda: "+ create task␛[2J␛[?1049l" in clean(app))
+        assert "[link=x]y[/link]" in clean(app) and "Plan g[/x]" in clean(app)
