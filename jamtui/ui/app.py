@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from importlib.resources import files
 from typing import Any
@@ -141,13 +141,16 @@ class JamApp(App[None]):
         self._unsubscribe: Any = None
         self.tails: dict[str, Any] = {}  # open log viewers, by name, following in the background
         self._ssh: Any = None
-        self._filters.append(NoControls())
+        self._no_controls = NoControls()
         self.crash: str = ""  # the one line said when an unexpected exception ended the app
         for key in for_scopes(keymap, {"global"}):
             if key.action not in ("back",):
                 self._bindings.bind(key.keys, key.action, key.description, show=key.show)
 
     # -- life ----------------------------------------------------------------------------------
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        return [*super().get_line_filters(), self._no_controls]
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:

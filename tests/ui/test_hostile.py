@@ -216,3 +216,21 @@ async def test_node_form_and_plan_show_typed_and_tool_text_literally(
         app.push_screen(PlanScreen(f"Plan {GROUP_MARKUP}", f"+ create {TASK}\n[link=x]y[/link]"))
         await until(pilot, lambda: "+ create task␛[2J␛[?1049l" in clean(app))
         assert "[link=x]y[/link]" in clean(app) and "Plan g[/x]" in clean(app)
+
+
+def test_the_last_guard_drops_controls_and_keeps_widths() -> None:
+    from rich.segment import Segment
+    from rich.style import Style
+    from textual.color import Color
+
+    from jamtui.ui.app import NoControls
+
+    red = Style(color="red")
+    segments = [Segment("ok "), Segment(f"a{OSC_TITLE}b\u202ec", red),
+                Segment("\x1b[?1049l", None, [])]
+    out = NoControls().apply(segments, Color(0, 0, 0))
+    assert [s.text for s in out] == ["ok ", "a]0;PWNEDbc", "[?1049l"]  # inert text
+    assert out[1].style == red
+    assert sum(s.cell_length for s in out) == sum(s.cell_length for s in segments)
+    clean_segments = [Segment("plain")]
+    assert NoControls().apply(clean_segments, Color(0, 0, 0)) is clean_segments
