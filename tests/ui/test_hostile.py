@@ -66,7 +66,7 @@ async def test_hostile_strings_are_shown_literally_in_every_view(
     lab, engine = lab_engine
     register(lab)
     app = JamApp(engine)
-    async with app.run_test(size=(200, 50)) as pilot:
+    async with app.run_test(size=(200, 50), notifications=True) as pilot:
         await ready(pilot, app)
         store = engine.store
 
@@ -234,3 +234,60 @@ def test_the_last_guard_drops_controls_and_keeps_widths() -> None:
     assert sum(s.cell_length for s in out) == sum(s.cell_length for s in segments)
     clean_segments = [Segment("plain")]
     assert NoControls().apply(clean_segments, Color(0, 0, 0)) is clean_segments
+
+
+async def test_workflow_screen_shows_tool_output_literally(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    """A tool's output, a step's message and the workflow's message go to the screen as
+    text (a stand-in workflow: what is tested is the drawing, the engine has its own tests)."""
+    from types import SimpleNamespace
+
+    from jamtui.ui.workflow_view import WorkflowScreen
+    from jamtui.workflows.workflow import StepState
+
+    _lab, engine = lab_engine
+    steps = {"apply": StepState("apply", f"Apply {GROUP_MARKUP}", "failed",
+                                f"terraform said {OSC_TITLE}[/x]",
+                                lines=[f"plan {CLEAR_AND_LEAVE}", OSC_LINK])}
+    observers: list[Any] = []
+    wf = SimpleNamespace(id="wf1", kind="node-add", params={"name": f"vs{OSC_CLIPBOARD}"},
+                         states=steps, state="failed", message="[blink]failed[/blink]",
+                         observe=lambda fn: observers.append(fn) or (lambda: None))
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.push_screen(WorkflowScreen(wf))  # type: ignore[arg-type]
+        await until(pilot, lambda: "plan ␛[2J␛[?1049l" in clean(app))
+        observers[0]("line", steps["apply"], f"more {OSC_TITLE}")
+        await until(pilot, lambda: "[apply] more ␛]0;PWNED␇" in clean(app))
+        text = clean(app)
+        assert "node-add vs␛]52;c;" in text and "Apply g[/x]" in text
+        assert "terraform said ␛]0;PWNED␇[/x]" in text and "[blink]failed[/blink]" in text
+
+
+async def test_restart_of_an_allocation_named_with_markup_is_notified(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    """`r` → `y` on the allocation of group `g[/x]` ended the cockpit with MarkupError from
+    notify() (and exit status 0)."""
+    lab, engine = lab_engine
+    client = nomad.Nomad(address=lab.urls["nomad"], token=lab.secrets.nomad_token, timeout=5)
+    client.job.register_job("markup", {"Job": {"ID": "markup", "Type": "service", "TaskGroups": [
+        {"Name": GROUP_MARKUP, "Count": 1,
+         "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": "nginx"}}]}]}})
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48), notifications=True) as pilot:  # toasts drawn
+        await ready(pilot, app)
+        table = pane(app, Kind.ALLOCATION).table
+        target = await until(pilot, lambda: next(
+            (a for a in engine.store.items(Kind.ALLOCATION) if a.job_id == "markup"
+             and a.client_status == "running" and a.id in table._texts), None), timeout=15)
+        focus_row(table, target.id)
+        await pilot.press("r")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
+        await until(pilot, lambda: any("markup.g[/x][0]" in str(n.message)
+                                       for n in app._notifications))
+        # the toasts, drawn: "Restart allocation: allocation … (markup.g[/x][0])", then done
+        await until(pilot, lambda: "Restart allocation: allocation" in drawn(app)
+                    and drawn(app).count("(markup.g[/x][0])") >= 2)
+        assert app.is_running
+    assert app.return_code in (None, 0)
