@@ -59,6 +59,11 @@ def _cut(s: str, limit: int | None) -> str:
     return s
 
 
+def is_plain(s: str, limit: int = LINE_LIMIT) -> bool:
+    """True when `s` shows as it is in one line (the fast path of a table cell)."""
+    return len(s) <= limit and not _UNSAFE.search(s)
+
+
 def line(value: Any, limit: int | None = LINE_LIMIT) -> str:
     """One line of displayable text: controls (newline too) shown visibly, cut at `limit`."""
     s = _cut(_as_str(value), limit)

@@ -190,7 +190,7 @@ def test_a_crash_restores_the_terminal_and_exits_non_zero(tmp_path: Any) -> None
     env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
     env["TERM"] = "xterm-256color"
     subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", session, "-x", "160",
-                    "-y", "40", "sh", "-c", f"sleep 0.5; {shlex.quote(sys.executable)} "
+                    "-y", "40", "sh", "-c", f"sleep 2; {shlex.quote(sys.executable)} "
                     f"{shlex.quote(str(script))}"], check=True, timeout=10, env=env)
     term = Terminal(socket, session)
     try:
