@@ -112,3 +112,24 @@ def test_doctor_prints_findings_literally(monkeypatch: Any, capsys: Any) -> None
     assert "\x1b" not in out, repr(out)
     assert "[/v1/jobs]" in out and "␛]0;PWNED␇" in out and "[blink]x[/blink]" in out
     assert "→ [nomad] token / NOMAD_TOKEN" in out
+
+
+def test_node_progress_and_snapshot_carry_no_escape_codes() -> None:
+    import json
+
+    from jamtui.headless import snapshot
+    from jamtui.node_cli import _printer
+    from jamtui.workflows.workflow import StepState
+
+    out, err = io.StringIO(), io.StringIO()
+    show = _printer(out, err)
+    step = StepState("apply", "Terraform apply", "failed", f"tool said {OSC_TITLE}[/x]")
+    show("line", step, f"+ create {CLEAR_AND_LEAVE}{OSC_CLIPBOARD}")
+    show("step", step, None)
+    assert "\x1b" not in out.getvalue() + err.getvalue()
+    assert "␛[2J␛[?1049l" in out.getvalue() and "tool said ␛]0;PWNED␇[/x]" in err.getvalue()
+
+    store = Store()
+    store.set_backend(BackendStatus("nomad", Health.DOWN, last_error=BODY))
+    text = json.dumps(snapshot(store))  # JSON escapes controls itself; the data stays true
+    assert "\x1b" not in text and json.loads(text)["backends"][0]["last_error"] == BODY
