@@ -75,16 +75,19 @@ def test_demo_in_a_real_terminal(demo: Terminal) -> None:
         assert title in screen
 
     demo.keys(":")
+    demo.wait_for(":view (")  # the command bar is open before anything is typed
     demo.type("jobs")
     demo.keys("Enter")
     screen = demo.wait_for("Nomad jobs")
     assert "node-exporter" in screen and "backup" in screen
 
     demo.keys(":")
+    demo.wait_for(":view (")
     demo.type("allocs")
     demo.keys("Enter")
     demo.wait_for("Allocations")
     demo.keys("/")
+    demo.wait_for("/filter")  # the filter bar is open before anything is typed
     demo.type("db")
     # the filter applies as typed: the other allocations leave, db's stays
     deadline = time.monotonic() + 20
