@@ -29,7 +29,7 @@ from textual.notifications import SeverityLevel
 from ..actions import ActionError, actions_for, describe, find
 from ..engine import Engine
 from ..model import Kind
-from ..plain import BLOCK_LIMIT, CONTROLS, block, line
+from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
 from .columns import History
 from .keymap import KEYMAP, Key, for_scopes
@@ -155,7 +155,7 @@ class JamApp(App[None]):
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
         """Every notification is plain text: its words often carry a backend's names."""
-        super().notify(block(message, BLOCK_LIMIT // 4), title=line(title), severity=severity,
+        super().notify(block(message, 2 * LINE_LIMIT), title=line(title), severity=severity,
                        timeout=timeout, markup=False)
 
     def _fatal_error(self) -> None:

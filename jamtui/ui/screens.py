@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..model import Kind
-from ..plain import BLOCK_LIMIT, line
+from ..plain import LINE_LIMIT, line
 from ..plain import text as safe_text
 from .detail import render
 from .keymap import Key, for_scopes
@@ -288,7 +288,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(safe_text(self.question, "bold", limit=BLOCK_LIMIT, multiline=True))
+            yield Static(safe_text(self.question, "bold", limit=2 * LINE_LIMIT, multiline=True))
             yield Static(Text("y: yes    n / Esc: no", style="dim"))
 
     def action_answer(self, yes: bool) -> None:
@@ -323,7 +323,7 @@ class PromptScreen(ModalScreen["str | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(safe_text(self.question, "bold", limit=BLOCK_LIMIT, multiline=True))
+            yield Static(safe_text(self.question, "bold", limit=2 * LINE_LIMIT, multiline=True))
             yield Input(value=self.value, id="answer")
 
     @on(Input.Submitted)
