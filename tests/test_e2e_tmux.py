@@ -191,7 +191,7 @@ def test_a_crash_restores_the_terminal_and_exits_non_zero(tmp_path: Any) -> None
         "sys.exit(cli.main(['--demo']))\n")
     socket, session = f"jamtui-test-{uuid.uuid4().hex[:8]}", "crash"
     env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
-    env["TERM"] = "xterm-256color"
+    env.update(TERM="xterm-256color", TMPDIR=str(tmp_path))  # the traceback file goes there
     subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", session, "-x", "160",
                     "-y", "40", "sh", "-c", f"sleep 2; {shlex.quote(sys.executable)} -c "
                     f"{shlex.quote(script.read_text())}; echo exit=$?"], check=True, timeout=10,

@@ -139,7 +139,10 @@ async def test_hostile_strings_are_shown_literally_in_every_view(
 
 
 async def test_an_unexpected_exception_ends_the_app_non_zero_in_one_line(
-        lab_engine: tuple[Lab, Engine]) -> None:
+        lab_engine: tuple[Lab, Engine], tmp_path: Any, monkeypatch: Any) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the traceback file goes there
     _lab, engine = lab_engine
     app = JamApp(engine, start_engine=False)
     try:
@@ -157,6 +160,9 @@ async def test_an_unexpected_exception_ends_the_app_non_zero_in_one_line(
     crash = getattr(app, "crash", "")  # the one line said
     assert crash.startswith("jamtui: unexpected error: RuntimeError: kaput ␛]0;PWNED␇")
     assert "\n" not in crash
+    kept = list(tmp_path.glob("jamtui-crash-*.txt"))
+    assert len(kept) == 1 and "RuntimeError" in kept[0].read_text()
+    assert kept[0].stat().st_mode & 0o077 == 0  # private: a traceback may name secrets
 
 
 def raw_log(lab: Lab, alloc_id: str, data: bytes) -> None:
