@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config, ConfigError, load_config
 from .inventory import InventoryError
+from .plain import block
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--task", help="the task (needed when the group runs several)")
     logs.add_argument("--stderr", action="store_true", help="stderr instead of stdout")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("--raw", action="store_true",
+                      help="on a terminal, print escape sequences as they came (by default "
+                           "only colours are kept)")
     logs.add_argument("-n", "--lines", type=int, default=0, metavar="N",
                       help="only the last N lines of what is there (default: all)")
 
@@ -139,19 +143,19 @@ def _run(argv: Sequence[str] | None) -> int:
                         return run_host_logs(cfg, load_inventory(cfg.inventory), args.host,
                                              unit=args.unit or "", path=args.file or "",
                                              lines=args.lines, follow=args.follow,
-                                             trust=args.trust or "")
+                                             trust=args.trust or "", raw=args.raw)
                     if not args.target:
                         raise BackendError("give an allocation or job, or --host")
                     return run_logs(cfg, args.target, task=args.task, stderr=args.stderr,
-                                    follow=args.follow, lines=args.lines)
+                                    follow=args.follow, lines=args.lines, raw=args.raw)
                 except BrokenPipeError:
                     raise  # the reader left: not an error of the logs (see main)
                 except (BackendError, OSError, ValueError) as exc:  # requests: OSError
-                    print(f"jamtui logs: {exc}", file=sys.stderr)
+                    print(f"jamtui logs: {block(exc)}", file=sys.stderr)
                     return 1
             return run_cockpit(cfg, args)
     except (ConfigError, InventoryError) as exc:
-        print(f"jamtui: {exc}", file=sys.stderr)
+        print(f"jamtui: {block(exc)}", file=sys.stderr)
         return 2
 
 
@@ -229,8 +233,10 @@ def run_trace_command(cfg: Config, args: argparse.Namespace) -> int:
 def run_doctor_command(cfg: Config) -> int:
     from rich.text import Text
 
+    from . import plain
     from .doctor import run_doctor
     from .pipes import PipeConsole, reader_may_leave
+    from .plain import BLOCK_LIMIT
 
     console = PipeConsole()
     findings = run_doctor(cfg)
@@ -239,9 +245,11 @@ def run_doctor_command(cfg: Config) -> int:
             mark = Text("✓ ", style="green") if f.ok else Text("✗ ", style="bold red")
             if f.ok and f.warning:
                 mark = Text("! ", style="yellow")
-            console.print(mark + Text(f"{f.backend}: ", style="bold") + Text(f.detail))
+            console.print(mark + Text(f"{f.backend}: ", style="bold") + plain.text(
+                f.detail, limit=BLOCK_LIMIT, multiline=True))
             if f.fix:
-                console.print(Text(f"    → {f.fix}", style="yellow"))
+                console.print(Text("    → ", style="yellow") + plain.text(
+                    f.fix, "yellow", limit=BLOCK_LIMIT, multiline=True))
     return 0 if all(f.ok for f in findings) else 1
 
 
@@ -369,8 +377,9 @@ def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
         raise ConfigError(f"{cfg.path}: {exc}") from exc
     engine = Engine(cfg)
     read_only = bool(getattr(args, "read_only", False) or cfg.read_only)
-    JamApp(engine, read_only=read_only, keymap=keymap).run()
-    return 0
+    app = JamApp(engine, read_only=read_only, keymap=keymap)
+    app.run()
+    return app.return_code or 0  # 1 after an unexpected exception (said in one line)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .model import BackendStatus, Health, Kind, Quorum, ServiceInstance
+from .plain import BLOCK_LIMIT, line
+from .plain import text as plain_text
 from .store import OWNER, Store
 
 SCHEMA_VERSION = 1
@@ -81,11 +83,11 @@ def quorum_line(q: Quorum, stale: bool = False) -> Text:
         return Text(f"{q.system}: NO LEADER ({alive}/{total} servers)", style="bold red")
     left = q.failure_tolerance
     if left is None:
-        return Text(f"{q.system}: leader {q.leader} ({total} servers, health not checked: "
-                    f"{q.note})", style="yellow")
-    text = f"{q.system}: leader {q.leader} ({alive}/{total} servers"
+        return Text(f"{q.system}: leader {line(q.leader)} ({total} servers, health not "
+                    f"checked: {line(q.note)})", style="yellow")
+    text = f"{q.system}: leader {line(q.leader)} ({alive}/{total} servers"
     if q.note:  # checked, but not as fully as autopilot would: say how
-        text += f", {q.note}"
+        text += f", {line(q.note)}"
     if left <= 0:
         return Text(text + ", one more loss loses quorum)", style="bold yellow")
     return Text(text + f", survives {left} more loss{'es' if left > 1 else ''})", style="green")
@@ -152,7 +154,7 @@ def _empty(store: Store, kind: Kind) -> Text:
 def _counts(counter: Counter[str], styles: dict[str, str], empty: Text | None = None) -> Text:
     if not counter:
         return empty or Text("none", style="dim")
-    parts = [Text(f"{n} {state}", style=styles.get(state.split(" ")[0], ""))
+    parts = [Text(f"{n} {line(state)}", style=styles.get(state.split(" ")[0], ""))
              for state, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
     return Text(", ").join(parts)
 
@@ -164,15 +166,17 @@ def _backends_table(store: Store, configured: set[str]) -> Table:
     now = time.time()
     for b in store.backends():
         if b.name not in configured and b.health is Health.UNKNOWN:
-            table.add_row(b.name, Text("- off", style="dim"), "", Text(b.last_error, "dim"))
+            table.add_row(Text(b.name), Text("- off", style="dim"), "",
+                          plain_text(b.last_error, "dim", limit=BLOCK_LIMIT, multiline=True))
             continue
-        detail = b.last_error
+        detail = plain_text(b.last_error, limit=BLOCK_LIMIT, multiline=True)
         if b.waiting:
-            detail = f"waiting for its first answer ({now - (b.waiting_since or now):.0f} s)"
+            detail = Text(f"waiting for its first answer ({now - (b.waiting_since or now):.0f} s)")
         if b.health is Health.DOWN and b.last_success:
-            detail += f" (last good answer {now - b.last_success:.0f} s ago)"
-        table.add_row(b.name, Text(f"{HEALTH_MARK[b.health]} {b.health.value}",
-                                   style=HEALTH_STYLE[b.health]), b.address, detail)
+            detail.append(f" (last good answer {now - b.last_success:.0f} s ago)")
+        table.add_row(Text(b.name), Text(f"{HEALTH_MARK[b.health]} {b.health.value}",
+                                         style=HEALTH_STYLE[b.health]),
+                      plain_text(b.address), detail)
     return table
 
 
@@ -184,7 +188,8 @@ def _hypervisors_table(store: Store) -> Table:
     for hv in sorted(store.items(Kind.HYPERVISOR), key=lambda h: h.name):
         running = sum(1 for v in vms if v.node == hv.name and v.status == "running")
         total = sum(1 for v in vms if v.node == hv.name and not v.template)
-        table.add_row(hv.name, Text(hv.status, "green" if hv.status == "online" else "red"),
+        table.add_row(plain_text(hv.name), plain_text(
+            hv.status, "green" if hv.status == "online" else "red"),
                       pct(hv.cpu, 1), pct(hv.mem, hv.maxmem), f"{running}/{total} running")
     return table
 
@@ -195,6 +200,6 @@ def _services_line(store: Store) -> Text:
     for s in services:
         total = s.passing + s.warning + s.critical
         style = "red" if s.critical else "yellow" if s.warning else "green"
-        parts.append(Text(f"{s.name} {s.passing}/{total}", style=style))
+        parts.append(Text(f"{line(s.name)} {s.passing}/{total}", style=style))
     return Text.assemble(("Services  ", "bold"), Text("  ").join(parts) if parts else
                          _empty(store, Kind.SERVICE))

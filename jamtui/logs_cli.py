@@ -7,12 +7,14 @@ import queue
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .config import Config
 from .inventory import Inventory
 from .pipes import INTERRUPTED, stdout_gone
+from .plain import sgr_only
 from .sources.base import BackendError, http_problem
 from .sources.logs import LogFollower
 from .sources.ssh import (
@@ -70,13 +72,29 @@ def targets(cfg: Config, what: str, task: str | None) -> list[Target]:
     return out
 
 
+def for_terminal(out: TextIO, raw: bool) -> Callable[[str], str]:
+    """What a log line becomes on `out`: on a terminal only its colours (SGR) stay, titles,
+    clipboard writes, hyperlinks, cursor and screen controls are removed, unless --raw; into a
+    pipe or file it goes as it came."""
+    try:
+        tty = out.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return sgr_only if tty and not raw else _same
+
+
+def _same(text: str) -> str:
+    return text
+
+
 def run_logs(cfg: Config, what: str, *, task: str | None = None, stderr: bool = False,
-             follow: bool = False, lines: int = 0, out: TextIO = sys.stdout) -> int:
+             follow: bool = False, lines: int = 0, out: TextIO = sys.stdout,
+             raw: bool = False) -> int:
     """Print the task's lines; a reader that leaves (`| head`) ends it with 0, as for any
     Unix tool whose output was fine; Ctrl-C with 130."""
     try:
         return _print_logs(cfg, what, task=task, stderr=stderr, follow=follow, lines=lines,
-                           out=out)
+                           out=out, raw=raw)
     except BrokenPipeError:
         stdout_gone()
         return 0
@@ -85,8 +103,9 @@ def run_logs(cfg: Config, what: str, *, task: str | None = None, stderr: bool = 
 
 
 def _print_logs(cfg: Config, what: str, *, task: str | None, stderr: bool, follow: bool,
-                lines: int, out: TextIO) -> int:
+                lines: int, out: TextIO, raw: bool) -> int:
     chosen = targets(cfg, what, task)
+    shown = for_terminal(out, raw)
     stream = "stderr" if stderr else "stdout"
     tagged = len(chosen) > 1
     followers = [LogFollower(cfg.nomad, t.alloc_id, t.task, stream, follow=False)
@@ -96,8 +115,8 @@ def _print_logs(cfg: Config, what: str, *, task: str | None, stderr: bool, follo
         kept: deque[str] | list[str] = deque(maxlen=lines) if lines else []
         for line in reader.lines():
             kept.append(line.text)
-        prefix = f"{target.name} {target.task} | " if tagged else ""
-        out.writelines(f"{prefix}{text}\n" for text in kept)
+        prefix = f"{shown(target.name)} {shown(target.task)} | " if tagged else ""
+        out.writelines(f"{prefix}{shown(text)}\n" for text in kept)
     out.flush()
     if not follow:
         return 0
@@ -106,9 +125,9 @@ def _print_logs(cfg: Config, what: str, *, task: str | None, stderr: bool, follo
             for t, r in zip(chosen, followers, strict=True)]
 
     def pump(target: Target, follower: LogFollower) -> None:
-        prefix = f"{target.name} {target.task} | " if tagged else ""
+        prefix = f"{shown(target.name)} {shown(target.task)} | " if tagged else ""
         for line in follower.lines():
-            merged.put(prefix + line.text)
+            merged.put(prefix + shown(line.text))
 
     for t, f in zip(chosen, live, strict=True):
         threading.Thread(target=pump, args=(t, f), daemon=True).start()
@@ -127,7 +146,7 @@ def _print_logs(cfg: Config, what: str, *, task: str | None, stderr: bool, follo
 
 def run_host_logs(cfg: Config, inventory: Inventory, host: str, *, unit: str = "",
                   path: str = "", lines: int = 10, follow: bool = False, trust: str = "",
-                  out: TextIO = sys.stdout) -> int:
+                  out: TextIO = sys.stdout, raw: bool = False) -> int:
     """`journalctl -u UNIT` or `tail FILE` on an inventory host, through the bastion if set."""
     try:
         target = host_target(inventory, host, cfg)
@@ -148,8 +167,9 @@ def run_host_logs(cfg: Config, inventory: Inventory, host: str, *, unit: str = "
                 pool.trust(target, exc.key)
         tail = RemoteTail(pool, target, command)
         try:
+            shown = for_terminal(out, raw)
             for line in tail.lines():
-                out.write(line + "\n")
+                out.write(shown(line) + "\n")
                 out.flush()
         except KeyboardInterrupt:
             return INTERRUPTED

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from .config import Config
 from .engine import Engine
 from .inventory import InventoryError, NodeInvalid
+from .plain import block, line
 from .workflows.journal import JournalError, list_journals
 from .workflows.node import NodeWorkflows
 from .workflows.runner import StepFailed
@@ -30,14 +31,14 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
             for s in list_journals(cfg.provisioning.state_dir):
                 state = f"rollback {s.state}" if s.phase == "rollback" and \
                     s.state != "rolled-back" else s.state
-                print(f"{s.id}  {state:<12} {s.step:<10} {s.message}", file=out)
+                print(f"{s.id}  {state:<12} {s.step:<10} {line(s.message)}", file=out)
         return 0
     engine = Engine(cfg)
     engine.start()
     engine.wait_ready(10)
 
     def approve(title: str, text: str) -> bool:
-        print(f"\n{title}:\n{text}\n", file=err)
+        print(f"\n{line(title)}:\n{block(text, None)}\n", file=err)
         if args.yes:
             print("(--yes: approved)", file=err)
             return True
@@ -62,8 +63,8 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
         rollback = args.node_command == "rollback"
         state = wf.rollback() if rollback else wf.run()
     except (InventoryError, JournalError, StepFailed, OSError) as exc:
-        for line in str(exc).splitlines():
-            print(f"jamtui node: {line}", file=err)
+        for text in block(exc).splitlines():
+            print(f"jamtui node: {text}", file=err)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; resume with: jamtui node resume ID", file=err)
@@ -74,11 +75,11 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
         print(f"{wf.kind} {wf.params.get('name', '')}: {state}", file=err)
         return 0
     if interrupted:
-        print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {wf.message}", file=err)
+        print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {block(wf.message)}", file=err)
         return 130
     undo = "" if wf.rollback_refusal() else \
         f", or undo with `jamtui node rollback {wf.id}`"
-    print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {wf.message}\n"
+    print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {block(wf.message)}\n"
           f"resume with `jamtui node resume {wf.id}`{undo}", file=err)
     return 1
 
@@ -91,7 +92,7 @@ def _build(cfg: Config, flows: NodeWorkflows, args: Any, err: TextIO) -> Workflo
             return flows.add(group=args.group, given=given)
         except NodeInvalid as exc:
             for field, why in exc.errors.items():
-                print(f"jamtui node add: {field}: {why}", file=err)
+                print(f"jamtui node add: {field}: {line(why)}", file=err)
             return None
     if args.node_command == "remove":
         if not args.yes:
@@ -111,9 +112,9 @@ def _build(cfg: Config, flows: NodeWorkflows, args: Any, err: TextIO) -> Workflo
 def _printer(out: TextIO, err: TextIO) -> Any:
     def show(what: str, step: StepState | None, data: Any) -> None:
         if what == "line":
-            print(f"[{step.name if step else ''}] {data}", file=out, flush=True)
+            print(f"[{step.name if step else ''}] {line(data, None)}", file=out, flush=True)
         elif what == "step" and step is not None and step.state != "running":
-            print(f"== {step.title}: {step.state}" + (f": {step.message}" if step.message
+            print(f"== {step.title}: {step.state}" + (f": {block(step.message)}" if step.message
                                                      else ""), file=err, flush=True)
         elif what == "step" and step is not None and step.progress is None:
             print(f"== {step.title} …", file=err, flush=True)

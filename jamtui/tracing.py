@@ -13,6 +13,7 @@ from rich.tree import Tree
 
 from .config import Config
 from .inventory import Inventory, is_host_name
+from .plain import BLOCK_LIMIT, line
 from .routing import Chain, Hop, Resolution, split_target, trace
 from .sources.dns import addresses_of, resolve, resolve_system
 from .sources.reasons import in_words
@@ -107,11 +108,11 @@ def send_probe(cfg: Config, host: str, path: str, timeout: float = 10.0) -> Prob
 
 def _label(hop: Hop) -> Text:
     mark = Text("✓ ", style="green") if hop.ok else Text("✗ ", style="bold red")
-    text = mark + Text(f"{hop.layer} ", style="bold") + Text(hop.name)
+    text = mark + Text(f"{hop.layer} ", style="bold") + Text(line(hop.name))
     if hop.detail:
-        text += Text(f" · {hop.detail}", style="dim")
+        text += Text(f" · {line(hop.detail)}", style="dim")
     if hop.problem:
-        text += Text(f"\n  → {hop.problem}", style="red")
+        text += Text(f"\n  → {line(hop.problem, BLOCK_LIMIT)}", style="red")
     return text
 
 
@@ -123,22 +124,24 @@ def _add(tree: Tree, hop: Hop) -> None:
 
 def render_tree(result: Trace) -> Tree:
     chain = result.chain
-    head = Text(f"{chain.host}{chain.path}  ", style="bold")
+    head = Text(f"{line(chain.host)}{line(chain.path)}  ", style="bold")
     head += (Text("whole", style="bold green") if chain.whole else
              Text(f"broken at {chain.broken.layer if chain.broken else '?'}", style="bold red"))
     tree = Tree(head)
     for r in result.resolutions:
         ok = bool(r.addresses)
-        tree.add(Text("· ", style="dim") + Text(f"{r.resolver}: ") +
-                 Text(", ".join(r.addresses) if ok else r.error, style="" if ok else "yellow"))
+        tree.add(Text("· ", style="dim") + Text(f"{line(r.resolver)}: ") +
+                 Text(line(", ".join(r.addresses) if ok else r.error, BLOCK_LIMIT),
+                      style="" if ok else "yellow"))
     for hop in chain.hops:
         _add(tree, hop)
     for note in (*chain.notes, *result.notes):
-        tree.add(Text(f"! {note}", style="yellow"))
+        tree.add(Text(f"! {line(note, BLOCK_LIMIT)}", style="yellow"))
     if result.probe is not None:
         p = result.probe
-        tree.add(Text(f"probe {p.url}: " + (f"{p.status} in {p.seconds * 1000:.0f} ms"
-                                            + (f" from {p.answered_by}" if p.answered_by
-                                               else "") if not p.error else p.error),
+        tree.add(Text(line(f"probe {p.url}: " + (f"{p.status} in {p.seconds * 1000:.0f} ms"
+                                                 + (f" from {p.answered_by}" if p.answered_by
+                                                    else "") if not p.error else p.error),
+                           BLOCK_LIMIT),
                       style="cyan" if not p.error and p.status < 500 else "red"))
     return tree

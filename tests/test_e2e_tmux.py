@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -74,16 +75,19 @@ def test_demo_in_a_real_terminal(demo: Terminal) -> None:
         assert title in screen
 
     demo.keys(":")
+    demo.wait_for(":view (")  # the command bar is open before anything is typed
     demo.type("jobs")
     demo.keys("Enter")
     screen = demo.wait_for("Nomad jobs")
     assert "node-exporter" in screen and "backup" in screen
 
     demo.keys(":")
+    demo.wait_for(":view (")
     demo.type("allocs")
     demo.keys("Enter")
     demo.wait_for("Allocations")
     demo.keys("/")
+    demo.wait_for("/filter")  # the filter bar is open before anything is typed
     demo.type("db")
     # the filter applies as typed: the other allocations leave, db's stays
     deadline = time.monotonic() + 20
@@ -102,3 +106,113 @@ def test_demo_in_a_real_terminal(demo: Terminal) -> None:
     while demo.alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not demo.alive(), f"q did not quit jamtui; the screen:\n{demo.screen()}"
+
+
+def test_hostile_names_leave_the_terminal_alone(tmp_path: Any) -> None:
+    """A job whose group, task and service tags carry terminal codes (#12 §1): in a real
+    terminal the pane's title and the alternate screen stay as they were."""
+    from jamtui.sim.lab import Lab
+    from tests.conftest import FAST
+    from tests.ui.test_hostile import register
+
+    socket, session = f"jamtui-test-{uuid.uuid4().hex[:8]}", "hostile"
+    with Lab(seed=6, tick=0.2, traffic=False, **FAST) as lab:
+        register(lab)
+        path = tmp_path / "jamtui.toml"
+        path.write_text(lab.config_toml())
+        env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+        env.update(lab.env(), TERM="xterm-256color")
+        subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", session, "-x", "200",
+                        "-y", "50", f"{shlex.quote(sys.executable)} -m jamtui --config "
+                        f"{shlex.quote(str(path))}"], check=True, timeout=10, env=env)
+        term = Terminal(socket, session)
+        try:
+            term.tmux("set-option", "-t", session, "remain-on-exit", "on")
+            before = term.tmux("display", "-p", "-t", session, "#{pane_title}").strip()
+
+            def state() -> tuple[str, str]:
+                out = term.tmux("display", "-p", "-t", session,
+                                "#{pane_title}|#{alternate_on}").strip()
+                title, _, alternate = out.partition("|")
+                return title, alternate
+
+            term.wait_for("hostile.", timeout=30)
+            time.sleep(1.0)
+            assert state() == (before, "1"), term.screen()
+            term.wait_for("hostile.t␛]0;PWNED␇[0]", timeout=30)  # shown, not obeyed
+            for view, seen in (("jobs", "g[/x] 1/0/0"), ("services", "␛]8;;http://evil")):
+                time.sleep(0.5)
+                term.keys(":")
+                time.sleep(0.3)
+                term.type(view)
+                time.sleep(0.3)
+                term.keys("Enter")
+                term.wait_for(seen, timeout=30)
+                assert state() == (before, "1"), term.screen()
+            time.sleep(0.5)
+            term.keys(":")
+            time.sleep(0.3)
+            term.type("allocs")
+            time.sleep(0.3)
+            term.keys("Enter")
+            term.wait_for("Allocations")
+            term.wait_for("hostile.g[/x][0]", timeout=30)
+            time.sleep(0.5)
+            assert state() == (before, "1"), term.screen()
+            # the allocation's detail: its task is named ␛[2J␛[?1049l
+            time.sleep(1.0)
+            term.keys("/")
+            term.wait_for("/filter", timeout=10)
+            term.type("hostile.t")
+            time.sleep(1.0)
+            term.keys("Enter")  # keep the filter
+            time.sleep(1.0)
+            term.keys("Enter")  # open the allocation
+            term.wait_for("Task events", timeout=30)
+            time.sleep(1.0)
+            assert state() == (before, "1"), term.screen()
+            term.wait_for("task␛[2J␛[?1049l", timeout=10)
+        finally:
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True,
+                           timeout=10)
+
+
+def test_a_crash_restores_the_terminal_and_exits_non_zero(tmp_path: Any) -> None:
+    """An unexpected exception in the cockpit: the terminal is restored (main screen), one
+    line is said, the exit status is 1 (it was 0)."""
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import sys\n"
+        "from jamtui import cli\n"
+        "from jamtui.ui.app import JamApp\n"
+        "def boom(self):\n"
+        "    raise RuntimeError('kaput \\x1b]0;PWNED\\x07')\n"
+        "JamApp.on_mount = boom\n"
+        "sys.exit(cli.main(['--demo']))\n")
+    socket, session = f"jamtui-test-{uuid.uuid4().hex[:8]}", "crash"
+    env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+    env.update(TERM="xterm-256color", TMPDIR=str(tmp_path))  # the traceback file goes there
+    subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", session, "-x", "160",
+                    "-y", "40", "sh", "-c", f"sleep 2; {shlex.quote(sys.executable)} -c "
+                    f"{shlex.quote(script.read_text())}; echo exit=$?"], check=True, timeout=10,
+                   env=env)  # -c: jamtui from the working directory, as `-m jamtui` does
+    term = Terminal(socket, session)
+    try:
+        term.tmux("set-option", "-t", session, "remain-on-exit", "on")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and term.tmux(
+                "display", "-p", "-t", session, "#{pane_dead}").strip() != "1":
+            time.sleep(0.2)
+        alternate, title = term.tmux(
+            "display", "-p", "-t", session, "#{alternate_on}|#{pane_title}").strip().split(
+            "|", 1)
+        screen = term.tmux("capture-pane", "-p", "-t", session, "-S", "-")
+        said = [line for line in screen.splitlines() if line.strip()
+                and not line.startswith("Pane is dead")]
+        assert said[-1:] == ["exit=1"], screen
+        assert alternate == "0" and "PWNED" not in title
+        assert said and said[0].startswith(
+            "jamtui: unexpected error: RuntimeError: kaput ␛]0;PWNED␇"), screen
+        assert "Traceback" not in screen
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)

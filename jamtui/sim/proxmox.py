@@ -469,9 +469,21 @@ async def qemu_power(request: web.Request) -> web.Response:
     return ok(upid)
 
 
+# PVE::JSONSchema's 'dns-name' format, which a VM's `name` must have (create, clone, config)
+_DNS_LABEL = "([a-zA-Z0-9]([a-zA-Z0-9\\-]*[a-zA-Z0-9])?)"
+_DNS_NAME = re.compile(f"^({_DNS_LABEL}\\.)*{_DNS_LABEL}$")
+
+
+def _check_name(params: dict[str, str]) -> None:
+    if "name" in params and not _DNS_NAME.match(params["name"]):
+        raise _ParamError({"name": "invalid format - value does not look like a valid DNS "
+                                   "name\n"})
+
+
 async def qemu_clone(request: web.Request) -> web.Response:
     vm = _vm(request)
     params = await _params(request)
+    _check_name(params)
     if "newid" not in params:
         raise _ParamError({"newid": "property is missing and it is not optional"})
     try:
@@ -490,6 +502,7 @@ async def qemu_clone(request: web.Request) -> web.Response:
 async def qemu_set_config(request: web.Request) -> web.Response:
     vm = _vm(request)
     params = await _params(request)
+    _check_name(params)
     w = _world(request)
     w.vm_set_config(vm.node, vm.vmid, params)
     w.notify()
@@ -500,6 +513,7 @@ async def qemu_set_config(request: web.Request) -> web.Response:
 
 async def qemu_create(request: web.Request) -> web.Response:
     params = await _params(request)
+    _check_name(params)
     if "vmid" not in params:
         raise _ParamError({"vmid": "property is missing and it is not optional"})
     ints = {}

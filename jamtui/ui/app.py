@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from importlib.resources import files
 from typing import Any
 
+from rich.segment import Segment
+from rich.text import Text
 from textual.app import App
+from textual.color import Color
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 from textual.css.query import NoMatches
+from textual.filter import LineFilter
+from textual.fuzzy import Matcher
 from textual.message import Message
+from textual.notifications import SeverityLevel
 
 from ..actions import ActionError, actions_for, describe, find
 from ..engine import Engine
 from ..model import Kind
+from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
 from .columns import History
 from .keymap import KEYMAP, Key, for_scopes
@@ -66,11 +74,11 @@ class LabCommands(Provider):
         for kind, word in NAMED_KINDS.items():
             actions = [] if app.read_only else actions_for(kind)
             for obj in app.store.items(kind):
-                label = getattr(obj, "name", "") or str(obj.id)
+                label = line(getattr(obj, "name", "") or str(obj.id))
                 if kind is Kind.VM:
-                    label = f"{obj.vmid} {obj.name}"
+                    label = f"{obj.vmid} {line(obj.name)}"
                 elif kind is Kind.ALLOCATION:
-                    label = f"{obj.name} {obj.short_id}"
+                    label = f"{line(obj.name)} {obj.short_id}"
                 out.append((f"{word} {label}", partial(app.open_detail, kind, str(obj.id)),
                             "open detail"))
                 out += [(f"{a.label}: {word} {label}", partial(app.request_action, a.name, obj),
@@ -79,14 +87,36 @@ class LabCommands(Provider):
 
     async def discover(self) -> Hits:
         for text, callback, help_text in self._entries()[: len(VIEWS) + 1]:
-            yield DiscoveryHit(text, callback, help=help_text)
+            yield DiscoveryHit(Content(text), callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for text, callback, help_text in self._entries():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+                yield Hit(score, _highlight(matcher, text), callback, text=text,
+                          help=help_text)
+
+
+def _highlight(matcher: Matcher, text: str) -> Content:
+    """Matcher.highlight parses its candidate as markup; a name is not markup."""
+    content = Content(text)
+    score, offsets = matcher.fuzzy_search.match(matcher.query, text)
+    for offset in offsets if score else ():
+        if not text[offset].isspace():
+            content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
+
+
+class NoControls(LineFilter):
+    """The last guard before the terminal: a control character (ESC, BEL, C1, bidi) that
+    reached a drawn line anyway is dropped (each is zero cells wide, so nothing moves)."""
+
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        if not any(CONTROLS.search(seg.text) for seg in segments if not seg.control):
+            return segments
+        return [seg if seg.control else Segment(CONTROLS.sub("", seg.text), seg.style)
+                for seg in segments]
 
 
 class JamApp(App[None]):
@@ -111,11 +141,43 @@ class JamApp(App[None]):
         self._unsubscribe: Any = None
         self.tails: dict[str, Any] = {}  # open log viewers, by name, following in the background
         self._ssh: Any = None
+        self._no_controls = NoControls()
+        self.crash: str = ""  # the one line said when an unexpected exception ended the app
         for key in for_scopes(keymap, {"global"}):
             if key.action not in ("back",):
                 self._bindings.bind(key.keys, key.action, key.description, show=key.show)
 
     # -- life ----------------------------------------------------------------------------------
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        return [*super().get_line_filters(), self._no_controls]
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification is plain text: its words often carry a backend's names."""
+        super().notify(block(message, 2 * LINE_LIMIT), title=line(title), severity=severity,
+                       timeout=timeout, markup=False)
+
+    def _fatal_error(self) -> None:
+        """An unexpected exception: the terminal is restored, one line is said (Textual prints
+        it as the app ends and `run_cockpit` exits 1), the traceback goes to a private file;
+        never locals (they may hold tokens) on the screen."""
+        import os
+        import sys
+        import tempfile
+        import traceback
+
+        exc = self._exception or sys.exc_info()[1]
+        where = ""
+        with contextlib.suppress(OSError):
+            fd, where = tempfile.mkstemp(prefix="jamtui-crash-", suffix=".txt")
+            with os.fdopen(fd, "w") as fh:
+                fh.write("".join(traceback.format_exception(exc)) if exc else "")
+        self.crash = (f"jamtui: unexpected error: {type(exc).__name__}: {line(exc)}"
+                      + (f" (traceback in {where})" if where else ""))
+        self.bell()
+        self._exit_renderables.append(Text(self.crash, style="bold red"))
+        self._close_messages_no_wait()
 
     def on_mount(self) -> None:
         self._unsubscribe = self.store.subscribe(self._from_store)

@@ -28,6 +28,7 @@ from ..model import (
     ServiceInstance,
     Storage,
 )
+from ..plain import text as safe_text
 from ..store import Store
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -169,7 +170,7 @@ COLUMNS: dict[Kind, list[Column]] = {
     Kind.SERVICE: [
         Column("name", "SERVICE", lambda o, s, h: o.name),
         Column("health", "INSTANCES", _instances),
-        Column("tags", "TAGS", lambda o, s, h: Text(",".join(o.tags)[:40], style="dim")),
+        Column("tags", "TAGS", lambda o, s, h: safe_text(",".join(o.tags)[:40], "dim")),
     ],
     Kind.ALLOCATION: [
         Column("id", "ID", lambda o, s, h: o.short_id),
@@ -203,7 +204,7 @@ COLUMNS: dict[Kind, list[Column]] = {
         Column("status", "STATUS", lambda o, s, h: status_text(o.status)),
         Column("used", "USED", lambda o, s, h: bar(o.used / o.total if o.total else 0, 8)),
         Column("total", "SIZE", lambda o, s, h: gib(o.total)),
-        Column("content", "CONTENT", lambda o, s, h: Text(o.content, style="dim")),
+        Column("content", "CONTENT", lambda o, s, h: safe_text(o.content, "dim")),
     ],
     Kind.INSTANCE: [
         Column("service", "SERVICE", lambda o, s, h: o.service),

@@ -25,6 +25,8 @@ from ..model import (
     ServiceInstance,
     Storage,
 )
+from ..plain import BLOCK_LIMIT, cells, line
+from ..plain import text as safe_text
 from ..store import Store
 from .columns import age, bar, gib, since, status_text
 
@@ -37,7 +39,7 @@ def _fields(rows: list[tuple[str, Any]]) -> Table:
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
     for name, value in rows:
-        table.add_row(name, value if isinstance(value, Text) else Text(str(value)))
+        table.add_row(name, safe_text(value))  # a backend's strings, shown literally
     return table
 
 
@@ -50,7 +52,7 @@ def _small_table(headers: list[str], rows: list[list[Any]]) -> Table:
     for h in headers:
         table.add_column(h)
     for row in rows:
-        table.add_row(*[c if isinstance(c, Text) else Text(str(c)) for c in row])
+        table.add_row(*cells(row))
     return table
 
 
@@ -182,8 +184,8 @@ def service_detail(s: Service, store: Store) -> Rendered:
         rows.append([inst.node, f"{inst.address}:{inst.port}", status_text(inst.status),
                      inst.alloc_id[:8] or "-"])
         for c in inst.checks:
-            rows.append([Text(f"  {c.name}", style="dim"), "", status_text(c.status),
-                         Text(c.output[:50], style="dim")])
+            rows.append([safe_text(f"  {c.name}", "dim"), "", status_text(c.status),
+                         safe_text(c.output[:50], "dim")])
     body = Group(
         _fields([("service", s.name), ("tags", ", ".join(s.tags) or "-"),
                  ("instances", f"{s.passing} passing, {s.warning} warning, "
@@ -255,11 +257,11 @@ RENDER: dict[Kind, Callable[[Any, Store], Rendered]] = {
 def render(kind: Kind, id_: str, store: Store) -> Rendered:
     obj = store.get(kind, id_)
     if obj is None:
-        return Text(f"This {kind.value.rstrip('s')} ({id_}) is gone from the lab.",
+        return Text(f"This {kind.value.rstrip('s')} ({line(id_)}) is gone from the lab.",
                     style="yellow"), []
     fn = RENDER.get(kind)
     if fn is None:
-        return Text(repr(obj)), []
+        return safe_text(repr(obj), limit=BLOCK_LIMIT), []
     body, links = fn(obj, store)
     stamp = Text(f"\nas of {time.strftime('%H:%M:%S')}", style="dim")
     return Group(body, stamp), links

@@ -18,6 +18,8 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from ..model import Kind
+from ..plain import is_plain
+from ..plain import text as safe_text
 from ..store import Store
 from .columns import COLUMNS, History, plain
 from .keymap import READ_ONLY_OK, Key, for_scopes
@@ -33,10 +35,12 @@ class Cell(Text):
 
     @classmethod
     def of(cls, value: Any) -> Cell:
-        if isinstance(value, Text):
-            return cls(value.plain, style=value.style, justify=value.justify,
-                       no_wrap=value.no_wrap, end=value.end, spans=list(value.spans))
-        return cls(str(value))
+        # a cell shows its text literally: controls visible, a 10,000-character name cut
+        if isinstance(value, str) and is_plain(value):
+            return cls(value)
+        value = safe_text(value)
+        return cls(value.plain, style=value.style, justify=value.justify,
+                   no_wrap=value.no_wrap, end=value.end, spans=list(value.spans))
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         width = self.cell_len

@@ -30,6 +30,8 @@ from textual.strip import Strip
 from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from ..plain import line, log_line, no_escapes, sgr_only
+
 if TYPE_CHECKING:
     from .app import JamApp
 
@@ -37,7 +39,6 @@ MATCH = Style(bgcolor="yellow", color="black", bold=True)
 STDERR = Style(color="red")
 STAMP = Style(color="cyan", dim=True)
 FLUSH_MAX = 10_000  # lines drawn in per 50 ms tick at most, so a flood cannot hog a frame
-ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 STAMP_WIDTH = 13  # "HH:MM:SS.mmm "
 
 
@@ -60,9 +61,11 @@ class Entry:
 
 
 def entry(text: str, source: str = "", stderr: bool = False, at: float = 0.0) -> Entry:
-    if "\x1b" in text:
-        return Entry(ANSI.sub("", text), source, stderr, at, text)
-    return Entry(text, source, stderr, at)
+    # a line is data: only SGR colours may reach the renderer; titles, clipboard writes,
+    # hyperlinks, cursor and screen controls are removed, other controls shown visibly
+    if "\x1b" in text or "\x9b" in text:
+        return Entry(no_escapes(text), source, stderr, at, sgr_only(text))
+    return Entry(log_line(text), source, stderr, at)
 
 
 class LogLines(ScrollView, can_focus=True):
@@ -205,7 +208,7 @@ class LogLines(ScrollView, can_focus=True):
             stamp = time.strftime("%H:%M:%S", time.localtime(e.at))
             text.append(f"{stamp}.{int(e.at * 1000) % 1000:03d} ", style=STAMP)
         if e.source:
-            text.append(e.source + " │ ", style="dim")
+            text.append(line(e.source) + " │ ", style="dim")
         offset = text.cell_len
         if e.raw is not None:
             body = Text.from_ansi(e.raw, no_wrap=True)
@@ -332,7 +335,7 @@ class LogScreen(Screen[None]):
         tails = getattr(self.app, "tails", {}) if self.is_attached else {}
         where = f"  ({list(tails).index(self.name) + 1}/{len(tails)} open: [ ])" \
             if self.name in tails and len(tails) > 1 else ""
-        return Text.assemble((f"Logs {self.title_text} ", "bold"),
+        return Text.assemble((f"Logs {line(self.title_text)} ", "bold"),
                              (f"[{' · '.join(flags)}]" if flags else "", "cyan"), (where, "dim"))
 
     def _update_title(self) -> None:
@@ -536,7 +539,7 @@ class TailsScreen(ModalScreen["str | None"]):
         self.tails = tails
 
     def compose(self) -> ComposeResult:
-        options = [Option(Text.assemble((s.title_text, "bold"),
+        options = [Option(Text.assemble((line(s.title_text), "bold"),
                                         f"  {len(s.query_one(LogLines).entries)} lines"
                                         if s.is_mounted else ""), id=name)
                    for name, s in self.tails.items()]

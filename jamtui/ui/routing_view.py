@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
 from ..model import Kind
+from ..plain import cells as plain_cells
 from ..routing import Chain, all_chains
 from ..tracing import Trace, render_tree, run_trace
 from .columns import sparkline
@@ -115,8 +116,8 @@ class RoutingScreen(Screen[None]):
         state = (Text("✓ whole", style="green") if chain.whole else
                  Text(f"✗ {chain.broken.layer if chain.broken else ''}", style="bold red"))
         problem = Text(chain.broken.problem if chain.broken else "", style="red")
-        return [chain.host + chain.path, state, service.name if service else "-",
-                f"{passing}/{total}", rate, problem]
+        return plain_cells([chain.host + chain.path, state, service.name if service else "-",
+                            f"{passing}/{total}", rate, problem])
 
     # -- the selected chain -----------------------------------------------------------------------
 

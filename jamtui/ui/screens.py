@@ -16,6 +16,8 @@ from textual.widgets import DataTable, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..model import Kind
+from ..plain import LINE_LIMIT, line
+from ..plain import text as safe_text
 from .detail import render
 from .keymap import Key, for_scopes
 from .widgets import HealthBar, Pane
@@ -218,12 +220,12 @@ class DetailScreen(Screen[None]):
         body, links = render(self.kind, self.object_id, self.jam.store)
         self.query_one("#detail", Static).update(body)
         options = self.query_one(OptionList)
-        wanted = [(label, f"{kind.value}|{id_}") for label, kind, id_ in links]
+        wanted = [(line(label), f"{kind.value}|{id_}") for label, kind, id_ in links]
         current = [(str(o.prompt), o.id) for o in options.options]
         if wanted != current:
             highlighted = options.highlighted
             options.clear_options()
-            options.add_options([Option(label, id=oid) for label, oid in wanted])
+            options.add_options([Option(Text(label), id=oid) for label, oid in wanted])
             if highlighted is not None and wanted:
                 options.highlighted = min(highlighted, len(wanted) - 1)
 
@@ -266,8 +268,9 @@ class HelpScreen(ModalScreen[None]):
         for k in self.keys:
             shown = k.keys.replace("question_mark", "?").replace("colon", ":").replace(
                 "slash", "/")
-            table.add_row(shown, k.description + (" (asks first)" if k.destructive else ""),
-                          k.scope)
+            # keys and descriptions may come from the config file: shown, never parsed
+            table.add_row(safe_text(shown), safe_text(
+                k.description + (" (asks first)" if k.destructive else "")), safe_text(k.scope))
         yield VerticalScroll(Static(table), id="help-box")
 
     async def action_dismiss(self, result: None = None) -> None:
@@ -285,7 +288,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(Text(self.question, style="bold"))
+            yield Static(safe_text(self.question, "bold", limit=2 * LINE_LIMIT, multiline=True))
             yield Static(Text("y: yes    n / Esc: no", style="dim"))
 
     def action_answer(self, yes: bool) -> None:
@@ -320,7 +323,7 @@ class PromptScreen(ModalScreen["str | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(Text(self.question, style="bold"))
+            yield Static(safe_text(self.question, "bold", limit=2 * LINE_LIMIT, multiline=True))
             yield Input(value=self.value, id="answer")
 
     @on(Input.Submitted)

@@ -11,6 +11,8 @@ from textual.containers import Vertical
 from textual.widgets import Label, Static
 
 from ..model import Health, Kind, Quorum, TLSInfo
+from ..plain import BLOCK_LIMIT
+from ..plain import line as plain_line
 from ..sources.tls import expiring, expiry_words
 from ..store import Store
 from .columns import History, age
@@ -40,7 +42,8 @@ def quorum_text(q: Quorum, stale: str = "") -> Text:
     if tolerance <= 0:
         return Text(f"{q.system} ! {alive}/{total} — one more loss loses quorum",
                     style="bold yellow")
-    return Text(f"{q.system} ✓ leader {q.leader.split(':')[0]} {alive}/{total}", style="green")
+    return Text(f"{q.system} ✓ leader {plain_line(q.leader.split(':')[0])} {alive}/{total}",
+                style="green")
 
 
 def tls_badge(info: TLSInfo | None, now: float) -> Text:
@@ -97,7 +100,8 @@ class HealthBar(Static):
             if b.health in (Health.DOWN, Health.DEGRADED) and b.last_error:
                 when = f" (data {age(now - b.last_success)} old)" if (
                     b.health is Health.DOWN and b.last_success) else ""
-                problems.append(f"{b.name}: {b.last_error}{when}\n", style=style)
+                problems.append(f"{b.name}: {plain_line(b.last_error, BLOCK_LIMIT)}{when}\n",
+                                style=style)
         for t in tls.values():  # e.g. HAProxy's frontend when its stats are not watched
             if (badge := tls_badge(t, now)).plain:
                 line.append(f"{t.backend}", style="dim")
@@ -105,7 +109,7 @@ class HealthBar(Static):
                 line.append("  ")
         for t in sorted(self.store.items(Kind.TLS), key=lambda t: t.backend):
             if expiring(t, now):
-                problems.append(f"{t.backend}: the certificate of {t.address} "
+                problems.append(f"{t.backend}: the certificate of {plain_line(t.address)} "
                                 f"{expiry_words(t.not_after or 0, now)}; renew it.\n",
                                 style="bold red" if (t.not_after or 0) <= now else "yellow")
         quorums = sorted(self.store.items(Kind.QUORUM), key=lambda q: q.system)
@@ -158,9 +162,9 @@ class Pane(Vertical):
         title = Text(f"{self.title} ", style="bold")
         title.append(f"[{count}]", style="dim")
         if self.table.filter_text:
-            title.append(f"  /{self.table.filter_text}", style="yellow")
+            title.append(f"  /{plain_line(self.table.filter_text)}", style="yellow")
         for refusal in self.store.refusals(self.kind):
-            title.append(f"  {refusal.message}", style="yellow")
+            title.append(f"  {plain_line(refusal.message, BLOCK_LIMIT)}", style="yellow")
         stale = self.store.is_stale(self.kind)
         self.set_class(stale, "-stale")
         from ..store import OWNER
@@ -169,9 +173,10 @@ class Pane(Vertical):
         if stale and backend is not None:
             if backend.last_success:
                 title.append(f"  STALE {age(time.time() - backend.last_success)}: "
-                             f"{backend.last_error}", style="bold red")
+                             f"{plain_line(backend.last_error, BLOCK_LIMIT)}", style="bold red")
             else:
-                title.append(f"  {backend.name} down, nothing read yet: {backend.last_error}",
+                title.append(f"  {backend.name} down, nothing read yet: "
+                             f"{plain_line(backend.last_error, BLOCK_LIMIT)}",
                              style="bold red")
         waiting = backend is not None and backend.waiting
         if waiting and backend is not None:

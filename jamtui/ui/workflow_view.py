@@ -28,6 +28,7 @@ from ..inventory import (
     resolve_names,
     validate_node,
 )
+from ..plain import BLOCK_LIMIT, block, line
 from ..workflows.journal import JournalError
 from ..workflows.runner import StepFailed
 from ..workflows.workflow import StepState, Workflow
@@ -105,7 +106,7 @@ class NodeAddScreen(ModalScreen["NodeSpec | None"]):
         if spec is not None:
             self.spec = spec
         for f in FIELDS:
-            self.query_one(f"#e-{f}", Label).update(self.errors.get(f, ""))
+            self.query_one(f"#e-{f}", Label).update(Text(line(self.errors.get(f, ""))))
         self.query_one("#submit", Button).disabled = bool(self.errors)
 
     @on(Button.Pressed, "#submit")
@@ -136,9 +137,9 @@ class PlanScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="plan-box"):
-            yield Label(Text(self.title_text, style="bold"), classes="pane-title")
+            yield Label(Text(line(self.title_text), style="bold"), classes="pane-title")
             with VerticalScroll():
-                yield Static(Text(self.text), id="plan-text")
+                yield Static(Text(block(self.text, None)), id="plan-text")
             yield Label("Apply this plan?  y apply · n / Esc do not apply")
 
     def action_answer(self, yes: bool) -> None:
@@ -180,7 +181,8 @@ class WorkflowScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         wf = self.workflow
-        yield Label(Text(f"{wf.kind} {wf.params.get('name', '')}  ·  {wf.id}", style="bold"),
+        yield Label(Text(line(f"{wf.kind} {wf.params.get('name', '')}  ·  {wf.id}"),
+                         style="bold"),
                     id="wf-title", classes="pane-title")
         yield Static(id="wf-steps")
         yield ProgressBar(total=1.0, show_eta=False, id="wf-progress")
@@ -233,7 +235,7 @@ class WorkflowScreen(Screen[None]):
         data, self._partial = self._partial + data, b""
         if not data.endswith(b"\n"):
             data, _, self._partial = data.rpartition(b"\n")
-        return data.decode("utf-8", errors="replace").splitlines()
+        return [line(x, None) for x in data.decode("utf-8", errors="replace").splitlines()]
 
     def _flush(self) -> None:
         lines = self._new_lines()
@@ -263,8 +265,9 @@ class WorkflowScreen(Screen[None]):
         table.add_column(ratio=1)
         for st in wf.states.values():
             icon, style = ICONS.get(st.state, ("?", ""))
-            table.add_row(Text(icon, style=style), st.title,
-                          Text(st.message, style="red" if st.state == "failed" else "dim"))
+            table.add_row(Text(icon, style=style), Text(line(st.title)),
+                          Text(line(st.message, BLOCK_LIMIT),
+                               style="red" if st.state == "failed" else "dim"))
         state_style = {"done": "green", "failed": "bold red", "cancelled": "yellow",
                        "rolled-back": "yellow"}.get(wf.state, "cyan")
         applies = self._applies or self._what_applies()
@@ -277,7 +280,8 @@ class WorkflowScreen(Screen[None]):
         state = f"rollback {wf.state}" if wf.phase == "rollback" and wf.state != "rolled-back" \
             else wf.state
         table.add_row("", Text(state, style=state_style),
-                      Text(wf.message + ("  " + " · ".join(hints) if hints else "")))
+                      Text(line(wf.message, BLOCK_LIMIT)
+                           + ("  " + " · ".join(hints) if hints else "")))
         return table
 
     def _what_applies(self) -> dict[str, bool]:
@@ -429,7 +433,8 @@ class WorkflowsScreen(Screen[None]):
         summaries = list_journals(self.app.engine.config.provisioning.state_dir)  # type: ignore[attr-defined]
         options = [Option(Text.assemble((f"{s.state:<12}", ICONS.get(
             {"rolled-back": "cancelled", "interrupted": "failed"}.get(s.state, s.state),
-            ("", ""))[1]), f" {s.kind:<12} {s.params.get('name', ''):<8} {s.id}  {s.message}"),
+            ("", ""))[1]), line(f" {s.kind:<12} {s.params.get('name', ''):<8} {s.id}  "
+                                f"{s.message}")),
             id=s.id) for s in summaries]
         yield OptionList(*options, id="wf-list") if options else Label(
             "No workflows yet: `a` on the VMs view adds a node.")

@@ -173,3 +173,19 @@ def test_slow_fault(lab: Lab) -> None:
         assert time.monotonic() - started >= 0.45
     finally:
         lab.clear_fault()
+
+
+def test_a_vm_name_must_be_a_dns_name_like_pve(lab: Lab) -> None:
+    """PVE::JSONSchema's 'dns-name' format: a name carrying terminal codes or markup never
+    reaches Proxmox's listings (#12 §1), so the lab refuses it as PVE does."""
+    p = pve(lab)
+    for name in ("vs[/x]", "vs\x1b]0;PWNED\x07", "my vm", "-vm", "vm_1"):
+        with pytest.raises(ResourceException) as err:
+            p.nodes("pve1").qemu(9000).clone.post(newid=306, name=name)
+        assert err.value.status_code == 400
+        assert err.value.errors == {
+            "name": "invalid format - value does not look like a valid DNS name\n"}
+    with pytest.raises(ResourceException):
+        p.nodes("pve1").qemu(9000).config.put(name="bad[/x]")
+    upid = p.nodes("pve1").qemu(9000).clone.post(newid=306, name="vs6.jamfox-dev")
+    assert Tasks.blocking_status(p, upid, timeout=10, polling_interval=0.1)["exitstatus"] == "OK"
