@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_node_parser(sub, common)
 
+    from .exec_cli import add_parser as add_exec_parser
+
+    add_exec_parser(sub, common)
+
     lab = sub.add_parser("lab", help="run the embedded JamLab in the foreground")
     lab.add_argument("--seed", type=int, default=0, help="make a run repeatable (default 0)")
     lab.add_argument("--inventory", metavar="PATH", help="Ansible inventory (YAML) to build from")
@@ -125,6 +129,10 @@ def _run(argv: Sequence[str] | None) -> int:
                 return run_doctor_command(cfg)
             if args.command == "trace":
                 return run_trace_command(cfg, args)
+            if args.command == "exec":
+                from .exec_cli import run_exec_command
+
+                return run_exec_command(cfg, args)
             if args.command == "node":
                 from .node_cli import run_node
 

@@ -40,6 +40,8 @@ _NOMAD_RULES: tuple[tuple[str, str, str | None], ...] = (
     ("GET", r"/v1/allocations?(/.*)?", "namespace:read-job"),
     ("*", r"/v1/allocation/[^/]+/stop", "namespace:alloc-lifecycle"),
     ("*", r"/v1/client/allocation/[^/]+/restart", "namespace:alloc-lifecycle"),
+    ("GET", r"/v1/client/allocation/[^/]+/exec", "namespace:alloc-exec"),
+    ("GET", r"/v1/client/fs/(ls|stat)/.*", "namespace:read-fs"),
     ("GET", r"/v1/client/fs/logs/.*", "namespace:read-logs"),
     ("GET", r"/v1/nodes|/v1/node/.*", "node:read"),
     ("*", r"/v1/node/.*", "node:write"),
@@ -55,6 +57,11 @@ NOMAD_TOPIC_CAPABILITY = {"Node": "node:read", "Job": "namespace:read-job",
                           "Allocation": "namespace:read-job",
                           "Evaluation": "namespace:read-job",
                           "Deployment": "namespace:read-job"}
+
+
+# checked by the handler after the WebSocket upgrade (its token may come in the first frame,
+# `ws_handshake`), and refused with a close frame as Nomad does, not an HTTP 403
+NOMAD_IN_BAND = re.compile(r"/v1/client/allocation/[^/]+/exec")
 
 
 def nomad_capability(method: str, path: str) -> str | None:

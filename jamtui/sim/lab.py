@@ -253,6 +253,7 @@ class Lab:
                                  mtls=self.mtls, cert_days=self.cert_days)
         world = World(self.inventory, seed=self.seed, **self.world_options)
         self.ctx = SimContext(world, self.faults, self.secrets, tls_files, self.host)
+        self.ctx.workdir = self.workdir
         world.runtime = instances.LabRuntime(self.ctx)
         self.faults.listeners.append(self._on_fault)
         await world.start(self.tick)

@@ -1,0 +1,82 @@
+"""`jamtui exec ALLOC [-t TASK] -- CMD`: a command in a Nomad task, as `nomad alloc exec`.
+
+The allocation is found as the Nomad CLI finds it (an ID or a unique prefix, through
+`/v1/allocations?prefix=`), the task is the allocation's only one unless `-t` names it; then
+the command runs over the exec WebSocket (sources/exec.py), with a TTY when stdin is one,
+and its exit code is ours."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .config import Config, NomadConfig
+from .plain import block, line
+from .sources.exec import ExecError, ExecTarget, run_exec
+from .sources.tls import TLSSettings
+
+
+def add_parser(sub: Any, common: Any) -> None:
+    p = sub.add_parser("exec", parents=[common],
+                       help="run a command in a Nomad allocation's task (`-- CMD`), with a TTY "
+                       "when stdin is one; exits with the command's code")
+    p.add_argument("alloc", metavar="ALLOC", help="an allocation ID or a unique prefix")
+    p.add_argument("-t", "--task", help="the task (needed when the group runs several)")
+    tty = p.add_mutually_exclusive_group()
+    tty.add_argument("-i", "--tty", dest="tty", action="store_true", default=None,
+                     help="allocate a TTY even when stdin is not a terminal")
+    tty.add_argument("-T", "--no-tty", dest="tty", action="store_false",
+                     help="no TTY even on a terminal")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD",
+                   help="the command and its arguments (default /bin/sh)")
+
+
+def resolve(cfg: NomadConfig, alloc: str, task: str | None) -> ExecTarget:
+    """The allocation by ID or unique prefix, and its task; LookupError in words."""
+    session = TLSSettings.of("nomad", cfg).session()
+    session.headers.update(cfg.auth_headers())
+    base = cfg.address.rstrip("/")
+    namespace = cfg.namespace or "default"
+    try:
+        resp = session.get(f"{base}/v1/allocations",
+                           params={"prefix": alloc, "namespace": namespace}, timeout=15)
+        if resp.status_code != 200:
+            raise LookupError(f"Nomad answered HTTP {resp.status_code}: "
+                              f"{line(resp.text.strip()[:300])}")
+        matches = [a for a in resp.json() if isinstance(a, dict)]
+    finally:
+        session.close()
+    exact = [a for a in matches if a.get("ID") == alloc]
+    if exact:
+        matches = exact
+    if not matches:
+        raise LookupError(f"No allocation(s) with prefix or id {alloc!r} found")
+    if len(matches) > 1:
+        ids = ", ".join(line(str(a.get("ID", ""))[:8]) for a in matches[:10])
+        raise LookupError(f"Prefix {alloc!r} matched multiple allocations: {ids}")
+    found = matches[0]
+    tasks = sorted((found.get("TaskStates") or {}).keys())
+    if task is None:
+        if len(tasks) != 1:
+            raise LookupError("the allocation runs several tasks, give one with -t: "
+                              + ", ".join(line(t) for t in tasks))
+        task = tasks[0]
+    elif task not in tasks:
+        raise LookupError(f"no task {task!r} in the allocation (tasks: "
+                          + ", ".join(line(t) for t in tasks) + ")")
+    return ExecTarget(str(found["ID"]), task, (), str(found.get("Namespace") or namespace))
+
+
+def run_exec_command(cfg: Config, args: argparse.Namespace) -> int:
+    command = list(args.cmd)
+    if command and command[0] == "--":
+        command = command[1:]
+    command = command or ["/bin/sh"]
+    try:
+        target = resolve(cfg.nomad, args.alloc, args.task)
+        target = ExecTarget(target.alloc_id, target.task, tuple(command), target.namespace)
+        return run_exec(cfg.nomad, target, tty=args.tty)
+    except (ExecError, LookupError, OSError, ValueError) as exc:
+        print(f"\r\njamtui exec: {block(exc)}", file=sys.stderr)
+        return 1
