@@ -7,6 +7,7 @@ it exactly as it reaches a real host through a real bastion."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -55,6 +56,9 @@ class _HostServer(paramiko.ServerInterface):
         self.bastion = bastion
         self.host = host
         self.commands: dict[int, str] = {}
+        self.shells: set[int] = set()
+        self.ptys: dict[int, tuple[int, int]] = {}  # channel → (rows, columns)
+        self.terminals: dict[int, HostShell] = {}
         self.ready = threading.Condition()
 
     def get_allowed_auths(self, username: str) -> str:
@@ -71,6 +75,27 @@ class _HostServer(paramiko.ServerInterface):
         with self.ready:
             self.commands[channel.get_id()] = command.decode(errors="replace")
             self.ready.notify_all()
+        return True
+
+    def check_channel_pty_request(self, channel: paramiko.Channel, term: bytes, width: int,
+                                  height: int, pixelwidth: int, pixelheight: int,
+                                  modes: bytes) -> bool:
+        self.ptys[channel.get_id()] = (height, width)
+        return True
+
+    def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:
+        with self.ready:
+            self.shells.add(channel.get_id())
+            self.ready.notify_all()
+        return True
+
+    def check_channel_window_change_request(self, channel: paramiko.Channel, width: int,
+                                            height: int, pixelwidth: int,
+                                            pixelheight: int) -> bool:
+        self.ptys[channel.get_id()] = (height, width)
+        shell = self.terminals.get(channel.get_id())
+        if shell is not None:
+            shell.resize(height, width)
         return True
 
 
@@ -183,11 +208,19 @@ class LabBastion:
         transport.close()
 
     def _exec(self, server: _HostServer, chan: paramiko.Channel) -> None:
+        cid = chan.get_id()
         with server.ready:
-            server.ready.wait_for(lambda: chan.get_id() in server.commands or chan.closed, 5)
-        command = server.commands.get(chan.get_id(), "")
+            server.ready.wait_for(
+                lambda: cid in server.commands or cid in server.shells or chan.closed, 5)
+        command = server.commands.get(cid, "")
         try:
-            status = run_command(self.ctx, server.host, command, chan, self._stop)
+            if cid in server.shells:
+                shell = HostShell(self.dir.parent / "hosts" / _safe_name(server.host),
+                                  server.host, server.ptys.get(cid))
+                server.terminals[cid] = shell
+                status = shell.run(chan, self._stop)
+            else:
+                status = run_command(self.ctx, server.host, command, chan, self._stop)
         except OSError:
             return  # the client went away
         try:
@@ -258,3 +291,77 @@ def run_command(ctx: SimContext, host: str, command: str, chan: Any,
             break
         chan.sendall((next(lines) + "\n").encode())
     return 0
+
+
+def _safe_name(host: str) -> str:
+    """A host's name as a directory and prompt: nothing a shell or a path would interpret."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]", "_", host)[:63] or "host"
+
+
+class HostShell:
+    """A login shell on a lab host: a real `sh` under a PTY in the host's own directory (its
+    home), bridged to the SSH channel; the channel's window-change resizes the PTY."""
+
+    def __init__(self, home: Path, host: str, size: tuple[int, int] | None) -> None:
+        self.home, self.host, self.size = home, host, size
+        self.master = -1
+
+    def resize(self, rows: int, cols: int) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        if self.master >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ,
+                            struct.pack("HHHH", max(1, rows), max(1, cols), 0, 0))
+
+    def run(self, chan: Any, stop: threading.Event) -> int:
+        import fcntl
+        import os
+        import select
+        import subprocess
+        import termios
+
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.master, slave = os.openpty()
+        if self.size:
+            self.resize(*self.size)
+        name = _safe_name(self.host)
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "HOME": str(self.home), "TERM": "xterm-256color", "USER": "root",
+               "HOSTNAME": name, "PS1": f"root@{name}:~# "}
+        try:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-i"], stdin=slave, stdout=slave, stderr=slave, cwd=self.home,
+                env=env, start_new_session=True, close_fds=True,
+                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        finally:
+            os.close(slave)
+        try:
+            while not stop.is_set():
+                ready, _, _ = select.select([self.master, chan], [], [], 0.2)
+                if self.master in ready:
+                    try:
+                        data = os.read(self.master, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        break
+                    chan.sendall(data)
+                if chan in ready:
+                    data = chan.recv(65536)
+                    if not data:
+                        break
+                    os.write(self.master, data)
+                if proc.poll() is not None and not select.select([self.master], [], [], 0)[0]:
+                    break
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            code = proc.wait()
+            os.close(self.master)
+            self.master = -1
+        return code if code >= 0 else 128 - code
