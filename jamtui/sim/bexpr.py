@@ -339,7 +339,7 @@ class Expression:
         return [i for i in items if self.matches(i)]
 
 
-def compile(text: str) -> Expression:  # noqa: A001 - the library's own verb
+def compile(text: str) -> Expression:
     """Parse `text`; BexprError for an expression go-bexpr would refuse."""
     if not text.strip():
         raise BexprError("1:1 (0): no match found, expected: expression")

@@ -75,8 +75,9 @@ def api_routes(world: World) -> list[dict[str, Any]] | None:
     per_route: dict[tuple[str, str, str], int] = {}
     for t in ts:
         per_route[(t.service, t.host, t.path)] = per_route.get((t.service, t.host, t.path), 0) + 1
-    return [
-        {
+    out = []
+    for t in ts:
+        route: dict[str, Any] = {
             "service": t.service,
             "host": t.host,
             "path": t.path,
@@ -84,13 +85,12 @@ def api_routes(world: World) -> list[dict[str, Any]] | None:
             "dst": t.dst,
             "opts": t.opts,
             "weight": 1 / per_route[(t.service, t.host, t.path)],
-            "cmd": "route add",
-            "tags": list(t.tags) or None,
-            "rate1": 0,
-            "pct99": 0,
         }
-        for t in ts
-    ]
+        if t.tags:  # admin/api/routes.go: `json:"tags,omitempty"`
+            route["tags"] = list(t.tags)
+        route.update({"cmd": "route add", "rate1": 0, "pct99": 0})
+        out.append(route)
+    return out
 
 
 def match(world: World, host: str, path: str) -> list[Target]:

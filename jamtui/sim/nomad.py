@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import nomad_reads
 from .acl import NOMAD_IN_BAND, NOMAD_TOPIC_CAPABILITY, nomad_capability
 from .context import SimContext
 from .http import (
@@ -388,6 +389,7 @@ def build_app(ctx: SimContext, heartbeat: float = 30.0, log_heartbeat: float = 1
         _count_middleware(ctx),
         fault_middleware("nomad", ctx.faults, text_error),
         _acl_middleware(ctx),
+        nomad_reads.middleware(ctx),  # what real clients read (sim/nomad_reads.py)
     ])
     app[CTX] = ctx
     app[SETTINGS] = {"heartbeat": heartbeat, "log_heartbeat": log_heartbeat}
