@@ -17,6 +17,7 @@ from jamtui.config import load_config
 from jamtui.doctor import run_doctor
 from jamtui.sim.lab import Lab
 from tests.conftest import CLIENT_ENV, FAST
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -129,6 +130,7 @@ def test_trace_whole_then_broken(lab_config: tuple[Lab, Path]) -> None:
     assert [h["layer"] for h in doc["hops"]][:2] == ["dns", "frontend"]
 
     lab.call(lab.world.stop_job, "example")
+    wait_for(lambda: lab.world.jobs["example"].status == "dead")
     broken = run(["trace", "example.jamfox.dev", "--config", str(path)], lab.env())
     assert broken.returncode == 1
     assert "broken at" in broken.stdout and "no Fabio instance has a route" in \

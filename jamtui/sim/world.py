@@ -1066,16 +1066,23 @@ class World:
         job = self.get_job(job_id)
         job.stop = True
         job.modify_index = job.job_modify_index = self.nomad.bump("jobs")
-        for alloc in self.job_allocs(job_id):
-            if not alloc.terminal:
-                self._finish_alloc(alloc, "complete", "alloc not needed due to job update",
-                                   desired="stop")
-        job.status = "dead"
         self._emit("Job", "JobDeregistered", job.id, job, [])
         ev = self._new_eval(job, "job-deregister")
         if purge:
             del self.jobs[job_id]
         self.notify()
+
+        def stop_allocations() -> None:
+            # the deregister evaluation tells each allocation to stop; until then the job
+            # stays `running` (nomad/state getJobStatus: a non-terminal allocation)
+            for alloc in self.job_allocs(job_id):
+                if not alloc.terminal:
+                    self._finish_alloc(alloc, "complete", "alloc not needed due to job update",
+                                       desired="stop")
+            self._update_job_status(job)
+            self.notify()
+
+        self._later(self.task_delay, stop_allocations)
         return ev
 
     def start_job(self, job_id: str) -> Evaluation:
@@ -1364,7 +1371,8 @@ class World:
     def _update_job_status(self, job: Job) -> None:
         allocs = self.job_allocs(job.id)
         if job.stop:
-            status = "dead"
+            live = any(not a.terminal and a.desired_status == "run" for a in allocs)
+            status = "running" if live and job.type != "system" else "dead"
         elif any(a.client_status in ("running", "pending") for a in allocs):
             status = "running"
         elif job.type == "batch" and allocs and all(a.terminal for a in allocs):

@@ -147,7 +147,7 @@ def test_actions_change_the_lab(lab: Lab) -> None:
     # stop the job: every allocation is told to stop, the job is dead
     out = n.job.deregister_job("api")
     assert {"EvalID", "EvalCreateIndex", "JobModifyIndex"} <= out.keys()
-    assert n.job.get_job("api")["Status"] == "dead"
+    wait_for(lambda: n.job.get_job("api")["Status"] == "dead")
     assert not running(n, "api")
 
     # register a new job from JSON

@@ -90,7 +90,7 @@ def test_fabio_routes_only_passing_instances_and_null_when_empty(lab: Lab) -> No
 
     for job in ("example", "api"):
         lab.call(lab.world.stop_job, job)
-    assert requests.get(f"{fabio}/api/routes", timeout=5).text.strip() == "null"
+    wait_for(lambda: requests.get(f"{fabio}/api/routes", timeout=5).text.strip() == "null")
 
 
 def test_a_stopped_vs_node_takes_its_fabio_down_in_haproxy(lab: Lab) -> None:

@@ -144,7 +144,10 @@ async def test_scale_stop_and_restart(world: World) -> None:
     world.restart_alloc(alloc.id)
     assert alloc.task_states["server"].restarts == 1
     world.stop_job("example")
-    assert running(world, "example") == [] and world.jobs["example"].status == "dead"
+    # until the deregister evaluation has stopped the allocations, the job is running
+    assert world.jobs["example"].status == "running" and running(world, "example")
+    await until(lambda: world.jobs["example"].status == "dead")
+    assert running(world, "example") == []
     assert "example" not in world.service_names()
     with pytest.raises(SimError):
         world.scale_job("example", "nope", 1)
