@@ -99,7 +99,7 @@ class ExecStream:
         self._loop = asyncio.get_running_loop()
         settings = TLSSettings.of("nomad", self.cfg)
         url = exec_url(self.cfg.address, self.target, self.tty)
-        ssl: Any = settings.context() if url.startswith("wss://") else None
+        ssl: Any = settings.context() if url.startswith("wss://") else True
         headers = self.cfg.auth_headers()
         kw: dict[str, Any] = {}
         if settings.server_name and ssl is not None:

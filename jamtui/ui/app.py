@@ -452,6 +452,15 @@ class JamApp(App[None]):
 
     # -- actions -------------------------------------------------------------------------------
 
+    @property
+    def shells(self) -> Any:
+        """`s`: shells in tasks and on hosts (ui/shell.py), made on first use."""
+        if getattr(self, "_shells", None) is None:
+            from .shell import Shells
+
+            self._shells = Shells(self, self.engine.config, self.engine.inventory)
+        return self._shells
+
     def request_action(self, name: str, obj: Any) -> None:
         """Check, ask (for destructive ones, naming the object), then run in a worker."""
         if name == "logs":
@@ -459,6 +468,9 @@ class JamApp(App[None]):
             return
         if self.read_only:
             self.notify("jamtui is read-only: actions are off.", severity="warning")
+            return
+        if name == "shell":
+            self.shells.open(obj)
             return
         if name in ("node_add", "node_remove"):
             self._node_workflow(name, obj)

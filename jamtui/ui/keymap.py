@@ -52,6 +52,9 @@ KEYMAP: tuple[Key, ...] = (
     Key("act('logs')", "l", "logs", scope=Kind.JOB.value),
     Key("act('logs')", "l", "logs", scope=Kind.VM.value),
     Key("act('logs')", "l", "logs", scope=Kind.HYPERVISOR.value),
+    Key("act('shell')", "s", "shell", scope=Kind.ALLOCATION.value),
+    Key("act('shell')", "s", "shell", scope=Kind.VM.value),
+    Key("act('shell')", "s", "shell", scope=Kind.HYPERVISOR.value),
 )
 
 READ_ONLY_OK = {"act('logs')"}  # object keys that change nothing, kept under --read-only
