@@ -11,9 +11,12 @@ import argparse
 import sys
 from typing import Any
 
+import requests
+
 from .config import Config, NomadConfig
 from .plain import block, line
 from .sources.exec import ExecError, ExecTarget, run_exec
+from .sources.reasons import in_words
 from .sources.tls import TLSSettings
 
 
@@ -34,17 +37,21 @@ def add_parser(sub: Any, common: Any) -> None:
 
 def resolve(cfg: NomadConfig, alloc: str, task: str | None) -> ExecTarget:
     """The allocation by ID or unique prefix, and its task; LookupError in words."""
-    session = TLSSettings.of("nomad", cfg).session()
+    tls = TLSSettings.of("nomad", cfg)
+    session = tls.session()
     session.headers.update(cfg.auth_headers())
     base = cfg.address.rstrip("/")
     namespace = cfg.namespace or "default"
     try:
-        resp = session.get(f"{base}/v1/allocations",
+        # verify given per request: REQUESTS_CA_BUNDLE would win over the session's
+        resp = session.get(f"{base}/v1/allocations", verify=tls.verify,
                            params={"prefix": alloc, "namespace": namespace}, timeout=15)
         if resp.status_code != 200:
             raise LookupError(f"Nomad answered HTTP {resp.status_code}: "
                               f"{line(resp.text.strip()[:300])}")
         matches = [a for a in resp.json() if isinstance(a, dict)]
+    except requests.RequestException as exc:
+        raise LookupError(f"cannot reach Nomad at {base}: {in_words(exc, 15)}") from None
     finally:
         session.close()
     exact = [a for a in matches if a.get("ID") == alloc]

@@ -226,3 +226,17 @@ def test_fs_ls_and_stat_through_python_nomad(lab: Lab) -> None:
     with pytest.raises(nomad.api.exceptions.BaseNomadException) as err:
         readonly.client.ls.list_files(alloc)
     assert err.value.nomad_resp.status_code == 403
+
+
+def test_exec_over_tls_with_client_certificates() -> None:
+    """`jamtui lab --tls`: wss:// with the lab's CA, a client certificate and the server name
+    the certificate holds (NOMAD_TLS_SERVER_NAME), as every other Nomad request."""
+    with Lab(seed=1, tick=0.2, traffic=False, tls=True, **FAST) as tls_lab:
+        alloc, _ = running_alloc(tls_lab)
+        assert tls_lab.urls["nomad"].startswith("https://")
+        done = subprocess.run(
+            [sys.executable, "-m", "jamtui", "exec", "--config", str(config(tls_lab)), alloc,
+             "--", "sh", "-c", "echo secure; exit 2"], capture_output=True,
+            env=env(tls_lab), timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stdout.decode().strip() == "secure"

@@ -165,6 +165,8 @@ class ExecStream:
                                 aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                     reason = msg.extra if isinstance(msg.extra, str) and msg.extra else ""
                     code = ws.close_code or (msg.data if isinstance(msg.data, int) else 0)
+                    if reason == "Permission denied":
+                        reason += " (the token needs the namespace's alloc-exec capability)"
                     raise ExecError("Nomad refused the exec: " + (reason or f"closed (code {code})")
                                     if code and code != 1000 else
                                     "Nomad ended the exec without an exit code" +
@@ -196,11 +198,9 @@ class ExecStream:
 
 
 def _words(exc: BaseException) -> str:
-    from .reasons import describe_error
+    from .reasons import in_words
 
-    with contextlib.suppress(Exception):
-        return describe_error(exc)
-    return str(exc) or type(exc).__name__
+    return in_words(exc, 15)
 
 
 def _write_all(fd: int, data: bytes) -> None:
