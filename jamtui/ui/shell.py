@@ -108,6 +108,11 @@ class Shells:
     # -- SSH ----------------------------------------------------------------------------------
 
     def ssh(self, obj: VM | Hypervisor) -> None:
+        status = getattr(obj, "status", "")
+        if status not in ("running", "online"):
+            self.app.notify(f"{line(obj.name)} is {line(status or 'unknown')}: nothing to log "
+                            "in to", severity="warning")
+            return
         address = getattr(obj, "ip", None) or getattr(obj, "address", None) or ""
         try:
             target, jump = targets(self.config, self.inventory, obj.name, str(address))
