@@ -4,11 +4,15 @@ real PTY. The host key policy is the log tails': unknown → asked, changed → 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import shutil
+import struct
 import sys
+import termios
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +86,11 @@ def test_a_shell_on_a_lab_host_with_openssh_through_the_bastion(lab: Lab) -> Non
         assert b"192.168.42.20" in seen, seen
         os.write(fd, b"yes\r")
         assert b"root@vb0:~# " in read_until(fd, b"root@vb0:~# ")
+        # a resize reaches the host's PTY (SIGWINCH → window-change)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+        time.sleep(0.3)
+        os.write(fd, b"stty size\r")
+        assert b"33 111" in read_until(fd, b"33 111")
         os.write(fd, b"echo h''i; exit 4\r")
         code, rest = finish(pid, fd)
     assert code == 4
