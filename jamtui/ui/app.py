@@ -25,6 +25,7 @@ from textual.filter import LineFilter
 from textual.fuzzy import Matcher
 from textual.message import Message
 from textual.notifications import SeverityLevel
+from textual.worker import NoActiveWorker, get_current_worker
 
 from ..actions import ActionError, actions_for, describe, find
 from ..engine import Engine
@@ -32,7 +33,7 @@ from ..model import Kind
 from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
 from .columns import History
-from .keymap import KEYMAP, Key, for_scopes
+from .keymap import KEYMAP, Key, for_scopes, usable
 from .screens import (
     ALIASES,
     VIEWS,
@@ -45,6 +46,8 @@ from .screens import (
     PromptScreen,
     ViewScreen,
 )
+
+ASK_SLICE = 0.1  # seconds a worker waits for an answer before checking it should stop
 
 NAMED_KINDS = {
     Kind.VM: "VM", Kind.HYPERVISOR: "hypervisor", Kind.SERVICE: "service",
@@ -72,7 +75,7 @@ class LabCommands(Provider):
                     partial(app.go_to_view, "workflows"), "view"))
         out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
         for kind, word in NAMED_KINDS.items():
-            actions = [] if app.read_only else actions_for(kind)
+            actions = [a for a in actions_for(kind) if usable(f"act({a.name!r})", app.read_only)]
             for obj in app.store.items(kind):
                 label = line(getattr(obj, "name", "") or str(obj.id))
                 if kind is Kind.VM:
@@ -371,14 +374,20 @@ class JamApp(App[None]):
         from ..sources.logs import RemoteFollower
         from ..sources.ssh import (
             HostKeyChanged,
-            HostKeyUnknown,
             RemoteTail,
             fingerprint,
             host_target,
             journal_command,
+            open_host_tail,
             tail_command,
         )
         from .log_view import LogScreen
+
+        def accept(asked: str, key: Any) -> bool:
+            question = (f"{asked} is not a known host. Its {key.get_name()} key is "
+                        f"{fingerprint(key)}. Check it against the host, then accept it "
+                        "(it is added to known_hosts)?")
+            return self.ask_from_thread(ConfirmScreen(question))
 
         try:
             if self.engine.inventory is None:
@@ -387,19 +396,12 @@ class JamApp(App[None]):
             command = tail_command(what, 200) if what.startswith("/") else \
                 journal_command(what, 200)
             pool = self.ssh_pool()
-            for _ in range(3):
-                try:
-                    pool.connect(target)
-                    break
-                except HostKeyUnknown as exc:
-                    question = (f"{exc.host} is not a known host. Its {exc.key.get_name()} key "
-                                f"is {fingerprint(exc.key)}. Check it against the host, then "
-                                "accept it (it is added to known_hosts)?")
-                    if not self.ask_from_thread(ConfirmScreen(question)):
-                        self.call_from_thread(self.notify, f"{host}: host key not accepted",
-                                              severity="warning")
-                        return
-                    pool.trust(_whose_key(pool, target, exc.host), exc.key)
+            opened = open_host_tail(pool, target, command, accept)
+            if opened is None:
+                if self.is_running and not _cancelled():
+                    self.call_from_thread(self.notify, f"{host}: host key not accepted",
+                                          severity="warning")
+                return
         except HostKeyChanged as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", timeout=20)
             return
@@ -417,7 +419,9 @@ class JamApp(App[None]):
             on_close=lambda: pool.release(target)))
 
     def ask_from_thread(self, dialog: Any) -> bool:
-        """From a worker thread: show a yes/no dialog and wait for the operator's answer."""
+        """From a worker thread: show a yes/no dialog and wait for the operator's answer, in
+        short slices: "no" when the worker is cancelled or the app stops (quitting with the
+        question open must not leave the thread, and so the process, waiting forever)."""
         answer: list[bool] = []
         done = threading.Event()
 
@@ -425,8 +429,15 @@ class JamApp(App[None]):
             answer.append(bool(yes))
             done.set()
 
-        self.call_from_thread(self.push_screen, dialog, answered)
-        done.wait()
+        if not self.is_running or _cancelled():
+            return False
+        try:
+            self.call_from_thread(self.push_screen, dialog, answered)
+        except RuntimeError:  # the app has stopped meanwhile
+            return False
+        while not done.wait(ASK_SLICE):
+            if not self.is_running or _cancelled():
+                return False
         return answer[0]
 
     def open_detail(self, kind: Kind, id_: str) -> None:
@@ -443,8 +454,7 @@ class JamApp(App[None]):
             scopes.update(p.kind.value for p in screen.panes)
         elif isinstance(screen, DetailScreen):
             scopes.add(screen.kind.value)
-        keys = [k for k in for_scopes(self.keymap, scopes)
-                if not (self.read_only and k.action.startswith("act("))]
+        keys = [k for k in for_scopes(self.keymap, scopes) if usable(k.action, self.read_only)]
         self.push_screen(HelpScreen(keys, screen.name or "jamtui"))
 
     def action_toggle_dark(self) -> None:
@@ -537,14 +547,12 @@ class JamApp(App[None]):
                                   severity="error", timeout=12)
 
 
-def _whose_key(pool: Any, target: Any, asked: str) -> Any:
-    """The target whose key paramiko asked about: the host's, or the bastion's on the way."""
-    from ..sources.ssh import known_name
-
-    if pool.jump is not None and asked in (pool.jump.address,
-                                           known_name(pool.jump.address, pool.jump.port)):
-        return pool.jump
-    return target
+def _cancelled() -> bool:
+    """Whether the worker this thread runs (if any) was cancelled."""
+    try:
+        return get_current_worker().is_cancelled
+    except NoActiveWorker:
+        return False
 
 
 def _follower(cls: Any, cfg: Any, alloc_id: str, task: str, stream: str) -> Any:

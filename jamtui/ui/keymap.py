@@ -57,6 +57,12 @@ KEYMAP: tuple[Key, ...] = (
 READ_ONLY_OK = {"act('logs')"}  # object keys that change nothing, kept under --read-only
 
 
+def usable(action: str, read_only: bool) -> bool:
+    """The one place read-only is decided, for tables, details, the palette and `?`: under
+    --read-only an object action is offered only if it changes nothing."""
+    return not (read_only and action.startswith("act(") and action not in READ_ONLY_OK)
+
+
 def action_name(key: Key) -> str:
     """The name the config uses: `vm_start` for act('vm_start'), else the action itself."""
     if key.action.startswith("act('"):

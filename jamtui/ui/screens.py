@@ -19,7 +19,7 @@ from ..model import Kind
 from ..plain import LINE_LIMIT, line
 from ..plain import text as safe_text
 from .detail import render
-from .keymap import Key, for_scopes
+from .keymap import Key, for_scopes, usable
 from .widgets import HealthBar, Pane
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         app = self.jam
         for key in for_scopes(app.keymap, {self.kind.value}):
-            if not app.read_only:
+            if usable(key.action, app.read_only):
                 self._bindings.bind(key.keys, key.action, key.description, show=key.show)
         yield HealthBar(app.store, app.configured, id="health")
         with Horizontal(id="detail-body"):
