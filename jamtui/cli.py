@@ -378,7 +378,7 @@ def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
         raise ConfigError(f"{cfg.path}: {exc}") from exc
     engine = Engine(cfg)
     read_only = bool(getattr(args, "read_only", False) or cfg.read_only)
-    app = JamApp(engine, read_only=read_only, keymap=keymap)
+    app = JamApp(engine, read_only=read_only, keymap=keymap, keys=dict(cfg.keys))
     app.run()
     return app.return_code or 0  # 1 after an unexpected exception (said in one line)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from importlib.resources import files
 from typing import Any
@@ -33,7 +33,7 @@ from ..model import Kind
 from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
 from .columns import History
-from .keymap import KEYMAP, Key, for_scopes, usable
+from .keymap import KEYMAP, Key, bind, for_scopes, usable
 from .screens import (
     ALIASES,
     VIEWS,
@@ -129,8 +129,14 @@ class JamApp(App[None]):
     COMMANDS = App.COMMANDS | {LabCommands}
 
     def __init__(self, engine: Engine, *, read_only: bool = False,
-                 keymap: tuple[Key, ...] = KEYMAP, start_engine: bool = True) -> None:
+                 keymap: tuple[Key, ...] = KEYMAP, start_engine: bool = True,
+                 keys: Mapping[str, str] | None = None) -> None:
+        """`keys`: the config's [keys] table (binding id → keys); `keymap` is the key table
+        with it applied (`keymap.with_overrides`), the screens' own bindings take it through
+        `App.set_keymap`."""
         super().__init__()
+        if keys:
+            self.set_keymap(dict(keys))
         self.engine = engine
         self.store = engine.store
         self.read_only = read_only
@@ -148,7 +154,7 @@ class JamApp(App[None]):
         self.crash: str = ""  # the one line said when an unexpected exception ended the app
         for key in for_scopes(keymap, {"global"}):
             if key.action not in ("back",):
-                self._bindings.bind(key.keys, key.action, key.description, show=key.show)
+                bind(self._bindings, key)
 
     # -- life ----------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from ..plain import is_plain
 from ..plain import text as safe_text
 from ..store import Store
 from .columns import COLUMNS, History, plain
-from .keymap import Key, for_scopes, usable
+from .keymap import Key, bind, for_scopes, usable
 
 FIRST_CHUNK = 200  # rows shown at once: more than any terminal is tall
 CHUNK = 1000  # rows per later step of a big table's load
@@ -74,7 +74,7 @@ class LiveTable(DataTable[Any]):
         for key in for_scopes(keymap, {"table", kind.value}):
             if key.action == "open" or not usable(key.action, read_only):
                 continue  # DataTable's own enter opens; read-only hides every action
-            self._bindings.bind(key.keys, key.action, key.description, show=key.show)
+            bind(self._bindings, key)
         self.kind = kind
         self.store = store
         self.history = history

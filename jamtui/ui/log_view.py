@@ -266,19 +266,22 @@ class LogScreen(Screen[None]):
     allocations as they start and stop)."""
 
     BINDINGS = [
-        Binding("f,end", "resume", "follow"),
-        Binding("slash", "search", "search"),
-        Binding("n", "next_match", "next", show=False),
-        Binding("N", "previous_match", "previous", show=False),
-        Binding("ampersand", "filter", "filter"),
-        Binding("e", "toggle_stream", "stdout/stderr"),
-        Binding("t", "toggle_stamps", "time"),
-        Binding("w", "toggle_wrap", "wrap"),
-        Binding("s", "save", "save"),
-        Binding("right_square_bracket", "next_tail", "next tail", show=False),
-        Binding("left_square_bracket", "next_tail(-1)", "previous tail", show=False),
-        Binding("x", "close", "close"),
-        Binding("escape", "back", "back"),
+        Binding("f,end", "resume", "follow", id="log_follow"),
+        Binding("slash", "search", "search", id="log_search"),
+        Binding("n", "next_match", "next", show=False, id="log_next_match"),
+        Binding("N", "previous_match", "previous", show=False,
+                id="log_previous_match"),
+        Binding("ampersand", "filter", "filter", id="log_filter"),
+        Binding("e", "toggle_stream", "stdout/stderr", id="log_stream"),
+        Binding("t", "toggle_stamps", "time", id="log_time"),
+        Binding("w", "toggle_wrap", "wrap", id="log_wrap"),
+        Binding("s", "save", "save", id="log_save"),
+        Binding("right_square_bracket", "next_tail", "next tail", show=False,
+                id="log_next_tail"),
+        Binding("left_square_bracket", "next_tail(-1)", "previous tail", show=False,
+                id="log_previous_tail"),
+        Binding("x", "close", "close", id="log_close"),
+        Binding("escape", "back", "back", id="log_back"),
     ]
 
     def __init__(self, title: str, streams: list[Stream] | Callable[[], list[Stream]],
@@ -532,7 +535,7 @@ class LogScreen(Screen[None]):
 class TailsScreen(ModalScreen["str | None"]):
     """The open tails; Enter switches to one."""
 
-    BINDINGS = [Binding("escape", "dismiss_none", "close")]
+    BINDINGS = [Binding("escape", "dismiss_none", "close", id="tails_close")]
 
     def __init__(self, tails: dict[str, LogScreen]) -> None:
         super().__init__()

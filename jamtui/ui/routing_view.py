@@ -31,8 +31,8 @@ CHAIN_KINDS = {Kind.ROUTE, Kind.SERVICE, Kind.INSTANCE, Kind.HAPROXY, Kind.ALLOC
 
 
 class RoutingScreen(Screen[None]):
-    BINDINGS = [Binding("t", "trace", "trace (DNS + probe)"),
-                Binding("escape", "back", "back", show=False)]
+    BINDINGS = [Binding("t", "trace", "trace (DNS + probe)", id="routes_trace"),
+                Binding("escape", "back", "back", show=False, id="routes_back")]
 
     def __init__(self) -> None:
         super().__init__(name="routes")

@@ -19,7 +19,7 @@ from ..model import Kind
 from ..plain import LINE_LIMIT, line
 from ..plain import text as safe_text
 from .detail import render
-from .keymap import Key, for_scopes, usable
+from .keymap import Key, bind, for_scopes, usable
 from .widgets import HealthBar, Pane
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class ViewScreen(LabScreen):
 class DetailScreen(Screen[None]):
     """One object, its cross-links, and the actions on it; follows the store live."""
 
-    BINDINGS = [Binding("escape", "back", "back")]
+    BINDINGS = [Binding("escape", "back", "back", id="detail_back")]
 
     def __init__(self, kind: Kind, id_: str) -> None:
         super().__init__(name=f"detail:{kind.value}:{id_}")
@@ -202,7 +202,7 @@ class DetailScreen(Screen[None]):
         app = self.jam
         for key in for_scopes(app.keymap, {self.kind.value}):
             if usable(key.action, app.read_only):
-                self._bindings.bind(key.keys, key.action, key.description, show=key.show)
+                bind(self._bindings, key)
         yield HealthBar(app.store, app.configured, id="health")
         with Horizontal(id="detail-body"):
             with VerticalScroll(id="detail-main"):
@@ -253,7 +253,7 @@ class DetailScreen(Screen[None]):
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close", id="help_close")]
 
     def __init__(self, keys: list[Key], title: str) -> None:
         super().__init__()
@@ -280,7 +280,8 @@ class HelpScreen(ModalScreen[None]):
 class ConfirmScreen(ModalScreen[bool]):
     """Destructive actions ask first, naming the object."""
 
-    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape", "answer(False)", "no")]
+    BINDINGS = [Binding("y", "answer(True)", "yes", id="confirm_yes"),
+                Binding("n,escape", "answer(False)", "no", id="confirm_no")]
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -298,7 +299,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class CommandScreen(ModalScreen["str | None"]):
     """`:` — jump to a view by name, with completion."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="command_cancel")]
 
     def compose(self) -> ComposeResult:
         names = [*VIEWS, "routes", "workflows", "overview"]
@@ -314,7 +315,7 @@ class CommandScreen(ModalScreen["str | None"]):
 
 
 class PromptScreen(ModalScreen["str | None"]):
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="prompt_cancel")]
 
     def __init__(self, question: str, value: str = "") -> None:
         super().__init__()

@@ -49,7 +49,8 @@ ICONS = {"pending": ("·", "dim"), "running": ("▶", "bold cyan"), "done": ("�
 class NodeAddScreen(ModalScreen["NodeSpec | None"]):
     """The node-add form: every field prefilled from the inventory and checked as you type."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "submit", "add")]
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="node_form_cancel"),
+                Binding("ctrl+s", "submit", "add", id="node_form_submit")]
 
     def __init__(self, inventory: Inventory, group: str = "vs",
                  addresses: dict[str, str] | None = None) -> None:
@@ -127,8 +128,8 @@ class NodeAddScreen(ModalScreen["NodeSpec | None"]):
 class PlanScreen(ModalScreen[bool]):
     """The plan, before anything is applied: `y` applies, `n` or Esc stops."""
 
-    BINDINGS = [Binding("y", "answer(True)", "apply"), Binding("n,escape", "answer(False)",
-                                                                "do not apply")]
+    BINDINGS = [Binding("y", "answer(True)", "apply", id="plan_apply"),
+                Binding("n,escape", "answer(False)", "do not apply", id="plan_refuse")]
 
     def __init__(self, title: str, text: str) -> None:
         super().__init__()
@@ -157,11 +158,11 @@ class WorkflowScreen(Screen[None]):
     journal. The log pane is the journal's screen lines, each shown once."""
 
     BINDINGS = [
-        Binding("c", "cancel_workflow", "cancel"),
-        Binding("r", "resume", "resume"),
-        Binding("b", "rollback", "roll back"),
-        Binding("l", "logs", "logs"),
-        Binding("escape", "back", "back"),
+        Binding("c", "cancel_workflow", "cancel", id="workflow_cancel"),
+        Binding("r", "resume", "resume", id="workflow_resume"),
+        Binding("b", "rollback", "roll back", id="workflow_rollback"),
+        Binding("l", "logs", "logs", id="workflow_logs"),
+        Binding("escape", "back", "back", id="workflow_back"),
     ]
 
     def __init__(self, workflow: Workflow) -> None:
@@ -421,7 +422,7 @@ def open_node_remove(app: JamApp, name: str) -> None:
 class WorkflowsScreen(Screen[None]):
     """`:workflows`: every journalled workflow, newest first; Enter opens it."""
 
-    BINDINGS = [Binding("escape", "back", "back")]
+    BINDINGS = [Binding("escape", "back", "back", id="workflows_back")]
 
     def compose(self) -> ComposeResult:
         from textual.widgets import OptionList

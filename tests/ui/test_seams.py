@@ -7,10 +7,14 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from jamtui.engine import Engine
 from jamtui.model import Kind
 from jamtui.sim.lab import Lab
 from jamtui.ui.app import JamApp
+from jamtui.ui.keymap import with_overrides as keymap_with
+from jamtui.ui.log_view import LogLines, LogScreen
 from jamtui.ui.screens import DetailScreen, HelpScreen
 from tests.ui.test_cockpit import focus_row, pane, ready, until
 
@@ -79,3 +83,44 @@ async def test_read_only_logs_key_is_the_same_in_table_detail_and_help(
         assert "act('logs')" in table_help and "act('logs')" in detail_help
         assert not {a for a in table_help | detail_help
                     if a.startswith("act(") and a != "act('logs')"}  # nothing that changes
+
+
+def test_every_binding_has_an_id_and_keys_knows_the_screens_ones() -> None:
+    from textual.binding import Binding
+    from textual.dom import DOMNode
+
+    from jamtui.ui import keymap, log_view, routing_view, screens, workflow_view
+
+    for module in (log_view, routing_view, screens, workflow_view):
+        for obj in vars(module).values():
+            if (isinstance(obj, type) and issubclass(obj, DOMNode)
+                    and obj.__module__.startswith("jamtui")):
+                for b in obj.__dict__.get("BINDINGS", ()):
+                    assert isinstance(b, Binding) and b.id, (obj.__name__, b)
+    assert all(b.id for b in keymap.bindings(keymap.KEYMAP, {k.scope for k in keymap.KEYMAP}))
+    assert {"log_wrap", "log_filter", "workflow_logs", "confirm_yes"} <= (
+        keymap.screen_binding_ids())
+    keymap.with_overrides({"log_wrap": "W", "vm_stop": "ctrl+k"})  # accepted
+    with pytest.raises(ValueError, match="unknown action"):
+        keymap.with_overrides({"log_wrapp": "W"})
+
+
+async def test_keys_rebinds_the_log_viewers_keys(lab_engine: tuple[Lab, Engine]) -> None:
+    _, engine = lab_engine
+    overrides = {"log_wrap": "W", "log_close": "ctrl+w"}
+    app = JamApp(engine, keymap=keymap_with(overrides), keys=overrides)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await ready(pilot, app)
+        alloc = next(a for a in engine.store.items(Kind.ALLOCATION) if a.job_id == "example")
+        focus_row(pane(app, Kind.ALLOCATION).table, alloc.id)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+        lines = app.screen.query_one(LogLines)
+        wrap = lines.wrap
+        await pilot.press("w")  # no longer bound
+        await pilot.pause(0.2)
+        assert lines.wrap == wrap
+        await pilot.press("W")
+        await until(pilot, lambda: lines.wrap != wrap)
+        await pilot.press("ctrl+w")  # close, rebound from x
+        await until(pilot, lambda: not app.tails)
