@@ -16,15 +16,16 @@ from typing import Any
 
 from rich.segment import Segment
 from rich.text import Text
+from textual import on
 from textual.app import App
 from textual.color import Color
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
-from textual.css.query import NoMatches
 from textual.filter import LineFilter
 from textual.fuzzy import Matcher
 from textual.message import Message
 from textual.notifications import SeverityLevel
+from textual.signal import Signal
 from textual.worker import NoActiveWorker, get_current_worker
 
 from ..actions import ActionError, actions_for, describe, find
@@ -34,6 +35,7 @@ from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
 from .columns import History
 from .keymap import KEYMAP, Key, bind, for_scopes, usable
+from .messages import CloseTail, GoToView, OpenDetail, OpenTail, RunAction, SwitchTail
 from .screens import (
     ALIASES,
     VIEWS,
@@ -151,6 +153,8 @@ class JamApp(App[None]):
         self.tails: dict[str, Any] = {}  # open log viewers, by name, following in the background
         self._ssh: Any = None
         self._no_controls = NoControls()
+        # store changes, by kind, for the screens that subscribe on mount
+        self.store_changed: Signal[dict[Kind, set[str]]] = Signal(self, "store-changed")
         self.crash: str = ""  # the one line said when an unexpected exception ended the app
         for key in for_scopes(keymap, {"global"}):
             if key.action not in ("back",):
@@ -224,12 +228,9 @@ class JamApp(App[None]):
         for change in changes:
             by_kind.setdefault(change.kind, set()).add(change.id)
         self._record_history(by_kind)
-        for screen in self.screen_stack:
-            if hasattr(screen, "apply_changes") and screen.is_mounted:
-                # a screen composing or tearing down misses nothing: it reads the store
-                # whole when it is shown
-                with contextlib.suppress(NoMatches):
-                    screen.apply_changes(by_kind)
+        # signal down: every screen that shows the store subscribed on mount (one composing
+        # misses nothing: it reads the store whole when it mounts)
+        self.store_changed.publish(by_kind)
 
     def _record_history(self, by_kind: dict[Kind, set[str]]) -> None:
         for id_ in by_kind.get(Kind.VM, ()):
@@ -448,6 +449,32 @@ class JamApp(App[None]):
 
     def open_detail(self, kind: Kind, id_: str) -> None:
         self.push_screen(DetailScreen(kind, id_))
+
+    # -- messages up: what screens ask (ui/messages.py) ---------------------------------------
+
+    @on(OpenDetail)
+    def _asked_open_detail(self, message: OpenDetail) -> None:
+        self.open_detail(message.kind, message.object_id)
+
+    @on(RunAction)
+    def _asked_run_action(self, message: RunAction) -> None:
+        self.request_action(message.action, message.obj)
+
+    @on(GoToView)
+    def _asked_go_to_view(self, message: GoToView) -> None:
+        self.go_to_view(message.name)
+
+    @on(OpenTail)
+    def _asked_open_tail(self, message: OpenTail) -> None:
+        self.open_tail(message.make)
+
+    @on(SwitchTail)
+    def _asked_switch_tail(self, message: SwitchTail) -> None:
+        self.switch_tail(message.screen, message.step)
+
+    @on(CloseTail)
+    def _asked_close_tail(self, message: CloseTail) -> None:
+        self.close_tail(message.screen)
 
     def action_command_bar(self) -> None:
         self.push_screen(CommandScreen(), lambda name: self.go_to_view(name) if name else None)

@@ -31,6 +31,7 @@ from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from ..plain import line, log_line, no_escapes, sgr_only
+from .messages import CloseTail, SwitchTail
 
 if TYPE_CHECKING:
     from .app import JamApp
@@ -512,11 +513,11 @@ class LogScreen(Screen[None]):
         self.notify(f"saved to {path}")
 
     def action_next_tail(self, step: int = 1) -> None:
-        self.jam.switch_tail(self, step)
+        self.post_message(SwitchTail(self, step))
 
     def action_close(self) -> None:
         """Stop following and forget this tail (Esc leaves it following in the background)."""
-        self.jam.close_tail(self)
+        self.post_message(CloseTail(self))
 
     def action_back(self) -> None:
         bar = self.query_one("#log-bar")

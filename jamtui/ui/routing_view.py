@@ -60,6 +60,7 @@ class RoutingScreen(Screen[None]):
                            ("instances", "PASSING"), ("rate", "REQ/S (frontend)"),
                            ("problem", "BROKEN HOP")):
             table.add_column(label, key=key)
+        self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)
         self.refresh_chains()
         table.focus()
 

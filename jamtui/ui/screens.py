@@ -20,6 +20,7 @@ from ..plain import LINE_LIMIT, line
 from ..plain import text as safe_text
 from .detail import render
 from .keymap import Key, bind, for_scopes, usable
+from .messages import OpenDetail, RunAction
 from .widgets import HealthBar, Pane
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class LabScreen(Screen[None]):
         return Vertical(*self.panes, id="body")
 
     def on_mount(self) -> None:
+        self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)
         self.query_one("#bars").display = False
         if self.panes:
             self.panes[0].table.focus()
@@ -118,12 +120,12 @@ class LabScreen(Screen[None]):
         table = event.data_table
         kind = getattr(table, "kind", None)
         if kind is not None and event.row_key.value is not None:
-            self.jam.open_detail(kind, str(event.row_key.value))
+            self.post_message(OpenDetail(kind, str(event.row_key.value)))
 
     def on_live_table_act(self, message: Any) -> None:
         obj = message.table.selected()
         if obj is not None:
-            self.jam.request_action(message.action, obj)
+            self.post_message(RunAction(message.action, obj))
 
     # -- the filter bar (/) ------------------------------------------------------------------
 
@@ -213,6 +215,7 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)
         self.refresh_detail()
         self.query_one(OptionList).focus()
 
@@ -241,12 +244,12 @@ class DetailScreen(Screen[None]):
     @on(OptionList.OptionSelected)
     def follow_link(self, event: OptionList.OptionSelected) -> None:
         kind, _, id_ = (event.option.id or "").partition("|")
-        self.jam.open_detail(Kind(kind), id_)
+        self.post_message(OpenDetail(Kind(kind), id_))
 
     def action_act(self, name: str) -> None:
         obj = self.jam.store.get(self.kind, self.object_id)
         if obj is not None:
-            self.jam.request_action(name, obj)
+            self.post_message(RunAction(name, obj))
 
     def action_back(self) -> None:
         self.app.pop_screen()
