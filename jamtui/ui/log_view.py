@@ -124,7 +124,7 @@ class LogLines(ScrollView, can_focus=True):
             self._rows = None
         self._resize()
 
-    def visible(self) -> list[Entry] | deque[Entry]:
+    def shown_entries(self) -> list[Entry] | deque[Entry]:
         if self.keep is None:
             return self.entries
         if self._view is None:
@@ -170,7 +170,7 @@ class LogLines(ScrollView, can_focus=True):
 
     def _total_rows(self) -> int:
         if not self.wrap:
-            return len(self.visible())
+            return len(self.shown_entries())
         if self.keep is not None:
             rows = self._filtered_rows()
             return rows[-1] if rows else 0
@@ -179,7 +179,7 @@ class LogLines(ScrollView, can_focus=True):
     def _filtered_rows(self) -> list[int]:
         if self._rows is None:
             width = self._wrap_width()
-            self._rows = list(accumulate(self._height(e, width) for e in self.visible()))
+            self._rows = list(accumulate(self._height(e, width) for e in self.shown_entries()))
         return self._rows
 
     def _resize(self) -> None:
@@ -225,7 +225,7 @@ class LogLines(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        lines = self.visible()
+        lines = self.shown_entries()
         index, sub = self._locate(scroll_y + y)
         if index >= len(lines) or scroll_y + y >= self._total_rows():
             return Strip.blank(self.size.width)
@@ -240,7 +240,7 @@ class LogLines(ScrollView, can_focus=True):
     def matches(self) -> list[int]:
         if self.search is None:
             return []
-        return [i for i, e in enumerate(self.visible()) if self.search.search(e.text)]
+        return [i for i, e in enumerate(self.shown_entries()) if self.search.search(e.text)]
 
     def row_of(self, index: int) -> int:
         if not self.wrap or index == 0:
@@ -505,7 +505,7 @@ class LogScreen(Screen[None]):
         path = Path(name).expanduser()
         try:
             with path.open("x", encoding="utf-8") as f:  # never overwrite a file by accident
-                for e in self.query_one(LogLines).visible():
+                for e in self.query_one(LogLines).shown_entries():
                     f.write((f"{e.source} | " if e.source else "") + e.text + "\n")
         except OSError as exc:
             self.notify(f"cannot save to {path}: {exc.strerror or exc}", severity="error")
