@@ -34,6 +34,7 @@ from ..model import Kind
 from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
 from .columns import History
+from .inbox import Inbox
 from .keymap import KEYMAP, Key, bind, for_scopes, usable
 from .messages import CloseTail, GoToView, OpenDetail, OpenTail, RunAction, SwitchTail
 from .screens import (
@@ -146,9 +147,8 @@ class JamApp(App[None]):
         self.start_engine = start_engine
         self.configured = set(engine.sources)
         self.history = History()
-        self._pending: list[Change] = []
-        self._pending_lock = threading.Lock()
-        self._posted = False
+        # source threads put change events; one StoreChanged message per batch takes them
+        self._changes: Inbox[Change] = Inbox(wake=lambda: self.post_message(StoreChanged()))
         self._unsubscribe: Any = None
         self.tails: dict[str, Any] = {}  # open log viewers, by name, following in the background
         self._ssh: Any = None
@@ -210,18 +210,10 @@ class JamApp(App[None]):
     # -- the store, from source threads to the screen -----------------------------------------
 
     def _from_store(self, changes: list[Change]) -> None:
-        with self._pending_lock:
-            self._pending.extend(changes)
-            if self._posted:
-                return
-            self._posted = True
-        self.post_message(StoreChanged())
+        self._changes.extend(changes)
 
     def on_store_changed(self, _: StoreChanged) -> None:
-        with self._pending_lock:
-            changes, self._pending = self._pending, []
-            self._posted = False
-        self.apply_changes(changes)
+        self.apply_changes(self._changes.take())
 
     def apply_changes(self, changes: Iterable[Change]) -> None:
         by_kind: dict[Kind, set[str]] = {}

@@ -31,6 +31,7 @@ from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from ..plain import line, log_line, no_escapes, sgr_only
+from .inbox import Inbox
 from .messages import CloseTail, SwitchTail
 
 if TYPE_CHECKING:
@@ -298,8 +299,7 @@ class LogScreen(Screen[None]):
         self.on_close = on_close
         self._followers: dict[str, Follower] = {}
         # lines not yet drawn; bounded like the buffer (older ones would be evicted anyway)
-        self._pending: deque[Entry] = deque(maxlen=capacity)
-        self._lock = threading.Lock()
+        self._pending: Inbox[Entry] = Inbox(maxlen=capacity)
         self._match = -1
         self._generation = 0  # followers of an older stream choice drop their lines
         self.closed = False
@@ -382,14 +382,14 @@ class LogScreen(Screen[None]):
         if not gone and not came:
             return
         self.streams = list(now.items())
-        with self._lock:
+        with self._pending.lock:
             for label in gone:
                 self._followers.pop(label).stop()
-                self._pending.append(entry(f"[jamtui] {label} left (no longer running)", label,
-                                           False, time.time()))
+                self._pending.put(entry(f"[jamtui] {label} left (no longer running)", label,
+                                        False, time.time()))
             for label, _ in came:
-                self._pending.append(entry(f"[jamtui] {label} joined", label, False,
-                                           time.time()))
+                self._pending.put(entry(f"[jamtui] {label} joined", label, False,
+                                        time.time()))
         for label, make in came:
             self._start_one(label, make)
 
@@ -398,20 +398,18 @@ class LogScreen(Screen[None]):
             for line in follower.lines():
                 text = line.text if not getattr(line, "event", "") else \
                     f"[jamtui] {line.event}" + (f"; {line.text}" if line.text else "")
-                with self._lock:
+                with self._pending.lock:
                     if generation != self._generation:
                         return
-                    self._pending.append(entry(text, tag, stderr, time.time()))
+                    self._pending.put(entry(text, tag, stderr, time.time()))
         except Exception as exc:  # the stream's failure, shown in the viewer
-            with self._lock:
+            with self._pending.lock:
                 if generation == self._generation:
-                    self._pending.append(entry(f"[jamtui] log stream ended: {exc}", tag, True,
+                    self._pending.put(entry(f"[jamtui] log stream ended: {exc}", tag, True,
                                                time.time()))
 
     def _flush(self) -> None:
-        with self._lock:
-            pending = self._pending
-            batch = [pending.popleft() for _ in range(min(len(pending), FLUSH_MAX))]
+        batch = self._pending.take(FLUSH_MAX)
         if batch:
             self.query_one(LogLines).add(batch)
 
@@ -424,7 +422,7 @@ class LogScreen(Screen[None]):
         if not self.stderr_toggle:
             self.notify("this log has one stream")
             return
-        with self._lock:
+        with self._pending.lock:
             self._generation += 1
             self._pending.clear()
         self._stop()

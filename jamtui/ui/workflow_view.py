@@ -5,17 +5,19 @@ progress bar, the step log). The workflow runs in its own thread; this only draw
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Log, ProgressBar, Static
+from textual.worker import get_current_worker
 
 from ..inventory import (
     NODE_GROUPS,
@@ -32,6 +34,7 @@ from ..plain import BLOCK_LIMIT, block, line
 from ..workflows.journal import JournalError
 from ..workflows.runner import StepFailed
 from ..workflows.workflow import StepState, Workflow
+from .inbox import Inbox
 
 if TYPE_CHECKING:
     from .app import JamApp
@@ -175,6 +178,7 @@ class WorkflowScreen(Screen[None]):
         self._journal_seen: tuple[int, int] | None = None
         self._applies: dict[str, bool] = {}
         self._was_live = False
+        self._lines: Inbox[str] = Inbox()  # the screen lines, read by `_read_lines`
 
     @property
     def jam(self) -> JamApp:
@@ -194,6 +198,7 @@ class WorkflowScreen(Screen[None]):
         self._unobserve = self.workflow.observe(self._observed)
         self._journal_seen = self._journal_stat()
         self._flush()
+        self._read_lines()
         self.set_interval(0.1, self._flush)
         self.set_interval(0.5, self._follow)
 
@@ -225,6 +230,14 @@ class WorkflowScreen(Screen[None]):
                 return
             self._dirty = True
 
+    @work(thread=True, exit_on_error=False, name="workflow screen lines")
+    def _read_lines(self) -> None:
+        """The screen lines file, read off the loop as it grows; ends with the screen."""
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            self._lines.extend(self._new_lines())
+            time.sleep(0.1)
+
     def _new_lines(self) -> list[str]:
         try:
             with open(self.workflow.journal.screen_path, "rb") as fh:
@@ -239,7 +252,7 @@ class WorkflowScreen(Screen[None]):
         return [line(x, None) for x in data.decode("utf-8", errors="replace").splitlines()]
 
     def _flush(self) -> None:
-        lines = self._new_lines()
+        lines = self._lines.take()
         live = self.workflow.live
         dirty, self._dirty = self._dirty or live != self._was_live, False
         self._was_live = live

@@ -124,3 +124,19 @@ async def test_keys_rebinds_the_log_viewers_keys(lab_engine: tuple[Lab, Engine])
         await until(pilot, lambda: lines.wrap != wrap)
         await pilot.press("ctrl+w")  # close, rebound from x
         await until(pilot, lambda: not app.tails)
+
+
+def test_the_inbox_wakes_once_per_batch_and_keeps_order() -> None:
+    from jamtui.ui.inbox import Inbox
+
+    wakes: list[int] = []
+    inbox: Inbox[int] = Inbox(maxlen=5, wake=lambda: wakes.append(1))
+    inbox.extend(range(3))
+    inbox.put(3)
+    assert len(wakes) == 1  # one message for the burst
+    assert inbox.take(limit=2) == [0, 1] and len(wakes) == 2  # the rest wakes it again
+    assert inbox.take() == [2, 3]
+    inbox.extend(range(10))  # bounded: the oldest go
+    assert inbox.take() == [5, 6, 7, 8, 9] and len(wakes) == 3
+    inbox.extend(())
+    assert len(wakes) == 3  # nothing put, nothing to wake for
