@@ -439,33 +439,61 @@ class WorkflowsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         from textual.widgets import OptionList
+
+        yield Label(Text("Workflows", style="bold"), classes="pane-title")
+        yield OptionList(id="wf-list")
+        yield Label("No workflows yet: `a` on the VMs view adds a node.", id="wf-none")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#wf-none").display = False
+        self._list()
+
+    @work(thread=True, exit_on_error=False, name="list journals")
+    def _list(self) -> None:
+        """The journals are files: read off the loop, then shown."""
         from textual.widgets.option_list import Option
 
         from ..workflows.journal import list_journals
 
-        yield Label(Text("Workflows", style="bold"), classes="pane-title")
         summaries = list_journals(self.app.engine.config.provisioning.state_dir)  # type: ignore[attr-defined]
         options = [Option(Text.assemble((f"{s.state:<12}", ICONS.get(
             {"rolled-back": "cancelled", "interrupted": "failed"}.get(s.state, s.state),
             ("", ""))[1]), line(f" {s.kind:<12} {s.params.get('name', ''):<8} {s.id}  "
                                 f"{s.message}")),
             id=s.id) for s in summaries]
-        yield OptionList(*options, id="wf-list") if options else Label(
-            "No workflows yet: `a` on the VMs view adds a node.")
-        yield Footer()
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, options)
+
+    def _show(self, options: list[Any]) -> None:
+        from textual.widgets import OptionList
+
+        listed = self.query_one("#wf-list", OptionList)
+        listed.add_options(options)
+        if options:
+            listed.highlighted = 0
+        listed.display = bool(options)
+        self.query_one("#wf-none").display = not options
+        listed.focus()
 
     def on_option_list_option_selected(self, event: Any) -> None:
-        jam: JamApp = self.app  # type: ignore[assignment]
         running = LIVE.get(str(event.option.id))
         if running is not None and running.live:
-            jam.push_screen(WorkflowScreen(running))
+            self.app.push_screen(WorkflowScreen(running))
             return
+        self._load(str(event.option.id))
+
+    @work(thread=True, exit_on_error=False, name="load workflow")
+    def _load(self, workflow_id: str) -> None:
+        """A journal is read off the loop, then its screen shown."""
+        jam: JamApp = self.app  # type: ignore[assignment]
         try:
-            wf = jam.workflows().load(str(event.option.id))
+            wf = jam.workflows().load(workflow_id)
         except Exception as exc:  # a bad journal is said, not raised
-            jam.notify(f"cannot open workflow: {exc}", severity="error")
+            jam.call_from_thread(jam.notify, f"cannot open workflow: {exc}", severity="error")
             return
-        jam.push_screen(WorkflowScreen(wf))
+        if not get_current_worker().is_cancelled:
+            jam.call_from_thread(lambda: jam.push_screen(WorkflowScreen(wf)))
 
     def action_back(self) -> None:
         self.app.pop_screen()
