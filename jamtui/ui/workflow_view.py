@@ -492,8 +492,11 @@ class WorkflowsScreen(Screen[None]):
         except Exception as exc:  # a bad journal is said, not raised
             jam.call_from_thread(jam.notify, f"cannot open workflow: {exc}", severity="error")
             return
+        def show() -> None:
+            jam.push_screen(WorkflowScreen(wf))
+
         if not get_current_worker().is_cancelled:
-            jam.call_from_thread(lambda: jam.push_screen(WorkflowScreen(wf)))
+            jam.call_from_thread(show)
 
     def action_back(self) -> None:
         self.app.pop_screen()

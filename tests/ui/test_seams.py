@@ -140,3 +140,21 @@ def test_the_inbox_wakes_once_per_batch_and_keeps_order() -> None:
     assert inbox.take() == [5, 6, 7, 8, 9] and len(wakes) == 3
     inbox.extend(())
     assert len(wakes) == 3  # nothing put, nothing to wake for
+
+
+def test_the_detail_reads_the_stores_clock() -> None:
+    import time as _time
+
+    from rich.console import Console
+
+    from jamtui.model import Hypervisor
+    from jamtui.store import Store
+    from jamtui.ui.detail import render
+
+    frozen = _time.mktime((2030, 1, 2, 3, 4, 5, 0, 0, -1))
+    store = Store(clock=lambda: frozen)
+    store.upsert(Kind.HYPERVISOR, Hypervisor("pve1", "online", 0.1, 4, 1, 2))
+    body, _ = render(Kind.HYPERVISOR, "pve1", store)
+    console = Console(width=120, record=True)
+    console.print(body)
+    assert "as of 03:04:05" in console.export_text()
