@@ -36,6 +36,7 @@ from ..store import Change
 from .columns import History
 from .inbox import Inbox
 from .keymap import KEYMAP, Key, bind, for_scopes, usable
+from .kinds import NAMED_KINDS
 from .messages import CloseTail, GoToView, OpenDetail, OpenTail, RunAction, SwitchTail
 from .screens import (
     ALIASES,
@@ -52,11 +53,6 @@ from .screens import (
 
 ASK_SLICE = 0.1  # seconds a worker waits for an answer before checking it should stop
 
-NAMED_KINDS = {
-    Kind.VM: "VM", Kind.HYPERVISOR: "hypervisor", Kind.SERVICE: "service",
-    Kind.ALLOCATION: "allocation", Kind.JOB: "job", Kind.NOMAD_NODE: "Nomad node",
-    Kind.MEMBER: "Consul node",
-}
 
 
 class StoreChanged(Message):

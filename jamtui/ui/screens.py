@@ -20,35 +20,17 @@ from ..plain import LINE_LIMIT, line
 from ..plain import text as safe_text
 from .detail import render
 from .keymap import Key, bind, for_scopes, usable
+from .kinds import OVERVIEW_PANES, VIEWS
 from .messages import OpenDetail, RunAction
 from .widgets import HealthBar, Pane
 
 if TYPE_CHECKING:
     from .app import JamApp
 
-# `:name` → the view it opens (with the aliases k9s users type)
-VIEWS: dict[str, tuple[Kind, str]] = {
-    "vms": (Kind.VM, "VMs"),
-    "allocs": (Kind.ALLOCATION, "Allocations"),
-    "services": (Kind.SERVICE, "Consul services"),
-    "jobs": (Kind.JOB, "Nomad jobs"),
-    "nodes": (Kind.NOMAD_NODE, "Nomad nodes"),
-    "hv": (Kind.HYPERVISOR, "Hypervisors"),
-    "storage": (Kind.STORAGE, "Storage"),
-    "instances": (Kind.INSTANCE, "Service instances"),
-    "members": (Kind.MEMBER, "Consul members"),
-    "fabio": (Kind.ROUTE, "Fabio routes"),
-    "haproxy": (Kind.HAPROXY, "HAProxy"),
-}
+# `:name` → the view it opens: from the registry of kinds (ui/kinds.py), with the aliases
+# k9s users type
 ALIASES = {"allocations": "allocs", "vm": "vms", "svc": "services", "hypervisors": "hv",
            "node": "nodes", "job": "jobs", "alloc": "allocs", "overview": "overview"}
-
-OVERVIEW_PANES = (
-    (Kind.HYPERVISOR, "Hypervisors"),
-    (Kind.VM, "VMs"),
-    (Kind.SERVICE, "Consul services"),
-    (Kind.ALLOCATION, "Nomad allocations"),
-)
 
 
 class LabScreen(Screen[None]):
