@@ -283,7 +283,7 @@ class JamApp(App[None]):
             job_id = obj.id
 
             def running() -> list[Any]:
-                return streams_of([a for a in self.store.items(Kind.ALLOCATION)
+                return streams_of([a for a in self.store.allocations()
                                    if a.job_id == job_id and a.client_status == "running"])
 
             if not running():

@@ -154,6 +154,7 @@ def test_the_detail_reads_the_stores_clock() -> None:
     frozen = _time.mktime((2030, 1, 2, 3, 4, 5, 0, 0, -1))
     store = Store(clock=lambda: frozen)
     store.upsert(Kind.HYPERVISOR, Hypervisor("pve1", "online", 0.1, 4, 1, 2))
+    assert [hv.name for hv in store.hypervisors()] == ["pve1"] and store.vms() == []
     body, _ = render(Kind.HYPERVISOR, "pve1", store)
     console = Console(width=120, record=True)
     console.print(body)
