@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from .ssh import (
     HostKeyChanged,
-    HostKeyUnknown,
     SSHPool,
     Target,
     bastion_target,
     fingerprint,
     host_target,
+    open_host_tail,
 )
 
 if TYPE_CHECKING:
@@ -174,18 +174,12 @@ def paramiko_shell(cfg: Config, target: Target, jump: Target | None, *,
 
     pool = SSHPool(cfg.ssh.known_hosts, key_file=cfg.ssh.key_file, jump=jump)
     try:
-        for _ in range(3):
-            try:
-                client = pool.connect(target)
-                break
-            except HostKeyUnknown as unknown:
-                which = jump if jump is not None and unknown.host == known(jump) else target
-                if not _ask_trust(which, unknown.key, stdin, stdout):
-                    raise ShellError(f"{which.host}: host key not trusted; "
-                                     "nothing was sent") from None
-                pool.trust(which, unknown.key)
-        else:
-            raise ShellError(f"{target.host}: could not agree on host keys")
+        # the one connect-and-trust loop (ssh.open_host_tail): each unknown key on the way is
+        # asked about here, on the terminal, and recorded under the name it belongs to
+        if open_host_tail(pool, target, "", lambda host, key: _ask_trust(
+                pool.whose_key(target, host), key, stdin, stdout)) is None:
+            raise ShellError(f"{target.host}: host key not trusted; nothing was sent")
+        client = pool.connect(target)
         transport = client.get_transport()
         assert transport is not None
         chan = transport.open_session()
@@ -228,11 +222,3 @@ def paramiko_shell(cfg: Config, target: Target, jump: Target | None, *,
         raise ShellError(str(exc)) from None
     finally:
         pool.close()
-
-
-def known(t: Target | None) -> str:
-    if t is None:
-        return ""
-    from .ssh import known_name
-
-    return known_name(t.address, t.port)
