@@ -26,6 +26,7 @@ from .model import (
     Alloc,
     Check,
     ConsulNode,
+    ConsulSession,
     Evaluation,
     GiB,
     GroupSpec,
@@ -257,6 +258,7 @@ class World:
         self.services: dict[tuple[str, str], ServiceInstance] = {}
         self.kv: dict[str, KVEntry] = {}
         self.intentions: dict[str, Intention] = {}
+        self.sessions: dict[str, ConsulSession] = {}  # Consul sessions (consul_kv.py)
         self.server_names: list[str] = []  # the configured Consul/Nomad servers (vb)
 
         self._changed = asyncio.Event()
@@ -421,7 +423,8 @@ class World:
 
     def _flap(self) -> None:
         candidates = [
-            c for c in self.checks.values() if c.service_id and c.status == "passing"
+            c for c in self.checks.values()
+            if c.service_id and c.status == "passing" and c.type != "ttl"  # TTL: the app's
         ]
         if not candidates:
             return
@@ -879,7 +882,8 @@ class World:
         if cas is not None and (old.modify_index if old else 0) != cas:
             return False
         idx = self.consul.bump("kvs")
-        self.kv[key] = KVEntry(key, value, flags, old.create_index if old else idx, idx)
+        self.kv[key] = KVEntry(key, value, flags, old.create_index if old else idx, idx,
+                               old.lock_index if old else 0, old.session if old else "")
         self.notify()
         return True
 
