@@ -703,6 +703,7 @@ class World:
         node.alive = False
         node.left = True
         node.modify_index = idx
+        self._end_sessions(name)
         for key in [k for k in self.checks if k[0] == name]:
             del self.checks[key]
         for key in [k for k in self.services if self.services[k].node == name]:
@@ -762,10 +763,17 @@ class World:
                       output="Agent not live or unreachable"),
                 idx,
             )
+            self._end_sessions(vm.name)
         nnode = self._nomad_node_by_name(vm.name)
         if nnode is not None and nnode.status == "ready":
             self._later(self.heartbeat_grace, lambda: self._nomad_client_lost(vm.name))
         self.notify()
+
+    def _end_sessions(self, node: str) -> None:
+        """serfHealth critical (or the node gone) invalidates its sessions (docs: sessions)."""
+        from .consul_kv import invalidate_node_sessions
+
+        invalidate_node_sessions(self, node)
 
     def _forget_host(self, name: str) -> None:
         """A destroyed VM: Consul reaps its node, Nomad garbage-collects the down client."""

@@ -16,7 +16,8 @@ from consul.callback import CB
 
 from jamtui.sim.lab import Lab
 from tests.conftest import FAST
-from tests.sim.test_consul_api import client, raw
+from tests.helpers import wait_for
+from tests.sim.test_consul_api import client, raw, stop_vm
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +230,15 @@ def test_read_only_token_may_not_take_locks(lab: Lab) -> None:
     c = client(lab, token=lab.secrets.consul_read_token)
     with pytest.raises(consul.ACLPermissionDenied):
         c.session.create()
+
+
+def test_a_failed_node_invalidates_its_sessions(lab: Lab) -> None:
+    """docs/dynamic-app-config/sessions: a session ends when its node's serfHealth check goes
+    critical; its locks are released."""
+    c = client(lab)
+    victim = "vs2"  # a worker; this module's last test, so the others keep it
+    sid = c.session.create(name="on-victim", node=victim)
+    assert c.kv.put("locks/victim", "x", acquire=sid)
+    stop_vm(lab, victim)
+    wait_for(lambda: c.session.info(sid)[1] is None)
+    assert "Session" not in c.kv.get("locks/victim")[1]
