@@ -119,3 +119,15 @@ def test_binary_detection() -> None:
     assert KVValue("k", "héllo\n".encode()).text == "héllo\n"
     assert KVValue("k", b"\x00\x01").text is None and KVValue("k", b"\x00\x01").kind == "binary"
     assert KVValue("k", b"\x89PNG\r\n").kind == "PNG image"
+
+
+def test_doctor_names_the_kv_and_session_rules(lab: Lab, tmp_path: Path) -> None:
+    from jamtui.doctor import run_doctor
+
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    found = {f.detail.split(":")[0]: f for f in run_doctor(load_config(
+        path, env=lab.read_only_env())) if f.backend == "consul"}
+    assert found["key/value"].warning and 'key_prefix "" { policy = "read" }' in \
+        found["key/value"].fix
+    assert found["sessions"].warning and "session_prefix" in found["sessions"].fix
