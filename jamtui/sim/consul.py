@@ -91,6 +91,10 @@ def _acl_middleware(ctx: SimContext) -> Any:
         world = ctx.world
         headers = _headers(world, world.consul.index)
         capability, empty = consul_rule(request.method, request.path)
+        kv_list = (request.method == "GET" and request.path.startswith("/v1/kv/")
+                   and (_flag(request, "keys") or _flag(request, "recurse")))
+        if kv_list:  # a KV listing filters (api-docs/kv, ACLs): what the token may not read
+            empty = "[]"
         filtered = False
         if capability is not None:
             grant = ctx.secrets.consul_grant(token)
@@ -113,6 +117,13 @@ def _acl_middleware(ctx: SimContext) -> Any:
         except web.HTTPClientError as exc:  # a bad `index` or `wait`: still with the index
             return web.Response(status=exc.status, text=exc.text or exc.reason,
                                 headers=_headers(world, world.consul.index))
+        if filtered and kv_list and resp.status in (200, 404):
+            # keys at the root answer an empty list; any other empty listing is a 404
+            root = request.path == "/v1/kv/" and _flag(request, "keys")
+            return web.Response(status=200 if root else 404, text="[]" if root else "",
+                                content_type="application/json" if root else "text/plain",
+                                headers={**_headers(world, world.consul.of("kvs")),
+                                         "X-Consul-Results-Filtered-By-ACLs": "true"})
         if filtered and resp.status == 200:
             return web.Response(text=empty, content_type="application/json", headers={
                 "X-Consul-Index": resp.headers.get("X-Consul-Index", "1"),
@@ -510,7 +521,7 @@ async def _kv_get(request: web.Request, w: World, key: str) -> web.StreamRespons
                 if sep and sep in rest:
                     rest = rest[: rest.index(sep) + len(sep)]
                 found.add(key + rest)
-        if not found:
+        if not found and key:  # kvs_endpoint.go: the root's listing is an empty list
             return web.Response(status=404, headers=headers)
         return web.json_response(sorted(found), headers=headers)
     entries = sorted((e for k, e in w.kv.items() if k.startswith(key)) if recurse

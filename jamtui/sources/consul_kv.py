@@ -153,6 +153,12 @@ class ConsulKV:
     def keys(self, prefix: str) -> list[str]:
         """One level of the tree under `prefix` (`?keys&separator=/`); [] when empty."""
         resp = self._request("GET", f"/v1/kv/{prefix}", [("keys", ""), ("separator", "/")])
+        hidden = str(resp.headers.get("X-Consul-Results-Filtered-By-ACLs", "")).lower() == "true"
+        if hidden and (resp.code == 404 or not self._json(resp)):
+            message = ("Consul key/value store: not permitted (the token lacks key:read; "
+                       "Consul hid the keys)")
+            self.source.refuse("kv", "key:read", message, "kv")
+            raise BackendError(message)
         if resp.code == 404:
             return []
         self._check(resp, "kv", "key:read", "key/value store")

@@ -242,3 +242,18 @@ def test_a_failed_node_invalidates_its_sessions(lab: Lab) -> None:
     stop_vm(lab, victim)
     wait_for(lambda: c.session.info(sid)[1] is None)
     assert "Session" not in c.kv.get("locks/victim")[1]
+
+
+def test_kv_listing_is_filtered_not_refused(lab: Lab) -> None:
+    """api-docs/kv#read-key and the ACL rules: a KV listing shows what the token may read
+    (an empty root list, or 404 below it, flagged X-Consul-Results-Filtered-By-ACLs); a
+    single key it may not read is a 403. Without any keys the root listing is `[]`."""
+    ro = lab.secrets.consul_read_token
+    root = raw(lab, "GET", "/v1/kv/?keys&separator=/", token=ro)
+    assert root.status_code == 200 and root.json() == []
+    assert root.headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
+    below = raw(lab, "GET", "/v1/kv/jamlab/?recurse", token=ro)
+    assert below.status_code == 404 and below.headers["X-Consul-Results-Filtered-By-ACLs"]
+    assert raw(lab, "GET", "/v1/kv/jamlab/domain", token=ro).status_code == 403
+    assert raw(lab, "GET", "/v1/kv/jamlab/?keys").json() == ["jamlab/datacenter",
+                                                             "jamlab/domain"]
