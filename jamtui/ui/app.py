@@ -27,6 +27,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 
 from ..actions import ActionError, actions_for, describe, find
+from ..check_history import CheckHistory
 from ..engine import Engine
 from ..model import Kind
 from ..plain import CONTROLS, LINE_LIMIT, block, line
@@ -70,6 +71,9 @@ class LabCommands(Provider):
                     partial(app.go_to_view, "routes"), "view"))
         out.append(("Go to workflows: node add/remove, running and past (:workflows)",
                     partial(app.go_to_view, "workflows"), "view"))
+        out.append(("Go to Consul key/value (:kv)", partial(app.go_to_view, "kv"), "view"))
+        out.append(("Go to Consul intentions (:intentions)",
+                    partial(app.go_to_view, "intentions"), "view"))
         out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
         for kind, word in NAMED_KINDS.items():
             actions = [] if app.read_only else actions_for(kind)
@@ -135,6 +139,7 @@ class JamApp(App[None]):
         self.start_engine = start_engine
         self.configured = set(engine.sources)
         self.history = History()
+        self.check_history = CheckHistory()  # each check's changes seen this session
         self._pending: list[Change] = []
         self._pending_lock = threading.Lock()
         self._posted = False
@@ -223,6 +228,10 @@ class JamApp(App[None]):
                     screen.apply_changes(by_kind)
 
     def _record_history(self, by_kind: dict[Kind, set[str]]) -> None:
+        changed = [i for i in (self.store.get(Kind.INSTANCE, id_)
+                               for id_ in by_kind.get(Kind.INSTANCE, ())) if i is not None]
+        if changed:
+            self.check_history.observe(changed)
         for id_ in by_kind.get(Kind.VM, ()):
             vm = self.store.get(Kind.VM, id_)
             if vm is not None and vm.status == "running":
@@ -255,8 +264,18 @@ class JamApp(App[None]):
 
             self.push_screen(WorkflowsScreen())
             return
+        if name == "kv":
+            from .kv_view import KVScreen
+
+            self.push_screen(KVScreen())
+            return
+        if name == "intentions":
+            from .intentions_view import IntentionsScreen
+
+            self.push_screen(IntentionsScreen())
+            return
         if name not in VIEWS:
-            known = ", ".join(["routes", "workflows", *VIEWS])
+            known = ", ".join(["routes", "workflows", "kv", "intentions", *VIEWS])
             self.notify(f"no view called {name!r}; try one of: {known}", severity="warning")
             return
         self.push_screen(ViewScreen(name))
@@ -430,6 +449,12 @@ class JamApp(App[None]):
         return answer[0]
 
     def open_detail(self, kind: Kind, id_: str) -> None:
+        from .check_view import CheckScreen, parse_check_link
+
+        check = parse_check_link(id_)
+        if check is not None:  # a service detail's link to one check
+            self.push_screen(CheckScreen(self.store, self.check_history, *check))
+            return
         self.push_screen(DetailScreen(kind, id_))
 
     def action_command_bar(self) -> None:

@@ -132,6 +132,21 @@ class RoutingScreen(Screen[None]):
     def highlighted(self, _: DataTable.RowHighlighted) -> None:
         self.show_selected()
 
+    @on(DataTable.RowSelected, "#chains")
+    def open_denial(self, _: DataTable.RowSelected) -> None:
+        """Enter on a chain the mesh denies (its tree says `Connect: … is denied`): the
+        intention that denies it, in `:intentions`."""
+        from .intentions_view import IntentionsScreen, denials_for
+
+        chain = self.chains.get(self.selected_id() or "")
+        service = next((h.name for h in chain.hops if h.layer == "service"),
+                       None) if chain else None
+        denials = denials_for(self.jam.store, service) if service else []
+        if not denials:
+            self.notify("no intention denies this chain's service", timeout=3)
+            return
+        self.app.push_screen(IntentionsScreen(select=denials[0].id))
+
     def show_selected(self) -> None:
         cid = self.selected_id()
         body = self.query_one("#chain", Static)

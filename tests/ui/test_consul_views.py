@@ -203,3 +203,79 @@ def test_parse_new_intention() -> None:
         parse_new("web api maybe")
     with pytest.raises(ValueError, match="SOURCE DESTINATION"):
         parse_new("web api")
+
+
+async def test_check_history_in_the_service_detail(lab_engine: tuple[Lab, Engine]) -> None:
+    """The service detail keeps each check's changes seen this session, with time and
+    output; its link opens the last output in full."""
+    import asyncio
+
+    from jamtui.ui.check_view import CheckScreen
+    from jamtui.ui.screens import DetailScreen
+    from tests.ui.test_cockpit import detail_text
+
+    lab, engine = lab_engine
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: engine.store.count(Kind.INSTANCE) > 0, timeout=15)
+        inst = next(i for i in engine.store.items(Kind.INSTANCE) if i.service == "api"
+                    and i.alloc_id)
+        check = next(c for c in inst.checks if c.service_id)
+        await until(pilot, lambda: app.check_history.of(inst.id, check.check_id))
+        app.open_detail(Kind.SERVICE, "api")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and detail_text(app))
+        long_output = "HTTP GET http://x/health: 503 Service Unavailable\n" + "body " * 40
+        await asyncio.to_thread(lab.call, lab.world.set_check, inst.node, check.check_id,
+                                "critical", long_output)
+        await until(pilot, lambda: [t.status for t in app.check_history.of(
+            inst.id, check.check_id)][-2:] == ["passing", "critical"])
+        body = await until(pilot, lambda: "passing → ✗ critical" in detail_text(app)
+                           and detail_text(app))
+        assert "503 Service Unavailable" in body
+        await asyncio.to_thread(lab.call, lab.world.set_check, inst.node, check.check_id,
+                                "passing", "HTTP GET: 200 OK")
+        await until(pilot, lambda: "critical → ✓ passing" in detail_text(app))
+
+        from textual.widgets import OptionList
+
+        options = app.screen.query_one(OptionList)
+        wanted = f"{Kind.INSTANCE.value}|{inst.id}#check#{check.check_id}"
+        options.focus()
+        options.highlighted = next(i for i, o in enumerate(options.options) if o.id == wanted)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, CheckScreen))
+        shown = text_of(app.screen.query_one("#check-body", Static).content)
+        assert "passing → ✗ critical" in shown and "critical → ✓ passing" in shown
+        assert "Last output" in shown and "HTTP GET: 200 OK" in shown
+        assert "503 Service Unavailable" in shown  # the earlier output, its first line
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+
+
+async def test_kv_from_the_command_bar_and_a_denial_opens_its_intention(
+        lab_engine: tuple[Lab, Engine]) -> None:
+    lab, engine = lab_engine
+    from tests.sim.test_consul_api import raw
+
+    assert raw(lab, "PUT", "/v1/connect/intentions/exact?source=web&destination=api",
+               json={"Action": "deny"}).status_code == 200
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: engine.store.count(Kind.ROUTE) > 0
+                    and "web->api" in {i.id for i in engine.store.items(Kind.INTENTION)},
+                    timeout=15)
+        await pilot.press("colon", *"kv", "enter")
+        await until(pilot, lambda: isinstance(app.screen, KVScreen)
+                    and kv_table(app).row_count > 0)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, KVScreen))
+        await pilot.press("colon", *"routes", "enter")
+        await until(pilot, lambda: app.screen.name == "routes")
+        screen: Any = app.screen
+        await until(pilot, lambda: "api.jamfox.dev/" in screen.chains)
+        table = screen.query_one("#chains")
+        table.focus()
+        table.move_cursor(row=table.get_row_index("api.jamfox.dev/"))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, IntentionsScreen))
+        assert app.screen.selected_id() == "web->api"  # type: ignore[attr-defined]
