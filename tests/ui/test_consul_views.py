@@ -4,6 +4,8 @@ lab (seen with py-consul), a change made meanwhile is refused and shown, deletes
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -279,3 +281,31 @@ async def test_kv_from_the_command_bar_and_a_denial_opens_its_intention(
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, IntentionsScreen))
         assert app.screen.selected_id() == "web->api"  # type: ignore[attr-defined]
+
+
+async def test_kv_edit_in_editor(lab_engine: tuple[Lab, Engine],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`e` with $EDITOR set: the value in a temporary file, the editor run as an argv (the
+    app suspended; here a stand-in for the terminal hand-over), the file written back with
+    check-and-set; an editor that fails writes nothing."""
+    import contextlib
+
+    lab, engine = lab_engine
+    c = client(lab)
+    c.kv.put("ed/key", "before")
+    monkeypatch.setenv("EDITOR", """sh -c 'printf "after edit" > "$0"'""")
+    monkeypatch.delenv("VISUAL", raising=False)
+    app = JamApp(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        monkeypatch.setattr(app, "suspend", contextlib.nullcontext)
+        await open_kv(pilot, app, "ed/")
+        kv_table(app).focus()
+        await until(pilot, lambda: "before" in kv_detail(app))
+        await pilot.press("e")
+        await until(pilot, lambda: c.kv.get("ed/key")[1]["Value"] == b"after edit")
+        await until(pilot, lambda: "after edit" in kv_detail(app))
+        monkeypatch.setenv("EDITOR", "sh -c 'exit 3'")
+        await pilot.press("e")
+        await pilot.pause(0.5)
+        assert c.kv.get("ed/key")[1]["Value"] == b"after edit"
+        assert not list(Path(tempfile.gettempdir()).glob("jamtui-kv-*"))  # no file left
