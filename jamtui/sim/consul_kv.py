@@ -7,7 +7,8 @@ Pages followed (developer.hashicorp.com/consul/api-docs/...):
   is a 500 `invalid session "<id>"`; an acquire sets `Session` and raises `LockIndex` once per
   new holder; a release clears `Session` only for the holder.
 - session (create, destroy, info, list, node, renew): `{"ID": ...}` on create, `[]` for an
-  unknown session's info, `Behavior` release|delete applied to held keys when it ends.
+  unknown session's info, `Behavior` release|delete applied to held keys when it ends (it
+  ends when destroyed, when its node fails, or when a `TTL` passes without a renewal).
 - txn (create-transaction): KV verbs set, cas, lock, unlock, get, get-tree, check-index,
   check-session, check-not-exists, delete, delete-tree, delete-cas; all or nothing; 200 with
   `Results` (values blanked for writes) or 409 with `Errors` `[{"OpIndex", "What"}]`.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -196,6 +198,27 @@ def session_create(world: World, body: dict[str, Any], agent_node: str) -> Consu
         idx, idx)
     world.sessions[sess.id] = sess
     world.notify()
+    if ttl:
+        renew_session(world, sess.id)
+    return sess
+
+
+def renew_session(world: World, session_id: str) -> ConsulSession | None:
+    """Restart a TTL session's clock; it ends when not renewed within its TTL."""
+    sess = world.sessions.get(session_id)
+    if sess is None:
+        return None
+    sess.renewed = time.monotonic()
+    if sess.ttl:
+        ttl = _duration_ns(sess.ttl, "TTL") / 1e9
+        stamp = sess.renewed
+
+        def expire() -> None:
+            current = world.sessions.get(session_id)
+            if current is not None and current.renewed == stamp:
+                session_destroy(world, session_id)
+
+        world._later(ttl, expire)
     return sess
 
 
@@ -371,7 +394,7 @@ def routes(world_of: WorldOf, headers: HeadersOf, agent_node: Callable[[World], 
     async def renew(request: web.Request) -> web.Response:
         w = world_of(request)
         sid = request.match_info["id"]
-        sess = w.sessions.get(sid)
+        sess = renew_session(w, sid)
         if sess is None:
             raise SimError(404, f"Session id '{sid}' not found")
         return web.json_response([session_json(sess)], headers=_index(w))

@@ -329,6 +329,7 @@ class ConsulSession:
     service_checks: list[dict[str, str]] | None = None
     create_index: int = 0
     modify_index: int = 0
+    renewed: float = 0.0  # time.monotonic() of its creation or last renewal (TTL sessions)
 
 
 @dataclass

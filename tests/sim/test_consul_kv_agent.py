@@ -14,6 +14,7 @@ import pytest
 import requests
 from consul.callback import CB
 
+from jamtui.sim.consul_kv import renew_session
 from jamtui.sim.lab import Lab
 from tests.conftest import FAST
 from tests.helpers import wait_for
@@ -257,3 +258,19 @@ def test_kv_listing_is_filtered_not_refused(lab: Lab) -> None:
     assert raw(lab, "GET", "/v1/kv/jamlab/domain", token=ro).status_code == 403
     assert raw(lab, "GET", "/v1/kv/jamlab/?keys").json() == ["jamlab/datacenter",
                                                              "jamlab/domain"]
+
+
+def test_a_ttl_session_ends_unless_renewed(lab: Lab) -> None:
+    """api-docs/session#create-session (TTL) and #renew-session: renewal keeps it; without
+    one it is invalidated and its locks released. (The lab applies short TTLs set through
+    the world, as py-consul refuses TTLs under 10 s.)"""
+    c = client(lab)
+    sid = c.session.create(name="ttl", ttl=10)
+    assert c.session.info(sid)[1]["TTL"] == "10s"
+    assert c.session.renew(sid)["ID"] == sid
+    assert raw(lab, "PUT", "/v1/session/renew/nope").status_code == 404
+    c.kv.put("locks/ttl", "x", acquire=sid)
+    lab.call(lambda: setattr(lab.world.sessions[sid], "ttl", "1s"))
+    lab.call(renew_session, lab.world, sid)
+    wait_for(lambda: c.session.info(sid)[1] is None, timeout=5)
+    assert "Session" not in c.kv.get("locks/ttl")[1]
