@@ -8,7 +8,8 @@ Pages followed (developer.hashicorp.com/consul/api-docs/...):
   new holder; a release clears `Session` only for the holder.
 - session (create, destroy, info, list, node, renew): `{"ID": ...}` on create, `[]` for an
   unknown session's info, `Behavior` release|delete applied to held keys when it ends (it
-  ends when destroyed, when its node fails, or when a `TTL` passes without a renewal).
+  ends when destroyed, when its node fails, or when a `TTL` passes without a renewal); the
+  keys it held cannot be acquired for its `LockDelay` (docs: sessions, "lock-delay").
 - txn (create-transaction): KV verbs set, cas, lock, unlock, get, get-tree, check-index,
   check-session, check-not-exists, delete, delete-tree, delete-cas; all or nothing; 200 with
   `Results` (values blanked for writes) or 409 with `Errors` `[{"OpIndex", "What"}]`.
@@ -94,6 +95,8 @@ class KVTxn:
             raise SimError(500, "missing session")
         if session not in self.world.sessions:
             raise SimError(500, f"invalid session {json.dumps(session)}")
+        if self.world.kv_lock_delay.get(key, 0.0) > time.monotonic():
+            return False  # kvs_endpoint.go: "Rejecting lock of key due to lock-delay"
         old = self.kv.get(key)
         if old is not None and old.session and old.session != session:
             return False  # someone else holds it
@@ -231,6 +234,8 @@ def session_destroy(world: World, session_id: str) -> None:
     txn = KVTxn(world)
     for key, e in list(txn.kv.items()):
         if e.session == session_id:
+            if sess.lock_delay_ns:  # the lock-delay: nobody takes it at once
+                world.kv_lock_delay[key] = time.monotonic() + sess.lock_delay_ns / 1e9
             if sess.behavior == "delete":
                 txn.delete(key)
             else:

@@ -259,6 +259,7 @@ class World:
         self.kv: dict[str, KVEntry] = {}
         self.intentions: dict[str, Intention] = {}
         self.sessions: dict[str, ConsulSession] = {}  # Consul sessions (consul_kv.py)
+        self.kv_lock_delay: dict[str, float] = {}  # key -> monotonic end of its lock-delay
         self.server_names: list[str] = []  # the configured Consul/Nomad servers (vb)
 
         self._changed = asyncio.Event()

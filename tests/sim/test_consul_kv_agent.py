@@ -274,3 +274,20 @@ def test_a_ttl_session_ends_unless_renewed(lab: Lab) -> None:
     lab.call(renew_session, lab.world, sid)
     wait_for(lambda: c.session.info(sid)[1] is None, timeout=5)
     assert "Session" not in c.kv.get("locks/ttl")[1]
+
+
+def test_lock_delay_after_a_session_ends(lab: Lab) -> None:
+    """docs/dynamic-app-config/sessions (lock-delay) and api-docs/session#create-session
+    (LockDelay): after a holder's session ends, its keys cannot be acquired until the delay
+    passes; a session with LockDelay 0 leaves none."""
+    c = client(lab)
+    first = c.session.create(name="holder", lock_delay=1)
+    nxt = c.session.create(name="next")
+    assert c.kv.put("locks/delay", "a", acquire=first)
+    c.session.destroy(first)
+    assert c.kv.put("locks/delay", "b", acquire=nxt) is False  # within the lock-delay
+    wait_for(lambda: c.kv.put("locks/delay", "b", acquire=nxt), timeout=5)
+    quick = c.session.create(name="quick", lock_delay=0)
+    assert c.kv.put("locks/quick", "a", acquire=quick)
+    c.session.destroy(quick)
+    assert c.kv.put("locks/quick", "b", acquire=nxt) is True
