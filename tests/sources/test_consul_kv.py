@@ -131,3 +131,16 @@ def test_doctor_names_the_kv_and_session_rules(lab: Lab, tmp_path: Path) -> None
     assert found["key/value"].warning and 'key_prefix "" { policy = "read" }' in \
         found["key/value"].fix
     assert found["sessions"].warning and "session_prefix" in found["sessions"].fix
+
+
+def test_odd_key_names_round_trip(lab: Lab, tmp_path: Path) -> None:
+    """A key with ?, #, spaces, markup and a control character is one key, quoted on the
+    wire: written, listed and read back as itself."""
+    kv = kv_for(lab, tmp_path)
+    key = "odd/a?b #c [red]x\x1b"
+    kv.write(key, b"v", cas=0)
+    assert kv.keys("odd/") == [key]
+    got = kv.read(key)
+    assert got is not None and got.key == key and got.value == b"v"
+    kv.delete(key, cas=got.modify_index)
+    assert kv.keys("odd/") == []
