@@ -113,7 +113,7 @@ class _Parser:
     def parse(self) -> Any:
         tree = self.or_()
         if self.peek() is not None:
-            raise FilterError(f"unexpected {self.peek()[1]!r}")  # type: ignore[index]
+            raise FilterError(f"unexpected {self.toks[self.i][1]!r}")
         return tree
 
     def or_(self) -> Any:
@@ -182,7 +182,7 @@ class _Parser:
         tok = self.peek()
         if tok in (("op", "=="), ("op", "!=")):
             self.i += 1
-            return Match("==", sel, self.value(), tok[1] == "!=")  # type: ignore[index]
+            return Match("==", sel, self.value(), tok[1] == "!=")
         if self.keyword("is"):
             self.i += 1
             negate = self.keyword("not")

@@ -21,6 +21,7 @@ from ..plain import cells as plain_cells
 from ..plain import line
 from ..plain import text as safe_text
 from ..sources.base import BackendError
+from ..sources.reasons import in_words
 from .kv_view import kv_client
 from .screens import ConfirmScreen, PromptScreen
 
@@ -110,7 +111,7 @@ class IntentionsScreen(Screen[None]):
         for i in ordered(store):
             table.add_row(*plain_cells([i.source, "→", i.destination, _action(i.action),
                                         str(i.precedence), i.description]), key=i.id)
-        if keep in table.rows:
+        if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep))
         self.show_selected()
 
@@ -157,14 +158,12 @@ class IntentionsScreen(Screen[None]):
         def run() -> None:
             try:
                 fn()
-            except (BackendError, ValueError, OSError) as exc:
+            except (BackendError, ValueError) as exc:
                 self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
                 return
-            except Exception as exc:  # a library's own error: said in words, never raised
-                from ..sources.reasons import describe_error
-
-                self.app.call_from_thread(self.notify, describe_error(exc), severity="error",
-                                          timeout=8)
+            except Exception as exc:  # a connection's or library's error: in words
+                self.app.call_from_thread(self.notify, f"Consul: {in_words(exc)}",
+                                          severity="error", timeout=8)
                 return
             self.app.call_from_thread(self.notify, done, timeout=4)
 

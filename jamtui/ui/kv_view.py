@@ -33,6 +33,7 @@ from ..plain import BLOCK_LIMIT, LINE_LIMIT, line
 from ..plain import text as safe_text
 from ..sources.base import BackendError
 from ..sources.consul_kv import CASConflict, ConsulKV, KVValue, SessionInfo
+from ..sources.reasons import in_words
 from .screens import ConfirmScreen, PromptScreen
 
 if TYPE_CHECKING:
@@ -169,13 +170,11 @@ class KVScreen(Screen[None]):
             except CASConflict as exc:
                 self.app.call_from_thread(self._conflict, str(exc))
                 return
-            except (BackendError, OSError, ValueError) as exc:
+            except (BackendError, ValueError) as exc:
                 self.app.call_from_thread(self._failed, what, str(exc))
                 return
-            except Exception as exc:  # a library's own error: said in words, never raised
-                from ..sources.reasons import describe_error
-
-                self.app.call_from_thread(self._failed, what, describe_error(exc))
+            except Exception as exc:  # a connection's or library's error: in words
+                self.app.call_from_thread(self._failed, what, in_words(exc))
                 return
             self.app.call_from_thread(done, result)
 
@@ -304,16 +303,17 @@ class KVScreen(Screen[None]):
         """$EDITOR with the app suspended; the inline editor without one (or where the
         terminal cannot be handed over)."""
         edited = self._external_editor(key, text)
-        if edited is not False:
-            if edited is not None:
-                self._write(key, edited, cas, flags)
+        if isinstance(edited, str):
+            self._write(key, edited, cas, flags)
+            return
+        if edited is None:
             return
         self.app.push_screen(ValueEditor(f"{key} (ModifyIndex {cas})", text),
                              lambda new: self._write(key, new, cas, flags)
                              if new is not None else None)
 
     def _external_editor(self, key: str, text: str) -> str | bool | None:
-        """The edited text, None if unchanged or the editor failed, False if no $EDITOR
+        """The edited text; None if unchanged or the editor failed; False if no $EDITOR
         could run here (then the inline editor is used)."""
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
         if not editor:
