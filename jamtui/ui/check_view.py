@@ -74,7 +74,7 @@ def render_check(instance: ServiceInstance | None, check: CheckInfo | None,
 class CheckScreen(ModalScreen[None]):
     """One check: its changes this session and its last output in full."""
 
-    BINDINGS = [Binding("escape,enter,q", "close", "close")]
+    BINDINGS = [Binding("escape,enter,q", "close", "close", id="check_close")]
 
     def __init__(self, store: Any, history: CheckHistory, instance_id: str,
                  check_id: str) -> None:

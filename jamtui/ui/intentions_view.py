@@ -22,6 +22,7 @@ from ..plain import line
 from ..plain import text as safe_text
 from ..sources.base import BackendError
 from ..sources.reasons import in_words
+from .keymap import usable
 from .kv_view import kv_client
 from .screens import ConfirmScreen, PromptScreen
 
@@ -60,8 +61,9 @@ def _action(action: str) -> Text:
 
 
 class IntentionsScreen(Screen[None]):
-    BINDINGS = [Binding("n", "new", "new intention"), Binding("x", "delete", "delete"),
-                Binding("escape", "back", "back", show=False)]
+    BINDINGS = [Binding("n", "new", "new intention", id="intention_new"),
+                Binding("x", "delete", "delete", id="intention_delete"),
+                Binding("escape", "back", "back", show=False, id="intentions_back")]
 
     def __init__(self, select: str | None = None) -> None:
         super().__init__(name="intentions")
@@ -85,6 +87,7 @@ class IntentionsScreen(Screen[None]):
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         self.refresh_intentions()
+        self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)
         if self.select and self.select in table.rows:
             table.move_cursor(row=table.get_row_index(self.select))
         table.focus()
@@ -145,8 +148,14 @@ class IntentionsScreen(Screen[None]):
 
     # -- actions --------------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Creating and deleting are not offered under --read-only."""
+        read_only = getattr(self.app, "read_only", False)
+        return action not in ("new", "delete") or usable(f"act('intention_{action}')",
+                                                         read_only)
+
     def _writable(self) -> Any:
-        if getattr(self.app, "read_only", False):
+        if not usable("act('intention_write')", getattr(self.app, "read_only", False)):
             self.notify("jamtui is read-only: actions are off.", severity="warning")
             return None
         kv = kv_client(self.app)
@@ -167,7 +176,7 @@ class IntentionsScreen(Screen[None]):
                 return
             self.app.call_from_thread(self.notify, done, timeout=4)
 
-        self.app.run_worker(run, thread=True, group="intentions", exit_on_error=False)
+        self.run_worker(run, thread=True, group="intentions", exit_on_error=False)
 
     def action_new(self) -> None:
         kv = self._writable()

@@ -34,6 +34,7 @@ from ..plain import text as safe_text
 from ..sources.base import BackendError
 from ..sources.consul_kv import CASConflict, ConsulKV, KVValue, SessionInfo
 from ..sources.reasons import in_words
+from .keymap import usable
 from .screens import ConfirmScreen, PromptScreen
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ def value_panel(v: KVValue | None, holder: SessionInfo | None, key: str) -> Any:
 class ValueEditor(ModalScreen["str | None"]):
     """The inline editor: Ctrl+S writes, Esc leaves without writing."""
 
-    BINDINGS = [Binding("ctrl+s", "save", "write"), Binding("escape", "cancel", "cancel")]
+    BINDINGS = [Binding("ctrl+s", "save", "write", id="kv_editor_write"),
+                Binding("escape", "cancel", "cancel", id="kv_editor_cancel")]
 
     def __init__(self, title: str, value: str) -> None:
         super().__init__()
@@ -109,13 +111,14 @@ class ValueEditor(ModalScreen["str | None"]):
 
 class KVScreen(Screen[None]):
     BINDINGS = [
-        Binding("e", "edit", "edit"),
-        Binding("n", "new", "new key"),
-        Binding("x", "delete", "delete"),
-        Binding("r", "reload", "reload"),
-        Binding("backspace,h", "up", "up a level"),
-        Binding("escape", "back", "back", show=False),
+        Binding("e", "edit", "edit", id="kv_edit"),
+        Binding("n", "new", "new key", id="kv_new"),
+        Binding("x", "delete", "delete", id="kv_delete"),
+        Binding("r", "reload", "reload", id="kv_reload"),
+        Binding("backspace,h", "up", "up a level", id="kv_up"),
+        Binding("escape", "back", "back", show=False, id="kv_back"),
     ]
+    WRITES = {"edit", "new", "delete"}  # off under --read-only (keymap.usable decides)
 
     def __init__(self, prefix: str = "") -> None:
         super().__init__(name="kv")
@@ -168,17 +171,25 @@ class KVScreen(Screen[None]):
             try:
                 result = fn()
             except CASConflict as exc:
-                self.app.call_from_thread(self._conflict, str(exc))
+                self.app.call_from_thread(self._alive(self._conflict), str(exc))
                 return
             except (BackendError, ValueError) as exc:
-                self.app.call_from_thread(self._failed, what, str(exc))
+                self.app.call_from_thread(self._alive(partial(self._failed, what)), str(exc))
                 return
             except Exception as exc:  # a connection's or library's error: in words
-                self.app.call_from_thread(self._failed, what, in_words(exc))
+                self.app.call_from_thread(self._alive(partial(self._failed, what)),
+                                          in_words(exc))
                 return
-            self.app.call_from_thread(done, result)
+            self.app.call_from_thread(self._alive(done), result)
 
-        self.app.run_worker(run, thread=True, group="kv", exit_on_error=False)
+        self.run_worker(run, thread=True, group="kv", exit_on_error=False)  # ends with me
+
+    def _alive(self, fn: Callable[[Any], None]) -> Callable[[Any], None]:
+        """`fn`, skipped once this screen is gone (a worker's answer may come after)."""
+        def call(value: Any) -> None:
+            if self.is_mounted:
+                fn(value)
+        return call
 
     def _failed(self, what: str, message: str) -> None:
         self.notify(f"{what}: {message}", severity="error", timeout=8)
@@ -280,8 +291,13 @@ class KVScreen(Screen[None]):
 
     # -- writing ---------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Writes are not offered under --read-only (footer, `?` and keys alike)."""
+        read_only = getattr(self.app, "read_only", False)
+        return action not in self.WRITES or usable(f"act('kv_{action}')", read_only)
+
     def _writable(self) -> bool:
-        if getattr(self.app, "read_only", False):
+        if not usable("act('kv_write')", getattr(self.app, "read_only", False)):
             self.notify("jamtui is read-only: actions are off.", severity="warning")
             return False
         return self.kv is not None

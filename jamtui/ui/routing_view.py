@@ -20,6 +20,7 @@ from ..plain import cells as plain_cells
 from ..routing import Chain, all_chains
 from ..tracing import Trace, render_tree, run_trace
 from .columns import sparkline
+from .messages import OpenIntention
 from .widgets import HealthBar
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ CHAIN_KINDS = {Kind.ROUTE, Kind.SERVICE, Kind.INSTANCE, Kind.HAPROXY, Kind.ALLOC
 
 
 class RoutingScreen(Screen[None]):
-    BINDINGS = [Binding("t", "trace", "trace (DNS + probe)"),
-                Binding("escape", "back", "back", show=False)]
+    BINDINGS = [Binding("t", "trace", "trace (DNS + probe)", id="routes_trace"),
+                Binding("escape", "back", "back", show=False, id="routes_back")]
 
     def __init__(self) -> None:
         super().__init__(name="routes")
@@ -60,6 +61,7 @@ class RoutingScreen(Screen[None]):
                            ("instances", "PASSING"), ("rate", "REQ/S (frontend)"),
                            ("problem", "BROKEN HOP")):
             table.add_column(label, key=key)
+        self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)
         self.refresh_chains()
         table.focus()
 
@@ -136,7 +138,7 @@ class RoutingScreen(Screen[None]):
     def open_denial(self, _: DataTable.RowSelected) -> None:
         """Enter on a chain the mesh denies (its tree says `Connect: … is denied`): the
         intention that denies it, in `:intentions`."""
-        from .intentions_view import IntentionsScreen, denials_for
+        from .intentions_view import denials_for
 
         chain = self.chains.get(self.selected_id() or "")
         service = next((h.name for h in chain.hops if h.layer == "service"),
@@ -145,7 +147,7 @@ class RoutingScreen(Screen[None]):
         if not denials:
             self.notify("no intention denies this chain's service", timeout=3)
             return
-        self.app.push_screen(IntentionsScreen(select=denials[0].id))
+        self.post_message(OpenIntention(denials[0].id))
 
     def show_selected(self) -> None:
         cid = self.selected_id()
