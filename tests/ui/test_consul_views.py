@@ -309,3 +309,40 @@ async def test_kv_edit_in_editor(lab_engine: tuple[Lab, Engine],
         await pilot.pause(0.5)
         assert c.kv.get("ed/key")[1]["Value"] == b"after edit"
         assert not list(Path(tempfile.gettempdir()).glob("jamtui-kv-*"))  # no file left
+
+
+async def test_read_only_offers_no_writes(lab_engine: tuple[Lab, Engine],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """--read-only: `e`, `n` and `x` in :kv and :intentions do nothing (keymap.usable)."""
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.delenv("VISUAL", raising=False)
+    lab, engine = lab_engine
+    client(lab).kv.put("ro/key", "v")
+    app = JamApp(engine, read_only=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await open_kv(pilot, app, "ro/")
+        kv_table(app).focus()
+        await until(pilot, lambda: "ModifyIndex" in kv_detail(app))
+        screen = app.screen
+        for key in ("e", "n", "x"):
+            await pilot.press(key)
+            await pilot.pause(0.2)
+            assert app.screen is screen, key
+        assert screen.check_action("edit", ()) is False
+        assert screen.check_action("reload", ()) is True
+        await pilot.press("escape")
+        await app.push_screen(IntentionsScreen())
+        screen = app.screen
+        for key in ("n", "x"):
+            await pilot.press(key)
+            await pilot.pause(0.2)
+            assert app.screen is screen, key
+    assert client(lab).kv.get("ro/key")[1]["Value"] == b"v"
+
+
+def test_kv_and_intention_keys_can_be_rebound() -> None:
+    from jamtui.ui.keymap import screen_binding_ids, with_overrides
+
+    assert {"kv_edit", "kv_new", "kv_delete", "intention_new", "intention_delete",
+            "kv_editor_write", "check_close"} <= screen_binding_ids()
+    with_overrides({"kv_edit": "E"})  # known: no error
