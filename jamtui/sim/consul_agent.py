@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import consul_filter
 from .model import Check, ServiceInstance
 from .world import SimError, World
 
@@ -175,7 +176,8 @@ def routes(world_of: WorldOf, headers: HeadersOf, node_of: Callable[[World], str
                 doc.pop("ModifyIndex", None)
                 doc["Datacenter"] = w.datacenter
                 out[sid] = doc
-        return web.json_response(out, headers=headers(w, w.consul.of("services")))
+        return web.json_response(_filter_map(request, out),
+                                 headers=headers(w, w.consul.of("services")))
 
     async def check_register(request: web.Request) -> web.Response:
         w = world_of(request)
@@ -232,7 +234,8 @@ def routes(world_of: WorldOf, headers: HeadersOf, node_of: Callable[[World], str
                 doc.pop("CreateIndex", None)
                 doc.pop("ModifyIndex", None)
                 out[cid] = doc
-        return web.json_response(out, headers=headers(w, w.consul.of("checks")))
+        return web.json_response(_filter_map(request, out),
+                                 headers=headers(w, w.consul.of("checks")))
 
     return [
         ("PUT", "/v1/agent/service/register", svc_register),
@@ -246,6 +249,18 @@ def routes(world_of: WorldOf, headers: HeadersOf, node_of: Callable[[World], str
         ("PUT", "/v1/agent/check/update/{id}", check_update),
         ("GET", "/v1/agent/checks", checks),
     ]
+
+
+def _filter_map(request: web.Request, items: dict[str, Any]) -> dict[str, Any]:
+    """`filter=` on the agent's maps (api-docs/agent/service#list-services): on each value."""
+    expression = request.query.get("filter")
+    if not expression:
+        return items
+    try:
+        kept = consul_filter.apply(expression, list(items.values()))
+    except consul_filter.FilterError as exc:
+        raise SimError(400, str(exc)) from None
+    return {k: v for k, v in items.items() if any(v is x for x in kept)}
 
 
 def connect_entries(w: World, service: str) -> list[tuple[Any, ServiceInstance, list[Check]]]:

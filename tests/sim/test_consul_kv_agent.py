@@ -153,6 +153,8 @@ def test_agent_service_and_ttl_check(lab: Lab) -> None:
     assert raw(lab, "PUT", "/v1/agent/check/update/service:billing-1",
                json={"Status": "bogus"}).status_code == 400
 
+    filtered = raw(lab, "GET", "/v1/agent/services", params={"filter": 'Port == 8088'}).json()
+    assert list(filtered) == ["billing-1"]  # api-docs/agent/service#filtering
     assert c.agent.check.register("cron", check=consul.Check.ttl("1m"), check_id="cron") is True
     assert "cron" in c.agent.checks()
     assert c.agent.check.deregister("cron") is True
