@@ -83,10 +83,19 @@ def screen_binding_ids() -> set[str]:
     dialogs'): [keys] rebinds them too, through `App.set_keymap`."""
     from textual.dom import DOMNode
 
-    from . import log_view, routing_view, screens, workflow_view
+    from . import (
+        check_view,
+        intentions_view,
+        kv_view,
+        log_view,
+        routing_view,
+        screens,
+        workflow_view,
+    )
 
     ids: set[str] = set()
-    for module in (log_view, routing_view, screens, workflow_view):
+    for module in (log_view, routing_view, screens, workflow_view, kv_view, intentions_view,
+                   check_view):
         for obj in vars(module).values():
             if (isinstance(obj, type) and issubclass(obj, DOMNode)
                     and obj.__module__.startswith("jamtui")):
