@@ -70,6 +70,8 @@ class LabCommands(Provider):
                     partial(app.go_to_view, "routes"), "view"))
         out.append(("Go to workflows: node add/remove, running and past (:workflows)",
                     partial(app.go_to_view, "workflows"), "view"))
+        out.append(("Go to events: one timeline of Nomad, Consul, Proxmox and workflows "
+                    "(:events)", partial(app.go_to_view, "events"), "view"))
         out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
         for kind, word in NAMED_KINDS.items():
             actions = [] if app.read_only else actions_for(kind)
@@ -255,8 +257,13 @@ class JamApp(App[None]):
 
             self.push_screen(WorkflowsScreen())
             return
+        if name == "events":
+            from .events_view import EventsScreen
+
+            self.push_screen(EventsScreen())
+            return
         if name not in VIEWS:
-            known = ", ".join(["routes", "workflows", *VIEWS])
+            known = ", ".join(["routes", "workflows", "events", *VIEWS])
             self.notify(f"no view called {name!r}; try one of: {known}", severity="warning")
             return
         self.push_screen(ViewScreen(name))
@@ -430,6 +437,11 @@ class JamApp(App[None]):
         return answer[0]
 
     def open_detail(self, kind: Kind, id_: str) -> None:
+        if kind is Kind.PVE_TASK:  # a Proxmox task's detail is its log, live
+            from .tasks_view import open_task_log
+
+            open_task_log(self, id_)
+            return
         self.push_screen(DetailScreen(kind, id_))
 
     def action_command_bar(self) -> None:
@@ -480,6 +492,24 @@ class JamApp(App[None]):
                 lambda yes: self.start_action(name, obj, params) if yes else None,
             )
 
+        if action.asks == "target":  # migrate: the hypervisor, with its free memory
+            from .snapshots import MigrateScreen
+
+            def target_chosen(target: str | None) -> None:
+                if not target:
+                    return
+                how = "live " if getattr(obj, "status", "") == "running" else ""
+                self.push_screen(
+                    ConfirmScreen(f"{how}Migrate {describe(obj)} to {target}?"),
+                    lambda yes: self.start_action(name, obj, {"target": target})
+                    if yes else None)
+
+            self.push_screen(MigrateScreen(obj), target_chosen)
+            return
+        if action.asks == "snapshot":
+            self.notify("snapshots: open the VM's detail (Enter) and use n / b / x on its "
+                        "snapshot tree", severity="warning")
+            return
         if action.asks == "count":
             groups = [g.name for g in getattr(obj, "groups", ())]
             current = " ".join(f"{g.name}={g.running}" for g in getattr(obj, "groups", ()))

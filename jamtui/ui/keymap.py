@@ -37,6 +37,7 @@ KEYMAP: tuple[Key, ...] = (
     Key("act('vm_shutdown')", "x", "shutdown", scope=Kind.VM.value, destructive=True),
     Key("act('vm_stop')", "X", "stop (hard)", scope=Kind.VM.value, destructive=True),
     Key("act('vm_reboot')", "R", "reboot", scope=Kind.VM.value, destructive=True),
+    Key("act('vm_migrate')", "M", "migrate", scope=Kind.VM.value, destructive=True),
     Key("act('alloc_restart')", "r", "restart", scope=Kind.ALLOCATION.value, destructive=True),
     Key("act('alloc_stop')", "x", "stop", scope=Kind.ALLOCATION.value, destructive=True),
     Key("act('job_stop')", "x", "stop", scope=Kind.JOB.value, destructive=True),
