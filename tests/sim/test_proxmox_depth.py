@@ -157,7 +157,18 @@ def test_storage_pools_network_nextid_pending_and_indexes(lab: Lab) -> None:
                p.nodes(running_node(lab, "vb0")).qemu(vmid).pending.get()}
     assert pending["name"] == "vb0"
     assert {"subdir": "current"} in p.nodes(running_node(lab, "vb0")).qemu(vmid).status.get()
+    assert {"subdir": "snapshot"} in p.nodes(running_node(lab, "vb0")).qemu(vmid).get()
+    assert {"subdir": "start"} in p.nodes("pve2").lxc(LXC_VMID).status.get()
+    assert {"subdir": "content"} in p.nodes("pve1").storage("local").get()
     assert {"name": "lxc"} in p.nodes("pve1").get()
+    status = p.nodes("pve1").storage("local-lvm").status.get()
+    assert status["type"] == "lvmthin" and status["enabled"] == 1
+    # the demo's snapshot on the first VM: its config and index (…/snapshot/{snapname})
+    first = min(v.vmid for v in lab.world.vms.values() if not v.template)
+    first_node = lab.world.vms[first].node
+    snap = p.nodes(first_node).qemu(first).snapshot("pre-upgrade")
+    assert {"subdir": "rollback"} in snap.get()
+    assert snap.config.get()["description"] == "before the Nomad 1.8 upgrade"
 
 
 def test_read_only_token_sees_what_pve_audit_allows(lab: Lab) -> None:
