@@ -23,6 +23,8 @@ from ..model import Kind
 from ..plain import line
 from ..plain import text as safe_text
 from ..timeline import Entry, Timeline, workflow_entries
+from .inbox import Inbox
+from .messages import GoToView, OpenDetail
 
 SHOWN = 500  # the newest entries drawn (the timeline keeps more; the filter searches all)
 SOURCE_STYLE = {"nomad": "green", "consul": "magenta", "proxmox": "cyan", "jamtui": "yellow"}
@@ -31,10 +33,10 @@ WORKFLOW_EVERY = 3.0  # seconds between reads of the workflow journals
 
 class EventsScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape", "back", "back"),
-        Binding("slash", "filter", "filter"),
-        Binding("l", "task_log", "task log"),
-        Binding("enter", "open", "open", show=True),
+        Binding("escape", "back", "back", id="events_back"),
+        Binding("slash", "filter", "filter", id="events_filter"),
+        Binding("l", "task_log", "task log", id="events_task_log"),
+        Binding("enter", "open", "open", show=True, id="events_open"),
     ]
 
     def __init__(self) -> None:
@@ -42,6 +44,7 @@ class EventsScreen(Screen[None]):
         self.needle = ""
         self.rows: list[Entry] = []
         self._dirty = True
+        self._news: Inbox[Entry] = Inbox(maxlen=SHOWN)  # the timeline's thread → this loop
         self._unlisten: Any = None
         self._workflows_at = 0.0
 
@@ -66,7 +69,7 @@ class EventsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#events-filter", Input).display = False
-        self._unlisten = self.timeline.listen(lambda _: setattr(self, "_dirty", True))
+        self._unlisten = self.timeline.listen(self._news.extend)
         self.set_interval(0.5, self._tick)
         self._tick()
         self.query_one(DataTable).focus()
@@ -80,7 +83,7 @@ class EventsScreen(Screen[None]):
             self._workflows_at = time.monotonic()
             self.run_worker(self._read_workflows, thread=True, group="events-workflows",
                             exclusive=True, exit_on_error=False)
-        if self._dirty:
+        if self._news.take() or self._dirty:
             self._dirty = False
             self.redraw()
 
@@ -127,9 +130,9 @@ class EventsScreen(Screen[None]):
         if e.upid:
             self.action_task_log()
         elif e.kind is not None and self.app.store.get(e.kind, e.object_id) is not None:  # type: ignore[attr-defined]
-            self.app.open_detail(e.kind, e.object_id)  # type: ignore[attr-defined]
+            self.post_message(OpenDetail(e.kind, e.object_id))
         elif e.kind is None:
-            self.app.go_to_view("workflows")  # type: ignore[attr-defined]
+            self.post_message(GoToView("workflows"))
         else:
             self.app.notify(f"{line(e.label)} is gone from the lab.", severity="warning")
 
@@ -139,9 +142,7 @@ class EventsScreen(Screen[None]):
             self.app.notify("`l` shows a Proxmox task's log: pick a proxmox line.",
                             severity="warning")
             return
-        from .tasks_view import open_task_log
-
-        open_task_log(self.app, e.upid)
+        self.post_message(OpenDetail(Kind.PVE_TASK, e.upid))  # a task's detail is its log
 
     def action_filter(self) -> None:
         bar = self.query_one("#events-filter", Input)
@@ -165,9 +166,3 @@ class EventsScreen(Screen[None]):
             self.query_one(DataTable).focus()
             return
         self.app.pop_screen()
-
-    def refresh_rows(self, kinds: set[Kind]) -> None:
-        return None
-
-    def apply_changes(self, by_kind: dict[Kind, set[str]]) -> None:
-        return None

@@ -27,6 +27,7 @@ from ..plain import line
 from ..plain import text as safe_text
 from ..sources.proxmox import snapshot_tree
 from .columns import gib
+from .inbox import Inbox
 
 # PVE::JSONSchema 'pve-configid': what Proxmox accepts as a snapshot's name
 SNAPNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,39}$")
@@ -57,9 +58,9 @@ def tree_rows(snaps: list[Snapshot]) -> list[tuple[str, Text]]:
 
 class SnapshotList(OptionList):
     BINDINGS = [
-        Binding("n", "take", "new snapshot"),
-        Binding("b", "rollback", "roll back"),
-        Binding("x", "delete", "delete snapshot"),
+        Binding("n", "take", "new snapshot", id="snapshot_new"),
+        Binding("b", "rollback", "roll back", id="snapshot_rollback"),
+        Binding("x", "delete", "delete snapshot", id="snapshot_delete"),
     ]
 
     def action_take(self) -> None:
@@ -89,6 +90,8 @@ class SnapshotPanel(Vertical):
         self.vmid = vmid
         self.snapshots: list[Snapshot] = []
         self.busy = False
+        # what the workers hand to the loop: (method, argument)
+        self._inbox: Inbox[tuple[Any, Any]] = Inbox()
 
     def compose(self) -> ComposeResult:
         yield Label("Snapshots (n new · b roll back · x delete)", classes="pane-title")
@@ -96,7 +99,17 @@ class SnapshotPanel(Vertical):
         yield Label("", id="snapshot-status")
 
     def on_mount(self) -> None:
+        self.set_interval(0.2, self._take)
         self.reload()
+
+    def _take(self) -> None:
+        for fn, arg in self._inbox.take():
+            fn(arg)
+
+    def _notify(self, args: tuple[str, str]) -> None:
+        text, severity = args
+        self.app.notify(line(text), severity=severity,  # type: ignore[arg-type]
+                        timeout=12 if severity == "error" else 4)
 
     @property
     def vm(self) -> VM | None:
@@ -112,15 +125,15 @@ class SnapshotPanel(Vertical):
     def _read(self) -> None:
         vm, source = self.vm, self._source()
         if vm is None or source is None:
-            self.app.call_from_thread(self._status, "no Proxmox source for this guest")
+            self._inbox.put((self._status, "no Proxmox source for this guest"))
             return
         try:
             snaps = source.snapshots(vm.node, vm.vmid, vm.type)
         except Exception as exc:  # a refusal (VM.Audit) or the backend's failure, in words
             words = getattr(source, "_words", lambda e: e)(exc)
-            self.app.call_from_thread(self._status, f"snapshots not read: {words}")
+            self._inbox.put((self._status, f"snapshots not read: {words}"))
             return
-        self.app.call_from_thread(self._show, snaps)
+        self._inbox.put((self._show, snaps))
 
     def _show(self, snaps: list[Snapshot]) -> None:
         self.snapshots = snaps
@@ -158,7 +171,7 @@ class SnapshotPanel(Vertical):
         vm = self.vm
         if not self._allowed() or vm is None:
             return
-        self.app.push_screen(SnapshotForm(vm), lambda params: self.run_action(
+        self.app.push_screen(SnapshotForm(vm), lambda params: self.start_snapshot_action(
             "vm_snapshot", params) if params else None)
 
     def ask(self, name: str) -> None:
@@ -175,10 +188,10 @@ class SnapshotPanel(Vertical):
                     "lost" + (" and the VM stops" if vm.status == "running" else "")
                     if name == "snapshot_rollback"
                     else f"Delete snapshot '{snap}' of {describe(vm)}?")
-        self.app.push_screen(ConfirmScreen(line(question)), lambda yes: self.run_action(
+        self.app.push_screen(ConfirmScreen(line(question)), lambda yes: self.start_snapshot_action(
             name, {"snapshot": snap}) if yes else None)
 
-    def run_action(self, name: str, params: dict[str, Any]) -> None:
+    def start_snapshot_action(self, name: str, params: dict[str, Any]) -> None:
         self.busy = True
         self.run_worker(lambda: self._run(name, params), thread=True, group="snapshot-action",
                         exit_on_error=False)
@@ -191,12 +204,11 @@ class SnapshotPanel(Vertical):
             if vm is None:
                 raise ActionError("the guest is gone from the lab")
             for progress in action.run(self.app.engine, vm, params):  # type: ignore[attr-defined]
-                self.app.call_from_thread(self._status, progress)
-            self.app.call_from_thread(self.app.notify, line(progress), timeout=4)
+                self._inbox.put((self._status, progress))
+            self._inbox.put((self._notify, (progress, "information")))
         except ActionError as exc:
-            self.app.call_from_thread(self._status, f"{action.label} failed")
-            self.app.call_from_thread(self.app.notify, f"{action.label} failed: {exc}",
-                                      severity="error", timeout=12)
+            self._inbox.put((self._status, f"{action.label} failed"))
+            self._inbox.put((self._notify, (f"{action.label} failed: {exc}", "error")))
         finally:
             self.busy = False
             self._read()
@@ -205,7 +217,7 @@ class SnapshotPanel(Vertical):
 class SnapshotForm(ModalScreen["dict[str, Any] | None"]):
     """`n`: the new snapshot's name, description and whether it keeps the RAM."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="snapshot_form_cancel")]
 
     def __init__(self, vm: VM) -> None:
         super().__init__()
@@ -245,7 +257,7 @@ class SnapshotForm(ModalScreen["dict[str, Any] | None"]):
 class MigrateScreen(ModalScreen["str | None"]):
     """`M`: pick the hypervisor to migrate to, each with its free memory."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="migrate_cancel")]
 
     def __init__(self, vm: VM) -> None:
         super().__init__()

@@ -16,6 +16,7 @@ from textual.widgets import Label, Static
 from ..model import Kind, Volume
 from ..plain import cells
 from .columns import gib
+from .inbox import Inbox
 
 SHOWN = 200  # volumes listed per hypervisor
 
@@ -36,7 +37,7 @@ def content_table(by_storage: dict[str, list[Volume]]) -> Table:
 
 
 class StorageContentPanel(Vertical):
-    BINDINGS = [Binding("g", "reload", "read storage again", show=False)]
+    BINDINGS = [Binding("g", "reload", "read storage again", show=False, id="storage_reload")]
     DEFAULT_CSS = "StorageContentPanel { height: auto; }"
 
     def __init__(self, node: str, **kwargs: Any) -> None:
@@ -44,13 +45,19 @@ class StorageContentPanel(Vertical):
         self.node = node
         self.content: dict[str, list[Volume]] = {}
         self.problems: list[str] = []
+        self._inbox: Inbox[tuple[dict[str, list[Volume]], list[str]]] = Inbox()
 
     def compose(self) -> ComposeResult:
         yield Label("Storage content (images, ISOs, templates, backups)", classes="pane-title")
         yield Static("reading…", id="storage-content")
 
     def on_mount(self) -> None:
+        self.set_interval(0.3, self._take)
         self.action_reload()
+
+    def _take(self) -> None:
+        for content, problems in self._inbox.take():
+            self._show(content, problems)
 
     def action_reload(self) -> None:
         self.run_worker(self._read, thread=True, group="storage-content", exclusive=True,
@@ -70,7 +77,7 @@ class StorageContentPanel(Vertical):
                 content[name] = source.storage_content(self.node, name)
             except Exception as exc:  # a refusal (Datastore.Audit) turns off this one part
                 problems.append(f"{name}: {getattr(source, '_words', lambda e: e)(exc)}")
-        self.app.call_from_thread(self._show, content, problems)
+        self._inbox.put((content, problems))
 
     def _show(self, content: dict[str, list[Volume]], problems: list[str]) -> None:
         from rich.console import Group

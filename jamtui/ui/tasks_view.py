@@ -20,12 +20,13 @@ from textual.widgets import Footer, Label, RichLog
 from ..model import Kind
 from ..plain import line
 from ..plain import text as safe_text
+from .inbox import Inbox
 
 POLL = 1.0  # seconds between reads of a running task's log
 
 
 class TaskLogScreen(Screen[None]):
-    BINDINGS = [Binding("escape,q", "back", "back")]
+    BINDINGS = [Binding("escape,q", "back", "back", id="tasklog_back")]
 
     def __init__(self, node: str, upid: str, title: str = "") -> None:
         super().__init__(name=f"tasklog:{upid}")
@@ -35,6 +36,7 @@ class TaskLogScreen(Screen[None]):
         self.lines: list[str] = []
         self.state = "reading"
         self._stop = threading.Event()
+        self._inbox: Inbox[tuple[list[str], str]] = Inbox()  # (new lines, state) from the worker
 
     def compose(self) -> ComposeResult:
         yield Label(safe_text(f"Proxmox task {self.title_text} on {self.node}"),
@@ -44,7 +46,12 @@ class TaskLogScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.set_interval(0.2, self._take)
         self.run_worker(self._follow, thread=True, group="tasklog", exit_on_error=False)
+
+    def _take(self) -> None:
+        for new, state in self._inbox.take():
+            self._show(new, state)
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -60,7 +67,7 @@ class TaskLogScreen(Screen[None]):
     def _follow(self) -> None:
         source = self.app.engine.sources.get("proxmox")  # type: ignore[attr-defined]
         if source is None:
-            self.app.call_from_thread(self._show, [], "Proxmox is not configured")
+            self._inbox.put(([], "Proxmox is not configured"))
             return
         start = 0
         while not self._stop.is_set():
@@ -69,10 +76,10 @@ class TaskLogScreen(Screen[None]):
                 new, start = source.task_log(self.node, self.upid, start=start)
             except Exception as exc:  # the backend's failure, in words, never a traceback
                 words = getattr(source, "_words", lambda e: e)(exc)
-                self.app.call_from_thread(self._show, [], f"could not read the log: {words}")
+                self._inbox.put(([], f"could not read the log: {words}"))
                 return
             state = "running (following)" if running else f"ended: {exitstatus or '?'}"
-            self.app.call_from_thread(self._show, new, state)
+            self._inbox.put((new, state))
             if not running:
                 return
             self._stop.wait(POLL)
@@ -92,7 +99,8 @@ class TaskLogScreen(Screen[None]):
 
 
 def open_task_log(app: Any, upid: str) -> None:
-    """Push the log screen of the task with this UPID (its node is the UPID's second part)."""
+    """Push the log screen of the task with this UPID (its node is the UPID's second part).
+    The app's own opener; a screen posts `OpenDetail(Kind.PVE_TASK, upid)` instead."""
     task = app.store.get(Kind.PVE_TASK, upid)
     parts = upid.split(":")
     node = task.node if task is not None else (parts[1] if len(parts) > 2 else "")
