@@ -81,10 +81,20 @@ def screen_binding_ids() -> set[str]:
     dialogs'): [keys] rebinds them too, through `App.set_keymap`."""
     from textual.dom import DOMNode
 
-    from . import log_view, routing_view, screens, workflow_view
+    from . import (
+        events_view,
+        log_view,
+        routing_view,
+        screens,
+        snapshots,
+        storage_view,
+        tasks_view,
+        workflow_view,
+    )
 
     ids: set[str] = set()
-    for module in (log_view, routing_view, screens, workflow_view):
+    for module in (log_view, routing_view, screens, workflow_view, events_view, snapshots,
+                   storage_view, tasks_view):
         for obj in vars(module).values():
             if (isinstance(obj, type) and issubclass(obj, DOMNode)
                     and obj.__module__.startswith("jamtui")):
