@@ -228,6 +228,9 @@ class World:
         self.inventory = inventory
         self.dns_hosts = inventory.hosts  # the records the `dns` role wrote
         self.rng = random.Random(seed)
+        # containers draw from their own generator, so the rest of the lab (ids, load, log
+        # chatter) is the same sequence for a seed as before containers existed
+        self.ct_rng = random.Random(seed + 400)
         self.runtime: Runtime = runtime or PortOnlyRuntime()
         self.flap_rate = flap_rate
         self.log_rate = log_rate
@@ -426,8 +429,8 @@ class World:
 
     def tick(self) -> None:
         """One second of life: load drifts, tasks log, a health check flaps now and then."""
-        rng = self.rng
         for vm in [*self.vms.values(), *self.containers.values()]:
+            rng = self.ct_rng if vm.kind == "lxc" else self.rng
             if vm.status != "running":
                 continue
             vm.cpu = min(0.95, max(0.005, vm.cpu + rng.uniform(-0.03, 0.03)))
@@ -435,6 +438,7 @@ class World:
             vm.mem = int(min(cap * 0.95, max(cap * 0.2, vm.mem + rng.uniform(-0.02, 0.02) * cap)))
             vm.netin += rng.randint(1000, 40000)
             vm.netout += rng.randint(1000, 60000)
+        rng = self.rng
         self._recompute_usage()
         for alloc in self.allocs.values():
             if alloc.client_status != "running":
@@ -519,11 +523,12 @@ class World:
         return vm
 
     def _power_on(self, vm: VM, booted: bool, at: float | None = None) -> None:
+        rng = self.ct_rng if vm.kind == "lxc" else self.rng
         vm.status = "running"
         vm.started_at = at if at is not None else time.time()
         vm.booted = booted
-        vm.cpu = 0.05 + self.rng.random() * 0.2
-        vm.mem = int(vm.memory * MiB * (0.3 + self.rng.random() * 0.3))
+        vm.cpu = 0.05 + rng.random() * 0.2
+        vm.mem = int(vm.memory * MiB * (0.3 + rng.random() * 0.3))
         self._pve_pid += 1
         vm.pid = self._pve_pid
 
