@@ -89,6 +89,11 @@ CONSUL_CAPABILITIES = (
                answers=(200, 429)),
     Capability("agent", "/v1/agent/self", "agent:read", 'agent_prefix "" { policy = "read" }',
                "the version doctor prints (nothing else)"),
+    Capability("key/value", "/v1/kv/?keys&separator=/", "key:read",
+               'key_prefix "" { policy = "read" }', "the :kv view",
+               answers=(200, 404)),  # 404: an empty store
+    Capability("sessions", "/v1/session/list", "session:read",
+               'session_prefix "" { policy = "read" }', "the lock holder's name in :kv"),
 )
 
 # (feature, privilege, ACL path, what a refusal turns off, core, a built-in role that has it)

@@ -10,13 +10,13 @@ operator/raft, and the blocking-queries and features/consistency pages. Every an
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from . import consul_agent, consul_filter, consul_kv
 from .acl import consul_rule
 from .context import SimContext
 from .http import block_until, blocking_params, fault_middleware, go_bool, text_error
@@ -55,7 +55,18 @@ def build_app(ctx: SimContext) -> web.Application:
     r.add_get("/v1/status/peers", status_peers)
     r.add_get("/v1/operator/raft/configuration", raft_configuration)
     r.add_get("/v1/operator/autopilot/health", autopilot_health)
+    r.add_get("/v1/health/connect/{name}", health_connect)
+    for method, path, handler in consul_kv.routes(_world, _headers, _agent_node):
+        r.add_route(method, path, handler)
+    for method, path, handler in consul_agent.routes(
+            _world, _headers, _agent_node, service_json, check_json, node_json):
+        r.add_route(method, path, handler)
     return app
+
+
+def _agent_node(w: World) -> str:
+    """The node whose agent the main Consul address is (the first server, as agent/self)."""
+    return w.server_names[0] if w.server_names else "vb0"
 
 
 def _world(request: web.Request) -> World:
@@ -80,6 +91,10 @@ def _acl_middleware(ctx: SimContext) -> Any:
         world = ctx.world
         headers = _headers(world, world.consul.index)
         capability, empty = consul_rule(request.method, request.path)
+        kv_list = (request.method == "GET" and request.path.startswith("/v1/kv/")
+                   and (_flag(request, "keys") or _flag(request, "recurse")))
+        if kv_list:  # a KV listing filters (api-docs/kv, ACLs): what the token may not read
+            empty = "[]"
         filtered = False
         if capability is not None:
             grant = ctx.secrets.consul_grant(token)
@@ -102,6 +117,13 @@ def _acl_middleware(ctx: SimContext) -> Any:
         except web.HTTPClientError as exc:  # a bad `index` or `wait`: still with the index
             return web.Response(status=exc.status, text=exc.text or exc.reason,
                                 headers=_headers(world, world.consul.index))
+        if filtered and kv_list and resp.status in (200, 404):
+            # keys at the root answer an empty list; any other empty listing is a 404
+            root = request.path == "/v1/kv/" and _flag(request, "keys")
+            return web.Response(status=200 if root else 404, text="[]" if root else "",
+                                content_type="application/json" if root else "text/plain",
+                                headers={**_headers(world, world.consul.of("kvs")),
+                                         "X-Consul-Results-Filtered-By-ACLs": "true"})
         if filtered and resp.status == 200:
             return web.Response(text=empty, content_type="application/json", headers={
                 "X-Consul-Index": resp.headers.get("X-Consul-Index", "1"),
@@ -119,10 +141,31 @@ async def _read(request: web.Request, tables: tuple[str, ...],
     params = blocking_params(request, DEFAULT_WAIT, MAX_WAIT)
     if need_leader and world.consul_leader() is None:
         raise SimError(500, "No cluster leader")
+    expression = request.query.get("filter")
+    if expression:
+        _check_filter(expression)
     await block_until(params, lambda: world.consul.of(*tables), world.wait_change)
     if need_leader and world.consul_leader() is None:
         raise SimError(500, "No cluster leader")
-    return web.json_response(render(world), headers=_headers(world, world.consul.of(*tables)))
+    body = render(world)
+    if expression and isinstance(body, list):
+        body = _filtered(expression, body)
+    return web.json_response(body, headers=_headers(world, world.consul.of(*tables)))
+
+
+def _check_filter(expression: str) -> None:
+    """A `filter=` that does not parse is a 400 before anything blocks (features/filtering)."""
+    try:
+        consul_filter.parse(expression)
+    except consul_filter.FilterError as exc:
+        raise SimError(400, consul_filter.PREFIX + str(exc)) from None
+
+
+def _filtered(expression: str, items: list[Any]) -> list[Any]:
+    try:
+        return consul_filter.apply(expression, items)
+    except consul_filter.FilterError as exc:
+        raise SimError(400, str(exc)) from None
 
 
 # -- renderers ------------------------------------------------------------------------------
@@ -182,7 +225,23 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 async def catalog_services(request: web.Request) -> web.Response:
-    return await _read(request, ("services",), lambda w: w.service_names())
+    expression = request.query.get("filter")
+
+    def render(w: World) -> dict[str, list[str]]:
+        if not expression:
+            return w.service_names()
+        # api-docs/catalog#filtering-1: the filter sees each instance (ServiceName,
+        # ServiceTags, ServiceMeta, ...); the answer is still the name -> tags map
+        out: dict[str, set[str]] = {}
+        for svc in w.services.values():
+            doc = {"ServiceName": svc.name, "ServiceID": svc.id, "ServiceTags": list(svc.tags),
+                   "ServiceMeta": dict(svc.meta), "ServiceKind": svc.kind,
+                   "ServicePort": svc.port, "ServiceAddress": svc.address, "Node": svc.node}
+            if _filtered(expression, [doc]):
+                out.setdefault(svc.name, set()).update(svc.tags)
+        return {k: sorted(v) for k, v in sorted(out.items())}
+
+    return await _read(request, ("services",), render)
 
 
 async def catalog_service(request: web.Request) -> web.Response:
@@ -243,6 +302,20 @@ async def health_service(request: web.Request) -> web.Response:
             out.append({"Node": node_json(node), "Service": service_json(svc),
                         "Checks": [check_json(c) for c in checks]})
         return out
+
+    return await _read(request, ("services", "checks", "nodes"), render)
+
+
+async def health_connect(request: web.Request) -> web.Response:
+    """api-docs/health#list-service-instances-for-connect-enabled-service."""
+    name = request.match_info["name"]
+    passing = _flag(request, "passing")
+
+    def render(w: World) -> list[dict[str, Any]]:
+        return [{"Node": node_json(node), "Service": service_json(svc),
+                 "Checks": [check_json(c) for c in checks]}
+                for node, svc, checks in consul_agent.connect_entries(w, name)
+                if not (passing and any(c.status != "passing" for c in checks))]
 
     return await _read(request, ("services", "checks", "nodes"), render)
 
@@ -424,23 +497,12 @@ async def kv(request: web.Request) -> web.StreamResponse:
     if request.method == "PUT":
         if not key:
             raise SimError(400, "Missing key name")
-        flags, cas = _uint(request, "flags"), _uint(request, "cas")
-        ok = w.kv_put(key, await request.read(), flags or 0, cas)
+        ok = consul_kv.kv_write(w, request, key, await request.read())
         return web.json_response(ok, headers=_headers(w, w.consul.of("kvs")))
     if request.method == "DELETE":
-        w.kv_delete(key, recurse=_flag(request, "recurse"))
-        return web.json_response(True, headers=_headers(w, w.consul.of("kvs")))
+        ok = consul_kv.kv_remove(w, request, key, _flag(request, "recurse"))
+        return web.json_response(ok, headers=_headers(w, w.consul.of("kvs")))
     raise SimError(405, f"method {request.method} not allowed")
-
-
-def _uint(request: web.Request, name: str) -> int | None:
-    """An unsigned query parameter (`flags`, `cas`); a bad one is a 400, not a crash."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise SimError(400, f"Invalid {name}: strconv.ParseUint: parsing {raw!r}: invalid syntax")
-    return int(raw)
 
 
 async def _kv_get(request: web.Request, w: World, key: str) -> web.StreamResponse:
@@ -459,7 +521,7 @@ async def _kv_get(request: web.Request, w: World, key: str) -> web.StreamRespons
                 if sep and sep in rest:
                     rest = rest[: rest.index(sep) + len(sep)]
                 found.add(key + rest)
-        if not found:
+        if not found and key:  # kvs_endpoint.go: the root's listing is an empty list
             return web.Response(status=404, headers=headers)
         return web.json_response(sorted(found), headers=headers)
     entries = sorted((e for k, e in w.kv.items() if k.startswith(key)) if recurse
@@ -468,12 +530,7 @@ async def _kv_get(request: web.Request, w: World, key: str) -> web.StreamRespons
         return web.Response(status=404, headers=headers)
     if _flag(request, "raw"):
         return web.Response(body=entries[0].value, headers=headers)
-    return web.json_response([
-        {"LockIndex": e.lock_index, "Key": e.key, "Flags": e.flags,
-         "Value": base64.b64encode(e.value).decode() if e.value else None,
-         "CreateIndex": e.create_index, "ModifyIndex": e.modify_index}
-        for e in entries
-    ], headers=headers)
+    return web.json_response([consul_kv.entry_json(e) for e in entries], headers=headers)
 
 
 # -- a node's own agent -----------------------------------------------------------------------
@@ -512,4 +569,8 @@ def agent_app(ctx: SimContext, node: str) -> web.Application:
     app.router.add_route("PUT", "/v1/agent/maintenance", maintenance)
     app.router.add_route("PUT", "/v1/agent/leave", leave)
     app.router.add_get("/v1/agent/self", self_)
+    for method, path, handler in consul_agent.routes(
+            lambda _r: ctx.world, _headers, lambda _w: node, service_json, check_json,
+            node_json):
+        app.router.add_route(method, path, handler)
     return app

@@ -1,9 +1,13 @@
 """The bastion's HAProxy, stood in for when the real one is not installed.
 
-A frontend `www` balances round-robin over backend `fabio`, one server per `vs` node pointing
-at that node's Fabio proxy, with a layer-4 health check every `inter` seconds. The stats page
-answers `<uri>;csv` in HAProxy 2.6's column order (taken from Debian's haproxy 2.6.12, see
-tests/fixtures/haproxy/), and the counters move with the traffic that really passes.
+Named as `provisioners/`'s `haproxy.cfg.j2` configures the real one: frontend `http` balances
+round-robin over backend `fabio`, one server per `vs` node named after the host and pointing
+at that node's Fabio proxy, checked with `option httpchk GET /health` on Fabio's UI port
+(`check port`) every `inter` seconds (`L7OK`/`200`, `L7STS`, `L4CON`, `L4TOUT`); frontend
+`stats` serves the stats page. It answers `<uri>;csv` with every column Debian's haproxy
+2.6.12 prints (128, the module counters after the `-` column included; captured from the real
+binary run with that configuration, tests/fixtures/haproxy/), and the counters move with the
+traffic that really passes.
 """
 
 from __future__ import annotations
@@ -36,14 +40,24 @@ COLUMNS = (  # noqa: SIM905 - kept as the CSV header reads
     "conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,"
     "cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,"
     "safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,"
-    "agg_server_check_status,agg_check_status"
+    "agg_server_check_status,agg_check_status,"
+    # the stats modules (ssl, h2, h1) after the "-" separator column
+    "-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,h2_data_rcvd,"
+    "h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,h2_detected_conn_protocol_errors,"
+    "h2_detected_strm_protocol_errors,h2_rst_stream_resp,h2_goaway_resp,h2_open_connections,"
+    "h2_backend_open_streams,h2_total_connections,h2_backend_total_streams,"
+    "h1_open_connections,h1_open_streams,h1_total_connections,h1_total_streams,h1_bytes_in,"
+    "h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out"
 ).split(",")
+SSL_COLUMNS = ("ssl_sess", "ssl_reused_sess", "ssl_failed_handshake")
+MODULE_COLUMNS = tuple(c for c in COLUMNS[COLUMNS.index("-") + 1:])
 
 NO_SERVER = (
     "<html><body><h1>503 Service Unavailable</h1>\n"
     "No server is available to handle this request.\n</body></html>\n"
 )
-FRONTEND, BACKEND_NAME = "www", "fabio"
+FRONTEND, STATS_FRONTEND, BACKEND_NAME = "http", "stats", "fabio"  # haproxy.cfg.j2's names
+RISE, FALL = 2, 3  # HAProxy's defaults (the template sets none)
 
 
 @dataclass
@@ -93,6 +107,8 @@ class Server:
     status: str = "DOWN"
     check_status: str = "INI"
     check_desc: str = "Initializing"
+    check_code: int | str = ""
+    last_chk: str = ""
     lastchg: float = field(default_factory=time.monotonic)
     chkfail: int = 0
     chkdown: int = 0
@@ -112,8 +128,9 @@ class HAProxyStandIn:
         self.stats_port = stats_port
         self.inter = inter
         nodes = sorted(vm.name for vm in ctx.world.vms.values() if vm.group == "vs")
-        self.servers = [Server(f"fabio_{n}", n) for n in nodes]
+        self.servers = [Server(n, n) for n in nodes]  # `server {{ host }}`
         self.frontend = Counters()
+        self.stats_front = Counters()
         self.backend = Counters()
         self._rr = itertools.count()
         self._session: aiohttp.ClientSession | None = None
@@ -160,21 +177,38 @@ class HAProxyStandIn:
     async def check_all(self) -> None:
         await asyncio.gather(*(self._check(s) for s in self.servers))
 
+    def _check_address(self, server: Server) -> tuple[str, int] | None:
+        """`check port {{ fabio_ui_port }}`: the check goes to Fabio's UI/API port."""
+        live = self.ctx.servers.get(f"fabio:{server.node}")
+        return (live.host, live.port) if live is not None else None
+
+    async def _httpchk(self, addr: tuple[str, int] | None) -> tuple[str, int | str, str, str]:
+        """`option httpchk GET /health`: (check_status, check_code, check_desc, last_chk)."""
+        if addr is None:
+            return "L4CON", "", "Layer4 connection problem", "Connection refused"
+        assert self._session is not None
+        try:
+            async with self._session.get(f"http://{addr[0]}:{addr[1]}/health",
+                                         timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                await resp.read()
+                if 200 <= resp.status < 400:
+                    return "L7OK", resp.status, "Layer7 check passed", ""
+                return "L7STS", resp.status, "Layer7 wrong status", resp.reason or ""
+        except TimeoutError:
+            return "L4TOUT", "", "Layer4 timeout", ""
+        except aiohttp.ServerDisconnectedError:
+            return "L7RSP", "", "Layer7 invalid response", "Socket error"
+        except (aiohttp.ClientError, OSError):
+            return "L4CON", "", "Layer4 connection problem", "Connection refused"
+
     async def _check(self, server: Server) -> None:
-        addr = self._address(server)
         started = time.monotonic()
-        ok, desc = False, "Connection refused"
-        if addr is not None:
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(*addr), 1.0)
-                writer.close()
-                ok, desc = True, "Layer4 check passed"
-            except (OSError, TimeoutError) as exc:
-                desc = f"Layer4 connection problem: {exc.__class__.__name__}"
+        status, code, desc, last = await self._httpchk(self._check_address(server))
+        ok = status == "L7OK"
         if server.maint:
             return
         new = "UP" if ok else "DOWN"
-        server.check_status = "L4OK" if ok else "L4CON"
+        server.check_status, server.check_code, server.last_chk = status, code, last
         server.check_desc = desc
         if new != server.status:
             now = time.monotonic()
@@ -265,8 +299,11 @@ class HAProxyStandIn:
     # -- the stats page ----------------------------------------------------------------------
 
     def rows(self) -> list[dict[str, Any]]:
+        """The rows in the order and with the cells HAProxy 2.6.12 fills for this
+        configuration (compare tests/fixtures/haproxy/stats-2.6.12-provisioned.csv)."""
         now = time.monotonic()
-        common = {"pid": 1, "qcur": 0, "qmax": 0, "mode": "http"}
+        common = {"pid": 1, "mode": "http", "-": "-", **dict.fromkeys(SSL_COLUMNS, 0)}
+        modules = dict.fromkeys(MODULE_COLUMNS, 0)
         rows: list[dict[str, Any]] = []
 
         def counted(c: Counters) -> dict[str, Any]:
@@ -276,39 +313,59 @@ class HAProxyStandIn:
                 **{f"hrsp_{k}": v for k, v in c.hrsp.items()},
             }
 
-        rows.append({
-            **common, "pxname": FRONTEND, "svname": "FRONTEND", **counted(self.frontend),
-            "slim": 9984, "status": "OPEN", "iid": 2, "sid": 0, "type": 0,
-            "req_rate": self.frontend.rate(), "req_rate_max": self.frontend.rate_max,
-            "req_tot": self.frontend.stot, "conn_rate": self.frontend.rate(),
-            "conn_rate_max": self.frontend.rate_max, "conn_tot": self.frontend.stot,
-            "qcur": "", "qmax": "",
-        })
+        def frontend(name: str, iid: int, c: Counters, intercepted: int) -> dict[str, Any]:
+            return {
+                **common, **modules, "pxname": name, "svname": "FRONTEND", **counted(c),
+                "slim": 9983, "dreq": 0, "dresp": 0, "ereq": 0, "status": "OPEN", "iid": iid,
+                "sid": 0, "type": 0, "rate_lim": 0, "req_rate": c.rate(),
+                "req_rate_max": c.rate_max, "req_tot": c.stot, "comp_in": 0, "comp_out": 0,
+                "comp_byp": 0, "comp_rsp": 0, "conn_rate": c.rate(), "conn_rate_max": c.rate_max,
+                "conn_tot": c.stot, "intercepted": intercepted, "dcon": 0, "dses": 0, "wrew": 0,
+                "cache_lookups": 0, "cache_hits": 0, "eint": 0,
+                "h1_total_connections": c.stot, "h1_total_streams": c.stot,
+                "h1_open_connections": c.scur, "h1_open_streams": c.scur,
+                "h1_bytes_in": c.bin, "h1_bytes_out": c.bout,
+            }
+
+        rows.append(frontend(FRONTEND, 2, self.frontend, 0))
+        rows.append(frontend(STATS_FRONTEND, 3, self.stats_front, self.stats_front.stot))
+        timing = {"qtime": 0, "ctime": 0, "rtime": 0, "ttime": 0, "qtime_max": 0,
+                  "ctime_max": 0, "rtime_max": 0, "ttime_max": 0}
         for sid, s in enumerate(self.servers, start=1):
-            addr = self._address(s)
             status = "MAINT" if s.maint else s.status
             downtime = s.downtime + (now - s.down_since if s.down_since is not None else 0)
             rows.append({
-                **common, "pxname": BACKEND_NAME, "svname": s.name, **counted(s.counters),
+                **common, **timing, "pxname": BACKEND_NAME, "svname": s.name,
+                **counted(s.counters), "qcur": 0, "qmax": 0, "dresp": 0,
                 "econ": s.counters.econ, "eresp": s.counters.eresp, "wretr": 0, "wredis": 0,
                 "status": status, "weight": 1, "act": 1, "bck": 0, "chkfail": s.chkfail,
                 "chkdown": s.chkdown, "lastchg": int(now - s.lastchg), "downtime": int(downtime),
-                "iid": 3, "sid": sid, "lbtot": s.counters.lbtot, "type": 2,
-                "check_status": s.check_status, "check_duration": 0,
+                "iid": 4, "sid": sid, "lbtot": s.counters.lbtot, "type": 2,
+                "check_status": s.check_status, "check_code": s.check_code,
+                "check_duration": 0, "req_tot": s.counters.stot, "cli_abrt": 0, "srv_abrt": 0,
                 "lastsess": int(now - s.counters.last_sess) if s.counters.last_sess else -1,
-                "last_chk": s.check_desc, "check_desc": s.check_desc, "check_rise": 2,
-                "check_fall": 3, "check_health": 3 if s.status == "UP" else 0,
-                "addr": f"{addr[0]}:{addr[1]}" if addr else "", "uweight": 1,
-                "agg_server_status": 0, "agg_server_check_status": 0, "agg_check_status": 0,
+                "last_chk": s.last_chk, "check_desc": s.check_desc, "check_rise": RISE,
+                "check_fall": FALL,
+                "check_health": RISE + FALL - 1 if s.status == "UP" else 0,
+                "wrew": 0,  # `addr` only with `stats show-legends`: empty, as here
+                "connect": s.counters.stot, "reuse": 0, "srv_icur": 0, "eint": 0,
+                "idle_conn_cur": 0, "safe_conn_cur": 0, "used_conn_cur": 0,
+                "need_conn_est": 1, "uweight": 1,
             })
         up = sum(1 for s in self.servers if s.status == "UP" and not s.maint)
         rows.append({
-            **common, "pxname": BACKEND_NAME, "svname": "BACKEND", **counted(self.backend),
-            "slim": 999, "status": "UP" if up else "DOWN", "weight": up, "act": up, "bck": 0,
-            "lastchg": int(now - self.started), "iid": 3, "sid": 0, "lbtot": self.backend.lbtot,
-            "type": 1, "algo": "roundrobin", "req_tot": self.backend.stot,
+            **common, **modules, **timing, "pxname": BACKEND_NAME, "svname": "BACKEND",
+            **counted(self.backend), "qcur": 0, "qmax": 0, "slim": 999, "dreq": 0,
+            "dresp": 0, "econ": 0, "eresp": 0, "wretr": 0, "wredis": 0,
+            "status": "UP" if up else "DOWN", "weight": up, "act": up, "bck": 0,
+            "chkdown": 0 if up else 1, "lastchg": int(now - self.started), "downtime": 0,
+            "iid": 4, "sid": 0, "lbtot": self.backend.lbtot, "type": 1,
+            "req_tot": self.backend.stot, "cli_abrt": 0, "srv_abrt": 0, "comp_in": 0,
+            "comp_out": 0, "comp_byp": 0, "comp_rsp": 0,
             "lastsess": (int(now - self.backend.last_sess) if self.backend.last_sess else -1),
-            "uweight": up,
+            "wrew": 0, "connect": self.backend.lbtot, "reuse": 0, "cache_lookups": 0,
+            "cache_hits": 0, "eint": 0, "uweight": up, "agg_server_status": 0,
+            "agg_server_check_status": 0, "agg_check_status": 0,
         })
         return rows
 
@@ -318,8 +375,11 @@ class HAProxyStandIn:
             lines.append(",".join(_cell(row.get(c, "")) for c in COLUMNS) + ",")
         return "\n".join(lines) + "\n"
 
-    async def _stats_csv(self, _: web.Request) -> web.Response:
-        return web.Response(text=self.csv(), content_type="text/plain")
+    async def _stats_csv(self, request: web.Request) -> web.Response:
+        self.stats_front.begin(len(request.raw_path) + 40)
+        text = self.csv()
+        self.stats_front.end(200, len(text))
+        return web.Response(text=text, content_type="text/plain")
 
     async def _stats_html(self, _: web.Request) -> web.Response:
         return web.Response(text="<html><body><h1>HAProxy statistics (jamlab)</h1>"

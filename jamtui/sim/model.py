@@ -326,6 +326,24 @@ class KVEntry:
     create_index: int = 0
     modify_index: int = 0
     lock_index: int = 0
+    session: str = ""  # the session holding the lock (api-docs/kv: `Session`)
+
+
+@dataclass
+class ConsulSession:
+    """A session (api-docs/session): what a KV lock is held by."""
+
+    id: str
+    name: str
+    node: str
+    lock_delay_ns: int = 15 * 10**9
+    behavior: str = "release"  # release | delete: what happens to its locks when it ends
+    ttl: str = ""
+    node_checks: list[str] = field(default_factory=lambda: ["serfHealth"])
+    service_checks: list[dict[str, str]] | None = None
+    create_index: int = 0
+    modify_index: int = 0
+    renewed: float = 0.0  # time.monotonic() of its creation or last renewal (TTL sessions)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from .model import (
     Alloc,
     Check,
     ConsulNode,
+    ConsulSession,
     Evaluation,
     GiB,
     GroupSpec,
@@ -263,6 +264,8 @@ class World:
         self.services: dict[tuple[str, str], ServiceInstance] = {}
         self.kv: dict[str, KVEntry] = {}
         self.intentions: dict[str, Intention] = {}
+        self.sessions: dict[str, ConsulSession] = {}  # Consul sessions (consul_kv.py)
+        self.kv_lock_delay: dict[str, float] = {}  # key -> monotonic end of its lock-delay
         self.server_names: list[str] = []  # the configured Consul/Nomad servers (vb)
 
         self._changed = asyncio.Event()
@@ -461,7 +464,8 @@ class World:
 
     def _flap(self) -> None:
         candidates = [
-            c for c in self.checks.values() if c.service_id and c.status == "passing"
+            c for c in self.checks.values()
+            if c.service_id and c.status == "passing" and c.type != "ttl"  # TTL: the app's
         ]
         if not candidates:
             return
@@ -907,6 +911,7 @@ class World:
         node.alive = False
         node.left = True
         node.modify_index = idx
+        self._end_sessions(name)
         for key in [k for k in self.checks if k[0] == name]:
             del self.checks[key]
         for key in [k for k in self.services if self.services[k].node == name]:
@@ -966,10 +971,17 @@ class World:
                       output="Agent not live or unreachable"),
                 idx,
             )
+            self._end_sessions(vm.name)
         nnode = self._nomad_node_by_name(vm.name)
         if nnode is not None and nnode.status == "ready":
             self._later(self.heartbeat_grace, lambda: self._nomad_client_lost(vm.name))
         self.notify()
+
+    def _end_sessions(self, node: str) -> None:
+        """serfHealth critical (or the node gone) invalidates its sessions (docs: sessions)."""
+        from .consul_kv import invalidate_node_sessions
+
+        invalidate_node_sessions(self, node)
 
     def _forget_host(self, name: str) -> None:
         """A destroyed VM: Consul reaps its node, Nomad garbage-collects the down client."""
@@ -1086,7 +1098,8 @@ class World:
         if cas is not None and (old.modify_index if old else 0) != cas:
             return False
         idx = self.consul.bump("kvs")
-        self.kv[key] = KVEntry(key, value, flags, old.create_index if old else idx, idx)
+        self.kv[key] = KVEntry(key, value, flags, old.create_index if old else idx, idx,
+                               old.lock_index if old else 0, old.session if old else "")
         self.notify()
         return True
 

@@ -29,6 +29,7 @@ from textual.signal import Signal
 from textual.worker import NoActiveWorker, get_current_worker
 
 from ..actions import ActionError, actions_for, describe, find
+from ..check_history import CheckHistory
 from ..engine import Engine
 from ..model import Kind
 from ..plain import CONTROLS, LINE_LIMIT, block, line
@@ -37,7 +38,15 @@ from .columns import History
 from .inbox import Inbox
 from .keymap import KEYMAP, Key, bind, for_scopes, usable
 from .kinds import NAMED_KINDS
-from .messages import CloseTail, GoToView, OpenDetail, OpenTail, RunAction, SwitchTail
+from .messages import (
+    CloseTail,
+    GoToView,
+    OpenDetail,
+    OpenIntention,
+    OpenTail,
+    RunAction,
+    SwitchTail,
+)
 from .screens import (
     ALIASES,
     VIEWS,
@@ -74,6 +83,9 @@ class LabCommands(Provider):
                     partial(app.go_to_view, "workflows"), "view"))
         out.append(("Go to events: one timeline of Nomad, Consul, Proxmox and workflows "
                     "(:events)", partial(app.go_to_view, "events"), "view"))
+        out.append(("Go to Consul key/value (:kv)", partial(app.go_to_view, "kv"), "view"))
+        out.append(("Go to Consul intentions (:intentions)",
+                    partial(app.go_to_view, "intentions"), "view"))
         out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
         for kind, word in NAMED_KINDS.items():
             actions = [a for a in actions_for(kind) if usable(f"act({a.name!r})", app.read_only)]
@@ -145,6 +157,7 @@ class JamApp(App[None]):
         self.start_engine = start_engine
         self.configured = set(engine.sources)
         self.history = History()
+        self.check_history = CheckHistory()  # each check's changes seen this session
         # source threads put change events; one StoreChanged message per batch takes them
         self._changes: Inbox[Change] = Inbox(wake=lambda: self.post_message(StoreChanged()))
         self._unsubscribe: Any = None
@@ -223,6 +236,10 @@ class JamApp(App[None]):
         self.store_changed.publish(by_kind)
 
     def _record_history(self, by_kind: dict[Kind, set[str]]) -> None:
+        changed = [i for i in (self.store.get(Kind.INSTANCE, id_)
+                               for id_ in by_kind.get(Kind.INSTANCE, ())) if i is not None]
+        if changed:
+            self.check_history.observe(changed)
         for id_ in by_kind.get(Kind.VM, ()):
             vm = self.store.get(Kind.VM, id_)
             if vm is not None and vm.status == "running":
@@ -260,8 +277,18 @@ class JamApp(App[None]):
 
             self.push_screen(EventsScreen())
             return
+        if name == "kv":
+            from .kv_view import KVScreen
+
+            self.push_screen(KVScreen())
+            return
+        if name == "intentions":
+            from .intentions_view import IntentionsScreen
+
+            self.push_screen(IntentionsScreen())
+            return
         if name not in VIEWS:
-            known = ", ".join(["routes", "workflows", "events", *VIEWS])
+            known = ", ".join(["routes", "workflows", "events", "kv", "intentions", *VIEWS])
             self.notify(f"no view called {name!r}; try one of: {known}", severity="warning")
             return
         self.push_screen(ViewScreen(name))
@@ -448,6 +475,12 @@ class JamApp(App[None]):
 
             open_task_log(self, id_)
             return
+        from .check_view import CheckScreen, parse_check_link
+
+        check = parse_check_link(id_)
+        if check is not None:  # a service detail's link to one check
+            self.push_screen(CheckScreen(self.store, self.check_history, *check))
+            return
         self.push_screen(DetailScreen(kind, id_))
 
     # -- messages up: what screens ask (ui/messages.py) ---------------------------------------
@@ -463,6 +496,12 @@ class JamApp(App[None]):
     @on(GoToView)
     def _asked_go_to_view(self, message: GoToView) -> None:
         self.go_to_view(message.name)
+
+    @on(OpenIntention)
+    def _asked_open_intention(self, message: OpenIntention) -> None:
+        from .intentions_view import IntentionsScreen
+
+        self.push_screen(IntentionsScreen(select=message.intention_id))
 
     @on(OpenTail)
     def _asked_open_tail(self, message: OpenTail) -> None:

@@ -14,6 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ..check_history import CheckHistory
 from ..model import (
     VM,
     Allocation,
@@ -28,6 +29,7 @@ from ..model import (
 from ..plain import BLOCK_LIMIT, cells, line
 from ..plain import text as safe_text
 from ..store import Store
+from .check_view import check_link, history_rows
 from .columns import age, bar, gib, since, status_text, task_status
 
 Link = tuple[str, Kind, str]
@@ -190,7 +192,7 @@ def alloc_detail(a: Allocation, store: Store) -> Rendered:
     return body, links
 
 
-def service_detail(s: Service, store: Store) -> Rendered:
+def service_detail(s: Service, store: Store, checks: CheckHistory | None = None) -> Rendered:
     instances = sorted(store.instances_of(s.name), key=lambda i: i.id)
     sidecars = [i for i in store.items(Kind.INSTANCE) if i.kind == "connect-proxy"
                 and i.service == f"{s.name}-sidecar-proxy"]
@@ -203,6 +205,10 @@ def service_detail(s: Service, store: Store) -> Rendered:
         for c in inst.checks:
             rows.append([safe_text(f"  {c.name}", "dim"), "", status_text(c.status),
                          safe_text(c.output[:50], "dim")])
+            seen = checks.of(inst.id, c.check_id) if checks is not None else []
+            for when, change, output in history_rows(seen, limit=3):
+                if len(seen) > 1:  # a change was seen, not only the first state
+                    rows.append([Text(f"    {when}", style="dim"), "", change, output])
     body = Group(
         _fields([("service", s.name), ("tags", ", ".join(s.tags) or "-"),
                  ("instances", f"{s.passing} passing, {s.warning} warning, "
@@ -218,6 +224,8 @@ def service_detail(s: Service, store: Store) -> Rendered:
     )
     links = [(f"allocation {i.alloc_id[:8]} on {i.node}", Kind.ALLOCATION, i.alloc_id)
              for i in instances if i.alloc_id and store.get(Kind.ALLOCATION, i.alloc_id)]
+    links += [(f"check {c.name} on {i.node}: changes, full output", Kind.INSTANCE,
+               check_link(i.id, c.check_id)) for i in instances for c in i.checks]
     return body, links
 
 
@@ -254,9 +262,10 @@ def storage_detail(s: Storage, store: Store) -> Rendered:
     return body, [(f"hypervisor {s.node}", Kind.HYPERVISOR, s.node)]
 
 
-def instance_detail(i: ServiceInstance, store: Store) -> Rendered:
+def instance_detail(i: ServiceInstance, store: Store, checks: CheckHistory | None = None
+                    ) -> Rendered:
     svc = store.get(Kind.SERVICE, i.service)
-    return service_detail(svc, store) if svc else (Text(i.id), [])
+    return service_detail(svc, store, checks) if svc else (Text(i.id), [])
 
 
 RENDER: dict[Kind, Callable[[Any, Store], Rendered]] = {
@@ -271,7 +280,8 @@ RENDER: dict[Kind, Callable[[Any, Store], Rendered]] = {
 }
 
 
-def render(kind: Kind, id_: str, store: Store) -> Rendered:
+def render(kind: Kind, id_: str, store: Store, checks: CheckHistory | None = None
+           ) -> Rendered:
     obj = store.get(kind, id_)
     if obj is None:
         return Text(f"This {kind.value.rstrip('s')} ({line(id_)}) is gone from the lab.",
@@ -279,7 +289,12 @@ def render(kind: Kind, id_: str, store: Store) -> Rendered:
     fn = RENDER.get(kind)
     if fn is None:
         return safe_text(repr(obj), limit=BLOCK_LIMIT), []
-    body, links = fn(obj, store)
+    if kind is Kind.SERVICE:  # these two show each check's history too
+        body, links = service_detail(obj, store, checks)
+    elif kind is Kind.INSTANCE:
+        body, links = instance_detail(obj, store, checks)
+    else:
+        body, links = fn(obj, store)
     stamp = Text(f"\nas of {time.strftime('%H:%M:%S', time.localtime(store.clock()))}",
                  style="dim")
     return Group(body, stamp), links

@@ -82,7 +82,10 @@ def screen_binding_ids() -> set[str]:
     from textual.dom import DOMNode
 
     from . import (
+        check_view,
         events_view,
+        intentions_view,
+        kv_view,
         log_view,
         routing_view,
         screens,
@@ -93,8 +96,8 @@ def screen_binding_ids() -> set[str]:
     )
 
     ids: set[str] = set()
-    for module in (log_view, routing_view, screens, workflow_view, events_view, snapshots,
-                   storage_view, tasks_view):
+    for module in (log_view, routing_view, screens, workflow_view, kv_view, intentions_view,
+                   check_view, events_view, snapshots, storage_view, tasks_view):
         for obj in vars(module).values():
             if (isinstance(obj, type) and issubclass(obj, DOMNode)
                     and obj.__module__.startswith("jamtui")):

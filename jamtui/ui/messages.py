@@ -64,3 +64,12 @@ class CloseTail(Message):
     def __init__(self, screen: Screen[Any]) -> None:
         super().__init__()
         self.screen = screen
+
+
+class OpenIntention(Message):
+    """Show `:intentions` with one intention (`source->destination`) selected, as Enter on a
+    denied chain in `:routes` does."""
+
+    def __init__(self, intention_id: str) -> None:
+        super().__init__()
+        self.intention_id = intention_id

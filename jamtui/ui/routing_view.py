@@ -20,6 +20,7 @@ from ..plain import cells as plain_cells
 from ..routing import Chain, all_chains
 from ..tracing import Trace, render_tree, run_trace
 from .columns import sparkline
+from .messages import OpenIntention
 from .widgets import HealthBar
 
 if TYPE_CHECKING:
@@ -132,6 +133,21 @@ class RoutingScreen(Screen[None]):
     @on(DataTable.RowHighlighted, "#chains")
     def highlighted(self, _: DataTable.RowHighlighted) -> None:
         self.show_selected()
+
+    @on(DataTable.RowSelected, "#chains")
+    def open_denial(self, _: DataTable.RowSelected) -> None:
+        """Enter on a chain the mesh denies (its tree says `Connect: … is denied`): the
+        intention that denies it, in `:intentions`."""
+        from .intentions_view import denials_for
+
+        chain = self.chains.get(self.selected_id() or "")
+        service = next((h.name for h in chain.hops if h.layer == "service"),
+                       None) if chain else None
+        denials = denials_for(self.jam.store, service) if service else []
+        if not denials:
+            self.notify("no intention denies this chain's service", timeout=3)
+            return
+        self.post_message(OpenIntention(denials[0].id))
 
     def show_selected(self) -> None:
         cid = self.selected_id()

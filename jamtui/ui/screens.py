@@ -203,7 +203,8 @@ class DetailScreen(Screen[None]):
         self.query_one(OptionList).focus()
 
     def refresh_detail(self) -> None:
-        body, links = render(self.kind, self.object_id, self.jam.store)
+        body, links = render(self.kind, self.object_id, self.jam.store,
+                             getattr(self.jam, "check_history", None))
         self.query_one("#detail", Static).update(body)
         options = self.query_one(OptionList)
         wanted = [(line(label), f"{kind.value}|{id_}") for label, kind, id_ in links]
@@ -303,7 +304,7 @@ class CommandScreen(ModalScreen["str | None"]):
     BINDINGS = [Binding("escape", "cancel", "cancel", id="command_cancel")]
 
     def compose(self) -> ComposeResult:
-        names = [*VIEWS, "routes", "workflows", "events", "overview"]
+        names = [*VIEWS, "routes", "workflows", "events", "kv", "intentions", "overview"]
         yield Input(placeholder=":view (" + ", ".join(names) + ")",
                     id="command", suggester=SuggestFromList(names, case_sensitive=False))
 

@@ -5,6 +5,8 @@ fails, and the chain recovers when it is lifted."""
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import socket
 import subprocess
@@ -37,9 +39,12 @@ def free_port() -> int:
 
 
 def haproxy_config(lab: Lab, front: int, stats: int, sock: Path) -> str:
+    """provisioners/' haproxy.cfg.j2 on loopback: the same frontend, backend and server
+    names and the same `option httpchk GET /health` on Fabio's UI port (`check port`);
+    only the check timings are quicker."""
     servers = "\n".join(
-        f"  server fabio_{name.split(':')[1]} {lab.servers[name].host}:"
-        f"{lab.servers[name].port} check inter 300ms fall 1 rise 1"
+        f"  server {name.split(':')[1]} {lab.servers[name].host}:{lab.servers[name].port}"
+        f" check port {lab.servers[name.removesuffix(':lb')].port} inter 300ms fall 1 rise 1"
         for name in sorted(lab.servers) if name.startswith("fabio:") and name.endswith(":lb"))
     return f"""global
   stats socket {sock} mode 600 level admin
@@ -48,16 +53,17 @@ defaults
   timeout connect 1s
   timeout client 5s
   timeout server 5s
-frontend www
+frontend http
   bind 127.0.0.1:{front}
   default_backend fabio
-backend fabio
-  balance roundrobin
-{servers}
-listen stats
+frontend stats
   bind 127.0.0.1:{stats}
   stats enable
   stats uri /stats
+backend fabio
+  balance roundrobin
+  option httpchk GET /health
+{servers}
 """
 
 
@@ -97,7 +103,7 @@ def test_requests_flow_and_the_counts_match(real: dict[str, Any]) -> None:
     source = HAProxySource(store, HAProxyConfig(stats_url=real["stats"]))
     wait_for(lambda: all(r.status == "UP" for r in _refresh(source, store).values()
                          if r.type == "server"), timeout=10)
-    before = rows(store)["www/FRONTEND"].sessions_total
+    before = rows(store)["http/FRONTEND"].sessions_total
     answered = set()
     for _ in range(12):
         resp = requests.get(real["front"] + "/", headers={"Host": HOST}, timeout=5)
@@ -105,16 +111,39 @@ def test_requests_flow_and_the_counts_match(real: dict[str, Any]) -> None:
         answered.add(resp.headers["X-Jamlab-Instance"])
     assert len(answered) >= 2
     after = _refresh(source, store)
-    assert after["www/FRONTEND"].sessions_total - before == 12
-    assert after["www/FRONTEND"].hrsp_2xx >= 12
+    assert after["http/FRONTEND"].sessions_total - before == 12
+    assert after["http/FRONTEND"].hrsp_2xx >= 12
     servers = [r for r in after.values() if r.type == "server"]
     assert sum(r.sessions_total for r in servers) >= 12
     # the runtime socket tells the same story
     via_socket = HAProxySource(Store(), HAProxyConfig(socket=real["socket"]))
     via_socket.refresh()
-    assert rows(via_socket.store)["www/FRONTEND"].sessions_total == \
-        after["www/FRONTEND"].sessions_total
+    assert rows(via_socket.store)["http/FRONTEND"].sessions_total == \
+        after["http/FRONTEND"].sessions_total
     assert "fabio" in read_socket(real["socket"], "show servers state")
+
+
+def test_the_lab_and_the_real_haproxy_agree(real: dict[str, Any]) -> None:
+    """The lab's stand-in and the real HAProxy, configured as provisioners/ does, print the
+    same header, the same rows and the same check results (L7OK from `option httpchk`)."""
+    lab: Lab = real["lab"]
+
+    def table(url: str) -> tuple[str, dict[tuple[str, str], dict[str, str]]]:
+        text = requests.get(url, timeout=5).text
+        return text.splitlines()[0], {(r["pxname"], r["svname"]): r
+                                      for r in csv.DictReader(io.StringIO(text[2:]))}
+
+    wait_for(lambda: all(r["check_status"] == "L7OK" for k, r in table(real["stats"])[1].items()
+                         if k[1] not in ("FRONTEND", "BACKEND")), timeout=10)
+    real_head, real_rows = table(real["stats"])
+    lab_head, lab_rows = wait_for(lambda: _with(
+        table(lab.urls["haproxy_stats"] + "/stats;csv"),
+        lambda t: all(r["status"] == "UP" for k, r in t[1].items() if k[0] == "fabio")))
+    assert lab_head == real_head
+    assert list(lab_rows) == list(real_rows)
+    for key, row in real_rows.items():
+        for col in ("status", "check_status", "check_code", "check_desc", "type", "mode"):
+            assert lab_rows[key][col] == row[col], (key, col)
 
 
 def _refresh(source: HAProxySource, store: Store) -> dict[str, Any]:
@@ -151,7 +180,7 @@ def test_broken_hops_are_named_and_recover(real: dict[str, Any], tmp_path: Path)
         assert chain.whole
         server = next(s for h in chain.hops if h.layer == "backend" for s in h.children
                       if not s.ok)
-        assert server.name == "fabio_vs1" and "DOWN" in server.problem
+        assert server.name == "vs1" and "DOWN" in server.problem
         lab.clear_fault()
         wait_for(lambda: all(s.ok for h in trace(store, HOST).hops if h.layer == "backend"
                              for s in h.children), timeout=10)

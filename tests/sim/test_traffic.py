@@ -36,7 +36,8 @@ def test_stats_header_is_haproxy_26s() -> None:
     from jamtui.sim.haproxy import COLUMNS
 
     real = (FIXTURES / "stats-2.6.12.csv").read_text().splitlines()[0][2:].split(",")
-    assert real[: real.index("-")] == COLUMNS
+    assert real[-1] == ""  # every line ends with a comma
+    assert real[:-1] == COLUMNS and len(COLUMNS) == 128  # the module columns after "-" too
 
 
 def test_a_request_reaches_a_named_instance_and_moves_the_counters(lab: Lab) -> None:
@@ -51,11 +52,11 @@ def test_a_request_reaches_a_named_instance_and_moves_the_counters(lab: Lab) -> 
         seen.add(resp.headers["X-Jamlab-Instance"])
     assert len(seen) >= 2  # balanced over more than one instance
     after = stats(lab)
-    front = ("www", "FRONTEND")
+    front = ("http", "FRONTEND")
     assert int(after[front]["stot"]) - int(before[front]["stot"]) == 6
     assert int(after[front]["hrsp_2xx"]) >= 6 and after[front]["type"] == "0"
-    servers = [k for k in after if k[0] == "fabio" and k[1].startswith("fabio_")]
-    assert sorted(k[1] for k in servers) == ["fabio_vs0", "fabio_vs1", "fabio_vs2"]
+    servers = [k for k in after if k[0] == "fabio" and k[1] != "BACKEND"]
+    assert sorted(k[1] for k in servers) == ["vs0", "vs1", "vs2"]  # haproxy.cfg.j2's names
     assert sum(int(after[k]["lbtot"]) - int(before[k]["lbtot"]) for k in servers) == 6
     assert {after[k]["type"] for k in servers} == {"2"}
     assert int(after[("fabio", "BACKEND")]["bout"]) > int(before[("fabio", "BACKEND")]["bout"])
@@ -94,11 +95,11 @@ def test_fabio_routes_only_passing_instances_and_null_when_empty(lab: Lab) -> No
 
 
 def test_a_stopped_vs_node_takes_its_fabio_down_in_haproxy(lab: Lab) -> None:
-    wait_for(lambda: stats(lab)[("fabio", "fabio_vs2")]["status"] == "UP")
+    wait_for(lambda: stats(lab)[("fabio", "vs2")]["status"] == "UP")
     vm = next(v for v in lab.world.vms.values() if v.name == "vs2")
     lab.call(lab.world.vm_stop, vm.node, vm.vmid)
-    wait_for(lambda: stats(lab)[("fabio", "fabio_vs2")]["status"] == "DOWN")
-    row = stats(lab)[("fabio", "fabio_vs2")]
+    wait_for(lambda: stats(lab)[("fabio", "vs2")]["status"] == "DOWN")
+    row = stats(lab)[("fabio", "vs2")]
     assert row["check_status"] == "L4CON" and int(row["chkdown"]) >= 1
     # traffic still flows over the others
     assert via_haproxy(lab, "example.jamfox.dev").status_code == 200
@@ -116,3 +117,33 @@ def test_haproxy_fault_down_refuses_connections(lab: Lab) -> None:
     finally:
         lab.clear_fault()
     wait_for(lambda: requests.get(f"{lab.urls['haproxy_stats']}/stats;csv", timeout=2).ok)
+
+
+def _filled(row: dict[str, str]) -> set[str]:
+    return {k for k, v in row.items() if v not in ("", None)}
+
+
+def test_stats_csv_has_the_real_haproxy_columns_and_names(lab: Lab) -> None:
+    """The lab's stats page against Debian's haproxy 2.6.12 run with provisioners/'
+    haproxy.cfg.j2 (tests/fixtures/haproxy/provisioned.cfg and the CSV it printed): the same
+    128 columns in the same order, the same proxies and servers, and the same cells filled
+    in each kind of row; `option httpchk` reads L7OK/200 on a server that is up."""
+    fixture = FIXTURES / "stats-2.6.12-provisioned.csv"
+    real_text = fixture.read_text()
+    real = list(csv.DictReader(io.StringIO(real_text[2:])))
+    lab_text = requests.get(f"{lab.urls['haproxy_stats']}/stats;csv", timeout=5).text
+    assert lab_text.splitlines()[0] == real_text.splitlines()[0]
+    assert len(lab_text.splitlines()[0][2:].rstrip(",").split(",")) == 128
+    wait_for(lambda: stats(lab)[("fabio", "vs0")]["status"] == "UP")
+    mine = stats(lab)
+    assert [k for k in mine if k[1] in ("FRONTEND", "BACKEND")] == [
+        ("http", "FRONTEND"), ("stats", "FRONTEND"), ("fabio", "BACKEND")]
+    by_kind = {(r["pxname"], r["svname"]): r for r in real}
+    assert _filled(mine[("http", "FRONTEND")]) == _filled(by_kind[("http", "FRONTEND")])
+    assert _filled(mine[("stats", "FRONTEND")]) == _filled(by_kind[("stats", "FRONTEND")])
+    assert _filled(mine[("fabio", "BACKEND")]) == _filled(by_kind[("fabio", "BACKEND")])
+    up = mine[("fabio", "vs0")]
+    assert _filled(up) == _filled(by_kind[("fabio", "vs0")])
+    assert (up["check_status"], up["check_code"], up["check_desc"]) == (
+        "L7OK", "200", "Layer7 check passed")
+    assert up["check_health"] == by_kind[("fabio", "vs0")]["check_health"]  # rise+fall-1

@@ -54,7 +54,7 @@ def test_the_first_picture_is_whole_and_linked(live: tuple[Lab, Engine]) -> None
     routes = store.items(Kind.ROUTE)
     assert {r.host for r in routes} >= {"example.jamfox.dev", "api.jamfox.dev"}
     rows = {r.id: r for r in store.items(Kind.HAPROXY)}
-    assert rows["www/FRONTEND"].type == "frontend" and rows["fabio/BACKEND"].type == "backend"
+    assert rows["http/FRONTEND"].type == "frontend" and rows["fabio/BACKEND"].type == "backend"
     quorum = {q.system: q for q in store.items(Kind.QUORUM)}
     assert quorum["consul"].failure_tolerance == 1 and quorum["nomad"].has_leader
     assert {i.destination for i in store.items(Kind.INTENTION)} == {"db"}
