@@ -35,7 +35,8 @@ class Action:
 def describe(obj: Any) -> str:
     """How a confirmation names the object."""
     if isinstance(obj, VM):
-        return f"VM {obj.vmid} ({obj.name}) on {obj.node}"
+        what = "container" if obj.is_container else "VM"
+        return f"{what} {obj.vmid} ({obj.name}) on {obj.node}"
     if isinstance(obj, Allocation):
         return f"allocation {obj.short_id} ({obj.name}) on {obj.node_name}"
     if isinstance(obj, Job):
@@ -72,24 +73,79 @@ def _guard(engine: Engine, backend: str, fn: Callable[[], Any]) -> Any:
 # -- Proxmox ---------------------------------------------------------------------------------
 
 
+def follow_task(engine: Engine, node: str, upid: str, what: str,
+                params: dict[str, Any]) -> Progress:
+    """Follow a Proxmox task to its end (`/nodes/{node}/tasks/{upid}/status`), yielding
+    progress; raises ActionError with the task's exit status when it failed."""
+    pve = _source(engine, "proxmox")
+    kind = upid.split(":")[5] if upid.count(":") > 5 else upid
+    yield f"Proxmox task {kind} started"
+    deadline = time.monotonic() + params.get("timeout", 180)
+    while time.monotonic() < deadline:
+        status, exitstatus = _guard(engine, "proxmox", lambda: pve.task_status(node, upid))
+        if status == "stopped":
+            if exitstatus != "OK":
+                raise ActionError(f"Proxmox task {kind} failed: {exitstatus}")
+            yield f"{what}: OK"
+            reread = getattr(pve, "reread", None)
+            if reread is not None:  # the new state at once, not at the next poll
+                _guard(engine, "proxmox", reread)
+            return
+        yield f"task {status}…"
+        time.sleep(params.get("poll", 0.5))
+    raise ActionError(f"the Proxmox task did not finish in time ({upid})")
+
+
 def _vm_power(action: str) -> Callable[[Engine, Any, dict[str, Any]], Progress]:
     def run(engine: Engine, vm: VM, params: dict[str, Any]) -> Progress:
         pve = _source(engine, "proxmox")
-        upid = _guard(engine, "proxmox", lambda: pve.vm_action(vm.node, vm.vmid, action))
-        yield f"Proxmox task {upid.split(':')[5] if upid.count(':') > 5 else upid} started"
-        deadline = time.monotonic() + params.get("timeout", 180)
-        while time.monotonic() < deadline:
-            status, exitstatus = _guard(engine, "proxmox", lambda: pve.task_status(vm.node, upid))
-            if status == "stopped":
-                if exitstatus != "OK":
-                    raise ActionError(f"Proxmox task failed: {exitstatus}")
-                yield f"{action} of VM {vm.vmid} ({vm.name}): OK"
-                return
-            yield f"task {status}…"
-            time.sleep(params.get("poll", 0.5))
-        raise ActionError(f"the Proxmox task did not finish in time ({upid})")
+        upid = _guard(engine, "proxmox", lambda: pve.vm_action(vm.node, vm.vmid, action,
+                                                                vm.type))
+        yield from follow_task(engine, vm.node, upid, f"{action} of {describe(vm)}", params)
 
     return run
+
+
+def _snapshot_take(engine: Engine, vm: VM, params: dict[str, Any]) -> Progress:
+    """params: name, description, vmstate (with RAM)."""
+    pve = _source(engine, "proxmox")
+    name = str(params.get("name") or "").strip()
+    if not name:
+        raise ActionError("a snapshot needs a name (a letter, then letters, digits, - or _)")
+    upid = _guard(engine, "proxmox", lambda: pve.snapshot_create(
+        vm.node, vm.vmid, name, str(params.get("description") or ""),
+        bool(params.get("vmstate"))))
+    yield from follow_task(engine, vm.node, upid, f"snapshot {name!r} of {describe(vm)}",
+                           params)
+
+
+def _snapshot_rollback(engine: Engine, vm: VM, params: dict[str, Any]) -> Progress:
+    pve = _source(engine, "proxmox")
+    name = str(params["snapshot"])
+    upid = _guard(engine, "proxmox", lambda: pve.snapshot_rollback(vm.node, vm.vmid, name))
+    yield from follow_task(engine, vm.node, upid,
+                           f"roll back {describe(vm)} to snapshot {name!r}", params)
+
+
+def _snapshot_delete(engine: Engine, vm: VM, params: dict[str, Any]) -> Progress:
+    pve = _source(engine, "proxmox")
+    name = str(params["snapshot"])
+    upid = _guard(engine, "proxmox", lambda: pve.snapshot_delete(vm.node, vm.vmid, name))
+    yield from follow_task(engine, vm.node, upid,
+                           f"delete snapshot {name!r} of {describe(vm)}", params)
+
+
+def _migrate(engine: Engine, vm: VM, params: dict[str, Any]) -> Progress:
+    """params: target (a hypervisor); online when the VM runs (a live migration)."""
+    pve = _source(engine, "proxmox")
+    target = str(params.get("target") or "")
+    if not target or target == vm.node:
+        raise ActionError(f"pick a hypervisor other than {vm.node} to migrate to")
+    online = vm.status == "running"
+    upid = _guard(engine, "proxmox", lambda: pve.migrate(vm.node, vm.vmid, target, online))
+    yield from follow_task(engine, vm.node, upid,
+                           f"{'live ' if online else ''}migration of {describe(vm)} to "
+                           f"{target}", params)
 
 
 # -- Nomad -----------------------------------------------------------------------------------
@@ -144,6 +200,16 @@ ACTIONS: tuple[Action, ...] = (
            lambda v: v.status == "running", _vm_power("stop")),
     Action("vm_reboot", "Reboot VM", Kind.VM, True,
            lambda v: v.status == "running", _vm_power("reboot")),
+    Action("vm_snapshot", "Take snapshot", Kind.VM, False,
+           lambda v: not v.is_container and not v.template and not v.lock, _snapshot_take,
+           asks="snapshot"),
+    Action("snapshot_rollback", "Roll back to snapshot", Kind.VM, True,
+           lambda v: not v.is_container and not v.lock, _snapshot_rollback, asks="snapshot"),
+    Action("snapshot_delete", "Delete snapshot", Kind.VM, True,
+           lambda v: not v.is_container and not v.lock, _snapshot_delete, asks="snapshot"),
+    Action("vm_migrate", "Migrate VM", Kind.VM, True,
+           lambda v: not v.is_container and not v.template and not v.lock, _migrate,
+           asks="target"),
     Action("alloc_restart", "Restart allocation", Kind.ALLOCATION, True,
            lambda a: a.client_status == "running", _nomad_call("restart_alloc", "id",
                                                                 what="restart")),

@@ -101,9 +101,16 @@ PROXMOX_PRIVILEGES = (
     ("VMs", "VM.Audit", "/vms", "VMs (Proxmox lists none)", True, "PVEAuditor"),
     ("hypervisors", "Sys.Audit", "/nodes", "hypervisors' load and task status", True,
      "PVEAuditor"),
-    ("storage", "Datastore.Audit", "/storage", "Proxmox storage in the storage view", False,
-     "PVEAuditor"),
-    ("VM power", "VM.PowerMgmt", "/vms", "start, stop, shutdown, reboot", False, "PVEVMUser"),
+    ("storage", "Datastore.Audit", "/storage", "Proxmox storage in the storage view and "
+     "each storage's content in the hypervisor detail", False, "PVEAuditor"),
+    ("tasks", "Sys.Audit", "/nodes", "other users' tasks in :tasks and :events (the "
+     "token's own stay)", False, "PVEAuditor"),
+    ("VM power", "VM.PowerMgmt", "/vms", "start, stop, shutdown, reboot (VMs and "
+     "containers)", False, "PVEVMUser"),
+    ("snapshots", "VM.Snapshot", "/vms", "take, roll back and delete snapshots", False,
+     "PVEVMAdmin"),
+    ("migrate", "VM.Migrate", "/vms", "migrating a VM to another hypervisor", False,
+     "PVEVMAdmin"),
     ("node add/remove", "VM.Clone", "/vms", "node add (Terraform clones the template)", False,
      "PVEVMAdmin"),
 )

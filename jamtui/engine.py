@@ -29,6 +29,9 @@ class Engine:
         self.store = store or Store()
         self.inventory = inventory if inventory is not None else _try_inventory(config)
         self.sources: dict[str, Source] = {}
+        from .timeline import Timeline
+
+        self.timeline = Timeline(self.store)  # `:events`: what happened, from the first poll
         self._build()
 
     def _build(self) -> None:
@@ -61,12 +64,14 @@ class Engine:
         self.certificates = CertWatch(store, endpoints_of(cfg))
 
     def start(self) -> None:
+        self.timeline.start()
         for source in self.sources.values():
             source.mark_waiting()
             source.start()
         self.certificates.start()
 
     def stop(self, timeout: float = 1.0) -> None:
+        self.timeline.stop()
         self.certificates.stop_event.set()
         for source in self.sources.values():
             source.stop_event.set()

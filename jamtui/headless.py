@@ -23,6 +23,7 @@ SCHEMA_VERSION = 1
 SNAPSHOT_KINDS = (
     Kind.HYPERVISOR, Kind.VM, Kind.STORAGE, Kind.NOMAD_NODE, Kind.JOB, Kind.ALLOCATION,
     Kind.SERVICE, Kind.MEMBER, Kind.INTENTION, Kind.QUORUM, Kind.ROUTE, Kind.HAPROXY,
+    Kind.PVE_TASK,
 )
 
 
@@ -54,6 +55,8 @@ def snapshot(store: Store) -> dict[str, Any]:
     }
     for kind in SNAPSHOT_KINDS:
         items = sorted(store.items(kind), key=_sort_key)
+        if kind is Kind.PVE_TASK:  # newest first, as /cluster/tasks lists them
+            items = sorted(store.items(kind), key=lambda t: (-t.starttime, t.upid))
         records = [_record(o) for o in items]
         if kind is Kind.SERVICE:
             for rec in records:

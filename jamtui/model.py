@@ -29,6 +29,7 @@ class Kind(StrEnum):
     QUORUM = "quorum"
     BACKEND = "backends"
     TLS = "tls"  # per backend: verification off, the peer certificate's expiry
+    PVE_TASK = "pve_tasks"  # Proxmox's /cluster/tasks: who did what to which guest
 
 
 class Health(StrEnum):
@@ -74,10 +75,70 @@ class VM:
     template: bool = False
     tags: tuple[str, ...] = ()
     lock: str | None = None
+    type: str = "qemu"  # qemu | lxc (a container), as /cluster/resources says
 
     @property
     def id(self) -> str:
         return str(self.vmid)
+
+    @property
+    def is_container(self) -> bool:
+        return self.type == "lxc"
+
+
+@dataclass(frozen=True)
+class PveTask:
+    """One of `/cluster/tasks`: a finished task's `status` is its exit status ("OK" or the
+    error), a running one's is "running"."""
+
+    upid: str
+    node: str
+    type: str  # qmstart, qmsnapshot, qmigrate, vzstart ...
+    object_id: str  # the task's `id`: a VMID for guest tasks, else a storage or ""
+    user: str
+    starttime: int
+    endtime: int | None = None
+    status: str = "running"
+
+    @property
+    def id(self) -> str:
+        return self.upid
+
+    @property
+    def running(self) -> bool:
+        return self.endtime is None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "OK"
+
+    def duration(self, now: float) -> float:
+        return max(0.0, (self.endtime if self.endtime is not None else now) - self.starttime)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A guest's snapshot (`/qemu/{vmid}/snapshot`); `current` is the guest's own state."""
+
+    name: str
+    description: str = ""
+    snaptime: int = 0
+    vmstate: bool = False
+    parent: str | None = None
+    running: bool = False  # only for `current`
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One of a storage's `…/storage/{storage}/content`."""
+
+    volid: str
+    content: str  # images | rootdir | iso | vztmpl | backup | snippets
+    format: str
+    size: int
+    vmid: int | None = None
+    ctime: int = 0
+    notes: str = ""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ OWNER: dict[Kind, str] = {
     Kind.HYPERVISOR: "proxmox",
     Kind.VM: "proxmox",
     Kind.STORAGE: "proxmox",
+    Kind.PVE_TASK: "proxmox",
     Kind.NOMAD_NODE: "nomad",
     Kind.JOB: "nomad",
     Kind.ALLOCATION: "nomad",

@@ -45,7 +45,16 @@ def test_snapshot_json_schema(lab_config: tuple[Lab, Path]) -> None:
         <= alloc.keys()
     vm = next(v for v in doc["vms"] if v["name"] == "vb0")
     assert vm["vmid"] == 200  # an integer, as the inventory and Proxmox have it
-    assert vm["group"] == "vb"
+    assert vm["group"] == "vb" and vm["type"] == "qemu"
+    # the container is a guest with type lxc (#16); tasks from /cluster/tasks, newest first
+    ct = next(v for v in doc["vms"] if v["type"] == "lxc")
+    assert ct["name"] == "ns1" and ct["node"] == "pve2" and ct["status"] == "running"
+    tasks = doc["pve_tasks"]
+    assert {"upid", "node", "type", "object_id", "user", "starttime", "endtime", "status"} \
+        <= tasks[0].keys()
+    assert {t["type"] for t in tasks} >= {"vzstart", "qmsnapshot"}
+    assert [t["starttime"] for t in tasks] == sorted((t["starttime"] for t in tasks),
+                                                     reverse=True)
     example = next(s for s in doc["services"] if s["name"] == "example")
     assert len(example["instances"]) == 3 and example["instances"][0]["alloc_id"]
     assert {b["name"]: b["health"] for b in doc["backends"]}["nomad"] == "ok"
@@ -63,7 +72,8 @@ def test_headless_with_read_only_tokens(lab_config: tuple[Lab, Path]) -> None:
     out = run(["snapshot", "--json", "--config", str(path)], env)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    vms, allocs = lab.call(lambda: (len(lab.world.vms), len(lab.world.allocs)))
+    vms, allocs = lab.call(lambda: (len(lab.world.vms) + len(lab.world.containers),
+                                    len(lab.world.allocs)))
     assert len(doc["vms"]) == vms and len(doc["allocations"]) == allocs
     assert {s["name"] for s in doc["services"]} == set(lab.call(lab.world.service_names))
     backends = {b["name"]: b for b in doc["backends"]}

@@ -128,6 +128,42 @@ PVE_ALL = PVE_AUDITOR | frozenset({
 })
 
 
+def pve_privilege(method: str, path: str) -> tuple[str, str] | None:
+    """(ACL path, privilege) a Proxmox call needs, as the PVE API viewer's "Permissions" lists
+    them; None for what any authenticated user may call (lists are filtered instead, and the
+    handler filters them: /cluster/resources, /cluster/tasks, /storage, /pools)."""
+    m = re.fullmatch(r"/nodes/[^/]+/(qemu|lxc)/(\d+)(/.*)?", path)
+    if m:
+        acl, rest = f"/vms/{m.group(2)}", m.group(3) or ""
+        if rest.startswith("/status/") and method == "POST":
+            return acl, "VM.PowerMgmt"
+        if rest.startswith("/snapshot") and method != "GET":
+            return acl, "VM.Snapshot"  # rollback: VM.Snapshot or VM.Snapshot.Rollback
+        if rest == "/migrate":
+            return acl, "VM.Migrate"  # the GET precondition check needs it too
+        if rest == "/clone":
+            return acl, "VM.Clone"
+        if rest == "/config" and method != "GET":
+            return acl, "VM.Config.Options"
+        if rest == "/template" or (rest == "" and method == "DELETE"):
+            return acl, "VM.Allocate"
+        if rest.startswith("/agent/"):
+            return acl, "VM.Monitor"
+        return acl, "VM.Audit"
+    if re.fullmatch(r"/nodes/[^/]+/(qemu|lxc)", path) and method == "POST":
+        return "/vms", "VM.Allocate"
+    m = re.fullmatch(r"/nodes/([^/]+)/(status|network)", path)
+    if m:
+        return f"/nodes/{m.group(1)}", "Sys.Audit"
+    m = re.fullmatch(r"/nodes/[^/]+/storage/([^/]+)(/.*)?", path)
+    if m:
+        return f"/storage/{m.group(1)}", "Datastore.Audit"
+    m = re.fullmatch(r"/pools/([^/]+)", path)
+    if m:
+        return f"/pool/{m.group(1)}", "Pool.Audit"
+    return None
+
+
 # -- every token the lab accepts ---------------------------------------------------------------
 
 

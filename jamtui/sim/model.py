@@ -41,6 +41,17 @@ class Hypervisor:
 
 
 @dataclass
+class Snapshot:
+    """A guest's snapshot (`/qemu/{vmid}/snapshot`): `parent` links make the tree."""
+
+    name: str
+    description: str = ""
+    snaptime: int = 0
+    vmstate: bool = False  # with the guest's RAM (only a running VM's snapshot has it)
+    parent: str | None = None
+
+
+@dataclass
 class VM:
     vmid: int
     name: str
@@ -63,6 +74,9 @@ class VM:
     configured: bool = True  # Ansible has installed its agents (a fresh clone: not yet)
     lock: str | None = None
     description: str = ""
+    kind: str = "qemu"  # "lxc": a container (its own dict in the world, /nodes/{n}/lxc)
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
+    parent: str | None = None  # the snapshot "current" (the running state) descends from
 
 
 @dataclass

@@ -10,6 +10,7 @@ reason phrase, which is where proxmoxer reads it. Booleans are exactly 1 and 0.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
@@ -20,10 +21,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .acl import PVE_ALL, Grant
+from .acl import PVE_ALL, Grant, pve_privilege
 from .context import SimContext
 from .http import fault_middleware
-from .model import VM, Hypervisor, PveTask
+from .model import VM, Hypervisor, PveTask, Snapshot
 from .world import SimError, World
 
 PREFIX = "/api2/json"
@@ -76,6 +77,37 @@ def build_app(ctx: SimContext) -> web.Application:
     r.add_post(f"{p}/nodes/{{node}}/qemu", qemu_create)
     r.add_post(f"{p}/nodes/{{node}}/qemu/{{vmid}}/template", qemu_template)
     r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/agent/network-get-interfaces", agent_net)
+    r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/snapshot", snapshot_list)
+    r.add_post(f"{p}/nodes/{{node}}/qemu/{{vmid}}/snapshot", snapshot_create)
+    r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/snapshot/{{snapname}}", snapshot_index)
+    r.add_delete(f"{p}/nodes/{{node}}/qemu/{{vmid}}/snapshot/{{snapname}}", snapshot_delete)
+    r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/snapshot/{{snapname}}/config",
+              snapshot_config)
+    r.add_post(f"{p}/nodes/{{node}}/qemu/{{vmid}}/snapshot/{{snapname}}/rollback",
+               snapshot_rollback)
+    r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/migrate", migrate_check)
+    r.add_post(f"{p}/nodes/{{node}}/qemu/{{vmid}}/migrate", migrate)
+    r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/pending", qemu_pending)
+    r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}/status", _index("subdir", QEMU_STATUS))
+    r.add_get(f"{p}/nodes/{{node}}/qemu/{{vmid}}", _index("subdir", QEMU_DIR))
+    r.add_get(f"{p}/nodes/{{node}}/lxc", lxc_list)
+    r.add_get(f"{p}/nodes/{{node}}/lxc/{{vmid}}", _index("subdir", LXC_DIR))
+    r.add_get(f"{p}/nodes/{{node}}/lxc/{{vmid}}/config", lxc_config)
+    r.add_get(f"{p}/nodes/{{node}}/lxc/{{vmid}}/status", _index("subdir", LXC_STATUS))
+    r.add_get(f"{p}/nodes/{{node}}/lxc/{{vmid}}/status/current", lxc_current)
+    r.add_post(f"{p}/nodes/{{node}}/lxc/{{vmid}}/status/{{action}}", lxc_power)
+    r.add_get(f"{p}/nodes/{{node}}/lxc/{{vmid}}/snapshot", snapshot_list)
+    r.add_get(f"{p}/nodes/{{node}}", _index("name", NODE_DIR))
+    r.add_get(f"{p}/nodes/{{node}}/network", network)
+    r.add_get(f"{p}/nodes/{{node}}/storage", node_storage)
+    r.add_get(f"{p}/nodes/{{node}}/storage/{{storage}}", _index("subdir", STORAGE_DIR))
+    r.add_get(f"{p}/nodes/{{node}}/storage/{{storage}}/status", storage_status)
+    r.add_get(f"{p}/nodes/{{node}}/storage/{{storage}}/content", storage_content)
+    r.add_get(f"{p}/storage", storage_list)
+    r.add_get(f"{p}/pools", pools)
+    r.add_get(f"{p}/pools/{{poolid}}", pool)
+    r.add_get(f"{p}/cluster/nextid", nextid)
+    r.add_get(f"{p}/cluster/tasks", cluster_tasks)
     r.add_get(f"{p}/nodes/{{node}}/tasks", task_list)
     r.add_get(f"{p}/nodes/{{node}}/tasks/{{upid}}/status", task_status)
     r.add_get(f"{p}/nodes/{{node}}/tasks/{{upid}}/log", task_log)
@@ -84,31 +116,6 @@ def build_app(ctx: SimContext) -> web.Application:
 
 
 # -- authentication ---------------------------------------------------------------------------
-
-
-def _privilege(method: str, path: str) -> tuple[str, str] | None:
-    """(ACL path, privilege) a call needs, as the PVE API viewer's "Permissions" lists them;
-    None for what any authenticated user may call (lists are filtered instead)."""
-    m = re.fullmatch(r"/nodes/[^/]+/qemu/(\d+)(/.*)?", path)
-    if m:
-        acl, rest = f"/vms/{m.group(1)}", m.group(2) or ""
-        if rest.startswith("/status/") and method == "POST":
-            return acl, "VM.PowerMgmt"
-        if rest == "/clone":
-            return acl, "VM.Clone"
-        if rest == "/config" and method != "GET":
-            return acl, "VM.Config.Options"
-        if rest == "/template" or (rest == "" and method == "DELETE"):
-            return acl, "VM.Allocate"
-        if rest.startswith("/agent/"):
-            return acl, "VM.Monitor"
-        return acl, "VM.Audit"
-    if re.fullmatch(r"/nodes/[^/]+/qemu", path) and method == "POST":
-        return "/vms", "VM.Allocate"
-    m = re.fullmatch(r"/nodes/([^/]+)/status", path)
-    if m:
-        return f"/nodes/{m.group(1)}", "Sys.Audit"
-    return None
 
 
 def _auth_middleware(ctx: SimContext) -> Any:
@@ -122,20 +129,20 @@ def _auth_middleware(ctx: SimContext) -> Any:
             if auth:
                 grant = s.proxmox_grant(auth)
                 if grant is None:
-                    return error(401, "authentication failure")
+                    return await unauthorized(_token_failure(ctx, auth))
                 request[GRANT] = grant
-                need = _privilege(request.method, request.path[len(PREFIX):])
+                need = pve_privilege(request.method, request.path[len(PREFIX):])
                 if need is not None and not grant.allows(need[1]):
                     return error(403, f"Permission check failed ({need[0]}, {need[1]})")
             elif cookie:
                 csrf = request.app[TICKETS].get(cookie)
                 if csrf is None:
-                    return error(401, "invalid PVE ticket")
+                    return await unauthorized("invalid PVE ticket")
                 if request.method != "GET" and request.headers.get(
                         "CSRFPreventionToken") != csrf:
                     return error(401, "Permission denied - invalid csrf token")
             else:
-                return error(401, "No ticket")
+                return await unauthorized("No ticket")
         try:
             return await handler(request)
         except SimError as exc:
@@ -144,6 +151,31 @@ def _auth_middleware(ctx: SimContext) -> Any:
             return error(400, "Parameter verification failed.", exc.errors)
 
     return middleware
+
+
+# pveproxy delays every refused authentication by 3 s (PVE::APIServer::AnyEvent); the lab
+# keeps this at 0 so tests stay quick (set it to 3.0 to feel what a client waits for)
+AUTH_FAILURE_DELAY = 0.0
+_TOKEN = re.compile(r"PVEAPIToken=([^!=\s]+)!([^=\s]+)=(\S+)")
+
+
+def _token_failure(ctx: SimContext, authorization: str) -> str:
+    """What pveproxy says of a token it refuses (pve-access-control's verify_token)."""
+    m = _TOKEN.fullmatch(authorization.strip())
+    if m is None:
+        return "No ticket"  # not a token header pveproxy understands: no credentials at all
+    known = {ctx.secrets.proxmox_token_id, ctx.secrets.proxmox_read_token_id}
+    token_id = f"{m.group(1)}!{m.group(2)}"
+    if token_id not in known:
+        return f"no such token '{m.group(2)}' for user '{m.group(1)}'"
+    return "invalid token value!"
+
+
+async def unauthorized(reason: str) -> web.Response:
+    """pveproxy's 401: the auth error as the reason phrase and no body (not the JSON error)."""
+    if AUTH_FAILURE_DELAY:
+        await asyncio.sleep(AUTH_FAILURE_DELAY)
+    return web.Response(status=401, reason=reason)
 
 
 class _ParamError(Exception):
@@ -328,13 +360,15 @@ async def cluster_resources(request: web.Request) -> web.Response:
         out += [node_json(hv) for hv in w.hypervisors.values()]
     if kind in (None, "vm") and may("VM.Audit"):
         out += [vm_json(vm, cluster=True) for vm in sorted(w.vms.values(), key=lambda v: v.vmid)]
+        out += [lxc_json(ct, cluster=True)
+                for ct in sorted(w.containers.values(), key=lambda c: c.vmid)]
     if kind in (None, "storage") and may("Datastore.Audit"):
         for hv in w.hypervisors.values():
             for s in hv.storages:
                 out.append({
                     "id": f"storage/{hv.name}/{s.storage}", "type": "storage",
                     "node": hv.name, "storage": s.storage, "plugintype": s.type,
-                    "content": s.content, "disk": s.used, "maxdisk": s.total,
+                    "content": s.content, "disk": _storage_used(w, hv, s), "maxdisk": s.total,
                     "shared": 1 if s.shared else 0,
                     "status": "available" if hv.status == "online" else "unknown",
                 })
@@ -431,6 +465,8 @@ def _task(request: web.Request) -> PveTask:
         if not upid.startswith("UPID:") or upid.count(":") != 8:
             raise _ParamError({"upid": "unable to parse worker upid"})
         raise SimError(500, f"no such task '{upid}'")
+    if not _may_see_task(request, task):
+        raise SimError(403, f"Permission check failed (/nodes/{task.node}, Sys.Audit)")
     return task
 
 
@@ -548,3 +584,436 @@ def _user(request: web.Request) -> str:
     if grant is not None:
         return grant.name
     return ctx.secrets.proxmox_user
+
+
+# -- directory indexes, containers, snapshots, migration, storage, pools, tasks ----------------
+
+NODE_DIR = ("apt", "capabilities", "ceph", "certificates", "config", "disks", "dns", "firewall",
+            "hosts", "lxc", "netstat", "network", "qemu", "query-url-metadata", "replication",
+            "report", "rrd", "rrddata", "scan", "sdn", "services", "spiceshell", "status",
+            "storage", "subscription", "syslog", "tasks", "termproxy", "time", "version",
+            "vncshell", "vzdump", "wakeonlan")
+QEMU_DIR = ("agent", "clone", "cloudinit", "config", "feature", "firewall", "migrate",
+            "monitor", "move_disk", "pending", "resize", "rrd", "rrddata", "sendkey",
+            "snapshot", "spiceproxy", "status", "template", "termproxy", "unlink",
+            "vncproxy", "vncwebsocket")
+QEMU_STATUS = ("current", "reboot", "reset", "resume", "shutdown", "start", "stop",
+               "suspend")
+LXC_DIR = ("clone", "config", "feature", "firewall", "migrate", "pending", "resize", "rrd",
+           "rrddata", "snapshot", "spiceproxy", "status", "template", "termproxy",
+           "vncproxy", "vncwebsocket")
+LXC_STATUS = ("current", "reboot", "resume", "shutdown", "start", "stop", "suspend")
+STORAGE_DIR = ("content", "download-url", "file-restore", "prunebackups", "rrd", "rrddata",
+               "status", "upload")
+SNAPSHOT_DIR = ("config", "rollback")
+# PVE::JSONSchema 'pve-configid', the format of a snapshot's name
+_CONFIGID = re.compile(r"^[a-z][a-z0-9_-]+$", re.IGNORECASE)
+
+
+def _index(key: str, entries: tuple[str, ...]) -> Callable[[web.Request], Awaitable[Any]]:
+    """A directory index (`GET /nodes/{node}`, `…/qemu/{vmid}/status`): one entry a child."""
+
+    async def handler(request: web.Request) -> web.Response:
+        w = _world(request)
+        if "node" in request.match_info:
+            _hypervisor(w, request.match_info["node"])
+        if "vmid" in request.match_info:
+            _guest(request, "lxc" if "/lxc/" in request.path else "qemu")
+        return ok([{key: e} for e in entries])
+
+    return handler
+
+
+def _guest(request: web.Request, kind: str) -> VM:
+    w = _world(request)
+    node = request.match_info["node"]
+    _hypervisor(w, node)
+    try:
+        vmid = int(request.match_info["vmid"])
+    except ValueError:
+        raise _ParamError({"vmid": "type check ('integer') failed - got "
+                                   f"'{request.match_info['vmid']}'"}) from None
+    return w.guest(node, vmid, kind)
+
+
+def lxc_json(ct: VM, cluster: bool = False) -> dict[str, Any]:
+    """`/nodes/{node}/lxc` (and `type: lxc` in /cluster/resources) per the API viewer."""
+    running = ct.status == "running"
+    out: dict[str, Any] = {
+        "vmid": ct.vmid, "name": ct.name, "status": ct.status, "type": "lxc",
+        "cpu": round(ct.cpu, 4) if running else 0, "mem": ct.mem if running else 0,
+        "maxmem": ct.memory * 1024 * 1024, "disk": 700 * 1024 * 1024 if running else 0,
+        "maxdisk": ct.disk * 1024**3, "swap": 0, "maxswap": 512 * 1024 * 1024,
+        "uptime": _uptime(ct.started_at) if running else 0,
+        "netin": ct.netin, "netout": ct.netout, "diskread": 0, "diskwrite": 0,
+    }
+    if ct.tags:
+        out["tags"] = ct.tags
+    if ct.lock:
+        out["lock"] = ct.lock
+    if cluster:
+        out.update({"id": f"lxc/{ct.vmid}", "node": ct.node, "maxcpu": ct.cores,
+                    "template": 1 if ct.template else 0})
+        out.pop("swap")
+        out.pop("maxswap")
+    else:
+        out["cpus"] = ct.cores
+        if running:
+            out["pid"] = ct.pid
+        if ct.template:
+            out["template"] = 1
+    return out
+
+
+async def lxc_list(request: web.Request) -> web.Response:
+    w = _world(request)
+    node = request.match_info["node"]
+    _hypervisor(w, node)
+    grant = request.get(GRANT)
+    if grant is not None and not grant.allows("VM.Audit"):
+        return ok([])  # filtered, as /nodes/{node}/qemu is
+    return ok([lxc_json(ct) for ct in sorted(w.containers.values(), key=lambda c: c.vmid)
+               if ct.node == node])
+
+
+async def lxc_config(request: web.Request) -> web.Response:
+    ct = _guest(request, "lxc")
+    out: dict[str, Any] = {
+        "hostname": ct.name, "arch": "amd64", "ostype": "debian", "cores": ct.cores,
+        "memory": ct.memory, "swap": 512, "unprivileged": 1, "onboot": 1,
+        "rootfs": f"local-lvm:vm-{ct.vmid}-disk-0,size={ct.disk}G",
+        "net0": f"name=eth0,bridge=vmbr0,hwaddr=BC:24:11:{ct.vmid % 256:02X}:00:02,ip=dhcp,"
+                "type=veth",
+        "features": "nesting=1",
+        "digest": f"{abs(hash((ct.vmid, ct.name, ct.cores, ct.memory))):040x}"[:40],
+    }
+    if ct.tags:
+        out["tags"] = ct.tags
+    if ct.parent:
+        out["parent"] = ct.parent
+    if ct.lock:
+        out["lock"] = ct.lock
+    return ok(out)
+
+
+async def lxc_current(request: web.Request) -> web.Response:
+    ct = _guest(request, "lxc")
+    out = lxc_json(ct)
+    out["ha"] = {"managed": 0}
+    return ok(out)
+
+
+async def lxc_power(request: web.Request) -> web.Response:
+    ct = _guest(request, "lxc")
+    await _params(request)
+    action = request.match_info["action"]
+    if action not in ("start", "stop", "shutdown", "reboot"):
+        return await not_implemented(request)
+    if ct.lock:
+        raise SimError(500, f"CT is locked ({ct.lock})")
+    w = _world(request)
+    upid = w.ct_power(ct.node, ct.vmid, action, _user(request))
+    w.notify()
+    return ok(upid)
+
+
+def snapshot_json(s: Snapshot, kind: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": s.name, "description": s.description,
+                           "snaptime": s.snaptime}
+    if s.parent:
+        out["parent"] = s.parent
+    if kind == "qemu" and s.vmstate:
+        out["vmstate"] = 1
+    return out
+
+
+async def snapshot_list(request: web.Request) -> web.Response:
+    """qemu-server's snapshot_list: every snapshot plus `current` ("You are here!")."""
+    kind = "lxc" if "/lxc/" in request.path else "qemu"
+    guest = _guest(request, kind)
+    out = [snapshot_json(s, kind) for s in sorted(guest.snapshots.values(),
+                                                   key=lambda s: s.snaptime)]
+    current: dict[str, Any] = {"name": "current", "description": "You are here!",
+                               "running": 1 if guest.status == "running" else 0}
+    if guest.parent:
+        current["parent"] = guest.parent
+    return ok([*out, current])
+
+
+def _snapshot(request: web.Request) -> tuple[VM, Snapshot]:
+    vm = _guest(request, "qemu")
+    name = request.match_info["snapname"]
+    snap = vm.snapshots.get(name)
+    if snap is None:
+        raise SimError(500, f"snapshot '{name}' does not exist")
+    return vm, snap
+
+
+async def snapshot_index(request: web.Request) -> web.Response:
+    _snapshot(request)
+    return ok([{"subdir": e} for e in SNAPSHOT_DIR])
+
+
+async def snapshot_config(request: web.Request) -> web.Response:
+    vm, snap = _snapshot(request)
+    out: dict[str, Any] = {"name": vm.name, "cores": vm.cores, "memory": str(vm.memory),
+                           "snaptime": snap.snaptime, "description": snap.description}
+    if snap.parent:
+        out["parent"] = snap.parent
+    if snap.vmstate:
+        out["vmstate"] = f"local-lvm:vm-{vm.vmid}-state-{snap.name}"
+    return ok(out)
+
+
+async def snapshot_create(request: web.Request) -> web.Response:
+    vm = _guest(request, "qemu")
+    params = await _params(request)
+    name = params.get("snapname")
+    if not name:
+        raise _ParamError({"snapname": "property is missing and it is not optional"})
+    if not _CONFIGID.match(name) or len(name) > 40:
+        raise _ParamError({"snapname": f"invalid format - invalid configuration ID '{name}'\n"})
+    if params.get("vmstate", "0") not in ("0", "1"):
+        raise _ParamError({"vmstate": "type check ('boolean') failed - got "
+                                      f"'{params['vmstate']}'"})
+    return ok(_world(request).snapshot_create(
+        vm.node, vm.vmid, name, params.get("description", ""), params.get("vmstate") == "1",
+        user=_user(request)))
+
+
+async def snapshot_rollback(request: web.Request) -> web.Response:
+    vm, snap = _snapshot(request)
+    await _params(request)
+    return ok(_world(request).snapshot_rollback(vm.node, vm.vmid, snap.name,
+                                                user=_user(request)))
+
+
+async def snapshot_delete(request: web.Request) -> web.Response:
+    vm, snap = _snapshot(request)
+    await _params(request)
+    return ok(_world(request).snapshot_delete(vm.node, vm.vmid, snap.name,
+                                              user=_user(request)))
+
+
+async def migrate_check(request: web.Request) -> web.Response:
+    """The GUI's precondition check before migrating (`GET …/migrate`)."""
+    vm = _guest(request, "qemu")
+    w = _world(request)
+    others = [n for n in w.hypervisors if n != vm.node]
+    return ok({"running": 1 if vm.status == "running" else 0, "allowed_nodes": others,
+               "not_allowed_nodes": {}, "local_disks": [], "local_resources": []})
+
+
+async def migrate(request: web.Request) -> web.Response:
+    vm = _guest(request, "qemu")
+    params = await _params(request)
+    target = params.get("target")
+    if not target:
+        raise _ParamError({"target": "property is missing and it is not optional"})
+    if target == vm.node:
+        raise _ParamError({"target": "target is local node."})
+    return ok(_world(request).vm_migrate(vm.node, vm.vmid, target,
+                                         params.get("online") == "1", _user(request)))
+
+
+async def qemu_pending(request: web.Request) -> web.Response:
+    """`…/pending`: the config as key/value, nothing pending in the lab."""
+    config = (await qemu_config(request)).text
+    values = json.loads(config)["data"]
+    return ok([{"key": k, "value": v} for k, v in sorted(values.items()) if k != "digest"])
+
+
+async def network(request: web.Request) -> web.Response:
+    w = _world(request)
+    hv = _hypervisor(w, request.match_info["node"])
+    return ok([
+        {"iface": "lo", "type": "loopback", "method": "loopback", "method6": "manual",
+         "families": ["inet"], "autostart": 1, "active": 1, "priority": 3},
+        {"iface": "eno1", "type": "eth", "method": "manual", "method6": "manual",
+         "families": ["inet"], "active": 1, "exists": 1, "priority": 4},
+        {"iface": "vmbr0", "type": "bridge", "method": "static", "method6": "manual",
+         "families": ["inet"], "autostart": 1, "active": 1, "priority": 5,
+         "address": hv.address, "netmask": str(w.subnet.prefixlen),
+         "cidr": f"{hv.address}/{w.subnet.prefixlen}", "gateway": w.gateway,
+         "bridge_ports": "eno1", "bridge_stp": "off", "bridge_fd": "0"},
+    ])
+
+
+def _storage_allowed(request: web.Request) -> bool:
+    grant = request.get(GRANT)
+    return grant is None or grant.allows("Datastore.Audit")
+
+
+async def storage_list(request: web.Request) -> web.Response:
+    """`/storage`: the cluster's storage configuration (storage.cfg), filtered."""
+    if not _storage_allowed(request):
+        return ok([])
+    w = _world(request)
+    seen: dict[str, dict[str, Any]] = {}
+    for hv in w.hypervisors.values():
+        for st in hv.storages:
+            entry: dict[str, Any] = {"storage": st.storage, "type": st.type,
+                                     "content": st.content, "digest": "d1c0e2a7" * 5}
+            if st.type == "dir":
+                entry["path"] = "/var/lib/vz"
+            elif st.type == "lvmthin":
+                entry.update({"thinpool": "data", "vgname": "pve"})
+            elif st.type == "nfs":
+                entry.update({"server": str(w.gateway), "export": "/export/pve",
+                              "path": f"/mnt/pve/{st.storage}", "shared": 1})
+            seen.setdefault(st.storage, entry)
+    return ok(list(seen.values()))
+
+
+def _storage(request: web.Request) -> tuple[Hypervisor, Any]:
+    hv = _hypervisor(_world(request), request.match_info["node"])
+    name = request.match_info["storage"]
+    st = next((x for x in hv.storages if x.storage == name), None)
+    if st is None:
+        raise SimError(500, f"storage '{name}' does not exist")
+    return hv, st
+
+
+def storage_status_json(w: World, hv: Hypervisor, st: Any) -> dict[str, Any]:
+    used = _storage_used(w, hv, st)
+    active = 1 if hv.status == "online" else 0
+    return {"storage": st.storage, "type": st.type, "content": st.content,
+            "active": active, "enabled": 1, "shared": 1 if st.shared else 0,
+            "total": st.total, "used": used, "avail": st.total - used,
+            "used_fraction": round(used / st.total, 6) if st.total else 0}
+
+
+async def node_storage(request: web.Request) -> web.Response:
+    w = _world(request)
+    hv = _hypervisor(w, request.match_info["node"])
+    if not _storage_allowed(request):
+        return ok([])
+    content = request.query.get("content")
+    return ok([storage_status_json(w, hv, st) for st in hv.storages
+               if not content or content in st.content.split(",")])
+
+
+async def storage_status(request: web.Request) -> web.Response:
+    hv, st = _storage(request)
+    return ok(storage_status_json(_world(request), hv, st))
+
+
+def _volumes(w: World, hv: Hypervisor, st: Any) -> list[dict[str, Any]]:
+    """What a storage holds, as `…/storage/{storage}/content` lists it."""
+    base = 1_700_000_000
+    out: list[dict[str, Any]] = []
+    kinds = st.content.split(",")
+    if st.type == "lvmthin":
+        guests = [*w.vms.values(), *w.containers.values()]
+        for g in sorted(guests, key=lambda g: g.vmid):
+            if g.node != hv.name:
+                continue
+            disk = "base" if g.template else "vm"
+            out.append({"volid": f"{st.storage}:{disk}-{g.vmid}-disk-0", "format": "raw",
+                        "size": g.disk * 1024**3, "vmid": g.vmid,
+                        "content": "rootdir" if g.kind == "lxc" else "images",
+                        "ctime": base + g.vmid})
+            for snap in g.snapshots.values():
+                if snap.vmstate:
+                    out.append({"volid": f"{st.storage}:vm-{g.vmid}-state-{snap.name}",
+                                "format": "raw", "size": 2 * g.memory * 1024**2,
+                                "vmid": g.vmid, "content": "images",
+                                "ctime": snap.snaptime})
+    if "iso" in kinds:
+        out.append({"volid": f"{st.storage}:iso/debian-12.7.0-amd64-netinst.iso",
+                    "format": "iso", "size": 661_651_456, "content": "iso",
+                    "ctime": base})
+    if "vztmpl" in kinds:
+        out.append({"volid": f"{st.storage}:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+                    "format": "tzst", "size": 126_423_040, "content": "vztmpl",
+                    "ctime": base})
+    if "backup" in kinds and st.shared:
+        for g in sorted(w.vms.values(), key=lambda g: g.vmid):
+            if g.group == "vb":
+                name = f"vzdump-qemu-{g.vmid}-2026_11_28-03_00_02.vma.zst"
+                out.append({"volid": f"{st.storage}:backup/{name}", "format": "vma.zst",
+                            "size": 1_288_490_188, "vmid": g.vmid, "content": "backup",
+                            "ctime": base + 86400, "notes": f"{g.name} nightly",
+                            "subtype": "qemu"})
+    return out
+
+
+def _storage_used(w: World, hv: Hypervisor, st: Any) -> int:
+    if st.type == "lvmthin":
+        return sum(v["size"] for v in _volumes(w, hv, st)) // 3  # thin: a third is written
+    return st.used
+
+
+async def storage_content(request: web.Request) -> web.Response:
+    hv, st = _storage(request)
+    vols = _volumes(_world(request), hv, st)
+    want = request.query.get("content")
+    if want:
+        vols = [v for v in vols if v["content"] == want]
+    if "vmid" in request.query:
+        vols = [v for v in vols if str(v.get("vmid")) == request.query["vmid"]]
+    return ok(vols)
+
+
+POOL = "homelab"
+
+
+def _pool_members(request: web.Request) -> list[dict[str, Any]]:
+    w = _world(request)
+    members = [vm_json(v, cluster=True) for v in sorted(w.vms.values(), key=lambda v: v.vmid)
+               if not v.template]
+    members += [lxc_json(c, cluster=True) for c in w.containers.values()]
+    return members
+
+
+async def pools(request: web.Request) -> web.Response:
+    grant = request.get(GRANT)
+    if grant is not None and not grant.allows("Pool.Audit"):
+        return ok([])
+    return ok([{"poolid": POOL, "comment": "the lab's guests"}])
+
+
+async def pool(request: web.Request) -> web.Response:
+    if request.match_info["poolid"] != POOL:
+        raise SimError(500, f"pool '{request.match_info['poolid']}' does not exist")
+    return ok({"comment": "the lab's guests", "members": _pool_members(request)})
+
+
+async def nextid(request: web.Request) -> web.Response:
+    """`/cluster/nextid`: the first free VMID, as a string (PVE answers "100", not 100)."""
+    w = _world(request)
+    if "vmid" in request.query:
+        try:
+            vmid = int(request.query["vmid"])
+        except ValueError:
+            raise _ParamError({"vmid": "type check ('integer') failed - got "
+                                       f"'{request.query['vmid']}'"}) from None
+        if vmid in w.vms or vmid in w.containers:
+            raise _ParamError({"vmid": f"VM {vmid} already exists"})
+        return ok(str(vmid))
+    return ok(str(w.next_vmid()))
+
+
+def _may_see_task(request: web.Request, t: PveTask) -> bool:
+    """A user sees their own tasks; others' need Sys.Audit on /nodes/{node}."""
+    grant = request.get(GRANT)
+    if grant is None or grant.allows("Sys.Audit"):
+        return True
+    return t.user in (grant.name, grant.name.split("!")[0])
+
+
+async def cluster_tasks(request: web.Request) -> web.Response:
+    """`/cluster/tasks`: the cluster's recent tasks, newest first; a finished task carries its
+    exit status in `status` and its `endtime`; a running one has neither."""
+    w = _world(request)
+    out = []
+    for t in sorted(w.tasks.values(), key=lambda t: t.starttime, reverse=True):
+        if not _may_see_task(request, t):
+            continue
+        item = task_json(t)
+        item.pop("status")
+        if t.status == "stopped":
+            item["status"] = t.exitstatus
+            item["endtime"] = t.endtime
+        out.append(item)
+    return ok(out)

@@ -41,12 +41,14 @@ from .model import (
     PveTask,
     ServiceInstance,
     ServiceSpec,
+    Snapshot,
     Storage,
     TaskSpec,
     TaskState,
 )
 
 TEMPLATE_VMID = 9000
+LXC_VMID = 400  # the demo's container (ns1)
 TEMPLATE_NAME = "debian-12-cloudinit"
 
 
@@ -227,6 +229,9 @@ class World:
         self.inventory = inventory
         self.dns_hosts = inventory.hosts  # the records the `dns` role wrote
         self.rng = random.Random(seed)
+        # containers draw from their own generator, so the rest of the lab (ids, load, log
+        # chatter) is the same sequence for a seed as before containers existed
+        self.ct_rng = random.Random(seed + 400)
         self.runtime: Runtime = runtime or PortOnlyRuntime()
         self.flap_rate = flap_rate
         self.log_rate = log_rate
@@ -242,6 +247,7 @@ class World:
         self.hypervisors: dict[str, Hypervisor] = {}
         self.vms: dict[int, VM] = {}
         self.tasks: dict[str, PveTask] = {}
+        self.containers: dict[int, VM] = {}  # LXC guests (kind "lxc"); vmids shared with VMs
         self.nomad = IndexCounter()
         self.consul = IndexCounter()
         self.nodes: dict[str, NomadNode] = {}
@@ -369,6 +375,7 @@ class World:
             )
             self.vms[vm.vmid] = vm
             self._power_on(vm, booted=True, at=boot + 600 + self.rng.random() * 3600)
+        self._build_pve_extras(boot)
         self.server_names = [vm.name for vm in self.vms.values() if vm.group == "vb"]
         for vm in self.vms.values():
             if vm.status == "running":
@@ -377,6 +384,38 @@ class World:
         for job in self._initial_jobs:
             self._register_job(copy.deepcopy(job), "job-register")
         self._recompute_usage()
+
+    def _build_pve_extras(self, boot: float) -> None:
+        """One LXC container (a small DNS resolver on the last hypervisor, pve2 in the demo),
+        a snapshot on the first inventory VM, and the finished tasks that made them."""
+        last_hv = list(self.hypervisors)[-1] if self.hypervisors else "pve1"
+        ct = VM(vmid=LXC_VMID, name="ns1", node=last_hv, group=None, ip=None, cores=1,
+                memory=512, disk=4, tags="dns", kind="lxc")
+        self.containers[ct.vmid] = ct
+        self._power_on(ct, booted=True, at=boot + 300)
+        ct.cpu, ct.mem = 0.01, 96 * MiB
+        self._seed_task(last_hv, "vzstart", str(ct.vmid), boot + 300, 1,
+                        ["starting container ns1"])
+        first = next((v for v in sorted(self.vms.values(), key=lambda v: v.vmid)
+                      if not v.template), None)
+        if first is not None:
+            at = int(boot + 1800)
+            first.snapshots["pre-upgrade"] = Snapshot(
+                "pre-upgrade", "before the Nomad 1.8 upgrade", at, False, None)
+            first.parent = "pre-upgrade"
+            self._seed_task(first.node, "qmsnapshot", str(first.vmid), at, 2,
+                            [f"snapshotting 'drive-scsi0' (local-lvm:vm-{first.vmid}-disk-0)"])
+
+    def _seed_task(self, node: str, type_: str, id_: str, at: float, took: int,
+                   log: list[str]) -> None:
+        task = self._new_task(node, type_, id_, "root@pam")
+        task.starttime = int(at)
+        old = task.upid
+        task.upid = ":".join([*old.split(":")[:4], f"{int(at):08X}", *old.split(":")[5:]])
+        self.tasks.pop(old)
+        self.tasks[task.upid] = task
+        self._finish_task(task, "OK", log)
+        task.endtime = int(at) + took
 
     def _seed_consul(self) -> None:
         self.kv_put("jamlab/domain", self.domain.encode())
@@ -393,8 +432,8 @@ class World:
 
     def tick(self) -> None:
         """One second of life: load drifts, tasks log, a health check flaps now and then."""
-        rng = self.rng
-        for vm in self.vms.values():
+        for vm in [*self.vms.values(), *self.containers.values()]:
+            rng = self.ct_rng if vm.kind == "lxc" else self.rng
             if vm.status != "running":
                 continue
             vm.cpu = min(0.95, max(0.005, vm.cpu + rng.uniform(-0.03, 0.03)))
@@ -402,6 +441,7 @@ class World:
             vm.mem = int(min(cap * 0.95, max(cap * 0.2, vm.mem + rng.uniform(-0.02, 0.02) * cap)))
             vm.netin += rng.randint(1000, 40000)
             vm.netout += rng.randint(1000, 60000)
+        rng = self.rng
         self._recompute_usage()
         for alloc in self.allocs.values():
             if alloc.client_status != "running":
@@ -443,7 +483,8 @@ class World:
 
     def _recompute_usage(self) -> None:
         for hv in self.hypervisors.values():
-            vms = [v for v in self.vms.values() if v.node == hv.name and v.status == "running"]
+            vms = [v for v in [*self.vms.values(), *self.containers.values()]
+                   if v.node == hv.name and v.status == "running"]
             load = sum(v.cpu * v.cores for v in vms) / max(hv.cores, 1)
             hv.cpu = min(1.0, 0.02 + load)
             hv.mem_used = hv.base_mem + sum(v.mem for v in vms)
@@ -486,11 +527,12 @@ class World:
         return vm
 
     def _power_on(self, vm: VM, booted: bool, at: float | None = None) -> None:
+        rng = self.ct_rng if vm.kind == "lxc" else self.rng
         vm.status = "running"
         vm.started_at = at if at is not None else time.time()
         vm.booted = booted
-        vm.cpu = 0.05 + self.rng.random() * 0.2
-        vm.mem = int(vm.memory * MiB * (0.3 + self.rng.random() * 0.3))
+        vm.cpu = 0.05 + rng.random() * 0.2
+        vm.mem = int(vm.memory * MiB * (0.3 + rng.random() * 0.3))
         self._pve_pid += 1
         vm.pid = self._pve_pid
 
@@ -570,7 +612,7 @@ class World:
         user: str = "root@pam",
     ) -> str:
         src = self.vm(node, vmid)
-        if int(newid) in self.vms:
+        if int(newid) in self.vms or int(newid) in self.containers:
             raise SimError(500, f"unable to create VM {newid}: config file already exists")
         target = target or node
         if target not in self.hypervisors:
@@ -652,6 +694,171 @@ class World:
         self._agent_join(vm)
         self.reconcile()
         self.notify()
+
+    # -- containers, snapshots, migration, the cluster's task list ---------------------------
+
+    def ct(self, node: str, vmid: int) -> VM:
+        ct = self.containers.get(int(vmid))
+        if ct is None or ct.node != node:
+            raise SimError(500, f"Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist")
+        return ct
+
+    def ct_power(self, node: str, vmid: int, action: str, user: str = "root@pam") -> str:
+        """`/nodes/{node}/lxc/{vmid}/status/{start|stop|shutdown|reboot}`: a vz* task."""
+        ct = self.ct(node, vmid)
+        task = self._new_task(node, f"vz{action}", str(vmid), user)
+
+        def done() -> None:
+            err = ""
+            if action == "start":
+                if ct.status == "running":
+                    err = f"CT {vmid} already running"
+                else:
+                    self._power_on(ct, booted=True)
+            elif ct.status != "running":
+                err = f"CT {vmid} not running"
+            elif action == "reboot":
+                self._power_on(ct, booted=True)
+            else:
+                ct.status, ct.cpu, ct.mem, ct.pid, ct.booted = "stopped", 0.0, 0, 0, False
+            self._recompute_usage()
+            self._finish_task(task, err or "OK")
+            self.notify()
+
+        self._later({"start": 0.3, "stop": 0.3}.get(action, 0.8), done)
+        return task.upid
+
+    def guest(self, node: str, vmid: int, kind: str) -> VM:
+        return self.ct(node, vmid) if kind == "lxc" else self.vm(node, vmid)
+
+    def snapshot_create(self, node: str, vmid: int, name: str, description: str = "",
+                        vmstate: bool = False, kind: str = "qemu",
+                        user: str = "root@pam") -> str:
+        guest = self.guest(node, vmid, kind)
+        if name in guest.snapshots or name == "current":
+            raise SimError(500, f"snapshot name '{name}' already used")
+        if guest.lock:
+            raise SimError(500, f"VM is locked ({guest.lock})")
+        task = self._new_task(node, "qmsnapshot" if kind == "qemu" else "vzsnapshot",
+                              str(vmid), user)
+        guest.lock = "snapshot"
+        with_ram = vmstate and guest.status == "running" and kind == "qemu"
+
+        def done() -> None:
+            guest.lock = None
+            guest.snapshots[name] = Snapshot(name, description, task.starttime, with_ram,
+                                             guest.parent)
+            guest.parent = name
+            log = [f"snapshotting 'drive-scsi0' (local-lvm:vm-{vmid}-disk-0)"]
+            if with_ram:
+                log.insert(0, "saving VM state and RAM using storage 'local-lvm'")
+                log.insert(1, "completed saving the VM state in 1s, saved 256.00 MiB")
+            self._finish_task(task, "OK", log)
+            self.notify()
+
+        self._later(0.8 if with_ram else 0.4, done)
+        self.notify()
+        return task.upid
+
+    def snapshot_rollback(self, node: str, vmid: int, name: str, kind: str = "qemu",
+                          user: str = "root@pam") -> str:
+        guest = self.guest(node, vmid, kind)
+        snap = guest.snapshots.get(name)
+        if snap is None:
+            raise SimError(500, f"snapshot '{name}' does not exist")
+        if guest.lock:
+            raise SimError(500, f"VM is locked ({guest.lock})")
+        task = self._new_task(node, "qmrollback" if kind == "qemu" else "vzrollback",
+                              str(vmid), user)
+        guest.lock = "rollback"
+
+        def done() -> None:
+            guest.lock = None
+            log = []
+            if guest.status == "running":
+                if kind == "qemu":
+                    self._power_off(guest)
+                guest.status, guest.cpu, guest.mem, guest.pid = "stopped", 0.0, 0, 0
+                log.append(f"stopping VM {vmid}")
+            guest.parent = name
+            if snap.vmstate:
+                self._power_on(guest, booted=True)
+                log.append("resuming VM from the saved state")
+            self._recompute_usage()
+            self._finish_task(task, "OK", log)
+            self.notify()
+
+        self._later(0.6, done)
+        self.notify()
+        return task.upid
+
+    def snapshot_delete(self, node: str, vmid: int, name: str, kind: str = "qemu",
+                        user: str = "root@pam") -> str:
+        guest = self.guest(node, vmid, kind)
+        snap = guest.snapshots.get(name)
+        if snap is None:
+            raise SimError(500, f"snapshot '{name}' does not exist")
+        if guest.lock:
+            raise SimError(500, f"VM is locked ({guest.lock})")
+        task = self._new_task(node, "qmdelsnapshot" if kind == "qemu" else "vzdelsnapshot",
+                              str(vmid), user)
+        guest.lock = "snapshot-delete"
+
+        def done() -> None:
+            guest.lock = None
+            guest.snapshots.pop(name, None)
+            for other in guest.snapshots.values():  # its children now hang from its parent
+                if other.parent == name:
+                    other.parent = snap.parent
+            if guest.parent == name:
+                guest.parent = snap.parent
+            self._finish_task(task, "OK", [f"delete snapshot '{name}'"])
+            self.notify()
+
+        self._later(0.4, done)
+        self.notify()
+        return task.upid
+
+    def vm_migrate(self, node: str, vmid: int, target: str, online: bool,
+                   user: str = "root@pam") -> str:
+        """qemu-server's migrate_vm: a running VM needs `online`; the VM's config moves to
+        the target node when the task ends."""
+        vm = self.vm(node, vmid)
+        if target not in self.hypervisors:
+            raise SimError(500, f"no such cluster node '{target}'")
+        if vm.status == "running" and not online:
+            raise SimError(500, "can't migrate running VM without --online")
+        if vm.lock:
+            raise SimError(500, f"VM is locked ({vm.lock})")
+        task = self._new_task(node, "qmigrate", str(vmid), user)
+        vm.lock = "migrate"
+        task.log += [f"starting migration of VM {vmid} to node '{target}' "
+                     f"({self.hypervisors[target].address})"]
+        self._later(0.5, lambda: task.log.append(
+            f"starting VM {vmid} on remote node '{target}'" if online
+            and vm.status == "running" else "copying local disk images"))
+
+        def done() -> None:
+            vm.lock = None
+            if self.hypervisors[target].status != "online":
+                self._finish_task(task, f"migration aborted: no route to host {target}")
+            else:
+                vm.node = target
+                self._recompute_usage()
+                self._finish_task(task, "OK", ["migration finished successfully (duration "
+                                               "00:00:02)"])
+            self.notify()
+
+        self._later(1.5, done)
+        self.notify()
+        return task.upid
+
+    def next_vmid(self) -> int:
+        used = set(self.vms) | set(self.containers)
+        vmid = 100
+        while vmid in used:
+            vmid += 1
+        return vmid
 
     # -- agents joining and leaving ----------------------------------------------------------
 

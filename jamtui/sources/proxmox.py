@@ -15,7 +15,7 @@ from proxmoxer.core import AuthenticationError, ResourceException
 
 from ..config import ProxmoxConfig
 from ..inventory import Inventory
-from ..model import VM, Hypervisor, Kind, Storage
+from ..model import VM, Hypervisor, Kind, PveTask, Snapshot, Storage, Volume
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed
 from .tls import TLSSettings
@@ -47,7 +47,64 @@ def decode_vm(r: dict[str, Any], inventory: Inventory | None, ip: str | None) ->
         ip=ip or (host.address if host else None),
         group=host.group if host else None,
         template=_bool(r.get("template", 0)), tags=tags, lock=r.get("lock") or None,
+        type="lxc" if r.get("type") == "lxc" else "qemu",
     )
+
+
+GUEST_TYPES = ("qemu", "lxc")
+
+
+def decode_task(r: dict[str, Any]) -> PveTask:
+    """A `/cluster/tasks` entry: `status` (the exit status) and `endtime` once it ended."""
+    end = r.get("endtime")
+    return PveTask(
+        upid=str(r.get("upid", "")), node=str(r.get("node", "")), type=str(r.get("type", "")),
+        object_id=str(r.get("id", "") or ""), user=str(r.get("user", "")),
+        starttime=int(r.get("starttime") or 0),
+        endtime=int(end) if end is not None else None,
+        status=str(r.get("status") or "running") if end is not None else "running",
+    )
+
+
+def decode_snapshots(rows: list[dict[str, Any]]) -> list[Snapshot]:
+    """`…/snapshot`: every snapshot plus `current` (the guest itself, "You are here!")."""
+    return [Snapshot(name=str(r.get("name", "")), description=str(r.get("description") or ""),
+                     snaptime=int(r.get("snaptime") or 0), vmstate=_bool(r.get("vmstate", 0)),
+                     parent=str(r["parent"]) if r.get("parent") else None,
+                     running=_bool(r.get("running", 0)))
+            for r in rows if isinstance(r, dict)]
+
+
+def snapshot_tree(snaps: list[Snapshot]) -> list[tuple[int, Snapshot]]:
+    """(depth, snapshot) in tree order: roots by time, each followed by its children; a
+    snapshot whose parent is unknown is a root. `current` sits under its parent."""
+    names = {s.name for s in snaps}
+    children: dict[str | None, list[Snapshot]] = {}
+    for snap in snaps:
+        parent = snap.parent if snap.parent in names else None
+        children.setdefault(parent, []).append(snap)
+    out: list[tuple[int, Snapshot]] = []
+    seen: set[str] = set()
+
+    def walk(parent: str | None, depth: int) -> None:
+        for snap in sorted(children.get(parent, []),
+                           key=lambda s: (s.name == "current", s.snaptime, s.name)):
+            if snap.name in seen:
+                continue
+            seen.add(snap.name)
+            out.append((depth, snap))
+            walk(snap.name, depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+def decode_volume(r: dict[str, Any]) -> Volume:
+    vmid = r.get("vmid")
+    return Volume(volid=str(r.get("volid", "")), content=str(r.get("content", "")),
+                  format=str(r.get("format", "")), size=int(r.get("size") or 0),
+                  vmid=int(vmid) if vmid not in (None, "") else None,
+                  ctime=int(r.get("ctime") or 0), notes=str(r.get("notes") or ""))
 
 
 def decode_storage(r: dict[str, Any]) -> Storage:
@@ -76,7 +133,10 @@ AUDIT_PRIVILEGES = (
      "Proxmox hypervisors: not permitted (the token lacks Sys.Audit on /nodes)"),
     ("storage", "Datastore.Audit", "/storage", Kind.STORAGE,
      "Proxmox storage: not permitted (the token lacks Datastore.Audit on /storage)"),
+    ("tasks", "Sys.Audit", "/nodes", Kind.PVE_TASK,
+     "Proxmox tasks: only the token's own are listed (it lacks Sys.Audit on /nodes)"),
 )
+TASKS_KEPT = 200  # the newest /cluster/tasks entries the store keeps
 PRIVILEGE_CHECK_EVERY = 12  # polls between reads of the token's own privileges
 
 
@@ -110,6 +170,7 @@ class ProxmoxSource(Source):
         )
         self._ips: dict[int, str | None] = {}
         self._polls = 0
+        self._task_marks: dict[str, str] = {}  # upid -> status last seen
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._poll, "cluster resources"), "poll")
@@ -130,7 +191,36 @@ class ProxmoxSource(Source):
 
     def _poll(self) -> float:
         self.refresh()
+        try:
+            news = self.refresh_tasks()
+        except ResourceException as exc:  # the task list is one feature, not the backend
+            self.refuse("tasks", "Sys.Audit", f"Proxmox tasks: not read ({exc.status_code} "
+                        f"{exc.content or exc.status_message})", Kind.PVE_TASK.value)
+            news = False
+        if news:  # a task began or ended: its guest has likely changed
+            self.refresh()
         return self.poll_interval
+
+    def reread(self) -> None:
+        """After an action's task ended: the guests and the task list at once."""
+        self.refresh()
+        self.refresh_tasks()
+
+    def refresh_tasks(self) -> bool:
+        """Read `/cluster/tasks` (one request, the whole cluster) into the store; True when a
+        task appeared or ended since the last read. Kept apart from `refresh` so the poll can
+        schedule it on its own cadence."""
+        rows = self._get("cluster/tasks")
+        if not isinstance(rows, list):
+            raise BackendError(f"{self.address} sent a malformed answer (not the JSON list "
+                               "/cluster/tasks returns).")
+        tasks = [decode_task(r) for r in rows[:TASKS_KEPT] if isinstance(r, dict)]
+        marks = {t.upid: t.status for t in tasks}
+        news = bool(self._task_marks) and any(
+            self._task_marks.get(upid) != status for upid, status in marks.items())
+        self._task_marks = marks
+        self.store.replace(Kind.PVE_TASK, tasks)
+        return news
 
     def refresh(self) -> None:
         if self._polls % PRIVILEGE_CHECK_EVERY == 0:
@@ -144,10 +234,11 @@ class ProxmoxSource(Source):
         storages = [decode_storage(r) for r in resources if r.get("type") == "storage"]
         vms = []
         for r in resources:
-            if r.get("type") != "qemu":
+            if r.get("type") not in GUEST_TYPES:
                 continue
             vmid = int(r.get("vmid") or 0)
-            if vmid not in self._ips and r.get("status") == "running":
+            if vmid not in self._ips and r.get("status") == "running" \
+                    and r.get("type") == "qemu":
                 self._ips[vmid] = self._config_ip(r.get("node", ""), vmid)
             vms.append(decode_vm(r, self.inventory, self._ips.get(vmid)))
         with self.store.batch():
@@ -183,12 +274,63 @@ class ProxmoxSource(Source):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def vm_action(self, node: str, vmid: int, action: str) -> str:
-        """start | stop | shutdown | reboot; returns the task's UPID."""
+    def vm_action(self, node: str, vmid: int, action: str, guest: str = "qemu") -> str:
+        """start | stop | shutdown | reboot of a VM (`qemu`) or container (`lxc`); returns
+        the task's UPID."""
         if action not in ("start", "stop", "shutdown", "reboot"):
             raise ValueError(f"unknown VM action {action!r}")
+        if guest not in GUEST_TYPES:
+            raise ValueError(f"unknown guest type {guest!r}")
         self.requests_made += 1
-        return str(self.api.nodes(node).qemu(vmid).status(action).post())
+        return str(getattr(self.api.nodes(node), guest)(vmid).status(action).post())
+
+    def snapshots(self, node: str, vmid: int, guest: str = "qemu") -> list[Snapshot]:
+        """`GET /nodes/{node}/{qemu|lxc}/{vmid}/snapshot` (VM.Audit)."""
+        rows = self._get(f"nodes/{node}/{guest}/{vmid}/snapshot")
+        return decode_snapshots(rows if isinstance(rows, list) else [])
+
+    def snapshot_create(self, node: str, vmid: int, name: str, description: str = "",
+                        vmstate: bool = False) -> str:
+        """`POST …/qemu/{vmid}/snapshot` (VM.Snapshot); returns the task's UPID."""
+        params: dict[str, Any] = {"snapname": name, "vmstate": 1 if vmstate else 0}
+        if description:
+            params["description"] = description
+        self.requests_made += 1
+        return str(self.api.nodes(node).qemu(vmid).snapshot.post(**params))
+
+    def snapshot_rollback(self, node: str, vmid: int, name: str) -> str:
+        """`POST …/qemu/{vmid}/snapshot/{snapname}/rollback` (VM.Snapshot)."""
+        self.requests_made += 1
+        return str(self.api.nodes(node).qemu(vmid).snapshot(name).rollback.post())
+
+    def snapshot_delete(self, node: str, vmid: int, name: str) -> str:
+        """`DELETE …/qemu/{vmid}/snapshot/{snapname}` (VM.Snapshot)."""
+        self.requests_made += 1
+        return str(self.api.nodes(node).qemu(vmid).snapshot(name).delete())
+
+    def migrate(self, node: str, vmid: int, target: str, online: bool) -> str:
+        """`POST …/qemu/{vmid}/migrate` with `target` and `online=1` for a running VM
+        (VM.Migrate); returns the task's UPID."""
+        self.requests_made += 1
+        return str(self.api.nodes(node).qemu(vmid).migrate.post(
+            target=target, online=1 if online else 0))
+
+    def task_log(self, node: str, upid: str, start: int = 0,
+                 limit: int = 500) -> tuple[list[str], int]:
+        """(lines from `start`, total) of `/nodes/{node}/tasks/{upid}/log`; Sys.Audit, or the
+        token's own task."""
+        self.requests_made += 1
+        resource = self.api.nodes(node).tasks(upid).log
+        rows = resource.get(start=start, limit=limit)
+        lines = [str(r.get("t", "")) for r in rows if isinstance(r, dict)] \
+            if isinstance(rows, list) else []
+        return lines, start + len(lines)
+
+    def storage_content(self, node: str, storage: str) -> list[Volume]:
+        """`/nodes/{node}/storage/{storage}/content` (Datastore.Audit on /storage/{id})."""
+        rows = self._get(f"nodes/{node}/storage/{storage}/content")
+        return [decode_volume(r) for r in rows if isinstance(r, dict)] \
+            if isinstance(rows, list) else []
 
     def task_status(self, node: str, upid: str) -> tuple[str, str]:
         """(status, exitstatus): running/stopped and "OK" or the error when stopped."""

@@ -81,6 +81,8 @@ class LabCommands(Provider):
                     partial(app.go_to_view, "routes"), "view"))
         out.append(("Go to workflows: node add/remove, running and past (:workflows)",
                     partial(app.go_to_view, "workflows"), "view"))
+        out.append(("Go to events: one timeline of Nomad, Consul, Proxmox and workflows "
+                    "(:events)", partial(app.go_to_view, "events"), "view"))
         out.append(("Go to Consul key/value (:kv)", partial(app.go_to_view, "kv"), "view"))
         out.append(("Go to Consul intentions (:intentions)",
                     partial(app.go_to_view, "intentions"), "view"))
@@ -270,6 +272,11 @@ class JamApp(App[None]):
 
             self.push_screen(WorkflowsScreen())
             return
+        if name == "events":
+            from .events_view import EventsScreen
+
+            self.push_screen(EventsScreen())
+            return
         if name == "kv":
             from .kv_view import KVScreen
 
@@ -281,7 +288,7 @@ class JamApp(App[None]):
             self.push_screen(IntentionsScreen())
             return
         if name not in VIEWS:
-            known = ", ".join(["routes", "workflows", "kv", "intentions", *VIEWS])
+            known = ", ".join(["routes", "workflows", "events", "kv", "intentions", *VIEWS])
             self.notify(f"no view called {name!r}; try one of: {known}", severity="warning")
             return
         self.push_screen(ViewScreen(name))
@@ -463,6 +470,11 @@ class JamApp(App[None]):
         return answer[0]
 
     def open_detail(self, kind: Kind, id_: str) -> None:
+        if kind is Kind.PVE_TASK:  # a Proxmox task's detail is its log, live
+            from .tasks_view import open_task_log
+
+            open_task_log(self, id_)
+            return
         from .check_view import CheckScreen, parse_check_link
 
         check = parse_check_link(id_)
@@ -562,6 +574,24 @@ class JamApp(App[None]):
                 lambda yes: self.start_action(name, obj, params) if yes else None,
             )
 
+        if action.asks == "target":  # migrate: the hypervisor, with its free memory
+            from .snapshots import MigrateScreen
+
+            def target_chosen(target: str | None) -> None:
+                if not target:
+                    return
+                how = "live " if getattr(obj, "status", "") == "running" else ""
+                self.push_screen(
+                    ConfirmScreen(f"{how}Migrate {describe(obj)} to {target}?"),
+                    lambda yes: self.start_action(name, obj, {"target": target})
+                    if yes else None)
+
+            self.push_screen(MigrateScreen(obj), target_chosen)
+            return
+        if action.asks == "snapshot":
+            self.notify("snapshots: open the VM's detail (Enter) and use n / b / x on its "
+                        "snapshot tree", severity="warning")
+            return
         if action.asks == "count":
             groups = [g.name for g in getattr(obj, "groups", ())]
             current = " ".join(f"{g.name}={g.running}" for g in getattr(obj, "groups", ()))

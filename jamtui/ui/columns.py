@@ -23,6 +23,7 @@ from ..model import (
     Kind,
     Member,
     NomadNode,
+    PveTask,
     Route,
     Service,
     ServiceInstance,
@@ -115,6 +116,15 @@ class Column:
     width: int | None = None
 
 
+def task_status(t: PveTask) -> Text:
+    """running, OK, or the task's error (cut: the log has it whole)."""
+    if t.running:
+        return status_text("running")
+    if t.ok:
+        return status_text("ok")
+    return safe_text(f"✗ {t.status[:60]}", "bold red")
+
+
 def _alloc_status(a: Allocation, store: Store, h: History) -> Text:
     word = a.client_status
     if a.desired_status != "run" and a.client_status == "running":
@@ -158,6 +168,7 @@ COLUMNS: dict[Kind, list[Column]] = {
     ],
     Kind.VM: [
         Column("vmid", "ID", lambda o, s, h: str(o.vmid)),
+        Column("type", "TYPE", lambda o, s, h: "CT" if o.is_container else "VM"),
         Column("name", "NAME", lambda o, s, h: o.name),
         Column("status", "STATUS", lambda o, s, h: status_text(o.status)),
         Column("group", "GRP", lambda o, s, h: o.group or ("tmpl" if o.template else "-")),
@@ -228,6 +239,17 @@ COLUMNS: dict[Kind, list[Column]] = {
         Column("weight", "WEIGHT", lambda o, s, h: f"{o.weight:.2f}"),
         Column("fabio", "FABIO", lambda o, s, h: o.fabio),
     ],
+    Kind.PVE_TASK: [
+        Column("started", "STARTED", lambda o, s, h: time.strftime(
+            "%m-%d %H:%M:%S", time.localtime(o.starttime))),
+        Column("node", "NODE", lambda o, s, h: o.node),
+        Column("type", "TYPE", lambda o, s, h: o.type),
+        Column("object", "ID", lambda o, s, h: o.object_id or "-"),
+        Column("user", "USER", lambda o, s, h: o.user),
+        Column("status", "STATUS", lambda o, s, h: task_status(o)),
+        Column("duration", "DURATION", lambda o, s, h: age(o.duration(time.time()))
+               if o.duration(time.time()) >= 1 else "<1s"),
+    ],
     Kind.HAPROXY: [
         Column("proxy", "PROXY", lambda o, s, h: o.proxy),
         Column("name", "NAME", lambda o, s, h: o.name),
@@ -244,7 +266,7 @@ RECORD: dict[Kind, type] = {
     Kind.HYPERVISOR: Hypervisor, Kind.VM: VM, Kind.SERVICE: Service, Kind.ALLOCATION: Allocation,
     Kind.JOB: Job, Kind.NOMAD_NODE: NomadNode, Kind.STORAGE: Storage,
     Kind.INSTANCE: ServiceInstance, Kind.MEMBER: Member, Kind.ROUTE: Route,
-    Kind.HAPROXY: HAProxyRow,
+    Kind.HAPROXY: HAProxyRow, Kind.PVE_TASK: PveTask,
 }
 
 

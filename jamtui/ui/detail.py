@@ -30,7 +30,7 @@ from ..plain import BLOCK_LIMIT, cells, line
 from ..plain import text as safe_text
 from ..store import Store
 from .check_view import check_link, history_rows
-from .columns import age, bar, gib, since, status_text
+from .columns import age, bar, gib, since, status_text, task_status
 
 Link = tuple[str, Kind, str]
 Rendered = tuple[RenderableType, list[Link]]
@@ -68,10 +68,10 @@ def hypervisor_detail(hv: Hypervisor, store: Store) -> Rendered:
                  ("memory", Text.assemble(bar(hv.mem / hv.maxmem if hv.maxmem else 0, 12),
                                           f" {gib(hv.mem)} / {gib(hv.maxmem)}")),
                  ("uptime", age(hv.uptime))]),
-        _section(f"VMs ({len(vms)})"),
-        _small_table(["ID", "NAME", "STATUS", "GROUP", "IP"],
-                     [[v.vmid, v.name, status_text(v.status), v.group or "-", v.ip or "-"]
-                      for v in vms]),
+        _section(f"Guests ({len(vms)})"),
+        _small_table(["ID", "TYPE", "NAME", "STATUS", "GROUP", "IP"],
+                     [[v.vmid, "CT" if v.is_container else "VM", v.name, status_text(v.status),
+                       v.group or "-", v.ip or "-"] for v in vms]),
         _section("Storage"),
         _small_table(["STORAGE", "TYPE", "USED", "SIZE"],
                      [[s.storage, s.type, bar(s.used / s.total if s.total else 0, 8),
@@ -85,8 +85,11 @@ def vm_detail(vm: VM, store: Store) -> Rendered:
     allocs = sorted(store.allocs_on(node.id), key=lambda a: a.name) if node else []
     instances = [i for i in store.items(Kind.INSTANCE) if i.node == vm.name]
     checks = {c.check_id: c for i in instances for c in i.checks}
+    tasks = guest_tasks(vm, store)
     body = Group(
-        _fields([("VM", f"{vm.vmid} {vm.name}"), ("status", status_text(vm.status)),
+        _fields([("container" if vm.is_container else "VM", f"{vm.vmid} {vm.name}"),
+                 ("type", "LXC container" if vm.is_container else "QEMU VM"),
+                 ("status", status_text(vm.status)),
                  ("hypervisor", vm.node), ("group", vm.group or "-"), ("ip", vm.ip or "-"),
                  ("cpu", Text.assemble(bar(vm.cpu, 12), f" of {vm.cpus} cores")),
                  ("memory", Text.assemble(bar(vm.mem / vm.maxmem if vm.maxmem else 0, 12),
@@ -99,12 +102,25 @@ def vm_detail(vm: VM, store: Store) -> Rendered:
         _section("Consul checks"),
         _small_table(["CHECK", "STATUS", "OUTPUT"],
                      [[c.name, status_text(c.status), c.output[:60]] for c in checks.values()]),
+        _section(f"Proxmox tasks ({len(tasks)})"),
+        _small_table(["STARTED", "TYPE", "USER", "STATUS", "DURATION"],
+                     [[time.strftime("%m-%d %H:%M:%S", time.localtime(t.starttime)), t.type,
+                       t.user, task_status(t), age(t.duration(time.time()))]
+                      for t in tasks]),
     )
     links: list[Link] = [(f"hypervisor {vm.node}", Kind.HYPERVISOR, vm.node)]
     if node:
         links.append((f"Nomad node {node.name}", Kind.NOMAD_NODE, node.id))
     links += [(f"allocation {a.short_id} {a.name}", Kind.ALLOCATION, a.id) for a in allocs]
+    links += [(f"task {t.type} {time.strftime('%H:%M:%S', time.localtime(t.starttime))} log",
+               Kind.PVE_TASK, t.upid) for t in tasks]
     return body, links
+
+
+def guest_tasks(vm: VM, store: Store, limit: int = 8) -> list[Any]:
+    """The newest Proxmox tasks on this guest (`/cluster/tasks` entries with its VMID)."""
+    tasks = [t for t in store.items(Kind.PVE_TASK) if t.object_id == str(vm.vmid)]
+    return sorted(tasks, key=lambda t: t.starttime, reverse=True)[:limit]
 
 
 def node_detail(node: NomadNode, store: Store) -> Rendered:

@@ -42,6 +42,7 @@ KEYMAP: tuple[Key, ...] = (
     Key("act('vm_shutdown')", "x", "shutdown", scope=Kind.VM.value, destructive=True),
     Key("act('vm_stop')", "X", "stop (hard)", scope=Kind.VM.value, destructive=True),
     Key("act('vm_reboot')", "R", "reboot", scope=Kind.VM.value, destructive=True),
+    Key("act('vm_migrate')", "M", "migrate", scope=Kind.VM.value, destructive=True),
     Key("act('alloc_restart')", "r", "restart", scope=Kind.ALLOCATION.value, destructive=True),
     Key("act('alloc_stop')", "x", "stop", scope=Kind.ALLOCATION.value, destructive=True),
     Key("act('job_stop')", "x", "stop", scope=Kind.JOB.value, destructive=True),
@@ -85,17 +86,21 @@ def screen_binding_ids() -> set[str]:
 
     from . import (
         check_view,
+        events_view,
         intentions_view,
         kv_view,
         log_view,
         routing_view,
         screens,
+        snapshots,
+        storage_view,
+        tasks_view,
         workflow_view,
     )
 
     ids: set[str] = set()
     for module in (log_view, routing_view, screens, workflow_view, kv_view, intentions_view,
-                   check_view):
+                   check_view, events_view, snapshots, storage_view, tasks_view):
         for obj in vars(module).values():
             if (isinstance(obj, type) and issubclass(obj, DOMNode)
                     and obj.__module__.startswith("jamtui")):

@@ -76,5 +76,6 @@ for _info in (
     KindInfo(Kind.MEMBER, "Consul node", (("members", "Consul members"),)),
     KindInfo(Kind.ROUTE, "", (("fabio", "Fabio routes"),)),
     KindInfo(Kind.HAPROXY, "", (("haproxy", "HAProxy"),)),
+    KindInfo(Kind.PVE_TASK, "", (("tasks", "Proxmox tasks (Enter: the task's log)"),)),
 ):
     register(_info)

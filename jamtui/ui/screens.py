@@ -191,6 +191,7 @@ class DetailScreen(Screen[None]):
         with Horizontal(id="detail-body"):
             with VerticalScroll(id="detail-main"):
                 yield Static(id="detail")
+                yield from _proxmox_panels(app, self.kind, self.object_id)
             with Vertical(id="detail-side"):
                 yield Label("Go to", classes="pane-title")
                 yield OptionList(id="links")
@@ -236,6 +237,21 @@ class DetailScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def _proxmox_panels(app: Any, kind: Kind, id_: str) -> ComposeResult:
+    """A VM's snapshot tree, a hypervisor's storage content: read on demand (#16)."""
+    if "proxmox" not in getattr(app.engine, "sources", {}):
+        return
+    obj = app.store.get(kind, id_)
+    if kind is Kind.VM and obj is not None and not obj.is_container and not obj.template:
+        from .snapshots import SnapshotPanel
+
+        yield SnapshotPanel(id_, id="snapshots")
+    elif kind is Kind.HYPERVISOR and obj is not None:
+        from .storage_view import StorageContentPanel
+
+        yield StorageContentPanel(id_, id="storage-panel")
 
 
 class HelpScreen(ModalScreen[None]):
@@ -288,7 +304,7 @@ class CommandScreen(ModalScreen["str | None"]):
     BINDINGS = [Binding("escape", "cancel", "cancel", id="command_cancel")]
 
     def compose(self) -> ComposeResult:
-        names = [*VIEWS, "routes", "workflows", "kv", "intentions", "overview"]
+        names = [*VIEWS, "routes", "workflows", "events", "kv", "intentions", "overview"]
         yield Input(placeholder=":view (" + ", ".join(names) + ")",
                     id="command", suggester=SuggestFromList(names, case_sensitive=False))
 

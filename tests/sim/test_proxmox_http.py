@@ -48,8 +48,9 @@ def test_reads_follow_the_api_viewer(lab: Lab) -> None:
     assert status["cpuinfo"]["cpus"] > 0 and status["memory"]["total"] > 0
 
     vms = p.cluster.resources.get(type="vm")
-    assert {r["type"] for r in vms} == {"qemu"}
-    assert all(r["id"] == f"qemu/{r['vmid']}" and isinstance(r["vmid"], int) for r in vms)
+    assert {r["type"] for r in vms} == {"qemu", "lxc"}  # the demo's container is a guest too
+    assert all(r["id"] == f"{r['type']}/{r['vmid']}" and isinstance(r["vmid"], int)
+               for r in vms)
     assert {r["template"] for r in vms} == {0, 1}  # booleans are 1/0
     storage = p.cluster.resources.get(type="storage")
     assert all(r["id"].startswith("storage/") for r in storage)

@@ -47,7 +47,7 @@ def test_read_only_tokens_show_everything_and_say_what_is_off(lab: Lab, tmp_path
         wait_for(lambda: {"quorum", "volumes"} <= {
             r.feature for r in store.backend("nomad").refused}, timeout=10)
         world = lab.world
-        assert store.count(Kind.VM) == lab.call(lambda: len(world.vms))
+        assert store.count(Kind.VM) == lab.call(lambda: len(world.vms) + len(world.containers))
         assert store.count(Kind.ALLOCATION) == lab.call(lambda: len(world.allocs)) > 0
         assert {s.name for s in store.items(Kind.SERVICE)} == set(
             lab.call(world.service_names))

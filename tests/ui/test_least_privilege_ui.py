@@ -48,7 +48,8 @@ async def test_cockpit_with_read_only_tokens(read_only_engine: tuple[Lab, Engine
     lab, engine = read_only_engine
     app = JamApp(engine)
     async with app.run_test(size=(200, 50)) as pilot:
-        vms, allocs = lab.call(lambda: (len(lab.world.vms), len(lab.world.allocs)))
+        vms, allocs = lab.call(lambda: (len(lab.world.vms) + len(lab.world.containers),
+                                        len(lab.world.allocs)))
         services = len(lab.call(lab.world.service_names))
         await until(pilot, lambda: pane(app, Kind.VM).table.row_count == vms)
         await until(pilot, lambda: pane(app, Kind.ALLOCATION).table.row_count == allocs)

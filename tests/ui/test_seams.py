@@ -89,17 +89,28 @@ def test_every_binding_has_an_id_and_keys_knows_the_screens_ones() -> None:
     from textual.binding import Binding
     from textual.dom import DOMNode
 
-    from jamtui.ui import keymap, log_view, routing_view, screens, workflow_view
+    from jamtui.ui import (
+        events_view,
+        keymap,
+        log_view,
+        routing_view,
+        screens,
+        snapshots,
+        storage_view,
+        tasks_view,
+        workflow_view,
+    )
 
-    for module in (log_view, routing_view, screens, workflow_view):
+    for module in (log_view, routing_view, screens, workflow_view, events_view, snapshots,
+                   storage_view, tasks_view):
         for obj in vars(module).values():
             if (isinstance(obj, type) and issubclass(obj, DOMNode)
                     and obj.__module__.startswith("jamtui")):
                 for b in obj.__dict__.get("BINDINGS", ()):
                     assert isinstance(b, Binding) and b.id, (obj.__name__, b)
     assert all(b.id for b in keymap.bindings(keymap.KEYMAP, {k.scope for k in keymap.KEYMAP}))
-    assert {"log_wrap", "log_filter", "workflow_logs", "confirm_yes"} <= (
-        keymap.screen_binding_ids())
+    assert {"log_wrap", "log_filter", "workflow_logs", "confirm_yes", "snapshot_delete",
+            "events_task_log", "tasklog_back"} <= keymap.screen_binding_ids()
     keymap.with_overrides({"log_wrap": "W", "vm_stop": "ctrl+k"})  # accepted
     with pytest.raises(ValueError, match="unknown action"):
         keymap.with_overrides({"log_wrapp": "W"})
