@@ -171,7 +171,7 @@ def test_logs_of_an_allocation_and_of_a_job(lab_config: tuple[Lab, Path]) -> Non
     job = run(["logs", "example", "--config", str(path)], lab.env())
     assert job.returncode == 0, job.stderr
     tagged = [line for line in job.stdout.splitlines() if "hello from" in line]
-    assert sorted(line.split(" | ")[0] for line in tagged) == sorted(
+    assert sorted({line.split(" | ")[0] for line in tagged}) == sorted(
         f"{name} server" for _, name in allocs)
 
     missing = run(["logs", "no-such-job", "--config", str(path)], lab.env())
