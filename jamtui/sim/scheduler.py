@@ -698,7 +698,7 @@ class Scheduler:
 
     def drift_usage(self: World) -> None:
         """Each running task's CPU and memory wander within what it asked for."""
-        rng = self.rng
+        rng = self.usage_rng
         for alloc in self.allocs.values():
             if alloc.client_status != "running":
                 if alloc.usage:

@@ -245,6 +245,7 @@ class World(Scheduler):
         self.inventory = inventory
         self.dns_hosts = inventory.hosts  # the records the `dns` role wrote
         self.rng = random.Random(seed)
+        self.usage_rng = random.Random(seed + 7)  # stats drift apart from the world's dice
         self.runtime: Runtime = runtime or PortOnlyRuntime()
         self.flap_rate = flap_rate
         self.log_rate = log_rate
