@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .node_cli import add_parser as add_node_parser
 
     add_node_parser(sub, common)
+    from .job_cli import add_parser as add_job_parser
+
+    add_job_parser(sub, common)
 
     lab = sub.add_parser("lab", help="run the embedded JamLab in the foreground")
     lab.add_argument("--seed", type=int, default=0, help="make a run repeatable (default 0)")
@@ -129,6 +132,10 @@ def _run(argv: Sequence[str] | None) -> int:
                 from .node_cli import run_node
 
                 return run_node(cfg, args)
+            if args.command == "job":
+                from .job_cli import run_job
+
+                return run_job(cfg, args)
             if args.command == "logs":
                 from .logs_cli import run_logs
                 from .sources.base import BackendError
