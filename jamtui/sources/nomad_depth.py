@@ -9,6 +9,7 @@ documented JSON; `NomadDepth` is a mixin of `NomadSource` for the requests.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -450,11 +451,15 @@ class NomadDepth:
         return dict(resp.json())
 
     def follow_run(self: NomadSource, job_id: str, eval_id: str, namespace: str,
-                   say: Callable[[str], None], timeout: float = 120.0) -> bool:
+                   say: Callable[[str], None], timeout: float = 120.0,
+                   stop: threading.Event | None = None) -> bool:
         """Follow the evaluation, then the deployment it made, to the end; True when the
-        job's allocations were placed and any deployment succeeded."""
+        job's allocations were placed and any deployment succeeded. A placement that
+        failed is said with its reasons and ends the follow (the allocations wait for room:
+        a blocked evaluation places them when it comes)."""
         params = {"namespace": namespace}
         deadline = time.monotonic() + timeout
+        stop = stop or threading.Event()
         status = ""
         ev: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -462,9 +467,8 @@ class NomadDepth:
             if ev.get("Status") != status:
                 status = str(ev.get("Status"))
                 say(f'evaluation {eval_id[:8]}: {status}')
-            if status in ("complete", "failed", "canceled"):
+            if status in ("complete", "failed", "canceled") or stop.wait(0.3):
                 break
-            time.sleep(0.3)
         if status != "complete":
             say(f"evaluation did not complete ({status or 'no answer'})")
             return False
@@ -474,6 +478,9 @@ class NomadDepth:
         for group, words in reasons.items():
             for w in words:
                 say(f'group "{group}" is pending: {w}')
+        if reasons:
+            say("the allocations wait in a blocked evaluation until there is room")
+            return False
         dep = self._request("GET", f"/v1/job/{job_id}/deployment", params=params)
         if not dep or int(dep.get("JobVersion", -1)) != int(job.get("Version", -2)):
             return not reasons
@@ -494,7 +501,8 @@ class NomadDepth:
                 say(f"the canaries wait for promotion: jamtui's :deployments → p, or "
                     f"nomad deployment promote {d.short_id}")
                 return not reasons
-            time.sleep(0.5)
+            if stop.wait(0.5):
+                return False
         say("gave up waiting for the deployment")
         return False
 

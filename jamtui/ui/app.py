@@ -71,6 +71,14 @@ class LabCommands(Provider):
         out.append(("Go to workflows: node add/remove, running and past (:workflows)",
                     partial(app.go_to_view, "workflows"), "view"))
         out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
+        out.append(("Go to deployments: Nomad deployments, promote/fail (:deployments)",
+                    partial(app.go_to_view, "deployments"), "view"))
+        out.append(("Go to namespaces: the Nomad scope (:ns)", partial(app.go_to_view, "ns"),
+                    "view"))
+        if not app.read_only:
+            from .nomad_views import ask_job_file
+
+            out.append(("Plan and run a Nomad job file", partial(ask_job_file, app), "action"))
         for kind, word in NAMED_KINDS.items():
             actions = [] if app.read_only else actions_for(kind)
             for obj in app.store.items(kind):
@@ -135,6 +143,10 @@ class JamApp(App[None]):
         self.start_engine = start_engine
         self.configured = set(engine.sources)
         self.history = History()
+        from .nomad_views import StatsPoller
+
+        self.stats_poller = StatsPoller(self)  # alloc/node stats, only for what is shown
+        self.namespace_scope = "*"  # `:ns`: the namespace the Nomad tables show
         self._pending: list[Change] = []
         self._pending_lock = threading.Lock()
         self._posted = False
@@ -185,6 +197,9 @@ class JamApp(App[None]):
             self.run_worker(self.engine.start, thread=True, name="engine start")
         self.push_screen(OverviewScreen())
         self.set_interval(15, self._refresh_ages)
+        from .nomad_views import poll_tick
+
+        self.set_interval(self.stats_poller.interval, lambda: poll_tick(self))
 
     def on_unmount(self) -> None:
         if self._unsubscribe:
@@ -255,8 +270,12 @@ class JamApp(App[None]):
 
             self.push_screen(WorkflowsScreen())
             return
+        from .nomad_views import open_view
+
+        if open_view(self, name):
+            return
         if name not in VIEWS:
-            known = ", ".join(["routes", "workflows", *VIEWS])
+            known = ", ".join(["routes", "workflows", "deployments", "ns", *VIEWS])
             self.notify(f"no view called {name!r}; try one of: {known}", severity="warning")
             return
         self.push_screen(ViewScreen(name))
@@ -456,6 +475,10 @@ class JamApp(App[None]):
         """Check, ask (for destructive ones, naming the object), then run in a worker."""
         if name == "logs":
             self.open_logs(obj)
+            return
+        from .nomad_views import handle_action
+
+        if handle_action(self, name, obj):  # deployments, versions, spec, plan-and-run
             return
         if self.read_only:
             self.notify("jamtui is read-only: actions are off.", severity="warning")
