@@ -62,7 +62,7 @@ class FabioSource(Source):
         for address in self.addresses:
             name = instance_name(address)
             try:
-                resp, latency = timed(lambda a=address: self._get(a))
+                resp, latency = timed(lambda a=address: self._get(a))  # type: ignore[misc]
                 resp.raise_for_status()
                 self._last[name] = decode_routes(name, resp.json())
                 slowest = max(slowest, latency)

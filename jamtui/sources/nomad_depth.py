@@ -20,7 +20,9 @@ from ..model import Deployment, DeploymentGroup, Kind, Namespace
 from .base import BackendError, http_problem
 
 if TYPE_CHECKING:
-    from .nomad import NomadSource
+    from ..config import NomadConfig
+    from ..store import Store
+    from .tls import TLSSettings
 
 MIB = 1024 * 1024
 
@@ -310,12 +312,30 @@ def decode_alloc_stats(d: dict[str, Any]) -> dict[str, tuple[float, int]]:
 class NomadDepth:
     """Requests of NomadSource for namespaces, deployments, versions, plans and stats."""
 
+    if TYPE_CHECKING:  # what NomadSource (and its Source base) provides
+        cfg: NomadConfig
+        store: Store
+        session: requests.Session
+        verify: Any
+        tls: TLSSettings
+        timeout: float
+        address: str
+        hint: str
+        requests_made: int
+
+        def _get(self, path: str, params: dict[str, str] | None = None
+                 ) -> requests.Response: ...
+        def _check(self, resp: requests.Response, ok: tuple[int, ...] = (200,)) -> None: ...
+        def refuse(self, feature: str, capability: str, message: str,
+                   kind: str = "") -> None: ...
+        def permit(self, feature: str) -> None: ...
+
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _url(self: NomadSource, path: str) -> str:
+    def _url(self, path: str) -> str:
         return f"{self.cfg.address.rstrip('/')}{path}"
 
-    def _ns_for_job(self: NomadSource, job_id: str) -> str:
+    def _ns_for_job(self, job_id: str) -> str:
         """The namespace of a job: the store knows it; else the configured one."""
         job = self.store.get(Kind.JOB, job_id)
         if job is not None:
@@ -323,7 +343,7 @@ class NomadDepth:
         ns = self.cfg.namespace or "default"
         return "default" if ns == "*" else ns
 
-    def _request(self: NomadSource, method: str, path: str, body: Any = None,
+    def _request(self, method: str, path: str, body: Any = None,
                  params: dict[str, str] | None = None, ok: tuple[int, ...] = (200,)) -> Any:
         self.requests_made += 1
         resp = self.session.request(method, self._url(path), json=body, params=params,
@@ -334,12 +354,12 @@ class NomadDepth:
                                             resp.text, self.hint))
         return resp.json() if resp.content else {}
 
-    def _list_ns(self: NomadSource) -> dict[str, str]:
+    def _list_ns(self) -> dict[str, str]:
         return {"namespace": self.cfg.namespace or "default"}
 
     # -- reads for the store -------------------------------------------------------------------
 
-    def read_namespaces(self: NomadSource) -> None:
+    def read_namespaces(self) -> None:
         """`GET /v1/namespaces`; a token without it turns off the namespace list only."""
         resp = self._get("/v1/namespaces")
         if resp.status_code == 403 and "not found" not in resp.text:
@@ -353,7 +373,7 @@ class NomadDepth:
         self.permit("namespaces")
         self.store.replace(Kind.NAMESPACE, [decode_namespace(n) for n in resp.json() or []])
 
-    def read_deployments(self: NomadSource) -> None:
+    def read_deployments(self) -> None:
         resp = self._get("/v1/deployments", params=self._list_ns())
         if resp.status_code == 403 and "not found" not in resp.text:
             self.refuse("deployments", "namespace:read-job", "Nomad deployments: not "
@@ -363,7 +383,7 @@ class NomadDepth:
         self.permit("deployments")
         self.store.replace(Kind.DEPLOYMENT, [decode_deployment(d) for d in resp.json() or []])
 
-    def apply_deployment(self: NomadSource, payload: dict[str, Any]) -> None:
+    def apply_deployment(self, payload: dict[str, Any]) -> None:
         raw = payload.get("Deployment")
         if isinstance(raw, dict) and raw.get("ID"):
             dep = decode_deployment(raw)
@@ -373,49 +393,49 @@ class NomadDepth:
 
     # -- reads on demand ------------------------------------------------------------------------
 
-    def job_spec(self: NomadSource, job_id: str) -> dict[str, Any]:
+    def job_spec(self, job_id: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/job/{job_id}",
                                   params={"namespace": self._ns_for_job(job_id)}))
 
-    def job_versions(self: NomadSource, job_id: str) -> dict[str, Any]:
+    def job_versions(self, job_id: str) -> dict[str, Any]:
         """`/v1/job/:id/versions?diffs=true`: Versions newest first, Diffs between them."""
         return dict(self._request("GET", f"/v1/job/{job_id}/versions", params={
             "diffs": "true", "namespace": self._ns_for_job(job_id)}))
 
-    def job_evaluations(self: NomadSource, job_id: str) -> list[dict[str, Any]]:
+    def job_evaluations(self, job_id: str) -> list[dict[str, Any]]:
         return list(self._request("GET", f"/v1/job/{job_id}/evaluations",
                                   params={"namespace": self._ns_for_job(job_id)}) or [])
 
-    def job_pending_reasons(self: NomadSource, job_id: str) -> dict[str, list[str]]:
+    def job_pending_reasons(self, job_id: str) -> dict[str, list[str]]:
         evals = self.job_evaluations(job_id)
         if not any(e.get("Status") == "blocked" for e in evals):
             return {}
         return why_pending(evals, self.job_spec(job_id))
 
-    def alloc_stats(self: NomadSource, alloc_id: str) -> dict[str, tuple[float, int]]:
+    def alloc_stats(self, alloc_id: str) -> dict[str, tuple[float, int]]:
         return decode_alloc_stats(self._request("GET",
                                                 f"/v1/client/allocation/{alloc_id}/stats"))
 
-    def node_stats(self: NomadSource, node_id: str) -> dict[str, Any]:
+    def node_stats(self, node_id: str) -> dict[str, Any]:
         return dict(self._request("GET", "/v1/client/stats", params={"node_id": node_id}))
 
     # -- actions ----------------------------------------------------------------------------
 
-    def promote(self: NomadSource, dep_id: str, groups: list[str] | None = None
+    def promote(self, dep_id: str, groups: list[str] | None = None
                 ) -> dict[str, Any]:
         body: dict[str, Any] = {"DeploymentID": dep_id}
         body.update({"Groups": groups} if groups else {"All": True})
         return dict(self._request("POST", f"/v1/deployment/promote/{dep_id}", body))
 
-    def fail_deployment(self: NomadSource, dep_id: str) -> dict[str, Any]:
+    def fail_deployment(self, dep_id: str) -> dict[str, Any]:
         return dict(self._request("POST", f"/v1/deployment/fail/{dep_id}",
                                   {"DeploymentID": dep_id}))
 
-    def pause_deployment(self: NomadSource, dep_id: str, pause: bool) -> dict[str, Any]:
+    def pause_deployment(self, dep_id: str, pause: bool) -> dict[str, Any]:
         return dict(self._request("POST", f"/v1/deployment/pause/{dep_id}",
                                   {"DeploymentID": dep_id, "Pause": pause}))
 
-    def revert(self: NomadSource, job_id: str, version: int, prior: int) -> dict[str, Any]:
+    def revert(self, job_id: str, version: int, prior: int) -> dict[str, Any]:
         """`/v1/job/:id/revert` with EnforcePriorVersion: refused if the job moved on."""
         ns = self._ns_for_job(job_id)
         return dict(self._request("POST", f"/v1/job/{job_id}/revert", {
@@ -424,16 +444,16 @@ class NomadDepth:
 
     # -- plan and run ------------------------------------------------------------------------
 
-    def parse_job(self: NomadSource, hcl: str) -> dict[str, Any]:
+    def parse_job(self, hcl: str) -> dict[str, Any]:
         return dict(self._request("POST", "/v1/jobs/parse",
                                   {"JobHCL": hcl, "Canonicalize": True}))
 
-    def plan_job(self: NomadSource, job: dict[str, Any]) -> dict[str, Any]:
+    def plan_job(self, job: dict[str, Any]) -> dict[str, Any]:
         ns = str(job.get("Namespace") or "default")
         return dict(self._request("POST", f"/v1/job/{job['ID']}/plan",
                                   {"Job": job, "Diff": True}, params={"namespace": ns}))
 
-    def run_checked(self: NomadSource, job: dict[str, Any], modify_index: int
+    def run_checked(self, job: dict[str, Any], modify_index: int
                     ) -> dict[str, Any]:
         """Register with EnforceIndex (as `nomad job run -check-index`)."""
         ns = str(job.get("Namespace") or "default")
@@ -450,7 +470,7 @@ class NomadDepth:
                                             resp.text, self.hint))
         return dict(resp.json())
 
-    def follow_run(self: NomadSource, job_id: str, eval_id: str, namespace: str,
+    def follow_run(self, job_id: str, eval_id: str, namespace: str,
                    say: Callable[[str], None], timeout: float = 120.0,
                    stop: threading.Event | None = None) -> bool:
         """Follow the evaluation, then the deployment it made, to the end; True when the
@@ -506,7 +526,7 @@ class NomadDepth:
         say("gave up waiting for the deployment")
         return False
 
-    def job_spec_ns(self: NomadSource, job_id: str, namespace: str) -> dict[str, Any]:
+    def job_spec_ns(self, job_id: str, namespace: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/v1/job/{job_id}", params={"namespace": namespace}))
 
 

@@ -159,12 +159,12 @@ class DeploymentsScreen(Screen[None]):
     """`:deployments`: every deployment, live from the event stream's Deployment topic."""
 
     BINDINGS = [
-        Binding("escape", "back", "back"),
-        Binding("p", "promote", "promote all"),
-        Binding("g", "promote_group", "promote group"),
-        Binding("f", "fail", "fail"),
-        Binding("P", "pause(True)", "pause"),
-        Binding("u", "pause(False)", "resume"),
+        Binding("escape", "back", "back", id="deployments_back"),
+        Binding("p", "promote", "promote all", id="deployment_promote_all"),
+        Binding("g", "promote_group", "promote group", id="deployment_promote_group"),
+        Binding("f", "fail", "fail", id="deployment_fail_one"),
+        Binding("P", "pause(True)", "pause", id="deployment_pause"),
+        Binding("u", "pause(False)", "resume", id="deployment_resume"),
     ]
 
     def __init__(self, job_id: str | None = None) -> None:
@@ -184,6 +184,9 @@ class DeploymentsScreen(Screen[None]):
                           "GROUPS healthy/desired canaries", "DESCRIPTION")
         self.refresh_rows()
         table.focus()
+        # a signal down: the store's changes, once per batch (ARCHITECTURE: the seams)
+        self.app.store_changed.subscribe(self, self.apply_changes,  # type: ignore[attr-defined]
+                                         immediate=True)
 
     def _deployments(self) -> list[Deployment]:
         store: Store = self.app.store  # type: ignore[attr-defined]
@@ -272,7 +275,7 @@ class DeploymentsScreen(Screen[None]):
 class NamespacesScreen(Screen["str | None"]):
     """`:ns`: the namespaces; Enter scopes the views to one, `*` to all."""
 
-    BINDINGS = [Binding("escape", "back", "back")]
+    BINDINGS = [Binding("escape", "back", "back", id="namespaces_back")]
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Namespaces: Enter scopes the views (* = every namespace)",
@@ -312,7 +315,8 @@ class JobHistoryScreen(Screen[None]):
     """The job's versions (newest first) with what changed from the version before, as
     `nomad job history -p`; `r` reverts to the highlighted one (EnforcePriorVersion)."""
 
-    BINDINGS = [Binding("escape", "back", "back"), Binding("r", "revert", "revert to this")]
+    BINDINGS = [Binding("escape", "back", "back", id="history_back"),
+                Binding("r", "revert", "revert to this", id="history_revert")]
 
     def __init__(self, job_id: str) -> None:
         super().__init__(name=f"history:{job_id}")
@@ -399,9 +403,11 @@ class JobHistoryScreen(Screen[None]):
                                       f" (evaluation {str(resp.get('EvalID', ''))[:8]})")
             self.load()
 
+        def start() -> None:
+            self.app.run_worker(go, thread=True, exit_on_error=False)
+
         _confirm(self.app, f"Revert job {self.job_id} from v{current} to v{target}? (refused "
-                 "if it changed meanwhile)",
-                 lambda: self.app.run_worker(go, thread=True, exit_on_error=False))
+                 "if it changed meanwhile)", start)
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -410,8 +416,9 @@ class JobHistoryScreen(Screen[None]):
 class JobSpecScreen(Screen[None]):
     """The job's spec as HCL-like text (`j`: the JSON); `s` saves what is shown."""
 
-    BINDINGS = [Binding("escape", "back", "back"), Binding("j", "toggle", "HCL/JSON"),
-                Binding("s", "save", "save")]
+    BINDINGS = [Binding("escape", "back", "back", id="spec_back"),
+                Binding("j", "toggle_json", "HCL/JSON", id="spec_json"),
+                Binding("s", "save", "save", id="spec_save")]
 
     def __init__(self, job_id: str) -> None:
         super().__init__(name=f"spec:{job_id}")
@@ -451,7 +458,7 @@ class JobSpecScreen(Screen[None]):
         self.query_one("#spec", Static).update(safe_text(self.text(), limit=None,
                                                          multiline=True))
 
-    def action_toggle(self) -> None:
+    def action_toggle_json(self) -> None:
         self.as_json = not self.as_json
         if self.spec is not None:
             self._show(self.spec)
@@ -486,7 +493,8 @@ class RunJobScreen(Screen[None]):
     with EnforceIndex after a confirmation, then the evaluation and deployment are
     followed here."""
 
-    BINDINGS = [Binding("escape", "back", "back"), Binding("y", "run", "run this plan")]
+    BINDINGS = [Binding("escape", "back", "back", id="run_back"),
+                Binding("y", "run", "run this plan", id="run_yes")]
 
     def __init__(self, path: str) -> None:
         super().__init__(name=f"run:{path}")
@@ -787,9 +795,9 @@ def detail_extra(app: Any, kind: Kind, id_: str) -> Any:
             return safe_text(f"\nnode stats: {poller.errors[id_]}", "yellow")
         if not stats:
             return Text("\nnode stats: reading…", style="dim")
-        mem = stats.get("Memory") or {}
-        total = int(mem.get("Total") or 0)
-        used = int(mem.get("Used") or 0)
+        memory = stats.get("Memory") or {}
+        total = int(memory.get("Total") or 0)
+        used = int(memory.get("Used") or 0)
         cpus = stats.get("CPU") or []
         avg = sum(float(c.get("Total") or 0) for c in cpus) / len(cpus) if cpus else 0.0
         disk = (stats.get("DiskStats") or [{}])[0]
@@ -857,8 +865,10 @@ def _polled(app: Any, allocs: set[str]) -> None:
         if latest is not None:
             app.history.add(f"acpu/{aid}", latest[0])
             app.history.add(f"amem/{aid}", float(latest[1]))
-    screen = app.screen
-    if hasattr(screen, "refresh_rows"):
-        screen.refresh_rows({Kind.ALLOCATION})
-    if hasattr(screen, "refresh_detail"):
-        screen.refresh_detail()
+    # the rows and details showing them redraw as on any store change (signal down)
+    changed: dict[Kind, set[str]] = {Kind.ALLOCATION: set(allocs)}
+    if poller.node_ids:
+        changed[Kind.NOMAD_NODE] = set(poller.node_ids)
+    if poller.jobs:
+        changed[Kind.JOB] = set(poller.jobs)
+    app.store_changed.publish(changed)
