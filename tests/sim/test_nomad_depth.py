@@ -219,10 +219,10 @@ def test_unplaceable_jobs_leave_a_blocked_evaluation_with_metrics(lab: Lab) -> N
 
 def test_deployment_fail_and_pause(lab: Lab) -> None:
     """api-docs/deployments#fail-deployment, #pause-deployment (and their refusals)."""
-    job = client(lab).job.get_job("example")
-    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = "nginx:1.29"
-    client(lab).job.register_job("example", {"Job": job})
-    dep = wait_for(lambda: (d := client(lab).job.get_deployment("example"))
+    job = client(lab).job.get_job("api")
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] = "ghcr.io/jamfox/api:2.5"
+    client(lab).job.register_job("api", {"Job": job})
+    dep = wait_for(lambda: (d := client(lab).job.get_deployment("api"))
                    and d["JobVersion"] == job["Version"] + 1 and d)
     paused = call(lab, "POST", f"/v1/deployment/pause/{dep['ID']}",
                   {"DeploymentID": dep["ID"], "Pause": True})

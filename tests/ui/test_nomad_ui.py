@@ -70,8 +70,8 @@ async def test_namespaces_deployments_versions_and_spec(lab_engine: tuple[Lab, E
         await pilot.press("enter")  # `*`
         await until(pilot, lambda: pane(app, Kind.JOB).table.row_count == 7)
 
-        # a new image for example: its canary waits; :deployments shows it live; p promotes
-        new_image(lab, "example", "nginx:1.28")
+        # a new image for api: its canary waits; :deployments shows it live; p promotes
+        new_image(lab, "api", "ghcr.io/jamfox/api:2.4")
         await command(pilot, app, "deployments")
         await until(pilot, lambda: isinstance(app.screen, DeploymentsScreen))
 
@@ -88,18 +88,19 @@ async def test_namespaces_deployments_versions_and_spec(lab_engine: tuple[Lab, E
         await pilot.press("y")
         await until(pilot, lambda: lab.call(lambda: any(
             d.status == "successful" and d.job_version == 1
-            for d in lab.world.deployments.values() if d.job_id == "example")), timeout=15)
+            for d in lab.world.deployments.values() if d.job_id == "api")), timeout=15)
         await until(pilot, lambda: any(d.status == "successful" and d.job_version == 1
                                        for d in engine.store.items(Kind.DEPLOYMENT)))
         await pilot.press("escape")
 
         # the job detail: its deployments; h: versions with the diff; r reverts (confirmed)
-        app.open_detail(Kind.JOB, "example")
+        app.open_detail(Kind.JOB, "api")
         await until(pilot, lambda: "Deployments" in detail_text(app))
-        assert "healthy 3" in detail_text(app)
+        assert "healthy 2" in detail_text(app)
         await pilot.press("h")
         await until(pilot, lambda: isinstance(app.screen, JobHistoryScreen))
-        await until(pilot, lambda: 'image: "nginx:1.27" => "nginx:1.28"' in text_of(
+        edit = 'image: "ghcr.io/jamfox/api:2.3" => "ghcr.io/jamfox/api:2.4"'
+        await until(pilot, lambda: edit in text_of(
             app.screen.query_one("#version-diff", Static).content))
         versions = app.screen.query_one(OptionList)
         versions.highlighted = 1
@@ -107,27 +108,27 @@ async def test_namespaces_deployments_versions_and_spec(lab_engine: tuple[Lab, E
         await until(pilot, lambda: app.screen.query("#dialog"))
         await pilot.press("y")
         await until(pilot, lambda: lab.call(
-            lambda: lab.world.jobs["example"].groups[0].tasks[0].config["image"]) ==
-            "nginx:1.27")
-        assert lab.call(lambda: lab.world.jobs["example"].version) == 2
+            lambda: lab.world.jobs["api"].groups[0].tasks[0].config["image"]) ==
+            "ghcr.io/jamfox/api:2.3")
+        assert lab.call(lambda: lab.world.jobs["api"].version) == 2
         await pilot.press("escape")
 
         # v: the spec as HCL-like text; s saves it to a new file
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         await pilot.press("v")
         await until(pilot, lambda: isinstance(app.screen, JobSpecScreen))
-        await until(pilot, lambda: 'job "example"' in text_of(
+        await until(pilot, lambda: 'job "api"' in text_of(
             app.screen.query_one("#spec", Static).content))
-        target = tmp_path / "example.nomad.hcl"
+        target = tmp_path / "api.nomad.hcl"
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, PromptScreen))
         app.screen.query_one("Input").value = str(target)
         await pilot.press("enter")
         await until(pilot, lambda: target.exists())
         saved = target.read_text()
-        assert 'image = "nginx:1.27"' in saved
+        assert 'image = "ghcr.io/jamfox/api:2.3"' in saved
         # what it saved is a job file Nomad parses back to the same job
-        assert job_from_api(parse_hcl(saved)).groups[0].count == 3
+        assert job_from_api(parse_hcl(saved)).groups[0].count == 2
 
 
 async def test_plan_and_run_a_job_file_why_pending_and_stats(lab_engine: tuple[Lab, Engine],
