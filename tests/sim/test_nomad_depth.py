@@ -16,9 +16,14 @@ from nomad.api import exceptions as nomad_errors
 
 from jamtui.sim.lab import Lab
 from tests.conftest import FAST
-from tests.helpers import wait_for
+from tests.helpers import wait_for as _wait_for
 
 WHOAMI = Path(__file__).resolve().parents[2] / "examples" / "whoami.nomad.hcl"
+
+
+def wait_for(cond: Any, timeout: float = 20.0) -> Any:
+    """Generous: the whole suite runs on two cores."""
+    return _wait_for(cond, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

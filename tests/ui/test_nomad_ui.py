@@ -23,9 +23,15 @@ from jamtui.ui.nomad_views import (
     RunJobScreen,
 )
 from jamtui.ui.screens import DetailScreen, PromptScreen
-from tests.ui.test_cockpit import detail_text, pane, text_of, until
+from tests.ui.test_cockpit import detail_text, pane, text_of
+from tests.ui.test_cockpit import until as wait
 
 WHOAMI = Path(__file__).resolve().parents[2] / "examples" / "whoami.nomad.hcl"
+
+
+async def until(pilot: Any, cond: Any, timeout: float = 20.0) -> Any:
+    """Generous: the whole suite runs on two cores."""
+    return await wait(pilot, cond, timeout)
 
 
 async def command(pilot: Any, app: JamApp, view: str) -> None:
@@ -79,7 +85,7 @@ async def test_namespaces_deployments_versions_and_spec(lab_engine: tuple[Lab, E
             return any(d.needs_promotion and "manual promotion" in d.status_description
                        for d in engine.store.items(Kind.DEPLOYMENT))
 
-        await until(pilot, waiting, timeout=15)
+        await until(pilot, waiting, timeout=30)
         await until(pilot, lambda: "⇡ promote" in text_of(
             app.screen.query_one("#deployment-detail", Static).content) or
             "promote" in str(app.screen.query_one(DataTable).get_row_at(0)))
@@ -88,7 +94,7 @@ async def test_namespaces_deployments_versions_and_spec(lab_engine: tuple[Lab, E
         await pilot.press("y")
         await until(pilot, lambda: lab.call(lambda: any(
             d.status == "successful" and d.job_version == 1
-            for d in lab.world.deployments.values() if d.job_id == "api")), timeout=15)
+            for d in lab.world.deployments.values() if d.job_id == "api")), timeout=30)
         await until(pilot, lambda: any(d.status == "successful" and d.job_version == 1
                                        for d in engine.store.items(Kind.DEPLOYMENT)))
         await pilot.press("escape")
@@ -150,13 +156,13 @@ async def test_plan_and_run_a_job_file_why_pending_and_stats(lab_engine: tuple[L
         def log_text() -> str:
             return "\n".join(s.text for s in app.screen.query_one(RichLog).lines)
 
-        await until(pilot, lambda: "Job Modify Index" in log_text(), timeout=10)
+        await until(pilot, lambda: "Job Modify Index" in log_text(), timeout=30)
         assert '+ Job: "hungry"' in log_text()
         assert "no node has 16 GiB of free memory" in log_text()
         await pilot.press("y")
         await until(pilot, lambda: app.screen.query("#dialog"))
         await pilot.press("y")
-        await until(pilot, lambda: "is pending: no node has 16 GiB" in log_text(), timeout=15)
+        await until(pilot, lambda: "is pending: no node has 16 GiB" in log_text(), timeout=30)
         assert lab.call(lambda: "hungry" in lab.world.jobs)
         await pilot.press("escape")
 
@@ -165,7 +171,7 @@ async def test_plan_and_run_a_job_file_why_pending_and_stats(lab_engine: tuple[L
                     and any(g.queued for g in j.groups))
         app.open_detail(Kind.JOB, "hungry")
         await until(pilot, lambda: "group web: no node has 16 GiB of free memory" in
-                    detail_text(app), timeout=15)
+                    detail_text(app), timeout=30)
         await pilot.press("escape")
         await pilot.press("escape")
 
@@ -179,14 +185,14 @@ async def test_plan_and_run_a_job_file_why_pending_and_stats(lab_engine: tuple[L
             return any("MHz" in str(alloc_table.get_row_at(r)[col])
                        for r in range(alloc_table.row_count))
 
-        await until(pilot, cpu_shown, timeout=15)
+        await until(pilot, cpu_shown, timeout=30)
         alloc = next(a for a in engine.store.items(Kind.ALLOCATION)
                      if a.client_status == "running" and a.job_id == "db")
         app.open_detail(Kind.ALLOCATION, alloc.id)
         await until(pilot, lambda: "postgres" in detail_text(app) and "MHz" in
-                    detail_text(app), timeout=15)
+                    detail_text(app), timeout=30)
         await pilot.press("escape")
         node = next(n for n in engine.store.items(Kind.NOMAD_NODE))
         app.open_detail(Kind.NOMAD_NODE, node.id)
         await until(pilot, lambda: "Node stats" in detail_text(app) and "GiB" in
-                    detail_text(app), timeout=15)
+                    detail_text(app), timeout=30)
