@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .node_cli import add_parser as add_node_parser
 
     add_node_parser(sub, common)
+    from .job_cli import add_parser as add_job_parser
+
+    add_job_parser(sub, common)
 
     from .exec_cli import add_parser as add_exec_parser
 
@@ -138,6 +141,10 @@ def _run(argv: Sequence[str] | None) -> int:
                 from .node_cli import run_node
 
                 return run_node(cfg, args)
+            if args.command == "job":
+                from .job_cli import run_job
+
+                return run_job(cfg, args)
             if args.command == "logs":
                 from .logs_cli import run_logs
                 from .sources.base import BackendError

@@ -63,7 +63,7 @@ class NomadConfig:
     token: Secret = field(default_factory=lambda: Secret(""))
     ca_file: str = ""
     insecure: bool = False
-    namespace: str = "default"
+    namespace: str = "*"  # every namespace; `[nomad] namespace` / NOMAD_NAMESPACE: one
     region: str = ""
     # TLS with client certificates (verify_https_client); server name: NOMAD_TLS_SERVER_NAME
     client_cert: str = ""

@@ -30,6 +30,8 @@ class Kind(StrEnum):
     BACKEND = "backends"
     TLS = "tls"  # per backend: verification off, the peer certificate's expiry
     PVE_TASK = "pve_tasks"  # Proxmox's /cluster/tasks: who did what to which guest
+    DEPLOYMENT = "deployments"  # Nomad deployments (live through the Deployment topic)
+    NAMESPACE = "namespaces"  # Nomad namespaces
 
 
 class Health(StrEnum):
@@ -247,6 +249,56 @@ class Allocation:
     @property
     def short_id(self) -> str:
         return self.id[:8]
+
+
+@dataclass(frozen=True)
+class DeploymentGroup:
+    """One task group's progress in a deployment."""
+
+    name: str
+    desired_total: int = 0
+    desired_canaries: int = 0
+    placed_canaries: int = 0
+    placed: int = 0
+    healthy: int = 0
+    unhealthy: int = 0
+    promoted: bool = False
+    auto_promote: bool = False
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    job_id: str
+    namespace: str = "default"
+    job_version: int = 0
+    status: str = ""  # running | paused | successful | failed | cancelled | pending | ...
+    status_description: str = ""
+    groups: tuple[DeploymentGroup, ...] = ()
+    create_index: int = 0
+    modify_index: int = 0
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("running", "paused", "pending", "blocked", "unblocking")
+
+    @property
+    def needs_promotion(self) -> bool:
+        return self.active and any(g.desired_canaries and not g.promoted for g in self.groups)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    description: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.name
 
 
 # -- Consul --------------------------------------------------------------------------------

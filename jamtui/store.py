@@ -45,6 +45,8 @@ OWNER: dict[Kind, str] = {
     Kind.NOMAD_NODE: "nomad",
     Kind.JOB: "nomad",
     Kind.ALLOCATION: "nomad",
+    Kind.DEPLOYMENT: "nomad",
+    Kind.NAMESPACE: "nomad",
     Kind.SERVICE: "consul",
     Kind.INSTANCE: "consul",
     Kind.MEMBER: "consul",

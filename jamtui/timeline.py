@@ -131,7 +131,7 @@ def _deployment(before: Any, after: Any, now: float) -> list[Entry]:
     status = getattr(after, "status", "")
     if before is not None and getattr(before, "status", "") == status:
         return []
-    kind = getattr(Kind, "DEPLOYMENT", None)
+    kind = Kind.DEPLOYMENT
     job = getattr(after, "job_id", "")
     label = f"deployment {str(after.id)[:8]}" + (f" ({job})" if job else "")
     description = getattr(after, "status_description", "")
@@ -174,9 +174,8 @@ DERIVERS: dict[Kind, Callable[[Any, Any, float], list[Entry]]] = {
     Kind.JOB: _job,
     Kind.INSTANCE: check_transitions,
     Kind.PVE_TASK: _tasks,
+    Kind.DEPLOYMENT: _deployment,
 }
-if getattr(Kind, "DEPLOYMENT", None) is not None:  # the Nomad source's deployments, if any
-    DERIVERS[Kind.DEPLOYMENT] = _deployment  # type: ignore[attr-defined]
 
 
 def derive(kind: Kind, before: Any, after: Any, now: float) -> list[Entry]:

@@ -106,7 +106,7 @@ def test_sources_logs_and_actions_over_mutual_tls(tls_lab: tuple[Lab, Path]) -> 
         health = {b.name: b.health for b in store.backends()}
         assert health["nomad"] is Health.OK and health["consul"] is Health.OK, \
             [b.last_error for b in store.backends()]
-        assert store.count(Kind.ALLOCATION) == 13 and store.count(Kind.SERVICE) > 3
+        assert store.count(Kind.ALLOCATION) == 14 and store.count(Kind.SERVICE) > 3
         wait_for(lambda: store.items(Kind.QUORUM) and len(store.items(Kind.QUORUM)) == 2)
         nomad_tls = wait_for(lambda: (t := store.get(Kind.TLS, "nomad")) and t.checked_at
                              and t)
@@ -208,7 +208,7 @@ def test_doctor_names_each_tls_failure(tls_lab: tuple[Lab, Path], tmp_path: Path
         engine = started(named)
         try:
             assert engine.store.backend("nomad").health is Health.OK
-            assert engine.store.count(Kind.ALLOCATION) == 13
+            assert engine.store.count(Kind.ALLOCATION) == 14  # every namespace
         finally:
             engine.stop()
 
@@ -289,7 +289,7 @@ async def test_cockpit_over_mutual_tls(tls_lab: tuple[Lab, Path]) -> None:
         async with app.run_test(size=(160, 48)) as pilot:
             for kind in (Kind.HYPERVISOR, Kind.VM, Kind.SERVICE, Kind.ALLOCATION):
                 await until(pilot, lambda k=kind: pane(app, k).table.row_count > 0, 15)
-            assert pane(app, Kind.ALLOCATION).table.row_count == 13
+            assert pane(app, Kind.ALLOCATION).table.row_count == 14
             bar = text_of(app.screen.query_one("HealthBar").render())
             assert "nomad ✓ ok" in bar and "consul ✓ ok" in bar, bar
             assert "TLS verification off" not in bar

@@ -33,6 +33,15 @@ _NOMAD_RULES: tuple[tuple[str, str, str | None], ...] = (
     ("*", r"/v1/status/.*", None),
     ("*", r"/v1/regions", None),
     ("GET", r"/v1/jobs", "namespace:list-jobs"),
+    ("GET", r"/v1/namespaces?(/.*)?", "namespace:list-jobs"),  # any namespace capability
+    ("*", r"/v1/jobs/parse", "namespace:parse-job"),
+    ("*", r"/v1/validate/job", "namespace:read-job"),
+    ("*", r"/v1/job/[^/]+/plan", "namespace:submit-job"),
+    ("GET", r"/v1/deployments?(/.*)?", "namespace:read-job"),
+    ("*", r"/v1/deployment/(promote|fail|pause)/[^/]+", "namespace:submit-job"),
+    ("GET", r"/v1/evaluations", "namespace:read-job"),
+    ("GET", r"/v1/client/allocation/[^/]+/stats", "namespace:read-job"),
+    ("GET", r"/v1/client/stats", "node:read"),
     ("*", r"/v1/jobs", "namespace:submit-job"),
     ("*", r"/v1/job/[^/]+/scale", "namespace:scale-job"),
     ("GET", r"/v1/job/.*", "namespace:read-job"),
@@ -57,6 +66,7 @@ NOMAD_TOPIC_CAPABILITY = {"Node": "node:read", "Job": "namespace:read-job",
                           "Allocation": "namespace:read-job",
                           "Evaluation": "namespace:read-job",
                           "Deployment": "namespace:read-job"}
+# (the Job, Allocation, Evaluation and Deployment topics follow the `namespace` parameter)
 
 
 # checked by the handler after the WebSocket upgrade (its token may come in the first frame,

@@ -121,12 +121,39 @@ class TaskSpec:
 
 
 @dataclass
+class UpdateSpec:
+    """A group's `update` block (job-specification/update); the lab models canaries."""
+
+    max_parallel: int = 1
+    canary: int = 0
+    auto_promote: bool = False
+    auto_revert: bool = False
+    min_healthy_time_ns: int = 10 * 10**9
+    healthy_deadline_ns: int = 5 * 60 * 10**9
+    progress_deadline_ns: int = 10 * 60 * 10**9
+
+
+@dataclass
+class Constraint:
+    """job-specification/constraint: `${attr.kernel.name} = linux`."""
+
+    ltarget: str
+    rtarget: str
+    operand: str = "="
+
+    def __str__(self) -> str:  # nomad/structs Constraint.String
+        return f"{self.ltarget} {self.operand} {self.rtarget}"
+
+
+@dataclass
 class GroupSpec:
     name: str
     count: int
     tasks: list[TaskSpec]
     ports: list[str] = field(default_factory=list)
     services: list[ServiceSpec] = field(default_factory=list)
+    update: UpdateSpec | None = None
+    constraints: list[Constraint] = field(default_factory=list)
 
 
 @dataclass
@@ -151,6 +178,10 @@ class Job:
     periodic: bool = False
     parameterized: bool = False
     spec: dict[str, Any] = field(default_factory=dict)  # the submitted Job JSON, if any
+    constraints: list[Constraint] = field(default_factory=list)
+    update: UpdateSpec | None = None  # the job-level update block (groups inherit it)
+    stable: bool = False
+    queued: dict[str, int] = field(default_factory=dict)  # group -> allocations not placed
 
     def group(self, name: str) -> GroupSpec | None:
         return next((g for g in self.groups if g.name == name), None)
@@ -209,6 +240,12 @@ class Alloc:
     followup_eval_id: str = ""
     migrate: bool = False
     logs: dict[tuple[str, str], LogFile] = field(default_factory=dict)
+    deployment_id: str = ""
+    canary: bool = False
+    healthy: bool | None = None  # the deployment's health verdict, None while unknown
+    cpu: int = 100  # what its tasks asked for (MHz, MiB): the scheduler's bin packing
+    memory: int = 128
+    usage: dict[str, tuple[float, int]] = field(default_factory=dict)  # task -> (MHz, bytes)
 
     @property
     def terminal(self) -> bool:
@@ -254,6 +291,58 @@ class Evaluation:
     modify_index: int = 0
     create_time: int = 0
     modify_time: int = 0
+    status_description: str = ""
+    previous_eval: str = ""
+    blocked_eval: str = ""
+    deployment_id: str = ""
+    failed_tg_allocs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queued_allocations: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class DeploymentState:
+    """One group's progress in a deployment (api-docs/deployments: TaskGroups)."""
+
+    desired_total: int
+    desired_canaries: int = 0
+    auto_promote: bool = False
+    auto_revert: bool = False
+    promoted: bool = False
+    placed_canaries: list[str] = field(default_factory=list)
+    placed_allocs: int = 0
+    healthy_allocs: int = 0
+    unhealthy_allocs: int = 0
+    progress_deadline_ns: int = 10 * 60 * 10**9
+    require_progress_by: int = 0  # unix ns
+
+
+@dataclass
+class Deployment:
+    id: str
+    job_id: str
+    namespace: str
+    job_version: int
+    job_modify_index: int
+    job_create_index: int
+    task_groups: dict[str, DeploymentState]
+    status: str = "running"
+    status_description: str = "Deployment is running"
+    create_index: int = 0
+    modify_index: int = 0
+    create_time: int = 0
+    modify_time: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("running", "paused", "pending", "blocked", "unblocking")
+
+
+@dataclass
+class Namespace:
+    name: str
+    description: str = ""
+    create_index: int = 1
+    modify_index: int = 1
 
 
 @dataclass

@@ -101,7 +101,7 @@ def alloc_stub(world: World, a: Alloc, task_states: bool = True) -> dict[str, An
             {name: task_state_json(ts) for name, ts in a.task_states.items()}
             if task_states else None
         ),
-        "DeploymentStatus": None,
+        "DeploymentStatus": _deployment_status(a),
         "FollowupEvalID": a.followup_eval_id,
         "NextAllocation": a.next_allocation,
         "PreviousAllocation": a.previous_allocation,
@@ -117,6 +117,11 @@ def alloc_stub(world: World, a: Alloc, task_states: bool = True) -> dict[str, An
         "CreateTime": a.create_time,
         "ModifyTime": a.modify_time,
     }
+
+
+def _deployment_status(a: Alloc) -> dict[str, Any] | None:
+    from .nomad_depth import deployment_status
+    return deployment_status(a)
 
 
 def alloc_full(world: World, a: Alloc, with_job: bool = True) -> dict[str, Any]:
@@ -221,6 +226,9 @@ def job_summary(world: World, job: Job) -> dict[str, Any]:
         g = groups.setdefault(a.task_group, dict.fromkeys(
             ("Queued", "Complete", "Failed", "Running", "Starting", "Lost", "Unknown"), 0))
         g[key.get(a.client_status, "Unknown")] += 1
+    for name, queued in job.queued.items():  # what the blocked evaluation waits to place
+        if name in groups:
+            groups[name]["Queued"] = queued
     return {
         "JobID": job.id,
         "Namespace": job.namespace,
@@ -274,6 +282,7 @@ def _service_json(s: ServiceSpec) -> dict[str, Any]:
 
 def job_json(world: World, job: Job) -> dict[str, Any]:
     """api-docs/jobs#read-job: the Job object (the parts the lab models)."""
+    from .nomad_depth import constraints_json, update_json
     return {
         "Region": "global",
         "Namespace": job.namespace,
@@ -285,11 +294,14 @@ def job_json(world: World, job: Job) -> dict[str, Any]:
         "AllAtOnce": False,
         "Datacenters": list(job.datacenters),
         "NodePool": job.node_pool,
-        "Constraints": None,
+        "Constraints": constraints_json(job.constraints),
+        "Update": update_json(job.update),
         "TaskGroups": [
             {
                 "Name": g.name,
                 "Count": g.count,
+                "Constraints": constraints_json(g.constraints),
+                "Update": update_json(g.update or job.update),
                 "Networks": [{"Mode": "host", "DynamicPorts": [
                     {"Label": p, "Value": 0, "To": 0, "HostNetwork": "default"}
                     for p in g.ports
@@ -308,7 +320,7 @@ def job_json(world: World, job: Job) -> dict[str, Any]:
         "Stop": job.stop,
         "Status": job.status,
         "StatusDescription": job.status_description,
-        "Stable": job.status == "running",
+        "Stable": job.stable,
         "Version": job.version,
         "SubmitTime": job.submit_time,
         "CreateIndex": job.create_index,
@@ -320,12 +332,13 @@ def job_json(world: World, job: Job) -> dict[str, Any]:
 
 def eval_json(ev: Evaluation) -> dict[str, Any]:
     """api-docs/evaluations#read-evaluation."""
+    from .nomad_depth import eval_extra
     return {
         "ID": ev.id, "Namespace": ev.namespace, "Priority": ev.priority, "Type": ev.type,
         "TriggeredBy": ev.triggered_by, "JobID": ev.job_id, "NodeID": ev.node_id,
         "Status": ev.status, "StatusDescription": "", "CreateIndex": ev.create_index,
         "ModifyIndex": ev.modify_index, "CreateTime": ev.create_time,
-        "ModifyTime": ev.modify_time,
+        "ModifyTime": ev.modify_time, **eval_extra(ev),
     }
 
 
@@ -429,6 +442,9 @@ def build_app(ctx: SimContext, heartbeat: float = 30.0, log_heartbeat: float = 1
     from . import exec as alloc_exec
 
     alloc_exec.add_routes(app, ctx)
+
+    from . import nomad_depth  # namespaces, deployments, versions, plans, evaluations, stats
+    nomad_depth.add_routes(app)
     return app
 
 
@@ -544,10 +560,19 @@ async def list_jobs(request: web.Request) -> web.Response:
     ])
 
 
+def _job_in_namespace(request: web.Request, w: World) -> Job:
+    """A job is read in its namespace (`namespace`, default "default"); the wildcard `*`
+    is for lists only: Nomad looks the job up in a namespace named "*" and finds none."""
+    job = w.get_job(request.match_info["id"])
+    wanted = request.query.get("namespace", "default")
+    if wanted != job.namespace:
+        raise SimError(404, "job not found")
+    return job
+
+
 async def read_job(request: web.Request) -> web.Response:
-    job_id = request.match_info["id"]
     return await _blocking_read(request, ("jobs",),
-                                lambda w: job_json(w, w.get_job(job_id)))
+                                lambda w: job_json(w, _job_in_namespace(request, w)))
 
 
 async def read_job_summary(request: web.Request) -> web.Response:
@@ -566,10 +591,12 @@ async def job_allocations(request: web.Request) -> web.Response:
 async def register_job(request: web.Request) -> web.Response:
     world = _world(request)
     _require_leader(world)
-    body = await _json_body(request)
-    job = job_from_spec(body.get("Job") or {})
+    from .nomad_depth import canonical, enforce_index, job_from_api
+    body = canonical(await _json_body(request))  # Go's encoding/json: keys in any case
+    job = job_from_api(body.get("Job"))
     if "id" in request.match_info and request.match_info["id"] != job.id:
         raise SimError(400, "Job ID does not match name")
+    enforce_index(world, job, body)
     ev = world.register_job(job)
     return _write_response(world, {
         "EvalID": ev.id if ev else "", "EvalCreateIndex": ev.create_index if ev else 0,
@@ -941,6 +968,9 @@ def _payload(world: World, topic: str, obj: Any) -> dict[str, Any]:
         return {"Job": job_json(world, obj)}
     if topic == "Evaluation":
         return {"Evaluation": eval_json(obj)}
+    if topic == "Deployment":  # api-docs/events: the Deployment topic
+        from .nomad_depth import deployment_json
+        return {"Deployment": deployment_json(obj)}
     return {}
 
 

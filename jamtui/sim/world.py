@@ -27,6 +27,7 @@ from .model import (
     Check,
     ConsulNode,
     ConsulSession,
+    Deployment,
     Evaluation,
     GiB,
     GroupSpec,
@@ -36,6 +37,7 @@ from .model import (
     KVEntry,
     LogFile,
     MiB,
+    Namespace,
     NomadEvent,
     NomadNode,
     PveTask,
@@ -44,8 +46,9 @@ from .model import (
     Snapshot,
     Storage,
     TaskSpec,
-    TaskState,
+    UpdateSpec,
 )
+from .scheduler import Scheduler, index_of, spec_key, task_event
 
 TEMPLATE_VMID = 9000
 LXC_VMID = 400  # the demo's container (ns1)
@@ -118,6 +121,7 @@ def default_jobs() -> list[Job]:
                     services=[
                         ServiceSpec("example", "http", tags=["urlprefix-example.jamfox.dev/"])
                     ],
+                    update=UpdateSpec(max_parallel=1, canary=0),
                 )
             ],
         ),
@@ -130,6 +134,7 @@ def default_jobs() -> list[Job]:
                     count=2,
                     ports=["http"],
                     tasks=[TaskSpec("api", config={"image": "ghcr.io/jamfox/api:2.3"})],
+                    update=UpdateSpec(max_parallel=1, canary=1, auto_promote=False),
                     services=[
                         ServiceSpec(
                             "api",
@@ -188,6 +193,21 @@ def default_jobs() -> list[Job]:
             ],
         ),
         Job(
+            id="web-staging",
+            type="service",
+            namespace="staging",
+            groups=[
+                GroupSpec(
+                    name="web",
+                    count=1,
+                    ports=["http"],
+                    tasks=[TaskSpec("server", config={"image": "nginx:1.27"})],
+                    services=[ServiceSpec("web-staging", "http",
+                                          tags=["staging"])],
+                )
+            ],
+        ),
+        Job(
             id="node-exporter",
             type="system",
             groups=[
@@ -209,7 +229,7 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-class World:
+class World(Scheduler):
     """The whole simulated lab. Construct, then `await start()` on the lab's loop."""
 
     def __init__(
@@ -232,6 +252,7 @@ class World:
         # containers draw from their own generator, so the rest of the lab (ids, load, log
         # chatter) is the same sequence for a seed as before containers existed
         self.ct_rng = random.Random(seed + 400)
+        self.usage_rng = random.Random(seed + 7)  # stats drift apart from the world's dice
         self.runtime: Runtime = runtime or PortOnlyRuntime()
         self.flap_rate = flap_rate
         self.log_rate = log_rate
@@ -274,7 +295,13 @@ class World:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pve_pid = 4000
         self._initial_jobs = list(jobs) if jobs is not None else default_jobs()
-        self._load: dict[str, int] = {}  # node id -> live allocations (see node_load)
+        self._load: dict[str, list[int]] = {}  # node id -> [allocs, MHz, MiB] (node_load)
+        self.deployments: dict[str, Deployment] = {}
+        self.job_versions: dict[str, list[Job]] = {}  # each job's kept versions, oldest first
+        self.namespaces: dict[str, Namespace] = {
+            "default": Namespace("default", "Default shared namespace"),
+            "staging": Namespace("staging", "Pre-production workloads"),
+        }
         self._load_at: int | None = None
 
     # -- ids, time and change notification -------------------------------------------------
@@ -443,6 +470,7 @@ class World:
             vm.netout += rng.randint(1000, 60000)
         rng = self.rng
         self._recompute_usage()
+        self.drift_usage()
         for alloc in self.allocs.values():
             if alloc.client_status != "running":
                 continue
@@ -1262,17 +1290,28 @@ class World:
     def _register_job(self, job: Job, trigger: str) -> Evaluation:
         idx = self.nomad.bump("jobs")
         old = self.jobs.get(job.id)
+        # an unchanged spec keeps its version (Nomad's Job.SpecChanged)
+        # (the same object changed in place, as tests do through the world, is a change too)
+        changed = old is None or old is job or spec_key(old) != spec_key(job)
         job.name = job.name or job.id
         job.submit_time = now_ns()
         job.create_index = old.create_index if old else idx
-        job.version = (old.version + 1) if old else 0
+        job.version = ((old.version + 1) if changed else old.version) if old else 0
         job.modify_index = job.job_modify_index = idx
         job.status = "pending"
+        job.stable = False if changed else (old.stable if old else False)
         self.jobs[job.id] = job
+        if changed:
+            self._remember_version(job)
         self._emit("Job", "JobRegistered", job.id, job, [])
-        if old is not None:
-            # a changed job replaces its allocations (a destructive update)
+        dep = self._new_deployment(job, old) if changed and not job.stop else None
+        if old is not None and changed:
+            # a changed job replaces its allocations (a destructive update), except where
+            # canaries go first: those groups keep the old version until the promotion
             for alloc in self.job_allocs(job.id):
+                state = dep.task_groups.get(alloc.task_group) if dep else None
+                if state is not None and state.desired_canaries:
+                    continue
                 if not alloc.terminal and alloc.job_version != job.version:
                     self._finish_alloc(alloc, "complete", "alloc is being updated", desired="stop")
         return self.reconcile(trigger=trigger, job_id=job.id)
@@ -1320,6 +1359,7 @@ class World:
         tg.count = count
         job.version += 1
         job.modify_index = job.job_modify_index = self.nomad.bump("jobs")
+        self._remember_version(job)
         for alloc in self.job_allocs(job_id):
             alloc.job_version = job.version if not alloc.terminal else alloc.job_version
         self._emit("Job", "JobRegistered", job.id, job, [])
@@ -1334,123 +1374,13 @@ class World:
         idx = self.nomad.bump("evals")
         ev = Evaluation(
             id=self.new_id(), job_id=job.id, triggered_by=trigger, type=job.type,
+            namespace=job.namespace,
             priority=job.priority, node_id=node_id, create_index=idx, modify_index=idx,
             create_time=now_ns(), modify_time=now_ns(),
         )
         self.evals[ev.id] = ev
         self._emit("Evaluation", "EvaluationUpdated", ev.id, ev, [job.id])
         return ev
-
-    # -- Nomad: the scheduler -----------------------------------------------------------------
-
-    def _eligible_nodes(self) -> list[NomadNode]:
-        return [
-            n for n in self.nodes.values()
-            if n.status == "ready" and n.eligibility == "eligible" and not n.drain
-        ]
-
-    def reconcile(self, trigger: str = "reconcile", job_id: str | None = None,
-                  node_id: str = "") -> Evaluation | None:
-        """Place and stop allocations until every job has what it asks for."""
-        first: Evaluation | None = None
-        for job in list(self.jobs.values()):
-            if job_id is not None and job.id != job_id:
-                continue
-            ev = self._new_eval(job, trigger, node_id) if job_id == job.id else None
-            first = first or ev
-            if job.stop:
-                continue
-            for group in job.groups:
-                self._reconcile_group(job, group, ev)
-            self._update_job_status(job)
-        if job_id is None and trigger != "reconcile":
-            return None
-        return first
-
-    def _reconcile_group(self, job: Job, group: GroupSpec, ev: Evaluation | None) -> None:
-        allocs = [a for a in self.job_allocs(job.id) if a.task_group == group.name]
-        live = [a for a in allocs if a.desired_status == "run" and not a.terminal]
-        nodes = self._eligible_nodes()
-        if job.type == "system":
-            have = {a.node_id for a in live}
-            for node in nodes:
-                if node.id not in have:
-                    self._place(job, group, node, 0, ev, None)
-            return
-        if job.type == "batch" and any(
-            a.client_status in ("complete", "running", "pending") for a in allocs
-        ):
-            return
-        for a in live:
-            if a.migrate and not a.next_allocation:
-                target = self._pick_node(nodes, exclude=a.node_id)
-                if target is not None:
-                    live.append(self._place(job, group, target, _index_of(a.name), ev, a))
-        # a migrating allocation with a replacement is counted once, through the replacement
-        staying = [a for a in live if not (a.migrate and a.next_allocation)]
-        want = group.count
-        if len(staying) > want:
-            for a in sorted(staying, key=lambda a: _index_of(a.name))[want:]:
-                self._finish_alloc(a, "complete", "alloc not needed due to job update",
-                                   desired="stop")
-            return
-        used = {_index_of(a.name) for a in live}
-        lost = [a for a in allocs if a.client_status == "lost" and not a.next_allocation]
-        for _ in range(want - len(staying)):
-            node = self._pick_node(nodes)
-            if node is None:
-                job.status_description = "no eligible nodes"
-                return
-            previous = lost.pop(0) if lost else None
-            i = _index_of(previous.name) if previous else 0
-            while i in used:
-                i += 1
-            used.add(i)
-            self._place(job, group, node, i, ev, previous)
-
-    def _pick_node(self, nodes: list[NomadNode], exclude: str = "") -> NomadNode | None:
-        candidates = [n for n in nodes if n.id != exclude]
-        if not candidates:
-            return None
-
-        return min(candidates, key=lambda n: (self.node_load(n.id), n.name))
-
-    def node_load(self, node_id: str) -> int:
-        """Live allocations on a node, counted once per change rather than per placement:
-        placing thousands of allocations must not rescan all of them each time."""
-        if self._load_at != self.nomad.tables.get("allocs"):
-            self._load.clear()
-            for a in self.allocs.values():
-                if not a.terminal:
-                    self._load[a.node_id] = self._load.get(a.node_id, 0) + 1
-            self._load_at = self.nomad.tables.get("allocs")
-        return self._load.get(node_id, 0)
-
-    def _place(self, job: Job, group: GroupSpec, node: NomadNode, index: int,
-               ev: Evaluation | None, previous: Alloc | None) -> Alloc:
-        ev = ev or self._new_eval(job, "reconcile")
-        counts_fresh = self._load_at == self.nomad.tables.get("allocs")
-        idx = self.nomad.bump("allocs")
-        alloc = Alloc(
-            id=self.new_id(), eval_id=ev.id, name=f"{job.id}.{group.name}[{index}]",
-            job_id=job.id, task_group=group.name, node_id=node.id, namespace=job.namespace,
-            job_type=job.type, job_version=job.version, create_index=idx, modify_index=idx,
-            alloc_modify_index=idx, create_time=now_ns(), modify_time=now_ns(),
-            previous_allocation=previous.id if previous else "",
-            task_states={t.name: TaskState(events=[_task_event("Received",
-                         "Task received by client")]) for t in group.tasks},
-        )
-        self.allocs[alloc.id] = alloc
-        if counts_fresh:  # keep the per-node counts current without a rescan
-            self._load[node.id] = self._load.get(node.id, 0) + 1
-            self._load_at = idx
-        if previous is not None:
-            previous.next_allocation = alloc.id
-            previous.modify_index = idx
-        self._emit("Allocation", "PlanResult", alloc.id, alloc, [job.id, ev.id])
-        if self._loop is not None:
-            self._later(self.task_delay, lambda: self._start_alloc(alloc.id))
-        return alloc
 
     async def _start_pending_allocs(self) -> None:
         await asyncio.gather(*[
@@ -1481,6 +1411,8 @@ class World:
                 _task_event("Started", "Task started by client"),
             ]
         self._set_client_status(alloc, "running", "Tasks are running")
+        if alloc.deployment_id:  # healthy once its tasks run (min_healthy_time not modelled)
+            self.deployment_alloc_health(alloc, True)
         for task in alloc.task_states:
             self.log_line(alloc.id, task, f"{alloc.name} {task}: started on {node.name}")
         self._register_alloc_services(alloc, job, group, node)
@@ -1530,6 +1462,8 @@ class World:
                     "Killed" if client_status != "complete" or desired else "Terminated",
                     description))
         self._set_client_status(alloc, client_status, description)
+        if client_status == "failed":
+            self.deployment_alloc_health(alloc, False)
         if alloc.ports:
             ports, alloc.ports = alloc.ports, {}
             self._spawn(self.runtime.stop(dataclasses.replace(alloc, ports=ports)))
@@ -1687,9 +1621,12 @@ class World:
             snap.events = list(obj.events)
         if not self.events or self.events[-1].index != self.nomad.index:
             self._buffered_indexes += 1
+        elif isinstance(obj, Deployment):
+            snap = copy.deepcopy(obj)
         self.events.append(
-            NomadEvent(self.nomad.index, topic, type_, key, "default"
-                       if topic != "Node" else "", filter_keys, snap)
+            NomadEvent(self.nomad.index, topic, type_, key,
+                       getattr(obj, "namespace", "default") if topic != "Node" else "",
+                       filter_keys, snap)
         )
         while self._buffered_indexes > self.event_buffer_size:
             oldest = self.events[0].index
@@ -1715,23 +1652,8 @@ def _group_of(name: str) -> str | None:
     return None
 
 
-def _index_of(alloc_name: str) -> int:
-    try:
-        return int(alloc_name.rsplit("[", 1)[1].rstrip("]"))
-    except (IndexError, ValueError):
-        return 0
-
-
-def _task_event(type_: str, message: str) -> dict[str, Any]:
-    return {
-        "Type": type_,
-        "Time": now_ns(),
-        "DisplayMessage": message,
-        "Details": {},
-        "Message": "",
-        "FailsTask": False,
-        "RestartReason": "",
-    }
+_index_of = index_of
+_task_event = task_event
 
 
 def _node_event(subsystem: str, message: str) -> dict[str, Any]:

@@ -35,10 +35,11 @@ from ..model import (
 )
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed
+from .nomad_depth import NomadDepth
 from .tls import TLSSettings
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-TOPICS = ("Node", "Job", "Allocation")
+TOPICS = ("Node", "Job", "Allocation", "Deployment")
 
 
 # -- decoding (pure) -----------------------------------------------------------------------
@@ -218,7 +219,7 @@ def split_stream(buffer: str) -> tuple[list[dict[str, Any]], str]:
 LONG_LIVED = 5.0  # seconds; a stream closed sooner than this is retried with backoff
 
 
-class NomadSource(Source):
+class NomadSource(NomadDepth, Source):
     name = "nomad"
     hint = "[nomad] token / NOMAD_TOKEN, [nomad] ca_file / NOMAD_CACERT"
 
@@ -322,7 +323,7 @@ class NomadSource(Source):
 
     def sync(self) -> None:
         """Read nodes, jobs and allocations whole and make the store exactly that."""
-        for path in ("/v1/nodes", "/v1/jobs", "/v1/allocations"):
+        for path in ("/v1/nodes", "/v1/jobs", "/v1/allocations", "/v1/deployments"):
             self._read_index.pop(path, None)
         (nodes, jobs, allocs, csi), latency = timed(lambda: (
             self._call(self.client.nodes.get_nodes),
@@ -330,9 +331,12 @@ class NomadSource(Source):
             self._call(self.client.allocations.get_allocations),
             self._csi_volumes(),
         ))
+        self.read_namespaces()
+        self.read_deployments()
         read = self._read_index
         self._seen = {"Node": read.get("/v1/nodes", 0), "Job": read.get("/v1/jobs", 0),
-                      "Allocation": read.get("/v1/allocations", 0)}
+                      "Allocation": read.get("/v1/allocations", 0),
+                      "Deployment": read.get("/v1/deployments", 0)}
         with self.store.batch():
             self.store.replace(Kind.NOMAD_NODE, [decode_node(n) for n in nodes])
             self.store.replace(Kind.STORAGE, decode_volumes(nodes, csi),
@@ -466,6 +470,8 @@ class NomadSource(Source):
                             scope=lambda s, n=name: s.backend == "nomad" and s.node == n)  # type: ignore[misc]
                 elif topic == "Job":
                     jobs.add(ev.get("Key", ""))
+                elif topic == "Deployment":
+                    self.apply_deployment(payload)
         for job_id in jobs - {""}:
             self._refresh_job(job_id)
 
@@ -550,17 +556,22 @@ class NomadSource(Source):
         return self._call(self.client.allocation.stop_allocation, alloc_id)
 
     def stop_job(self, job_id: str, purge: bool = False) -> dict[str, Any]:
-        return self._call(self.client.job.deregister_job, job_id, purge=purge or None)
+        params = {"namespace": self._ns_for_job(job_id)}  # a job lives in one namespace
+        if purge:
+            params["purge"] = "true"
+        return dict(self._request("DELETE", f"/v1/job/{job_id}", params=params))
 
     def start_job(self, job_id: str) -> dict[str, Any]:
         """Nomad has no 'start': re-register the stopped job's own spec with Stop unset."""
-        job = self._call(self.client.job.get_job, job_id)
+        job = self.job_spec(job_id)
         job["Stop"] = False
-        return self._call(self.client.job.register_job, job_id, {"Job": job})
+        return dict(self._request("POST", f"/v1/job/{job_id}", {"Job": job},
+                                  params={"namespace": self._ns_for_job(job_id)}))
 
     def scale(self, job_id: str, group: str, count: int, message: str = "") -> dict[str, Any]:
         body = {"Count": count, "Target": {"Group": group}, "Message": message or "jamtui"}
-        return self._action("post", f"job/{job_id}/scale", body)
+        return dict(self._request("POST", f"/v1/job/{job_id}/scale", body,
+                                  params={"namespace": self._ns_for_job(job_id)}))
 
     def drain(self, node_id: str, enable: bool, deadline_s: int = 3600) -> dict[str, Any]:
         spec = {"Deadline": deadline_s * 10**9, "IgnoreSystemJobs": False} if enable else None

@@ -87,6 +87,14 @@ class LabCommands(Provider):
         out.append(("Go to Consul intentions (:intentions)",
                     partial(app.go_to_view, "intentions"), "view"))
         out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
+        out.append(("Go to deployments: Nomad deployments, promote/fail (:deployments)",
+                    partial(app.go_to_view, "deployments"), "view"))
+        out.append(("Go to namespaces: the Nomad scope (:ns)", partial(app.go_to_view, "ns"),
+                    "view"))
+        if not app.read_only:
+            from .nomad_views import ask_job_file
+
+            out.append(("Plan and run a Nomad job file", partial(ask_job_file, app), "action"))
         for kind, word in NAMED_KINDS.items():
             actions = [a for a in actions_for(kind) if usable(f"act({a.name!r})", app.read_only)]
             for obj in app.store.items(kind):
@@ -158,6 +166,10 @@ class JamApp(App[None]):
         self.configured = set(engine.sources)
         self.history = History()
         self.check_history = CheckHistory()  # each check's changes seen this session
+        from .nomad_views import StatsPoller
+
+        self.stats_poller = StatsPoller(self)  # alloc/node stats, only for what is shown
+        self.namespace_scope = "*"  # `:ns`: the namespace the Nomad tables show
         # source threads put change events; one StoreChanged message per batch takes them
         self._changes: Inbox[Change] = Inbox(wake=lambda: self.post_message(StoreChanged()))
         self._unsubscribe: Any = None
@@ -209,6 +221,9 @@ class JamApp(App[None]):
             self.run_worker(self.engine.start, thread=True, name="engine start")
         self.push_screen(OverviewScreen())
         self.set_interval(15, self._refresh_ages)
+        from .nomad_views import poll_tick
+
+        self.set_interval(self.stats_poller.interval, lambda: poll_tick(self))
 
     def on_unmount(self) -> None:
         if self._unsubscribe:
@@ -287,8 +302,13 @@ class JamApp(App[None]):
 
             self.push_screen(IntentionsScreen())
             return
+        from .nomad_views import open_view
+
+        if open_view(self, name):
+            return
         if name not in VIEWS:
-            known = ", ".join(["routes", "workflows", "events", "kv", "intentions", *VIEWS])
+            known = ", ".join(["routes", "workflows", "events", "kv", "intentions",
+                               "deployments", "ns", *VIEWS])
             self.notify(f"no view called {name!r}; try one of: {known}", severity="warning")
             return
         self.push_screen(ViewScreen(name))
@@ -547,6 +567,10 @@ class JamApp(App[None]):
         """Check, ask (for destructive ones, naming the object), then run in a worker."""
         if name == "logs":
             self.open_logs(obj)
+            return
+        from .nomad_views import handle_action
+
+        if handle_action(self, name, obj):  # deployments, versions, spec, plan-and-run
             return
         if self.read_only:
             self.notify("jamtui is read-only: actions are off.", severity="warning")

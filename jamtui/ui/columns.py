@@ -270,5 +270,41 @@ RECORD: dict[Kind, type] = {
 }
 
 
+def _namespace(o: Any, s: Store, h: History) -> Text:
+    return safe_text(getattr(o, "namespace", "") or "default")
+
+
+def _alloc_cpu(a: Allocation, s: Store, h: History) -> Text:
+    """The allocation's CPU from its stats (polled only while its row is on screen)."""
+    series = h.get(f"acpu/{a.id}")
+    if a.client_status != "running" or not series:
+        return Text("-", style="dim")
+    top = max(series) or 1.0
+    return Text.assemble(f"{series[-1]:6.0f}MHz ", (sparkline([v / top for v in series], 6),
+                                                      "cyan"))
+
+
+def _alloc_mem(a: Allocation, s: Store, h: History) -> Text:
+    series = h.get(f"amem/{a.id}")
+    if a.client_status != "running" or not series:
+        return Text("-", style="dim")
+    return Text(f"{series[-1] / 1024**2:6.0f}MiB")
+
+
+NAMESPACE_COLUMN = Column("namespace", "NAMESPACE", _namespace)
+ALLOC_STATS_COLUMNS = [Column("cpu", "CPU", _alloc_cpu), Column("mem", "MEM", _alloc_mem)]
+
+
+def columns_for(kind: Kind, store: Store) -> list[Column]:
+    """The columns of a table: NAMESPACE where Nomad has more than one namespace, CPU and
+    MEM on allocations."""
+    cols = list(COLUMNS[kind])
+    if kind in (Kind.JOB, Kind.ALLOCATION) and store.count(Kind.NAMESPACE) > 1:
+        cols.insert(1 if kind is Kind.JOB else 2, NAMESPACE_COLUMN)
+    if kind is Kind.ALLOCATION:
+        cols += ALLOC_STATS_COLUMNS
+    return cols
+
+
 def plain(value: Any) -> str:
     return value.plain if isinstance(value, Text) else str(value)

@@ -48,6 +48,13 @@ KEYMAP: tuple[Key, ...] = (
     Key("act('job_stop')", "x", "stop", scope=Kind.JOB.value, destructive=True),
     Key("act('job_start')", "u", "start", scope=Kind.JOB.value),
     Key("act('job_scale')", "c", "scale", scope=Kind.JOB.value),
+    Key("act('job_run')", "n", "run a job file", scope=Kind.JOB.value),
+    Key("act('job_history')", "h", "versions", scope=Kind.JOB.value),
+    Key("act('job_spec')", "v", "spec", scope=Kind.JOB.value),
+    Key("act('job_deployments')", "d", "deployments", scope=Kind.JOB.value),
+    Key("act('deployment_promote')", "p", "promote", scope=Kind.JOB.value, destructive=True),
+    Key("act('deployment_fail')", "f", "fail deployment", scope=Kind.JOB.value,
+        destructive=True),
     Key("act('node_drain')", "n", "drain", scope=Kind.NOMAD_NODE.value, destructive=True),
     Key("act('node_eligibility')", "e", "eligibility", scope=Kind.NOMAD_NODE.value),
     Key("act('node_maintenance')", "m", "maintenance", scope=Kind.MEMBER.value,
@@ -63,7 +70,8 @@ KEYMAP: tuple[Key, ...] = (
     Key("act('shell')", "s", "shell", scope=Kind.HYPERVISOR.value),
 )
 
-READ_ONLY_OK = {"act('logs')"}  # object keys that change nothing, kept under --read-only
+READ_ONLY_OK = {"act('logs')", "act('job_history')", "act('job_spec')",
+                "act('job_deployments')"}  # object keys that change nothing, kept under --read-only
 
 
 def usable(action: str, read_only: bool) -> bool:

@@ -21,7 +21,7 @@ from ..model import Kind
 from ..plain import is_plain
 from ..plain import text as safe_text
 from ..store import Store
-from .columns import COLUMNS, History, plain
+from .columns import History, columns_for, plain
 from .keymap import Key, bind, for_scopes, usable
 
 FIRST_CHUNK = 200  # rows shown at once: more than any terminal is tall
@@ -78,7 +78,7 @@ class LiveTable(DataTable[Any]):
         self.kind = kind
         self.store = store
         self.history = history
-        self.columns_spec = COLUMNS[kind]
+        self.columns_spec = columns_for(kind, store)
         self.filter_text = ""
         self._texts: dict[str, tuple[str, ...]] = {}  # what each row shows, for diffing
         self._sort: tuple[str, bool] | None = None  # (column key, reverse)
@@ -95,6 +95,11 @@ class LiveTable(DataTable[Any]):
         # plain strings would be parsed as console markup by DataTable on every refresh
         # (and could misrender a name with brackets): hand it Text, parsed once, literally
         return [Cell.of(col.render(obj, self.store, self.history)) for col in self.columns_spec]
+
+    def _in_scope(self, obj: Any) -> bool:
+        from .nomad_views import in_scope  # `:ns`: one namespace or every one
+
+        return self.kind not in (Kind.JOB, Kind.ALLOCATION) or in_scope(self.app, obj)
 
     def _matches(self, texts: Iterable[str]) -> bool:
         if not self.filter_text:
@@ -139,7 +144,7 @@ class LiveTable(DataTable[Any]):
                 continue
             cells = self._cells(obj)
             texts = tuple(plain(c) for c in cells)
-            if not self._matches(texts):
+            if not self._matches(texts) or not self._in_scope(obj):
                 self._drop(id_)
             elif id_ in self._texts:
                 old = self._texts[id_]
@@ -160,7 +165,7 @@ class LiveTable(DataTable[Any]):
     def _add(self, obj: Any) -> None:
         cells = self._cells(obj)
         texts = tuple(plain(c) for c in cells)
-        if self._matches(texts):
+        if self._matches(texts) and self._in_scope(obj):
             self.add_row(*cells, key=str(obj.id))
             self._texts[str(obj.id)] = texts
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Group as RichGroup
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -205,6 +206,11 @@ class DetailScreen(Screen[None]):
     def refresh_detail(self) -> None:
         body, links = render(self.kind, self.object_id, self.jam.store,
                              getattr(self.jam, "check_history", None))
+        from .nomad_views import detail_extra
+
+        extra = detail_extra(self.jam, self.kind, self.object_id)
+        if extra is not None:
+            body = RichGroup(body, extra)
         self.query_one("#detail", Static).update(body)
         options = self.query_one(OptionList)
         wanted = [(line(label), f"{kind.value}|{id_}") for label, kind, id_ in links]
@@ -304,7 +310,8 @@ class CommandScreen(ModalScreen["str | None"]):
     BINDINGS = [Binding("escape", "cancel", "cancel", id="command_cancel")]
 
     def compose(self) -> ComposeResult:
-        names = [*VIEWS, "routes", "workflows", "events", "kv", "intentions", "overview"]
+        names = [*VIEWS, "routes", "workflows", "events", "kv", "intentions", "deployments",
+                 "ns", "overview"]
         yield Input(placeholder=":view (" + ", ".join(names) + ")",
                     id="command", suggester=SuggestFromList(names, case_sensitive=False))
 
