@@ -13,13 +13,14 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.style import Style
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -29,6 +30,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
 from ..plain import line, log_line, no_escapes, sgr_only
 from .inbox import Inbox
@@ -264,8 +266,9 @@ class LogLines(ScrollView, can_focus=True):
 
 class LogScreen(Screen[None]):
     """One or more followed logs in one viewer. `streams` may be a function: it is asked
-    again every second, and streams that appear join, those that go leave (a job's
-    allocations as they start and stop)."""
+    again every second (off the loop, by the screen's own thread worker), and streams that
+    appear join, those that go leave (a job's allocations as they start and stop). Each
+    stream is pumped by a thread worker of this screen, so every thread ends with it."""
 
     BINDINGS = [
         Binding("f,end", "resume", "follow", id="log_follow"),
@@ -292,7 +295,8 @@ class LogScreen(Screen[None]):
         super().__init__(name=f"logs:{title}")
         self.title_text = title
         self._streams_fn = streams if callable(streams) else None
-        self.streams: list[Stream] = streams() if callable(streams) else list(streams)
+        # asked by the watcher, off the loop (a function may read files: a journal's logs)
+        self.streams: list[Stream] = [] if callable(streams) else list(streams)
         self.capacity = capacity
         self.stream = "stdout"
         self.stderr_toggle = stderr_toggle
@@ -303,6 +307,7 @@ class LogScreen(Screen[None]):
         self._match = -1
         self._generation = 0  # followers of an older stream choice drop their lines
         self.closed = False
+        self._exit = threading.Event()  # set when closed: the watcher stops waiting
 
     @property
     def jam(self) -> JamApp:
@@ -319,9 +324,9 @@ class LogScreen(Screen[None]):
         self.query_one("#log-bar").display = False
         self.query_one(LogLines).focus()
         self.set_interval(0.05, self._flush)  # at most 20 redraws a second, whatever the rate
-        if self._streams_fn is not None:
-            self.set_interval(1.0, self._membership)
         self._start()
+        if self._streams_fn is not None:
+            self._watch_streams()
 
     def on_unmount(self) -> None:
         self.close()
@@ -356,8 +361,9 @@ class LogScreen(Screen[None]):
         self._followers[label] = follower
         tag = label if len(self.streams) > 1 or self._streams_fn is not None else ""
         stderr = self.stream == "stderr"
-        threading.Thread(target=self._pump, args=(follower, tag, stderr, self._generation),
-                         daemon=True, name=f"log:{label}").start()
+        self.run_worker(partial(self._pump, follower, tag, stderr, self._generation),
+                        thread=True, group="log-pump", name=f"log:{label}",
+                        exit_on_error=False)
 
     def _stop(self) -> None:
         for f in self._followers.values():
@@ -368,15 +374,42 @@ class LogScreen(Screen[None]):
         """Stop every follower for good (the tail is closed, not just hidden)."""
         if not self.closed:
             self.closed = True
+            self._exit.set()
             self._stop()
+            self.workers.cancel_node(self)  # its pumps and watcher end with it
             if self.on_close is not None:
                 self.on_close()
 
-    def _membership(self) -> None:
+    @work(thread=True, exit_on_error=False, group="log-streams", name="log streams")
+    def _watch_streams(self) -> None:
+        """Ask which streams there are now, every second, off the loop; ends with the screen
+        (cancelled when it goes, or its exit event set when the tail is closed)."""
         assert self._streams_fn is not None
+        worker = get_current_worker()
+        first, said = True, ""
+        while not worker.is_cancelled and not self._exit.is_set():
+            try:
+                now = dict(self._streams_fn())
+            except Exception as exc:  # a stream list that cannot be read now: said, retried
+                now = None
+                if str(exc) != said:
+                    said = str(exc)
+                    self._pending.put(entry(f"[jamtui] cannot list the streams: {exc}", "",
+                                            True, time.time()))
+            if now is not None and not worker.is_cancelled and not self._exit.is_set():
+                try:
+                    self.app.call_from_thread(self._membership, now, first)
+                except RuntimeError:  # the app has stopped
+                    return
+                first = False
+            self._exit.wait(1.0)
+
+    def _membership(self, now: dict[str, Callable[[str], Follower]],
+                    first: bool = False) -> None:
+        """On the loop: start the streams that came, stop those gone (the first list is
+        the tail's start, not news)."""
         if self.closed:
             return
-        now = dict(self._streams_fn())
         gone = [label for label in self._followers if label not in now]
         came = [(label, make) for label, make in now.items() if label not in self._followers]
         if not gone and not came:
@@ -387,15 +420,20 @@ class LogScreen(Screen[None]):
                 self._followers.pop(label).stop()
                 self._pending.put(entry(f"[jamtui] {label} left (no longer running)", label,
                                         False, time.time()))
-            for label, _ in came:
+            for label, _ in came if not first else ():
                 self._pending.put(entry(f"[jamtui] {label} joined", label, False,
                                         time.time()))
         for label, make in came:
             self._start_one(label, make)
 
     def _pump(self, follower: Follower, tag: str, stderr: bool, generation: int) -> None:
+        """A thread worker of this screen: the follower's lines into the inbox, until the
+        stream ends, the stream choice changes, or the screen goes (the worker cancelled)."""
+        worker = get_current_worker()
         try:
             for line in follower.lines():
+                if worker.is_cancelled:
+                    return
                 text = line.text if not getattr(line, "event", "") else \
                     f"[jamtui] {line.event}" + (f"; {line.text}" if line.text else "")
                 with self._pending.lock:
@@ -407,6 +445,9 @@ class LogScreen(Screen[None]):
                 if generation == self._generation:
                     self._pending.put(entry(f"[jamtui] log stream ended: {exc}", tag, True,
                                                time.time()))
+        finally:
+            if worker.is_cancelled:
+                follower.stop()
 
     def _flush(self) -> None:
         batch = self._pending.take(FLUSH_MAX)

@@ -325,14 +325,28 @@ class WorkflowScreen(Screen[None]):
     def action_resume(self) -> None:
         """Resume what stopped: the workflow, or its rollback if one began."""
         if self._what_applies()["resume"]:
-            try:
-                fresh = self.jam.workflows().resume(self.workflow.id)
-            except REFUSED as exc:
-                self.notify(f"cannot resume: {exc}", severity="error", timeout=12)
-                return
+            self._resume(self.workflow.id)
+
+    @work(thread=True, exclusive=True, group="workflow-resume", exit_on_error=False,
+          name="resume workflow")
+    def _resume(self, workflow_id: str) -> None:
+        """Off the loop (it reads the journal and the inventory, under the file's lock),
+        then the resumed workflow's screen replaces this one and it starts."""
+        jam = self.jam
+        try:
+            fresh = jam.workflows().resume(workflow_id)
+        except REFUSED as exc:
+            jam.call_from_thread(self.notify, f"cannot resume: {exc}", severity="error",
+                                 timeout=12)
+            return
+
+        def show() -> None:
             LIVE[fresh.id] = fresh
-            self.app.switch_screen(WorkflowScreen(fresh))
+            jam.switch_screen(WorkflowScreen(fresh))
             fresh.start()
+
+        if not get_current_worker().is_cancelled:
+            jam.call_from_thread(show)
 
     def action_rollback(self) -> None:
         if not self._what_applies()["rollback"]:
