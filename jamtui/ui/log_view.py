@@ -1,267 +1,46 @@
-"""The log viewer: a ring buffer of lines drawn with Textual's line API (only the visible
-lines are rendered, so the rate of the log does not matter), following or paused, with a
-search that highlights in place and a filter that keeps only matching lines; timestamps and
-wrapping on or off; ANSI colours kept. Several tails stay open (each following in the
-background) and are switched between."""
+"""The log viewer's screens: a ring buffer of lines drawn with Textual's line API (only the
+visible lines are rendered, so the rate of the log does not matter), following or paused,
+with a search that highlights in place and a filter that keeps only matching lines;
+timestamps and wrapping on or off; ANSI colours kept. Several tails stay open (each following
+in the background) and are switched between.
+
+Three rooms: `log_store.py` (the lines and their geometry, no Textual), `log_lines.py` (the
+widget that draws them), this module (the screens that feed it); the names of the first two
+are importable from here as before."""
 
 from __future__ import annotations
 
 import re
 import threading
 import time
-from bisect import bisect_right
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import partial
-from itertools import accumulate
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.geometry import Size
 from textual.screen import ModalScreen, Screen
-from textual.scroll_view import ScrollView
-from textual.strip import Strip
 from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from ..plain import line, log_line, no_escapes, sgr_only
+from ..plain import line
 from .inbox import Inbox
+from .log_lines import MATCH, STAMP, STDERR, LogLines
+from .log_store import STAMP_WIDTH, Entry, Follower, LineStore, Stream, entry
 from .messages import CloseTail, SwitchTail
 
 if TYPE_CHECKING:
     from .app import JamApp
 
-MATCH = Style(bgcolor="yellow", color="black", bold=True)
-STDERR = Style(color="red")
-STAMP = Style(color="cyan", dim=True)
+__all__ = ["MATCH", "STAMP", "STAMP_WIDTH", "STDERR", "Entry", "Follower", "LineStore",
+           "LogLines", "LogScreen", "Stream", "TailsScreen", "entry"]
+
 FLUSH_MAX = 10_000  # lines drawn in per 50 ms tick at most, so a flood cannot hog a frame
-STAMP_WIDTH = 13  # "HH:MM:SS.mmm "
-
-
-class Follower(Protocol):
-    def lines(self) -> Iterator[Any]: ...  # objects with .text (and .event)
-    def stop(self) -> None: ...
-
-
-# (label, make a follower for "stdout" or "stderr")
-Stream = tuple[str, Callable[[str], Follower]]
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    text: str  # plain: what search, filter and save see
-    source: str = ""  # "example.web[0] server" when several streams are merged
-    stderr: bool = False
-    at: float = 0.0  # when it arrived
-    raw: str | None = None  # the line with its ANSI colours, when it had any
-
-
-def entry(text: str, source: str = "", stderr: bool = False, at: float = 0.0) -> Entry:
-    # a line is data: only SGR colours may reach the renderer; titles, clipboard writes,
-    # hyperlinks, cursor and screen controls are removed, other controls shown visibly
-    if "\x1b" in text or "\x9b" in text:
-        return Entry(no_escapes(text), source, stderr, at, sgr_only(text))
-    return Entry(log_line(text), source, stderr, at)
-
-
-class LogLines(ScrollView, can_focus=True):
-    """Lines in a bounded ring; draws only what is on screen."""
-
-    def __init__(self, capacity: int = 100_000, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.entries: deque[Entry] = deque(maxlen=capacity)
-        self.search: re.Pattern[str] | None = None
-        self.keep: re.Pattern[str] | None = None
-        self.invert = False
-        self.follow = True
-        self.stamps = False
-        self.wrap = False
-        self._view: list[Entry] | None = None  # the filtered lines, when filtering
-        self._width = 0
-        # wrapping: the running total of rows after each line (absolute, so lines leaving the
-        # front only move `_cum_start`); the filtered view builds its own when needed
-        self._cum: list[int] = []
-        self._cum_start = 0
-        self._rows: list[int] | None = None
-        self.added = 0  # lines taken in since the start (for the benchmark)
-
-    # -- content ------------------------------------------------------------------------------
-
-    def _cells(self, e: Entry) -> int:
-        return (len(e.source) + 3 if e.source else 0) + len(e.text) + \
-            (STAMP_WIDTH if self.stamps else 0)
-
-    def _height(self, e: Entry, width: int) -> int:
-        return max(1, -(-self._cells(e) // width))
-
-    def add(self, entries: list[Entry]) -> None:
-        self.added += len(entries)
-        cap = self.entries.maxlen or len(entries)
-        entries = entries[-cap:]  # of a batch bigger than the buffer only its end stays
-        over = len(self.entries) + len(entries) - cap
-        cells = [self._cells(e) for e in entries]
-        self._width = max(self._width, max(cells, default=0))
-        self.entries.extend(entries)
-        if self.wrap:
-            width = self._wrap_width()
-            last = self._cum[-1] if self._cum else 0
-            cum = self._cum
-            for c in cells:
-                last += max(1, -(-c // width))
-                cum.append(last)
-            if over > 0:
-                self._cum_start += over
-                if self._cum_start > cap:
-                    del cum[:self._cum_start]
-                    self._cum_start = 0
-        if self.keep is not None:
-            self._view = None
-            self._rows = None
-        self._resize()
-
-    def shown_entries(self) -> list[Entry] | deque[Entry]:
-        if self.keep is None:
-            return self.entries
-        if self._view is None:
-            keep, invert = self.keep, self.invert
-            self._view = [e for e in self.entries if bool(keep.search(e.text)) != invert]
-        return self._view
-
-    def set_filter(self, pattern: re.Pattern[str] | None, invert: bool = False) -> None:
-        self.keep, self.invert, self._view = pattern, invert, None
-        self._relayout()
-
-    def set_stamps(self, on: bool) -> None:
-        self.stamps = on
-        self._width = max((self._cells(e) for e in self.entries), default=0)
-        self._relayout()
-
-    def set_wrap(self, on: bool) -> None:
-        self.wrap = on
-        self._relayout()
-
-    def clear(self) -> None:
-        self.entries.clear()
-        self._relayout()
-
-    def on_resize(self) -> None:
-        if self.wrap:
-            self._relayout()
-
-    def _wrap_width(self) -> int:
-        return max(10, self.size.width or 80)
-
-    def _relayout(self) -> None:
-        self._rows = None
-        self._cum, self._cum_start = [], 0
-        if self.wrap:
-            width = self._wrap_width()
-            self._cum = list(accumulate(self._height(e, width) for e in self.entries))
-        self._resize()
-
-    def _base(self) -> int:
-        """Rows of the lines that have left the front of the buffer."""
-        return self._cum[self._cum_start - 1] if self._cum_start else 0
-
-    def _total_rows(self) -> int:
-        if not self.wrap:
-            return len(self.shown_entries())
-        if self.keep is not None:
-            rows = self._filtered_rows()
-            return rows[-1] if rows else 0
-        return (self._cum[-1] - self._base()) if self._cum else 0
-
-    def _filtered_rows(self) -> list[int]:
-        if self._rows is None:
-            width = self._wrap_width()
-            self._rows = list(accumulate(self._height(e, width) for e in self.shown_entries()))
-        return self._rows
-
-    def _resize(self) -> None:
-        width = self._wrap_width() if self.wrap else self._width
-        self.virtual_size = Size(width, self._total_rows())
-        if self.follow:
-            self.scroll_end(animate=False)
-        self.refresh()
-
-    # -- drawing ------------------------------------------------------------------------------
-
-    def _locate(self, row: int) -> tuple[int, int]:
-        """(entry index, row within the entry) of a visual row."""
-        if not self.wrap:
-            return row, 0
-        if self.keep is not None:
-            cum, lo, base = self._filtered_rows(), 0, 0
-        else:
-            cum, lo, base = self._cum, self._cum_start, self._base()
-        i = bisect_right(cum, base + row, lo=lo)
-        before = cum[i - 1] if i > lo else base
-        return i - lo, base + row - before
-
-    def line_text(self, e: Entry) -> Text:
-        text = Text(no_wrap=True)
-        if self.stamps:
-            stamp = time.strftime("%H:%M:%S", time.localtime(e.at))
-            text.append(f"{stamp}.{int(e.at * 1000) % 1000:03d} ", style=STAMP)
-        if e.source:
-            text.append(line(e.source) + " │ ", style="dim")
-        offset = text.cell_len
-        if e.raw is not None:
-            body = Text.from_ansi(e.raw, no_wrap=True)
-            if e.stderr:
-                body.stylize(STDERR)
-            text.append_text(body)
-        else:
-            text.append(e.text, style=STDERR if e.stderr else "")
-        if self.search is not None:
-            for m in self.search.finditer(e.text):
-                text.stylize(MATCH, offset + m.start(), offset + m.end())
-        return text
-
-    def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        lines = self.shown_entries()
-        index, sub = self._locate(scroll_y + y)
-        if index >= len(lines) or scroll_y + y >= self._total_rows():
-            return Strip.blank(self.size.width)
-        segments = list(self.line_text(lines[index]).render(self.app.console))
-        if self.wrap:
-            width = self._wrap_width()
-            strip = Strip(segments).crop(sub * width, (sub + 1) * width)
-        else:
-            strip = Strip(segments).crop(scroll_x, scroll_x + self.size.width)
-        return strip.extend_cell_length(self.size.width)
-
-    def matches(self) -> list[int]:
-        if self.search is None:
-            return []
-        return [i for i, e in enumerate(self.shown_entries()) if self.search.search(e.text)]
-
-    def row_of(self, index: int) -> int:
-        if not self.wrap or index == 0:
-            return index
-        if self.keep is not None:
-            return self._filtered_rows()[index - 1]
-        return self._cum[self._cum_start + index - 1] - self._base()
-
-    # -- follow and pause -----------------------------------------------------------------------
-
-    def watch_scroll_y(self, old: float, new: float) -> None:
-        super().watch_scroll_y(old, new)
-        if new < old:
-            self.follow = False  # scrolling up pauses
-
-    def resume(self) -> None:
-        self.follow = True
-        self.scroll_end(animate=False)
 
 
 class LogScreen(Screen[None]):
