@@ -102,7 +102,7 @@ class RoutingScreen(Screen[None]):
         self.show_selected()
 
     def _rate(self) -> Text:
-        rows = [r for r in self.jam.store.items(Kind.HAPROXY)
+        rows = [r for r in self.jam.store.haproxy_rows()
                 if r.type == "frontend" and r.proxy != "stats"]
         for r in rows:
             self.jam.history.add(f"fe/{r.proxy}", float(r.request_rate))
