@@ -63,6 +63,21 @@ async def test_a_closed_log_screens_pump_threads_end(lab_engine: tuple[Lab, Engi
         assert time.monotonic() - started < 2
 
 
+async def test_many_streams_all_pump_at_once(lab_engine: tuple[Lab, Engine]) -> None:
+    """Pumps live as long as their screen: more of them than the loop's default pool has
+    threads (6 on 2 cores) must all run, none waiting for another to end."""
+    _, engine = lab_engine
+    app = JamApp(engine)
+    followers = [Stubborn() for _ in range(12)]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        app.open_tail(lambda: LogScreen("many", [(f"s{i}", lambda _s, f=f: f)
+                                                 for i, f in enumerate(followers)]))
+        await until(pilot, lambda: all(f.started.is_set() for f in followers), timeout=15)
+        await pilot.press("x")
+        await until(pilot, lambda: all(f.ended.is_set() for f in followers), timeout=5)
+
+
 async def test_resume_does_not_block_the_loop(lab_engine: tuple[Lab, Engine]) -> None:
     _, engine = lab_engine
     cfg = engine.config
