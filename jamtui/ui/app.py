@@ -7,12 +7,14 @@ nothing blocks the screen. Actions run in thread workers and report through noti
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.segment import Segment
 from rich.text import Text
@@ -60,7 +62,16 @@ from .screens import (
     ViewScreen,
 )
 
+if TYPE_CHECKING:
+    from textual.screen import ModalScreen
+
+    from ..workflows.node import NodeWorkflows
+
 ASK_SLICE = 0.1  # seconds a worker waits for an answer before checking it should stop
+# thread workers run in the loop's default executor, min(32, cores + 4) threads by default;
+# log pumps and readers live as long as their screens, so the pool must not run out (on 2
+# cores a workflow's five step logs and its screen's reader would leave one log waiting)
+WORKER_THREADS = 256
 
 
 
@@ -216,6 +227,8 @@ class JamApp(App[None]):
         self._close_messages_no_wait()
 
     def on_mount(self) -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(
+            max_workers=WORKER_THREADS, thread_name_prefix="jamtui-worker"))
         self._unsubscribe = self.store.subscribe(self._from_store)
         if self.start_engine:
             self.run_worker(self.engine.start, thread=True, name="engine start")
@@ -467,7 +480,7 @@ class JamApp(App[None]):
             title, [(title, make)], stderr_toggle=False,
             on_close=lambda: pool.release(target)))
 
-    def ask_from_thread(self, dialog: Any) -> bool:
+    def ask_from_thread(self, dialog: ModalScreen[bool]) -> bool:
         """From a worker thread: show a yes/no dialog and wait for the operator's answer, in
         short slices: "no" when the worker is cancelled or the app stops (quitting with the
         question open must not leave the thread, and so the process, waiting forever)."""
@@ -634,7 +647,7 @@ class JamApp(App[None]):
             return
         confirmed({})
 
-    def workflows(self) -> Any:
+    def workflows(self) -> NodeWorkflows:
         """Node add/remove on this engine, plans shown in the cockpit."""
         from ..workflows.node import NodeWorkflows
         from .workflow_view import PlanScreen

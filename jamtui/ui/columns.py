@@ -163,7 +163,7 @@ COLUMNS: dict[Kind, list[Column]] = {
         Column("cpu", "CPU", _hv_cpu),
         Column("mem", "MEM", lambda o, s, h: bar(o.mem / o.maxmem if o.maxmem else 0, 6)),
         Column("vms", "VMS", lambda o, s, h: str(sum(
-            1 for v in s.items(Kind.VM) if v.node == o.name and v.status == "running"))),
+            1 for v in s.vms() if v.node == o.name and v.status == "running"))),
         Column("uptime", "UP", lambda o, s, h: age(o.uptime)),
     ],
     Kind.VM: [

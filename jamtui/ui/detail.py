@@ -59,8 +59,8 @@ def _small_table(headers: list[str], rows: list[list[Any]]) -> Table:
 
 
 def hypervisor_detail(hv: Hypervisor, store: Store) -> Rendered:
-    vms = sorted((v for v in store.items(Kind.VM) if v.node == hv.name), key=lambda v: v.vmid)
-    storages = sorted((s for s in store.items(Kind.STORAGE) if s.node == hv.name),
+    vms = sorted((v for v in store.vms() if v.node == hv.name), key=lambda v: v.vmid)
+    storages = sorted((s for s in store.storages() if s.node == hv.name),
                       key=lambda s: s.storage)
     body = Group(
         _fields([("hypervisor", hv.name), ("status", status_text(hv.status)),
@@ -81,9 +81,9 @@ def hypervisor_detail(hv: Hypervisor, store: Store) -> Rendered:
 
 
 def vm_detail(vm: VM, store: Store) -> Rendered:
-    node = next((n for n in store.items(Kind.NOMAD_NODE) if n.name == vm.name), None)
+    node = next((n for n in store.nomad_nodes() if n.name == vm.name), None)
     allocs = sorted(store.allocs_on(node.id), key=lambda a: a.name) if node else []
-    instances = [i for i in store.items(Kind.INSTANCE) if i.node == vm.name]
+    instances = [i for i in store.instances() if i.node == vm.name]
     checks = {c.check_id: c for i in instances for c in i.checks}
     tasks = guest_tasks(vm, store)
     body = Group(
@@ -194,9 +194,9 @@ def alloc_detail(a: Allocation, store: Store) -> Rendered:
 
 def service_detail(s: Service, store: Store, checks: CheckHistory | None = None) -> Rendered:
     instances = sorted(store.instances_of(s.name), key=lambda i: i.id)
-    sidecars = [i for i in store.items(Kind.INSTANCE) if i.kind == "connect-proxy"
+    sidecars = [i for i in store.instances() if i.kind == "connect-proxy"
                 and i.service == f"{s.name}-sidecar-proxy"]
-    intentions = [i for i in store.items(Kind.INTENTION)
+    intentions = [i for i in store.intentions()
                   if i.destination in (s.name, "*") or i.source == s.name]
     rows = []
     for inst in instances:
@@ -235,7 +235,7 @@ def _action_text(action: str) -> Text:
 
 
 def job_detail(j: Job, store: Store) -> Rendered:
-    allocs = sorted((a for a in store.items(Kind.ALLOCATION) if a.job_id == j.id),
+    allocs = sorted((a for a in store.allocations() if a.job_id == j.id),
                     key=lambda a: (a.client_status != "running", a.name))
     body = Group(
         _fields([("job", j.id), ("type", j.type), ("status", status_text(j.status)),

@@ -1,271 +1,53 @@
-"""The log viewer: a ring buffer of lines drawn with Textual's line API (only the visible
-lines are rendered, so the rate of the log does not matter), following or paused, with a
-search that highlights in place and a filter that keeps only matching lines; timestamps and
-wrapping on or off; ANSI colours kept. Several tails stay open (each following in the
-background) and are switched between."""
+"""The log viewer's screens: a ring buffer of lines drawn with Textual's line API (only the
+visible lines are rendered, so the rate of the log does not matter), following or paused,
+with a search that highlights in place and a filter that keeps only matching lines;
+timestamps and wrapping on or off; ANSI colours kept. Several tails stay open (each following
+in the background) and are switched between.
+
+Three rooms: `log_store.py` (the lines and their geometry, no Textual), `log_lines.py` (the
+widget that draws them), this module (the screens that feed it); the names of the first two
+are importable from here as before."""
 
 from __future__ import annotations
 
 import re
 import threading
 import time
-from bisect import bisect_right
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from itertools import accumulate
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-from rich.style import Style
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.geometry import Size
 from textual.screen import ModalScreen, Screen
-from textual.scroll_view import ScrollView
-from textual.strip import Strip
 from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
-from ..plain import line, log_line, no_escapes, sgr_only
+from ..plain import line
 from .inbox import Inbox
+from .log_lines import MATCH, STAMP, STDERR, LogLines
+from .log_store import STAMP_WIDTH, Entry, Follower, LineStore, Stream, entry
 from .messages import CloseTail, SwitchTail
 
 if TYPE_CHECKING:
     from .app import JamApp
 
-MATCH = Style(bgcolor="yellow", color="black", bold=True)
-STDERR = Style(color="red")
-STAMP = Style(color="cyan", dim=True)
+__all__ = ["MATCH", "STAMP", "STAMP_WIDTH", "STDERR", "Entry", "Follower", "LineStore",
+           "LogLines", "LogScreen", "Stream", "TailsScreen", "entry"]
+
 FLUSH_MAX = 10_000  # lines drawn in per 50 ms tick at most, so a flood cannot hog a frame
-STAMP_WIDTH = 13  # "HH:MM:SS.mmm "
-
-
-class Follower(Protocol):
-    def lines(self) -> Iterator[Any]: ...  # objects with .text (and .event)
-    def stop(self) -> None: ...
-
-
-# (label, make a follower for "stdout" or "stderr")
-Stream = tuple[str, Callable[[str], Follower]]
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    text: str  # plain: what search, filter and save see
-    source: str = ""  # "example.web[0] server" when several streams are merged
-    stderr: bool = False
-    at: float = 0.0  # when it arrived
-    raw: str | None = None  # the line with its ANSI colours, when it had any
-
-
-def entry(text: str, source: str = "", stderr: bool = False, at: float = 0.0) -> Entry:
-    # a line is data: only SGR colours may reach the renderer; titles, clipboard writes,
-    # hyperlinks, cursor and screen controls are removed, other controls shown visibly
-    if "\x1b" in text or "\x9b" in text:
-        return Entry(no_escapes(text), source, stderr, at, sgr_only(text))
-    return Entry(log_line(text), source, stderr, at)
-
-
-class LogLines(ScrollView, can_focus=True):
-    """Lines in a bounded ring; draws only what is on screen."""
-
-    def __init__(self, capacity: int = 100_000, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.entries: deque[Entry] = deque(maxlen=capacity)
-        self.search: re.Pattern[str] | None = None
-        self.keep: re.Pattern[str] | None = None
-        self.invert = False
-        self.follow = True
-        self.stamps = False
-        self.wrap = False
-        self._view: list[Entry] | None = None  # the filtered lines, when filtering
-        self._width = 0
-        # wrapping: the running total of rows after each line (absolute, so lines leaving the
-        # front only move `_cum_start`); the filtered view builds its own when needed
-        self._cum: list[int] = []
-        self._cum_start = 0
-        self._rows: list[int] | None = None
-        self.added = 0  # lines taken in since the start (for the benchmark)
-
-    # -- content ------------------------------------------------------------------------------
-
-    def _cells(self, e: Entry) -> int:
-        return (len(e.source) + 3 if e.source else 0) + len(e.text) + \
-            (STAMP_WIDTH if self.stamps else 0)
-
-    def _height(self, e: Entry, width: int) -> int:
-        return max(1, -(-self._cells(e) // width))
-
-    def add(self, entries: list[Entry]) -> None:
-        self.added += len(entries)
-        cap = self.entries.maxlen or len(entries)
-        entries = entries[-cap:]  # of a batch bigger than the buffer only its end stays
-        over = len(self.entries) + len(entries) - cap
-        cells = [self._cells(e) for e in entries]
-        self._width = max(self._width, max(cells, default=0))
-        self.entries.extend(entries)
-        if self.wrap:
-            width = self._wrap_width()
-            last = self._cum[-1] if self._cum else 0
-            cum = self._cum
-            for c in cells:
-                last += max(1, -(-c // width))
-                cum.append(last)
-            if over > 0:
-                self._cum_start += over
-                if self._cum_start > cap:
-                    del cum[:self._cum_start]
-                    self._cum_start = 0
-        if self.keep is not None:
-            self._view = None
-            self._rows = None
-        self._resize()
-
-    def shown_entries(self) -> list[Entry] | deque[Entry]:
-        if self.keep is None:
-            return self.entries
-        if self._view is None:
-            keep, invert = self.keep, self.invert
-            self._view = [e for e in self.entries if bool(keep.search(e.text)) != invert]
-        return self._view
-
-    def set_filter(self, pattern: re.Pattern[str] | None, invert: bool = False) -> None:
-        self.keep, self.invert, self._view = pattern, invert, None
-        self._relayout()
-
-    def set_stamps(self, on: bool) -> None:
-        self.stamps = on
-        self._width = max((self._cells(e) for e in self.entries), default=0)
-        self._relayout()
-
-    def set_wrap(self, on: bool) -> None:
-        self.wrap = on
-        self._relayout()
-
-    def clear(self) -> None:
-        self.entries.clear()
-        self._relayout()
-
-    def on_resize(self) -> None:
-        if self.wrap:
-            self._relayout()
-
-    def _wrap_width(self) -> int:
-        return max(10, self.size.width or 80)
-
-    def _relayout(self) -> None:
-        self._rows = None
-        self._cum, self._cum_start = [], 0
-        if self.wrap:
-            width = self._wrap_width()
-            self._cum = list(accumulate(self._height(e, width) for e in self.entries))
-        self._resize()
-
-    def _base(self) -> int:
-        """Rows of the lines that have left the front of the buffer."""
-        return self._cum[self._cum_start - 1] if self._cum_start else 0
-
-    def _total_rows(self) -> int:
-        if not self.wrap:
-            return len(self.shown_entries())
-        if self.keep is not None:
-            rows = self._filtered_rows()
-            return rows[-1] if rows else 0
-        return (self._cum[-1] - self._base()) if self._cum else 0
-
-    def _filtered_rows(self) -> list[int]:
-        if self._rows is None:
-            width = self._wrap_width()
-            self._rows = list(accumulate(self._height(e, width) for e in self.shown_entries()))
-        return self._rows
-
-    def _resize(self) -> None:
-        width = self._wrap_width() if self.wrap else self._width
-        self.virtual_size = Size(width, self._total_rows())
-        if self.follow:
-            self.scroll_end(animate=False)
-        self.refresh()
-
-    # -- drawing ------------------------------------------------------------------------------
-
-    def _locate(self, row: int) -> tuple[int, int]:
-        """(entry index, row within the entry) of a visual row."""
-        if not self.wrap:
-            return row, 0
-        if self.keep is not None:
-            cum, lo, base = self._filtered_rows(), 0, 0
-        else:
-            cum, lo, base = self._cum, self._cum_start, self._base()
-        i = bisect_right(cum, base + row, lo=lo)
-        before = cum[i - 1] if i > lo else base
-        return i - lo, base + row - before
-
-    def line_text(self, e: Entry) -> Text:
-        text = Text(no_wrap=True)
-        if self.stamps:
-            stamp = time.strftime("%H:%M:%S", time.localtime(e.at))
-            text.append(f"{stamp}.{int(e.at * 1000) % 1000:03d} ", style=STAMP)
-        if e.source:
-            text.append(line(e.source) + " │ ", style="dim")
-        offset = text.cell_len
-        if e.raw is not None:
-            body = Text.from_ansi(e.raw, no_wrap=True)
-            if e.stderr:
-                body.stylize(STDERR)
-            text.append_text(body)
-        else:
-            text.append(e.text, style=STDERR if e.stderr else "")
-        if self.search is not None:
-            for m in self.search.finditer(e.text):
-                text.stylize(MATCH, offset + m.start(), offset + m.end())
-        return text
-
-    def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        lines = self.shown_entries()
-        index, sub = self._locate(scroll_y + y)
-        if index >= len(lines) or scroll_y + y >= self._total_rows():
-            return Strip.blank(self.size.width)
-        segments = list(self.line_text(lines[index]).render(self.app.console))
-        if self.wrap:
-            width = self._wrap_width()
-            strip = Strip(segments).crop(sub * width, (sub + 1) * width)
-        else:
-            strip = Strip(segments).crop(scroll_x, scroll_x + self.size.width)
-        return strip.extend_cell_length(self.size.width)
-
-    def matches(self) -> list[int]:
-        if self.search is None:
-            return []
-        return [i for i, e in enumerate(self.shown_entries()) if self.search.search(e.text)]
-
-    def row_of(self, index: int) -> int:
-        if not self.wrap or index == 0:
-            return index
-        if self.keep is not None:
-            return self._filtered_rows()[index - 1]
-        return self._cum[self._cum_start + index - 1] - self._base()
-
-    # -- follow and pause -----------------------------------------------------------------------
-
-    def watch_scroll_y(self, old: float, new: float) -> None:
-        super().watch_scroll_y(old, new)
-        if new < old:
-            self.follow = False  # scrolling up pauses
-
-    def resume(self) -> None:
-        self.follow = True
-        self.scroll_end(animate=False)
 
 
 class LogScreen(Screen[None]):
     """One or more followed logs in one viewer. `streams` may be a function: it is asked
-    again every second, and streams that appear join, those that go leave (a job's
-    allocations as they start and stop)."""
+    again every second (off the loop, by the screen's own thread worker), and streams that
+    appear join, those that go leave (a job's allocations as they start and stop). Each
+    stream is pumped by a thread worker of this screen, so every thread ends with it."""
 
     BINDINGS = [
         Binding("f,end", "resume", "follow", id="log_follow"),
@@ -292,7 +74,8 @@ class LogScreen(Screen[None]):
         super().__init__(name=f"logs:{title}")
         self.title_text = title
         self._streams_fn = streams if callable(streams) else None
-        self.streams: list[Stream] = streams() if callable(streams) else list(streams)
+        # asked by the watcher, off the loop (a function may read files: a journal's logs)
+        self.streams: list[Stream] = [] if callable(streams) else list(streams)
         self.capacity = capacity
         self.stream = "stdout"
         self.stderr_toggle = stderr_toggle
@@ -303,6 +86,7 @@ class LogScreen(Screen[None]):
         self._match = -1
         self._generation = 0  # followers of an older stream choice drop their lines
         self.closed = False
+        self._exit = threading.Event()  # set when closed: the watcher stops waiting
 
     @property
     def jam(self) -> JamApp:
@@ -319,9 +103,9 @@ class LogScreen(Screen[None]):
         self.query_one("#log-bar").display = False
         self.query_one(LogLines).focus()
         self.set_interval(0.05, self._flush)  # at most 20 redraws a second, whatever the rate
-        if self._streams_fn is not None:
-            self.set_interval(1.0, self._membership)
         self._start()
+        if self._streams_fn is not None:
+            self._watch_streams()
 
     def on_unmount(self) -> None:
         self.close()
@@ -356,8 +140,9 @@ class LogScreen(Screen[None]):
         self._followers[label] = follower
         tag = label if len(self.streams) > 1 or self._streams_fn is not None else ""
         stderr = self.stream == "stderr"
-        threading.Thread(target=self._pump, args=(follower, tag, stderr, self._generation),
-                         daemon=True, name=f"log:{label}").start()
+        self.run_worker(partial(self._pump, follower, tag, stderr, self._generation),
+                        thread=True, group="log-pump", name=f"log:{label}",
+                        exit_on_error=False)
 
     def _stop(self) -> None:
         for f in self._followers.values():
@@ -368,15 +153,42 @@ class LogScreen(Screen[None]):
         """Stop every follower for good (the tail is closed, not just hidden)."""
         if not self.closed:
             self.closed = True
+            self._exit.set()
             self._stop()
+            self.workers.cancel_node(self)  # its pumps and watcher end with it
             if self.on_close is not None:
                 self.on_close()
 
-    def _membership(self) -> None:
+    @work(thread=True, exit_on_error=False, group="log-streams", name="log streams")
+    def _watch_streams(self) -> None:
+        """Ask which streams there are now, every second, off the loop; ends with the screen
+        (cancelled when it goes, or its exit event set when the tail is closed)."""
         assert self._streams_fn is not None
+        worker = get_current_worker()
+        first, said = True, ""
+        while not worker.is_cancelled and not self._exit.is_set():
+            try:
+                now = dict(self._streams_fn())
+            except Exception as exc:  # a stream list that cannot be read now: said, retried
+                now = None
+                if str(exc) != said:
+                    said = str(exc)
+                    self._pending.put(entry(f"[jamtui] cannot list the streams: {exc}", "",
+                                            True, time.time()))
+            if now is not None and not worker.is_cancelled and not self._exit.is_set():
+                try:
+                    self.app.call_from_thread(self._membership, now, first)
+                except RuntimeError:  # the app has stopped
+                    return
+                first = False
+            self._exit.wait(1.0)
+
+    def _membership(self, now: dict[str, Callable[[str], Follower]],
+                    first: bool = False) -> None:
+        """On the loop: start the streams that came, stop those gone (the first list is
+        the tail's start, not news)."""
         if self.closed:
             return
-        now = dict(self._streams_fn())
         gone = [label for label in self._followers if label not in now]
         came = [(label, make) for label, make in now.items() if label not in self._followers]
         if not gone and not came:
@@ -387,15 +199,20 @@ class LogScreen(Screen[None]):
                 self._followers.pop(label).stop()
                 self._pending.put(entry(f"[jamtui] {label} left (no longer running)", label,
                                         False, time.time()))
-            for label, _ in came:
+            for label, _ in came if not first else ():
                 self._pending.put(entry(f"[jamtui] {label} joined", label, False,
                                         time.time()))
         for label, make in came:
             self._start_one(label, make)
 
     def _pump(self, follower: Follower, tag: str, stderr: bool, generation: int) -> None:
+        """A thread worker of this screen: the follower's lines into the inbox, until the
+        stream ends, the stream choice changes, or the screen goes (the worker cancelled)."""
+        worker = get_current_worker()
         try:
             for line in follower.lines():
+                if worker.is_cancelled:
+                    return
                 text = line.text if not getattr(line, "event", "") else \
                     f"[jamtui] {line.event}" + (f"; {line.text}" if line.text else "")
                 with self._pending.lock:
@@ -407,6 +224,9 @@ class LogScreen(Screen[None]):
                 if generation == self._generation:
                     self._pending.put(entry(f"[jamtui] log stream ended: {exc}", tag, True,
                                                time.time()))
+        finally:
+            if worker.is_cancelled:
+                follower.stop()
 
     def _flush(self) -> None:
         batch = self._pending.take(FLUSH_MAX)

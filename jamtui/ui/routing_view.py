@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
+from textual.worker import get_current_worker
 
 from ..model import Kind
 from ..plain import cells as plain_cells
@@ -102,7 +103,7 @@ class RoutingScreen(Screen[None]):
         self.show_selected()
 
     def _rate(self) -> Text:
-        rows = [r for r in self.jam.store.items(Kind.HAPROXY)
+        rows = [r for r in self.jam.store.haproxy_rows()
                 if r.type == "frontend" and r.proxy != "stats"]
         for r in rows:
             self.jam.history.add(f"fe/{r.proxy}", float(r.request_rate))
@@ -165,19 +166,21 @@ class RoutingScreen(Screen[None]):
         cid = self.selected_id()
         if cid is None:
             return
-        app = self.jam
         self.notify(f"tracing {cid}: DNS and one request through HAProxy…", timeout=3)
-        app.run_worker(partial(self._trace, cid), thread=True, group="trace",
-                       exit_on_error=False)
+        self.run_worker(partial(self._trace, cid), thread=True, group="trace",
+                        exit_on_error=False)
 
     def _trace(self, cid: str) -> None:
+        """A thread worker of this screen: it ends with the screen, whose tree it would
+        draw."""
         app = self.jam
         config = getattr(app.engine, "config", None)
         if config is None:
             return
         result = run_trace(app.store, config, getattr(app.engine, "inventory", None), cid,
                            probe=True)
-        app.call_from_thread(self._traced, cid, result)
+        if not get_current_worker().is_cancelled:
+            app.call_from_thread(self._traced, cid, result)
 
     def _traced(self, cid: str, result: Trace) -> None:
         self.traced[cid] = result

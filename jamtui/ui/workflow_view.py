@@ -37,7 +37,15 @@ from ..workflows.workflow import StepState, Workflow
 from .inbox import Inbox
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from textual.widgets import OptionList
+    from textual.widgets.option_list import Option
+
+    from ..workflows.journal import Journal
+    from ..workflows.node import NodeWorkflows
     from .app import JamApp
+    from .log_store import Stream
 
 # what building or resuming a workflow can refuse with: said, never raised
 REFUSED = (InventoryError, JournalError, StepFailed, OSError)
@@ -325,14 +333,28 @@ class WorkflowScreen(Screen[None]):
     def action_resume(self) -> None:
         """Resume what stopped: the workflow, or its rollback if one began."""
         if self._what_applies()["resume"]:
-            try:
-                fresh = self.jam.workflows().resume(self.workflow.id)
-            except REFUSED as exc:
-                self.notify(f"cannot resume: {exc}", severity="error", timeout=12)
-                return
+            self._resume(self.workflow.id)
+
+    @work(thread=True, exclusive=True, group="workflow-resume", exit_on_error=False,
+          name="resume workflow")
+    def _resume(self, workflow_id: str) -> None:
+        """Off the loop (it reads the journal and the inventory, under the file's lock),
+        then the resumed workflow's screen replaces this one and it starts."""
+        jam = self.jam
+        try:
+            fresh = jam.workflows().resume(workflow_id)
+        except REFUSED as exc:
+            jam.call_from_thread(self.notify, f"cannot resume: {exc}", severity="error",
+                                 timeout=12)
+            return
+
+        def show() -> None:
             LIVE[fresh.id] = fresh
-            self.app.switch_screen(WorkflowScreen(fresh))
+            jam.switch_screen(WorkflowScreen(fresh))
             fresh.start()
+
+        if not get_current_worker().is_cancelled:
+            jam.call_from_thread(show)
 
     def action_rollback(self) -> None:
         if not self._what_applies()["rollback"]:
@@ -357,13 +379,13 @@ class WorkflowScreen(Screen[None]):
         self.app.pop_screen()
 
 
-def open_workflow_logs(app: JamApp, journal: Any) -> None:
+def open_workflow_logs(app: JamApp, journal: Journal) -> None:
     from functools import partial
 
     from ..sources.logs import FileFollower
     from .log_view import LogScreen
 
-    def streams() -> list[Any]:
+    def streams() -> list[Stream]:
         # a step's log appears when the step starts: the viewer asks again every second
         steps = sorted(journal.dir.glob("*.log"), key=lambda p: p.stat().st_mtime)
         return [(p.stem, partial(lambda path, _stream: FileFollower(path), p)) for p in steps]
@@ -397,7 +419,7 @@ def open_node_add(app: JamApp) -> None:
     app.run_worker(prepare, thread=True, group="node-add", exclusive=True)
 
 
-def start_workflow(app: JamApp, build: Any) -> None:
+def start_workflow(app: JamApp, build: Callable[[NodeWorkflows], Workflow]) -> None:
     """Build the workflow in a thread (an add writes its inventory entry under the file's
     lock, which another editor may hold a moment), then show it and run it; refused input is
     said, nothing starts."""
@@ -465,7 +487,7 @@ class WorkflowsScreen(Screen[None]):
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show, options)
 
-    def _show(self, options: list[Any]) -> None:
+    def _show(self, options: list[Option]) -> None:
         from textual.widgets import OptionList
 
         listed = self.query_one("#wf-list", OptionList)
@@ -476,7 +498,7 @@ class WorkflowsScreen(Screen[None]):
         self.query_one("#wf-none").display = not options
         listed.focus()
 
-    def on_option_list_option_selected(self, event: Any) -> None:
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         running = LIVE.get(str(event.option.id))
         if running is not None and running.live:
             self.app.push_screen(WorkflowScreen(running))

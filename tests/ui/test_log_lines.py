@@ -56,3 +56,24 @@ async def test_wrapped_rows_map_to_lines_through_eviction_and_filters() -> None:
         piece = tail[(len(tail) - 1) // width * width:]
         y = lines._total_rows() - 1 - lines.scroll_offset.y
         assert lines.render_line(y).text.rstrip() == piece.rstrip()
+
+
+def test_the_line_store_lays_out_without_textual() -> None:
+    import subprocess
+    import sys
+
+    from jamtui.ui.log_store import LineStore
+
+    store = LineStore(capacity=3)
+    store.wrap_width = 10
+    store.set_wrap(True)
+    store.add([entry("a" * 25), entry("b"), entry("c" * 10), entry("d" * 11)])
+    assert [e.text[0] for e in store.shown()] == ["b", "c", "d"]  # "a" left the ring
+    assert store.total_rows() == 1 + 1 + 2
+    assert [store.locate(r) for r in range(4)] == [(0, 0), (1, 0), (2, 0), (2, 1)]
+    store.set_filter(re.compile("c|d"))
+    assert store.total_rows() == 3 and store.row_of(1) == 1
+    code = ("import sys, jamtui.ui.log_store; "
+            "print(any(m.startswith('textual') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
