@@ -267,6 +267,7 @@ class World:
         self._initial_jobs = list(jobs) if jobs is not None else default_jobs()
         self._load: dict[str, int] = {}  # node id -> live allocations (see node_load)
         self._load_at: int | None = None
+        self._starting: set[str] = set()  # allocations whose servers are starting
 
     # -- ids, time and change notification -------------------------------------------------
 
@@ -1232,6 +1233,17 @@ class World:
         ])
 
     async def _start_alloc(self, alloc_id: str) -> None:
+        # once per allocation: the lab's start and the placement's timer both call this, and
+        # a second start would overwrite (then stop) the first one's servers
+        if alloc_id in self._starting:
+            return
+        self._starting.add(alloc_id)
+        try:
+            await self._start_alloc_once(alloc_id)
+        finally:
+            self._starting.discard(alloc_id)
+
+    async def _start_alloc_once(self, alloc_id: str) -> None:
         alloc = self.allocs.get(alloc_id)
         if alloc is None or alloc.client_status != "pending" or alloc.desired_status != "run":
             return
