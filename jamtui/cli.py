@@ -381,10 +381,12 @@ def _lab_console(lab: object, stop: threading.Event) -> None:
             elif words[:1] == ["clear"] and len(words) <= 2:
                 lab.clear_fault(words[1] if len(words) == 2 else None)
                 print("faults cleared", flush=True)
+            elif words == ["requests"]:  # requests served so far per backend, one JSON line
+                print(json.dumps(dict(sorted(lab.faults.requests.items()))), flush=True)
             elif words:
-                print("commands: fault BACKEND KIND | clear [BACKEND]; backends: proxmox, "
-                      "nomad, consul, fabio, fabio:<node>, haproxy; kinds: down, slow, error, "
-                      "malformed, reset, forbidden, hang", flush=True)
+                print("commands: fault BACKEND KIND | clear [BACKEND] | requests; backends: "
+                      "proxmox, nomad, consul, fabio, fabio:<node>, haproxy; kinds: down, slow, "
+                      "error, malformed, reset, forbidden, hang", flush=True)
         except ValueError as exc:
             print(f"error: {exc}", flush=True)
 
