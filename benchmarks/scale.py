@@ -172,11 +172,13 @@ class Term:
         subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True)
 
 
-FULL = ("pve1", "vb0", "urlprefix-", "fabio.fabio[0]")
+# a hypervisor, a VM, a routed service and an allocation, each as a whole row
+FULL = (re.compile(r"pve\d+\s+● online"), re.compile(r"\b\d{3,4}\s+\S+\s+[●○] (running|stopped)"),
+        re.compile(r"urlprefix-"), re.compile(r"\b[0-9a-f]{8}\s+\S+\[\d+\]\s+[●✓]"))
 
 
 def full_frame(screen: str) -> bool:
-    return all(m in screen for m in FULL)
+    return all(m.search(screen) for m in FULL)
 
 
 def jamtui_cmd(root: str | None, config: Path, *args: str) -> tuple[str, dict[str, str]]:
@@ -364,6 +366,7 @@ def main() -> None:
     for name in labs:
         print(f"# lab {name} ...", file=sys.stderr, flush=True)
         table[name] = bench_lab(name, args.jamtui_root, args.runs, args.samples)
+        print(json.dumps({name: table[name]}, ensure_ascii=False), file=sys.stderr, flush=True)
     rows = list(next(iter(table.values())))
     print(f"jamtui from {args.jamtui_root or ROOT}; min/median/max of {args.runs} runs; "
           f"load average {os.getloadavg()[0]:.2f} (shared machine)")

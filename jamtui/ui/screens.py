@@ -97,10 +97,10 @@ class LabScreen(Screen[None]):
                 bar.refresh_health()
 
     def refresh_rows(self, kinds: set[Kind]) -> None:
-        """Re-render every row of these kinds (columns that show time or history)."""
+        """Recompute the time columns of these kinds, for the rows on screen only."""
         for pane in self.panes:
             if pane.kind in kinds:
-                pane.table.apply(list(pane.table._texts))
+                pane.table.refresh_times()
 
     # -- panes and tables --------------------------------------------------------------------
 

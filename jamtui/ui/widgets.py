@@ -153,6 +153,9 @@ class Pane(Vertical):
         self._waiting_clock = self.set_interval(1.0, self.refresh_title, pause=True)
         self.refresh_title()
 
+    def on_live_table_loaded(self, _: Any) -> None:
+        self.refresh_title()  # the count after a big table's chunked load, not its first chunk
+
     def refresh_title(self) -> None:
         labels = self.query(Label)
         if not labels:
