@@ -66,7 +66,11 @@ class Engine:
             source.start()
         self.certificates.start()
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 0.2) -> None:
+        """Tell every source to stop and give their threads `timeout` in all to end. Threads
+        that sleep between polls wake at once; one held in a blocking query (up to minutes)
+        is a daemon thread and is not waited for: `status` and quitting the cockpit used to
+        spend a full second here."""
         self.certificates.stop_event.set()
         for source in self.sources.values():
             source.stop_event.set()
