@@ -78,6 +78,13 @@ class Engine:
         for source in self.sources.values():
             source.stop(timeout=max(0.0, deadline - time.monotonic()))
 
+    def showing(self, kinds: set[str]) -> None:
+        """The screen shows objects of these kinds (Kind values): backends without a feed
+        poll faster while theirs are on screen."""
+        proxmox = self.sources.get("proxmox")
+        if proxmox is not None and hasattr(proxmox, "set_foreground"):
+            proxmox.set_foreground(bool(kinds & {"vms", "hypervisors"}))
+
     def wait_ready(self, timeout: float = 10.0) -> bool:
         """Wait until every source has answered once, well or not; False if some stay silent."""
         deadline = time.monotonic() + timeout

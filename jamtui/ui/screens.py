@@ -81,6 +81,12 @@ class LabScreen(Screen[None]):
         if self.panes:
             self.panes[0].table.focus()
 
+    def on_screen_resume(self) -> None:
+        # Proxmox is read every second while its VMs or hypervisors are on screen
+        showing = getattr(self.jam.engine, "showing", None)
+        if showing is not None:
+            showing({pane.kind.value for pane in self.panes})
+
     # -- live updates ------------------------------------------------------------------------
 
     def apply_changes(self, by_kind: dict[Kind, set[str]]) -> None:
