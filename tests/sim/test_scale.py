@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -64,6 +65,8 @@ async def test_scaled_world_has_the_asked_allocations_and_routes(tmp_path: Path)
         live = [a for a in w.allocs.values() if not a.terminal]
         assert len(live) == 600
         routes = fabio.api_routes(w) or []
+        body = fabio.routes_body(w)
+        assert json.loads(body) == routes and fabio.routes_body(w) is body  # encoded once
         assert {r["host"] for r in routes} == {f"svc{i:03d}.jamfox.dev" for i in range(20)}
         assert len(routes) == 600 - 80  # one target per service allocation
         # the routing table follows a failing check, though it is built from an index
