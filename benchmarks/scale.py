@@ -11,7 +11,8 @@ started from this checkout as a subprocess) jamtui runs in tmux (160x48) against
   allocation; paired in the same run with a bare Textual app's first frame (`bare_app.py`);
 - Nomad stop → row on screen: an allocation visible on screen is stopped through Nomad's HTTP
   API; the clock ends when its row no longer shows `●` (p50/p95 over --samples);
-- Proxmox VM stop/start outside jamtui → screen: the bastion VM, through Proxmox's HTTP API;
+- Proxmox VM stop/start outside jamtui → screen: the bastion VM, through Proxmox's HTTP API,
+  shown in `:vms` filtered to it (on the overview in the first runs of the before figures);
 - `:allocs` all rows loaded: Enter on `:allocs` → the last allocation (by name) on screen
   after Ctrl+End;
 - TUI idle CPU on the overview and on `:allocs`, and the lab's CPU meanwhile (from
@@ -259,13 +260,19 @@ def idle(lab: LabProc, term: Term, seconds: float) -> tuple[float, float, float]
     return 100 * (c1 - c0) / dt, 100 * (l1 - l0) / dt, served * 60 / dt
 
 
+def view(term: Term, name: str, enter: bool = True) -> None:
+    term.keys(":")
+    time.sleep(0.3)
+    term.keys(name)
+    time.sleep(0.3)
+    if enter:
+        term.keys("Enter")
+
+
 def open_allocs(lab: LabProc, term: Term, out: list[float]) -> None:
     allocs = lab.nomad("GET", "/v1/allocations")
     last = max((a["Name"] for a in allocs), key=natural)
-    term.keys(":")
-    time.sleep(0.3)
-    term.keys("allocs")
-    time.sleep(0.3)
+    view(term, "allocs", enter=False)
     t0 = time.perf_counter()
     term.keys("Enter")
     deadline = t0 + 60
@@ -319,11 +326,18 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
                 res["lab"].append(labcpu)
                 res["req"].append(req)
                 nomad_stops(lab, term, samples, res["stop"])
-                vm_power(lab, term, 2, res["vm"])
                 open_allocs(lab, term, res["allocs"])
                 time.sleep(3)
                 tui, _, _ = idle(lab, term, 10)
                 res["idle_a"].append(tui)
+                # the bastion's row on screen: `:vms` filtered to it (a big lab has 100 VMs)
+                view(term, "vms")
+                term.keys("/")
+                time.sleep(0.3)
+                term.keys("bastion", "Enter")
+                term.wait(lambda s: vm_glyph(s, "bastion") != "", 30, 0.05, "the bastion row")
+                time.sleep(1)
+                vm_power(lab, term, 2, res["vm"])
             finally:
                 term.close()
         headless(lab, root, runs, res, codes)
