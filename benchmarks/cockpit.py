@@ -209,8 +209,7 @@ async def big_table(n: int, samples: int) -> tuple[float, float, list[float]]:
             new = dataclasses.replace(old, client_status="failed" if i % 2 == 0 else "lost")
             store.upsert(Kind.ALLOCATION, new)  # the store's change event, as from a source
             t0 = time.perf_counter()
-            app.apply_changes(app._pending)
-            app._pending.clear()
+            app.apply_changes(app._changes.take())
             apply_ms.append((time.perf_counter() - t0) * 1000)
             await pilot.pause()
     return shown_s, open_s, apply_ms

@@ -202,6 +202,9 @@ def first_frames(lab: LabProc, root: str | None, runs: int, out: dict[str, list[
             term.wait(full_frame, 90, 0.01, "a full first frame")
             out["first"].append(time.perf_counter() - term.t0)
             out["over"].append(out["first"][-1] - out["bare"][-1])
+        except TimeoutError as exc:
+            out["failed"].append(1)
+            print(f"first frame: {str(exc)[:3000]}", file=sys.stderr, flush=True)
         finally:
             term.close()
 
@@ -310,7 +313,7 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
     lab = LabProc(LABS[name])
     res: dict[str, list[float]] = {k: [] for k in (
         "bare", "first", "over", "stop", "vm", "allocs", "idle_o", "idle_a", "lab", "req",
-        "status", "snapshot")}
+        "status", "snapshot", "failed")}
     codes: dict[str, set[int]] = {"status": set(), "snapshot": set()}
     try:
         time.sleep(3)
@@ -338,6 +341,9 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
                 term.wait(lambda s: vm_glyph(s, "bastion") != "", 30, 0.05, "the bastion row")
                 time.sleep(1)
                 vm_power(lab, term, 2, res["vm"])
+            except TimeoutError as exc:  # said in the table as a failed session, not a crash
+                res["failed"].append(1)
+                print(f"session: {str(exc)[:3000]}", file=sys.stderr, flush=True)
             finally:
                 term.close()
         headless(lab, root, runs, res, codes)
@@ -362,6 +368,8 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
                                     f"(exit {sorted(codes['status'])}/"
                                     f"{sorted(codes['snapshot'])})",
         "lab CPU with one TUI": mmm(res["lab"], "%"),
+        "runs that failed (no full frame / a change not shown in time)":
+            str(len(res["failed"])),
         "requests at the servers /min (TUI idle)":
             "/".join(f"{v:.0f}" for v in (min(res["req"]), statistics.median(res["req"]),
                                           max(res["req"]))) if res["req"] else "-",

@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--host", help="an inventory host: its logs over SSH (--unit or --file)")
     logs.add_argument("--unit", help="with --host: a systemd unit's journal (nomad, consul, …)")
     logs.add_argument("--file", help="with --host: a file to tail")
-    logs.add_argument("--trust", metavar="FINGERPRINT",
-                      help="with --host: accept this new host key (SHA256:…, as printed)")
+    logs.add_argument("--trust", metavar="FINGERPRINT", action="append", default=[],
+                      help="with --host: accept this new host key (SHA256:…, as printed); "
+                           "again for the bastion's")
     logs.add_argument("--task", help="the task (needed when the group runs several)")
     logs.add_argument("--stderr", action="store_true", help="stderr instead of stdout")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -148,7 +149,7 @@ def _run(argv: Sequence[str] | None) -> int:
                         return run_host_logs(cfg, load_inventory(cfg.inventory), args.host,
                                              unit=args.unit or "", path=args.file or "",
                                              lines=args.lines, follow=args.follow,
-                                             trust=args.trust or "", raw=args.raw)
+                                             trust=args.trust, raw=args.raw)
                     if not args.target:
                         raise BackendError("give an allocation or job, or --host")
                     return run_logs(cfg, args.target, task=args.task, stderr=args.stderr,
@@ -402,7 +403,7 @@ def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
         raise ConfigError(f"{cfg.path}: {exc}") from exc
     engine = Engine(cfg)
     read_only = bool(getattr(args, "read_only", False) or cfg.read_only)
-    app = JamApp(engine, read_only=read_only, keymap=keymap)
+    app = JamApp(engine, read_only=read_only, keymap=keymap, keys=dict(cfg.keys))
     app.run()
     return app.return_code or 0  # 1 after an unexpected exception (said in one line)
 

@@ -184,7 +184,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     """Load the config file (explicit path must exist; the default may be absent) and the env."""
     env = os.environ if env is None else env
     explicit = path is not None
-    file = Path(path) if explicit else default_config_path(env)
+    file = Path(path) if path is not None else default_config_path(env)
     cfg = Config()
     if file.exists() or explicit:
         cfg = _from_file(file)

@@ -7,7 +7,7 @@ import queue
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -20,10 +20,10 @@ from .sources.logs import LogFollower
 from .sources.ssh import (
     HostKeyChanged,
     HostKeyUnknown,
-    RemoteTail,
     fingerprint,
     host_target,
     journal_command,
+    open_host_tail,
     pool_for,
     tail_command,
 )
@@ -145,9 +145,20 @@ def _print_logs(cfg: Config, what: str, *, task: str | None, stderr: bool, follo
 
 
 def run_host_logs(cfg: Config, inventory: Inventory, host: str, *, unit: str = "",
-                  path: str = "", lines: int = 10, follow: bool = False, trust: str = "",
-                  out: TextIO = sys.stdout, raw: bool = False) -> int:
-    """`journalctl -u UNIT` or `tail FILE` on an inventory host, through the bastion if set."""
+                  path: str = "", lines: int = 10, follow: bool = False,
+                  trust: str | Sequence[str] = "", out: TextIO = sys.stdout,
+                  raw: bool = False) -> int:
+    """`journalctl -u UNIT` or `tail FILE` on an inventory host, through the bastion if set.
+    An unknown key (the bastion's or the host's) is accepted only when its fingerprint is one
+    given with `--trust`; else the command stops and says which one to give."""
+    trusted = {trust} if isinstance(trust, str) else set(trust)
+
+    def accept(host: str, key: Any) -> bool:
+        if fingerprint(key) in trusted:
+            return True
+        raise BackendError(f"{HostKeyUnknown(host, key)} To accept it: --trust "
+                           f"{fingerprint(key)}")
+
     try:
         target = host_target(inventory, host, cfg)
         pool = pool_for(cfg, inventory)
@@ -156,16 +167,12 @@ def run_host_logs(cfg: Config, inventory: Inventory, host: str, *, unit: str = "
     command = (journal_command(unit, lines or 10, follow) if unit
                else tail_command(path, lines or 10, follow))
     try:
-        for _ in range(2):
-            try:
-                pool.connect(target)
-                break
-            except HostKeyUnknown as exc:
-                if not trust or trust != fingerprint(exc.key):
-                    raise BackendError(f"{exc} To accept it: --trust {fingerprint(exc.key)}"
-                                       ) from None
-                pool.trust(target, exc.key)
-        tail = RemoteTail(pool, target, command)
+        try:
+            tail = open_host_tail(pool, target, command, accept)
+        except OSError as exc:
+            raise BackendError(str(exc)) from None
+        if tail is None:  # accept() raises instead of refusing; kept for the type
+            return 1
         try:
             shown = for_terminal(out, raw)
             for line in tail.lines():

@@ -19,12 +19,19 @@ from .model import (
     VM,
     Allocation,
     BackendStatus,
+    HAProxyRow,
     Health,
     Hypervisor,
+    Intention,
+    Job,
     Kind,
+    Member,
     NomadNode,
     Refusal,
+    Route,
+    Service,
     ServiceInstance,
+    Storage,
 )
 
 Op = Literal["added", "changed", "removed"]
@@ -191,6 +198,44 @@ class Store:
             subscribers = list(self._subscribers)
         for callback in subscribers:
             callback(changes)
+
+    # -- typed accessors, one per kind (items(kind) is Any; these are checked) ----------------
+
+    def hypervisors(self) -> list[Hypervisor]:
+        return self.items(Kind.HYPERVISOR)
+
+    def vms(self) -> list[VM]:
+        return self.items(Kind.VM)
+
+    def storages(self) -> list[Storage]:
+        return self.items(Kind.STORAGE)
+
+    def nomad_nodes(self) -> list[NomadNode]:
+        return self.items(Kind.NOMAD_NODE)
+
+    def jobs(self) -> list[Job]:
+        return self.items(Kind.JOB)
+
+    def allocations(self) -> list[Allocation]:
+        return self.items(Kind.ALLOCATION)
+
+    def services(self) -> list[Service]:
+        return self.items(Kind.SERVICE)
+
+    def instances(self) -> list[ServiceInstance]:
+        return self.items(Kind.INSTANCE)
+
+    def members(self) -> list[Member]:
+        return self.items(Kind.MEMBER)
+
+    def intentions(self) -> list[Intention]:
+        return self.items(Kind.INTENTION)
+
+    def routes(self) -> list[Route]:
+        return self.items(Kind.ROUTE)
+
+    def haproxy_rows(self) -> list[HAProxyRow]:
+        return self.items(Kind.HAPROXY)
 
     # -- cross-links ---------------------------------------------------------------------------
 

@@ -141,19 +141,17 @@ def test_hostile_names_leave_the_terminal_alone(tmp_path: Any) -> None:
             assert state() == (before, "1"), term.screen()
             term.wait_for("hostile.t␛]0;PWNED␇[0]", timeout=30)  # shown, not obeyed
             for view, seen in (("jobs", "g[/x] 1/0/0"), ("services", "␛]8;;http://evil")):
-                time.sleep(0.5)
                 term.keys(":")
-                time.sleep(0.3)
+                term.wait_for(":view (")  # the command bar is open before anything is typed
                 term.type(view)
-                time.sleep(0.3)
+                term.wait_for(f"▊  {view}")  # typed into the bar
                 term.keys("Enter")
                 term.wait_for(seen, timeout=30)
                 assert state() == (before, "1"), term.screen()
-            time.sleep(0.5)
             term.keys(":")
-            time.sleep(0.3)
+            term.wait_for(":view (")
             term.type("allocs")
-            time.sleep(0.3)
+            term.wait_for("▊  allocs")
             term.keys("Enter")
             term.wait_for("Allocations")
             term.wait_for("hostile.g[/x][0]", timeout=30)

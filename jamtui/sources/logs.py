@@ -45,7 +45,7 @@ class FrameDecoder:
 
     def feed(self, text: str) -> list[dict[str, Any]]:
         self._buffer += text
-        out = []
+        out: list[dict[str, Any]] = []
         while True:
             stripped = self._buffer.lstrip()
             if not stripped:

@@ -463,7 +463,7 @@ class NomadSource(Source):
                         name = raw.get("Name", "")
                         self.store.replace(
                             Kind.STORAGE, decode_volumes([raw], None),
-                            scope=lambda s, n=name: s.backend == "nomad" and s.node == n)
+                            scope=lambda s, n=name: s.backend == "nomad" and s.node == n)  # type: ignore[misc]
                 elif topic == "Job":
                     jobs.add(ev.get("Key", ""))
         for job_id in jobs - {""}:

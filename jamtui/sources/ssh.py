@@ -13,7 +13,7 @@ import logging
 import re
 import shlex
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -203,6 +203,14 @@ class SSHPool:
         self.known_hosts.touch(mode=0o600, exist_ok=True)
         keys.save(str(self.known_hosts))
 
+    def whose_key(self, target: Target, asked: str) -> Target:
+        """The target whose key paramiko asked about: the host's, or the bastion's on the
+        way to it (so an accepted key is recorded under the name it belongs to)."""
+        if self.jump is not None and asked in (self.jump.address,
+                                               known_name(self.jump.address, self.jump.port)):
+            return self.jump
+        return target
+
     def release(self, target: Target) -> None:
         """Close the host's connection (the bastion's stays for the others)."""
         with self._lock:
@@ -255,6 +263,32 @@ class RemoteTail:
     def stop(self) -> None:
         if self._channel is not None:
             self._channel.close()
+
+
+Accept = Callable[[str, paramiko.PKey], bool]
+
+
+def open_host_tail(pool: SSHPool, target: Target, command: str,
+                   accept: Accept) -> RemoteTail | None:
+    """The one connect-and-trust loop (the cockpit's and `jamtui logs --host`'s): connect to
+    the target, through the bastion when configured; each unknown key on the way (the
+    bastion's, then the host's) is put to `accept(host, key)` and, if accepted, recorded in
+    known_hosts under the name it belongs to. None when a key is refused; a changed key
+    raises HostKeyChanged, every other failure OSError in words."""
+    accepted: set[tuple[str, str]] = set()
+    while True:
+        try:
+            pool.connect(target)
+            return RemoteTail(pool, target, command)
+        except HostKeyUnknown as exc:
+            seen = (exc.host, fingerprint(exc.key))
+            if seen in accepted:  # recorded, yet unknown again: known_hosts is not written
+                raise OSError(f"{exc.host}: the accepted key could not be recorded in "
+                              f"{pool.known_hosts}") from None
+            if not accept(exc.host, exc.key):
+                return None
+            accepted.add(seen)
+            pool.trust(pool.whose_key(target, exc.host), exc.key)
 
 
 def tail_command(path: str, lines: int = 10, follow: bool = True) -> str:

@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from importlib.resources import files
 from typing import Any
 
 from rich.segment import Segment
 from rich.text import Text
+from textual import on
 from textual.app import App
 from textual.color import Color
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
-from textual.css.query import NoMatches
 from textual.filter import LineFilter
 from textual.fuzzy import Matcher
 from textual.message import Message
 from textual.notifications import SeverityLevel
+from textual.signal import Signal
+from textual.worker import NoActiveWorker, get_current_worker
 
 from ..actions import ActionError, actions_for, describe, find
 from ..engine import Engine
@@ -32,7 +34,10 @@ from ..model import Kind
 from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
 from .columns import History
-from .keymap import KEYMAP, Key, for_scopes
+from .inbox import Inbox
+from .keymap import KEYMAP, Key, bind, for_scopes, usable
+from .kinds import NAMED_KINDS
+from .messages import CloseTail, GoToView, OpenDetail, OpenTail, RunAction, SwitchTail
 from .screens import (
     ALIASES,
     VIEWS,
@@ -46,11 +51,8 @@ from .screens import (
     ViewScreen,
 )
 
-NAMED_KINDS = {
-    Kind.VM: "VM", Kind.HYPERVISOR: "hypervisor", Kind.SERVICE: "service",
-    Kind.ALLOCATION: "allocation", Kind.JOB: "job", Kind.NOMAD_NODE: "Nomad node",
-    Kind.MEMBER: "Consul node",
-}
+ASK_SLICE = 0.1  # seconds a worker waits for an answer before checking it should stop
+
 
 
 class StoreChanged(Message):
@@ -72,7 +74,7 @@ class LabCommands(Provider):
                     partial(app.go_to_view, "workflows"), "view"))
         out.append(("Go to overview", partial(app.go_to_view, "overview"), "view"))
         for kind, word in NAMED_KINDS.items():
-            actions = [] if app.read_only else actions_for(kind)
+            actions = [a for a in actions_for(kind) if usable(f"act({a.name!r})", app.read_only)]
             for obj in app.store.items(kind):
                 label = line(getattr(obj, "name", "") or str(obj.id))
                 if kind is Kind.VM:
@@ -126,8 +128,14 @@ class JamApp(App[None]):
     COMMANDS = App.COMMANDS | {LabCommands}
 
     def __init__(self, engine: Engine, *, read_only: bool = False,
-                 keymap: tuple[Key, ...] = KEYMAP, start_engine: bool = True) -> None:
+                 keymap: tuple[Key, ...] = KEYMAP, start_engine: bool = True,
+                 keys: Mapping[str, str] | None = None) -> None:
+        """`keys`: the config's [keys] table (binding id → keys); `keymap` is the key table
+        with it applied (`keymap.with_overrides`), the screens' own bindings take it through
+        `App.set_keymap`."""
         super().__init__()
+        if keys:
+            self.set_keymap(dict(keys))
         self.engine = engine
         self.store = engine.store
         self.read_only = read_only
@@ -135,17 +143,18 @@ class JamApp(App[None]):
         self.start_engine = start_engine
         self.configured = set(engine.sources)
         self.history = History()
-        self._pending: list[Change] = []
-        self._pending_lock = threading.Lock()
-        self._posted = False
+        # source threads put change events; one StoreChanged message per batch takes them
+        self._changes: Inbox[Change] = Inbox(wake=lambda: self.post_message(StoreChanged()))
         self._unsubscribe: Any = None
         self.tails: dict[str, Any] = {}  # open log viewers, by name, following in the background
         self._ssh: Any = None
         self._no_controls = NoControls()
+        # store changes, by kind, for the screens that subscribe on mount
+        self.store_changed: Signal[dict[Kind, set[str]]] = Signal(self, "store-changed")
         self.crash: str = ""  # the one line said when an unexpected exception ended the app
         for key in for_scopes(keymap, {"global"}):
             if key.action not in ("back",):
-                self._bindings.bind(key.keys, key.action, key.description, show=key.show)
+                bind(self._bindings, key)
 
     # -- life ----------------------------------------------------------------------------------
 
@@ -197,30 +206,19 @@ class JamApp(App[None]):
     # -- the store, from source threads to the screen -----------------------------------------
 
     def _from_store(self, changes: list[Change]) -> None:
-        with self._pending_lock:
-            self._pending.extend(changes)
-            if self._posted:
-                return
-            self._posted = True
-        self.post_message(StoreChanged())
+        self._changes.extend(changes)
 
     def on_store_changed(self, _: StoreChanged) -> None:
-        with self._pending_lock:
-            changes, self._pending = self._pending, []
-            self._posted = False
-        self.apply_changes(changes)
+        self.apply_changes(self._changes.take())
 
     def apply_changes(self, changes: Iterable[Change]) -> None:
         by_kind: dict[Kind, set[str]] = {}
         for change in changes:
             by_kind.setdefault(change.kind, set()).add(change.id)
         self._record_history(by_kind)
-        for screen in self.screen_stack:
-            if hasattr(screen, "apply_changes") and screen.is_mounted:
-                # a screen composing or tearing down misses nothing: it reads the store
-                # whole when it is shown
-                with contextlib.suppress(NoMatches):
-                    screen.apply_changes(by_kind)
+        # signal down: every screen that shows the store subscribed on mount (one composing
+        # misses nothing: it reads the store whole when it mounts)
+        self.store_changed.publish(by_kind)
 
     def _record_history(self, by_kind: dict[Kind, set[str]]) -> None:
         for id_ in by_kind.get(Kind.VM, ()):
@@ -285,7 +283,7 @@ class JamApp(App[None]):
             job_id = obj.id
 
             def running() -> list[Any]:
-                return streams_of([a for a in self.store.items(Kind.ALLOCATION)
+                return streams_of([a for a in self.store.allocations()
                                    if a.job_id == job_id and a.client_status == "running"])
 
             if not running():
@@ -371,14 +369,20 @@ class JamApp(App[None]):
         from ..sources.logs import RemoteFollower
         from ..sources.ssh import (
             HostKeyChanged,
-            HostKeyUnknown,
             RemoteTail,
             fingerprint,
             host_target,
             journal_command,
+            open_host_tail,
             tail_command,
         )
         from .log_view import LogScreen
+
+        def accept(asked: str, key: Any) -> bool:
+            question = (f"{asked} is not a known host. Its {key.get_name()} key is "
+                        f"{fingerprint(key)}. Check it against the host, then accept it "
+                        "(it is added to known_hosts)?")
+            return self.ask_from_thread(ConfirmScreen(question))
 
         try:
             if self.engine.inventory is None:
@@ -387,19 +391,12 @@ class JamApp(App[None]):
             command = tail_command(what, 200) if what.startswith("/") else \
                 journal_command(what, 200)
             pool = self.ssh_pool()
-            for _ in range(3):
-                try:
-                    pool.connect(target)
-                    break
-                except HostKeyUnknown as exc:
-                    question = (f"{exc.host} is not a known host. Its {exc.key.get_name()} key "
-                                f"is {fingerprint(exc.key)}. Check it against the host, then "
-                                "accept it (it is added to known_hosts)?")
-                    if not self.ask_from_thread(ConfirmScreen(question)):
-                        self.call_from_thread(self.notify, f"{host}: host key not accepted",
-                                              severity="warning")
-                        return
-                    pool.trust(_whose_key(pool, target, exc.host), exc.key)
+            opened = open_host_tail(pool, target, command, accept)
+            if opened is None:
+                if self.is_running and not _cancelled():
+                    self.call_from_thread(self.notify, f"{host}: host key not accepted",
+                                          severity="warning")
+                return
         except HostKeyChanged as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", timeout=20)
             return
@@ -417,7 +414,9 @@ class JamApp(App[None]):
             on_close=lambda: pool.release(target)))
 
     def ask_from_thread(self, dialog: Any) -> bool:
-        """From a worker thread: show a yes/no dialog and wait for the operator's answer."""
+        """From a worker thread: show a yes/no dialog and wait for the operator's answer, in
+        short slices: "no" when the worker is cancelled or the app stops (quitting with the
+        question open must not leave the thread, and so the process, waiting forever)."""
         answer: list[bool] = []
         done = threading.Event()
 
@@ -425,12 +424,45 @@ class JamApp(App[None]):
             answer.append(bool(yes))
             done.set()
 
-        self.call_from_thread(self.push_screen, dialog, answered)
-        done.wait()
+        if not self.is_running or _cancelled():
+            return False
+        try:
+            self.call_from_thread(self.push_screen, dialog, answered)
+        except RuntimeError:  # the app has stopped meanwhile
+            return False
+        while not done.wait(ASK_SLICE):
+            if not self.is_running or _cancelled():
+                return False
         return answer[0]
 
     def open_detail(self, kind: Kind, id_: str) -> None:
         self.push_screen(DetailScreen(kind, id_))
+
+    # -- messages up: what screens ask (ui/messages.py) ---------------------------------------
+
+    @on(OpenDetail)
+    def _asked_open_detail(self, message: OpenDetail) -> None:
+        self.open_detail(message.kind, message.object_id)
+
+    @on(RunAction)
+    def _asked_run_action(self, message: RunAction) -> None:
+        self.request_action(message.action, message.obj)
+
+    @on(GoToView)
+    def _asked_go_to_view(self, message: GoToView) -> None:
+        self.go_to_view(message.name)
+
+    @on(OpenTail)
+    def _asked_open_tail(self, message: OpenTail) -> None:
+        self.open_tail(message.make)
+
+    @on(SwitchTail)
+    def _asked_switch_tail(self, message: SwitchTail) -> None:
+        self.switch_tail(message.screen, message.step)
+
+    @on(CloseTail)
+    def _asked_close_tail(self, message: CloseTail) -> None:
+        self.close_tail(message.screen)
 
     def action_command_bar(self) -> None:
         self.push_screen(CommandScreen(), lambda name: self.go_to_view(name) if name else None)
@@ -443,8 +475,7 @@ class JamApp(App[None]):
             scopes.update(p.kind.value for p in screen.panes)
         elif isinstance(screen, DetailScreen):
             scopes.add(screen.kind.value)
-        keys = [k for k in for_scopes(self.keymap, scopes)
-                if not (self.read_only and k.action.startswith("act("))]
+        keys = [k for k in for_scopes(self.keymap, scopes) if usable(k.action, self.read_only)]
         self.push_screen(HelpScreen(keys, screen.name or "jamtui"))
 
     def action_toggle_dark(self) -> None:
@@ -537,14 +568,12 @@ class JamApp(App[None]):
                                   severity="error", timeout=12)
 
 
-def _whose_key(pool: Any, target: Any, asked: str) -> Any:
-    """The target whose key paramiko asked about: the host's, or the bastion's on the way."""
-    from ..sources.ssh import known_name
-
-    if pool.jump is not None and asked in (pool.jump.address,
-                                           known_name(pool.jump.address, pool.jump.port)):
-        return pool.jump
-    return target
+def _cancelled() -> bool:
+    """Whether the worker this thread runs (if any) was cancelled."""
+    try:
+        return get_current_worker().is_cancelled
+    except NoActiveWorker:
+        return False
 
 
 def _follower(cls: Any, cfg: Any, alloc_id: str, task: str, stream: str) -> Any:

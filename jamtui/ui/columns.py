@@ -177,7 +177,7 @@ COLUMNS: dict[Kind, list[Column]] = {
         Column("name", "NAME", lambda o, s, h: o.name),
         Column("status", "STATUS", _alloc_status),
         Column("node", "NODE", lambda o, s, h: o.node_name or o.node_id[:8]),
-        Column("age", "AGE", lambda o, s, h: since(o.create_time)),
+        Column("age", "AGE", lambda o, s, h: since(o.create_time, s.clock())),
     ],
     Kind.JOB: [
         Column("id", "JOB", lambda o, s, h: o.id),

@@ -116,7 +116,8 @@ def node_detail(node: NomadNode, store: Store) -> Rendered:
                  ("VM", f"{vm.vmid} on {vm.node}" if vm else "unknown")]),
         _section(f"Allocations ({len(allocs)})"),
         _small_table(["ID", "NAME", "STATUS", "AGE"],
-                     [[a.short_id, a.name, status_text(a.client_status), since(a.create_time)]
+                     [[a.short_id, a.name, status_text(a.client_status),
+                       since(a.create_time, store.clock())]
                       for a in allocs]),
     )
     links: list[Link] = []
@@ -132,7 +133,7 @@ def alloc_detail(a: Allocation, store: Store) -> Rendered:
     tasks = _small_table(
         ["TASK", "STATE", "RESTARTS", "STARTED", "LAST EVENT"],
         [[t.name, status_text("failed" if t.failed else t.state), t.restarts,
-          since(t.started_at) + " ago" if t.started_at else "-", t.last_event]
+          since(t.started_at, store.clock()) + " ago" if t.started_at else "-", t.last_event]
          for t in a.tasks])
     body = Group(
         _fields([("allocation", f"{a.id}"), ("name", a.name), ("job", f"{a.job_id} "
@@ -140,7 +141,7 @@ def alloc_detail(a: Allocation, store: Store) -> Rendered:
                  ("client status", Text.assemble(status_text(a.client_status),
                                                  f"  {a.client_description}")),
                  ("desired", f"{a.desired_status} {a.desired_description}".strip()),
-                 ("age", since(a.create_time)),
+                 ("age", since(a.create_time, store.clock())),
                  ("runs on", " → ".join(x for x in (
                      f"node {node.name if node else a.node_name}",
                      f"VM {vm.vmid} {vm.name}" if vm else "",
@@ -223,7 +224,7 @@ def job_detail(j: Job, store: Store) -> Rendered:
         _section(f"Allocations ({len(allocs)})"),
         _small_table(["ID", "NAME", "STATUS", "NODE", "AGE"],
                      [[a.short_id, a.name, status_text(a.client_status), a.node_name,
-                       since(a.create_time)] for a in allocs[:50]]),
+                       since(a.create_time, store.clock())] for a in allocs[:50]]),
     )
     return body, [(f"allocation {a.short_id} {a.name}", Kind.ALLOCATION, a.id)
                   for a in allocs[:50]]
@@ -263,5 +264,6 @@ def render(kind: Kind, id_: str, store: Store) -> Rendered:
     if fn is None:
         return safe_text(repr(obj), limit=BLOCK_LIMIT), []
     body, links = fn(obj, store)
-    stamp = Text(f"\nas of {time.strftime('%H:%M:%S')}", style="dim")
+    stamp = Text(f"\nas of {time.strftime('%H:%M:%S', time.localtime(store.clock()))}",
+                 style="dim")
     return Group(body, stamp), links

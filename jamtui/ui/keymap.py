@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingsMap
 
 from ..model import Kind
 
@@ -19,6 +19,11 @@ class Key:
     scope: str = "global"  # global, table, detail, or a Kind value for object actions
     show: bool = True  # in the footer
     destructive: bool = False
+
+    @property
+    def id(self) -> str:
+        """The binding's id (Textual's keymap, and the name [keys] rebinds it by)."""
+        return action_name(self)
 
 
 KEYMAP: tuple[Key, ...] = (
@@ -57,6 +62,12 @@ KEYMAP: tuple[Key, ...] = (
 READ_ONLY_OK = {"act('logs')"}  # object keys that change nothing, kept under --read-only
 
 
+def usable(action: str, read_only: bool) -> bool:
+    """The one place read-only is decided, for tables, details, the palette and `?`: under
+    --read-only an object action is offered only if it changes nothing."""
+    return not (read_only and action.startswith("act(") and action not in READ_ONLY_OK)
+
+
 def action_name(key: Key) -> str:
     """The name the config uses: `vm_start` for act('vm_start'), else the action itself."""
     if key.action.startswith("act('"):
@@ -64,9 +75,28 @@ def action_name(key: Key) -> str:
     return key.action
 
 
+def screen_binding_ids() -> set[str]:
+    """The ids of the screens' own bindings (the log viewer's, the workflow screen's, the
+    dialogs'): [keys] rebinds them too, through `App.set_keymap`."""
+    from textual.dom import DOMNode
+
+    from . import log_view, routing_view, screens, workflow_view
+
+    ids: set[str] = set()
+    for module in (log_view, routing_view, screens, workflow_view):
+        for obj in vars(module).values():
+            if (isinstance(obj, type) and issubclass(obj, DOMNode)
+                    and obj.__module__.startswith("jamtui")):
+                ids.update(b.id for b in obj.__dict__.get("BINDINGS", ())
+                           if isinstance(b, Binding) and b.id)
+    return ids
+
+
 def with_overrides(overrides: Mapping[str, str]) -> tuple[Key, ...]:
-    """The keymap with the config's [keys] table applied (action name → keys)."""
-    known = {action_name(k) for k in KEYMAP}
+    """The keymap with the config's [keys] table applied (binding id → keys); an id that is
+    no binding's is refused in words. The app also gives the table to `App.set_keymap`, which
+    rebinds the screens' own bindings by the same ids."""
+    known = {action_name(k) for k in KEYMAP} | screen_binding_ids()
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"[keys]: unknown action(s) {', '.join(unknown)}; "
@@ -74,9 +104,18 @@ def with_overrides(overrides: Mapping[str, str]) -> tuple[Key, ...]:
     return tuple(replace(k, keys=overrides.get(action_name(k), k.keys)) for k in KEYMAP)
 
 
+def binding(key: Key) -> Binding:
+    return Binding(key.keys, key.action, key.description, show=key.show, id=key.id)
+
+
 def bindings(keymap: tuple[Key, ...], scopes: set[str]) -> list[Binding]:
-    return [Binding(k.keys, k.action, k.description, show=k.show)
-            for k in keymap if k.scope in scopes]
+    return [binding(k) for k in keymap if k.scope in scopes]
+
+
+def bind(bindings_map: BindingsMap, key: Key) -> None:
+    """Add one key of the table to a node's bindings, with its id (so `set_keymap` sees it)."""
+    for one in Binding.make_bindings([binding(key)]):
+        bindings_map.key_to_bindings.setdefault(one.key, []).append(one)
 
 
 def for_scopes(keymap: tuple[Key, ...], scopes: set[str]) -> list[Key]:

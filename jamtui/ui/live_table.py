@@ -29,7 +29,7 @@ from ..plain import is_plain
 from ..plain import text as safe_text
 from ..store import Store
 from .columns import COLUMNS, History, plain
-from .keymap import READ_ONLY_OK, Key, for_scopes
+from .keymap import Key, bind, for_scopes, usable
 
 FIRST_CHUNK = 200  # rows shown at once: more than any terminal is tall
 CHUNK = 1000  # rows per later step of a big table's load
@@ -87,10 +87,9 @@ class LiveTable(DataTable[Any]):
                  id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)
         for key in for_scopes(keymap, {"table", kind.value}):
-            if key.action == "open" or (read_only and key.action.startswith("act(")
-                                        and key.action not in READ_ONLY_OK):
+            if key.action == "open" or not usable(key.action, read_only):
                 continue  # DataTable's own enter opens; read-only hides every action
-            self._bindings.bind(key.keys, key.action, key.description, show=key.show)
+            bind(self._bindings, key)
         self.kind = kind
         self.store = store
         self.history = history

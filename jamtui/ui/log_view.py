@@ -31,6 +31,8 @@ from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from ..plain import line, log_line, no_escapes, sgr_only
+from .inbox import Inbox
+from .messages import CloseTail, SwitchTail
 
 if TYPE_CHECKING:
     from .app import JamApp
@@ -123,7 +125,7 @@ class LogLines(ScrollView, can_focus=True):
             self._rows = None
         self._resize()
 
-    def visible(self) -> list[Entry] | deque[Entry]:
+    def shown_entries(self) -> list[Entry] | deque[Entry]:
         if self.keep is None:
             return self.entries
         if self._view is None:
@@ -169,7 +171,7 @@ class LogLines(ScrollView, can_focus=True):
 
     def _total_rows(self) -> int:
         if not self.wrap:
-            return len(self.visible())
+            return len(self.shown_entries())
         if self.keep is not None:
             rows = self._filtered_rows()
             return rows[-1] if rows else 0
@@ -178,7 +180,7 @@ class LogLines(ScrollView, can_focus=True):
     def _filtered_rows(self) -> list[int]:
         if self._rows is None:
             width = self._wrap_width()
-            self._rows = list(accumulate(self._height(e, width) for e in self.visible()))
+            self._rows = list(accumulate(self._height(e, width) for e in self.shown_entries()))
         return self._rows
 
     def _resize(self) -> None:
@@ -224,7 +226,7 @@ class LogLines(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        lines = self.visible()
+        lines = self.shown_entries()
         index, sub = self._locate(scroll_y + y)
         if index >= len(lines) or scroll_y + y >= self._total_rows():
             return Strip.blank(self.size.width)
@@ -239,7 +241,7 @@ class LogLines(ScrollView, can_focus=True):
     def matches(self) -> list[int]:
         if self.search is None:
             return []
-        return [i for i, e in enumerate(self.visible()) if self.search.search(e.text)]
+        return [i for i, e in enumerate(self.shown_entries()) if self.search.search(e.text)]
 
     def row_of(self, index: int) -> int:
         if not self.wrap or index == 0:
@@ -266,19 +268,22 @@ class LogScreen(Screen[None]):
     allocations as they start and stop)."""
 
     BINDINGS = [
-        Binding("f,end", "resume", "follow"),
-        Binding("slash", "search", "search"),
-        Binding("n", "next_match", "next", show=False),
-        Binding("N", "previous_match", "previous", show=False),
-        Binding("ampersand", "filter", "filter"),
-        Binding("e", "toggle_stream", "stdout/stderr"),
-        Binding("t", "toggle_stamps", "time"),
-        Binding("w", "toggle_wrap", "wrap"),
-        Binding("s", "save", "save"),
-        Binding("right_square_bracket", "next_tail", "next tail", show=False),
-        Binding("left_square_bracket", "next_tail(-1)", "previous tail", show=False),
-        Binding("x", "close", "close"),
-        Binding("escape", "back", "back"),
+        Binding("f,end", "resume", "follow", id="log_follow"),
+        Binding("slash", "search", "search", id="log_search"),
+        Binding("n", "next_match", "next", show=False, id="log_next_match"),
+        Binding("N", "previous_match", "previous", show=False,
+                id="log_previous_match"),
+        Binding("ampersand", "filter", "filter", id="log_filter"),
+        Binding("e", "toggle_stream", "stdout/stderr", id="log_stream"),
+        Binding("t", "toggle_stamps", "time", id="log_time"),
+        Binding("w", "toggle_wrap", "wrap", id="log_wrap"),
+        Binding("s", "save", "save", id="log_save"),
+        Binding("right_square_bracket", "next_tail", "next tail", show=False,
+                id="log_next_tail"),
+        Binding("left_square_bracket", "next_tail(-1)", "previous tail", show=False,
+                id="log_previous_tail"),
+        Binding("x", "close", "close", id="log_close"),
+        Binding("escape", "back", "back", id="log_back"),
     ]
 
     def __init__(self, title: str, streams: list[Stream] | Callable[[], list[Stream]],
@@ -294,8 +299,7 @@ class LogScreen(Screen[None]):
         self.on_close = on_close
         self._followers: dict[str, Follower] = {}
         # lines not yet drawn; bounded like the buffer (older ones would be evicted anyway)
-        self._pending: deque[Entry] = deque(maxlen=capacity)
-        self._lock = threading.Lock()
+        self._pending: Inbox[Entry] = Inbox(maxlen=capacity)
         self._match = -1
         self._generation = 0  # followers of an older stream choice drop their lines
         self.closed = False
@@ -378,14 +382,14 @@ class LogScreen(Screen[None]):
         if not gone and not came:
             return
         self.streams = list(now.items())
-        with self._lock:
+        with self._pending.lock:
             for label in gone:
                 self._followers.pop(label).stop()
-                self._pending.append(entry(f"[jamtui] {label} left (no longer running)", label,
-                                           False, time.time()))
+                self._pending.put(entry(f"[jamtui] {label} left (no longer running)", label,
+                                        False, time.time()))
             for label, _ in came:
-                self._pending.append(entry(f"[jamtui] {label} joined", label, False,
-                                           time.time()))
+                self._pending.put(entry(f"[jamtui] {label} joined", label, False,
+                                        time.time()))
         for label, make in came:
             self._start_one(label, make)
 
@@ -394,20 +398,18 @@ class LogScreen(Screen[None]):
             for line in follower.lines():
                 text = line.text if not getattr(line, "event", "") else \
                     f"[jamtui] {line.event}" + (f"; {line.text}" if line.text else "")
-                with self._lock:
+                with self._pending.lock:
                     if generation != self._generation:
                         return
-                    self._pending.append(entry(text, tag, stderr, time.time()))
+                    self._pending.put(entry(text, tag, stderr, time.time()))
         except Exception as exc:  # the stream's failure, shown in the viewer
-            with self._lock:
+            with self._pending.lock:
                 if generation == self._generation:
-                    self._pending.append(entry(f"[jamtui] log stream ended: {exc}", tag, True,
+                    self._pending.put(entry(f"[jamtui] log stream ended: {exc}", tag, True,
                                                time.time()))
 
     def _flush(self) -> None:
-        with self._lock:
-            pending = self._pending
-            batch = [pending.popleft() for _ in range(min(len(pending), FLUSH_MAX))]
+        batch = self._pending.take(FLUSH_MAX)
         if batch:
             self.query_one(LogLines).add(batch)
 
@@ -420,7 +422,7 @@ class LogScreen(Screen[None]):
         if not self.stderr_toggle:
             self.notify("this log has one stream")
             return
-        with self._lock:
+        with self._pending.lock:
             self._generation += 1
             self._pending.clear()
         self._stop()
@@ -501,7 +503,7 @@ class LogScreen(Screen[None]):
         path = Path(name).expanduser()
         try:
             with path.open("x", encoding="utf-8") as f:  # never overwrite a file by accident
-                for e in self.query_one(LogLines).visible():
+                for e in self.query_one(LogLines).shown_entries():
                     f.write((f"{e.source} | " if e.source else "") + e.text + "\n")
         except OSError as exc:
             self.notify(f"cannot save to {path}: {exc.strerror or exc}", severity="error")
@@ -509,11 +511,11 @@ class LogScreen(Screen[None]):
         self.notify(f"saved to {path}")
 
     def action_next_tail(self, step: int = 1) -> None:
-        self.jam.switch_tail(self, step)
+        self.post_message(SwitchTail(self, step))
 
     def action_close(self) -> None:
         """Stop following and forget this tail (Esc leaves it following in the background)."""
-        self.jam.close_tail(self)
+        self.post_message(CloseTail(self))
 
     def action_back(self) -> None:
         bar = self.query_one("#log-bar")
@@ -532,7 +534,7 @@ class LogScreen(Screen[None]):
 class TailsScreen(ModalScreen["str | None"]):
     """The open tails; Enter switches to one."""
 
-    BINDINGS = [Binding("escape", "dismiss_none", "close")]
+    BINDINGS = [Binding("escape", "dismiss_none", "close", id="tails_close")]
 
     def __init__(self, tails: dict[str, LogScreen]) -> None:
         super().__init__()

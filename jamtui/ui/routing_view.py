@@ -31,8 +31,8 @@ CHAIN_KINDS = {Kind.ROUTE, Kind.SERVICE, Kind.INSTANCE, Kind.HAPROXY, Kind.ALLOC
 
 
 class RoutingScreen(Screen[None]):
-    BINDINGS = [Binding("t", "trace", "trace (DNS + probe)"),
-                Binding("escape", "back", "back", show=False)]
+    BINDINGS = [Binding("t", "trace", "trace (DNS + probe)", id="routes_trace"),
+                Binding("escape", "back", "back", show=False, id="routes_back")]
 
     def __init__(self) -> None:
         super().__init__(name="routes")
@@ -60,6 +60,7 @@ class RoutingScreen(Screen[None]):
                            ("instances", "PASSING"), ("rate", "REQ/S (frontend)"),
                            ("problem", "BROKEN HOP")):
             table.add_column(label, key=key)
+        self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)
         self.refresh_chains()
         table.focus()
 

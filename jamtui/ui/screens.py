@@ -19,35 +19,18 @@ from ..model import Kind
 from ..plain import LINE_LIMIT, line
 from ..plain import text as safe_text
 from .detail import render
-from .keymap import Key, for_scopes
+from .keymap import Key, bind, for_scopes, usable
+from .kinds import OVERVIEW_PANES, VIEWS
+from .messages import OpenDetail, RunAction
 from .widgets import HealthBar, Pane
 
 if TYPE_CHECKING:
     from .app import JamApp
 
-# `:name` → the view it opens (with the aliases k9s users type)
-VIEWS: dict[str, tuple[Kind, str]] = {
-    "vms": (Kind.VM, "VMs"),
-    "allocs": (Kind.ALLOCATION, "Allocations"),
-    "services": (Kind.SERVICE, "Consul services"),
-    "jobs": (Kind.JOB, "Nomad jobs"),
-    "nodes": (Kind.NOMAD_NODE, "Nomad nodes"),
-    "hv": (Kind.HYPERVISOR, "Hypervisors"),
-    "storage": (Kind.STORAGE, "Storage"),
-    "instances": (Kind.INSTANCE, "Service instances"),
-    "members": (Kind.MEMBER, "Consul members"),
-    "fabio": (Kind.ROUTE, "Fabio routes"),
-    "haproxy": (Kind.HAPROXY, "HAProxy"),
-}
+# `:name` → the view it opens: from the registry of kinds (ui/kinds.py), with the aliases
+# k9s users type
 ALIASES = {"allocations": "allocs", "vm": "vms", "svc": "services", "hypervisors": "hv",
            "node": "nodes", "job": "jobs", "alloc": "allocs", "overview": "overview"}
-
-OVERVIEW_PANES = (
-    (Kind.HYPERVISOR, "Hypervisors"),
-    (Kind.VM, "VMs"),
-    (Kind.SERVICE, "Consul services"),
-    (Kind.ALLOCATION, "Nomad allocations"),
-)
 
 
 class LabScreen(Screen[None]):
@@ -77,6 +60,7 @@ class LabScreen(Screen[None]):
         return Vertical(*self.panes, id="body")
 
     def on_mount(self) -> None:
+        self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)
         self.query_one("#bars").display = False
         if self.panes:
             self.panes[0].table.focus()
@@ -124,12 +108,12 @@ class LabScreen(Screen[None]):
         table = event.data_table
         kind = getattr(table, "kind", None)
         if kind is not None and event.row_key.value is not None:
-            self.jam.open_detail(kind, str(event.row_key.value))
+            self.post_message(OpenDetail(kind, str(event.row_key.value)))
 
     def on_live_table_act(self, message: Any) -> None:
         obj = message.table.selected()
         if obj is not None:
-            self.jam.request_action(message.action, obj)
+            self.post_message(RunAction(message.action, obj))
 
     # -- the filter bar (/) ------------------------------------------------------------------
 
@@ -193,7 +177,7 @@ class ViewScreen(LabScreen):
 class DetailScreen(Screen[None]):
     """One object, its cross-links, and the actions on it; follows the store live."""
 
-    BINDINGS = [Binding("escape", "back", "back")]
+    BINDINGS = [Binding("escape", "back", "back", id="detail_back")]
 
     def __init__(self, kind: Kind, id_: str) -> None:
         super().__init__(name=f"detail:{kind.value}:{id_}")
@@ -207,8 +191,8 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         app = self.jam
         for key in for_scopes(app.keymap, {self.kind.value}):
-            if not app.read_only:
-                self._bindings.bind(key.keys, key.action, key.description, show=key.show)
+            if usable(key.action, app.read_only):
+                bind(self._bindings, key)
         yield HealthBar(app.store, app.configured, id="health")
         with Horizontal(id="detail-body"):
             with VerticalScroll(id="detail-main"):
@@ -219,6 +203,7 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)
         self.refresh_detail()
         self.query_one(OptionList).focus()
 
@@ -247,19 +232,19 @@ class DetailScreen(Screen[None]):
     @on(OptionList.OptionSelected)
     def follow_link(self, event: OptionList.OptionSelected) -> None:
         kind, _, id_ = (event.option.id or "").partition("|")
-        self.jam.open_detail(Kind(kind), id_)
+        self.post_message(OpenDetail(Kind(kind), id_))
 
     def action_act(self, name: str) -> None:
         obj = self.jam.store.get(self.kind, self.object_id)
         if obj is not None:
-            self.jam.request_action(name, obj)
+            self.post_message(RunAction(name, obj))
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close", id="help_close")]
 
     def __init__(self, keys: list[Key], title: str) -> None:
         super().__init__()
@@ -286,7 +271,8 @@ class HelpScreen(ModalScreen[None]):
 class ConfirmScreen(ModalScreen[bool]):
     """Destructive actions ask first, naming the object."""
 
-    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape", "answer(False)", "no")]
+    BINDINGS = [Binding("y", "answer(True)", "yes", id="confirm_yes"),
+                Binding("n,escape", "answer(False)", "no", id="confirm_no")]
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -304,7 +290,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class CommandScreen(ModalScreen["str | None"]):
     """`:` — jump to a view by name, with completion."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="command_cancel")]
 
     def compose(self) -> ComposeResult:
         names = [*VIEWS, "routes", "workflows", "overview"]
@@ -320,7 +306,7 @@ class CommandScreen(ModalScreen["str | None"]):
 
 
 class PromptScreen(ModalScreen["str | None"]):
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="prompt_cancel")]
 
     def __init__(self, question: str, value: str = "") -> None:
         super().__init__()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.text import Text
@@ -84,7 +83,7 @@ class HealthBar(Static):
     def refresh_health(self) -> None:
         line = Text()
         problems = Text()
-        now = time.time()
+        now = self.store.clock()  # the store's clock: tests can freeze it
         tls = {t.backend: t for t in self.store.items(Kind.TLS)}
         for b in self.store.backends():
             if b.name not in self.configured and b.health is Health.UNKNOWN:
@@ -175,7 +174,7 @@ class Pane(Vertical):
         backend = self.store.backend(OWNER[self.kind]) if self.kind in OWNER else None
         if stale and backend is not None:
             if backend.last_success:
-                title.append(f"  STALE {age(time.time() - backend.last_success)}: "
+                title.append(f"  STALE {age(self.store.clock() - backend.last_success)}: "
                              f"{plain_line(backend.last_error, BLOCK_LIMIT)}", style="bold red")
             else:
                 title.append(f"  {backend.name} down, nothing read yet: "
@@ -183,7 +182,8 @@ class Pane(Vertical):
                              style="bold red")
         waiting = backend is not None and backend.waiting
         if waiting and backend is not None:
-            secs = time.time() - (backend.waiting_since or time.time())
+            now = self.store.clock()
+            secs = now - (backend.waiting_since or now)
             title.append(f"  waiting for {backend.name} ({secs:.0f} s)", style="yellow")
         clock = getattr(self, "_waiting_clock", None)
         if clock is not None:

@@ -5,17 +5,19 @@ progress bar, the step log). The workflow runs in its own thread; this only draw
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Log, ProgressBar, Static
+from textual.worker import get_current_worker
 
 from ..inventory import (
     NODE_GROUPS,
@@ -32,6 +34,7 @@ from ..plain import BLOCK_LIMIT, block, line
 from ..workflows.journal import JournalError
 from ..workflows.runner import StepFailed
 from ..workflows.workflow import StepState, Workflow
+from .inbox import Inbox
 
 if TYPE_CHECKING:
     from .app import JamApp
@@ -49,7 +52,8 @@ ICONS = {"pending": ("·", "dim"), "running": ("▶", "bold cyan"), "done": ("�
 class NodeAddScreen(ModalScreen["NodeSpec | None"]):
     """The node-add form: every field prefilled from the inventory and checked as you type."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "submit", "add")]
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="node_form_cancel"),
+                Binding("ctrl+s", "submit", "add", id="node_form_submit")]
 
     def __init__(self, inventory: Inventory, group: str = "vs",
                  addresses: dict[str, str] | None = None) -> None:
@@ -127,8 +131,8 @@ class NodeAddScreen(ModalScreen["NodeSpec | None"]):
 class PlanScreen(ModalScreen[bool]):
     """The plan, before anything is applied: `y` applies, `n` or Esc stops."""
 
-    BINDINGS = [Binding("y", "answer(True)", "apply"), Binding("n,escape", "answer(False)",
-                                                                "do not apply")]
+    BINDINGS = [Binding("y", "answer(True)", "apply", id="plan_apply"),
+                Binding("n,escape", "answer(False)", "do not apply", id="plan_refuse")]
 
     def __init__(self, title: str, text: str) -> None:
         super().__init__()
@@ -157,11 +161,11 @@ class WorkflowScreen(Screen[None]):
     journal. The log pane is the journal's screen lines, each shown once."""
 
     BINDINGS = [
-        Binding("c", "cancel_workflow", "cancel"),
-        Binding("r", "resume", "resume"),
-        Binding("b", "rollback", "roll back"),
-        Binding("l", "logs", "logs"),
-        Binding("escape", "back", "back"),
+        Binding("c", "cancel_workflow", "cancel", id="workflow_cancel"),
+        Binding("r", "resume", "resume", id="workflow_resume"),
+        Binding("b", "rollback", "roll back", id="workflow_rollback"),
+        Binding("l", "logs", "logs", id="workflow_logs"),
+        Binding("escape", "back", "back", id="workflow_back"),
     ]
 
     def __init__(self, workflow: Workflow) -> None:
@@ -174,6 +178,7 @@ class WorkflowScreen(Screen[None]):
         self._journal_seen: tuple[int, int] | None = None
         self._applies: dict[str, bool] = {}
         self._was_live = False
+        self._lines: Inbox[str] = Inbox()  # the screen lines, read by `_read_lines`
 
     @property
     def jam(self) -> JamApp:
@@ -193,6 +198,7 @@ class WorkflowScreen(Screen[None]):
         self._unobserve = self.workflow.observe(self._observed)
         self._journal_seen = self._journal_stat()
         self._flush()
+        self._read_lines()
         self.set_interval(0.1, self._flush)
         self.set_interval(0.5, self._follow)
 
@@ -224,6 +230,14 @@ class WorkflowScreen(Screen[None]):
                 return
             self._dirty = True
 
+    @work(thread=True, exit_on_error=False, name="workflow screen lines")
+    def _read_lines(self) -> None:
+        """The screen lines file, read off the loop as it grows; ends with the screen."""
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            self._lines.extend(self._new_lines())
+            time.sleep(0.1)
+
     def _new_lines(self) -> list[str]:
         try:
             with open(self.workflow.journal.screen_path, "rb") as fh:
@@ -238,7 +252,7 @@ class WorkflowScreen(Screen[None]):
         return [line(x, None) for x in data.decode("utf-8", errors="replace").splitlines()]
 
     def _flush(self) -> None:
-        lines = self._new_lines()
+        lines = self._lines.take()
         live = self.workflow.live
         dirty, self._dirty = self._dirty or live != self._was_live, False
         self._was_live = live
@@ -421,37 +435,68 @@ def open_node_remove(app: JamApp, name: str) -> None:
 class WorkflowsScreen(Screen[None]):
     """`:workflows`: every journalled workflow, newest first; Enter opens it."""
 
-    BINDINGS = [Binding("escape", "back", "back")]
+    BINDINGS = [Binding("escape", "back", "back", id="workflows_back")]
 
     def compose(self) -> ComposeResult:
         from textual.widgets import OptionList
+
+        yield Label(Text("Workflows", style="bold"), classes="pane-title")
+        yield OptionList(id="wf-list")
+        yield Label("No workflows yet: `a` on the VMs view adds a node.", id="wf-none")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#wf-none").display = False
+        self._list()
+
+    @work(thread=True, exit_on_error=False, name="list journals")
+    def _list(self) -> None:
+        """The journals are files: read off the loop, then shown."""
         from textual.widgets.option_list import Option
 
         from ..workflows.journal import list_journals
 
-        yield Label(Text("Workflows", style="bold"), classes="pane-title")
         summaries = list_journals(self.app.engine.config.provisioning.state_dir)  # type: ignore[attr-defined]
         options = [Option(Text.assemble((f"{s.state:<12}", ICONS.get(
             {"rolled-back": "cancelled", "interrupted": "failed"}.get(s.state, s.state),
             ("", ""))[1]), line(f" {s.kind:<12} {s.params.get('name', ''):<8} {s.id}  "
                                 f"{s.message}")),
             id=s.id) for s in summaries]
-        yield OptionList(*options, id="wf-list") if options else Label(
-            "No workflows yet: `a` on the VMs view adds a node.")
-        yield Footer()
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, options)
+
+    def _show(self, options: list[Any]) -> None:
+        from textual.widgets import OptionList
+
+        listed = self.query_one("#wf-list", OptionList)
+        listed.add_options(options)
+        if options:
+            listed.highlighted = 0
+        listed.display = bool(options)
+        self.query_one("#wf-none").display = not options
+        listed.focus()
 
     def on_option_list_option_selected(self, event: Any) -> None:
-        jam: JamApp = self.app  # type: ignore[assignment]
         running = LIVE.get(str(event.option.id))
         if running is not None and running.live:
-            jam.push_screen(WorkflowScreen(running))
+            self.app.push_screen(WorkflowScreen(running))
             return
+        self._load(str(event.option.id))
+
+    @work(thread=True, exit_on_error=False, name="load workflow")
+    def _load(self, workflow_id: str) -> None:
+        """A journal is read off the loop, then its screen shown."""
+        jam: JamApp = self.app  # type: ignore[assignment]
         try:
-            wf = jam.workflows().load(str(event.option.id))
+            wf = jam.workflows().load(workflow_id)
         except Exception as exc:  # a bad journal is said, not raised
-            jam.notify(f"cannot open workflow: {exc}", severity="error")
+            jam.call_from_thread(jam.notify, f"cannot open workflow: {exc}", severity="error")
             return
-        jam.push_screen(WorkflowScreen(wf))
+        def show() -> None:
+            jam.push_screen(WorkflowScreen(wf))
+
+        if not get_current_worker().is_cancelled:
+            jam.call_from_thread(show)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -37,7 +37,7 @@ async def test_chunked_load_with_changes_midway() -> None:
         store.remove(Kind.ALLOCATION, alloc(2498).id)
         store.upsert(Kind.ALLOCATION, alloc(2500))
         for _ in range(200):
-            if table.row_count == 2500 and not pilot.app._pending:
+            if table.row_count == 2500 and not len(pilot.app._changes):
                 break
             await pilot.pause(0.02)
         await pilot.pause(0.1)

@@ -337,10 +337,10 @@ async def test_log_viewer_follows_searches_filters_and_saves(
         await pilot.press("n", "n", "N")
         await pilot.press("escape")  # clears the search
         await pilot.press("ampersand", *"!needle", "enter")
-        assert all("needle" not in e.text for e in lines.visible())
+        assert all("needle" not in e.text for e in lines.shown_entries())
         await pilot.press("escape")
         await pilot.press("ampersand", *"needle-1", "enter")
-        assert len(lines.visible()) == 10
+        assert len(lines.shown_entries()) == 10
         target = tmp_path / "saved.log"
         await pilot.press("s", *str(target), "enter")
         await until(pilot, lambda: target.exists())

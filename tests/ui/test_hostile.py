@@ -243,28 +243,32 @@ def test_the_last_guard_drops_controls_and_keeps_widths() -> None:
 
 
 async def test_workflow_screen_shows_tool_output_literally(
-        lab_engine: tuple[Lab, Engine]) -> None:
-    """A tool's output, a step's message and the workflow's message go to the screen as
-    text (a stand-in workflow: what is tested is the drawing, the engine has its own tests)."""
+        lab_engine: tuple[Lab, Engine], tmp_path: Any) -> None:
+    """A tool's output (the journal's screen lines), a step's message and the workflow's
+    message go to the screen as text (a stand-in workflow over a real journal: what is tested
+    is the drawing, the engine has its own tests)."""
     from types import SimpleNamespace
 
     from jamtui.ui.workflow_view import WorkflowScreen
+    from jamtui.workflows.journal import Journal
     from jamtui.workflows.workflow import StepState
 
     _lab, engine = lab_engine
+    journal = Journal.create(tmp_path, "node-add", {"name": "vs9"})
+    journal.show("apply", f"plan {CLEAR_AND_LEAVE}")
+    journal.show("apply", OSC_LINK)
     steps = {"apply": StepState("apply", f"Apply {GROUP_MARKUP}", "failed",
-                                f"terraform said {OSC_TITLE}[/x]",
-                                lines=[f"plan {CLEAR_AND_LEAVE}", OSC_LINK])}
-    observers: list[Any] = []
+                                f"terraform said {OSC_TITLE}[/x]")}
     wf = SimpleNamespace(id="wf1", kind="node-add", params={"name": f"vs{OSC_CLIPBOARD}"},
                          states=steps, state="failed", message="[blink]failed[/blink]",
-                         observe=lambda fn: observers.append(fn) or (lambda: None))
+                         phase="run", live=True, journal=journal,
+                         rollback_refusal=lambda: "", observe=lambda fn: (lambda: None))
     app = JamApp(engine, start_engine=False)
     async with app.run_test(size=(160, 40)) as pilot:
         app.push_screen(WorkflowScreen(wf))  # type: ignore[arg-type]
         await until(pilot, lambda: "plan ␛[2J␛[?1049l" in clean(app))
-        observers[0]("line", steps["apply"], f"more {OSC_TITLE}")
-        await until(pilot, lambda: "[apply] more ␛]0;PWNED␇" in clean(app))
+        journal.show("apply", f"more {OSC_TITLE}")
+        await until(pilot, lambda: "more ␛]0;PWNED␇" in clean(app))
         text = clean(app)
         assert "node-add vs␛]52;c;" in text and "Apply g[/x]" in text
         assert "terraform said ␛]0;PWNED␇[/x]" in text and "[blink]failed[/blink]" in text

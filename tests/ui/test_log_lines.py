@@ -18,7 +18,7 @@ class Host(App[None]):
 
 def brute(lines: LogLines, width: int) -> list[tuple[int, int]]:
     rows = []
-    for i, e in enumerate(lines.visible()):
+    for i, e in enumerate(lines.shown_entries()):
         rows += [(i, k) for k in range(max(1, -(-lines._cells(e) // width)))]
     return rows
 
@@ -40,11 +40,11 @@ async def test_wrapped_rows_map_to_lines_through_eviction_and_filters() -> None:
                 expect = brute(lines, width)
                 assert lines._total_rows() == len(expect)
                 assert [lines._locate(r) for r in range(len(expect))] == expect
-                assert [lines.row_of(i) for i in range(len(lines.visible()))] == [
-                    expect.index((i, 0)) for i in range(len(lines.visible()))]
+                assert [lines.row_of(i) for i in range(len(lines.shown_entries()))] == [
+                    expect.index((i, 0)) for i in range(len(lines.shown_entries()))]
         lines.set_filter(re.compile(r"-1\d "))
         expect = brute(lines, width)
-        assert len(lines.visible()) == 30 and lines._total_rows() == len(expect)
+        assert len(lines.shown_entries()) == 30 and lines._total_rows() == len(expect)
         assert [lines._locate(r) for r in range(len(expect))] == expect
         # the last visual row draws the end of the last line
         lines.set_filter(None)

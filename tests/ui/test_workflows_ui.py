@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 
 from jamtui.engine import Engine
 from jamtui.inventory import add_proposed, load_inventory, propose_node
@@ -113,7 +113,8 @@ async def test_node_add_then_remove_through_the_cockpit(lab_engine: tuple[Lab, E
 
         # both are in :workflows, and open from there
         await pilot.press("escape", "colon", *"workflows", "enter")
-        await until(pilot, lambda: isinstance(app.screen, WorkflowsScreen))
+        await until(pilot, lambda: isinstance(app.screen, WorkflowsScreen)
+                    and app.screen.query_one("#wf-list", OptionList).option_count)
         await pilot.press("enter")
         opened = await until(pilot, lambda: isinstance(app.screen, WorkflowScreen)
                              and app.screen)
@@ -174,7 +175,8 @@ async def test_the_workflow_screen_follows_the_journal_and_resumes_cleanly(
     async with app.run_test(size=(160, 48)) as pilot:
         await ready(pilot, app)
         await pilot.press("colon", *"workflows", "enter")
-        await until(pilot, lambda: isinstance(app.screen, WorkflowsScreen))
+        await until(pilot, lambda: isinstance(app.screen, WorkflowsScreen)
+                    and app.screen.query_one("#wf-list", OptionList).option_count)
         elsewhere.start()
         await pilot.press("enter")
         screen = await until(pilot, lambda: isinstance(app.screen, WorkflowScreen)
