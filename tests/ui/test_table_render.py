@@ -99,3 +99,25 @@ async def test_age_is_recomputed_for_the_rows_on_screen_only() -> None:
         await pilot.pause(0.3)
         shown = str(table._row_locations.get_key(int(table.scroll_y) + 1).value)
         assert shown in applied
+
+
+async def test_an_unchanged_title_and_health_line_do_not_relayout_the_screen() -> None:
+    store = Store()
+    for i in range(30):
+        store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _allocs_view(pilot, app)
+        await pilot.pause(0.3)
+        layouts: list[object] = []
+        real = app.screen._refresh_layout
+
+        def counting(*args, **kw):  # type: ignore[no-untyped-def]
+            layouts.append(args)
+            return real(*args, **kw)
+
+        app.screen._refresh_layout = counting  # type: ignore[method-assign]
+        for n in range(5):  # a row changes, the count and the title stay the same
+            store.upsert(Kind.ALLOCATION, alloc(3, status="pending" if n % 2 else "running"))
+            await pilot.pause(0.1)
+        assert layouts == []  # each was a whole-screen relayout and redraw of every pane
