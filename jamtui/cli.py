@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .config import Config, ConfigError, load_config
@@ -92,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "forbidden, hang (accepts, never answers) (repeatable; e.g. --fault "
                      "nomad=slow)")
     lab.add_argument("--tick", type=float, default=1.0, help="seconds between world ticks")
+    lab.add_argument("--scale", metavar="CLIENTS,ALLOCS,SERVICES",
+                     help="a big lab: CLIENTS Nomad clients running ALLOCS allocations of "
+                          "SERVICES routed services (plus two system jobs per client); "
+                          "replaces --inventory")
     lab.add_argument("--tls", action="store_true",
                      help="serve Nomad and Consul over HTTPS from the lab's CA, requiring "
                      "client certificates (their paths are printed with the exports)")
@@ -304,10 +309,28 @@ def run_lab(args: argparse.Namespace) -> int:
     faults = _parse_faults(args.fault)
     cert_days = _parse_cert_days(args.cert_days)
     workdir = Path(args.workdir) if args.workdir else None
-    lab = Lab(args.inventory, seed=args.seed, tick=args.tick, workdir=workdir, tls=args.tls,
-              cert_days=cert_days)
+    inventory: Any = args.inventory
+    options: dict[str, Any] = {}
+    if args.scale:
+        import tempfile
+
+        from .sim.scale import ScaleError, parse_scale, scale_inventory, scale_jobs
+
+        try:
+            clients, allocs, services = parse_scale(args.scale)
+        except ScaleError as exc:
+            print(f"jamtui lab: {exc}", file=sys.stderr)
+            return 2
+        scale_dir = workdir or Path(tempfile.mkdtemp(prefix="jamlab-scale-"))
+        scale_dir.mkdir(parents=True, exist_ok=True)
+        inventory = scale_inventory(clients, scale_dir / "scale-inventory.yml")
+        options["jobs"] = scale_jobs(clients, allocs, services)
+    lab = Lab(inventory, seed=args.seed, tick=args.tick, workdir=workdir, tls=args.tls,
+              cert_days=cert_days, **options)
     try:
-        lab.start()
+        # every allocation's servers start before the lab answers: give a big lab the time
+        lab.start(15.0 + len(lab.inventory.hosts) / 10 + sum(
+            g.count for j in options.get("jobs", []) for g in j.groups) / 100)
     except KeyboardInterrupt:
         lab.stop()
         raise
@@ -374,10 +397,12 @@ def _lab_console(lab: object, stop: threading.Event) -> None:
             elif words[:1] == ["clear"] and len(words) <= 2:
                 lab.clear_fault(words[1] if len(words) == 2 else None)
                 print("faults cleared", flush=True)
+            elif words == ["requests"]:  # requests served so far per backend, one JSON line
+                print(json.dumps(dict(sorted(lab.faults.requests.items()))), flush=True)
             elif words:
-                print("commands: fault BACKEND KIND | clear [BACKEND]; backends: proxmox, "
-                      "nomad, consul, fabio, fabio:<node>, haproxy; kinds: down, slow, error, "
-                      "malformed, reset, forbidden, hang", flush=True)
+                print("commands: fault BACKEND KIND | clear [BACKEND] | requests; backends: "
+                      "proxmox, nomad, consul, fabio, fabio:<node>, haproxy; kinds: down, slow, "
+                      "error, malformed, reset, forbidden, hang", flush=True)
         except ValueError as exc:
             print(f"error: {exc}", flush=True)
 

@@ -70,7 +70,11 @@ class Engine:
             source.start()
         self.certificates.start()
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 0.2) -> None:
+        """Tell every source to stop and give their threads `timeout` in all to end. Threads
+        that sleep between polls wake at once; one held in a blocking query (up to minutes)
+        is a daemon thread and is not waited for: `status` and quitting the cockpit used to
+        spend a full second here."""
         self.timeline.stop()
         self.certificates.stop_event.set()
         for source in self.sources.values():
@@ -78,6 +82,13 @@ class Engine:
         deadline = time.monotonic() + timeout
         for source in self.sources.values():
             source.stop(timeout=max(0.0, deadline - time.monotonic()))
+
+    def showing(self, kinds: set[str]) -> None:
+        """The screen shows objects of these kinds (Kind values): backends without a feed
+        poll faster while theirs are on screen."""
+        proxmox = self.sources.get("proxmox")
+        if proxmox is not None and hasattr(proxmox, "set_foreground"):
+            proxmox.set_foreground(bool(kinds & {"vms", "hypervisors"}))
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
         """Wait until every source has answered once, well or not; False if some stay silent."""

@@ -5,22 +5,27 @@ step log lines to stdout."""
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .config import Config
-from .engine import Engine
-from .inventory import InventoryError, NodeInvalid
 from .plain import block, line
-from .workflows.journal import JournalError, list_journals
-from .workflows.node import NodeWorkflows
-from .workflows.runner import StepFailed
-from .workflows.workflow import StepState, Workflow
+
+if TYPE_CHECKING:  # the workflows (paramiko, dnspython) load when a node command runs,
+    # not for every `jamtui` command that builds the parser (+0.45 s each)
+    from .workflows.node import NodeWorkflows
+    from .workflows.workflow import StepState, Workflow
 
 SPEC_FIELDS = ("name", "ip", "vmid", "cores", "memory", "disk", "hypervisor")
 
 
 def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
              ask: Any = input) -> int:
+    from .engine import Engine
+    from .inventory import InventoryError
+    from .workflows.journal import JournalError, list_journals
+    from .workflows.node import NodeWorkflows
+    from .workflows.runner import StepFailed
+
     if cfg.read_only:
         print("jamtui node: refused: read-only mode", file=err)
         return 2
@@ -85,6 +90,8 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
 
 
 def _build(cfg: Config, flows: NodeWorkflows, args: Any, err: TextIO) -> Workflow | None:
+    from .inventory import NodeInvalid
+
     if args.node_command == "add":
         # proposed and written under the inventory's lock: two adds at once get two nodes
         given = {f: getattr(args, f) for f in SPEC_FIELDS if getattr(args, f, None) is not None}

@@ -7,6 +7,7 @@ on the request's host wins, and targets share a route's weight equally (fabio.io
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -46,25 +47,45 @@ def parse_urlprefix(tag: str) -> tuple[str, str, str] | None:
 
 
 def targets(world: World) -> list[Target]:
-    """Every (route, instance) pair of passing instances, as fabio's Consul watcher sees it."""
+    """Every (route, instance) pair of passing instances, as fabio's Consul watcher sees it.
+
+    Built once per change of Consul's services or checks (fabio rebuilds its table on each
+    watch result, not per request), from one pass over the checks rather than one per
+    service: at 100 clients the scan per request was most of the lab's CPU."""
+    key = (id(world), world.consul.of("services", "checks"), len(world.services),
+           len(world.checks))
+    cached = _CACHE.get("targets")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    failing_node: set[str] = set()  # a node check not passing fails every service on it
+    failing_service: set[tuple[str, str]] = set()
+    for c in world.checks.values():
+        if c.status != "passing":
+            if c.service_id == "":
+                failing_node.add(c.node)
+            else:
+                failing_service.add((c.node, c.service_id))
     out = []
     for svc in world.services.values():
         node = world.consul_nodes.get(svc.node)
         if node is None:
             continue
-        checks = [c for c in world.checks.values()
-                  if c.node == svc.node and c.service_id in ("", svc.id)]
-        if any(c.status != "passing" for c in checks):
+        if svc.node in failing_node or (svc.node, svc.id) in failing_service:
             continue
+        other_tags = tuple(t for t in svc.tags if not t.startswith(TAG_PREFIX))
         for tag in svc.tags:
             parsed = parse_urlprefix(tag)
             if parsed is None:
                 continue
             host, path, opts = parsed
-            other_tags = tuple(t for t in svc.tags if not t.startswith(TAG_PREFIX))
             out.append(Target(svc.name, host, path, f"http://{svc.address}:{svc.port}/", opts,
                               other_tags))
-    return sorted(out, key=lambda t: (t.host, -len(t.path), t.path, t.dst))
+    result = sorted(out, key=lambda t: (t.host, -len(t.path), t.path, t.dst))
+    _CACHE["targets"] = (key, result)
+    return result
+
+
+_CACHE: dict[str, tuple[Any, list[Target]]] = {}
 
 
 def api_routes(world: World) -> list[dict[str, Any]] | None:
@@ -93,6 +114,21 @@ def api_routes(world: World) -> list[dict[str, Any]] | None:
     return out
 
 
+def routes_body(world: World) -> bytes:
+    """`/api/routes` as bytes, encoded once per routing table (100 instances asked every few
+    seconds for 5,000 routes each was most of a big lab's CPU)."""
+    ts = targets(world)
+    cached = _BODY.get("routes")
+    if cached is not None and cached[0] is ts:
+        return cached[1]
+    body = json.dumps(api_routes(world)).encode()
+    _BODY["routes"] = (ts, body)
+    return body
+
+
+_BODY: dict[str, tuple[list[Target], bytes]] = {}
+
+
 def match(world: World, host: str, path: str) -> list[Target]:
     """The targets of the best route for a request: exact host first, then host-less routes;
     within a host the longest matching path prefix."""
@@ -111,7 +147,7 @@ def api_app(ctx: SimContext, node: str) -> web.Application:
     backend = f"fabio:{node}"
 
     async def routes(_: web.Request) -> web.Response:
-        return web.json_response(api_routes(ctx.world))
+        return web.Response(body=routes_body(ctx.world), content_type="application/json")
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="OK")

@@ -29,6 +29,7 @@ class Faults:
 
     def __init__(self) -> None:
         self._by_backend: dict[str, Fault] = {}
+        self.requests: dict[str, int] = {}  # requests served per backend (benchmarks)
         self.listeners: list[Callable[[str, Fault | None], None]] = []
 
     def set(self, backend: str, kind: str, latency: float = 1.0) -> None:
@@ -72,6 +73,7 @@ def fault_middleware(backend: str, faults: Faults, render_error: ErrorRenderer,
                      forbidden_message: str = "Permission denied") -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Callable[..., Awaitable[Any]]) -> Any:
+        faults.requests[backend] = faults.requests.get(backend, 0) + 1
         fault = faults.get(backend)
         if fault is not None:
             if fault.kind in ("down", "reset"):

@@ -303,6 +303,7 @@ class World(Scheduler):
             "staging": Namespace("staging", "Pre-production workloads"),
         }
         self._load_at: int | None = None
+        self._starting: set[str] = set()  # allocations whose servers are starting
 
     # -- ids, time and change notification -------------------------------------------------
 
@@ -1389,6 +1390,17 @@ class World(Scheduler):
         ])
 
     async def _start_alloc(self, alloc_id: str) -> None:
+        # once per allocation: the lab's start and the placement's timer both call this, and
+        # a second start would overwrite (then stop) the first one's servers
+        if alloc_id in self._starting:
+            return
+        self._starting.add(alloc_id)
+        try:
+            await self._start_alloc_once(alloc_id)
+        finally:
+            self._starting.discard(alloc_id)
+
+    async def _start_alloc_once(self, alloc_id: str) -> None:
         alloc = self.allocs.get(alloc_id)
         if alloc is None or alloc.client_status != "pending" or alloc.desired_status != "run":
             return

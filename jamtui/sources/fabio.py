@@ -6,6 +6,7 @@ failing while others answer makes the backend degraded, not down, and keeps its 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +30,9 @@ def decode_routes(fabio: str, data: Any) -> list[Route]:
               weight=float(r.get("weight") or 0), opts=r.get("opts", "") or "")
         for r in data
     ]
+
+
+PARALLEL = 8  # instances read at once: 100 Fabios one after another took 12-14 s
 
 
 def instance_name(address: str) -> str:
@@ -59,15 +63,28 @@ class FabioSource(Source):
     def refresh(self) -> None:
         problems: list[str] = []
         slowest = 0.0
-        for address in self.addresses:
+
+        def read(address: str) -> tuple[str, list[Route] | None, float, str]:
             name = instance_name(address)
             try:
-                resp, latency = timed(lambda a=address: self._get(a))  # type: ignore[misc]
+                resp, latency = timed(lambda: self._get(address))
                 resp.raise_for_status()
-                self._last[name] = decode_routes(name, resp.json())
-                slowest = max(slowest, latency)
+                return name, decode_routes(name, resp.json()), latency, ""
             except Exception as exc:  # one instance down is the backend's health, not a crash
-                problems.append(describe_error("fabio", address, exc))
+                return name, None, 0.0, describe_error("fabio", address, exc)
+
+        if len(self.addresses) == 1:
+            answers = [read(self.addresses[0])]
+        else:
+            with ThreadPoolExecutor(min(PARALLEL, len(self.addresses)),
+                                    thread_name_prefix="fabio-read") as pool:
+                answers = list(pool.map(read, self.addresses))  # in the configured order
+        for name, routes, latency, problem in answers:
+            if routes is None:
+                problems.append(problem)
+            else:
+                self._last[name] = routes
+                slowest = max(slowest, latency)
         if len(problems) == len(self.addresses):
             raise BackendError(problems[0] if len(problems) == 1 else
                                f"no Fabio instance answers: {'; '.join(problems)}")

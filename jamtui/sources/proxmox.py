@@ -7,6 +7,9 @@ VM and storage) at the configured interval. VM addresses come from the cloud-ini
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +22,9 @@ from ..model import VM, Hypervisor, Kind, PveTask, Snapshot, Storage, Volume
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed
 from .tls import TLSSettings
+
+CONFIG_READS = 8  # VM configs read at once when new VMs appear
+FOREGROUND_INTERVAL = 1.0  # seconds between reads while the screen shows VMs or hypervisors
 
 
 def _bool(value: Any) -> bool:
@@ -171,6 +177,20 @@ class ProxmoxSource(Source):
         self._ips: dict[int, str | None] = {}
         self._polls = 0
         self._task_marks: dict[str, str] = {}  # upid -> status last seen
+        # Proxmox has no feed: read every second while VMs or hypervisors are on screen, at
+        # the configured interval otherwise, and at once after an action (see `nudge`)
+        self.foreground = False
+        self._wake = threading.Event()
+
+    def set_foreground(self, on: bool) -> None:
+        """The screen shows (or stops showing) VMs or hypervisors: poll fast (or slow)."""
+        if on and not self.foreground:
+            self._wake.set()  # what is on screen now may be a whole interval old
+        self.foreground = on
+
+    def nudge(self) -> None:
+        """Read /cluster/resources now (after an action, or a new task seen)."""
+        self._wake.set()
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._poll, "cluster resources"), "poll")
@@ -189,7 +209,8 @@ class ProxmoxSource(Source):
                                              self.hint))
         return exc
 
-    def _poll(self) -> float:
+    def _poll(self) -> float | None:
+        self._wake.clear()
         self.refresh()
         try:
             news = self.refresh_tasks()
@@ -199,7 +220,15 @@ class ProxmoxSource(Source):
             news = False
         if news:  # a task began or ended: its guest has likely changed
             self.refresh()
-        return self.poll_interval
+        pause = min(FOREGROUND_INTERVAL, self.poll_interval) if self.foreground \
+            else self.poll_interval
+        end = time.monotonic() + pause
+        while not self.stop_event.is_set() and not self._wake.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.wait(min(left, 0.25))  # stop_event is checked four times a second
+        return None
 
     def reread(self) -> None:
         """After an action's task ended: the guests and the task list at once."""
@@ -232,20 +261,47 @@ class ProxmoxSource(Source):
                                "/cluster/resources returns). Is it really Proxmox VE?")
         nodes = [decode_node(r) for r in resources if r.get("type") == "node"]
         storages = [decode_storage(r) for r in resources if r.get("type") == "storage"]
-        vms = []
-        for r in resources:
-            if r.get("type") not in GUEST_TYPES:
-                continue
-            vmid = int(r.get("vmid") or 0)
-            if vmid not in self._ips and r.get("status") == "running" \
-                    and r.get("type") == "qemu":
-                self._ips[vmid] = self._config_ip(r.get("node", ""), vmid)
-            vms.append(decode_vm(r, self.inventory, self._ips.get(vmid)))
-        with self.store.batch():
-            self.store.replace(Kind.HYPERVISOR, nodes)
-            self.store.replace(Kind.VM, vms)
-            self.store.replace(Kind.STORAGE, storages, scope=lambda s: s.backend == "proxmox")
+        guests = [r for r in resources if r.get("type") in GUEST_TYPES]
+        # what /cluster/resources says goes on screen at once; the addresses from each new
+        # VM's config follow (read in parallel, bounded), instead of 100 reads first
+        unknown = [(str(r.get("node", "")), int(r.get("vmid") or 0)) for r in guests
+                   if r.get("type") == "qemu" and int(r.get("vmid") or 0) not in self._ips
+                   and r.get("status") == "running"]
+        self._write(nodes, storages, guests)
         self.report_ok(latency)
+        if unknown:
+            self._enrich(unknown)
+            self._write(None, None, guests)
+
+    def _write(self, nodes: list[Hypervisor] | None, storages: list[Storage] | None,
+               qemu: list[dict[str, Any]]) -> None:
+        vms = [decode_vm(r, self.inventory, self._ips.get(int(r.get("vmid") or 0)))
+               for r in qemu]
+        with self.store.batch():
+            if nodes is not None:
+                self.store.replace(Kind.HYPERVISOR, nodes)
+            self.store.replace(Kind.VM, vms)
+            if storages is not None:
+                self.store.replace(Kind.STORAGE, storages,
+                                   scope=lambda s: s.backend == "proxmox")
+
+    def _enrich(self, unknown: list[tuple[str, int]]) -> None:
+        def read(item: tuple[str, int]) -> tuple[int, str | bool | None]:
+            node, vmid = item
+            try:
+                return vmid, self._config_ip(node, vmid)
+            except Exception:  # a timeout or reset on one config: read again next time
+                return vmid, False
+
+        if len(unknown) == 1:
+            found = [read(unknown[0])]
+        else:
+            with ThreadPoolExecutor(min(CONFIG_READS, len(unknown)),
+                                    thread_name_prefix="proxmox-config") as pool:
+                found = list(pool.map(read, unknown))
+        for vmid, ip in found:
+            if ip is not False:
+                self._ips[vmid] = ip if isinstance(ip, str) else None
 
     def _check_privileges(self) -> None:
         """Proxmox answers a token without VM.Audit with no VMs, not a refusal: ask it what
@@ -282,7 +338,10 @@ class ProxmoxSource(Source):
         if guest not in GUEST_TYPES:
             raise ValueError(f"unknown guest type {guest!r}")
         self.requests_made += 1
-        return str(getattr(self.api.nodes(node), guest)(vmid).status(action).post())
+        try:
+            return str(getattr(self.api.nodes(node), guest)(vmid).status(action).post())
+        finally:
+            self.nudge()
 
     def snapshots(self, node: str, vmid: int, guest: str = "qemu") -> list[Snapshot]:
         """`GET /nodes/{node}/{qemu|lxc}/{vmid}/snapshot` (VM.Audit)."""
@@ -336,5 +395,7 @@ class ProxmoxSource(Source):
         """(status, exitstatus): running/stopped and "OK" or the error when stopped."""
         self.requests_made += 1
         data = self.api.nodes(node).tasks(upid).status.get()
+        if data.get("status") == "stopped":
+            self.nudge()  # the task changed the VM: show it now, not at the next poll
         return data.get("status", ""), data.get("exitstatus", "") or ""
 

@@ -66,6 +66,12 @@ class LabScreen(Screen[None]):
         if self.panes:
             self.panes[0].table.focus()
 
+    def on_screen_resume(self) -> None:
+        # Proxmox is read every second while its VMs or hypervisors are on screen
+        showing = getattr(self.jam.engine, "showing", None)
+        if showing is not None:
+            showing({pane.kind.value for pane in self.panes})
+
     # -- live updates ------------------------------------------------------------------------
 
     def apply_changes(self, by_kind: dict[Kind, set[str]]) -> None:
@@ -82,10 +88,10 @@ class LabScreen(Screen[None]):
                 bar.refresh_health()
 
     def refresh_rows(self, kinds: set[Kind]) -> None:
-        """Re-render every row of these kinds (columns that show time or history)."""
+        """Recompute the time columns of these kinds, for the rows on screen only."""
         for pane in self.panes:
             if pane.kind in kinds:
-                pane.table.apply(list(pane.table._texts))
+                pane.table.refresh_times()
 
     # -- panes and tables --------------------------------------------------------------------
 

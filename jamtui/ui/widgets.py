@@ -122,7 +122,11 @@ class HealthBar(Static):
                 line.append_text(quorum_text(q, stale))
                 line.append("  ")
         problems.rstrip()
-        self.update(line if not problems else Text.assemble(line, "\n", problems))
+        shown = line if not problems else Text.assemble(line, "\n", problems)
+        key = (shown.plain, tuple(shown.spans))
+        if key != getattr(self, "_shown", None):  # every poll's report, same words: no relayout
+            self._shown = key
+            self.update(shown)
 
 
 class Pane(Vertical):
@@ -151,6 +155,9 @@ class Pane(Vertical):
         # while the backend has not answered yet, the title counts the seconds
         self._waiting_clock = self.set_interval(1.0, self.refresh_title, pause=True)
         self.refresh_title()
+
+    def on_live_table_loaded(self, _: Any) -> None:
+        self.refresh_title()  # the count after a big table's chunked load, not its first chunk
 
     def refresh_title(self) -> None:
         labels = self.query(Label)
@@ -185,4 +192,9 @@ class Pane(Vertical):
         clock = getattr(self, "_waiting_clock", None)
         if clock is not None:
             clock.resume() if waiting else clock.pause()
-        label.update(title)
+        shown = (title.plain, tuple(title.spans))
+        if shown != getattr(self, "_shown_title", None):
+            # an unchanged title is not set again: each update re-laid out the whole screen,
+            # and so redrew every pane, on every change of any row (most of the idle CPU)
+            self._shown_title = shown
+            label.update(title)

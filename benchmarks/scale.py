@@ -1,0 +1,402 @@
+"""What the user sees, at three lab sizes: issue #17's table, every clock ending at the terminal.
+
+    .venv/bin/python benchmarks/scale.py [--labs demo,500,5000] [--runs 3] [--samples 15]
+                                         [--jamtui-root DIR]
+
+For each lab (`jamtui lab`, `jamtui lab --scale 10,500,20`, `jamtui lab --scale 100,5000,50`,
+started from this checkout as a subprocess) jamtui runs in tmux (160x48) against it with
+`--config`, and the screen is read with `tmux capture-pane`:
+
+- first full frame: spawn → a screen with a hypervisor, a VM, a routed service and an
+  allocation; paired in the same run with a bare Textual app's first frame (`bare_app.py`);
+- Nomad stop → row on screen: an allocation visible on screen is stopped through Nomad's HTTP
+  API; the clock ends when its row no longer shows `●` (p50/p95 over --samples);
+- Proxmox VM stop/start outside jamtui → screen: the bastion VM, through Proxmox's HTTP API,
+  shown in `:vms` filtered to it (on the overview in the first runs of the before figures);
+- `:allocs` all rows loaded: Enter on `:allocs` → the last allocation (by name) on screen
+  after Ctrl+End;
+- TUI idle CPU on the overview and on `:allocs`, and the lab's CPU meanwhile (from
+  /proc/PID/stat), with the requests the lab's servers served per minute meanwhile;
+- `status` / `snapshot --json` wall time and exit code.
+
+`--jamtui-root DIR` runs jamtui from another checkout (e.g. `git worktree add /tmp/main main`)
+against the same lab from this checkout, for before/after figures. The machine is shared:
+figures are min/median/max (or p50/p95 over all samples of all runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LABS = {"demo": None, "500": "10,500,20", "5000": "100,5000,50"}
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def mmm(values: list[float], unit: str = "s") -> str:
+    if not values:
+        return "-"
+    if unit == "ms":
+        values = [v * 1000 for v in values]
+        return "/".join(f"{v:.0f}" for v in (min(values), statistics.median(values),
+                                               max(values))) + " ms"
+    if unit == "%":
+        return "/".join(f"{v:.1f}" for v in (min(values), statistics.median(values),
+                                               max(values))) + " %"
+    return "/".join(f"{v:.2f}" for v in (min(values), statistics.median(values),
+                                           max(values))) + " s"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
+
+
+class LabProc:
+    """`jamtui lab` from this checkout, as a subprocess we can ask for request counts."""
+
+    def __init__(self, scale: str | None) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="jamtui-scale-bench-"))
+        args = [sys.executable, "-m", "jamtui", "lab", "--workdir", str(self.workdir)]
+        if scale:
+            args += ["--scale", scale]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if "Ctrl-C stops the lab" in line:
+                break
+        else:
+            raise RuntimeError("the lab did not start")
+        self.env: dict[str, str] = {}
+        for line in (self.workdir / "env.sh").read_text().splitlines():
+            if line.startswith("export "):
+                k, _, v = line[7:].partition("=")
+                self.env[k] = shlex.split(v)[0] if v else ""
+        self.config = self.workdir / "jamtui.toml"
+
+    def requests(self) -> dict[str, int]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("requests\n")
+        self.proc.stdin.flush()
+        while True:
+            line = self.proc.stdout.readline()
+            if line.startswith("{"):
+                return dict(json.loads(line))
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.send_signal(2)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    # -- the backends' own APIs, as another operator would use them ---------------------------
+
+    def nomad(self, method: str, path: str) -> Any:
+        req = urllib.request.Request(self.env["NOMAD_ADDR"] + path, method=method,
+                                     headers={"X-Nomad-Token": self.env["NOMAD_TOKEN"]})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def proxmox(self, method: str, path: str) -> Any:
+        ctx = ssl.create_default_context(cafile=self.env["PROXMOX_VE_CACERT"])
+        base = self.env["PROXMOX_VE_ENDPOINT"].rstrip("/")
+        if not base.endswith("/api2/json"):
+            base += "/api2/json"
+        req = urllib.request.Request(
+            base + path, method=method, data=b"" if method == "POST" else None,
+            headers={"Authorization": f"PVEAPIToken={self.env['PROXMOX_VE_API_TOKEN']}"})
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+            return json.loads(resp.read())["data"]
+
+
+class Term:
+    """One command in its own tmux server, 160x48."""
+
+    def __init__(self, command: str, env: dict[str, str]) -> None:
+        self.sock = f"jamtui-scale-{uuid.uuid4().hex[:8]}"
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        self.t0 = time.perf_counter()
+        subprocess.run(["tmux", "-L", self.sock, "new-session", "-d", "-s", "b", "-x", "160",
+                        "-y", "48", f"exec env {exports} TERM=xterm-256color {command}"],
+                       check=True, env={**os.environ, "TERM": "xterm"})
+        self.pid = int(subprocess.run(
+            ["tmux", "-L", self.sock, "display", "-p", "-t", "b", "#{pane_pid}"],
+            capture_output=True, text=True).stdout.strip() or 0)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "-L", self.sock, "capture-pane", "-p", "-t", "b"],
+                              capture_output=True, text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "-L", self.sock, "send-keys", "-t", "b", *keys], check=True)
+
+    def wait(self, ok: Callable[[str], bool], timeout: float, poll: float = 0.005,
+             what: str = "") -> float:
+        """Seconds from now until `ok(screen)`."""
+        t0 = time.perf_counter()
+        while True:
+            screen = self.screen()
+            if ok(screen):
+                return time.perf_counter() - t0
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError(f"{what} not on screen in {timeout:.0f} s:\n{screen}")
+            time.sleep(poll)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True)
+
+
+# a hypervisor, a VM, a routed service and an allocation, each as a whole row
+FULL = (re.compile(r"pve\d+\s+● online"), re.compile(r"\b\d{3,4}\s+\S+\s+[●○] (running|stopped)"),
+        re.compile(r"urlprefix-"), re.compile(r"\b[0-9a-f]{8}\s+\S+\[\d+\]\s+[●✓]"))
+
+
+def full_frame(screen: str) -> bool:
+    return all(m.search(screen) for m in FULL)
+
+
+def jamtui_cmd(root: str | None, config: Path, *args: str) -> tuple[str, dict[str, str]]:
+    env = {"PYTHONPATH": root} if root else {}
+    return f"{shlex.quote(sys.executable)} -m jamtui --config {config} {' '.join(args)}", env
+
+
+def first_frames(lab: LabProc, root: str | None, runs: int, out: dict[str, list[float]]) -> None:
+    bare_cmd = f"{shlex.quote(sys.executable)} {HERE / 'bare_app.py'}"
+    for _ in range(runs):
+        term = Term(bare_cmd, {})
+        try:
+            term.wait(lambda s: "BARE-TEXTUAL-READY" in s, 30, 0.01, "bare app")
+            out["bare"].append(time.perf_counter() - term.t0)
+        finally:
+            term.close()
+        cmd, env = jamtui_cmd(root, lab.config)
+        term = Term(cmd, {**lab.env, **env})
+        try:
+            term.wait(full_frame, 90, 0.01, "a full first frame")
+            out["first"].append(time.perf_counter() - term.t0)
+            out["over"].append(out["first"][-1] - out["bare"][-1])
+        except TimeoutError as exc:
+            out["failed"].append(1)
+            print(f"first frame: {str(exc)[:3000]}", file=sys.stderr, flush=True)
+        finally:
+            term.close()
+
+
+ALLOC_ROW = re.compile(r"\b([0-9a-f]{8})\s+\S+\s+● running")
+
+
+def nomad_stops(lab: LabProc, term: Term, samples: int, out: list[float]) -> None:
+    stopped: set[str] = set()
+    for _ in range(samples):
+        visible = [m for m in ALLOC_ROW.findall(term.screen()) if m not in stopped]
+        if not visible:
+            break
+        short = visible[0]
+        stopped.add(short)
+        full = lab.nomad("GET", f"/v1/allocations?prefix={short}")[0]["ID"]
+
+        def changed(screen: str, short: str = short) -> bool:
+            lines = [ln for ln in screen.splitlines() if short in ln]
+            return bool(lines) and "●" not in lines[0].split(short, 1)[1][:40]
+
+        t0 = time.perf_counter()
+        lab.nomad("POST", f"/v1/allocation/{full}/stop")
+        term.wait(changed, 30, what=f"allocation {short} stopped")
+        out.append(time.perf_counter() - t0)
+        time.sleep(1.0)
+
+
+def vm_glyph(screen: str, name: str) -> str:
+    for line in screen.splitlines():
+        m = re.search(rf"\b1\d*\s+{name[:4]}\S*\s+([●○])", line)
+        if m:
+            return m.group(1)
+    return ""
+
+
+def vm_power(lab: LabProc, term: Term, pairs: int, out: list[float]) -> None:
+    node, vmid = "pve1", 100  # the bastion: nothing else in the lab moves when it stops
+    for _ in range(pairs):
+        for action, glyph in (("stop", "○"), ("start", "●")):
+            t0 = time.perf_counter()
+            lab.proxmox("POST", f"/nodes/{node}/qemu/{vmid}/status/{action}")
+            term.wait(lambda s, g=glyph: vm_glyph(s, "bastion") == g, 60, 0.01,
+                      f"bastion {action}")
+            out.append(time.perf_counter() - t0)
+            time.sleep(1.0)
+
+
+def idle(lab: LabProc, term: Term, seconds: float) -> tuple[float, float, float]:
+    """(TUI CPU %, lab CPU %, requests served per minute) over `seconds`."""
+    r0, c0, l0, t0 = lab.requests(), cpu_seconds(term.pid), lab.cpu(), time.perf_counter()
+    time.sleep(seconds)
+    r1, c1, l1, t1 = lab.requests(), cpu_seconds(term.pid), lab.cpu(), time.perf_counter()
+    dt = t1 - t0
+    served = sum(r1.values()) - sum(r0.values())
+    return 100 * (c1 - c0) / dt, 100 * (l1 - l0) / dt, served * 60 / dt
+
+
+def view(term: Term, name: str, enter: bool = True) -> None:
+    term.keys(":")
+    time.sleep(0.3)
+    term.keys(name)
+    time.sleep(0.3)
+    if enter:
+        term.keys("Enter")
+
+
+def open_allocs(lab: LabProc, term: Term, out: list[float]) -> None:
+    allocs = lab.nomad("GET", "/v1/allocations")
+    last = max((a["Name"] for a in allocs), key=natural)
+    view(term, "allocs", enter=False)
+    t0 = time.perf_counter()
+    term.keys("Enter")
+    deadline = t0 + 60
+    while time.perf_counter() < deadline:
+        term.keys("C-End")
+        if last in term.screen():
+            out.append(time.perf_counter() - t0)
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f":allocs: {last} not on screen in 60 s")
+
+
+def natural(text: str) -> tuple[Any, ...]:
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p)
+                 for p in re.split(r"(\d+)", text))
+
+
+def headless(lab: LabProc, root: str | None, runs: int, out: dict[str, list[float]],
+             codes: dict[str, set[int]]) -> None:
+    env = {**os.environ, **lab.env}
+    if root:
+        env["PYTHONPATH"] = root
+    else:
+        env.pop("PYTHONPATH", None)
+    for _ in range(runs):
+        for name, args in (("status", ["status"]), ("snapshot", ["snapshot", "--json"])):
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "jamtui", "--config", str(lab.config),
+                                   *args], capture_output=True, env=env, cwd="/tmp")
+            out[name].append(time.perf_counter() - t0)
+            codes[name].add(proc.returncode)
+
+
+def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str, str]:
+    lab = LabProc(LABS[name])
+    res: dict[str, list[float]] = {k: [] for k in (
+        "bare", "first", "over", "stop", "vm", "allocs", "idle_o", "idle_a", "lab", "req",
+        "status", "snapshot", "failed")}
+    codes: dict[str, set[int]] = {"status": set(), "snapshot": set()}
+    try:
+        time.sleep(3)
+        first_frames(lab, root, runs, res)
+        for _ in range(runs):
+            cmd, env = jamtui_cmd(root, lab.config)
+            term = Term(cmd, {**lab.env, **env})
+            try:
+                term.wait(full_frame, 90, 0.05, "a full first frame")
+                time.sleep(5)  # first reads done, enrichment and routes in
+                tui, labcpu, req = idle(lab, term, 15)
+                res["idle_o"].append(tui)
+                res["lab"].append(labcpu)
+                res["req"].append(req)
+                nomad_stops(lab, term, samples, res["stop"])
+                open_allocs(lab, term, res["allocs"])
+                time.sleep(3)
+                tui, _, _ = idle(lab, term, 10)
+                res["idle_a"].append(tui)
+                # the bastion's row on screen: `:vms` filtered to it (a big lab has 100 VMs)
+                view(term, "vms")
+                term.keys("/")
+                time.sleep(0.3)
+                term.keys("bastion", "Enter")
+                term.wait(lambda s: vm_glyph(s, "bastion") != "", 30, 0.05, "the bastion row")
+                time.sleep(1)
+                vm_power(lab, term, 2, res["vm"])
+            except TimeoutError as exc:  # said in the table as a failed session, not a crash
+                res["failed"].append(1)
+                print(f"session: {str(exc)[:3000]}", file=sys.stderr, flush=True)
+            finally:
+                term.close()
+        headless(lab, root, runs, res, codes)
+    finally:
+        lab.stop()
+
+    def pp(values: list[float]) -> str:
+        if not values:
+            return "-"
+        return (f"p50 {pct(values, 50) * 1000:.0f} / p95 {pct(values, 95) * 1000:.0f} ms "
+                f"(n={len(values)})")
+
+    return {
+        "first full frame (over bare)": f"{mmm(res['first'])} ({mmm(res['over'])} over)",
+        "bare Textual first frame": mmm(res["bare"]),
+        "Nomad stop → row on screen": pp(res["stop"]),
+        "Proxmox VM stop/start → screen": pp(res["vm"]),
+        ":allocs all rows loaded": mmm(res["allocs"]),
+        "TUI idle CPU overview / :allocs":
+            f"{mmm(res['idle_o'], '%')} / {mmm(res['idle_a'], '%')}",
+        "status / snapshot --json": f"{mmm(res['status'])} / {mmm(res['snapshot'])} "
+                                    f"(exit {sorted(codes['status'])}/"
+                                    f"{sorted(codes['snapshot'])})",
+        "lab CPU with one TUI": mmm(res["lab"], "%"),
+        "runs that failed (no full frame / a change not shown in time)":
+            str(len(res["failed"])),
+        "requests at the servers /min (TUI idle)":
+            "/".join(f"{v:.0f}" for v in (min(res["req"]), statistics.median(res["req"]),
+                                          max(res["req"]))) if res["req"] else "-",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--labs", default="demo,500,5000")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=15, help="Nomad stops per run")
+    ap.add_argument("--jamtui-root", help="run jamtui from this checkout (before/after)")
+    args = ap.parse_args()
+    labs = args.labs.split(",")
+    table: dict[str, dict[str, str]] = {}
+    for name in labs:
+        print(f"# lab {name} ...", file=sys.stderr, flush=True)
+        table[name] = bench_lab(name, args.jamtui_root, args.runs, args.samples)
+        print(json.dumps({name: table[name]}, ensure_ascii=False), file=sys.stderr, flush=True)
+    rows = list(next(iter(table.values())))
+    print(f"jamtui from {args.jamtui_root or ROOT}; min/median/max of {args.runs} runs; "
+          f"load average {os.getloadavg()[0]:.2f} (shared machine)")
+    print("| figure | " + " | ".join(f"lab {n}" for n in labs) + " |")
+    print("|---|" + "---|" * len(labs))
+    for row in rows:
+        print(f"| {row} | " + " | ".join(table[n][row] for n in labs) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""What every command pays before and after its work: the parser without the workflows'
+imports, and an engine that stops without waiting out its blocking queries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jamtui.config import load_config
+from jamtui.engine import Engine
+from jamtui.sim.lab import Lab
+from tests.conftest import FAST
+
+
+def test_the_parser_does_not_import_the_workflows() -> None:
+    code = ("import sys; from jamtui.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('paramiko', 'dns.resolver', 'jamtui.workflows.node', "
+            "'jamtui.engine', 'textual.app') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_engine_stops_without_waiting_for_its_blocking_queries(tmp_path: Path) -> None:
+    with Lab(seed=3, tick=0, traffic=False, **FAST) as lab:
+        path = tmp_path / "jamtui.toml"
+        path.write_text(lab.config_toml())
+        engine = Engine(load_config(path, env=lab.env()))
+        engine.start()
+        assert engine.wait_ready(20)
+        time.sleep(0.5)  # Nomad's event stream and Consul's blocking queries are now held
+        held = [t for s in engine.sources.values() for t in s._threads if t.is_alive()]
+        assert held
+        t0 = time.monotonic()
+        engine.stop()
+        # before: the full second, for threads that would answer only after minutes
+        assert time.monotonic() - t0 < 0.8
