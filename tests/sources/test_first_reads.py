@@ -51,7 +51,8 @@ def test_vms_show_before_their_configs_are_read(lab: Lab, tmp_path: Path) -> Non
     src.start()
     try:
         # every VM is on screen while no config has answered yet
-        wait_for(lambda: len(store.items(Kind.VM)) == len(lab.world.vms), timeout=10)
+        guests = len(lab.world.vms) + len(lab.world.containers)  # LXC guests are listed too
+        wait_for(lambda: len(store.items(Kind.VM)) == guests, timeout=10)
         assert store.items(Kind.HYPERVISOR)
         wait_for(lambda: len(reads) > 1, timeout=10)  # configs read side by side
         release.set()
