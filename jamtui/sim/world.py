@@ -789,17 +789,26 @@ class World(Scheduler):
         self.notify()
         return task.upid
 
-    def snapshot_rollback(self, node: str, vmid: int, name: str, kind: str = "qemu",
-                          user: str = "root@pam") -> str:
+    def _snapshot_task(self, node: str, vmid: int, name: str, kind: str, user: str,
+                       lock: str) -> tuple[Any, Any, Any]:
+        """The guest, its snapshot `name` and a new task for `lock` (rollback or
+        snapshot-delete), the guest locked, as qemu-server and pve-container refuse: an
+        unknown snapshot, a guest already locked."""
         guest = self.guest(node, vmid, kind)
         snap = guest.snapshots.get(name)
         if snap is None:
             raise SimError(500, f"snapshot '{name}' does not exist")
         if guest.lock:
             raise SimError(500, f"VM is locked ({guest.lock})")
-        task = self._new_task(node, "qmrollback" if kind == "qemu" else "vzrollback",
-                              str(vmid), user)
-        guest.lock = "rollback"
+        types = {"rollback": ("qmrollback", "vzrollback"),
+                 "snapshot-delete": ("qmdelsnapshot", "vzdelsnapshot")}[lock]
+        task = self._new_task(node, types[0] if kind == "qemu" else types[1], str(vmid), user)
+        guest.lock = lock
+        return guest, snap, task
+
+    def snapshot_rollback(self, node: str, vmid: int, name: str, kind: str = "qemu",
+                          user: str = "root@pam") -> str:
+        guest, snap, task = self._snapshot_task(node, vmid, name, kind, user, "rollback")
 
         def done() -> None:
             guest.lock = None
@@ -823,15 +832,8 @@ class World(Scheduler):
 
     def snapshot_delete(self, node: str, vmid: int, name: str, kind: str = "qemu",
                         user: str = "root@pam") -> str:
-        guest = self.guest(node, vmid, kind)
-        snap = guest.snapshots.get(name)
-        if snap is None:
-            raise SimError(500, f"snapshot '{name}' does not exist")
-        if guest.lock:
-            raise SimError(500, f"VM is locked ({guest.lock})")
-        task = self._new_task(node, "qmdelsnapshot" if kind == "qemu" else "vzdelsnapshot",
-                              str(vmid), user)
-        guest.lock = "snapshot-delete"
+        guest, snap, task = self._snapshot_task(node, vmid, name, kind, user,
+                                                "snapshot-delete")
 
         def done() -> None:
             guest.lock = None
