@@ -238,15 +238,7 @@ def _hypervisor(w: World, name: str) -> Hypervisor:
 
 
 def _vm(request: web.Request) -> VM:
-    w = _world(request)
-    node = request.match_info["node"]
-    _hypervisor(w, node)
-    try:
-        vmid = int(request.match_info["vmid"])
-    except ValueError:
-        raise _ParamError({"vmid": "type check ('integer') failed - got "
-                                   f"'{request.match_info['vmid']}'"}) from None
-    return w.vm(node, vmid)
+    return _guest(request, "qemu")
 
 
 def _uptime(since: float) -> int:
