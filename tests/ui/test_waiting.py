@@ -54,7 +54,7 @@ async def test_a_silent_backend_pane_says_waiting_then_down(
         # the count moves with the clock
         await until(pilot, lambda: (m := re.search(r"waiting for consul \((\d+) s\)",
                                                    title(app, Kind.SERVICE)))
-                    and int(m.group(1)) > int(first.group(1)), timeout=4)
+                    and int(m.group(1)) > int(first.group(1)), timeout=15)
         assert "waiting" not in title(app, Kind.VM)  # Proxmox answered
         bar = text_of(app.screen.query_one("HealthBar").render())
         assert "consul … waiting" in bar
