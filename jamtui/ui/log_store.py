@@ -247,11 +247,11 @@ class FirstReads:
     monotonic time, has passed), then given back interleaved; lines that come live
     meanwhile are held after them in arrival order."""
 
-    def __init__(self, labels: list[str], deadline: float) -> None:
+    def __init__(self, labels: list[str], deadline: float, capacity: int = 100_000) -> None:
         self.expected = set(labels)
         self.deadline = deadline
         self.reads: list[Read] = []
-        self.held: list[Entry] = []
+        self.held: deque[Entry] = deque(maxlen=capacity)  # a flood meanwhile: its end
 
     def arrive(self, read: Read) -> None:
         self.expected.discard(read.label)
@@ -263,4 +263,4 @@ class FirstReads:
     def release(self) -> tuple[list[Entry], list[str]]:
         """Every line held, in order, and the labels placed by a guess."""
         merged, guessed = interleave(self.reads)
-        return merged + self.held, guessed
+        return merged + list(self.held), guessed

@@ -89,6 +89,7 @@ class LogScreen(Screen[None]):
         self._first: FirstReads | None = None  # a merged tail's first reads, being held
         self._reading: set[str] = set()  # streams whose first read is not in yet
         self._guessed: list[str] = []  # streams whose first read was placed by a guess
+        self._merged = 0  # of how many first reads
         self._status = ""
         self._generation = 0  # followers of an older stream choice drop their lines
         self.closed = False
@@ -159,7 +160,7 @@ class LogScreen(Screen[None]):
             parts.append("ordering the first read")
         elif self._guessed:
             parts.append(f"order guessed by task start for {len(self._guessed)}/"
-                         f"{len(self._followers)}")
+                         f"{self._merged}")
         return line(" · ".join(parts))
 
     def _update_status(self) -> None:
@@ -184,7 +185,7 @@ class LogScreen(Screen[None]):
         streams = self.streams if streams is None else streams
         if len(streams) > 1:
             self._first = FirstReads([label for label, _ in streams],
-                                     time.monotonic() + FIRST_READ_WAIT)
+                                     time.monotonic() + FIRST_READ_WAIT, self.capacity)
         for label, make in streams:
             self._start_one(label, make)
 
@@ -221,6 +222,7 @@ class LogScreen(Screen[None]):
     def _release(self) -> None:
         """Every held line into the inbox, the first reads interleaved (lock held)."""
         assert self._first is not None
+        self._merged = len(self._first.reads)
         merged, self._guessed = self._first.release()
         self._first = None
         for e in merged:
