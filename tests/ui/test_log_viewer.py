@@ -8,11 +8,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
 
-from textual.app import App
 from textual.widgets import Label
 
 from jamtui.sources.logs import LogLine
+from jamtui.store import Store
 from jamtui.ui.app import JamApp
 from jamtui.ui.log_lines import LogLines
 from jamtui.ui.log_store import Read, entry, interleave, line_time
@@ -54,22 +56,24 @@ def fixed(by_stream: dict[str, Fake]) -> Callable[[str], Fake]:
     return lambda stream: by_stream.get(stream) or Fake([])
 
 
-class Host(App[None]):
-    CSS_PATH = JamApp.CSS_PATH
-
-    def __init__(self, screen: LogScreen) -> None:
-        super().__init__()
-        self.log_screen = screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self.log_screen)
+def cockpit() -> JamApp:
+    """The cockpit on an empty store (no lab): tails open in it as `l` opens them."""
+    engine: Any = SimpleNamespace(store=Store(), sources={}, start=lambda: None,
+                                  stop=lambda: None)
+    return JamApp(engine, start_engine=False)
 
 
-def status(app: Host) -> str:
+async def opened(pilot: Any, app: JamApp, screen: LogScreen) -> LogLines:
+    app.open_tail(lambda: screen)
+    await until(pilot, lambda: app.screen is screen and screen.query(LogLines))
+    return screen.query_one(LogLines)
+
+
+def status(app: JamApp) -> str:
     return str(app.screen.query_one("#log-status", Label).content)
 
 
-def inner_rows(app: Host) -> list[str]:
+def inner_rows(app: JamApp) -> list[str]:
     """The log's rows as drawn, between the round border's sides, less the scrollbar's
     two cells."""
     return [row.split("│", 1)[1].rsplit("│", 1)[0][:-2] for row in drawn(app).splitlines()
@@ -80,9 +84,9 @@ async def test_opens_at_the_end_and_wraps_at_the_width_seen() -> None:
     long = "".join(f"<{n:03d}>" for n in range(60))  # 300 cells, every piece numbered
     backlog = [f"line {n}" for n in range(200)] + [long]
     screen = LogScreen("one", [("one", fixed({"stdout": Fake(backlog)}))])
-    app = Host(screen)
+    app = cockpit()
     async with app.run_test(size=(80, 24)) as pilot:
-        lines = screen.query_one(LogLines)
+        lines = await opened(pilot, app, screen)
         await until(pilot, lambda: len(lines.entries) == 201)
         await pilot.pause(0.2)
         # no line came after the first read: the end is shown all the same, following
@@ -106,9 +110,9 @@ async def test_the_status_line_and_every_key_a_binding() -> None:
     backlog = [f"{stamp(T0 + n)} request {n} {'ERROR' if n % 10 == 3 else 'ok'}"
                for n in range(100)]
     screen = LogScreen("one", [("one", fixed({"stdout": Fake(backlog)}))])
-    app = Host(screen)
+    app = cockpit()
     async with app.run_test(size=(100, 30)) as pilot:
-        lines = screen.query_one(LogLines)
+        lines = await opened(pilot, app, screen)
         await until(pilot, lambda: len(lines.entries) == 100)
         await until(pilot, lambda: status(app) == "following · stdout · wrap off · time off")
         await until(pilot, lambda: lines.scroll_y == lines.max_scroll_y > 0)
@@ -141,10 +145,11 @@ async def test_the_status_line_and_every_key_a_binding() -> None:
 async def test_e_to_an_empty_stream_says_so_and_back_lands_at_the_end() -> None:
     written = {"stdout": [f"out {n}" for n in range(120)], "stderr": []}
     screen = LogScreen("one", [("one", lambda s: Fake(list(written[s])))])
-    app = Host(screen)
+    app = cockpit()
     async with app.run_test(size=(80, 24)) as pilot:
-        lines = screen.query_one(LogLines)
+        lines = await opened(pilot, app, screen)
         await until(pilot, lambda: len(lines.entries) == 120)
+        # at the end with no line after the first read (it stayed at the top until one came)
         await until(pilot, lambda: lines.scroll_y == lines.max_scroll_y > 0)
         await pilot.press("pageup")  # paused
         await until(pilot, lambda: not lines.follow)
@@ -169,9 +174,9 @@ async def test_a_merged_tail_shows_its_first_reads_in_time_order() -> None:
     screen = LogScreen("job", [("web0", fixed({"stdout": web0})),
                                ("web1", fixed({"stdout": web1})),
                                ("db", fixed({"stdout": db}))])
-    app = Host(screen)
+    app = cockpit()
     async with app.run_test(size=(100, 30)) as pilot:
-        lines = screen.query_one(LogLines)
+        lines = await opened(pilot, app, screen)
         await until(pilot, lambda: len(lines.entries) == 10)
         texts = [e.text.split("Z ")[-1] for e in lines.entries]
         assert texts[:8] == ["web0 0", "web1 1", "web0 2", "db a", "db b", "web1 3",
