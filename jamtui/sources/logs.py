@@ -70,7 +70,8 @@ class LogFollower:
 
     def __init__(self, cfg: NomadConfig, alloc_id: str, task: str, stream: str = "stdout",
                  *, origin: str = "start", offset: int = 0, follow: bool = True,
-                 timeout: float = 10.0, session: requests.Session | None = None) -> None:
+                 timeout: float = 10.0, session: requests.Session | None = None,
+                 started: float | None = None) -> None:
         if stream not in ("stdout", "stderr"):
             raise ValueError("stream is stdout or stderr")
         self.cfg = cfg
@@ -81,6 +82,7 @@ class LogFollower:
         self.offset = offset
         self.follow = follow
         self.timeout = timeout
+        self.started = started  # when the task first started (Unix s), to order a merge
         self.tls = TLSSettings.of("nomad", cfg)
         self.session = session or self.tls.session()
         self.verify = self.tls.verify
@@ -136,10 +138,42 @@ class LogFollower:
             self.reconnects += 1
             self.stop_event.wait(backoff.next())
 
-    def _frames(self) -> Iterator[tuple[bytes, int, str]]:
+    def backlog(self) -> list[LogLine]:
+        """What is already written (from `origin`/`offset`), read once without following
+        (the viewer orders a merged tail's first reads before showing them); `lines()`
+        then follows from the start of the last line not yet complete. A read the network
+        broke returns nothing and `lines()` starts over where this one started."""
+        if not self.follow:
+            return []  # lines() reads it all anyway
+        origin, offset = self.origin, self.offset
+        out: list[LogLine] = []
+        partial, pending_event = b"", ""
+        try:
+            for data, end, event in self._frames(follow=False):
+                if event == "file truncated":
+                    partial, out = b"", []
+                pending_event = event or pending_event
+                if not data:
+                    continue
+                *complete, partial = (partial + data).split(b"\n")
+                for raw in complete:
+                    out.append(LogLine(raw.decode(errors="replace"), end - len(partial),
+                                       pending_event))
+                    pending_event = ""
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.Timeout, AttributeError, ValueError):
+            if not self.stop_event.is_set():
+                self.origin, self.offset = origin, offset
+            return []
+        self.offset -= len(partial)
+        self.origin = "start"
+        return out
+
+    def _frames(self, follow: bool | None = None) -> Iterator[tuple[bytes, int, str]]:
+        follow = self.follow if follow is None else follow
         url = f"{self.cfg.address.rstrip('/')}/v1/client/fs/logs/{self.alloc_id}"
         params = {"task": self.task, "type": self.stream, "origin": self.origin,
-                  "offset": str(self.offset), "follow": "true" if self.follow else "false"}
+                  "offset": str(self.offset), "follow": "true" if follow else "false"}
         headers = self.cfg.auth_headers()
         resp = self.session.get(url, params=params, headers=headers, stream=True,
                                 verify=self.verify, cert=self.tls.cert,

@@ -343,7 +343,8 @@ class JamApp(App[None]):
 
         def streams_of(allocs: list[Any]) -> list[Any]:
             return [(f"{a.name} {a.short_id} {t.name}",
-                     partial(_follower, LogFollower, nomad, a.id, t.name))
+                     partial(_follower, LogFollower, nomad, a.id, t.name,
+                             started=task_started(t)))
                     for a in sorted(allocs, key=lambda a: a.name) for t in a.tasks]
 
         if isinstance(obj, Job):
@@ -694,9 +695,19 @@ def _cancelled() -> bool:
         return False
 
 
-def _follower(cls: Any, cfg: Any, alloc_id: str, task: str, stream: str) -> Any:
+def _follower(cls: Any, cfg: Any, alloc_id: str, task: str, stream: str,
+              started: float | None = None) -> Any:
     """A follower that starts with the last 64 KiB already written."""
-    return cls(cfg, alloc_id, task, stream, origin="end", offset=64 * 1024)
+    return cls(cfg, alloc_id, task, stream, origin="end", offset=64 * 1024, started=started)
+
+
+def task_started(task: Any) -> float | None:
+    """When a task first started, from its events (`Started`, Time in Unix ns, decoded to
+    seconds) and `StartedAt` (its last start): the earliest known, or None."""
+    starts = [e.time for e in task.events if e.type == "Started" and e.time > 0]
+    if task.started_at:
+        starts.append(task.started_at)
+    return min(starts) if starts else None
 
 
 def _parse_scale(text: str | None, groups: list[str]) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ import time
 from collections import deque
 from typing import Any
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Size
@@ -21,15 +22,21 @@ from .log_store import Entry, LineStore
 MATCH = Style(bgcolor="yellow", color="black", bold=True)
 STDERR = Style(color="red")
 STAMP = Style(color="cyan", dim=True)
+EMPTY = Style(dim=True, italic=True)
 
 
 class LogLines(ScrollView, can_focus=True):
-    """Lines in a bounded ring; draws only what is on screen."""
+    """Lines in a bounded ring; draws only what is on screen. The vertical scrollbar's
+    gutter is kept whether or not it shows, so wrapped rows are cut at the width they are
+    seen at, not under the scrollbar."""
+
+    DEFAULT_CSS = "LogLines { scrollbar-gutter: stable; }"
 
     def __init__(self, capacity: int = 100_000, **kw: Any) -> None:
         super().__init__(**kw)
         self.store = LineStore(capacity)
         self.follow = True
+        self.empty_text = ""  # said on the first row while nothing is shown
 
     # -- the store's state, as the screen and the tests read it -------------------------------
 
@@ -101,9 +108,20 @@ class LogLines(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         if self.wrap:
             self._relayout()
+        elif self.follow:
+            self.scroll_end(animate=False, force=True)
+
+    def watch_show_horizontal_scrollbar(self, shown: bool) -> None:
+        # the bar takes a row from the view: the end moves one row down
+        if self.follow:
+            self.scroll_end(animate=False, force=True)
+
+    def view_width(self) -> int:
+        """The cells a row is seen in: the content minus the vertical scrollbar."""
+        return self.scrollable_content_region.width
 
     def _wrap_width(self) -> int:
-        return max(10, self.size.width or 80)
+        return max(10, self.view_width() or 80)
 
     def _sync_width(self) -> None:
         self.store.wrap_width = self._wrap_width()
@@ -119,7 +137,7 @@ class LogLines(ScrollView, can_focus=True):
     def _resize(self) -> None:
         self.virtual_size = Size(self.store.content_width(), self.store.total_rows())
         if self.follow:
-            self.scroll_end(animate=False)
+            self.scroll_end(animate=False, force=True)
         self.refresh()
 
     # -- drawing ------------------------------------------------------------------------------
@@ -152,15 +170,19 @@ class LogLines(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         lines = self.shown_entries()
         index, sub = self._locate(scroll_y + y)
+        width = self.view_width()
+        if not lines and y == 0 and self.empty_text:
+            return Strip([Segment(line(self.empty_text), EMPTY)]).crop(0, width) \
+                .extend_cell_length(width)
         if index >= len(lines) or scroll_y + y >= self._total_rows():
-            return Strip.blank(self.size.width)
+            return Strip.blank(width)
         segments = list(self.line_text(lines[index]).render(self.app.console))
         if self.wrap:
-            width = self.store.wrap_width
-            strip = Strip(segments).crop(sub * width, (sub + 1) * width)
+            wrap = self.store.wrap_width
+            strip = Strip(segments).crop(sub * wrap, (sub + 1) * wrap)
         else:
-            strip = Strip(segments).crop(scroll_x, scroll_x + self.size.width)
-        return strip.extend_cell_length(self.size.width)
+            strip = Strip(segments).crop(scroll_x, scroll_x + width)
+        return strip.extend_cell_length(width)
 
     def matches(self) -> list[int]:
         return self.store.matches()
@@ -172,9 +194,21 @@ class LogLines(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        if new < old:
-            self.follow = False  # scrolling up pauses
+        if new < old and new < self.max_scroll_y:
+            # scrolling up pauses; the end moving up under the view (the lines cleared on
+            # `e`, wrapping turned off) is no scroll by the operator and keeps following
+            self.follow = False
+
+    def below(self) -> int:
+        """Lines after the last row on screen (0 while following)."""
+        if self.follow:
+            return 0
+        bottom = int(self.scroll_offset.y) + self.scrollable_content_region.height
+        if bottom >= self._total_rows():
+            return 0
+        index, sub = self._locate(bottom)
+        return max(0, len(self.shown_entries()) - index - (1 if sub else 0))
 
     def resume(self) -> None:
         self.follow = True
-        self.scroll_end(animate=False)
+        self.scroll_end(animate=False, force=True)

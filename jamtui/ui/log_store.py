@@ -10,6 +10,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import accumulate
 from typing import Any, Protocol
 
@@ -172,3 +173,94 @@ class LineStore:
         if self.keep is not None:
             return self._filtered_rows()[index - 1]
         return self._cum[self._cum_start + index - 1] - self._base()
+
+
+# -- a merged tail's first read, interleaved by time ----------------------------------------
+
+# an RFC 3339 / ISO 8601 time near the start of a line (`2026-11-29T18:11:21Z`,
+# `[2026-11-29 18:11:21,123]`, `time="2026-11-29T18:11:21.5+01:00"`); none: no time known
+LINE_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
+                       r"\s?(Z|[+-]\d\d:?\d\d)?")
+TIME_WITHIN = 64  # characters from the start of a line a time is looked for in
+
+
+def line_time(text: str) -> float | None:
+    """The time a line says it was written (Unix seconds), when it says one near its start;
+    a time without a zone is taken as local time."""
+    m = LINE_TIME.search(text, 0, TIME_WITHIN)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    tz = None
+    if zone == "Z":
+        tz = UTC
+    elif zone:
+        sign = -1 if zone[0] == "-" else 1
+        hours, minutes = int(zone[1:3]), int(zone[-2:])
+        tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    try:
+        when = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                        int((frac or "0")[:6].ljust(6, "0")), tzinfo=tz)
+    except ValueError:
+        return None
+    return when.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One stream's first read: its lines and when its task started (None: unknown)."""
+
+    label: str
+    started: float | None
+    entries: list[Entry]
+
+
+def interleave(reads: list[Read]) -> tuple[list[Entry], list[str]]:
+    """The first reads of several streams as one list in the best time order known, and the
+    labels of those placed by a guess. Nomad's log frames carry no time: a line's own time
+    (when it starts with one) orders it; a stream whose lines carry none is placed whole at
+    its task's start (a guess; an unknown start: last), and streams tie in the order their
+    tasks started. A stream's
+    own lines never change order."""
+    ranked = sorted(reads, key=lambda r: (r.started is None, r.started or 0.0, r.label))
+    keyed: list[tuple[float, int, int, Entry]] = []
+    guessed: list[str] = []
+    for rank, read in enumerate(ranked):
+        times = [line_time(e.text) for e in read.entries]
+        known = [t for t in times if t is not None]
+        if read.entries and not known:
+            guessed.append(read.label)
+        # lines before the first timed one go with it; untimed streams at the task's start
+        # (unknown: after the others, nearest to the live lines)
+        last = known[0] if known else (read.started if read.started is not None
+                                       else float("inf"))
+        for i, (e, t) in enumerate(zip(read.entries, times, strict=True)):
+            if t is not None:
+                last = max(last, t)
+            keyed.append((last, rank, i, e))
+    keyed.sort(key=lambda k: k[:3])
+    return [k[3] for k in keyed], guessed
+
+
+class FirstReads:
+    """A merged tail's first reads, held until every stream's is in (or `deadline`, a
+    monotonic time, has passed), then given back interleaved; lines that come live
+    meanwhile are held after them in arrival order."""
+
+    def __init__(self, labels: list[str], deadline: float, capacity: int = 100_000) -> None:
+        self.expected = set(labels)
+        self.deadline = deadline
+        self.reads: list[Read] = []
+        self.held: deque[Entry] = deque(maxlen=capacity)  # a flood meanwhile: its end
+
+    def arrive(self, read: Read) -> None:
+        self.expected.discard(read.label)
+        self.reads.append(read)
+
+    def complete(self, now: float) -> bool:
+        return not self.expected or now >= self.deadline
+
+    def release(self) -> tuple[list[Entry], list[str]]:
+        """Every line held, in order, and the labels placed by a guess."""
+        merged, guessed = interleave(self.reads)
+        return merged + list(self.held), guessed

@@ -31,7 +31,7 @@ from textual.worker import get_current_worker
 from ..plain import line
 from .inbox import Inbox
 from .log_lines import MATCH, STAMP, STDERR, LogLines
-from .log_store import STAMP_WIDTH, Entry, Follower, LineStore, Stream, entry
+from .log_store import STAMP_WIDTH, Entry, FirstReads, Follower, LineStore, Read, Stream, entry
 from .messages import CloseTail, SwitchTail
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ __all__ = ["MATCH", "STAMP", "STAMP_WIDTH", "STDERR", "Entry", "Follower", "Line
            "LogLines", "LogScreen", "Stream", "TailsScreen", "entry"]
 
 FLUSH_MAX = 10_000  # lines drawn in per 50 ms tick at most, so a flood cannot hog a frame
+FIRST_READ_WAIT = 5.0  # seconds a merged tail waits for its slowest stream's first read
 
 
 class LogScreen(Screen[None]):
@@ -84,6 +85,12 @@ class LogScreen(Screen[None]):
         # lines not yet drawn; bounded like the buffer (older ones would be evicted anyway)
         self._pending: Inbox[Entry] = Inbox(maxlen=capacity)
         self._match = -1
+        self._found = 0  # lines matching the search (counted as lines come)
+        self._first: FirstReads | None = None  # a merged tail's first reads, being held
+        self._reading: set[str] = set()  # streams whose first read is not in yet
+        self._guessed: list[str] = []  # streams whose first read was placed by a guess
+        self._merged = 0  # of how many first reads
+        self._status = ""
         self._generation = 0  # followers of an older stream choice drop their lines
         self.closed = False
         self._exit = threading.Event()  # set when closed: the watcher stops waiting
@@ -95,6 +102,7 @@ class LogScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Label(self._title(), id="log-title", classes="pane-title")
         yield LogLines(self.capacity, id="log-lines")
+        yield Label("", id="log-status")
         with Horizontal(id="log-bar"):
             yield Input(placeholder="", id="log-input")
         yield Footer()
@@ -128,21 +136,97 @@ class LogScreen(Screen[None]):
 
     def _update_title(self) -> None:
         self.query_one("#log-title", Label).update(self._title())
+        self._update_status()
+
+    def status(self) -> str:
+        """The status line: following or paused (lines below), the filter, the search and
+        its match, the stream, wrap and time, and whether the first read's order is a
+        guess. Plain text (the patterns are the operator's, the labels a backend's)."""
+        lines = self.query_one(LogLines)
+        below = lines.below()
+        parts = ["following" if lines.follow else
+                 f"paused, {below} line{'s' if below != 1 else ''} below"]
+        if lines.keep is not None:
+            parts.append(f"filter &{'!' if lines.invert else ''}{lines.keep.pattern}")
+        if lines.search is not None:
+            where = f"match {self._match + 1}/{self._found}" if self._match >= 0 and \
+                self._found else f"{self._found} match{'es' if self._found != 1 else ''}"
+            parts.append(f"/{lines.search.pattern}: {where}")
+        if self.stderr_toggle:
+            parts.append(self.stream)
+        parts += [f"wrap {'on' if lines.wrap else 'off'}",
+                  f"time {'on' if lines.stamps else 'off'}"]
+        if self._first is not None:
+            parts.append("ordering the first read")
+        elif self._guessed:
+            parts.append(f"order guessed by task start for {len(self._guessed)}/"
+                         f"{self._merged}")
+        return line(" · ".join(parts))
+
+    def _update_status(self) -> None:
+        lines = self.query_one(LogLines)
+        empty = "" if lines.shown_entries() else (
+            f"reading {self.stream if self.stderr_toggle else 'the log'}…" if self._reading
+            else "no line matches the filter" if lines.entries
+            else f"no {self.stream} output yet" if self.stderr_toggle else "no output yet")
+        if empty != lines.empty_text:
+            lines.empty_text = empty
+            lines.refresh()
+        status = self.status()
+        if status != self._status:
+            self._status = status
+            self.query_one("#log-status", Label).update(status)
 
     # -- streams ------------------------------------------------------------------------------
 
-    def _start(self) -> None:
-        for label, make in self.streams:
+    def _start(self, streams: list[Stream] | None = None) -> None:
+        """Start following `streams` (the tail's, by default); several are merged: their
+        first reads are held and shown together, in time order."""
+        streams = self.streams if streams is None else streams
+        if len(streams) > 1:
+            self._first = FirstReads([label for label, _ in streams],
+                                     time.monotonic() + FIRST_READ_WAIT, self.capacity)
+        for label, make in streams:
             self._start_one(label, make)
 
     def _start_one(self, label: str, make: Callable[[str], Follower]) -> None:
         follower = make(self.stream)
         self._followers[label] = follower
+        self._reading.add(label)
         tag = label if len(self.streams) > 1 or self._streams_fn is not None else ""
         stderr = self.stream == "stderr"
-        self.run_worker(partial(self._pump, follower, tag, stderr, self._generation),
+        self.run_worker(partial(self._pump, follower, label, tag, stderr, self._generation),
                         thread=True, group="log-pump", name=f"log:{label}",
                         exit_on_error=False)
+
+    def _put(self, e: Entry) -> None:
+        """A line for the viewer (the inbox's lock held): held while a merged tail's first
+        reads are being gathered, else drawn in at the next tick."""
+        if self._first is not None:
+            self._first.held.append(e)
+        else:
+            self._pending.put(e)
+
+    def _arrive(self, read: Read) -> None:
+        """A stream's first read is in (the inbox's lock held)."""
+        self._reading.discard(read.label)
+        first = self._first
+        if first is not None and read.label in first.expected:
+            first.arrive(read)
+            if first.complete(time.monotonic()):
+                self._release()
+        else:
+            for e in read.entries:
+                self._put(e)
+
+    def _release(self) -> None:
+        """Every held line into the inbox, the first reads interleaved (lock held)."""
+        assert self._first is not None
+        self._merged = len(self._first.reads)
+        merged, self._guessed = self._first.release()
+        self._first = None
+        for e in merged:
+            self._pending.put(e)
 
     def _stop(self) -> None:
         for f in self._followers.values():
@@ -173,8 +257,9 @@ class LogScreen(Screen[None]):
                 now = None
                 if str(exc) != said:
                     said = str(exc)
-                    self._pending.put(entry(f"[jamtui] cannot list the streams: {exc}", "",
-                                            True, time.time()))
+                    with self._pending.lock:
+                        self._put(entry(f"[jamtui] cannot list the streams: {exc}", "", True,
+                                        time.time()))
             if now is not None and not worker.is_cancelled and not self._exit.is_set():
                 try:
                     self.app.call_from_thread(self._membership, now, first)
@@ -197,46 +282,87 @@ class LogScreen(Screen[None]):
         with self._pending.lock:
             for label in gone:
                 self._followers.pop(label).stop()
-                self._pending.put(entry(f"[jamtui] {label} left (no longer running)", label,
-                                        False, time.time()))
+                self._reading.discard(label)
+                if self._first is not None:
+                    self._first.expected.discard(label)
+                self._put(entry(f"[jamtui] {label} left (no longer running)", label,
+                                False, time.time()))
             for label, _ in came if not first else ():
-                self._pending.put(entry(f"[jamtui] {label} joined", label, False,
-                                        time.time()))
+                self._put(entry(f"[jamtui] {label} joined", label, False, time.time()))
+            if first:
+                self._start(came)
+                return
         for label, make in came:
             self._start_one(label, make)
 
-    def _pump(self, follower: Follower, tag: str, stderr: bool, generation: int) -> None:
-        """A thread worker of this screen: the follower's lines into the inbox, until the
-        stream ends, the stream choice changes, or the screen goes (the worker cancelled)."""
+    def _pump(self, follower: Follower, label: str, tag: str, stderr: bool,
+              generation: int) -> None:
+        """A thread worker of this screen: the follower's first read (when it can read one
+        apart: a Nomad task's log), then its lines, into the inbox, until the stream ends,
+        the stream choice changes, or the screen goes (the worker cancelled)."""
         worker = get_current_worker()
+
+        def made(line: object) -> Entry:
+            text = getattr(line, "text", "")
+            event = getattr(line, "event", "")
+            if event:
+                text = f"[jamtui] {event}" + (f"; {text}" if text else "")
+            return entry(text, tag, stderr, time.time())
+
+        started = getattr(follower, "started", None)  # a Nomad task's start, when known
+        read = Read(label, float(started) if isinstance(started, int | float) else None, [])
         try:
+            backlog = getattr(follower, "backlog", None)
+            first = backlog() if callable(backlog) else []
+            with self._pending.lock:
+                if generation != self._generation or worker.is_cancelled:
+                    return
+                self._arrive(Read(label, read.started, [made(x) for x in first]))
             for line in follower.lines():
                 if worker.is_cancelled:
                     return
-                text = line.text if not getattr(line, "event", "") else \
-                    f"[jamtui] {line.event}" + (f"; {line.text}" if line.text else "")
                 with self._pending.lock:
                     if generation != self._generation:
                         return
-                    self._pending.put(entry(text, tag, stderr, time.time()))
+                    self._put(made(line))
         except Exception as exc:  # the stream's failure, shown in the viewer
             with self._pending.lock:
                 if generation == self._generation:
-                    self._pending.put(entry(f"[jamtui] log stream ended: {exc}", tag, True,
-                                               time.time()))
+                    if label in self._reading:
+                        self._arrive(read)
+                    self._put(entry(f"[jamtui] log stream ended: {exc}", tag, True,
+                                    time.time()))
         finally:
             if worker.is_cancelled:
                 follower.stop()
 
     def _flush(self) -> None:
+        if self._first is not None and self._first.complete(time.monotonic()):
+            with self._pending.lock:
+                if self._first is not None:
+                    self._release()  # a stream too slow to answer: the others wait no longer
         batch = self._pending.take(FLUSH_MAX)
+        lines = self.query_one(LogLines)
         if batch:
-            self.query_one(LogLines).add(batch)
+            lines.add(batch)
+            if lines.search is not None:
+                self._found += self._count(batch)
+        self._update_status()
+
+    def _count(self, batch: list[Entry]) -> int:
+        """Lines of `batch` shown and matching the search."""
+        lines = self.query_one(LogLines)
+        search, keep, invert = lines.search, lines.keep, lines.invert
+        if search is None:
+            return 0
+        return sum(1 for e in batch if search.search(e.text)
+                   and (keep is None or bool(keep.search(e.text)) != invert))
 
     # -- keys -----------------------------------------------------------------------------------
 
     def action_resume(self) -> None:
         self.query_one(LogLines).resume()
+        self._update_status()
 
     def action_toggle_stream(self) -> None:
         if not self.stderr_toggle:
@@ -245,11 +371,16 @@ class LogScreen(Screen[None]):
         with self._pending.lock:
             self._generation += 1
             self._pending.clear()
+            self._first, self._reading, self._guessed = None, set(), []
         self._stop()
         self.stream = "stderr" if self.stream == "stdout" else "stdout"
-        self.query_one(LogLines).clear()
+        lines = self.query_one(LogLines)
+        lines.clear()
+        lines.resume()  # the other stream is shown from its end, following
+        self._match, self._found = -1, 0
+        with self._pending.lock:
+            self._start()
         self._update_title()
-        self._start()
 
     def action_toggle_stamps(self) -> None:
         lines = self.query_one(LogLines)
@@ -303,16 +434,22 @@ class LogScreen(Screen[None]):
                 self.action_next_match()
         else:
             lines.set_filter(pattern, invert)
+            self._match = -1
+        self._found = len(lines.matches())
+        self._update_status()
 
     def action_next_match(self, step: int = 1) -> None:
         lines = self.query_one(LogLines)
         found = lines.matches()
+        self._found = len(found)
         if not found:
+            self._update_status()
             return
         lines.follow = False
         self._match = (self._match + step) % len(found)
         row = lines.row_of(found[self._match])
         lines.scroll_to(y=max(0, row - lines.size.height // 2), animate=False)
+        self._update_status()
 
     def action_previous_match(self) -> None:
         self.action_next_match(-1)
@@ -347,6 +484,8 @@ class LogScreen(Screen[None]):
         if lines.search is not None or lines.keep is not None:
             lines.search = None
             lines.set_filter(None)
+            self._match, self._found = -1, 0
+            self._update_status()
             return
         self.app.pop_screen()
 

@@ -8,11 +8,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import nomad
 import pytest
 
 from jamtui.config import NomadConfig, Secret
 from jamtui.sim.lab import Lab
 from jamtui.sources.logs import FrameDecoder, LogFollower, LogLine
+from jamtui.sources.nomad import decode_alloc
+from jamtui.ui.app import task_started
 from tests.conftest import FAST
 from tests.helpers import wait_for
 
@@ -122,3 +125,53 @@ def test_decoder_handles_split_frames_and_heartbeats() -> None:
     assert decoder.feed('set":5}') == [{"Offset": 5}]
     with pytest.raises(Exception, match="not an object"):
         decoder.feed("[1]")
+
+
+def test_the_first_read_apart_then_following_from_the_line_not_yet_complete(lab: Lab) -> None:
+    """The viewer reads a merged tail's backlog apart (to order it) and then follows: the
+    line half written at that moment comes whole, once, and nothing is repeated."""
+    alloc = lab.call(lambda: next(a for a in lab.world.allocs.values()
+                                  if a.job_id == "example" and a.client_status == "running"))
+
+    def half(data: bytes) -> None:
+        lab.world.log_file(alloc, "server", "stdout").data.extend(data)
+        lab.world.notify_logs()
+
+    for i in range(3):
+        lab.call(lab.world.log_line, alloc.id, "server", f"before-{i}")
+    lab.call(half, b"half-")
+    cfg = NomadConfig(address=lab.urls["nomad"], token=Secret(lab.secrets.nomad_token))
+    follower = LogFollower(cfg, alloc.id, "server", origin="end", offset=64 * 1024)
+    first = [line.text.split()[-1] for line in follower.backlog()]
+    assert first[-3:] == ["before-0", "before-1", "before-2"] and "half-" not in first
+    lines: queue.Queue[LogLine] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in follower.lines()],
+                     daemon=True).start()
+    try:
+        assert follower.connected.wait(5)
+        lab.call(half, b"done\n")
+        lab.call(lab.world.log_line, alloc.id, "server", "after")
+        got = [line.text for line in drain(lines, "after")]
+        assert got[0] == "half-done" and got[1].endswith(" after") and len(got) == 2
+    finally:
+        follower.stop()
+
+
+def test_task_start_times_come_from_the_labs_events_as_nomad_gives_them(lab: Lab) -> None:
+    """Nomad's TaskEvent.Time is Unix nanoseconds; the viewer orders a merged tail's first
+    reads by the earliest `Started` event (StartedAt is the last start)."""
+    client = nomad.Nomad(address=lab.urls["nomad"], token=lab.secrets.nomad_token, timeout=5)
+    stub = next(a for a in client.allocations.get_allocations()
+                if a["JobID"] == "example" and a["ClientStatus"] == "running")
+    raw = client.allocation.get_allocation(stub["ID"])["TaskStates"]["server"]
+    started = [e["Time"] for e in raw["Events"] if e["Type"] == "Started"]
+    assert started and all(isinstance(t, int) and t > 10**18 for t in started)  # ns, not s
+    task = next(t for t in decode_alloc(stub).tasks if t.name == "server")
+    assert task_started(task) == pytest.approx(min(started) / 1e9)
+    lab.call(lab.world.restart_alloc, stub["ID"], "server")  # a later start: the first counts
+    wait_for(lambda: len([e for e in client.allocation.get_allocation(stub["ID"])
+                          ["TaskStates"]["server"]["Events"] if e["Type"] == "Started"]) > 1)
+    again = decode_alloc(client.allocation.get_allocation(stub["ID"]))
+    task = next(t for t in again.tasks if t.name == "server")
+    assert task.started_at is not None and task.started_at > min(started) / 1e9
+    assert task_started(task) == pytest.approx(min(started) / 1e9)

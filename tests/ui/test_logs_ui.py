@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,27 @@ async def test_job_tail_merges_allocations_that_join_and_leave(
     app = JamApp(engine)
     async with app.run_test(size=(160, 48)) as pilot:
         await ready(pilot, app)
-        await open_job(pilot, app, "example")
-        lines = view(app)
         allocs = [a for a in engine.store.items(Kind.ALLOCATION)
                   if a.job_id == "example" and a.client_status == "running"]
+        # what each allocation has written so far, its times interleaved with the others'
+        # (a little ahead of now: after the lines the lab wrote at their start)
+        await asyncio.to_thread(lab.call, setattr, lab.world, "log_rate", 0.0)
+        t0 = int(time.time()) + 5
+
+        def write(i: int, alloc_id: str) -> None:
+            log = lab.world.log_file(lab.world.allocs[alloc_id], "server", "stdout")
+            for k in range(3):
+                at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 3 * k + i))
+                log.data.extend(f"{at} earlier {3 * k + i}\n".encode())
+
+        for i, a in enumerate(allocs):
+            await asyncio.to_thread(lab.call, write, i, a.id)
+        await open_job(pilot, app, "example")
+        lines = view(app)
+        await until(pilot, lambda: sum("earlier" in e.text for e in lines.entries) == 9)
+        earlier = [int(e.text.split()[-1]) for e in lines.entries if "earlier" in e.text]
+        assert earlier == list(range(9))  # in time order, not allocation by allocation
+        assert "guessed" not in str(app.screen.query_one("#log-status").content)
         for a in allocs:
             await asyncio.to_thread(lab.call, lab.world.log_line, a.id, "server",
                                     f"hello from {a.name}")
