@@ -116,9 +116,11 @@ def best_routes(routes: list[Route], host: str, path: str) -> list[Route]:
 
 
 def trace(store: Any, target: str, dns: Resolution | None = None,
-          expect: tuple[str, ...] = ()) -> Chain:
+          expect: tuple[str, ...] = (), known_service: str = "") -> Chain:
     """The chain for `target` (host[/path]) from the store's current picture.
-    `dns` is what the internal resolver said; `expect`, the addresses it should say."""
+    `dns` is what the internal resolver said; `expect`, the addresses it should say;
+    `known_service`, the service the host was last seen routed to (when neither a route nor
+    a tag names one any more: a stopped job's host)."""
     host, path = split_target(target)
     hops: list[Hop] = []
     if dns is not None:
@@ -126,7 +128,8 @@ def trace(store: Any, target: str, dns: Resolution | None = None,
     hops += _haproxy_hops(store.items(Kind.HAPROXY))
     routes = best_routes(store.items(Kind.ROUTE), host, path)
     hops.append(_route_hop(host, path, routes))
-    service = routes[0].service if routes else _tagged_service(store, host, path)
+    service = (routes[0].service if routes else _tagged_service(store, host, path)
+               or known_service)
     if service:
         hops.append(_service_hop(store, service, routes))
     broken = next((h for h in hops if not h.ok), None)

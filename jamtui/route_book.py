@@ -1,0 +1,210 @@
+"""Every host `:routes` has seen this session, kept after its route is gone.
+
+Fabio drops a route as soon as its service has no passing instance, and a stopped job
+deregisters its service with its `urlprefix-` tags: read afresh, the host would simply vanish
+from `:routes`, which is exactly when an operator needs to see it. The book remembers each
+host/path a Fabio route or a Consul tag named since jamtui started, the service it led to, and
+since when its chain is in its present state; a host no route and no tag names any more stays
+listed, broken at its route ("gone"), until `x` removes it from the list.
+
+It also caches the internal DNS's answer for each host, resolved off the UI's loop and
+refreshed slowly, so the chains carry their DNS hop from the start.
+
+The book subscribes to the store (on the engine, from the first poll) and only notes which
+hosts are named on route and service changes, which is cheap; chains are evaluated when a
+view asks for them (`rows`). Times are the book's clock (unix seconds).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .model import Kind
+from .routing import Chain, Resolution, entry_points, trace
+from .store import Change
+
+DNS_REFRESH = 60.0  # seconds between two resolutions of one host
+
+
+@dataclass
+class _Seen:
+    host: str
+    path: str
+    service: str
+    first_seen: float
+    routed: bool  # a Fabio route names it now
+    route_since: float  # when it got (or lost) its Fabio route, as far as seen
+    gone_since: float | None = None  # no route and no tag names it any more
+    state: str = ""  # "whole" or the broken layer, as last evaluated ("": never)
+    since: float = 0.0
+
+
+@dataclass(frozen=True)
+class RouteRow:
+    """One host/path as `:routes` lists it."""
+
+    chain: Chain
+    since: float  # when its chain entered its present state (whole, or broken at a hop)
+    first_seen: float
+    gone_since: float | None = None  # no route and no tag names it: listed from memory
+    service: str = ""  # the service it was last seen routed to
+
+    @property
+    def id(self) -> str:
+        return self.chain.id
+
+    @property
+    def gone(self) -> bool:
+        return self.gone_since is not None
+
+
+def clock_time(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def _gone(chain: Chain, seen: _Seen) -> Chain:
+    """A host no route and no tag names: broken at its route, with since when and why."""
+    problem = (f"gone since {clock_time(seen.gone_since or 0)}: no Fabio route and no Consul "
+               f"urlprefix- tag names {seen.host}{seen.path} any more"
+               + (f" (it led to service {seen.service}; a stopped job deregisters its "
+                  "service and its tags)" if seen.service else "")
+               + ". `x` removes it from this list.")
+    hops = tuple(replace(h, detail="gone", problem=problem) if h.layer == "route" else h
+                 for h in chain.hops)
+    route = next((h for h in hops if h.layer == "route"), None)
+    broken = chain.broken
+    if route is not None and (broken is None or broken.layer == "route"):
+        broken = route
+    return replace(chain, hops=hops, broken=broken)
+
+
+class RouteBook:
+    """Thread-safe: sources write through the store's subscription, the DNS worker from its
+    thread, the UI reads."""
+
+    def __init__(self, store: Any, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._seen: dict[str, _Seen] = {}
+        self._dns: dict[str, tuple[Resolution, float]] = {}  # host -> answer, when asked
+        self.expect: tuple[str, ...] | None = None  # where public names must point
+        self._unsubscribe: Callable[[], None] | None = None
+
+    # -- following the store -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._unsubscribe is None:
+            self._unsubscribe = self.store.subscribe(self._changed)
+        self.note()
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _changed(self, changes: list[Change]) -> None:
+        if any(c.kind in (Kind.ROUTE, Kind.SERVICE) for c in changes):
+            self.note()
+
+    def note(self) -> None:
+        """Record which hosts a Fabio route or a urlprefix- tag names now."""
+        now = self.clock()
+        named = {host.lower() + path: (host.lower(), path, service)
+                 for host, path, service in entry_points(self.store)}
+        routed = {r.host.lower() + r.path for r in self.store.items(Kind.ROUTE)}
+        with self._lock:
+            for cid, (host, path, service) in named.items():
+                seen = self._seen.get(cid)
+                if seen is None:
+                    self._seen[cid] = _Seen(host, path, service, now, cid in routed, now)
+                    continue
+                seen.service = service or seen.service
+                seen.gone_since = None
+            for cid, seen in self._seen.items():
+                if cid not in named and seen.gone_since is None:
+                    seen.gone_since = now
+                if (cid in routed) != seen.routed:
+                    seen.routed = cid in routed
+                    seen.route_since = now
+
+    # -- what a view draws ---------------------------------------------------------------------
+
+    def rows(self) -> list[RouteRow]:
+        """Every remembered host's chain, as the store has it now (gone ones broken at their
+        route), with since when it is in that state."""
+        if self._unsubscribe is None:
+            self.note()  # not following the store (a view's own book): catch up now
+        now = self.clock()
+        out = []
+        with self._lock:
+            for cid, seen in sorted(self._seen.items()):
+                dns = self._dns.get(seen.host)
+                chain = trace(self.store, cid, dns[0] if dns else None, self.expect or (),
+                              known_service=seen.service)
+                if seen.gone_since is not None:
+                    chain = _gone(chain, seen)
+                state = "whole" if chain.broken is None else chain.broken.layer
+                if state != seen.state:
+                    # a route's comings and goings are known from the first poll (the
+                    # store's changes); other breaks from when they are evaluated here
+                    routed_at = seen.gone_since or seen.route_since
+                    known = state in ("whole", "route") and (not seen.state
+                                                             or routed_at >= seen.since)
+                    seen.since = routed_at if known else now
+                    seen.state = state
+                out.append(RouteRow(chain, seen.since, seen.first_seen, seen.gone_since,
+                                    seen.service))
+        return out
+
+    def remove(self, cid: str) -> tuple[bool, str]:
+        """`x`: forget a gone host (a view-only removal: nothing changes in the lab). A host a
+        route or a tag still names stays."""
+        with self._lock:
+            seen = self._seen.get(cid)
+            if seen is None:
+                return False, f"{cid} is not listed"
+            if seen.gone_since is None:
+                return False, (f"{cid} is still named by a Fabio route or a Consul tag: it "
+                               "stays listed while it is (only gone hosts can be removed)")
+            del self._seen[cid]
+        return True, (f"removed {cid} from :routes for this session (nothing changed in the "
+                      "lab; it comes back if a route or tag names it again)")
+
+    # -- DNS -------------------------------------------------------------------------------------
+
+    def dns_due(self, refresh: float = DNS_REFRESH) -> list[str]:
+        """The hosts whose internal DNS answer is missing or older than `refresh` seconds."""
+        now = self.clock()
+        with self._lock:
+            hosts = sorted({s.host for s in self._seen.values()})
+            return [h for h in hosts if h not in self._dns or now - self._dns[h][1] >= refresh]
+
+    def set_dns(self, host: str, answer: Resolution) -> None:
+        with self._lock:
+            self._dns[host.lower()] = (answer, self.clock())
+
+    def resolve_due(self, cfg: Any, inventory: Any, refresh: float = DNS_REFRESH) -> bool:
+        """Blocking (a worker thread's): ask the internal DNS (`[dns] server`) about every
+        host that is due, a few at once. True when an answer was stored."""
+        if not cfg.dns.server:
+            return False
+        from .sources.dns import resolve
+        from .tracing import expected_addresses
+
+        if self.expect is None:
+            self.expect = expected_addresses(cfg, inventory)
+        due = self.dns_due(refresh)
+        if not due:
+            return False
+        with ThreadPoolExecutor(max_workers=min(8, len(due)),
+                                thread_name_prefix="route-dns") as pool:
+            answers = list(pool.map(lambda h: resolve(h, cfg.dns.server), due))
+        for host, answer in zip(due, answers, strict=True):
+            self.set_dns(host, answer)
+        return True
