@@ -189,6 +189,7 @@ def _configured(args: argparse.Namespace) -> Iterator[Config]:
     from .sim.lab import Lab
 
     with Lab() as lab:
+        lab.wait_settled()  # the first look finds every route (see run_lab)
         path = lab.workdir / "jamtui.toml"
         path.write_text(lab.config_toml())
         yield load_config(path, env=lab.env())
@@ -331,6 +332,10 @@ def run_lab(args: argparse.Namespace) -> int:
         # every allocation's servers start before the lab answers: give a big lab the time
         lab.start(15.0 + len(lab.inventory.hosts) / 10 + sum(
             g.count for j in options.get("jobs", []) for g in j.groups) / 100)
+        # settled before its ready lines: a `jamtui trace` typed right after them finds
+        # every route (Fabio's table and HAProxy's checks follow Consul's by a moment)
+        unsettled = lab.wait_settled(10.0 + sum(
+            g.count for j in options.get("jobs", []) for g in j.groups) / 100)
     except KeyboardInterrupt:
         lab.stop()
         raise
@@ -362,11 +367,16 @@ def run_lab(args: argparse.Namespace) -> int:
                          lab.read_only_env().items() if k in tokens)
     write_private(ro_path, (exports + ro_exports).encode())
     print(f"JamLab is running (seed {args.seed}). Point any client at it:\n")
+    if unsettled:
+        print(f"# not settled yet (routes may be missing for a moment): {unsettled}\n")
     print(exports)
     print("# read-only tokens (a dashboard's least privilege; README \"ACL policies\"):")
     print("".join(f"#   {line}\n" for line in ro_exports.splitlines()), end="")
     print(f"# or: source {ro_path}")
-    print(f"# config file: {config_path}")
+    print(f"# the exports above are in {env_path}: `. {env_path}` points the nomad, consul "
+          "and terraform CLIs at the lab")
+    print(f"# config file: {config_path}; it reads the tokens from "
+          f"{lab.token_files['nomad'].parent}/ (mode 0600), so it needs no environment:")
     print(f"#   jamtui --config {config_path}")
     print(f"# HAProxy frontend: {lab.urls['haproxy']}   stats: {lab.urls['haproxy_stats']}/stats")
     cacert = f"--cacert {lab.ca_cert} " if lab.urls["haproxy"].startswith("https") else ""
