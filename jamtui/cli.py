@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds to wait for every backend's first answer; one that has "
                         "not answered by then is down (default 10)")
     snap = sub.add_parser("snapshot", parents=[common], help="the whole lab as one document")
-    snap.add_argument("--json", action="store_true", required=True,
-                      help="print JSON (the only format; the flag keeps scripts explicit)")
+    snap.add_argument("--json", action="store_true",
+                      help="print the document as JSON (without it: the summary `status` "
+                           "prints, and how to get the document)")
     snap.add_argument("--timeout", type=float, default=10.0,
                       help="as for status; exit 1 when a configured backend is down")
     sub.add_parser("doctor", parents=[common],
@@ -133,6 +134,11 @@ def _run(argv: Sequence[str] | None) -> int:
             if args.command == "status":
                 return run_status(cfg, args.timeout)
             if args.command == "snapshot":
+                if not args.json:  # a person at a terminal: the summary they can read
+                    code = run_status(cfg, args.timeout)
+                    print("(this is `jamtui status`; the whole lab as one JSON document: "
+                          "jamtui snapshot --json)", file=sys.stderr)
+                    return code
                 return run_snapshot(cfg, args.timeout)
             if args.command == "doctor":
                 return run_doctor_command(cfg)
