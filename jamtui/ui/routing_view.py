@@ -114,7 +114,7 @@ class RoutingScreen(Screen[None]):
             cells = self._cells(row, rate, now)
             if cid in self.chains and cid in table.rows:
                 for (key, _), cell in zip(COLUMNS, cells, strict=True):
-                    table.update_cell(cid, key, cell)
+                    table.update_cell(cid, key, cell, update_width=True)
             else:
                 table.add_row(*cells, key=cid)
         for cid in list(self.chains):
