@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import Kind
-from .routing import Chain, Resolution, entry_points, trace
+from .routing import Chain, Resolution, candidates, routes_by_host, trace
 from .store import Change
 
 DNS_REFRESH = 60.0  # seconds between two resolutions of one host
@@ -109,15 +109,29 @@ class RouteBook:
             self._unsubscribe = None
 
     def _changed(self, changes: list[Change]) -> None:
-        if any(c.kind in (Kind.ROUTE, Kind.SERVICE) for c in changes):
+        # a route's weight changing names no new host: only routes added or removed count
+        if any(c.kind is Kind.SERVICE or (c.kind is Kind.ROUTE and c.op != "changed")
+               for c in changes):
             self.note()
 
     def note(self) -> None:
         """Record which hosts a Fabio route or a urlprefix- tag names now."""
+        from .routing import parse_urlprefix
+
         now = self.clock()
-        named = {host.lower() + path: (host.lower(), path, service)
-                 for host, path, service in entry_points(self.store)}
-        routed = {r.host.lower() + r.path for r in self.store.items(Kind.ROUTE)}
+        named: dict[str, tuple[str, str, str]] = {}
+        routed: set[str] = set()
+        for r in self.store.items(Kind.ROUTE):
+            cid = r.host.lower() + r.path
+            if cid not in routed:
+                routed.add(cid)
+                named[cid] = (r.host.lower(), r.path, r.service)
+        for svc in self.store.items(Kind.SERVICE):
+            for tag in svc.tags:
+                parsed = parse_urlprefix(tag)
+                if parsed:
+                    named.setdefault(parsed[0].lower() + parsed[1],
+                                     (parsed[0].lower(), parsed[1], svc.name))
         with self._lock:
             for cid, (host, path, service) in named.items():
                 seen = self._seen.get(cid)
@@ -142,11 +156,13 @@ class RouteBook:
             self.note()  # not following the store (a view's own book): catch up now
         now = self.clock()
         out = []
+        by_host = routes_by_host(self.store.items(Kind.ROUTE))
         with self._lock:
             for cid, seen in sorted(self._seen.items()):
                 dns = self._dns.get(seen.host)
                 chain = trace(self.store, cid, dns[0] if dns else None, self.expect or (),
-                              known_service=seen.service)
+                              known_service=seen.service,
+                              routes=candidates(by_host, seen.host))
                 if seen.gone_since is not None:
                     chain = _gone(chain, seen)
                 state = "whole" if chain.broken is None else chain.broken.layer
