@@ -511,7 +511,18 @@ class WorkflowsScreen(Screen[None]):
         self.summaries: dict[str, Summary] = {}
         self.query_one("#wf-none").display = False
         self._list()
-        self.set_interval(self.REFRESH, self._list)
+        self._timer = self.set_interval(self.REFRESH, self._list)
+
+    def on_screen_suspend(self) -> None:  # a workflow opened over it: no reads meanwhile
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            timer.pause()
+
+    def on_screen_resume(self) -> None:
+        timer = getattr(self, "_timer", None)
+        if timer is not None:  # back from a workflow: at once, then every 2 s again
+            timer.resume()
+            self._list()
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="wf-list",
           name="list journals")
