@@ -155,26 +155,31 @@ class RouteBook:
         if self._unsubscribe is None:
             self.note()  # not following the store (a view's own book): catch up now
         now = self.clock()
-        out = []
+        with self._lock:  # copies: the chains are traced without holding the sources up
+            listed = [(cid, replace(seen), self._dns.get(seen.host))
+                      for cid, seen in sorted(self._seen.items())]
         by_host = routes_by_host(self.store.items(Kind.ROUTE))
+        traced = []
+        for cid, seen, dns in listed:
+            chain = trace(self.store, cid, dns[0] if dns else None, self.expect or (),
+                          known_service=seen.service, routes=candidates(by_host, seen.host))
+            traced.append((cid, seen, chain if seen.gone_since is None else _gone(chain, seen)))
+        out = []
         with self._lock:
-            for cid, seen in sorted(self._seen.items()):
-                dns = self._dns.get(seen.host)
-                chain = trace(self.store, cid, dns[0] if dns else None, self.expect or (),
-                              known_service=seen.service,
-                              routes=candidates(by_host, seen.host))
-                if seen.gone_since is not None:
-                    chain = _gone(chain, seen)
+            for cid, seen, chain in traced:
+                live = self._seen.get(cid)
+                if live is None:  # removed meanwhile
+                    continue
                 state = "whole" if chain.broken is None else chain.broken.layer
-                if state != seen.state:
+                if state != live.state:
                     # a route's comings and goings are known from the first poll (the
                     # store's changes); other breaks from when they are evaluated here
                     routed_at = seen.gone_since or seen.route_since
-                    known = state in ("whole", "route") and (not seen.state
-                                                             or routed_at >= seen.since)
-                    seen.since = routed_at if known else now
-                    seen.state = state
-                out.append(RouteRow(chain, seen.since, seen.first_seen, seen.gone_since,
+                    known = state in ("whole", "route") and (not live.state
+                                                             or routed_at >= live.since)
+                    live.since = routed_at if known else now
+                    live.state = state
+                out.append(RouteRow(chain, live.since, seen.first_seen, seen.gone_since,
                                     seen.service))
         return out
 
