@@ -71,6 +71,7 @@ def test_snapshot_without_json_and_node_list_with_no_workflows(
     document; `node list` with no workflow says so and lists the nodes with their state. No
     token in the environment: the config's token files are enough."""
     import argparse
+    import dataclasses
     import io
 
     from jamtui.node_cli import run_node
@@ -82,7 +83,7 @@ def test_snapshot_without_json_and_node_list_with_no_workflows(
     assert "jamtui snapshot --json" in out.stderr
     assert not out.stdout.lstrip().startswith("{")
 
-    cfg = load_config(path, env={})
+    cfg = dataclasses.replace(load_config(path, env={}), read_only=True)  # a read: allowed
     printed = io.StringIO()
     args = argparse.Namespace(node_command="list", timeout=10.0)
     assert run_node(cfg, args, out=printed, err=io.StringIO()) == 0
