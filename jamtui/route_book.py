@@ -11,8 +11,9 @@ It also caches the internal DNS's answer for each host, resolved off the UI's lo
 refreshed slowly, so the chains carry their DNS hop from the start.
 
 The book subscribes to the store (on the engine, from the first poll) and only notes which
-hosts are named on route and service changes, which is cheap; chains are evaluated when a
-view asks for them (`rows`). Times are the book's clock (unix seconds).
+hosts are named on route and service changes and when HAProxy's part broke or healed, which is
+cheap; chains are evaluated when a view asks for them (`rows`). Times are the book's clock
+(unix seconds).
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ class RouteBook:
         self._dns: dict[str, tuple[Resolution, float]] = {}  # host -> answer, when asked
         self.expect: tuple[str, ...] | None = None  # where public names must point
         self._unsubscribe: Callable[[], None] | None = None
+        self._haproxy: str | None = None  # HAProxy's first broken hop ("": none), as seen
+        self._haproxy_since: float | None = None  # when it became so
 
     # -- following the store -------------------------------------------------------------------
 
@@ -102,6 +105,7 @@ class RouteBook:
         if self._unsubscribe is None:
             self._unsubscribe = self.store.subscribe(self._changed)
         self.note()
+        self.note_haproxy()
 
     def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -113,6 +117,19 @@ class RouteBook:
         if any(c.kind is Kind.SERVICE or (c.kind is Kind.ROUTE and c.op != "changed")
                for c in changes):
             self.note()
+        if any(c.kind is Kind.HAPROXY for c in changes):
+            self.note_haproxy()
+
+    def note_haproxy(self) -> None:
+        """Record when HAProxy's part of every chain (frontend open, a server up) changed:
+        a few rows, read on each of its polls."""
+        from .routing import _haproxy_hops
+
+        broken = next((f"{h.layer} {h.name}" for h in _haproxy_hops(
+            self.store.items(Kind.HAPROXY)) if not h.ok), "")
+        with self._lock:
+            if broken != self._haproxy:
+                self._haproxy, self._haproxy_since = broken, self.clock()
 
     def note(self) -> None:
         """Record which hosts a Fabio route or a urlprefix- tag names now."""
@@ -172,16 +189,24 @@ class RouteBook:
                     continue
                 state = "whole" if chain.broken is None else chain.broken.layer
                 if state != live.state:
-                    # a route's comings and goings are known from the first poll (the
-                    # store's changes); other breaks from when they are evaluated here
-                    routed_at = seen.gone_since or seen.route_since
-                    known = state in ("whole", "route") and (not live.state
-                                                             or routed_at >= live.since)
-                    live.since = routed_at if known else now
+                    live.since = self._since(state, live, seen, now)
                     live.state = state
                 out.append(RouteRow(chain, live.since, seen.first_seen, seen.gone_since,
                                     seen.service))
         return out
+
+    def _since(self, state: str, live: _Seen, seen: _Seen, now: float) -> float:
+        """When a chain entered `state`. Its route's comings and goings and HAProxy's are
+        known from the first poll (the store's changes); other breaks (DNS, a hop under a
+        route Fabio still has) from when they are evaluated here."""
+        routed = seen.gone_since if seen.gone_since is not None else seen.route_since
+        haproxy = self._haproxy_since
+        by_state: dict[str, list[float | None]] = {
+            "route": [routed], "frontend": [haproxy], "backend": [haproxy],
+            "whole": [routed, haproxy]}
+        known = by_state.get(state, [])
+        times = [t for t in known if t is not None and (not live.state or t >= live.since)]
+        return max(times) if times else now
 
     def remove(self, cid: str) -> tuple[bool, str]:
         """`x`: forget a gone host (a view-only removal: nothing changes in the lab). A host a

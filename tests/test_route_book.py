@@ -107,3 +107,25 @@ def test_dns_answers_join_the_chain_and_are_refreshed_slowly() -> None:
     assert book.dns_due(60) == []
     clock.now += 61
     assert book.dns_due(60) == ["example.jamfox.dev"]
+
+
+def test_haproxy_losing_every_fabio_is_dated_from_its_poll_not_from_the_look() -> None:
+    from jamtui.model import HAProxyRow
+
+    store = lab_store()
+    book, clock = started(store)
+    clock.now = 1100.0
+    with store.batch():
+        for n in ("vs0", "vs1"):
+            store.upsert(Kind.HAPROXY, HAProxyRow("fabio", f"fabio_{n}", "server", "DOWN",
+                                                  check_status="L4CON"))
+    clock.now = 1160.0
+    (row,) = book.rows()  # the view opens a minute later
+    assert row.chain.broken is not None and row.chain.broken.layer == "backend"
+    assert row.since == 1100.0
+    clock.now = 1200.0
+    store.upsert(Kind.HAPROXY, HAProxyRow("fabio", "fabio_vs0", "server", "UP",
+                                          check_status="L7OK"))
+    clock.now = 1230.0
+    (row,) = book.rows()
+    assert row.chain.whole and row.since == 1200.0
