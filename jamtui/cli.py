@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds to wait for every backend's first answer; one that has "
                         "not answered by then is down (default 10)")
     snap = sub.add_parser("snapshot", parents=[common], help="the whole lab as one document")
-    snap.add_argument("--json", action="store_true", required=True,
-                      help="print JSON (the only format; the flag keeps scripts explicit)")
+    snap.add_argument("--json", action="store_true",
+                      help="print the document as JSON (without it: the summary `status` "
+                           "prints, and how to get the document)")
     snap.add_argument("--timeout", type=float, default=10.0,
                       help="as for status; exit 1 when a configured backend is down")
     sub.add_parser("doctor", parents=[common],
@@ -133,6 +134,11 @@ def _run(argv: Sequence[str] | None) -> int:
             if args.command == "status":
                 return run_status(cfg, args.timeout)
             if args.command == "snapshot":
+                if not args.json:  # a person at a terminal: the summary they can read
+                    code = run_status(cfg, args.timeout)
+                    print("(this is `jamtui status`; the whole lab as one JSON document: "
+                          "jamtui snapshot --json)", file=sys.stderr)
+                    return code
                 return run_snapshot(cfg, args.timeout)
             if args.command == "doctor":
                 return run_doctor_command(cfg)
@@ -189,6 +195,7 @@ def _configured(args: argparse.Namespace) -> Iterator[Config]:
     from .sim.lab import Lab
 
     with Lab() as lab:
+        lab.wait_settled()  # the first look finds every route (see run_lab)
         path = lab.workdir / "jamtui.toml"
         path.write_text(lab.config_toml())
         yield load_config(path, env=lab.env())
@@ -331,6 +338,10 @@ def run_lab(args: argparse.Namespace) -> int:
         # every allocation's servers start before the lab answers: give a big lab the time
         lab.start(15.0 + len(lab.inventory.hosts) / 10 + sum(
             g.count for j in options.get("jobs", []) for g in j.groups) / 100)
+        # settled before its ready lines: a `jamtui trace` typed right after them finds
+        # every route (Fabio's table and HAProxy's checks follow Consul's by a moment)
+        unsettled = lab.wait_settled(10.0 + sum(
+            g.count for j in options.get("jobs", []) for g in j.groups) / 100)
     except KeyboardInterrupt:
         lab.stop()
         raise
@@ -362,11 +373,16 @@ def run_lab(args: argparse.Namespace) -> int:
                          lab.read_only_env().items() if k in tokens)
     write_private(ro_path, (exports + ro_exports).encode())
     print(f"JamLab is running (seed {args.seed}). Point any client at it:\n")
+    if unsettled:
+        print(f"# not settled yet (routes may be missing for a moment): {unsettled}\n")
     print(exports)
     print("# read-only tokens (a dashboard's least privilege; README \"ACL policies\"):")
     print("".join(f"#   {line}\n" for line in ro_exports.splitlines()), end="")
     print(f"# or: source {ro_path}")
-    print(f"# config file: {config_path}")
+    print(f"# the exports above are in {env_path}: `. {env_path}` points the nomad, consul "
+          "and terraform CLIs at the lab")
+    print(f"# config file: {config_path}; it reads the tokens from "
+          f"{lab.token_files['nomad'].parent}/ (mode 0600), so it needs no environment:")
     print(f"#   jamtui --config {config_path}")
     print(f"# HAProxy frontend: {lab.urls['haproxy']}   stats: {lab.urls['haproxy_stats']}/stats")
     cacert = f"--cacert {lab.ca_cert} " if lab.urls["haproxy"].startswith("https") else ""

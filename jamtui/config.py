@@ -53,6 +53,7 @@ class ProxmoxConfig:
     address: str = ""  # https://host:8006
     token_id: str = ""  # USER@REALM!TOKENID
     token_secret: Secret = field(default_factory=lambda: Secret(""))
+    token_file: str = ""  # the secret (or the whole USER@REALM!TOKENID=SECRET), mode 0600
     ca_file: str = ""
     insecure: bool = False
 
@@ -61,6 +62,7 @@ class ProxmoxConfig:
 class NomadConfig:
     address: str = "http://127.0.0.1:4646"
     token: Secret = field(default_factory=lambda: Secret(""))
+    token_file: str = ""  # a file holding the token (not readable by other users)
     ca_file: str = ""
     insecure: bool = False
     namespace: str = "*"  # every namespace; `[nomad] namespace` / NOMAD_NAMESPACE: one
@@ -79,6 +81,7 @@ class NomadConfig:
 class ConsulConfig:
     address: str = "http://127.0.0.1:8500"
     token: Secret = field(default_factory=lambda: Secret(""))
+    token_file: str = ""  # a file holding the token (not readable by other users)
     ca_file: str = ""
     insecure: bool = False
     datacenter: str = ""
@@ -213,6 +216,8 @@ def _from_file(file: Path) -> Config:
             if not isinstance(value, dict):
                 raise ConfigError(loc.at(None, key, "must be a table, like [" + key + "]"))
             top[key] = _section(loc, key, _SECTIONS[key], value)
+            if value.get("token_file"):
+                top[key] = _read_token_file(loc, key, top[key], file.parent)
         elif key in _TOP_LEVEL:
             top[key] = _typed(loc, None, key, value, _TOP_LEVEL[key])
         else:
@@ -245,6 +250,39 @@ def _section(loc: _Locator, name: str, cls: type, table: dict[str, Any]) -> Any:
             continue
         values[key] = _typed(loc, name, key, value, types[key])
     return cls(**values)
+
+
+TOKEN_FIELD = {"nomad": "token", "consul": "token", "proxmox": "token_secret"}
+
+
+def _read_token_file(loc: _Locator, name: str, section: Any, base: Path) -> Any:
+    """`token_file = PATH` (relative to the config file): the token read from it, trailing
+    newline dropped, never shown. A file other users may read or write is refused, as ssh
+    refuses such a key. A token given in the file as well is a conflict."""
+    secret_field = TOKEN_FIELD[name]
+    if getattr(section, secret_field):
+        raise ConfigError(loc.at(name, "token_file", f"set {secret_field} or token_file, "
+                                 "not both"))
+    path = Path(section.token_file).expanduser()
+    if not path.is_absolute():
+        path = base / path
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(loc.at(name, "token_file", f"cannot read {path}: "
+                                 f"{exc.strerror}")) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(loc.at(name, "token_file", f"{path} is not text")) from exc
+    if mode & 0o007:
+        raise ConfigError(loc.at(name, "token_file", f"{path} can be read or written by every "
+                                 f"user (mode {mode & 0o777:04o}): chmod 600 it"))
+    if not text or "\n" in text:
+        raise ConfigError(loc.at(name, "token_file", f"{path} must hold the token on one line"))
+    if name == "proxmox" and "=" in text:  # the whole USER@REALM!TOKENID=SECRET
+        return replace(section, token_file=str(path), **_split_pve_token(
+            text, lambda m: loc.at(name, "token_file", f"{path}: {m}")))
+    return replace(section, token_file=str(path), **{secret_field: Secret(text)})
 
 
 def _typed(loc: _Locator, section: str | None, key: str, value: Any, want: Any) -> Any:

@@ -32,6 +32,9 @@ class Engine:
         from .timeline import Timeline
 
         self.timeline = Timeline(self.store)  # `:events`: what happened, from the first poll
+        from .route_book import RouteBook
+
+        self.routes = RouteBook(self.store)  # `:routes`: every host seen, kept when it goes
         self._build()
 
     def _build(self) -> None:
@@ -65,6 +68,7 @@ class Engine:
 
     def start(self) -> None:
         self.timeline.start()
+        self.routes.start()
         for source in self.sources.values():
             source.mark_waiting()
             source.start()
@@ -76,6 +80,7 @@ class Engine:
         is a daemon thread and is not waited for: `status` and quitting the cockpit used to
         spend a full second here."""
         self.timeline.stop()
+        self.routes.stop()
         self.certificates.stop_event.set()
         for source in self.sources.values():
             source.stop_event.set()

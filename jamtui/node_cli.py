@@ -26,18 +26,12 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
     from .workflows.node import NodeWorkflows
     from .workflows.runner import StepFailed
 
+    if args.node_command == "list":  # a read: allowed read-only too
+        return _list(cfg, list_journals(cfg.provisioning.state_dir), out,
+                     getattr(args, "timeout", 10.0))
     if cfg.read_only:
         print("jamtui node: refused: read-only mode", file=err)
         return 2
-    if args.node_command == "list":
-        from .pipes import reader_may_leave
-
-        with reader_may_leave():
-            for s in list_journals(cfg.provisioning.state_dir):
-                state = f"rollback {s.state}" if s.phase == "rollback" and \
-                    s.state != "rolled-back" else s.state
-                print(f"{s.id}  {state:<12} {s.step:<10} {line(s.message)}", file=out)
-        return 0
     engine = Engine(cfg)
     engine.start()
     engine.wait_ready(10)
@@ -87,6 +81,71 @@ def run_node(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys
     print(f"{wf.kind} {wf.params.get('name', '')}: {state}: {block(wf.message)}\n"
           f"resume with `jamtui node resume {wf.id}`{undo}", file=err)
     return 1
+
+
+def _list(cfg: Config, summaries: list[Any], out: TextIO, timeout: float) -> int:
+    """The workflows, newest first; with none yet, says so and lists the inventory's nodes
+    with their state in Proxmox, Nomad and Consul (what `node add` would join)."""
+    from .pipes import reader_may_leave
+
+    with reader_may_leave():
+        for s in summaries:
+            state = f"rollback {s.state}" if s.phase == "rollback" and \
+                s.state != "rolled-back" else s.state
+            print(f"{s.id}  {state:<12} {s.step:<10} {line(s.message)}", file=out)
+        if summaries:
+            return 0
+        print("no workflows yet (`jamtui node add --group vs` starts one)", file=out,
+              flush=True)
+        rows = node_states(cfg, timeout)
+        print("\nthe inventory's nodes:", file=out)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(),
+                  file=out)
+    return 0
+
+
+def node_states(cfg: Config, timeout: float) -> list[tuple[str, ...]]:
+    """A header and one row per inventory node (vb/vs): name, group, address, VMID, and its
+    state as each backend says it ("?" where the backend did not answer)."""
+    from .engine import Engine
+    from .inventory import NODE_GROUPS, load_inventory
+    from .model import Health, Kind
+
+    inventory = load_inventory(cfg.inventory)
+    engine = Engine(cfg, inventory=inventory)
+    engine.start()
+    try:
+        engine.settle(timeout)
+    finally:
+        engine.stop()
+    store = engine.store
+
+    def answered(backend: str) -> bool:
+        b = store.backend(backend)
+        return backend in engine.sources and not b.waiting and not (
+            b.health is Health.DOWN and b.last_success is None)
+
+    rows: list[tuple[str, ...]] = [("NAME", "GROUP", "ADDRESS", "VMID", "VM", "NOMAD",
+                                    "CONSUL")]
+    for host in inventory.hosts:
+        if not set(host.groups) & set(NODE_GROUPS):
+            continue
+        vm = store.vm_named(host.name)
+        node = next((n for n in store.items(Kind.NOMAD_NODE) if n.name == host.name), None)
+        member = store.get(Kind.MEMBER, host.name)
+        vm_state = (vm.status if vm else "absent") if answered("proxmox") else "?"
+        nomad = "?" if not answered("nomad") else "not a client" if node is None else (
+            node.status + (", draining" if node.drain else "")
+            + (", ineligible" if node.eligibility != "eligible" else ""))
+        consul = ("absent" if member is None else member.status
+                  + (", maintenance" if member.maintenance else "")) if answered("consul") \
+            else "?"
+        rows.append(tuple(line(str(v)) for v in (
+            host.name, host.group or "", host.address or "-", host.vars.get("vmid", "-"),
+            vm_state, nomad, consul)))
+    return rows
 
 
 def _build(cfg: Config, flows: NodeWorkflows, args: Any, err: TextIO) -> Workflow | None:
@@ -150,4 +209,8 @@ def add_parser(sub: Any, common: Any) -> None:
         p = nsub.add_parser(verb, help=text)
         p.add_argument("id", metavar="WORKFLOW_ID", help="as `jamtui node list` shows")
         p.add_argument("--yes", action="store_true", help="apply plans without asking")
-    nsub.add_parser("list", help="the workflows in the journal, newest first")
+    lst = nsub.add_parser("list", help="the workflows in the journal, newest first (none yet: "
+                          "the inventory's nodes and their state)")
+    lst.add_argument("--timeout", type=float, default=10.0,
+                     help="with no workflows: seconds to wait for each backend's first answer "
+                          "(default 10)")

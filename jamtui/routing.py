@@ -74,6 +74,21 @@ class Chain:
                 "hops": [h.to_dict() for h in self.hops], "notes": list(self.notes)}
 
 
+def routes_by_host(routes: list[Route]) -> dict[str, list[Route]]:
+    """Routes grouped by lower-cased host, once for many traces: a big lab has a route per
+    Fabio instance, host and target (100 Fabios, 50 services: 180,000), and every trace
+    scanning them all made `:routes` take seconds."""
+    out: dict[str, list[Route]] = {}
+    for r in routes:
+        out.setdefault(r.host.lower(), []).append(r)
+    return out
+
+
+def candidates(by_host: dict[str, list[Route]], host: str) -> list[Route]:
+    """The routes `best_routes` may pick for `host`: its own and the host-less ones."""
+    return by_host.get(host.lower(), []) + (by_host.get("", []) if host else [])
+
+
 def parse_urlprefix(tag: str) -> tuple[str, str] | None:
     """`urlprefix-example.jamfox.dev/ opts` -> ("example.jamfox.dev", "/")."""
     if not tag.startswith(TAG_PREFIX):
@@ -116,17 +131,24 @@ def best_routes(routes: list[Route], host: str, path: str) -> list[Route]:
 
 
 def trace(store: Any, target: str, dns: Resolution | None = None,
-          expect: tuple[str, ...] = ()) -> Chain:
+          expect: tuple[str, ...] = (), known_service: str = "",
+          routes: list[Route] | None = None) -> Chain:
     """The chain for `target` (host[/path]) from the store's current picture.
-    `dns` is what the internal resolver said; `expect`, the addresses it should say."""
+    `dns` is what the internal resolver said; `expect`, the addresses it should say;
+    `known_service`, the service the host was last seen routed to (when neither a route nor
+    a tag names one any more: a stopped job's host); `routes`, the routes that may match
+    (the host's and host-less ones, from `routes_by_host`), else every route in the store."""
     host, path = split_target(target)
     hops: list[Hop] = []
     if dns is not None:
         hops.append(_dns_hop(host, dns, expect))
     hops += _haproxy_hops(store.items(Kind.HAPROXY))
-    routes = best_routes(store.items(Kind.ROUTE), host, path)
+    if routes is None:
+        routes = store.items(Kind.ROUTE)
+    routes = best_routes(routes, host, path)
     hops.append(_route_hop(host, path, routes))
-    service = routes[0].service if routes else _tagged_service(store, host, path)
+    service = (routes[0].service if routes else _tagged_service(store, host, path)
+               or known_service)
     if service:
         hops.append(_service_hop(store, service, routes))
     broken = next((h for h in hops if not h.ok), None)

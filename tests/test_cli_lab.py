@@ -16,12 +16,16 @@ import requests
 
 from jamtui.config import load_config
 
+# no token in the environment: what the lab prints must work on its own
+BARE_ENV = {k: v for k, v in os.environ.items()
+            if not k.startswith(("NOMAD_", "CONSUL_", "PROXMOX_"))}
+
 
 def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "jamtui", "lab", "--workdir", str(tmp_path), *args],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "CONSUL_"))},
+        env=BARE_ENV,
     )
     assert proc.stdout is not None
     out = ""
@@ -41,6 +45,20 @@ def test_lab_prints_exports_and_config_and_stops_on_ctrl_c(tmp_path: Path) -> No
                 "PROXMOX_VE_ENDPOINT", "PROXMOX_VE_API_TOKEN"} <= exports.keys()
         config = tmp_path / "jamtui.toml"
         assert str(config) in out
+        # settled before the ready lines: a trace typed at once finds the route (#14)
+        traced = jamtui("--config", str(config), "trace", "example.jamfox.dev")
+        assert traced.returncode == 0, traced.stdout + traced.stderr
+        # the printed config line works with no env sourced: tokens from 0600 files
+        status = jamtui("--config", str(config), "status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "401" not in status.stdout and "403" not in status.stdout
+        assert not any(token in status.stdout + status.stderr for token in (
+            exports["NOMAD_TOKEN"], exports["CONSUL_HTTP_TOKEN"]))
+        for name in ("nomad", "consul", "proxmox"):
+            assert (tmp_path / "tokens" / f"{name}.token").stat().st_mode & 0o777 == 0o600
+        said = out.index(f"`. {tmp_path / 'env.sh'}`")  # how to source the tokens
+        assert said < out.index(f"#   jamtui --config {config}")  # said before the line
+        assert "needs no environment" in out
         cfg = load_config(config, env=exports)
         assert cfg.nomad.address == exports["NOMAD_ADDR"]
         assert cfg.proxmox.ca_file and Path(cfg.proxmox.ca_file).is_file()
@@ -83,6 +101,11 @@ def test_lab_prints_exports_and_config_and_stops_on_ctrl_c(tmp_path: Path) -> No
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         s.listen()
+
+
+def jamtui(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "jamtui", *args], capture_output=True,
+                          text=True, env=BARE_ENV, timeout=60)
 
 
 def test_lab_refuses_an_unknown_fault(tmp_path: Path) -> None:

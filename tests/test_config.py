@@ -148,3 +148,44 @@ def test_consul_agents_table_and_default_agent_url(tmp_path: Path) -> None:
     path.write_text('[consul.agents]\nvs0 = 5\n')
     with pytest.raises(ConfigError, match=r"consul\.agents"):
         load_config(path, env={})
+
+
+def test_token_file_is_read_relative_to_the_config_and_never_shown(tmp_path: Path) -> None:
+    (tmp_path / "tokens").mkdir()
+    for name, value in (("nomad", "nomad-from-file\n"), ("consul", "consul-from-file"),
+                        ("pve", "root@pam!ci=99999999-0000-0000-0000-000000000000\n")):
+        (tmp_path / "tokens" / name).write_text(value)
+        (tmp_path / "tokens" / name).chmod(0o600)
+    path = write(tmp_path, '[nomad]\ntoken_file = "tokens/nomad"\n'
+                           f'[consul]\ntoken_file = "{tmp_path}/tokens/consul"\n'
+                           '[proxmox]\naddress = "https://pve1:8006"\n'
+                           'token_file = "tokens/pve"\n')
+    cfg = load_config(path, env={})
+    assert cfg.nomad.token == Secret("nomad-from-file")
+    assert cfg.consul.token == Secret("consul-from-file")
+    assert cfg.proxmox.token_id == "root@pam!ci"
+    assert cfg.proxmox.token_secret == Secret("99999999-0000-0000-0000-000000000000")
+    assert "from-file" not in repr(cfg) and "9999" not in repr(cfg)
+    # the environment still wins, as the CLIs have it
+    assert load_config(path, env={"NOMAD_TOKEN": "env"}).nomad.token == Secret("env")
+
+
+def test_token_file_problems_are_named_and_leak_nothing(tmp_path: Path) -> None:
+    token = tmp_path / "nomad.token"
+    token.write_text("s3cret-value\n")
+    token.chmod(0o644)
+    path = write(tmp_path, f'[nomad]\ntoken_file = "{token}"\n')
+    with pytest.raises(ConfigError, match=r"line 2: nomad\.token_file: .*every user "
+                                          r"\(mode 0644\): chmod 600"):
+        load_config(path, env={})
+    token.chmod(0o600)
+    path = write(tmp_path, f'[nomad]\ntoken = "x"\ntoken_file = "{token}"\n')
+    with pytest.raises(ConfigError, match="set token or token_file, not both"):
+        load_config(path, env={})
+    path = write(tmp_path, '[consul]\ntoken_file = "missing.token"\n')
+    with pytest.raises(ConfigError, match=r"consul\.token_file: cannot read .*missing\.token"):
+        load_config(path, env={})
+    token.write_text("")
+    path = write(tmp_path, f'[nomad]\ntoken_file = "{token}"\n')
+    with pytest.raises(ConfigError, match="must hold the token on one line"):
+        load_config(path, env={})

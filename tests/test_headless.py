@@ -65,6 +65,37 @@ def test_snapshot_json_schema(lab_config: tuple[Lab, Path]) -> None:
         assert secret not in out.stdout and secret not in out.stderr
 
 
+def test_snapshot_without_json_and_node_list_with_no_workflows(
+        lab_config: tuple[Lab, Path]) -> None:
+    """#14: `snapshot` alone prints the summary `status` prints and says how to get the
+    document; `node list` with no workflow says so and lists the nodes with their state. No
+    token in the environment: the config's token files are enough."""
+    import argparse
+    import dataclasses
+    import io
+
+    from jamtui.node_cli import run_node
+
+    _, path = lab_config
+    out = run(["snapshot", "--config", str(path)], {})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Backends" in out.stdout and "Nomad nodes  3 ready" in out.stdout
+    assert "jamtui snapshot --json" in out.stderr
+    assert not out.stdout.lstrip().startswith("{")
+
+    cfg = dataclasses.replace(load_config(path, env={}), read_only=True)  # a read: allowed
+    printed = io.StringIO()
+    args = argparse.Namespace(node_command="list", timeout=10.0)
+    assert run_node(cfg, args, out=printed, err=io.StringIO()) == 0
+    text = printed.getvalue()
+    assert text.startswith("no workflows yet")
+    rows = {r.split()[0]: r for r in text.splitlines() if r.startswith(("vb", "vs"))}
+    assert set(rows) == {"vb0", "vb1", "vb2", "vs0", "vs1", "vs2"}
+    assert rows["vs0"].split()[1:5] == ["vs", "192.168.42.30", "300", "running"]
+    assert "ready" in rows["vs0"] and "alive" in rows["vs0"]
+    assert "not a client" in rows["vb0"]  # the Nomad servers run no client
+
+
 def test_headless_with_read_only_tokens(lab_config: tuple[Lab, Path]) -> None:
     """A dashboard's tokens: the snapshot has every VM, allocation and service; Nomad and
     Consul are degraded (not down) naming what is off; the quorum says how it was checked;

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "jamtui"
 
 # Layers that must run without a terminal (DESIGN.md: sources, store, routing, inventory,
 # workflows), and the plain-data modules they share.
-NO_TEXTUAL = ("sources", "store", "routing", "inventory", "workflows", "model", "config", "sim")
+NO_TEXTUAL = ("sources", "store", "routing", "route_book", "inventory", "workflows", "model",
+              "config", "sim")
 # Only the command-line entry may start the embedded lab (for --demo and `jamtui lab`).
 MAY_USE_SIM = ("cli",)
 

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -146,17 +147,36 @@ class Lab:
                 "CONSUL_HTTP_TOKEN": s.consul_read_token,
                 "PROXMOX_VE_API_TOKEN": s.proxmox_read_api_token}
 
+    @property
+    def token_files(self) -> dict[str, Path]:
+        """Where the lab writes each backend's management token, owner-only (0600)."""
+        return {b: self.workdir / "tokens" / f"{b}.token" for b in ("proxmox", "nomad", "consul")}
+
+    def _write_tokens(self) -> None:
+        from .tls import write_private
+
+        s = self.secrets
+        self.workdir.joinpath("tokens").mkdir(mode=0o700, exist_ok=True)
+        for backend, secret in (("proxmox", s.proxmox_token_value), ("nomad", s.nomad_token),
+                                ("consul", s.consul_token)):
+            write_private(self.token_files[backend], (secret + "\n").encode())
+
     def config_toml(self) -> str:
-        """A jamtui config file for this lab; tokens stay in the environment, not in it."""
+        """A jamtui config file for this lab. Its tokens are in files of their own (mode
+        0600, `token_file`), never in it: it works without the environment, and the
+        ecosystem's variables (env.sh) still take precedence."""
         u = self.urls
+        t = self.token_files
         fabio = ", ".join(f'"{x}"' for x in self.fabio_urls())
         return (
             "# jamtui configuration for the embedded lab (jamtui lab)\n"
             + self.provisioning_toml() +
             f'[proxmox]\naddress = "{u["proxmox"]}"\nca_file = "{self.ca_cert}"\n'
-            f'token_id = "{self.secrets.proxmox_token_id}"\n\n'
-            f'[nomad]\naddress = "{u["nomad"]}"\n{self._tls_toml("nomad")}\n'
-            f'[consul]\naddress = "{u["consul"]}"\n{self._tls_toml("consul")}\n'
+            f'token_id = "{self.secrets.proxmox_token_id}"\ntoken_file = "{t["proxmox"]}"\n\n'
+            f'[nomad]\naddress = "{u["nomad"]}"\ntoken_file = "{t["nomad"]}"\n'
+            f'{self._tls_toml("nomad")}\n'
+            f'[consul]\naddress = "{u["consul"]}"\ntoken_file = "{t["consul"]}"\n'
+            f'{self._tls_toml("consul")}\n'
             "[consul.agents]  # each node's agent, for node maintenance\n"
             + "".join(f'{k.split(":")[2]} = "{v}"\n' for k, v in sorted(u.items())
                       if k.startswith("consul:agent:")) + "\n"
@@ -284,6 +304,7 @@ class Lab:
                                         self.ports.get("ssh", 0))
         self._bastion.start()
         self._make_workspace()
+        self._write_tokens()
         self._dns = await dns.start(self.ctx, self.host, self.ports.get("dns", 0))
         self._haproxy = haproxy.HAProxyStandIn(self.ctx, self.ports.get("haproxy", 0),
                                                self.ports.get("haproxy_stats", 0))
@@ -315,6 +336,57 @@ class Lab:
         self._loop = self._thread = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def wait_settled(self, timeout: float = 10.0) -> str:
+        """Wait until a client's first look finds the lab whole: every instance carrying a
+        `urlprefix-` tag passes its checks and is a route on every Fabio's `/api/routes`
+        (asked over HTTP, as jamtui asks), and HAProxy has each Fabio UP. Returns "" when
+        settled, else what is still missing when `timeout` ran out."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        missing = "not checked"
+        while True:
+            want, missing = self.call(self._unsettled)
+            if not missing:
+                missing = self._unrouted(want, requests)
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(0.1)
+
+    def _unsettled(self) -> tuple[set[tuple[str, str]], str]:
+        """On the loop: the (host+path, dst) each Fabio must route, and what is not ready."""
+        from .fabio import parse_urlprefix
+
+        world = self.world
+        want: set[tuple[str, str]] = set()
+        for (node, _), svc in world.services.items():
+            for tag in svc.tags:
+                parsed = parse_urlprefix(tag)
+                if parsed is None:
+                    continue
+                failing = [c for c in world.checks.values() if c.node == node and c.status
+                           != "passing" and c.service_id in ("", svc.id)]
+                if failing:
+                    return want, (f"{svc.name} on {node}: check {failing[0].name} is "
+                                  f"{failing[0].status}")
+                want.add((parsed[0] + parsed[1], f"http://{svc.address}:{svc.port}/"))
+        if self._haproxy is not None:
+            down = [s.name for s in self._haproxy.servers if s.status != "UP"]
+            if down:
+                return want, f"HAProxy server {down[0]} is not UP yet"
+        return want, ""
+
+    def _unrouted(self, want: set[tuple[str, str]], requests: Any) -> str:
+        for url in self.fabio_urls():
+            try:
+                routes = requests.get(f"{url}/api/routes", timeout=2).json() or []
+            except (requests.RequestException, ValueError) as exc:
+                return f"Fabio {url} does not answer: {type(exc).__name__}"
+            have = {(r.get("src", ""), r.get("dst", "")) for r in routes}
+            if want - have:
+                return f"Fabio {url} has no route {sorted(want - have)[0][0]} yet"
+        return ""
 
     def call(self, fn: Callable[..., T], *args: Any, timeout: float = 10.0, **kw: Any) -> T:
         """Run `fn(*args, **kw)` on the lab's loop (awaiting it if it is a coroutine)."""

@@ -1,9 +1,13 @@
 """`:routes`: every externally reachable host with its chain, the broken hop marked, and the
-selected host's whole path as a tree. `t` traces it for real (DNS and one probe request)."""
+selected host's whole path as a tree. `t` traces it for real (DNS and one probe request).
+
+What is listed comes from the engine's `RouteBook` (every host seen this session, kept when
+its route goes, since when each is in its state, the DNS answers); this screen only draws it
+and resolves due hosts in a worker thread."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +22,8 @@ from textual.worker import get_current_worker
 
 from ..model import Kind
 from ..plain import cells as plain_cells
-from ..routing import Chain, all_chains
+from ..route_book import RouteBook, RouteRow, clock_time
+from ..routing import Chain
 from ..tracing import Trace, render_tree, run_trace
 from .columns import sparkline
 from .messages import OpenIntention
@@ -32,14 +37,34 @@ CHAIN_KINDS = {Kind.ROUTE, Kind.SERVICE, Kind.INSTANCE, Kind.HAPROXY, Kind.ALLOC
                Kind.NOMAD_NODE, Kind.VM, Kind.HYPERVISOR, Kind.INTENTION}
 
 
+COLUMNS = (("host", "HOST/PATH"), ("state", "STATE"), ("since", "SINCE"),
+           ("service", "SERVICE"), ("instances", "PASSING"), ("rate", "REQ/S (frontend)"),
+           ("problem", "BROKEN HOP"))
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d"
+
+
 class RoutingScreen(Screen[None]):
     BINDINGS = [Binding("t", "trace", "trace (DNS + probe)", id="routes_trace"),
+                Binding("x", "forget", "remove gone host", id="routes_forget"),
                 Binding("escape", "back", "back", show=False, id="routes_back")]
 
     def __init__(self) -> None:
         super().__init__(name="routes")
         self.chains: dict[str, Chain] = {}
+        self.rows: dict[str, RouteRow] = {}
         self.traced: dict[str, Trace] = {}
+        self.book: RouteBook | None = None
+        self._resolving = False
 
     @property
     def jam(self) -> JamApp:
@@ -58,13 +83,15 @@ class RoutingScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#chains", DataTable)
-        for key, label in (("host", "HOST/PATH"), ("state", "STATE"), ("service", "SERVICE"),
-                           ("instances", "PASSING"), ("rate", "REQ/S (frontend)"),
-                           ("problem", "BROKEN HOP")):
+        for key, label in COLUMNS:
             table.add_column(label, key=key)
+        book = getattr(self.jam.engine, "routes", None)
+        self.book = book if isinstance(book, RouteBook) else RouteBook(self.jam.store)
         self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)
         self.refresh_chains()
         table.focus()
+        self.set_interval(5.0, self.resolve_due)
+        self.resolve_due()
 
     # -- live -----------------------------------------------------------------------------------
 
@@ -78,29 +105,49 @@ class RoutingScreen(Screen[None]):
         return None
 
     def refresh_chains(self) -> None:
-        store = self.jam.store
-        chains = {c.id: c for c in all_chains(store)}
-        for cid, traced in self.traced.items():  # a traced host keeps its DNS verdict
-            dns = next((h for h in traced.chain.hops if h.layer == "dns"), None)
-            if cid in chains and dns is not None:
-                chain = chains[cid]
-                chains[cid] = replace(chain, hops=(dns, *chain.hops),
-                                      broken=chain.broken if dns.ok else dns)
+        assert self.book is not None
+        rows = {r.id: r for r in self.book.rows()}
         table = self.query_one("#chains", DataTable)
         rate = self._rate()
-        for cid, chain in chains.items():
-            cells = self._cells(chain, rate)
+        now = time.time()
+        for cid, row in rows.items():
+            cells = self._cells(row, rate, now)
             if cid in self.chains and cid in table.rows:
-                for key, cell in zip(("host", "state", "service", "instances", "rate",
-                                      "problem"), cells, strict=True):
-                    table.update_cell(cid, key, cell)
+                for (key, _), cell in zip(COLUMNS, cells, strict=True):
+                    table.update_cell(cid, key, cell, update_width=True)
             else:
                 table.add_row(*cells, key=cid)
         for cid in list(self.chains):
-            if cid not in chains and cid in table.rows:
+            if cid not in rows and cid in table.rows:
                 table.remove_row(cid)
-        self.chains = chains
+        new = rows.keys() - self.chains.keys()
+        self.rows = rows
+        self.chains = {cid: r.chain for cid, r in rows.items()}
         self.show_selected()
+        if new:
+            self.resolve_due()
+
+    # -- DNS, from the start ----------------------------------------------------------------------
+
+    def resolve_due(self) -> None:
+        """Ask the internal DNS about the hosts that are due, in a worker thread; the answers
+        are cached in the book and refreshed slowly (a minute)."""
+        config = getattr(self.jam.engine, "config", None)
+        if (self._resolving or self.book is None or config is None or not config.dns.server
+                or not self.book.dns_due()):
+            return
+        self._resolving = True
+        self.run_worker(partial(self._resolve, config), thread=True, group="route-dns",
+                        exit_on_error=False)
+
+    def _resolve(self, config: Any) -> None:
+        assert self.book is not None
+        try:
+            changed = self.book.resolve_due(config, getattr(self.jam.engine, "inventory", None))
+        finally:
+            self._resolving = False
+        if changed and not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.refresh_chains)
 
     def _rate(self) -> Text:
         rows = [r for r in self.jam.store.haproxy_rows()
@@ -112,15 +159,20 @@ class RoutingScreen(Screen[None]):
         values = self.jam.history.get(f"fe/{rows[0].proxy}")
         return Text.assemble(sparkline(values, 12), f" {rows[0].request_rate}/s")
 
-    def _cells(self, chain: Chain, rate: Text) -> list[Any]:
+    def _cells(self, row: RouteRow, rate: Text, now: float) -> list[Any]:
+        chain = row.chain
         service = next((h for h in chain.hops if h.layer == "service"), None)
         passing = sum(1 for c in service.children if c.ok) if service else 0
         total = len(service.children) if service else 0
         state = (Text("✓ whole", style="green") if chain.whole else
+                 Text("✗ gone", style="bold red") if row.gone else
                  Text(f"✗ {chain.broken.layer if chain.broken else ''}", style="bold red"))
+        since = Text(f"{clock_time(row.since)} ({_ago(now - row.since)})",
+                     style="" if chain.whole else "red")
         problem = Text(chain.broken.problem if chain.broken else "", style="red")
-        return plain_cells([chain.host + chain.path, state, service.name if service else "-",
-                            f"{passing}/{total}", rate, problem])
+        return plain_cells([chain.host + chain.path, state, since,
+                            service.name if service else "-", f"{passing}/{total}", rate,
+                            problem])
 
     # -- the selected chain -----------------------------------------------------------------------
 
@@ -184,6 +236,10 @@ class RoutingScreen(Screen[None]):
 
     def _traced(self, cid: str, result: Trace) -> None:
         self.traced[cid] = result
+        config = getattr(self.jam.engine, "config", None)
+        if self.book is not None and config is not None and config.dns.server \
+                and result.resolutions:  # the internal DNS's fresh answer: the tree's hop
+            self.book.set_dns(result.chain.host, result.resolutions[0])
         self.refresh_chains()
         probe = result.probe
         if probe is not None:
@@ -194,6 +250,17 @@ class RoutingScreen(Screen[None]):
                             + (f" from {probe.answered_by}" if probe.answered_by else ""),
                             severity="information" if probe.status < 500 else "error",
                             timeout=8)
+
+    def action_forget(self) -> None:
+        """`x` on a gone host: off the list for this session (the lab is not touched)."""
+        cid = self.selected_id()
+        if cid is None or self.book is None:
+            return
+        removed, message = self.book.remove(cid)
+        self.notify(message, severity="information" if removed else "warning", timeout=6)
+        if removed:
+            self.traced.pop(cid, None)
+            self.refresh_chains()
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:

@@ -39,10 +39,9 @@ from .inbox import Inbox
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from textual.widgets import OptionList
-    from textual.widgets.option_list import Option
+    from textual.widgets import DataTable
 
-    from ..workflows.journal import Journal
+    from ..workflows.journal import Journal, Summary
     from ..workflows.node import NodeWorkflows
     from .app import JamApp
     from .log_store import Stream
@@ -454,56 +453,128 @@ def open_node_remove(app: JamApp, name: str) -> None:
                                  f"its inventory entry. Type {name} to confirm"), typed)
 
 
+WORKFLOW_COLUMNS = (("state", "STATE"), ("kind", "KIND"), ("node", "NODE"),
+                    ("started", "STARTED"), ("took", "DURATION"), ("step", "STEP"),
+                    ("id", "ID"), ("message", "MESSAGE"))
+
+
+def _took(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _started(at: float, now: float) -> str:
+    same_day = time.strftime("%Y%m%d", time.localtime(at)) == time.strftime(
+        "%Y%m%d", time.localtime(now))
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M", time.localtime(at))
+
+
+def workflow_cells(s: Summary, now: float) -> list[Text]:
+    """One `:workflows` row: state (with its icon), kind, node, start, duration (ticking
+    while it runs), last step, id, message; every journal string made plain."""
+    icon, style = ICONS.get({"rolled-back": "cancelled", "interrupted": "failed"}.get(
+        s.state, s.state), ("", ""))
+    state = f"rollback {s.state}" if s.phase == "rollback" and s.state != "rolled-back" \
+        else s.state
+    return [Text(f"{icon} {state}".strip(), style=style), Text(line(s.kind)),
+            Text(line(str(s.params.get("name", "")))), Text(_started(s.started, now)),
+            Text(_took(s.duration(now)), style="bold cyan" if s.state == "running" else ""),
+            Text(line(s.step)), Text(line(s.id), style="dim"), Text(line(s.message))]
+
+
 class WorkflowsScreen(Screen[None]):
-    """`:workflows`: every journalled workflow, newest first; Enter opens it."""
+    """`:workflows`: every journalled workflow, newest first, with a header, its start and
+    duration; live (the journals are re-read off the loop every 2 s, so a workflow's state and
+    duration follow it as it runs, here or in another jamtui). Enter opens it."""
 
     BINDINGS = [Binding("escape", "back", "back", id="workflows_back")]
+    REFRESH = 2.0
 
     def compose(self) -> ComposeResult:
-        from textual.widgets import OptionList
+        from textual.widgets import DataTable
 
         yield Label(Text("Workflows", style="bold"), classes="pane-title")
-        yield OptionList(id="wf-list")
+        yield DataTable(id="wf-list", cursor_type="row")
         yield Label("No workflows yet: `a` on the VMs view adds a node.", id="wf-none")
         yield Footer()
 
     def on_mount(self) -> None:
+        from textual.widgets import DataTable
+
+        table = self.query_one("#wf-list", DataTable)
+        for key, label in WORKFLOW_COLUMNS:
+            table.add_column(label, key=key)
+        self.summaries: dict[str, Summary] = {}
         self.query_one("#wf-none").display = False
         self._list()
+        self._timer = self.set_interval(self.REFRESH, self._list)
 
-    @work(thread=True, exit_on_error=False, name="list journals")
+    def on_screen_suspend(self) -> None:  # a workflow opened over it: no reads meanwhile
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            timer.pause()
+
+    def on_screen_resume(self) -> None:
+        timer = getattr(self, "_timer", None)
+        if timer is not None:  # back from a workflow: at once, then every 2 s again
+            timer.resume()
+            self._list()
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="wf-list",
+          name="list journals")
     def _list(self) -> None:
         """The journals are files: read off the loop, then shown."""
-        from textual.widgets.option_list import Option
-
         from ..workflows.journal import list_journals
 
         summaries = list_journals(self.app.engine.config.provisioning.state_dir)  # type: ignore[attr-defined]
-        options = [Option(Text.assemble((f"{s.state:<12}", ICONS.get(
-            {"rolled-back": "cancelled", "interrupted": "failed"}.get(s.state, s.state),
-            ("", ""))[1]), line(f" {s.kind:<12} {s.params.get('name', ''):<8} {s.id}  "
-                                f"{s.message}")),
-            id=s.id) for s in summaries]
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, options)
+            self.app.call_from_thread(self._show, summaries)
 
-    def _show(self, options: list[Option]) -> None:
-        from textual.widgets import OptionList
+    def _show(self, summaries: list[Summary]) -> None:
+        from textual.widgets import DataTable
 
-        listed = self.query_one("#wf-list", OptionList)
-        listed.add_options(options)
-        if options:
-            listed.highlighted = 0
-        listed.display = bool(options)
-        self.query_one("#wf-none").display = not options
-        listed.focus()
+        table = self.query_one("#wf-list", DataTable)
+        now = time.time()
+        first = not table.row_count
+        ids = [s.id for s in summaries]
+        if ids != list(self.summaries):  # new or gone workflows: rebuilt, newest first
+            at = self._selected()
+            table.clear()
+            for s in summaries:
+                table.add_row(*workflow_cells(s, now), key=s.id)
+            if at in ids:
+                table.move_cursor(row=ids.index(at))
+        else:
+            for s in summaries:
+                for (key, _), cell in zip(WORKFLOW_COLUMNS, workflow_cells(s, now),
+                                          strict=True):
+                    table.update_cell(s.id, key, cell)
+        self.summaries = {s.id: s for s in summaries}
+        table.display = bool(summaries)
+        self.query_one("#wf-none").display = not summaries
+        if first and summaries:
+            table.focus()
 
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        running = LIVE.get(str(event.option.id))
+    def _selected(self) -> str | None:
+        from textual.widgets import DataTable
+
+        table = self.query_one("#wf-list", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return str(key.value) if key.value is not None else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        workflow_id = str(event.row_key.value)
+        running = LIVE.get(workflow_id)
         if running is not None and running.live:
             self.app.push_screen(WorkflowScreen(running))
             return
-        self._load(str(event.option.id))
+        self._load(workflow_id)
 
     @work(thread=True, exit_on_error=False, name="load workflow")
     def _load(self, workflow_id: str) -> None:
@@ -522,4 +593,3 @@ class WorkflowsScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
-

@@ -31,6 +31,11 @@ class Summary:
     step: str  # the last step that started
     message: str
     phase: str = "run"  # run | rollback (a rollback was started: resume continues it)
+    ended: float | None = None  # its end, or its last record when cut short; None: running
+
+    def duration(self, now: float) -> float:
+        """Seconds from its start to its end (to `now` while it runs)."""
+        return max(0.0, (now if self.ended is None else self.ended) - self.started)
 
 
 class Journal:
@@ -167,8 +172,10 @@ class Journal:
             state = "interrupted" if started else "pending"
             message = last_step.get("message", "")
         phase = "rollback" if any(e.get("type") == "rollback" for e in entries) else "run"
+        ended = None if state == "running" else float(
+            (end or entries[-1]).get("at", head.get("at", 0.0)))
         return Summary(self.id, head.get("kind", ""), head.get("params", {}), state,
-                       head.get("at", 0.0), last_step.get("step", ""), message, phase)
+                       head.get("at", 0.0), last_step.get("step", ""), message, phase, ended)
 
 
 def workflows_dir(state_dir: str | Path) -> Path:

@@ -83,6 +83,10 @@ def test_fabio_routes_only_passing_instances_and_null_when_empty(lab: Lab) -> No
     lab.call(lab.world.set_check, node, check, "critical", "HTTP GET: 503")
     routes = requests.get(f"{fabio}/api/routes", timeout=5).json()
     assert len([r for r in routes if r["service"] == "example"]) == 2
+    # `jamtui lab` waits for this before its ready lines (#14): named while it lasts
+    assert "is critical" in lab.wait_settled(0.3)
+    lab.call(lab.world.set_check, node, check, "passing", "HTTP GET: 200")
+    assert lab.wait_settled(5) == ""
 
     # unknown host: fabio answers 404 with no body
     lb = lab.urls[next(k for k in lab.urls if k.endswith(":lb"))]

@@ -288,9 +288,11 @@ async def test_routes_view_marks_the_broken_hop_and_traces(
         table = screen.query_one("#chains")
         table.move_cursor(row=table.get_row_index("example.jamfox.dev/"))
         tree = await until(pilot, lambda: "instance vs" in text_of(
+            screen.query_one("#chain", Static).content) and "dns example" in text_of(
             screen.query_one("#chain", Static).content) and text_of(
             screen.query_one("#chain", Static).content))
         assert "backend fabio" in tree and "hv pve" in tree
+        assert "✓ dns example.jamfox.dev" in tree  # resolved from the start, before any `t`
 
         # every instance of example fails its check: the row turns red, the hop explains
         allocs = [a.id for a in engine.store.items(Kind.ALLOCATION)
@@ -309,6 +311,20 @@ async def test_routes_view_marks_the_broken_hop_and_traces(
                              timeout=15)
         assert traced.probe is not None and traced.probe.status == 200
         assert traced.resolutions[0].addresses  # the lab's DNS answered
+
+        # the job stops: its host stays listed, broken at the route that lost it, since when
+        await asyncio.to_thread(lab.call, lab.world.stop_job, "example")
+        row = await until(pilot, lambda: screen.rows.get("example.jamfox.dev/") is not None
+                          and screen.rows["example.jamfox.dev/"].gone
+                          and screen.rows["example.jamfox.dev/"], timeout=15)
+        assert row.chain.broken.layer == "route" and "gone since" in row.chain.broken.problem
+        cells = [text_of(c) for c in table.get_row("example.jamfox.dev/")]
+        assert any("✗ gone" in c for c in cells)
+        assert any(":" in c and "s)" in c for c in cells)  # SINCE: 12:03:44 (5s)
+        table.move_cursor(row=table.get_row_index("example.jamfox.dev/"))
+        await pilot.press("x")  # a gone host: off the list, nothing done to the lab
+        await until(pilot, lambda: "example.jamfox.dev/" not in screen.rows)
+        assert "example.jamfox.dev/" not in table.rows
 
 
 async def test_log_viewer_follows_searches_filters_and_saves(

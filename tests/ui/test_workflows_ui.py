@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Button, DataTable, Input, Label, Static
 
 from jamtui.engine import Engine
 from jamtui.inventory import add_proposed, load_inventory, propose_node
@@ -114,7 +114,7 @@ async def test_node_add_then_remove_through_the_cockpit(lab_engine: tuple[Lab, E
         # both are in :workflows, and open from there
         await pilot.press("escape", "colon", *"workflows", "enter")
         await until(pilot, lambda: isinstance(app.screen, WorkflowsScreen)
-                    and app.screen.query_one("#wf-list", OptionList).option_count)
+                    and app.screen.query_one("#wf-list", DataTable).row_count)
         await pilot.press("enter")
         opened = await until(pilot, lambda: isinstance(app.screen, WorkflowScreen)
                              and app.screen)
@@ -176,8 +176,19 @@ async def test_the_workflow_screen_follows_the_journal_and_resumes_cleanly(
         await ready(pilot, app)
         await pilot.press("colon", *"workflows", "enter")
         await until(pilot, lambda: isinstance(app.screen, WorkflowsScreen)
-                    and app.screen.query_one("#wf-list", OptionList).option_count)
+                    and app.screen.query_one("#wf-list", DataTable).row_count)
+        listing = app.screen
+        table = listing.query_one("#wf-list", DataTable)
+        assert [c.label.plain for c in table.columns.values()][:5] == [
+            "STATE", "KIND", "NODE", "STARTED", "DURATION"]
+        assert "pending" in text_of(table.get_row(elsewhere.id)[0])
         elsewhere.start()
+        # live: the row follows the workflow as it runs, without reopening the view
+        await until(pilot, lambda: "running" in text_of(table.get_row(elsewhere.id)[0]),
+                    timeout=15)
+        took = text_of(table.get_row(elsewhere.id)[4]).strip()
+        await until(pilot, lambda: text_of(table.get_row(elsewhere.id)[4]).strip() != took,
+                    timeout=15)  # the duration ticks while it runs
         await pilot.press("enter")
         screen = await until(pilot, lambda: isinstance(app.screen, WorkflowScreen)
                              and app.screen)
