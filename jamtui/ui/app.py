@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.segment import Segment
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App
 from textual.color import Color
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -28,6 +28,8 @@ from textual.fuzzy import Matcher
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.signal import Signal
+from textual.timer import Timer
+from textual.widgets import Input, TextArea
 from textual.worker import NoActiveWorker, get_current_worker
 
 from ..actions import ActionError, actions_for, describe, find
@@ -50,7 +52,6 @@ from .messages import (
     SwitchTail,
 )
 from .screens import (
-    ALIASES,
     VIEWS,
     CommandScreen,
     ConfirmScreen,
@@ -60,6 +61,8 @@ from .screens import (
     OverviewScreen,
     PromptScreen,
     ViewScreen,
+    resolve_view,
+    view_names,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +70,9 @@ if TYPE_CHECKING:
 
     from ..workflows.node import NodeWorkflows
 
+# actions that open an input; the keys typed right after theirs are held for it (on_event)
+OPENS_INPUT = frozenset({"command_bar", "filter", "search", "save"})
+TYPEAHEAD_WAIT = 5.0  # seconds held keys wait for the input before going where they would
 ASK_SLICE = 0.1  # seconds a worker waits for an answer before checking it should stop
 # thread workers run in the loop's default executor, min(32, cores + 4) threads by default;
 # log pumps and readers live as long as their screens, so the pool must not run out (on 2
@@ -181,6 +187,9 @@ class JamApp(App[None]):
 
         self.stats_poller = StatsPoller(self)  # alloc/node stats, only for what is shown
         self.namespace_scope = "*"  # `:ns`: the namespace the Nomad tables show
+        self._view_trail: list[str] = []  # the `:views` shown, for `-`
+        self._typeahead: list[events.Event] | None = None  # keys held for an opening input
+        self._typeahead_timer: Timer | None = None
         # source threads put change events; one StoreChanged message per batch takes them
         self._changes: Inbox[Change] = Inbox(wake=lambda: self.post_message(StoreChanged()))
         self._unsubscribe: Any = None
@@ -246,6 +255,46 @@ class JamApp(App[None]):
         if self.start_engine:
             self.engine.stop()
 
+    # -- no key lost: what is typed after `/` or `:` goes to the input they open ---------------
+
+    async def on_event(self, event: events.Event) -> None:
+        """A key bound to an action that opens an input (`:`, `/`, the log viewer's `/` `&`
+        `s`) starts a typeahead: the keys after it are held (not sent to the table, where `d`
+        would be an action) until an input takes the focus, then given to it in order. Without
+        one in TYPEAHEAD_WAIT seconds (the action opened nothing), they go where they would
+        have gone."""
+        if isinstance(event, events.Key | events.Paste) and not event.is_forwarded:
+            if self._typeahead is not None:
+                self._typeahead.append(event)
+                return
+            opens = isinstance(event, events.Key) and self._opens_input(event.key)
+            await super().on_event(event)
+            if opens:
+                self._typeahead = []
+                self._typeahead_timer = self.set_timer(TYPEAHEAD_WAIT, self._replay_typeahead)
+            return
+        if (isinstance(event, events.DescendantFocus) and self._typeahead is not None
+                and isinstance(event.widget, Input | TextArea)):
+            await self._replay_typeahead()
+        await super().on_event(event)
+
+    def _opens_input(self, key: str) -> bool:
+        if isinstance(self.focused, Input | TextArea):
+            return False  # typed into it: a `/` in a path, a `:` in a value
+        for _node, bindings in self.screen._modal_binding_chain:
+            found = bindings.key_to_bindings.get(key)
+            if found:
+                return found[0].action.rpartition(".")[2] in OPENS_INPUT
+        return False
+
+    async def _replay_typeahead(self) -> None:
+        held, self._typeahead = self._typeahead or [], None
+        if self._typeahead_timer is not None:
+            self._typeahead_timer.stop()
+            self._typeahead_timer = None
+        for event in held:  # synchronously, in order: later keys queue behind them
+            await self.on_event(event)
+
     # -- the store, from source threads to the screen -----------------------------------------
 
     def _from_store(self, changes: list[Change]) -> None:
@@ -285,46 +334,74 @@ class JamApp(App[None]):
     # -- navigation ----------------------------------------------------------------------------
 
     def go_to_view(self, name: str) -> None:
-        name = ALIASES.get(name.lower(), name.lower())
+        """`:name`: switch to a view (as k9s does): whatever was above the overview (views,
+        their details, tails) leaves the stack, so one Esc returns to the overview."""
+        name = resolve_view(name)
         if name == "overview":
-            while len(self.screen_stack) > 2:
-                self.pop_screen()
+            self._switch_view(name, None)
             return
+        made = self._view_screen(name)
+        if made is None:
+            self.notify(f"no view called {name!r}; try one of: {', '.join(view_names())}",
+                        severity="warning")
+            return
+        self._switch_view(name, *made)
+
+    def _view_screen(self, name: str) -> tuple[Any, Any] | None:
+        """A new screen for the view `name` and what to do with its answer; None for none."""
+        from .nomad_views import view_screen
+
+        made = view_screen(self, name)  # deployments, ns
+        if made is not None:
+            return made
         if name == "routes":
             from .routing_view import RoutingScreen
 
-            self.push_screen(RoutingScreen())
-            return
+            return RoutingScreen(), None
         if name == "workflows":
             from .workflow_view import WorkflowsScreen
 
-            self.push_screen(WorkflowsScreen())
-            return
+            return WorkflowsScreen(), None
         if name == "events":
             from .events_view import EventsScreen
 
-            self.push_screen(EventsScreen())
-            return
+            return EventsScreen(), None
         if name == "kv":
             from .kv_view import KVScreen
 
-            self.push_screen(KVScreen())
-            return
+            return KVScreen(), None
         if name == "intentions":
             from .intentions_view import IntentionsScreen
 
-            self.push_screen(IntentionsScreen())
-            return
-        from .nomad_views import open_view
+            return IntentionsScreen(), None
+        return (ViewScreen(name), None) if name in VIEWS else None
 
-        if open_view(self, name):
+    def current_view(self) -> str:
+        """The `:view` shown (under any detail or tail opened on it), "overview" for none."""
+        above = self.screen_stack[2:3]
+        return getattr(above[0], "view_name", "") if above else "overview"
+
+    def _switch_view(self, name: str, screen: Any, callback: Any = None) -> None:
+        self._note_view(self.current_view())
+        while len(self.screen_stack) > 2 and not self.screen.is_modal:
+            self.pop_screen()
+        if screen is not None:
+            screen.view_name = name
+            self.push_screen(screen, callback)
+        self._note_view(name)
+
+    def _note_view(self, name: str) -> None:
+        if name and (not self._view_trail or self._view_trail[-1] != name):
+            self._view_trail = [*self._view_trail[-15:], name]
+
+    def action_previous_view(self) -> None:
+        """`-`: back to the view shown before this one (again: toggles between the two)."""
+        current = self.current_view()
+        previous = next((v for v in reversed(self._view_trail) if v != current), None)
+        if previous is None:
+            self.notify("no previous view yet: : switches to one")
             return
-        if name not in VIEWS:
-            known = ", ".join(["routes", "workflows", "events", "kv", "intentions",
-                               "deployments", "ns", *VIEWS])
-            self.notify(f"no view called {name!r}; try one of: {known}", severity="warning")
-            return
-        self.push_screen(ViewScreen(name))
+        self.go_to_view(previous)
 
     def open_logs(self, obj: Any) -> None:
         """`l`: an allocation's tasks; every running allocation of a job (joining and leaving

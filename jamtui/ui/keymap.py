@@ -28,6 +28,7 @@ class Key:
 
 KEYMAP: tuple[Key, ...] = (
     Key("command_bar", "colon", "view", show=True),
+    Key("previous_view", "minus", "previous view", show=False),
     Key("filter", "slash", "filter", scope="table"),
     Key("open", "enter", "detail", scope="table"),
     Key("back", "escape", "back", show=False),

@@ -1,0 +1,110 @@
+"""Commands and navigation (#14): `:` with Tab and aliases, views that switch rather than
+stack, `-`, no key lost after `/` or `:`, `?` per screen, the read-only badge. From the fixed
+store of the snapshot tests: no lab, no clocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import events
+
+from jamtui.ui.screens import (
+    ALIASES,
+    VIEW_ALIASES,
+    CommandScreen,
+    DetailScreen,
+    complete_view,
+    resolve_view,
+    view_names,
+)
+from tests.ui.test_cockpit import until
+from tests.ui.test_snapshots import app as fixed_app
+
+
+def names(app: Any) -> list[str]:
+    return [s.name or type(s).__name__ for s in app.screen_stack[1:]]
+
+
+def test_every_alias_names_one_view_and_none_hides_a_view() -> None:
+    views = set(view_names())
+    assert set(VIEW_ALIASES) <= views
+    every = [a for aliases in VIEW_ALIASES.values() for a in aliases]
+    assert len(every) == len(set(every)), "an alias given to two views"
+    assert not views & set(ALIASES), "an alias that is another view's name"
+    for alias in ("vm", "a", "al", "svc", "j", "no", "hv", "rt"):
+        assert resolve_view(alias) in views, alias
+    assert resolve_view(":AL") == "allocs"
+    assert complete_view("al") == "allocs" and complete_view("se") == "services"
+    assert complete_view("zz") is None and complete_view("") is None
+
+
+async def test_tab_accepts_the_completion_and_aliases_go_to_their_view() -> None:
+    app = fixed_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("colon", "a", "l", "tab")
+        assert isinstance(app.screen, CommandScreen)
+        assert app.screen.query_one("#command").value == "allocs"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.name == "allocs")
+        for typed, view in (("svc", "services"), ("j", "jobs"), ("no", "nodes"),
+                            ("hv", "hv"), ("vm", "vms")):
+            await pilot.press("colon", *typed, "enter")
+            await until(pilot, lambda v=view: app.screen.name == v)
+        await pilot.press("colon", *"servi", "enter")  # the suggestion shown is taken
+        await until(pilot, lambda: app.screen.name == "services")
+
+
+async def test_views_switch_details_stack_and_minus_toggles() -> None:
+    app = fixed_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        for view in ("allocs", "vms", "jobs"):
+            await pilot.press("colon", *view, "enter")
+            await until(pilot, lambda v=view: app.screen.name == v)
+        assert names(app) == ["overview", "jobs"]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen.name == "overview")
+        assert names(app) == ["overview"]
+        await pilot.press("minus")  # the view shown before: jobs
+        await until(pilot, lambda: app.screen.name == "jobs")
+        await pilot.press("minus")
+        await until(pilot, lambda: app.screen.name == "overview")
+        await pilot.press("colon", *"vms", "enter")
+        await until(pilot, lambda: app.screen.name == "vms")
+        table = app.screen.panes[0].table
+        await until(pilot, lambda: table.row_count > 0)
+        table.focus()
+        await pilot.press("enter")  # a detail stacks on its view
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert names(app)[:2] == ["overview", "vms"] and len(names(app)) == 3
+        await pilot.press("minus")  # the previous view leaves the detail too
+        await until(pilot, lambda: app.screen.name == "overview")
+        await pilot.press("minus")
+        await until(pilot, lambda: app.screen.name == "vms")
+        assert names(app) == ["overview", "vms"]
+
+
+def burst(app: Any, keys: str) -> None:
+    """Every key at once, as a pasted line or a practised hand types them: all are in the
+    app's queue before the first is handled (Pilot's `press` waits between keys)."""
+    for char in keys:
+        key = {"/": "slash", ":": "colon", "\n": "enter", "-": "minus"}.get(char, char)
+        app.post_message(events.Key(key, None if key == "enter" else char))
+
+
+async def test_keys_typed_at_once_after_slash_and_colon_all_reach_the_input() -> None:
+    app = fixed_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("colon", *"allocs", "enter")
+        await until(pilot, lambda: app.screen.name == "allocs")
+        table = app.screen.panes[0].table
+        await until(pilot, lambda: table.row_count == 4)
+        table.focus()
+        await pilot.pause()
+        burst(app, "/web[2")
+        await until(pilot, lambda: table.filter_text == "web[2")
+        assert table.row_count == 1
+        await pilot.press("escape")
+        await until(pilot, lambda: table.filter_text == "")
+        burst(app, ":vms\n")
+        await until(pilot, lambda: app.screen.name == "vms")
+        assert [s.name for s in app.screen_stack[1:]] == ["overview", "vms"]
