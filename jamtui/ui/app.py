@@ -12,6 +12,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from ..store import Change
 from .columns import History
 from .inbox import Inbox
 from .keymap import KEYMAP, Key, bind, for_scopes, usable
+from .keymap import binding as binding_of
 from .kinds import NAMED_KINDS
 from .messages import (
     CloseTail,
@@ -629,15 +631,48 @@ class JamApp(App[None]):
         self.push_screen(CommandScreen(), lambda name: self.go_to_view(name) if name else None)
 
     def action_help(self) -> None:
+        """`?`: every key of this screen, read from its live bindings (the focused widget's,
+        the screen's, the app's: what a key press would reach), so it cannot drift; on the
+        overview also the other panes' object keys."""
         screen = self.screen
-        scopes = {"global"}
-        if isinstance(screen, LabScreen):
-            scopes.add("table")
-            scopes.update(p.kind.value for p in screen.panes)
-        elif isinstance(screen, DetailScreen):
-            scopes.add(screen.kind.value)
-        keys = [k for k in for_scopes(self.keymap, scopes) if usable(k.action, self.read_only)]
-        self.push_screen(HelpScreen(keys, screen.name or "jamtui"))
+        by_id = {k.id: k for k in self.keymap}
+        keys: dict[tuple[str, str], Key] = {}
+        chain = [(node, binding) for node, bindings in screen._modal_binding_chain
+                 for _, binding in bindings]
+        first: dict[str, Any] = {}  # key → the node it reaches (a nearer one hides the rest)
+        for node, binding in chain:
+            if first.setdefault(binding.key, node) is not node:
+                continue
+            if not binding.description or not binding.id or binding.system or not \
+                    type(node).__module__.startswith("jamtui"):
+                continue  # Textual's own (cursor keys, Ctrl+Q…), not ours
+            known = by_id.get(binding.id or "")
+            if known is not None and not usable(known.action, self.read_only):
+                continue
+            scope = (known.scope if known is not None and node is not screen
+                     else "here" if node is not self else "global")
+            shown = self.get_key_display(binding)
+            found = keys.get((binding.action, scope))
+            if found is None:
+                now = self._check_action_state(binding.action, node) is not False
+                keys[binding.action, scope] = Key(
+                    binding.action, shown, binding.description + ("" if now else
+                                                                  " (not now)"), scope,
+                    destructive=known is not None and known.destructive)
+            elif shown not in found.keys.split(" / "):
+                keys[binding.action, scope] = replace(found, keys=f"{found.keys} / {shown}")
+        scopes = {"global"}  # Enter, Esc, Ctrl+P: handled by Textual's widgets and app
+        if isinstance(screen, LabScreen):  # the other panes' object keys, as the table has
+            scopes |= {"table", *(p.kind.value for p in screen.panes)}
+        actions = {a for a, _ in keys}
+        for k in for_scopes(self.keymap, scopes):
+            if usable(k.action, self.read_only) and (k.action, k.scope) not in keys and (
+                    k.scope != "global" or k.action not in actions):
+                keys[k.action, k.scope] = replace(k, keys=self.get_key_display(
+                    binding_of(k)))
+        order = {"here": 0, "table": 1, "global": 3}
+        rows = sorted(keys.values(), key=lambda k: order.get(k.scope, 2))
+        self.push_screen(HelpScreen(rows, screen.name or "jamtui"))
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"

@@ -328,7 +328,13 @@ class HelpScreen(ModalScreen[None]):
             # keys and descriptions may come from the config file: shown, never parsed
             table.add_row(safe_text(shown), safe_text(
                 k.description + (" (asks first)" if k.destructive else "")), safe_text(k.scope))
-        yield VerticalScroll(Static(table), id="help-box")
+        views = Table(title="Views: `:` then a name or alias (Tab completes, `-` the "
+                      "previous view)", box=None, title_style="bold")
+        views.add_column("view", style="bold cyan")
+        views.add_column("aliases")
+        for view in view_names():
+            views.add_row(view, ", ".join(VIEW_ALIASES.get(view, ())))
+        yield VerticalScroll(Static(RichGroup(table, Text(""), views)), id="help-box")
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

@@ -13,6 +13,7 @@ from jamtui.ui.screens import (
     VIEW_ALIASES,
     CommandScreen,
     DetailScreen,
+    HelpScreen,
     complete_view,
     resolve_view,
     view_names,
@@ -108,3 +109,62 @@ async def test_keys_typed_at_once_after_slash_and_colon_all_reach_the_input() ->
         burst(app, ":vms\n")
         await until(pilot, lambda: app.screen.name == "vms")
         assert [s.name for s in app.screen_stack[1:]] == ["overview", "vms"]
+
+
+class Quiet:
+    """A follower with nothing to say."""
+
+    def lines(self) -> Any:
+        return iter(())
+
+    def stop(self) -> None:
+        pass
+
+
+async def help_rows(pilot: Any, app: Any) -> dict[str, str]:
+    """`?` on the screen shown: its rows, key → what it does (a Key's keys joined by " / ")."""
+    await pilot.press("question_mark")
+    await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+    rows = {k.keys: k.description for k in app.screen.keys}
+    await pilot.press("escape")
+    await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+    return rows
+
+
+def described(screen_cls: type) -> set[str]:
+    return {b.description for b in screen_cls.BINDINGS if b.description}
+
+
+async def test_help_lists_the_keys_of_the_screen_it_is_opened_on(tmp_path: Any) -> None:
+    from jamtui.ui.log_view import LogScreen
+    from jamtui.ui.workflow_view import WorkflowScreen
+    from jamtui.workflows.journal import Journal
+    from jamtui.workflows.workflow import Step, Workflow
+
+    app = fixed_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        overview = await help_rows(pilot, app)
+        # the focused pane's keys, the other panes' object keys, the global ones
+        assert {"/", ":", "-", "?", "L", "q", "esc", "R", "r", "D"} <= set(overview)
+        assert overview["-"] == "previous view" and overview["R"] == "reboot"
+
+        app.open_tail(lambda: LogScreen("quiet", [("q", lambda _s: Quiet())]))
+        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+        logs = await help_rows(pilot, app)
+        assert described(LogScreen) <= set(logs.values()), logs
+        assert logs["f"] == "follow" and logs["esc"] == "back"  # its own, not global
+        assert "reboot" not in logs.values()  # no other screen's keys
+        assert ":" in logs and "?" in logs  # the global keys still reach it
+        await pilot.press("x")
+        await until(pilot, lambda: not isinstance(app.screen, LogScreen))
+
+        journal = Journal.create(tmp_path, "node-add", {"name": "vs9"})
+        flow = Workflow("node-add", {"name": "vs9"}, [Step("one", "one", lambda _c: None)],
+                        journal)
+        app.push_screen(WorkflowScreen(flow))
+        await until(pilot, lambda: isinstance(app.screen, WorkflowScreen))
+        steps = await help_rows(pilot, app)
+        assert described(WorkflowScreen) <= {d.removesuffix(" (not now)")
+                                             for d in steps.values()}, steps
+        assert steps["c"] == "cancel (not now)"  # a pending workflow here: nothing to cancel
