@@ -41,7 +41,7 @@ from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
 from .columns import History
 from .inbox import Inbox
-from .keymap import KEYMAP, Key, bind, for_scopes, usable
+from .keymap import KEYMAP, READ_ONLY_WHY, Key, bind, for_scopes, usable
 from .keymap import binding as binding_of
 from .kinds import NAMED_KINDS
 from .messages import (
@@ -674,6 +674,10 @@ class JamApp(App[None]):
         rows = sorted(keys.values(), key=lambda k: order.get(k.scope, 2))
         self.push_screen(HelpScreen(rows, screen.name or "jamtui"))
 
+    def action_refused(self, what: str) -> None:
+        """A key that would change something, pressed under --read-only: say why not."""
+        self.notify(f"{READ_ONLY_WHY}: {what} is off", severity="warning")
+
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
@@ -698,7 +702,7 @@ class JamApp(App[None]):
         if handle_action(self, name, obj):  # deployments, versions, spec, plan-and-run
             return
         if self.read_only:
-            self.notify("jamtui is read-only: actions are off.", severity="warning")
+            self.action_refused(name.replace("_", " "))
             return
         if name == "shell":
             self.shells.open(obj)

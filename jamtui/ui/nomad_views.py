@@ -64,7 +64,7 @@ def _confirm(app: Any, question: str, then: Callable[[], None]) -> None:
 
 def _read_only(app: Any) -> bool:
     if getattr(app, "read_only", False):
-        app.notify("jamtui is read-only: actions are off.", severity="warning")
+        app.notify("read-only: started with --read-only; actions are off.", severity="warning")
         return True
     return False
 

@@ -20,7 +20,7 @@ from ..model import Kind
 from ..plain import LINE_LIMIT, line
 from ..plain import text as safe_text
 from .detail import render
-from .keymap import Key, bind, for_scopes, usable
+from .keymap import Key, bind, for_scopes, refused, usable
 from .kinds import OVERVIEW_PANES, VIEWS
 from .messages import OpenDetail, RunAction
 from .widgets import HealthBar, Pane
@@ -235,8 +235,7 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         app = self.jam
         for key in for_scopes(app.keymap, {self.kind.value}):
-            if usable(key.action, app.read_only):
-                bind(self._bindings, key)
+            bind(self._bindings, key if usable(key.action, app.read_only) else refused(key))
         yield HealthBar(app.store, app.configured, id="health")
         with Horizontal(id="detail-body"):
             with VerticalScroll(id="detail-main"):

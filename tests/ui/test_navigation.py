@@ -168,3 +168,27 @@ async def test_help_lists_the_keys_of_the_screen_it_is_opened_on(tmp_path: Any) 
         assert described(WorkflowScreen) <= {d.removesuffix(" (not now)")
                                              for d in steps.values()}, steps
         assert steps["c"] == "cancel (not now)"  # a pending workflow here: nothing to cancel
+
+
+async def test_read_only_shows_a_badge_and_a_refused_key_says_why() -> None:
+    app = fixed_app()
+    app.read_only = True
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert "READ-ONLY" in str(app.screen.query_one("#health").render())
+        table = next(p for p in app.screen.panes if p.kind.value == "vms").table
+        await until(pilot, lambda: table.row_count > 0)
+        table.focus()
+        await pilot.press("X")  # stop (hard): refused, in words
+        await until(pilot, lambda: any("started with --read-only" in n.message
+                                       for n in app._notifications))
+        assert type(app.screen).__name__ != "ConfirmScreen"
+        await pilot.press("enter")  # the detail keeps the badge and refuses the same way
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert "READ-ONLY" in str(app.screen.query_one("#health").render())
+        app.clear_notifications()
+        await pilot.press("R")
+        await until(pilot, lambda: any("reboot is off" in n.message
+                                       for n in app._notifications))
+        rows = await help_rows(pilot, app)
+        assert "R" not in rows and "l" in rows  # help lists what works: logs, not reboot
