@@ -192,3 +192,28 @@ async def test_read_only_shows_a_badge_and_a_refused_key_says_why() -> None:
                                        for n in app._notifications))
         rows = await help_rows(pilot, app)
         assert "R" not in rows and "l" in rows  # help lists what works: logs, not reboot
+
+
+async def test_the_list_of_open_tails_is_drawn_below_the_header() -> None:
+    from jamtui.ui.log_view import LogScreen, TailsScreen
+
+    app = fixed_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        health = app.screen.query_one("#health")
+        for title in ("one", "two"):
+            app.open_tail(lambda t=title: LogScreen(t, [("q", lambda _s: Quiet())]))
+            await until(pilot, lambda t=title: getattr(app.screen, "title_text", "") == t)
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen.name == "overview")
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, TailsScreen))
+        await pilot.pause()
+        top = min(w.region.y for w in app.screen.children)
+        assert top >= health.region.bottom > 0, (top, health.region)
+        await pilot.press("enter")  # the first tail, on top of the overview
+        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+        await pilot.press("L")  # from a tail: below its title line
+        await until(pilot, lambda: isinstance(app.screen, TailsScreen))
+        await pilot.pause()
+        assert min(w.region.y for w in app.screen.children) >= 1
