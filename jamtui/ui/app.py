@@ -33,7 +33,7 @@ from textual.timer import Timer
 from textual.widgets import Input, TextArea
 from textual.worker import NoActiveWorker, get_current_worker
 
-from ..actions import ActionError, actions_for, describe, find
+from ..actions import ActionError, actions_for, ask, describe, find
 from ..check_history import CheckHistory
 from ..engine import Engine
 from ..model import Kind
@@ -726,9 +726,10 @@ class JamApp(App[None]):
             if not action.destructive:
                 self.start_action(name, obj, params)
                 return
+            question, held = ask(action, obj)  # says what it will do to this object
             self.push_screen(
-                ConfirmScreen(f"{action.label}: {describe(obj)}?"),
-                lambda yes: self.start_action(name, obj, params) if yes else None,
+                ConfirmScreen(question),
+                lambda yes: self.start_action(name, obj, {**params, **held}) if yes else None,
             )
 
         if action.asks == "target":  # migrate: the hypervisor, with its free memory
