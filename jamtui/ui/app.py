@@ -347,6 +347,9 @@ class JamApp(App[None]):
             self.notify(f"no view called {name!r}; try one of: {', '.join(view_names())}",
                         severity="warning")
             return
+        if name == "ns":  # a chooser of the Nomad scope: back to the view it was asked on
+            self.push_screen(*made)
+            return
         self._switch_view(name, *made)
 
     def _view_screen(self, name: str) -> tuple[Any, Any] | None:
