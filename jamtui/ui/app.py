@@ -490,11 +490,10 @@ class JamApp(App[None]):
                 else:
                     self.push_screen(name)
 
-        tails = TailsScreen(self.tails)
         # below the header (the health bar, a log viewer's title), never over it
         headers = [w for w in self.screen.query("#health, #log-title") if w.display]
-        tails.styles.padding = (max((w.region.bottom for w in headers), default=0), 0, 0, 0)
-        self.push_screen(tails, chosen)
+        self.push_screen(TailsScreen(self.tails, max((w.region.bottom for w in headers),
+                                                      default=0)), chosen)
 
     # -- host logs over SSH -----------------------------------------------------------------------
 
