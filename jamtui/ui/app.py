@@ -655,8 +655,7 @@ class JamApp(App[None]):
             known = by_id.get(binding.id or "")
             if known is not None and not usable(known.action, self.read_only):
                 continue
-            scope = (known.scope if known is not None and node is not screen
-                     else "here" if node is not self else "global")
+            scope = known.scope if known is not None else "global" if node is self else "here"
             shown = self.get_key_display(binding)
             found = keys.get((binding.action, scope))
             if found is None:
