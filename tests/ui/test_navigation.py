@@ -156,6 +156,9 @@ async def test_help_lists_the_keys_of_the_screen_it_is_opened_on(tmp_path: Any) 
         assert logs["f"] == "follow" and logs["esc"] == "back"  # its own, not global
         assert "reboot" not in logs.values()  # no other screen's keys
         assert ":" in logs and "?" in logs  # the global keys still reach it
+        burst(app, "/err")  # the viewer's search bar gets every key typed with its `/`
+        await until(pilot, lambda: app.screen.query_one("#log-input").value == "err")
+        await pilot.press("escape")
         await pilot.press("x")
         await until(pilot, lambda: not isinstance(app.screen, LogScreen))
 
