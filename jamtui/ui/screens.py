@@ -327,7 +327,7 @@ class HelpScreen(ModalScreen[None]):
             # keys and descriptions may come from the config file: shown, never parsed
             table.add_row(safe_text(shown), safe_text(
                 k.description + (" (asks first)" if k.destructive else "")), safe_text(k.scope))
-        views = Table(title="Views: `:` then a name or alias (Tab completes, `-` the "
+        views = Table(title="Views: ':' then a name or alias (Tab completes; '-' the "
                       "previous view)", box=None, title_style="bold")
         views.add_column("view", style="bold cyan")
         views.add_column("aliases")
