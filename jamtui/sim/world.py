@@ -1232,8 +1232,9 @@ class World(Scheduler):
     def node_eligibility(self, node_id: str, eligible: bool) -> Evaluation | None:
         node = self.get_node(node_id)
         if node.drain and eligible:
+            # nomad/node_endpoint.go UpdateEligibility; an RPC error: HTTP 500 (agent/http.go)
             raise SimError(
-                400, "can not set node's scheduling eligibility to eligible: node is draining"
+                500, "can not set node's scheduling eligibility to eligible while it is draining"
             )
         node.eligibility = "eligible" if eligible else "ineligible"
         node.modify_index = self.nomad.bump("nodes")

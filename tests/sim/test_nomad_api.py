@@ -348,6 +348,11 @@ def test_a_completed_drain_leaves_the_node_ineligible_with_last_drain_complete(l
     n.node.drain_node_with_spec(nodes["vs1"], {"Deadline": 60 * 10**9})
     draining = n.node.get_node(nodes["vs1"])
     assert draining["LastDrain"]["Status"] == "draining" and draining["Drain"] is True
+    refused = requests.post(f"{lab.urls['nomad']}/v1/node/{nodes['vs1']}/eligibility",
+                            json={"Eligibility": "eligible"}, timeout=5,
+                            headers={"X-Nomad-Token": lab.secrets.nomad_token})
+    assert (refused.status_code, refused.text) == (
+        500, "can not set node's scheduling eligibility to eligible while it is draining")
     wait_for(lambda: n.node.get_node(nodes["vs1"])["DrainStrategy"] is None)
     done = n.node.get_node(nodes["vs1"])
     assert (done["Drain"], done["SchedulingEligibility"]) == (False, "ineligible")
