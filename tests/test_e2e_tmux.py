@@ -95,11 +95,11 @@ def test_demo_in_a_real_terminal(demo: Terminal) -> None:
     screen = demo.wait_for("Nomad jobs")
     assert "node-exporter" in screen and "backup" in screen
 
-    demo.type(":al")
-    demo.keys("Tab", "Enter")  # Tab accepts the completion (allocs)
-    demo.wait_for("Allocations")
     with busy_cores():  # a loaded machine: the race is tried where it was lost
-        demo.type("/db")  # one write: `/` then `db` before the filter bar exists on screen
+        # one write: `:al`, Tab (the completion: allocs), Enter, then `/db` before the view
+        # or its filter bar exists on screen; every key lands where it was meant to
+        demo.tmux("send-keys", "-t", demo.session, ":al", "Tab", "Enter", "/db")
+        demo.wait_for("Allocations")
         # the filter applies as typed: the other allocations leave, db's stays
         deadline = time.monotonic() + 20
         screen = demo.screen()

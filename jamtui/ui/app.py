@@ -192,6 +192,8 @@ class JamApp(App[None]):
         self._view_trail: list[str] = []  # the `:views` shown, for `-`
         self._typeahead: list[events.Event] | None = None  # keys held for an opening input
         self._typeahead_timer: Timer | None = None
+        self._closed_input: Any = None  # the input an Enter/Esc among held keys closed
+        self._command_open = False  # the `:` bar is up, or its answer not yet acted on
         # source threads put change events; one StoreChanged message per batch takes them
         self._changes: Inbox[Change] = Inbox(wake=lambda: self.post_message(StoreChanged()))
         self._unsubscribe: Any = None
@@ -241,6 +243,7 @@ class JamApp(App[None]):
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(
             max_workers=WORKER_THREADS, thread_name_prefix="jamtui-worker"))
         self._unsubscribe = self.store.subscribe(self._from_store)
+        self.screen_change_signal.subscribe(self, lambda _: self.call_later(self._settled))
         if self.start_engine:
             self.run_worker(self.engine.start, thread=True, name="engine start")
         self.push_screen(OverviewScreen())
@@ -275,10 +278,30 @@ class JamApp(App[None]):
                 self._typeahead = []
                 self._typeahead_timer = self.set_timer(TYPEAHEAD_WAIT, self._replay_typeahead)
             return
-        if (isinstance(event, events.DescendantFocus) and self._typeahead is not None
-                and isinstance(event.widget, Input | TextArea)):
+        if isinstance(event, events.DescendantFocus) and self._typeahead is not None and (
+                self._released_by(event.widget)):
             await self._replay_typeahead()
         await super().on_event(event)
+
+    def _released_by(self, widget: Any) -> bool:
+        """Whether the focus going to `widget` ends the hold: an input, for keys typed after
+        the key that opens one; for keys typed after the Enter or Esc that closed one, the
+        next widget focused on the screen shown once the `:` bar has switched the view."""
+        closed = self._closed_input
+        if closed is None:
+            return isinstance(widget, Input | TextArea)
+        return widget is not closed and not self._command_open and \
+            getattr(widget, "screen", None) is self.screen
+
+    async def _settled(self, *_: Any) -> None:
+        """After a screen change (or the `:` bar closed with Esc): keys held since the Enter
+        or Esc that closed an input go to the widget focused now, once there is one on the
+        screen shown (a screen being mounted releases them by focusing, see on_event)."""
+        focused = self.focused
+        if (self._typeahead is not None and self._closed_input is not None
+                and not self._command_open and focused is not None
+                and focused is not self._closed_input and focused.screen is self.screen):
+            await self._replay_typeahead()
 
     def _opens_input(self, key: str) -> bool:
         if isinstance(self.focused, Input | TextArea):
@@ -290,12 +313,20 @@ class JamApp(App[None]):
         return False
 
     async def _replay_typeahead(self) -> None:
-        held, self._typeahead = self._typeahead or [], None
+        held, self._typeahead, self._closed_input = self._typeahead or [], None, None
         if self._typeahead_timer is not None:
             self._typeahead_timer.stop()
             self._typeahead_timer = None
-        for event in held:  # synchronously, in order: later keys queue behind them
+        for i, event in enumerate(held):  # synchronously, in order: later keys queue behind
             await self.on_event(event)
+            rest = held[i + 1:]
+            if (rest and self._typeahead is None and isinstance(event, events.Key)
+                    and event.key in ("enter", "escape")
+                    and isinstance(self.focused, Input | TextArea)):
+                # it closes the input: what was typed after it waits for the focus to land
+                self._typeahead, self._closed_input = list(rest), self.focused
+                self._typeahead_timer = self.set_timer(TYPEAHEAD_WAIT, self._replay_typeahead)
+                return
 
     # -- the store, from source threads to the screen -----------------------------------------
 
@@ -634,7 +665,15 @@ class JamApp(App[None]):
         self.close_tail(message.screen)
 
     def action_command_bar(self) -> None:
-        self.push_screen(CommandScreen(), lambda name: self.go_to_view(name) if name else None)
+        def chosen(name: str | None) -> None:
+            self._command_open = False
+            if name:
+                self.go_to_view(name)
+            else:
+                self.call_later(self._settled)
+
+        self._command_open = True
+        self.push_screen(CommandScreen(), chosen)
 
     def action_help(self) -> None:
         """`?`: every key of this screen, read from its live bindings (the focused widget's,

@@ -88,8 +88,9 @@ def burst(app: Any, keys: str) -> None:
     """Every key at once, as a pasted line or a practised hand types them: all are in the
     app's queue before the first is handled (Pilot's `press` waits between keys)."""
     for char in keys:
-        key = {"/": "slash", ":": "colon", "\n": "enter", "-": "minus"}.get(char, char)
-        app.post_message(events.Key(key, None if key == "enter" else char))
+        key = {"/": "slash", ":": "colon", "\n": "enter", "-": "minus",
+               "\x1b": "escape"}.get(char, char)
+        app.post_message(events.Key(key, None if key in ("enter", "escape") else char))
 
 
 async def test_keys_typed_at_once_after_slash_and_colon_all_reach_the_input() -> None:
@@ -109,6 +110,23 @@ async def test_keys_typed_at_once_after_slash_and_colon_all_reach_the_input() ->
         burst(app, ":vms\n")
         await until(pilot, lambda: app.screen.name == "vms")
         assert [s.name for s in app.screen_stack[1:]] == ["overview", "vms"]
+
+
+async def test_keys_after_the_enter_or_esc_that_closes_the_bar_reach_the_next_screen() -> None:
+    """`:jobs⏎/web` in one burst: the keys after Enter wait for the view it switches to."""
+    app = fixed_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        burst(app, ":allocs\n/web[1")
+        await until(pilot, lambda: app.screen.name == "allocs")
+        table = app.screen.panes[0].table
+        await until(pilot, lambda: table.filter_text == "web[1")
+        assert not app.screen_stack[1].panes[0].table.filter_text  # not the overview's
+        await pilot.press("enter")  # keep the filter
+        await until(pilot, lambda: table.has_focus)
+        burst(app, ":zz\x1b-")  # a `:` given up with Esc, then `-`: the view before allocs
+        await until(pilot, lambda: app.screen.name == "overview")
+        assert app._typeahead is None and len(app.screen_stack) == 2
 
 
 class Quiet:
