@@ -12,6 +12,7 @@ from typing import Any
 from .engine import Engine
 from .model import VM, Allocation, Job, Kind, Member, NomadNode
 from .sources.base import BackendError, describe_error
+from .sources.nomad import DRAIN_DEADLINE_S
 
 
 class ActionError(Exception):
@@ -179,6 +180,52 @@ def _follow_eval(engine: Engine, nomad: Any, eval_id: str, timeout: float = 30) 
     yield "still pending (Nomad will keep working on it)"
 
 
+def drain_mode(node: NomadNode) -> str:
+    """What `n` does to a Nomad node as it is: `stop` a drain; make a node `eligible` again
+    (a completed drain leaves it ineligible: DrainStrategy null, SchedulingEligibility
+    ineligible, LastDrain.Status complete); else `start` a drain."""
+    if node.drain:
+        return "stop"
+    return "eligible" if node.eligibility == "ineligible" else "start"
+
+
+def _drain(engine: Engine, node: NomadNode, params: dict[str, Any]) -> Progress:
+    mode = params.get("mode") or drain_mode(node)
+    if mode == "eligible":
+        yield from _nomad_call("eligibility", "id", "eligible", what="made eligible")(
+            engine, node, {"eligible": True})
+    elif mode == "stop":  # as `nomad node drain -disable`: eligible again
+        yield from _nomad_call("drain", "id", "enable", "deadline_s", "mark_eligible",
+                               what="drain stopped")(
+            engine, node, {"enable": False, "deadline_s": 0, "mark_eligible": True})
+    else:
+        yield from _nomad_call("drain", "id", "enable", what="drain started")(
+            engine, node, {"enable": True})
+
+
+def _hours(seconds: int) -> str:
+    return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds // 60}m"
+
+
+def ask(action: Action, obj: Any) -> tuple[str, dict[str, Any]]:
+    """The confirmation's question, saying what the action will do to this object, and the
+    parameters that hold it to that (the object may change while the question is open)."""
+    if action.name == "node_drain":
+        mode = drain_mode(obj)
+        if mode == "stop":
+            return (f"Stop draining {obj.name}? It becomes eligible for new allocations "
+                    "again."), {"mode": mode}
+        if mode == "eligible":
+            why = {"complete": "its drain is complete",
+                   "canceled": "its drain was stopped"}.get(obj.last_drain, "no new allocations")
+            return (f"Nomad node {obj.name} is ineligible ({why}). Make it eligible for new "
+                    "allocations again?"), {"mode": mode}
+        return (f"Drain Nomad node {obj.name} (deadline {_hours(DRAIN_DEADLINE_S)})? Its "
+                "allocations move to other nodes; it stays ineligible afterwards."), \
+            {"mode": mode}
+    return f"{action.label}: {describe(obj)}?", {}
+
+
 # -- Consul ----------------------------------------------------------------------------------
 
 
@@ -222,9 +269,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("job_scale", "Scale group", Kind.JOB, False,
            lambda j: j.type == "service", _nomad_call("scale", "id", "group", "count",
                                                       what="scale"), asks="count"),
-    Action("node_drain", "Drain node on/off", Kind.NOMAD_NODE, True,
-           lambda n: True, lambda e, n, p: _nomad_call("drain", "id", "enable", what=(
-               "drain" if not n.drain else "undrain"))(e, n, {"enable": not n.drain, **p})),
+    Action("node_drain", "Drain node on/off", Kind.NOMAD_NODE, True, lambda n: True, _drain),
     Action("node_eligibility", "Toggle eligibility", Kind.NOMAD_NODE, False,
            lambda n: True, lambda e, n, p: _nomad_call("eligibility", "id", "eligible",
                                                        what="eligibility")(

@@ -176,6 +176,7 @@ class NomadNode:
     node_pool: str = ""
     version: str = ""
     modify_index: int = 0
+    last_drain: str = ""  # LastDrain.Status: draining | complete | canceled; "" none known
 
 
 @dataclass(frozen=True)

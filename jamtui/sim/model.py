@@ -267,6 +267,9 @@ class NomadNode:
     eligibility: str = "eligible"
     drain: bool = False
     drain_deadline_ns: int = 0
+    # the last drain (nomad/structs DrainMetadata): started, updated (ns), status draining |
+    # complete | canceled; None until the first (state_store updateNodeDrainImpl)
+    last_drain: tuple[int, int, str] | None = None
     create_index: int = 0
     modify_index: int = 0
     status_updated_at: int = 0

@@ -53,6 +53,10 @@ def parse_bool(request: web.Request, name: str, default: bool = False) -> bool:
                              content_type="text/plain")
 
 
+def _seconds(ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // 10**9))
+
+
 def rfc3339(ns: int | None) -> str:
     if not ns:
         return ZERO_TIME
@@ -176,7 +180,9 @@ def node_stub(n: NomadNode) -> dict[str, Any]:
         },
         "HostVolumes": {name: {"Name": name, "Path": path, "ReadOnly": False}
                         for name, path in sorted(n.host_volumes.items())},
-        "LastDrain": None,
+        "LastDrain": None if n.last_drain is None else {  # whole seconds (time.Unix(s, 0))
+            "StartedAt": _seconds(n.last_drain[0]), "UpdatedAt": _seconds(n.last_drain[1]),
+            "Status": n.last_drain[2], "AccessorID": "", "Meta": None},
         "CreateIndex": n.create_index,
         "ModifyIndex": n.modify_index,
     }

@@ -1232,8 +1232,9 @@ class World(Scheduler):
     def node_eligibility(self, node_id: str, eligible: bool) -> Evaluation | None:
         node = self.get_node(node_id)
         if node.drain and eligible:
+            # nomad/node_endpoint.go UpdateEligibility; an RPC error: HTTP 500 (agent/http.go)
             raise SimError(
-                400, "can not set node's scheduling eligibility to eligible: node is draining"
+                500, "can not set node's scheduling eligibility to eligible while it is draining"
             )
         node.eligibility = "eligible" if eligible else "ineligible"
         node.modify_index = self.nomad.bump("nodes")
@@ -1248,6 +1249,8 @@ class World(Scheduler):
         idx = self.nomad.bump("nodes")
         node.modify_index = idx
         if not enable:
+            if node.drain and node.last_drain is not None:  # a drain cancelled
+                node.last_drain = (node.last_drain[0], now_ns(), "canceled")
             node.drain = False
             if mark_eligible:
                 node.eligibility = "eligible"
@@ -1256,9 +1259,11 @@ class World(Scheduler):
             self.reconcile(trigger="node-update", node_id=node.id)
             self.notify()
             return
+        if not node.drain or node.last_drain is None:
+            node.last_drain = (now_ns(), now_ns(), "draining")
         node.drain = True
         node.drain_deadline_ns = deadline_ns
-        node.eligibility = "ineligible"
+        node.eligibility = "ineligible"  # and it stays so when the drain completes
         node.events.append(_node_event("Drain", "Node drain strategy set"))
         self._emit("Node", "NodeDrain", node.id, node, [])
         for alloc in self.node_allocs(node.id):
@@ -1276,7 +1281,9 @@ class World(Scheduler):
             if not alloc.terminal and alloc.desired_status == "run":
                 self._finish_alloc(alloc, "complete", "alloc is being migrated",
                                    desired="stop")
-        node.drain = False
+        node.drain = False  # DrainStrategy null; SchedulingEligibility stays ineligible
+        if node.last_drain is not None:
+            node.last_drain = (node.last_drain[0], now_ns(), "complete")
         node.modify_index = self.nomad.bump("nodes")
         node.events.append(_node_event("Drain", "Node drain complete"))
         self._emit("Node", "NodeDrain", node.id, node, [])

@@ -46,6 +46,7 @@ TOPICS = ("Node", "Job", "Allocation", "Deployment")
 
 
 TASK_EVENTS = 10  # the task events an allocation keeps in the store
+DRAIN_DEADLINE_S = 3600  # a drain from jamtui: allocations have an hour to migrate
 
 
 def rfc3339(value: str | None) -> float | None:
@@ -119,6 +120,7 @@ def decode_node(d: dict[str, Any]) -> NomadNode:
         status=d.get("Status", ""),
         eligibility=d.get("SchedulingEligibility", ""),
         drain=bool(d.get("Drain")),
+        last_drain=str((d.get("LastDrain") or {}).get("Status") or ""),
         datacenter=d.get("Datacenter", ""),
         node_class=d.get("NodeClass", ""),
         node_pool=d.get("NodePool", ""),
@@ -573,9 +575,12 @@ class NomadSource(NomadDepth, Source):
         return dict(self._request("POST", f"/v1/job/{job_id}/scale", body,
                                   params={"namespace": self._ns_for_job(job_id)}))
 
-    def drain(self, node_id: str, enable: bool, deadline_s: int = 3600) -> dict[str, Any]:
+    def drain(self, node_id: str, enable: bool, deadline_s: int = DRAIN_DEADLINE_S,
+              mark_eligible: bool | None = None) -> dict[str, Any]:
+        """`MarkEligible` with a drain turned off makes the node eligible again (as `nomad
+        node drain -disable` does unless -keep-ineligible)."""
         spec = {"Deadline": deadline_s * 10**9, "IgnoreSystemJobs": False} if enable else None
-        return self._call(self.client.node.drain_node_with_spec, node_id, spec)
+        return self._call(self.client.node.drain_node_with_spec, node_id, spec, mark_eligible)
 
     def eligibility(self, node_id: str, eligible: bool) -> dict[str, Any]:
         return self._call(self.client.node.eligible_node, node_id,

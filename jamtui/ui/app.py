@@ -12,13 +12,14 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from rich.segment import Segment
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App
 from textual.color import Color
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -28,9 +29,11 @@ from textual.fuzzy import Matcher
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.signal import Signal
+from textual.timer import Timer
+from textual.widgets import Input, TextArea
 from textual.worker import NoActiveWorker, get_current_worker
 
-from ..actions import ActionError, actions_for, describe, find
+from ..actions import ActionError, actions_for, ask, describe, find
 from ..check_history import CheckHistory
 from ..engine import Engine
 from ..model import Kind
@@ -38,7 +41,8 @@ from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
 from .columns import History
 from .inbox import Inbox
-from .keymap import KEYMAP, Key, bind, for_scopes, usable
+from .keymap import KEYMAP, READ_ONLY_WHY, Key, bind, for_scopes, usable
+from .keymap import binding as binding_of
 from .kinds import NAMED_KINDS
 from .messages import (
     CloseTail,
@@ -50,7 +54,6 @@ from .messages import (
     SwitchTail,
 )
 from .screens import (
-    ALIASES,
     VIEWS,
     CommandScreen,
     ConfirmScreen,
@@ -60,6 +63,8 @@ from .screens import (
     OverviewScreen,
     PromptScreen,
     ViewScreen,
+    resolve_view,
+    view_names,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +72,9 @@ if TYPE_CHECKING:
 
     from ..workflows.node import NodeWorkflows
 
+# actions that open an input; the keys typed right after theirs are held for it (on_event)
+OPENS_INPUT = frozenset({"command_bar", "filter", "search", "save"})
+TYPEAHEAD_WAIT = 5.0  # seconds held keys wait for the input before going where they would
 ASK_SLICE = 0.1  # seconds a worker waits for an answer before checking it should stop
 # thread workers run in the loop's default executor, min(32, cores + 4) threads by default;
 # log pumps and readers live as long as their screens, so the pool must not run out (on 2
@@ -181,6 +189,11 @@ class JamApp(App[None]):
 
         self.stats_poller = StatsPoller(self)  # alloc/node stats, only for what is shown
         self.namespace_scope = "*"  # `:ns`: the namespace the Nomad tables show
+        self._view_trail: list[str] = []  # the `:views` shown, for `-`
+        self._typeahead: list[events.Event] | None = None  # keys held for an opening input
+        self._typeahead_timer: Timer | None = None
+        self._closed_input: Any = None  # the input an Enter/Esc among held keys closed
+        self._command_open = False  # the `:` bar is up, or its answer not yet acted on
         # source threads put change events; one StoreChanged message per batch takes them
         self._changes: Inbox[Change] = Inbox(wake=lambda: self.post_message(StoreChanged()))
         self._unsubscribe: Any = None
@@ -230,6 +243,7 @@ class JamApp(App[None]):
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(
             max_workers=WORKER_THREADS, thread_name_prefix="jamtui-worker"))
         self._unsubscribe = self.store.subscribe(self._from_store)
+        self.screen_change_signal.subscribe(self, lambda _: self.call_later(self._settled))
         if self.start_engine:
             self.run_worker(self.engine.start, thread=True, name="engine start")
         self.push_screen(OverviewScreen())
@@ -245,6 +259,74 @@ class JamApp(App[None]):
             self._ssh.close()
         if self.start_engine:
             self.engine.stop()
+
+    # -- no key lost: what is typed after `/` or `:` goes to the input they open ---------------
+
+    async def on_event(self, event: events.Event) -> None:
+        """A key bound to an action that opens an input (`:`, `/`, the log viewer's `/` `&`
+        `s`) starts a typeahead: the keys after it are held (not sent to the table, where `d`
+        would be an action) until an input takes the focus, then given to it in order. Without
+        one in TYPEAHEAD_WAIT seconds (the action opened nothing), they go where they would
+        have gone."""
+        if isinstance(event, events.Key | events.Paste) and not event.is_forwarded:
+            if self._typeahead is not None:
+                self._typeahead.append(event)
+                return
+            opens = isinstance(event, events.Key) and self._opens_input(event.key)
+            await super().on_event(event)
+            if opens:
+                self._typeahead = []
+                self._typeahead_timer = self.set_timer(TYPEAHEAD_WAIT, self._replay_typeahead)
+            return
+        if isinstance(event, events.DescendantFocus) and self._typeahead is not None and (
+                self._released_by(event.widget)):
+            await self._replay_typeahead()
+        await super().on_event(event)
+
+    def _released_by(self, widget: Any) -> bool:
+        """Whether the focus going to `widget` ends the hold: an input, for keys typed after
+        the key that opens one; for keys typed after the Enter or Esc that closed one, the
+        next widget focused on the screen shown once the `:` bar has switched the view."""
+        closed = self._closed_input
+        if closed is None:
+            return isinstance(widget, Input | TextArea)
+        return widget is not closed and not self._command_open and \
+            getattr(widget, "screen", None) is self.screen
+
+    async def _settled(self, *_: Any) -> None:
+        """After a screen change (or the `:` bar closed with Esc): keys held since the Enter
+        or Esc that closed an input go to the widget focused now, once there is one on the
+        screen shown (a screen being mounted releases them by focusing, see on_event)."""
+        focused = self.focused
+        if (self._typeahead is not None and self._closed_input is not None
+                and not self._command_open and focused is not None
+                and focused is not self._closed_input and focused.screen is self.screen):
+            await self._replay_typeahead()
+
+    def _opens_input(self, key: str) -> bool:
+        if isinstance(self.focused, Input | TextArea):
+            return False  # typed into it: a `/` in a path, a `:` in a value
+        for _node, bindings in self.screen._modal_binding_chain:
+            found = bindings.key_to_bindings.get(key)
+            if found:
+                return found[0].action.rpartition(".")[2] in OPENS_INPUT
+        return False
+
+    async def _replay_typeahead(self) -> None:
+        held, self._typeahead, self._closed_input = self._typeahead or [], None, None
+        if self._typeahead_timer is not None:
+            self._typeahead_timer.stop()
+            self._typeahead_timer = None
+        for i, event in enumerate(held):  # synchronously, in order: later keys queue behind
+            await self.on_event(event)
+            rest = held[i + 1:]
+            if (rest and self._typeahead is None and isinstance(event, events.Key)
+                    and event.key in ("enter", "escape")
+                    and isinstance(self.focused, Input | TextArea)):
+                # it closes the input: what was typed after it waits for the focus to land
+                self._typeahead, self._closed_input = list(rest), self.focused
+                self._typeahead_timer = self.set_timer(TYPEAHEAD_WAIT, self._replay_typeahead)
+                return
 
     # -- the store, from source threads to the screen -----------------------------------------
 
@@ -285,46 +367,77 @@ class JamApp(App[None]):
     # -- navigation ----------------------------------------------------------------------------
 
     def go_to_view(self, name: str) -> None:
-        name = ALIASES.get(name.lower(), name.lower())
+        """`:name`: switch to a view (as k9s does): whatever was above the overview (views,
+        their details, tails) leaves the stack, so one Esc returns to the overview."""
+        name = resolve_view(name)
         if name == "overview":
-            while len(self.screen_stack) > 2:
-                self.pop_screen()
+            self._switch_view(name, None)
             return
+        made = self._view_screen(name)
+        if made is None:
+            self.notify(f"no view called {name!r}; try one of: {', '.join(view_names())}",
+                        severity="warning")
+            return
+        if name == "ns":  # a chooser of the Nomad scope: back to the view it was asked on
+            self.push_screen(*made)
+            return
+        self._switch_view(name, *made)
+
+    def _view_screen(self, name: str) -> tuple[Any, Any] | None:
+        """A new screen for the view `name` and what to do with its answer; None for none."""
+        from .nomad_views import view_screen
+
+        made = view_screen(self, name)  # deployments, ns
+        if made is not None:
+            return made
         if name == "routes":
             from .routing_view import RoutingScreen
 
-            self.push_screen(RoutingScreen())
-            return
+            return RoutingScreen(), None
         if name == "workflows":
             from .workflow_view import WorkflowsScreen
 
-            self.push_screen(WorkflowsScreen())
-            return
+            return WorkflowsScreen(), None
         if name == "events":
             from .events_view import EventsScreen
 
-            self.push_screen(EventsScreen())
-            return
+            return EventsScreen(), None
         if name == "kv":
             from .kv_view import KVScreen
 
-            self.push_screen(KVScreen())
-            return
+            return KVScreen(), None
         if name == "intentions":
             from .intentions_view import IntentionsScreen
 
-            self.push_screen(IntentionsScreen())
-            return
-        from .nomad_views import open_view
+            return IntentionsScreen(), None
+        return (ViewScreen(name), None) if name in VIEWS else None
 
-        if open_view(self, name):
+    def current_view(self) -> str:
+        """The `:view` shown (under any detail or tail opened on it), "overview" for none."""
+        above = self.screen_stack[2:3]
+        return getattr(above[0], "view_name", "") if above else "overview"
+
+    def _switch_view(self, name: str, screen: Any, callback: Any = None) -> None:
+        self._note_view(self.current_view())
+        while len(self.screen_stack) > 2 and not self.screen.is_modal:
+            self.pop_screen()
+        if screen is not None:
+            screen.view_name = name
+            self.push_screen(screen, callback)
+        self._note_view(name)
+
+    def _note_view(self, name: str) -> None:
+        if name and (not self._view_trail or self._view_trail[-1] != name):
+            self._view_trail = [*self._view_trail[-15:], name]
+
+    def action_previous_view(self) -> None:
+        """`-`: back to the view shown before this one (again: toggles between the two)."""
+        current = self.current_view()
+        previous = next((v for v in reversed(self._view_trail) if v != current), None)
+        if previous is None:
+            self.notify("no previous view yet: : switches to one")
             return
-        if name not in VIEWS:
-            known = ", ".join(["routes", "workflows", "events", "kv", "intentions",
-                               "deployments", "ns", *VIEWS])
-            self.notify(f"no view called {name!r}; try one of: {known}", severity="warning")
-            return
-        self.push_screen(ViewScreen(name))
+        self.go_to_view(previous)
 
     def open_logs(self, obj: Any) -> None:
         """`l`: an allocation's tasks; every running allocation of a job (joining and leaving
@@ -409,7 +522,10 @@ class JamApp(App[None]):
                 else:
                     self.push_screen(name)
 
-        self.push_screen(TailsScreen(self.tails), chosen)
+        # below the header (the health bar, a log viewer's title), never over it
+        headers = [w for w in self.screen.query("#health, #log-title") if w.display]
+        self.push_screen(TailsScreen(self.tails, max((w.region.bottom for w in headers),
+                                                      default=0)), chosen)
 
     # -- host logs over SSH -----------------------------------------------------------------------
 
@@ -550,18 +666,62 @@ class JamApp(App[None]):
         self.close_tail(message.screen)
 
     def action_command_bar(self) -> None:
-        self.push_screen(CommandScreen(), lambda name: self.go_to_view(name) if name else None)
+        def chosen(name: str | None) -> None:
+            self._command_open = False
+            if name:
+                self.go_to_view(name)
+            else:
+                self.call_later(self._settled)
+
+        self._command_open = True
+        self.push_screen(CommandScreen(), chosen)
 
     def action_help(self) -> None:
+        """`?`: every key of this screen, read from its live bindings (the focused widget's,
+        the screen's, the app's: what a key press would reach), so it cannot drift; on the
+        overview also the other panes' object keys."""
         screen = self.screen
-        scopes = {"global"}
-        if isinstance(screen, LabScreen):
-            scopes.add("table")
-            scopes.update(p.kind.value for p in screen.panes)
-        elif isinstance(screen, DetailScreen):
-            scopes.add(screen.kind.value)
-        keys = [k for k in for_scopes(self.keymap, scopes) if usable(k.action, self.read_only)]
-        self.push_screen(HelpScreen(keys, screen.name or "jamtui"))
+        by_id = {k.id: k for k in self.keymap}
+        keys: dict[tuple[str, str], Key] = {}
+        chain = [(node, binding) for node, bindings in screen._modal_binding_chain
+                 for _, binding in bindings]
+        first: dict[str, Any] = {}  # key → the node it reaches (a nearer one hides the rest)
+        for node, binding in chain:
+            if first.setdefault(binding.key, node) is not node:
+                continue
+            if not binding.description or not binding.id or binding.system or not \
+                    type(node).__module__.startswith("jamtui"):
+                continue  # Textual's own (cursor keys, Ctrl+Q…), not ours
+            known = by_id.get(binding.id or "")
+            if known is not None and not usable(known.action, self.read_only):
+                continue
+            scope = known.scope if known is not None else "global" if node is self else "here"
+            shown = self.get_key_display(binding)
+            found = keys.get((binding.action, scope))
+            if found is None:
+                now = self._check_action_state(binding.action, node) is not False
+                keys[binding.action, scope] = Key(
+                    binding.action, shown, binding.description + ("" if now else
+                                                                  " (not now)"), scope,
+                    destructive=known is not None and known.destructive)
+            elif shown not in found.keys.split(" / "):
+                keys[binding.action, scope] = replace(found, keys=f"{found.keys} / {shown}")
+        scopes = {"global"}  # Enter, Esc, Ctrl+P: handled by Textual's widgets and app
+        if isinstance(screen, LabScreen):  # the other panes' object keys, as the table has
+            scopes |= {"table", *(p.kind.value for p in screen.panes)}
+        actions = {a for a, _ in keys}
+        for k in for_scopes(self.keymap, scopes):
+            if usable(k.action, self.read_only) and (k.action, k.scope) not in keys and (
+                    k.scope != "global" or k.action not in actions):
+                keys[k.action, k.scope] = replace(k, keys=self.get_key_display(
+                    binding_of(k)))
+        order = {"here": 0, "table": 1, "global": 3}
+        rows = sorted(keys.values(), key=lambda k: order.get(k.scope, 2))
+        self.push_screen(HelpScreen(rows, screen.name or "jamtui"))
+
+    def action_refused(self, what: str) -> None:
+        """A key that would change something, pressed under --read-only: say why not."""
+        self.notify(f"{READ_ONLY_WHY}: {what} is off", severity="warning")
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
@@ -587,7 +747,7 @@ class JamApp(App[None]):
         if handle_action(self, name, obj):  # deployments, versions, spec, plan-and-run
             return
         if self.read_only:
-            self.notify("jamtui is read-only: actions are off.", severity="warning")
+            self.action_refused(name.replace("_", " "))
             return
         if name == "shell":
             self.shells.open(obj)
@@ -607,9 +767,10 @@ class JamApp(App[None]):
             if not action.destructive:
                 self.start_action(name, obj, params)
                 return
+            question, held = ask(action, obj)  # says what it will do to this object
             self.push_screen(
-                ConfirmScreen(f"{action.label}: {describe(obj)}?"),
-                lambda yes: self.start_action(name, obj, params) if yes else None,
+                ConfirmScreen(question),
+                lambda yes: self.start_action(name, obj, {**params, **held}) if yes else None,
             )
 
         if action.asks == "target":  # migrate: the hypervisor, with its free memory

@@ -129,7 +129,8 @@ def node_detail(node: NomadNode, store: Store) -> Rendered:
     body = Group(
         _fields([("Nomad node", node.name), ("id", node.id), ("status", status_text(node.status)),
                  ("eligibility", status_text(node.eligibility)),
-                 ("drain", "draining" if node.drain else "no"), ("address", node.address),
+                 ("drain", "draining" if node.drain else f"no (last drain: {node.last_drain})"
+                  if node.last_drain else "no"), ("address", node.address),
                  ("datacenter", node.datacenter), ("version", node.version),
                  ("VM", f"{vm.vmid} on {vm.node}" if vm else "unknown")]),
         _section(f"Allocations ({len(allocs)})"),

@@ -156,7 +156,7 @@ class IntentionsScreen(Screen[None]):
 
     def _writable(self) -> Any:
         if not usable("act('intention_write')", getattr(self.app, "read_only", False)):
-            self.notify("jamtui is read-only: actions are off.", severity="warning")
+            self.notify("read-only: started with --read-only; actions are off.", severity="warning")
             return None
         kv = kv_client(self.app)
         if kv is None:

@@ -19,15 +19,17 @@ class Key:
     scope: str = "global"  # global, table, detail, or a Kind value for object actions
     show: bool = True  # in the footer
     destructive: bool = False
+    refused_id: str = ""  # a key refused under --read-only keeps its own binding id
 
     @property
     def id(self) -> str:
         """The binding's id (Textual's keymap, and the name [keys] rebinds it by)."""
-        return action_name(self)
+        return self.refused_id or action_name(self)
 
 
 KEYMAP: tuple[Key, ...] = (
     Key("command_bar", "colon", "view", show=True),
+    Key("previous_view", "minus", "previous view", show=False),
     Key("filter", "slash", "filter", scope="table"),
     Key("open", "enter", "detail", scope="table"),
     Key("back", "escape", "back", show=False),
@@ -78,6 +80,16 @@ def usable(action: str, read_only: bool) -> bool:
     """The one place read-only is decided, for tables, details, the palette and `?`: under
     --read-only an object action is offered only if it changes nothing."""
     return not (read_only and action.startswith("act(") and action not in READ_ONLY_OK)
+
+
+READ_ONLY_WHY = "read-only: started with --read-only"
+
+
+def refused(key: Key) -> Key:
+    """Under --read-only, an object key that would change something: bound still, so that
+    pressing it says why nothing happens (JamApp.action_refused), hidden from the footer."""
+    return replace(key, action=f"app.refused({key.description!r})", show=False,
+                   refused_id=key.id)
 
 
 def action_name(key: Key) -> str:

@@ -298,7 +298,7 @@ class KVScreen(Screen[None]):
 
     def _writable(self) -> bool:
         if not usable("act('kv_write')", getattr(self.app, "read_only", False)):
-            self.notify("jamtui is read-only: actions are off.", severity="warning")
+            self.notify("read-only: started with --read-only; actions are off.", severity="warning")
             return False
         return self.kv is not None
 

@@ -29,7 +29,7 @@ from ..plain import is_plain
 from ..plain import text as safe_text
 from ..store import Store
 from .columns import History, columns_for, plain
-from .keymap import Key, bind, for_scopes, usable
+from .keymap import Key, bind, for_scopes, refused, usable
 
 FIRST_CHUNK = 200  # rows shown at once: more than any terminal is tall
 CHUNK = 1000  # rows per later step of a big table's load
@@ -87,9 +87,9 @@ class LiveTable(DataTable[Any]):
                  id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)
         for key in for_scopes(keymap, {"table", kind.value}):
-            if key.action == "open" or not usable(key.action, read_only):
-                continue  # DataTable's own enter opens; read-only hides every action
-            bind(self._bindings, key)
+            if key.action == "open":
+                continue  # DataTable's own enter opens
+            bind(self._bindings, key if usable(key.action, read_only) else refused(key))
         self.kind = kind
         self.store = store
         self.history = history

@@ -495,16 +495,19 @@ class TailsScreen(ModalScreen["str | None"]):
 
     BINDINGS = [Binding("escape", "dismiss_none", "close", id="tails_close")]
 
-    def __init__(self, tails: dict[str, LogScreen]) -> None:
+    def __init__(self, tails: dict[str, LogScreen], top: int = 0) -> None:
         super().__init__()
         self.tails = tails
+        self.top = top  # rows left free: the header bar of the screen beneath
 
     def compose(self) -> ComposeResult:
         options = [Option(Text.assemble((line(s.title_text), "bold"),
                                         f"  {len(s.query_one(LogLines).entries)} lines"
                                         if s.is_mounted else ""), id=name)
                    for name, s in self.tails.items()]
-        yield Label(Text("Open tails (Enter switches, x in a tail closes it)", style="bold"))
+        title = Label(Text("Open tails (Enter switches, x in a tail closes it)", style="bold"))
+        title.styles.margin = (self.top, 0, 0, 0)  # (a screen's padding would shift what
+        yield title                                 # shows beneath it too)
         yield OptionList(*options, id="tails")
 
     @on(OptionList.OptionSelected)

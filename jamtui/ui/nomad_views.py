@@ -64,7 +64,7 @@ def _confirm(app: Any, question: str, then: Callable[[], None]) -> None:
 
 def _read_only(app: Any) -> bool:
     if getattr(app, "read_only", False):
-        app.notify("jamtui is read-only: actions are off.", severity="warning")
+        app.notify("read-only: started with --read-only; actions are off.", severity="warning")
         return True
     return False
 
@@ -713,18 +713,17 @@ def handle_action(app: Any, name: str, obj: Any) -> bool:
     return True
 
 
-def open_view(app: Any, name: str) -> bool:
+def view_screen(app: Any, name: str) -> tuple[Screen[Any], Any] | None:
+    """`:deployments`, `:ns`: the screen, and what to do with its answer (or None)."""
     if name in ("deployments", "deploy", "deps"):
-        app.push_screen(DeploymentsScreen())
-        return True
+        return DeploymentsScreen(), None
     if name in ("ns", "namespaces", "namespace"):
         def chosen(ns: str | None) -> None:
             if ns is not None:
                 set_scope(app, ns)
 
-        app.push_screen(NamespacesScreen(), chosen)
-        return True
-    return False
+        return NamespacesScreen(), chosen
+    return None
 
 
 def set_scope(app: Any, namespace: str) -> None:

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.suggester import SuggestFromList
+from textual.suggester import Suggester
 from textual.widgets import DataTable, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -20,7 +20,7 @@ from ..model import Kind
 from ..plain import LINE_LIMIT, line
 from ..plain import text as safe_text
 from .detail import render
-from .keymap import Key, bind, for_scopes, usable
+from .keymap import Key, bind, for_scopes, refused, usable
 from .kinds import OVERVIEW_PANES, VIEWS
 from .messages import OpenDetail, RunAction
 from .widgets import HealthBar, Pane
@@ -28,10 +28,53 @@ from .widgets import HealthBar, Pane
 if TYPE_CHECKING:
     from .app import JamApp
 
-# `:name` → the view it opens: from the registry of kinds (ui/kinds.py), with the aliases
-# k9s users type
-ALIASES = {"allocations": "allocs", "vm": "vms", "svc": "services", "hypervisors": "hv",
-           "node": "nodes", "job": "jobs", "alloc": "allocs", "overview": "overview"}
+# `:name` → the view it opens. The views beyond the registry of kinds (ui/kinds.py), then one
+# table of the short names k9s users type: each alias names exactly one view, none is another
+# view's name (tests/ui/test_navigation.py checks), `?` and README list them.
+MORE_VIEWS = ("routes", "workflows", "events", "kv", "intentions", "deployments", "ns",
+              "overview")
+VIEW_ALIASES: dict[str, tuple[str, ...]] = {
+    "overview": ("o", "ov", "home"),
+    "vms": ("vm", "v"),
+    "allocs": ("a", "al", "alloc", "allocations"),
+    "services": ("svc", "service"),
+    "jobs": ("j", "job"),
+    "nodes": ("no", "node"),
+    "hv": ("hypervisors", "hypervisor", "pve"),
+    "storage": ("st", "sto"),
+    "instances": ("inst", "in"),
+    "members": ("mem", "member"),
+    "fabio": ("fb",),
+    "haproxy": ("hap", "hp"),
+    "tasks": ("tk", "task"),
+    "routes": ("rt", "route"),
+    "workflows": ("wf", "workflow"),
+    "events": ("ev", "event"),
+    "intentions": ("ixn", "int", "intention"),
+    "deployments": ("dp", "deploy", "deps", "deployment"),
+    "ns": ("namespaces", "namespace"),
+}
+ALIASES = {alias: view for view, aliases in VIEW_ALIASES.items() for alias in aliases}
+
+
+def view_names() -> list[str]:
+    """Every `:view` by its own name, in the order completion offers them."""
+    return [*VIEWS, *(v for v in MORE_VIEWS if v not in VIEWS)]
+
+
+def resolve_view(name: str) -> str:
+    """A typed `:name` (or alias) as the view's own name; unknown names come back as typed."""
+    name = name.strip().lstrip(":").lower()
+    return ALIASES.get(name, name)
+
+
+def complete_view(prefix: str) -> str | None:
+    """What Tab (and the grey suggestion) completes a typed prefix to: the first view whose
+    name starts with it, else the first alias that does; None for nothing."""
+    prefix = prefix.strip().lstrip(":").lower()
+    if not prefix:
+        return None
+    return next((n for n in [*view_names(), *ALIASES] if n.startswith(prefix)), None)
 
 
 class LabScreen(Screen[None]):
@@ -192,8 +235,7 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         app = self.jam
         for key in for_scopes(app.keymap, {self.kind.value}):
-            if usable(key.action, app.read_only):
-                bind(self._bindings, key)
+            bind(self._bindings, key if usable(key.action, app.read_only) else refused(key))
         yield HealthBar(app.store, app.configured, id="health")
         with Horizontal(id="detail-body"):
             with VerticalScroll(id="detail-main"):
@@ -285,7 +327,13 @@ class HelpScreen(ModalScreen[None]):
             # keys and descriptions may come from the config file: shown, never parsed
             table.add_row(safe_text(shown), safe_text(
                 k.description + (" (asks first)" if k.destructive else "")), safe_text(k.scope))
-        yield VerticalScroll(Static(table), id="help-box")
+        views = Table(title="Views: ':' then a name or alias (Tab completes; '-' the "
+                      "previous view)", box=None, title_style="bold")
+        views.add_column("view", style="bold cyan")
+        views.add_column("aliases")
+        for view in view_names():
+            views.add_row(view, ", ".join(VIEW_ALIASES.get(view, ())))
+        yield VerticalScroll(Static(RichGroup(table, Text(""), views)), id="help-box")
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)
@@ -310,20 +358,40 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class CommandScreen(ModalScreen["str | None"]):
-    """`:` — jump to a view by name, with completion."""
+class ViewSuggester(Suggester):
+    """The grey completion in the `:` bar: the same name Tab accepts."""
 
-    BINDINGS = [Binding("escape", "cancel", "cancel", id="command_cancel")]
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=False)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        return complete_view(value)
+
+
+class CommandScreen(ModalScreen["str | None"]):
+    """`:` — jump to a view by name or alias; Tab (or →) accepts the completion."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="command_cancel"),
+                Binding("tab", "complete", "complete", show=False, priority=True,
+                        id="command_complete")]
 
     def compose(self) -> ComposeResult:
-        names = [*VIEWS, "routes", "workflows", "events", "kv", "intentions", "deployments",
-                 "ns", "overview"]
-        yield Input(placeholder=":view (" + ", ".join(names) + ")",
-                    id="command", suggester=SuggestFromList(names, case_sensitive=False))
+        yield Input(placeholder=":view (" + ", ".join(view_names()) + "; Tab completes)",
+                    id="command", suggester=ViewSuggester())
+
+    def action_complete(self) -> None:
+        bar = self.query_one("#command", Input)
+        done = complete_view(bar.value)
+        if done is not None:
+            bar.value = done
+            bar.cursor_position = len(done)
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip().lstrip(":"))
+        typed = event.value.strip().lstrip(":")
+        # a name or alias as typed; else what the grey suggestion showed
+        known = resolve_view(typed) in view_names()
+        self.dismiss(typed if known or not typed else (complete_view(typed) or typed))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

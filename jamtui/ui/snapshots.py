@@ -160,7 +160,8 @@ class SnapshotPanel(Vertical):
 
     def _allowed(self) -> bool:
         if getattr(self.app, "read_only", False):
-            self.app.notify("jamtui is read-only: actions are off.", severity="warning")
+            self.app.notify("read-only: started with --read-only; actions are off.",
+                            severity="warning")
             return False
         if self.busy:
             self.app.notify("a snapshot task is still running", severity="warning")

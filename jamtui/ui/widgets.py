@@ -82,6 +82,9 @@ class HealthBar(Static):
 
     def refresh_health(self) -> None:
         line = Text()
+        if getattr(self.app, "read_only", False):  # for the whole session: it cannot be lifted
+            line.append(" READ-ONLY ", style="bold black on yellow")
+            line.append("  ")
         problems = Text()
         now = self.store.clock()  # the store's clock: tests can freeze it
         tls = {t.backend: t for t in self.store.items(Kind.TLS)}

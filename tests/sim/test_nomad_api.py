@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from typing import Any
@@ -335,3 +336,33 @@ def test_slow_fault_adds_latency(lab: Lab) -> None:
         assert time.monotonic() - started >= 0.45
     finally:
         lab.clear_fault()
+
+
+def test_a_completed_drain_leaves_the_node_ineligible_with_last_drain_complete(lab: Lab) -> None:
+    """nomad/state/state_store.go updateNodeDrainImpl: a drain sets the node ineligible; when
+    it completes DrainStrategy is null and Drain false, SchedulingEligibility stays
+    ineligible, and LastDrain says complete (whole seconds); a cancel says canceled."""
+    n = client(lab)
+    nodes = {x["Name"]: x["ID"] for x in n.nodes.get_nodes()}
+    assert n.node.get_node(nodes["vs1"])["LastDrain"] is None  # never drained
+    n.node.drain_node_with_spec(nodes["vs1"], {"Deadline": 60 * 10**9})
+    draining = n.node.get_node(nodes["vs1"])
+    assert draining["LastDrain"]["Status"] == "draining" and draining["Drain"] is True
+    refused = requests.post(f"{lab.urls['nomad']}/v1/node/{nodes['vs1']}/eligibility",
+                            json={"Eligibility": "eligible"}, timeout=5,
+                            headers={"X-Nomad-Token": lab.secrets.nomad_token})
+    assert (refused.status_code, refused.text) == (
+        500, "can not set node's scheduling eligibility to eligible while it is draining")
+    wait_for(lambda: n.node.get_node(nodes["vs1"])["DrainStrategy"] is None)
+    done = n.node.get_node(nodes["vs1"])
+    assert (done["Drain"], done["SchedulingEligibility"]) == (False, "ineligible")
+    assert done["LastDrain"]["Status"] == "complete"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", done["LastDrain"]["UpdatedAt"])
+    stub = next(x for x in n.nodes.get_nodes() if x["ID"] == nodes["vs1"])
+    assert stub["LastDrain"]["Status"] == "complete"  # the list's stub carries it too
+
+    n.node.drain_node_with_spec(nodes["vs2"], {"Deadline": 60 * 10**9})
+    n.node.drain_node_with_spec(nodes["vs2"], None, mark_eligible=False)  # -keep-ineligible
+    cancelled = n.node.get_node(nodes["vs2"])
+    assert cancelled["LastDrain"]["Status"] == "canceled"
+    assert cancelled["SchedulingEligibility"] == "ineligible"
