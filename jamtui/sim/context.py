@@ -107,5 +107,7 @@ class SimContext:
     requests: Counter[str] = field(default_factory=Counter)
     # the same for Consul's API (see sim/consul.py)
     consul_requests: Counter[str] = field(default_factory=Counter)
+    # `/api/routes` asked of each Fabio instance, by node (HAProxy's checks ask `/health`)
+    fabio_routes: Counter[str] = field(default_factory=Counter)
     # the lab's work directory (allocation directories for exec and fs live under it)
     workdir: Path | None = None

@@ -66,6 +66,12 @@ class RoutingScreen(Screen[None]):
         self.refresh_chains()
         table.focus()
 
+    def on_screen_resume(self) -> None:
+        # Fabio: every instance asked while the routes are on screen (one in turn otherwise)
+        showing = getattr(self.jam.engine, "showing", None)
+        if showing is not None:
+            showing({kind.value for kind in CHAIN_KINDS})
+
     # -- live -----------------------------------------------------------------------------------
 
     def apply_changes(self, by_kind: dict[Kind, set[str]]) -> None:
