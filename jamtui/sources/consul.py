@@ -416,14 +416,13 @@ class ConsulSource(Source):
         """Give these instances their current checks; recount their services."""
         if not ids:
             return
-        with self._lock:
+        # under the lock: a thread holding an older picture must not write it after ours
+        with self._lock, self.store.batch():
             instances = [replace(self._bases[i], checks=self._checks_of(self._bases[i]))
                          for i in ids if i in self._bases]
-        names = {i.service for i in instances}
-        with self.store.batch():
             for inst in instances:
                 self.store.upsert(Kind.INSTANCE, inst)
-            self._recount(names)
+            self._recount({i.service for i in instances})
 
     def _recount(self, names: set[str]) -> None:
         for name in names:
@@ -525,12 +524,15 @@ class ConsulSource(Source):
             self._bases.update((b.id, b) for b in bases)
             self._index_bases()
             instances = [replace(b, checks=self._checks_of(b)) for b in bases]
-        with self.store.batch():
-            self.store.replace(Kind.INSTANCE, instances, scope=lambda i: i.service in wanted)
-            for name in wanted:
-                if name not in self._names and not self._by_service.get(name):
-                    self.store.remove(Kind.SERVICE, name)
-            self._recount(wanted)
+            with self.store.batch():
+                self._write_some(wanted, instances)
+
+    def _write_some(self, wanted: set[str], instances: list[ServiceInstance]) -> None:
+        self.store.replace(Kind.INSTANCE, instances, scope=lambda i: i.service in wanted)
+        for name in wanted:
+            if name not in self._names and not self._by_service.get(name):
+                self.store.remove(Kind.SERVICE, name)
+        self._recount(wanted)
 
     def _drop_services(self, gone: set[str]) -> None:
         with self._lock:
@@ -539,10 +541,10 @@ class ConsulSource(Source):
                     self._bases.pop(iid, None)
                 self._names.pop(name, None)
             self._index_bases()
-        with self.store.batch():
-            self.store.replace(Kind.INSTANCE, [], scope=lambda i: i.service in gone)
-            for name in gone:
-                self.store.remove(Kind.SERVICE, name)
+            with self.store.batch():
+                self.store.replace(Kind.INSTANCE, [], scope=lambda i: i.service in gone)
+                for name in gone:
+                    self.store.remove(Kind.SERVICE, name)
 
     def _index_bases(self) -> None:
         by_service: dict[str, set[str]] = {}
@@ -555,14 +557,14 @@ class ConsulSource(Source):
     def _publish_all(self) -> None:
         with self._lock:
             instances = [replace(b, checks=self._checks_of(b)) for b in self._bases.values()]
-            names = dict(self._names)
-        grouped: dict[str, list[ServiceInstance]] = {}
-        for inst in instances:
-            grouped.setdefault(inst.service, []).append(inst)
-        services = [summarize(name, tags, grouped.get(name, [])) for name, tags in names.items()]
-        with self.store.batch():
-            self.store.replace(Kind.SERVICE, services)
-            self.store.replace(Kind.INSTANCE, instances)
+            grouped: dict[str, list[ServiceInstance]] = {}
+            for inst in instances:
+                grouped.setdefault(inst.service, []).append(inst)
+            services = [summarize(name, tags, grouped.get(name, []))
+                        for name, tags in self._names.items()]
+            with self.store.batch():
+                self.store.replace(Kind.SERVICE, services)
+                self.store.replace(Kind.INSTANCE, instances)
 
     def _read_instances(self, names: list[str]) -> list[ServiceInstance]:
         instances: list[ServiceInstance] = []

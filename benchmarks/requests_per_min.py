@@ -1,0 +1,119 @@
+"""What one connected cockpit costs the servers: requests per minute per backend (issue #17).
+
+    .venv/bin/python benchmarks/requests_per_min.py [--labs demo,5000] [--seconds 60]
+                                                    [--jamtui-root DIR] [--view overview]
+
+For each lab (`jamtui lab`, `jamtui lab --scale 100,5000,50`, from this checkout, as
+`benchmarks/scale.py` builds them) the lab's own traffic is counted first for `--seconds`
+with no client (HAProxy's checks of every Fabio, ...), then one jamtui engine (what the TUI
+runs, from `--jamtui-root` when given: e.g. `git worktree add /tmp/main main` for the
+"before" figures) is started with the view's kinds on screen (`Engine.showing`, as the
+cockpit's overview tells it), given 20 s to read its first picture, and counted for
+`--seconds`. Printed: requests/min per backend the client caused (with minus without), and
+the Consul and Fabio paths it asked most. Counts come from the lab's `requests` prompt and
+are robust on a shared machine, where CPU figures are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import LABS, LabProc  # benchmarks/ is not a package
+
+VIEWS = {"overview": {"hypervisors", "vms", "services", "allocations"},
+         "routes": {"routes", "services", "service_instances", "haproxy", "allocations",
+                    "nomad_nodes", "vms", "hypervisors", "intentions"}}
+
+CLIENT = """
+import sys, threading
+from jamtui.config import load_config
+from jamtui.engine import Engine
+engine = Engine(load_config(sys.argv[1]))
+engine.start()
+engine.showing(set(sys.argv[2].split(",")))
+print("started", flush=True)
+threading.Event().wait()
+"""
+
+
+def by_backend(counts: dict[str, int]) -> dict[str, int]:
+    """`fabio:vs3` (the UI/API port) → `fabio`; the proxies (`…:lb`) are traffic, not
+    watching, and are left out."""
+    out: dict[str, int] = {}
+    for name, n in counts.items():
+        if name.endswith(":lb"):
+            continue
+        key = name.split(":", 1)[0]
+        out[key] = out.get(key, 0) + n
+    return out
+
+
+def window(lab: LabProc, seconds: float) -> dict[str, float]:
+    before = by_backend(lab.requests())
+    time.sleep(seconds)
+    after = by_backend(lab.requests())
+    return {k: (after.get(k, 0) - before.get(k, 0)) * 60 / seconds for k in after}
+
+
+def measure(name: str, scale: str | None, seconds: float, root: str | None,
+            view: str) -> dict[str, dict[str, float]]:
+    lab = LabProc(scale)
+    try:
+        time.sleep(10)  # the lab settles (allocations start, Fabio tables fill)
+        idle = window(lab, seconds)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(lab.env)
+        if root:
+            env["PYTHONPATH"] = root
+        client = subprocess.Popen(
+            [sys.executable, "-c", CLIENT, str(lab.config), ",".join(sorted(VIEWS[view]))],
+            env=env, cwd=root or None, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True)
+        try:
+            assert client.stdout is not None
+            client.stdout.readline()
+            time.sleep(20)  # the first picture (5,000 allocations, 100 Fabios)
+            busy = window(lab, seconds)
+        finally:
+            client.terminate()
+            client.wait(10)
+        fabios = sum(1 for k in lab.requests() if k.startswith("fabio:")
+                     and not k.endswith(":lb"))
+    finally:
+        lab.stop()
+    caused = {k: busy.get(k, 0) - idle.get(k, 0) for k in sorted(set(busy) | set(idle))}
+    print(json.dumps({"lab": name, "fabio_instances": fabios, "view": view,
+                      "root": root or "this checkout",
+                      "requests_per_min_caused": {k: round(v, 1) for k, v in caused.items()},
+                      "requests_per_min_lab_alone": {k: round(v, 1) for k, v in idle.items()}}),
+          flush=True)
+    return {"caused": caused, "idle": idle}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--labs", default="demo,5000")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--jamtui-root", help="run the client from this checkout (before/after)")
+    ap.add_argument("--view", choices=sorted(VIEWS), default="overview")
+    args = ap.parse_args()
+    rows = []
+    for name in args.labs.split(","):
+        result = measure(name, LABS[name], args.seconds, args.jamtui_root, args.view)
+        rows.append((name, result["caused"]))
+    backends = sorted({b for _, caused in rows for b in caused})
+    print("\n| lab | " + " | ".join(backends) + " |")
+    print("|---|" + "---|" * len(backends))
+    for name, caused in rows:
+        print(f"| {name} | " + " | ".join(f"{caused.get(b, 0):.0f}" for b in backends) + " |")
+
+
+if __name__ == "__main__":
+    main()
