@@ -2,12 +2,13 @@
 
 Fabio has no change feed, and every instance builds the same table from the same Consul
 `urlprefix-` tags. So while no view of routes is on screen, one instance is read per
-interval, in turn: when its table differs from what it had, or it fails, or an instance
-comes back, every instance is read again. While `:routes` or `:fabio` is on screen
-(`set_foreground`), every instance is read each interval. Between reads each instance's port
-is tried (a TCP connect, not an HTTP request), so one that stops listening shows as down
-within an interval. One instance failing while others answer makes the backend degraded, not
-down, and keeps its last routes.
+interval, in turn (one that came back first); when its table moved, every instance is read
+again, at most every `FULL_EVERY` seconds (flapping checks move the table often: 100
+instances each time would be the old cost again). While `:routes` or `:fabio` is on screen
+(`set_foreground`), every instance is read each interval, and at once when it comes on.
+Each interval every instance's port is tried (a TCP connect, not an HTTP request), so one
+that stops listening shows as down within an interval. One instance failing while others
+answer makes the backend degraded, not down, and keeps its last routes.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def decode_routes(fabio: str, data: Any) -> list[Route]:
 
 
 PARALLEL = 8  # instances read at once: 100 Fabios one after another took 12-14 s
+FULL_EVERY = 60.0  # seconds at least between reads of every instance while none is shown
 CONNECT_TIMEOUT = 2.0  # seconds for the TCP connect that tells an instance is listening
 
 
@@ -68,6 +70,9 @@ class FabioSource(Source):
         self._all_read = False
         self._down: set[str] = set()  # addresses that did not answer the last time
         self._turn = 0
+        self.full_every = FULL_EVERY
+        self._stale = False  # a table moved since every instance was last read
+        self._full_at = 0.0
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._poll, "routes"), "poll")
@@ -106,15 +111,17 @@ class FabioSource(Source):
             raise BackendError(problems[0] if len(problems) == 1 else
                                f"no Fabio instance answers: {'; '.join(problems)}")
         self._all_read = True
+        self._stale = False
+        self._full_at = time.monotonic()
         self._publish_routes()
         self.report_ok(slowest, "; ".join(problems))
 
     # -- one at a time ---------------------------------------------------------------------
 
     def sample(self) -> None:
-        """Try every instance's port; read one answering instance's routes, the next in
-        turn. Anything new (its table moved, it failed, an instance came back or went) reads
-        them all."""
+        """Try every instance's port; read one answering instance's routes: one that came
+        back first, else the next in turn. When a table moved, the others' (as held) may be
+        older: all are read again, at most every `full_every` seconds."""
         reachable = self._map(self._connect, self.addresses)
         problems = {a: p for a, p in zip(self.addresses, reachable, strict=True) if p}
         up = [a for a in self.addresses if a not in problems]
@@ -123,16 +130,29 @@ class FabioSource(Source):
             words = list(problems.values())
             raise BackendError(words[0] if len(words) == 1 else
                                f"no Fabio instance answers: {'; '.join(words)}")
-        if set(problems) != self._down:  # one came back (read it) or went (say so)
+        back = [a for a in up if a in self._down]
+        if back:
+            address = back[0]
+        else:
+            address = up[self._turn % len(up)]
+            self._turn += 1
+        name, routes, latency, problem = self._read(address)
+        if routes is None:
+            problems[address] = problem  # it listens but does not answer
+        elif routes != self._last.get(name):
+            self._stale = True
+            self._last[name] = routes
+            self._publish_routes()
+        self._down = set(problems)
+        if self._stale and time.monotonic() - self._full_at >= self.full_every:
             self.refresh()
             return
-        address = up[self._turn % len(up)]
-        self._turn += 1
-        name, routes, latency, _ = self._read(address)
-        if routes is None or routes != self._last.get(name):
-            self.refresh()  # it fails, or the table moved: everyone's, as it is now
-            return
-        self.report_ok(latency, "; ".join(problems.values()))
+        if len(problems) == len(self.addresses):
+            words = list(problems.values())
+            raise BackendError(words[0] if len(words) == 1 else
+                               f"no Fabio instance answers: {'; '.join(words)}")
+        self.report_ok(latency, "; ".join(problems[a] for a in self.addresses
+                                          if a in problems))
 
     def _publish_routes(self) -> None:
         self.store.replace(Kind.ROUTE, [r for routes in self._last.values() for r in routes])

@@ -121,3 +121,24 @@ def test_a_new_urlprefix_tag_reaches_every_instance_s_routes(
             c.agent.service.deregister("grafana-1")
     wait_for(lambda: not [r for r in store.items(Kind.ROUTE) if r.service == "grafana"],
              timeout=5)
+
+
+def test_a_moving_table_reads_every_instance_at_most_every_full_every(
+        lab: Lab, fabio: FabioSource) -> None:
+    """Flapping checks move Fabio's table often: each move must not cost every instance."""
+    fabio.full_every = 3600.0
+    inst = lab.call(lambda: next(c for c in lab.world.checks.values()
+                                 if c.service_name == "example"))
+    before = asked(lab)
+    try:
+        for status in ("critical", "passing", "critical", "passing"):
+            lab.call(lab.world.set_check, inst.node, inst.check_id, status, "")
+            time.sleep(2 * INTERVAL)
+        count = {k: n - before.get(k, 0) for k, n in asked(lab).items()}
+        assert sum(count.values()) <= 12, count  # one per interval, no fan-out per move
+        # every instance's routes still follow, each in its turn
+        wait_for(lambda: all(any(r.fabio == instance_name(a) and r.service == "example"
+                                 for r in fabio.store.items(Kind.ROUTE))
+                             for a in fabio.addresses), timeout=5)
+    finally:
+        lab.call(lab.world.set_check, inst.node, inst.check_id, "passing", "HTTP GET: 200 OK")
