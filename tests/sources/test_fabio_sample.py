@@ -142,3 +142,17 @@ def test_a_moving_table_reads_every_instance_at_most_every_full_every(
                              for a in fabio.addresses), timeout=5)
     finally:
         lab.call(lab.world.set_check, inst.node, inst.check_id, "passing", "HTTP GET: 200 OK")
+
+
+def test_the_engine_asks_every_fabio_while_routes_are_shown(lab: Lab, tmp_path: Path) -> None:
+    from jamtui.engine import Engine
+
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    engine = Engine(load_config(path, env=lab.env()))  # not started: no thread, no request
+    fabio = engine.sources["fabio"]
+    assert isinstance(fabio, FabioSource) and not fabio.foreground
+    engine.showing({"routes", "services", "vms"})  # :routes, or :fabio
+    assert fabio.foreground and fabio._wake.is_set()  # read them all now, not in 5 s
+    engine.showing({"hypervisors", "vms", "services", "allocations"})  # the overview
+    assert not fabio.foreground
