@@ -10,7 +10,8 @@ jamtui engine (what the TUI runs, from `--jamtui-root` when given: e.g. `git wor
 /tmp/main main` for the "before" figures) is started with the view's kinds on screen
 (`Engine.showing`, as the cockpit's overview tells it), given 30 s (15 s on the demo) to
 read its first picture, and counted for `--seconds`. Printed: requests/min per backend the
-client caused (with minus without) and the lab's own. Counts come from the lab's `requests`
+client caused (with minus without; `fabio /api/routes` apart from `fabio`, which counts
+HAProxy's checks too), Consul's by path, and the lab's own. Counts come from the lab's `requests`
 prompt and are robust on a shared machine, where CPU figures are not.
 """
 
@@ -47,13 +48,26 @@ threading.Event().wait()
 
 # `jamtui lab` with a longer start timeout: on the shared 2-core machine (load 10+) the
 # 5,000-allocation lab did not start within the 76 s `jamtui lab` gives it
+# and whose `requests` also counts what the lab counts by path: `/api/routes` per Fabio
+# (HAProxy's checks of every Fabio are most of a Fabio's requests, and they vary with the
+# load), and Consul's requests by path
 LAB = """
-import sys
+import json, sys
+import jamtui.cli as cli
 from jamtui.sim.lab import Lab
 start = Lab.start
 Lab.start = lambda self, timeout=15.0: start(self, max(timeout, float(sys.argv[1])))
-from jamtui.cli import main
-sys.exit(main(sys.argv[2:]))
+
+def console(lab, stop):
+    for line in sys.stdin:
+        if line.split() == ["requests"]:
+            counts = dict(lab.faults.requests)
+            counts.update({"fabio /api/routes:" + k: n for k, n in lab.ctx.fabio_routes.items()})
+            counts.update({"consul " + k: n for k, n in lab.ctx.consul_requests.items()})
+            print(json.dumps(counts), flush=True)
+
+cli._lab_console = console
+sys.exit(cli.main(sys.argv[2:]))
 """
 
 
@@ -85,13 +99,14 @@ class PatientLab(LabProc):
 
 
 def by_backend(counts: dict[str, int]) -> dict[str, int]:
-    """`fabio:vs3` (the UI/API port) → `fabio`; the proxies (`…:lb`) are traffic, not
-    watching, and are left out."""
+    """`fabio:vs3` (the UI/API port) → `fabio`, `fabio /api/routes:vs3` → `fabio
+    /api/routes`, Consul's paths kept apart (`consul GET /v1/...`); the proxies (`…:lb`) are
+    traffic, not watching, and are left out."""
     out: dict[str, int] = {}
     for name, n in counts.items():
         if name.endswith(":lb"):
             continue
-        key = name.split(":", 1)[0]
+        key = name if name.startswith("consul ") else name.split(":", 1)[0]
         out[key] = out.get(key, 0) + n
     return out
 
@@ -125,15 +140,18 @@ def measure(name: str, scale: str | None, seconds: float, root: str | None,
         finally:
             client.terminate()
             client.wait(10)
-        fabios = sum(1 for k in lab.requests() if k.startswith("fabio:")
-                     and not k.endswith(":lb"))
+        fabios = sum(1 for k in lab.requests() if k.startswith("fabio /api/routes:"))
     finally:
         lab.stop()
     caused = {k: busy.get(k, 0) - idle.get(k, 0) for k in sorted(set(busy) | set(idle))}
+    paths = {k: round(v, 1) for k, v in caused.items() if k.startswith("consul ") and v}
+    caused = {k: v for k, v in caused.items() if not k.startswith("consul ")}
     print(json.dumps({"lab": name, "fabio_instances": fabios, "view": view,
                       "root": root or "this checkout",
                       "requests_per_min_caused": {k: round(v, 1) for k, v in caused.items()},
-                      "requests_per_min_lab_alone": {k: round(v, 1) for k, v in idle.items()}}),
+                      "consul_paths_per_min": paths,
+                      "requests_per_min_lab_alone": {k: round(v, 1) for k, v in idle.items()
+                                                     if not k.startswith("consul ")}}),
           flush=True)
     return {"caused": caused, "idle": idle}
 
