@@ -2,8 +2,10 @@
 
 Watches with blocking queries (`index` + `wait`) through py-consul: the catalog's service list
 and the state of every check, so a registration or a flapping check arrives as soon as Consul
-has it, and an idle lab costs two held requests per wait period. Members and the Raft
-configuration have no change feed; they are polled at the configured interval.
+has it, and an idle lab costs two held requests per wait period. What changed is applied:
+a check change to its instance and its service's counts (no re-read), a service whose name,
+tags or instances moved is read alone. Members and the Raft configuration have no change
+feed; they are read on their own cadence, and soon after a member's serfHealth check moves.
 """
 
 from __future__ import annotations
