@@ -8,8 +8,9 @@ For each lab (`jamtui lab`, `jamtui lab --scale 100,5000,50`, from this checkout
 counted first for `--seconds` with no client (HAProxy's checks of every Fabio, ...), then one
 jamtui engine (what the TUI runs, from `--jamtui-root` when given: e.g. `git worktree add
 /tmp/main main` for the "before" figures) is started with the view's kinds on screen
-(`Engine.showing`, as the cockpit's overview tells it), given 30 s (15 s on the demo) to
-read its first picture, and counted for `--seconds`. Printed: requests/min per backend the
+(`Engine.showing`, as the cockpit's overview tells it), waited for until every source has
+answered (the first picture; its requests are printed too) and 15 s more, and counted for
+`--seconds`. Printed: requests/min per backend the
 client caused (with minus without; `fabio /api/routes` apart from `fabio`, which counts
 HAProxy's checks too), Consul's by path, and the lab's own. Counts come from the lab's `requests`
 prompt and are robust on a shared machine, where CPU figures are not.
@@ -42,6 +43,8 @@ engine = Engine(load_config(sys.argv[1]))
 engine.start()
 engine.showing(set(sys.argv[2].split(",")))
 print("started", flush=True)
+engine.wait_ready(900)
+print("ready", flush=True)
 threading.Event().wait()
 """
 
@@ -135,7 +138,12 @@ def measure(name: str, scale: str | None, seconds: float, root: str | None,
         try:
             assert client.stdout is not None
             client.stdout.readline()
-            time.sleep(30 if scale else 15)  # the first picture (5,000 allocations)
+            start, t0 = by_backend(lab.requests()), time.monotonic()
+            client.stdout.readline()  # every source answered: the first picture is in
+            ready, first_s = by_backend(lab.requests()), time.monotonic() - t0
+            first = {k: n - start.get(k, 0) for k, n in ready.items() if n > start.get(k, 0)
+                     and not k.startswith("consul ")}
+            time.sleep(15)  # what the first picture sets off (members, intentions) settles
             busy = window(lab, seconds)
         finally:
             client.terminate()
@@ -147,7 +155,8 @@ def measure(name: str, scale: str | None, seconds: float, root: str | None,
     paths = {k: round(v, 1) for k, v in caused.items() if k.startswith("consul ") and v}
     caused = {k: v for k, v in caused.items() if not k.startswith("consul ")}
     print(json.dumps({"lab": name, "fabio_instances": fabios, "view": view,
-                      "root": root or "this checkout",
+                      "root": root or "this checkout", "first_picture_s": round(first_s, 1),
+                      "first_picture_requests": first,
                       "requests_per_min_caused": {k: round(v, 1) for k, v in caused.items()},
                       "consul_paths_per_min": paths,
                       "requests_per_min_lab_alone": {k: round(v, 1) for k, v in idle.items()
