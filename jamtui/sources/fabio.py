@@ -4,8 +4,9 @@ Fabio has no change feed, and every instance builds the same table from the same
 `urlprefix-` tags. So while no view of routes is on screen, one instance is read per
 interval, in turn (one that came back first); when its table moved, every instance is read
 again, at most every `FULL_EVERY` seconds (flapping checks move the table often: 100
-instances each time would be the old cost again). While `:routes` or `:fabio` is on screen
-(`set_foreground`), every instance is read each interval, and at once when it comes on.
+instances each time would be the old cost again; and no view shows routes meanwhile).
+While `:routes` or `:fabio` is on screen (`set_foreground`), every instance is read each
+interval, and at once when it comes on.
 Each interval every instance's port is tried (a TCP connect, not an HTTP request), so one
 that stops listening shows as down within an interval. One instance failing while others
 answer makes the backend degraded, not down, and keeps its last routes.
@@ -44,7 +45,7 @@ def decode_routes(fabio: str, data: Any) -> list[Route]:
 
 
 PARALLEL = 8  # instances read at once: 100 Fabios one after another took 12-14 s
-FULL_EVERY = 60.0  # seconds at least between reads of every instance while none is shown
+FULL_EVERY = 300.0  # seconds at least between reads of every instance while none is shown
 CONNECT_TIMEOUT = 2.0  # seconds for the TCP connect that tells an instance is listening
 
 
