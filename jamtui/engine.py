@@ -90,10 +90,14 @@ class Engine:
 
     def showing(self, kinds: set[str]) -> None:
         """The screen shows objects of these kinds (Kind values): backends without a feed
-        poll faster while theirs are on screen."""
+        poll faster while theirs are on screen (Proxmox), or ask every instance rather than
+        one in turn (Fabio, while routes are shown)."""
         proxmox = self.sources.get("proxmox")
         if proxmox is not None and hasattr(proxmox, "set_foreground"):
             proxmox.set_foreground(bool(kinds & {"vms", "hypervisors"}))
+        fabio = self.sources.get("fabio")
+        if fabio is not None and hasattr(fabio, "set_foreground"):
+            fabio.set_foreground("routes" in kinds)
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
         """Wait until every source has answered once, well or not; False if some stay silent."""

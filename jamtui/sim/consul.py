@@ -33,6 +33,7 @@ CTX: web.AppKey[SimContext] = web.AppKey("consul_ctx", SimContext)
 def build_app(ctx: SimContext) -> web.Application:
     app = web.Application(middlewares=[
         fault_middleware("consul", ctx.faults, text_error),
+        _count_middleware(ctx),
         _acl_middleware(ctx),
     ])
     app[CTX] = ctx
@@ -42,7 +43,7 @@ def build_app(ctx: SimContext) -> web.Application:
     r.add_get("/v1/catalog/nodes", catalog_nodes)
     r.add_get("/v1/catalog/node/{node}", catalog_node)
     r.add_get("/v1/health/service/{name}", health_service)
-    r.add_get("/v1/health/state/{state}", health_state)
+    r.add_get("/v1/health/state/{state:[^/]*}", health_state)
     r.add_get("/v1/health/node/{node}", health_node)
     r.add_get("/v1/health/checks/{name}", health_checks)
     r.add_get("/v1/agent/members", agent_members)
@@ -79,6 +80,19 @@ def _headers(world: World, index: int) -> dict[str, str]:
         "X-Consul-KnownLeader": "true" if world.consul_leader() else "false",
         "X-Consul-LastContact": "0",
     }
+
+
+def _count_middleware(ctx: SimContext) -> Any:
+    """What Consul was asked, for tests that measure what a client costs the server: by
+    method, path and the names of the query parameters (`GET /v1/health/state/any?index&wait`)."""
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable[..., Awaitable[Any]]) -> Any:
+        names = "&".join(sorted(set(request.query)))
+        ctx.consul_requests[f"{request.method} {request.path}{'?' + names if names else ''}"] \
+            += 1
+        return await handler(request)
+
+    return middleware
 
 
 def _acl_middleware(ctx: SimContext) -> Any:
@@ -197,11 +211,13 @@ def service_json(s: ServiceInstance) -> dict[str, Any]:
 
 
 def check_json(c: Check) -> dict[str, Any]:
+    # structs.HealthCheckDefinition marshals its durations as strings, empty ones omitted
+    definition = {"Interval": c.interval} if c.interval else {}
     return {
         "Node": c.node, "CheckID": c.check_id, "Name": c.name, "Status": c.status,
         "Notes": c.notes, "Output": c.output, "ServiceID": c.service_id,
         "ServiceName": c.service_name, "ServiceTags": list(c.service_tags), "Type": c.type,
-        "Interval": c.interval, "Timeout": "", "ExposedPort": 0, "Definition": {},
+        "Interval": c.interval, "Timeout": "", "ExposedPort": 0, "Definition": definition,
         "CreateIndex": c.create_index, "ModifyIndex": c.modify_index,
     }
 
@@ -321,9 +337,12 @@ async def health_connect(request: web.Request) -> web.Response:
 
 
 async def health_state(request: web.Request) -> web.Response:
+    """api-docs/health#list-checks-in-state: `any` is every check, another state the checks
+    in it; a state no check has (Consul keeps no list of them) is an empty list, not an
+    error (state/catalog.go checksInStateTxn); the index is the checks table's."""
     state = request.match_info["state"]
-    if state not in ("any", "passing", "warning", "critical"):
-        raise SimError(400, "Invalid check state")
+    if not state:
+        raise SimError(400, "Missing check state")
     return await _read(request, ("checks",), lambda w: [
         check_json(c) for c in sorted(w.checks.values(), key=lambda c: (c.node, c.check_id))
         if state == "any" or c.status == state

@@ -105,5 +105,9 @@ class SimContext:
     servers: dict[str, BackendServer] = field(default_factory=dict)
     # requests the Nomad API was asked, "GET /v1/jobs?prefix" → count (see sim/nomad.py)
     requests: Counter[str] = field(default_factory=Counter)
+    # the same for Consul's API (see sim/consul.py)
+    consul_requests: Counter[str] = field(default_factory=Counter)
+    # `/api/routes` asked of each Fabio instance, by node (HAProxy's checks ask `/health`)
+    fabio_routes: Counter[str] = field(default_factory=Counter)
     # the lab's work directory (allocation directories for exec and fs live under it)
     workdir: Path | None = None

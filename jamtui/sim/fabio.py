@@ -147,6 +147,7 @@ def api_app(ctx: SimContext, node: str) -> web.Application:
     backend = f"fabio:{node}"
 
     async def routes(_: web.Request) -> web.Response:
+        ctx.fabio_routes[node] += 1
         return web.Response(body=routes_body(ctx.world), content_type="application/json")
 
     async def health(_: web.Request) -> web.Response:

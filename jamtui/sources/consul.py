@@ -2,16 +2,21 @@
 
 Watches with blocking queries (`index` + `wait`) through py-consul: the catalog's service list
 and the state of every check, so a registration or a flapping check arrives as soon as Consul
-has it, and an idle lab costs two held requests per wait period. Members and the Raft
-configuration have no change feed; they are polled at the configured interval.
+has it, and an idle lab costs two held requests per wait period. What changed is applied:
+a check change to its instance and its service's counts (no re-read), a service whose name,
+tags or instances moved is read alone. Members and the Raft configuration have no change
+feed; they are read on their own cadence, and soon after a member's serfHealth check moves.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import random
 import re
 import threading
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +42,8 @@ from .tls import TLSSettings
 
 MAINTENANCE_CHECK = "_node_maintenance"
 SAFETY_POLL = 60.0  # seconds between reads of members and Raft while all is well
+MIN_GAP = 0.1  # seconds at least between the starts of two calls of one blocking query
+CLUSTER_GAP = 2.0  # seconds at least between member reads woken by serfHealth changes
 WAIT = "60s"  # how long Consul may hold a blocking query; a change ends it at once
 _NOMAD_ALLOC = re.compile(r"^_nomad-task-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
                           r"[0-9a-f]{12})-")
@@ -50,6 +57,68 @@ def decode_check(c: dict[str, Any]) -> CheckInfo:
     return CheckInfo(check_id=c.get("CheckID", ""), name=c.get("Name", ""),
                      status=c.get("Status", "critical"), output=c.get("Output", "") or "",
                      service_id=c.get("ServiceID", "") or "")
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    """One entry of `/v1/health/state/any`: the check as shown, and whose it is."""
+
+    info: CheckInfo
+    service_name: str = ""
+
+
+def decode_node_check(c: dict[str, Any]) -> NodeCheck:
+    return NodeCheck(decode_check(c), c.get("ServiceName", "") or "")
+
+
+def jittered(wait: str) -> str:
+    """A blocking query's `wait`, shortened by up to 1/16 at random so that many watches do
+    not all wake together (the server adds up to wait/16 of its own)."""
+    seconds = go_seconds(wait)
+    return f"{int(seconds * 1000 * (1 - random.random() / 16))}ms"
+
+
+def go_seconds(text: str) -> float:
+    """`60s`, `5m`, `1m30s`, `500ms` -> seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+class Watch:
+    """One blocking query's index, kept by the rules of Consul's blocking-queries page:
+    an index that goes backwards restarts the loop (the next call does not block); one
+    below 1 is taken as 1 (index 0 never blocks: a busy loop); calls at least `MIN_GAP`
+    apart (a result that changes all the time must not become a request storm)."""
+
+    def __init__(self, min_gap: float = 0.0) -> None:
+        self.index: int | None = None
+        self.min_gap = min_gap
+        self._started = 0.0
+
+    def param(self) -> str | None:
+        return str(self.index) if self.index is not None else None
+
+    def pace(self, stop: threading.Event) -> None:
+        pause = self._started + self.min_gap - time.monotonic()
+        if pause > 0:
+            stop.wait(pause)
+        self._started = time.monotonic()
+
+    def answered(self, header: Any) -> bool:
+        """Take an answer's X-Consul-Index; True when its result may differ from the last."""
+        try:
+            new = max(1, int(header))
+        except (TypeError, ValueError):
+            new = 1
+        old = self.index
+        if old is not None and new < old:
+            self.index = None  # backwards: start again, this answer as a fresh first one
+            return True
+        self.index = new
+        return new != old
 
 
 def decode_instance(entry: dict[str, Any]) -> ServiceInstance:
@@ -151,10 +220,26 @@ class ConsulSource(Source):
             connections_timeout=timeout,
         )
         self.tls.session(self.client.http.session)  # the server name, on py-consul's session
-        self._service_index: str | None = None
-        self._check_index: str | None = None
+        self._services = Watch(MIN_GAP)  # /v1/catalog/services
+        self._checks_watch = Watch(MIN_GAP)  # /v1/health/state/any
         self._intention_index: str | None = None
         self._maintenance: set[str] = set()
+        # what the watches know, shared by their threads (under `_lock`): the service list,
+        # each instance as read (`_bases`), every check by (node, check id)
+        self._lock = threading.RLock()
+        self._names: dict[str, list[str]] = {}
+        self._names_known = False
+        self._bases: dict[str, ServiceInstance] = {}
+        self._by_service: dict[str, set[str]] = {}
+        self._on_node: dict[str, set[str]] = {}
+        self._check_map: dict[tuple[str, str], NodeCheck] = {}
+        self._checks_by_node: dict[str, list[NodeCheck]] = {}
+        self._checks_loaded = False
+        self._services_seen = 0  # the service list's index last acted on
+        self._instances_moved = 0  # the checks' index at which instances were seen come/go
+        self._checks_index = 0
+        self._checks_seen = threading.Condition(self._lock)
+        self._cluster_wake = threading.Event()  # a serfHealth check moved: read members
         # `ready` means the services are in: the member poll waits for the first read
         self._first_read = threading.Event()
 
@@ -200,39 +285,165 @@ class ConsulSource(Source):
 
     # -- watches ---------------------------------------------------------------------------------
 
+    def _block(self, watch: Watch, path: str, params: list[tuple[str, str]] | None = None
+               ) -> tuple[bool, Any, Any]:
+        """One blocking query by Consul's rules (api-docs/features/blocking): the index
+        held (none while the backend is down), a jittered wait, calls at least `MIN_GAP`
+        apart. (changed, decoded body, response)."""
+        watch.pace(self.stop_event)
+        index = self._hold(watch.param())
+        query = [("index", index), ("wait", jittered(self.wait))] if index else []
+        resp = self._raw(path, [*(params or []), *query])
+        body = CB.json()(resp)
+        return watch.answered(resp.headers.get("X-Consul-Index")), body, resp
+
     def _services_step(self) -> None:
-        """Hold a blocking query on the service list; on change, re-read every service.
-        The first pass reads everything, so `ready` means the whole picture is in."""
-        self.requests_made += 1
-        index, _ = self.client.catalog.services(index=self._hold(self._service_index),
-                                                wait=self.wait)
-        if index != self._service_index:
-            if self._service_index is None:
-                # the whole first picture before `ready`; what the token may not read turns
-                # its own feature off, and the other loops report their own failures
-                with contextlib.suppress(consul.ConsulException, requests.RequestException):
-                    self.read_cluster()
-                with contextlib.suppress(consul.ConsulException, requests.RequestException):
-                    self._read_intentions()
-            self._service_index = index
-            self.refresh_services()
+        """Hold a blocking query on the service list. The first pass reads everything, so
+        `ready` means the whole picture is in; later, only the services whose name or tags
+        changed are read again, and the instances the check watch saw come or go. A change
+        nothing explains (an instance without checks) reads every service again."""
+        changed, names, resp = self._block(self._services, "/v1/catalog/services")
+        names = names or {}
+        self._permit_services(resp, names)
+        if not self._names_known:
+            self._services_seen = self._services.index or 0
+            # the whole first picture before `ready`; what the token may not read turns
+            # its own feature off, and the other loops report their own failures
+            with contextlib.suppress(consul.ConsulException, requests.RequestException):
+                self.read_cluster()
+            with contextlib.suppress(consul.ConsulException, requests.RequestException):
+                self._read_intentions()
+            self.refresh_services(names)
+        elif changed:
+            self._services_changed(names, self._services.index or 0)
         self.report_ok()
 
+    def _services_changed(self, names: dict[str, list[str]], index: int) -> None:
+        with self._lock:
+            old = dict(self._names)
+            since = self._services_seen
+            self._services_seen = index
+        gone = set(old) - set(names)
+        moved = {n for n, tags in names.items() if sorted(old.get(n) or []) != sorted(tags or [])}
+        if gone:
+            self._drop_services(gone)
+        if moved:
+            self._read_some(moved, names)
+        if not gone and not moved:
+            # the instances of a service came or went: the check watch sees that (a
+            # registration carries its checks at the same Raft index) and reads that
+            # service; wait briefly for it to catch up before reading them all
+            with self._checks_seen:
+                self._checks_seen.wait_for(lambda: self._checks_index >= index
+                                           or self.stop_event.is_set(), timeout=2.0)
+                explained = self._instances_moved > since
+            if not explained:
+                self.refresh_services(names)
+        with self._lock:
+            self._names = dict(names)
+
     def _checks_step(self) -> None:
-        """Any check's status or output changing wakes this one; a member failing or
-        coming back shows here first, as its serfHealth check."""
-        self.requests_made += 1
-        index, checks = self.client.health.state("any", index=self._hold(self._check_index),
-                                                 wait=self.wait)
-        self._maintenance = nodes_in_maintenance(checks or [])
-        if index != self._check_index:
-            first = self._check_index is None
-            self._check_index = index
-            if not first:
-                self.refresh_services()
-                self.read_cluster()
+        """One blocking query over every check's state (`/v1/health/state/any`): a
+        change is applied to the instances it belongs to (a node check to every instance on
+        that node) and their services' counts, nothing re-read. A member failing or coming
+        back shows here first, as its serfHealth check: it wakes the members' read."""
+        changed, checks, resp = self._block(self._checks_watch, "/v1/health/state/any")
+        if _filtered(resp) and not checks:
+            changed = False  # hidden from this token: the instances keep the checks read
+        if changed:
+            self._apply_checks(checks or [], self._checks_watch.index or 0)
         if self._first_read.is_set():
             self.report_ok()
+
+    def _apply_checks(self, checks: list[dict[str, Any]], index: int) -> None:
+        new = {(c.get("Node", ""), c.get("CheckID", "")): decode_node_check(c) for c in checks}
+        with self._lock:
+            old, self._check_map = self._check_map, new
+            loaded = self._checks_loaded
+            self._checks_loaded = True
+            changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+            by_node: dict[str, list[NodeCheck]] = {}
+            for (node, _), check in new.items():
+                by_node.setdefault(node, []).append(check)
+            self._checks_by_node = by_node
+            touched: set[str] = set()
+            reread: set[str] = set()
+            for node, check_id in changed:
+                before, after = old.get((node, check_id)), new.get((node, check_id))
+                sid = (after or before).info.service_id  # type: ignore[union-attr]
+                if not sid:
+                    touched |= self._on_node.get(node, set())
+                    continue
+                iid = f"{node}/{sid}"
+                if iid in self._bases:
+                    touched.add(iid)
+                    if after is None and not self._service_checks(node, sid):
+                        reread.add(self._bases[iid].service)  # its last check went: gone?
+                elif after is not None and after.service_name:
+                    reread.add(after.service_name)  # an instance not known yet
+            serf = any(k[1] == "serfHealth" for k in changed)
+            maintenance = {n for (n, cid) in new if cid == MAINTENANCE_CHECK}
+            maintenance_moved = maintenance != self._maintenance
+            self._maintenance = maintenance
+            if reread:
+                self._instances_moved = index
+        if not loaded:
+            touched = set(self._bases)
+        self._restate(touched)
+        if reread:
+            self._read_some(reread)
+        if maintenance_moved:
+            self._mark_maintenance(maintenance)
+        if serf and loaded:
+            self._cluster_wake.set()
+        with self._checks_seen:
+            self._checks_index = index
+            self._checks_seen.notify_all()
+
+    def _service_checks(self, node: str, sid: str) -> bool:
+        return any(c.info.service_id == sid for c in self._checks_by_node.get(node, ()))
+
+    def _checks_of(self, base: ServiceInstance) -> tuple[CheckInfo, ...]:
+        """An instance's checks as `/v1/health/service` gives them (its node's checks and
+        its own), from the check watch once that has answered, else as read."""
+        if not self._checks_loaded:
+            return tuple(sorted(base.checks, key=lambda c: (c.service_id, c.check_id)))
+        mine = [c.info for c in self._checks_by_node.get(base.node, ())
+                if c.info.service_id in ("", base.service_id)]
+        if not any(c.service_id for c in mine):  # not in the watch's answer yet
+            mine += [c for c in base.checks if c.service_id]
+        return tuple(sorted(mine, key=lambda c: (c.service_id, c.check_id)))
+
+    def _restate(self, ids: set[str]) -> None:
+        """Give these instances their current checks; recount their services."""
+        if not ids:
+            return
+        # under the lock: a thread holding an older picture must not write it after ours
+        with self._lock, self.store.batch():
+            instances = [replace(self._bases[i], checks=self._checks_of(self._bases[i]))
+                         for i in ids if i in self._bases]
+            for inst in instances:
+                self.store.upsert(Kind.INSTANCE, inst)
+            self._recount({i.service for i in instances})
+
+    def _recount(self, names: set[str]) -> None:
+        for name in names:
+            if name not in self._names and name not in self._by_service:
+                continue
+            with self._lock:
+                tags = self._names.get(name)
+                ids = list(self._by_service.get(name, ()))
+            instances = [i for i in (self.store.get(Kind.INSTANCE, x) for x in ids) if i]
+            if tags is None:  # the check watch found it before the service list did
+                tags = sorted({t for i in instances for t in i.tags})
+            self.store.upsert(Kind.SERVICE, summarize(name, tags, instances))
+
+    def _mark_maintenance(self, nodes: set[str]) -> None:
+        with self.store.batch():
+            for member in self.store.items(Kind.MEMBER):
+                if member.maintenance != (member.name in nodes):
+                    self.store.upsert(Kind.MEMBER, replace(
+                        member, maintenance=member.name in nodes))
 
     def _intentions_step(self) -> None:
         self._first_read.wait(10)
@@ -242,7 +453,7 @@ class ConsulSource(Source):
     def _read_intentions(self, wait: bool = False) -> bool:
         """Read (or hold on) the intentions; False when the token may not read them."""
         index = self._hold(self._intention_index) if wait else None
-        params = [("index", index), ("wait", self.wait)] if index else []
+        params = [("index", index), ("wait", jittered(self.wait))] if index else []
         resp = self._raw("/v1/connect/intentions", params)
         if resp.code == 403 and "not found" not in resp.body:
             self.refuse("intentions", "intentions:read", "Consul intentions: not permitted "
@@ -278,43 +489,119 @@ class ConsulSource(Source):
         (slow, or a capability refused) still blocks: the watches must not spin."""
         return index if self.reported_health() in (Health.OK, Health.DEGRADED) else None
 
-    def refresh_services(self) -> None:
-        (names, instances), latency = timed(self._read_services)
-        services = [summarize(name, tags, [i for i in instances if i.service == name])
-                    for name, tags in names.items()]
-        with self.store.batch():
-            self.store.replace(Kind.SERVICE, services)
-            self.store.replace(Kind.INSTANCE, instances)
-        self.report_ok(latency / max(1, len(names) + 1))
-        self._first_read.set()
-
-    def _read_services(self) -> tuple[dict[str, list[str]], list[ServiceInstance]]:
-        resp = self._raw("/v1/catalog/services")
-        names = CB.json()(resp) or {}
+    def _permit_services(self, resp: Any, names: dict[str, Any]) -> None:
         if _filtered(resp) and not names:  # Consul hides what the token may not read
             self.refuse("services", "service:read", "Consul services: not permitted (the "
                         "token lacks service:read); none are listed", Kind.SERVICE.value)
         else:
             self.permit("services")
+
+    def refresh_services(self, names: dict[str, list[str]] | None = None) -> None:
+        """Read every service's instances (the first picture, or a change nothing else
+        explains)."""
+        if names is None:
+            resp = self._raw("/v1/catalog/services")
+            names = CB.json()(resp) or {}
+            self._permit_services(resp, names)
+        (bases, latency) = timed(lambda: self._read_instances(sorted(names)))
+        with self._lock:
+            self._names = dict(names)
+            self._names_known = True
+            self._bases = {b.id: b for b in bases}
+            self._index_bases()
+        self._publish_all()
+        self.report_ok(latency / max(1, len(names) + 1))
+        self._first_read.set()
+
+    def _read_some(self, wanted: set[str], names: dict[str, list[str]] | None = None) -> None:
+        """Read these services' instances again and put what changed in the store."""
+        if names is not None:
+            with self._lock:
+                self._names = dict(names)
+        bases = self._read_instances(sorted(wanted))
+        with self._lock:
+            for name in wanted:
+                for iid in self._by_service.pop(name, set()):
+                    self._bases.pop(iid, None)
+            self._bases.update((b.id, b) for b in bases)
+            self._index_bases()
+            instances = [replace(b, checks=self._checks_of(b)) for b in bases]
+            with self.store.batch():
+                self._write_some(wanted, instances)
+
+    def _write_some(self, wanted: set[str], instances: list[ServiceInstance]) -> None:
+        self.store.replace(Kind.INSTANCE, instances, scope=lambda i: i.service in wanted)
+        for name in wanted:
+            if name not in self._names and not self._by_service.get(name):
+                self.store.remove(Kind.SERVICE, name)
+        self._recount(wanted)
+
+    def _drop_services(self, gone: set[str]) -> None:
+        with self._lock:
+            for name in gone:
+                for iid in self._by_service.pop(name, set()):
+                    self._bases.pop(iid, None)
+                self._names.pop(name, None)
+            self._index_bases()
+            with self.store.batch():
+                self.store.replace(Kind.INSTANCE, [], scope=lambda i: i.service in gone)
+                for name in gone:
+                    self.store.remove(Kind.SERVICE, name)
+
+    def _index_bases(self) -> None:
+        by_service: dict[str, set[str]] = {}
+        on_node: dict[str, set[str]] = {}
+        for b in self._bases.values():
+            by_service.setdefault(b.service, set()).add(b.id)
+            on_node.setdefault(b.node, set()).add(b.id)
+        self._by_service, self._on_node = by_service, on_node
+
+    def _publish_all(self) -> None:
+        with self._lock:
+            instances = [replace(b, checks=self._checks_of(b)) for b in self._bases.values()]
+            grouped: dict[str, list[ServiceInstance]] = {}
+            for inst in instances:
+                grouped.setdefault(inst.service, []).append(inst)
+            services = [summarize(name, tags, grouped.get(name, []))
+                        for name, tags in self._names.items()]
+            with self.store.batch():
+                self.store.replace(Kind.SERVICE, services)
+                self.store.replace(Kind.INSTANCE, instances)
+
+    def _read_instances(self, names: list[str]) -> list[ServiceInstance]:
         instances: list[ServiceInstance] = []
-        for name in sorted(names):
+        for name in names:
             self.requests_made += 1
             _, entries = self.client.health.service(name)
             instances.extend(decode_instance(e) for e in entries)
-        return names, instances
+        return instances
 
-    def _cluster_step(self) -> float:
-        """Members and the Raft view have no change feed. A member's serfHealth check moves
-        with it (the checks watch re-reads them then); this slow poll is the safety net,
-        quick only while something is wrong."""
+    def _cluster_step(self) -> None:
+        """Members and the Raft view have no change feed: read on their own cadence (every
+        `SAFETY_POLL` while all is well, the poll interval while something is wrong), and
+        soon after a member's serfHealth check moves (at most every `CLUSTER_GAP`), never
+        on other check changes."""
         if not self._first_read.is_set():
             self._first_read.wait(10)
-            return SAFETY_POLL
+            self._sleep(SAFETY_POLL)
+            return
+        self._cluster_wake.clear()
         self.read_cluster()
         quorum = self.store.get(Kind.QUORUM, "consul")
         unwell = quorum is None or not quorum.has_leader or (  # a refusal is not unwell
             self.store.backend(self.name).health not in (Health.OK, Health.DEGRADED))
-        return self.poll_interval if unwell else max(SAFETY_POLL, self.poll_interval)
+        period = self.poll_interval if unwell else max(SAFETY_POLL, self.poll_interval)
+        gap = min(CLUSTER_GAP, period)
+        self.stop_event.wait(gap)  # serfHealth changes meanwhile make one read, not many
+        self._sleep(period - gap)
+
+    def _sleep(self, seconds: float) -> None:
+        """Until `seconds` pass, a serfHealth change wakes the members' read, or stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._cluster_wake.wait(min(left, 0.5)):
+                return
 
     def read_cluster(self) -> None:
         resp = self._raw("/v1/agent/members")

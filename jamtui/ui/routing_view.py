@@ -93,6 +93,12 @@ class RoutingScreen(Screen[None]):
         self.set_interval(5.0, self.resolve_due)
         self.resolve_due()
 
+    def on_screen_resume(self) -> None:
+        # Fabio: every instance asked while the routes are on screen (one in turn otherwise)
+        showing = getattr(self.jam.engine, "showing", None)
+        if showing is not None:
+            showing({kind.value for kind in CHAIN_KINDS})
+
     # -- live -----------------------------------------------------------------------------------
 
     def apply_changes(self, by_kind: dict[Kind, set[str]]) -> None:

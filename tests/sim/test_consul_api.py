@@ -18,6 +18,7 @@ Each shape follows a page of developer.hashicorp.com/consul/api-docs:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -153,14 +154,59 @@ def test_passing_filter_and_check_listings(lab: Lab) -> None:
     assert [ck["CheckID"] for ck in critical] == [check["CheckID"]]
     assert [ck["CheckID"] for ck in c.health.state("warning")[1]] == [other["CheckID"]]
     assert len(c.health.state("any")[1]) > len(c.health.state("passing")[1])
-    broken = raw(lab, "GET", "/v1/health/state/broken")  # py-consul refuses it client-side
-    assert broken.status_code == 400 and broken.text
+    # a state no check is in is an empty list (Consul's state store looks the status up in
+    # its index; py-consul refuses it client-side); no state at all is a 400
+    broken = raw(lab, "GET", "/v1/health/state/broken")
+    assert broken.status_code == 200 and broken.json() == []
+    assert int(broken.headers["X-Consul-Index"]) >= 1
+    missing = raw(lab, "GET", "/v1/health/state/")
+    assert missing.status_code == 400 and missing.text == "Missing check state"
 
     on_node = c.health.node(check["Node"])[1]
     assert "serfHealth" in {ck["CheckID"] for ck in on_node}
     assert all(ck["Node"] == check["Node"] for ck in on_node)
     for_service = c.health.checks("example")[1]
     assert len(for_service) == 3 and all(ck["ServiceName"] == "example" for ck in for_service)
+
+
+def test_checks_in_state_block_filter_and_hide_from_a_token(lab: Lab) -> None:
+    """api-docs/health#list-checks-in-state, as jamtui's one watch over every check uses it:
+    the documented fields, blocking on the checks' index, `filter=`, and a token without
+    service:read given an empty list that says it was filtered."""
+    c = client(lab)
+    index, checks = c.health.state("any")
+    assert checks and all(ck.keys() >= CHECK_KEYS for ck in checks)
+    serf = next(ck for ck in checks if ck["CheckID"] == "serfHealth")
+    assert serf["ServiceID"] == "" and serf["ServiceTags"] == [] and serf["Definition"] == {}
+    mine = next(ck for ck in checks if ck["ServiceName"] == "example")
+    assert mine["Type"] == "http" and mine["Definition"] == {"Interval": "10s"}
+    assert mine["CreateIndex"] <= mine["ModifyIndex"] <= int(index)
+    t = later(0.4, lambda: lab.call(lab.world.set_check, mine["Node"], mine["CheckID"],
+                                    "critical", "HTTP GET: 503"))
+    started = time.monotonic()
+    resp = raw(lab, "GET", "/v1/health/state/any", params={"index": index, "wait": "5s"})
+    t.join()
+    assert 0.3 <= time.monotonic() - started < 2 and int(resp.headers["X-Consul-Index"]) > \
+        int(index)
+    assert resp.headers["X-Consul-KnownLeader"] == "true"
+    assert resp.headers["X-Consul-LastContact"] == "0"
+    moved = next(ck for ck in resp.json() if ck["CheckID"] == mine["CheckID"])
+    assert moved["Status"] == "critical" and moved["ModifyIndex"] == int(
+        resp.headers["X-Consul-Index"])
+    only = raw(lab, "GET", "/v1/health/state/any",
+               params={"filter": 'Status == "critical" and ServiceName == "example"'})
+    assert [ck["CheckID"] for ck in only.json()] == [mine["CheckID"]]
+    bad = raw(lab, "GET", "/v1/health/state/any", params={"filter": "Status =="})
+    assert bad.status_code == 400 and "Failed to create boolean expression" in bad.text
+    assert lab.ctx is not None
+    old = lab.ctx.secrets
+    lab.ctx.secrets = dataclasses.replace(old, consul_read_capabilities=frozenset({"node:read"}))
+    try:
+        hidden = raw(lab, "GET", "/v1/health/state/any", token=old.consul_read_token)
+    finally:
+        lab.ctx.secrets = old
+    assert hidden.status_code == 200 and hidden.json() == []
+    assert hidden.headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
 
 
 # -- agent, status, operator ----------------------------------------------------------------

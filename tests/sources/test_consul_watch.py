@@ -1,0 +1,188 @@
+"""Consul's watches cost what changed (issue #17, "requests grow with the lab"): one blocking
+query over every check's state applies a check change to its instance, nothing re-read; a
+new service or instance reads only that service; members and Raft keep their own cadence.
+Counted at the lab's Consul, with py-consul (the source's client) against it."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import consul
+import pytest
+
+from jamtui.config import load_config
+from jamtui.model import Kind
+from jamtui.sim.lab import Lab
+from jamtui.sources.consul import ConsulSource, Watch, jittered
+from jamtui.store import Change, Store
+from tests.conftest import FAST
+from tests.helpers import wait_for
+
+# what a check change must not cause: the catalog, every service, members, Raft
+REREADS = ("GET /v1/catalog/services", "GET /v1/health/service/", "GET /v1/agent/members",
+           "GET /v1/status/peers", "GET /v1/operator/")
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with Lab(seed=4, tick=0.2, traffic=False, **FAST) as running:
+        yield running
+
+
+@pytest.fixture
+def watched(lab: Lab, tmp_path: Path) -> Iterator[tuple[ConsulSource, list[list[Change]]]]:
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    cfg = load_config(path, env=lab.env())
+    store = Store()
+    batches: list[list[Change]] = []
+    store.subscribe(batches.append)
+    src = ConsulSource(store, cfg.consul, poll_interval=0.5)
+    src.start()
+    try:
+        assert src.ready.wait(10) and src._first_read.wait(10)
+        wait_for(lambda: src._checks_loaded and src._checks_index > 0, timeout=10)
+        time.sleep(0.5)  # the first picture settles (the member read after the first one)
+        yield src, batches
+    finally:
+        src.stop()
+
+
+def counts(lab: Lab) -> dict[str, int]:
+    assert lab.ctx is not None
+    return dict(lab.ctx.consul_requests)
+
+
+def asked(before: dict[str, int], after: dict[str, int], *prefixes: str) -> dict[str, int]:
+    """Requests made between two counts whose key starts with one of `prefixes`."""
+    return {k: n - before.get(k, 0) for k, n in after.items()
+            if n > before.get(k, 0) and k.startswith(prefixes)}
+
+
+def agent(lab: Lab) -> consul.Consul:
+    u = urlsplit(lab.urls["consul"])
+    return consul.Consul(host=u.hostname, port=u.port, token=lab.secrets.consul_token)
+
+
+def test_a_check_change_is_one_store_change_and_no_reread(
+        lab: Lab, watched: tuple[ConsulSource, list[list[Change]]]) -> None:
+    src, batches = watched
+    store = src.store
+    inst = next(i for i in store.items(Kind.INSTANCE) if i.service == "api")
+    check = next(c for c in inst.checks if c.service_id)
+    before, seen = counts(lab), len(batches)
+    lab.call(lab.world.set_check, inst.node, check.check_id, "critical", "HTTP GET: 503")
+    wait_for(lambda: store.get(Kind.INSTANCE, inst.id).status == "critical", timeout=5)
+    time.sleep(0.5)  # anything else it would do, it does now
+    after = counts(lab)
+    assert asked(before, after, *REREADS) == {}, after
+    assert asked(before, after, "GET /v1/health/state/any") == {
+        "GET /v1/health/state/any?index&wait": 1}
+    new = [b for b in batches[seen:] if any(c.kind is not Kind.BACKEND for c in b)]
+    assert len(new) == 1, new  # one batch: the instance and its service's counts
+    assert {(c.kind, c.id) for c in new[0]} == {(Kind.INSTANCE, inst.id), (Kind.SERVICE, "api")}
+    assert store.get(Kind.SERVICE, "api").critical == 1
+    moved = next(c for c in store.get(Kind.INSTANCE, inst.id).checks
+                 if c.check_id == check.check_id)
+    assert moved.output == "HTTP GET: 503"
+    lab.call(lab.world.set_check, inst.node, check.check_id, "passing", "HTTP GET: 200 OK")
+    wait_for(lambda: store.get(Kind.INSTANCE, inst.id).status == "passing", timeout=5)
+
+
+def test_a_node_check_reaches_every_instance_on_the_node(
+        lab: Lab, watched: tuple[ConsulSource, list[list[Change]]]) -> None:
+    src, _ = watched
+    store = src.store
+    agent(lab).agent.check.register("disk", check=consul.Check.ttl("30s"), check_id="disk")
+    node = lab.call(lambda: next(c.node for c in lab.world.checks.values()
+                                 if c.check_id == "disk"))
+    try:
+        mine = [i for i in store.items(Kind.INSTANCE) if i.node == node]
+        assert len(mine) > 1, node
+        wait_for(lambda: all(any(c.check_id == "disk" for c in store.get(Kind.INSTANCE, i.id)
+                                 .checks) for i in mine), timeout=5)
+        assert all(store.get(Kind.INSTANCE, i.id).status == "critical" for i in mine)
+    finally:
+        agent(lab).agent.check.deregister("disk")
+    wait_for(lambda: not any(c.check_id == "disk" for i in store.items(Kind.INSTANCE)
+                             for c in i.checks), timeout=5)
+
+
+def test_a_new_service_and_a_new_instance_read_only_that_service(
+        lab: Lab, watched: tuple[ConsulSource, list[list[Change]]]) -> None:
+    src, _ = watched
+    store = src.store
+    c = agent(lab)
+    before = counts(lab)
+    c.agent.service.register("grafana", service_id="grafana-1", port=3000,
+                             tags=["urlprefix-grafana.jamfox.dev/"],
+                             check=consul.Check.ttl("30s"))
+    try:
+        wait_for(lambda: store.get(Kind.SERVICE, "grafana") is not None, timeout=5)
+        svc = store.get(Kind.SERVICE, "grafana")
+        assert svc.tags == ("urlprefix-grafana.jamfox.dev/",)
+        wait_for(lambda: [i.service_id for i in store.instances_of("grafana")]
+                 == ["grafana-1"], timeout=5)
+        time.sleep(0.5)
+        reads = asked(before, counts(lab), "GET /v1/health/service/")
+        assert set(reads) == {"GET /v1/health/service/grafana"}, reads
+        # a second instance of it: that service again, no other
+        before = counts(lab)
+        c.agent.service.register("grafana", service_id="grafana-2", port=3001,
+                                 tags=["urlprefix-grafana.jamfox.dev/"],
+                                 check=consul.Check.ttl("30s"))
+        wait_for(lambda: len(store.instances_of("grafana")) == 2, timeout=5)
+        time.sleep(0.5)
+        reads = asked(before, counts(lab), "GET /v1/health/service/")
+        assert set(reads) == {"GET /v1/health/service/grafana"}, reads
+        c.agent.check.ttl_pass("service:grafana-2")
+        wait_for(lambda: store.get(Kind.SERVICE, "grafana").passing == 1, timeout=5)
+        # one goes: its checks go with it, and it leaves the store
+        c.agent.service.deregister("grafana-2")
+        wait_for(lambda: len(store.instances_of("grafana")) == 1, timeout=5)
+    finally:
+        for sid in ("grafana-1", "grafana-2"):
+            with contextlib.suppress(consul.ConsulException):
+                c.agent.service.deregister(sid)
+    wait_for(lambda: store.get(Kind.SERVICE, "grafana") is None, timeout=5)
+    assert not store.instances_of("grafana")
+
+
+def test_a_failed_member_still_shows_without_a_reread_per_check(
+        lab: Lab, watched: tuple[ConsulSource, list[list[Change]]]) -> None:
+    """serfHealth is the one check that wakes the members' read (at most every 2 s)."""
+    src, _ = watched
+    store = src.store
+    vm = lab.call(lambda: next(v for v in lab.world.vms.values() if v.name == "vs2"))
+    lab.call(lab.world.vm_stop, vm.node, vm.vmid)
+    try:
+        wait_for(lambda: store.get(Kind.MEMBER, "vs2").status == "failed", timeout=10)
+    finally:
+        lab.call(lab.world.vm_start, vm.node, vm.vmid)
+    wait_for(lambda: store.get(Kind.MEMBER, "vs2").status == "alive", timeout=15)
+
+
+def test_blocking_query_rules() -> None:
+    """api-docs/features/blocking, "implementation details"."""
+    w = Watch()
+    assert w.param() is None and w.answered("7") and w.param() == "7"
+    assert not w.answered("7")  # the wait ran out, nothing new
+    assert w.answered("3") and w.param() is None  # backwards: start again, not blocking
+    assert w.answered("3") and w.param() == "3"
+    zero = Watch()
+    assert zero.answered("0") and zero.param() == "1"  # never 0: that would not block
+    assert not zero.answered(None) and zero.param() == "1"
+    waits = {jittered("60s") for _ in range(50)}
+    assert len(waits) > 1
+    assert all(56250 <= int(x[:-2]) <= 60000 and x.endswith("ms") for x in waits)
+    paced = Watch(min_gap=0.2)
+    stop = threading.Event()
+    started = time.monotonic()
+    for _ in range(3):
+        paced.pace(stop)
+    assert time.monotonic() - started >= 0.39  # immediate answers do not become a storm
