@@ -200,7 +200,7 @@ def run_status(cfg: Config, timeout: float) -> int:
     from .pipes import PipeConsole, reader_may_leave
 
     engine = Engine(cfg)
-    engine.start()
+    engine.start(timeline=False)
     try:
         engine.settle(timeout)
         code = exit_code(engine.store, set(engine.sources))
@@ -213,11 +213,11 @@ def run_status(cfg: Config, timeout: float) -> int:
 
 def run_snapshot(cfg: Config, timeout: float) -> int:
     from .engine import Engine
-    from .headless import snapshot, snapshot_exit_code
+    from .headless import snapshot, snapshot_exit_code, write_json
     from .pipes import reader_may_leave
 
     engine = Engine(cfg)
-    engine.start()
+    engine.start(timeline=False)
     try:
         engine.settle(timeout)
         doc = snapshot(engine.store)
@@ -225,8 +225,7 @@ def run_snapshot(cfg: Config, timeout: float) -> int:
     finally:
         engine.stop()
     with reader_may_leave():
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write_json(doc, sys.stdout)
     return code
 
 
