@@ -1,0 +1,111 @@
+"""What one store batch costs the cockpit at 5,000 allocations: work follows the batch (and
+the screen), not the size of the store (#17)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from jamtui.model import Allocation, Kind, TaskInfo
+from jamtui.store import Store
+from jamtui.ui.app import JamApp
+from jamtui.ui.live_table import FIRST_CHUNK, LiveTable
+from jamtui.ui.screens import LabScreen
+from tests.helpers import fake_engine
+
+BIG = 5000
+
+
+def alloc(i: int) -> Allocation:
+    return Allocation(f"{i:08x}-0000-4000-8000-000000000000", f"load.web[{i}]", "load", "web",
+                      "n", "vs0", "running", "run", create_time=time.time() - i,
+                      tasks=(TaskInfo("server", "running"),))
+
+
+async def test_a_first_answer_of_5000_rows_after_the_view_opened_loads_in_chunks() -> None:
+    """The panes mount before the backends answer: Nomad's first read then arrives as one
+    batch of 5,000 new allocations. That batch builds the first screenfuls only; the rest
+    follow after paints (it built all 5,000 rows before the next frame: seconds at 5k)."""
+    store = Store()
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.go_to_view("allocs")
+        await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        table = screen.panes[0].table
+        built: list[int] = []
+        after_batch: list[int] = []
+        cells = table._cells
+        real_apply = table.apply
+
+        def counting_cells(obj: Any) -> list[Any]:
+            built.append(1)
+            return cells(obj)
+
+        def apply(ids: Any) -> None:
+            built.clear()
+            real_apply(ids)
+            if len(ids) == BIG:  # the first answer's batch (not an AGE refresh)
+                after_batch.append(len(built))
+
+        table._cells = counting_cells  # type: ignore[method-assign]
+        table.apply = apply  # type: ignore[method-assign]
+        with store.batch():
+            for i in reversed(range(BIG)):  # the order the store happens to hold them in
+                store.upsert(Kind.ALLOCATION, alloc(i))
+        for _ in range(600):
+            if table.row_count == BIG:
+                break
+            await pilot.pause(0.05)
+        assert after_batch and after_batch[0] <= FIRST_CHUNK, after_batch
+        assert table.row_count == BIG
+        # in the table's own order (natural by name), as a view opened on a full store is
+        names = [table.get_row_at(r)[1].plain for r in range(5)]
+        assert names == [f"load.web[{i}]" for i in range(5)]
+        await pilot.pause(0.2)
+        assert "[5000]" in str(screen.panes[0].query_one("Label").render())
+
+
+async def test_a_change_to_one_row_of_5000_builds_one_row() -> None:
+    store = Store()
+    with store.batch():
+        for i in range(BIG):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.go_to_view("allocs")
+        await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        table: LiveTable = screen.panes[0].table
+        for _ in range(600):
+            if table.row_count == BIG:
+                break
+            await pilot.pause(0.05)
+        built: list[int] = []
+        per_batch: list[int] = []
+        cells = table._cells
+        real_apply = table.apply
+
+        def counting_cells(obj: Any) -> list[Any]:
+            built.append(1)
+            return cells(obj)
+
+        def apply(ids: Any) -> None:
+            built.clear()
+            real_apply(ids)
+            if changed in ids:  # not the AGE refresh of the rows on screen
+                per_batch.append(len(built))
+
+        table._cells = counting_cells  # type: ignore[method-assign]
+        table.apply = apply  # type: ignore[method-assign]
+        changed = alloc(4321).id
+        store.upsert(Kind.ALLOCATION, dataclasses.replace(alloc(4321), client_status="failed"))
+        for _ in range(200):
+            if per_batch:
+                break
+            await pilot.pause(0.05)
+        assert "failed" in " ".join(table._texts[changed])
+        assert per_batch == [1]
