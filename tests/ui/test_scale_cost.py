@@ -109,3 +109,39 @@ async def test_a_change_to_one_row_of_5000_builds_one_row() -> None:
             await pilot.pause(0.05)
         assert "failed" in " ".join(table._texts[changed])
         assert per_batch == [1]
+
+
+async def test_the_overview_polls_allocation_stats_at_a_glance_pace() -> None:
+    """The stats poller asked Nomad for every allocation on the overview every 3 s and redrew
+    their rows: most of an idle cockpit's cost. The overview polls every 5th tick; `:allocs`
+    keeps every tick."""
+    from jamtui.ui import nomad_views
+
+    store = Store()
+    with store.batch():
+        for i in range(30):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        started: list[set[str]] = []
+        real_watch = app.stats_poller.watch
+
+        def watch(allocs: Any = (), nodes: Any = ()) -> None:
+            started.append(set(allocs))
+            real_watch(allocs, nodes)
+
+        app.stats_poller.watch = watch  # type: ignore[method-assign]
+        for _ in range(10):
+            nomad_views.poll_tick(app)
+            await pilot.pause(0.05)
+        on_overview = len(started)
+        app.go_to_view("allocs")
+        await pilot.pause(0.3)
+        started.clear()
+        for _ in range(10):
+            nomad_views.poll_tick(app)
+            await pilot.pause(0.05)
+        # (the app's own 3 s timer may add a tick to either count)
+        assert 2 <= on_overview <= 3
+        assert len(started) >= 10 and all(started)
