@@ -145,3 +145,42 @@ async def test_the_overview_polls_allocation_stats_at_a_glance_pace() -> None:
         # (the app's own 3 s timer may add a tick to either count)
         assert 2 <= on_overview <= 3
         assert len(started) >= 10 and all(started)
+
+
+async def test_waiting_seconds_repaint_the_title_and_health_line_without_a_relayout() -> None:
+    """While a backend has not answered (a minute for Consul's first read at 5k), the pane
+    titles and the health line count its seconds: each new second re-laid out the screen and
+    redrew every pane (5,000-row tables included) while the first rows were loading."""
+    from jamtui.model import BackendStatus, Health
+
+    store = Store()
+    store.set_backend(BackendStatus("consul", Health.UNKNOWN, "http://c",
+                                    waiting_since=time.time()))
+    for i in range(30):
+        store.upsert(Kind.ALLOCATION, alloc(i))
+    engine = fake_engine(store)
+    engine.sources = {"consul": object()}  # configured: the health line counts its wait
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(1.5)  # laid out, and the first second counted
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        layouts: list[object] = []
+        real = screen._refresh_layout
+
+        def counting(*args: Any, **kw: Any) -> Any:
+            layouts.append(args)
+            return real(*args, **kw)
+
+        screen._refresh_layout = counting  # type: ignore[method-assign]
+        health = screen.query_one("#health")
+        title = screen.panes[2].query_one("Label")  # Consul services
+        before = (str(health.render()), str(title.render()))
+        for _ in range(60):
+            if str(health.render()) != before[0] and str(title.render()) != before[1]:
+                break
+            await pilot.pause(0.1)
+        await pilot.pause(0.1)
+        assert str(health.render()) != before[0] and "waiting" in str(title.render())
+        assert str(title.render()) != before[1]  # the seconds moved on both
+        assert layouts == []
