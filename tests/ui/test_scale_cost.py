@@ -184,3 +184,27 @@ async def test_waiting_seconds_repaint_the_title_and_health_line_without_a_relay
         assert str(health.render()) != before[0] and "waiting" in str(title.render())
         assert str(title.render()) != before[1]  # the seconds moved on both
         assert layouts == []
+
+
+async def test_the_first_picture_is_frozen_out_of_the_collectors_sight(
+        monkeypatch: Any) -> None:
+    """At 5k each full garbage collection walked ~400,000 objects of the first picture (0.6-0.8 s
+    with the loop stopped, every 10-20 s); once every backend answered, they are frozen."""
+    import gc
+
+    from jamtui.ui import app as app_module
+
+    monkeypatch.setattr(app_module, "HEAP_SETTLE", 0.05)
+    engine = fake_engine(Store())
+    engine.wait_ready = lambda timeout=0: True
+    gc.unfreeze()
+    app = JamApp(engine, start_engine=False)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            for _ in range(100):
+                if gc.get_freeze_count():
+                    break
+                await pilot.pause(0.05)
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # the rest of the test run collects as before
