@@ -174,7 +174,8 @@ class Term:
 
 
 # a hypervisor, a VM, a routed service and an allocation, each as a whole row
-FULL = (re.compile(r"pve\d+\s+● online"), re.compile(r"\b\d{3,4}\s+\S+\s+[●○] (running|stopped)"),
+FULL = (re.compile(r"pve\d+\s+● online"),
+        re.compile(r"\b\d{3,4}\s+(?:VM\s+|CT\s+)?\S+\s+[●○] (running|stopped)"),  # TYPE (#16)
         re.compile(r"urlprefix-"), re.compile(r"\b[0-9a-f]{8}\s+\S+\[\d+\]\s+[●✓]"))
 
 
@@ -235,7 +236,7 @@ def nomad_stops(lab: LabProc, term: Term, samples: int, out: list[float]) -> Non
 
 def vm_glyph(screen: str, name: str) -> str:
     for line in screen.splitlines():
-        m = re.search(rf"\b1\d*\s+{name[:4]}\S*\s+([●○])", line)
+        m = re.search(rf"\b1\d*\s+(?:VM\s+|CT\s+)?{name[:4]}\S*\s+([●○])", line)
         if m:
             return m.group(1)
     return ""
@@ -263,11 +264,17 @@ def idle(lab: LabProc, term: Term, seconds: float) -> tuple[float, float, float]
     return 100 * (c1 - c0) / dt, 100 * (l1 - l0) / dt, served * 60 / dt
 
 
+COMMAND_BAR = ":view ("  # the `:` bar's placeholder, on screen once it is open
+
+
 def view(term: Term, name: str, enter: bool = True) -> None:
+    """`:name`: each key once the screen is ready for it (a fixed sleep typed into a bar that
+    a loaded 5k cockpit had not opened yet, and the keys went to the table)."""
     term.keys(":")
-    time.sleep(0.3)
+    term.wait(lambda s: COMMAND_BAR in s, 30, 0.02, "the command bar")
     term.keys(name)
-    time.sleep(0.3)
+    term.wait(lambda s: COMMAND_BAR not in s and name in s, 30, 0.02,
+              f"{name} in the command bar")
     if enter:
         term.keys("Enter")
 
@@ -335,8 +342,9 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
                 res["idle_a"].append(tui)
                 # the bastion's row on screen: `:vms` filtered to it (a big lab has 100 VMs)
                 view(term, "vms")
+                term.wait(lambda s: "u start" in s, 30, 0.05, ":vms")  # its footer: VM keys
                 term.keys("/")
-                time.sleep(0.3)
+                term.wait(lambda s: "/filter (any column" in s, 30, 0.02, "the filter bar")
                 term.keys("bastion", "Enter")
                 term.wait(lambda s: vm_glyph(s, "bastion") != "", 30, 0.05, "the bastion row")
                 time.sleep(1)

@@ -175,6 +175,7 @@ class ProxmoxSource(Source):
             service="PVE",
         )
         self._ips: dict[int, str | None] = {}
+        self._last_resources: list[Any] | None = None  # the last answer written to the store
         self._polls = 0
         self._task_marks: dict[str, str] = {}  # upid -> status last seen
         # Proxmox has no feed: read every second while VMs or hypervisors are on screen, at
@@ -259,15 +260,19 @@ class ProxmoxSource(Source):
         if not isinstance(resources, list):  # proxmoxer hands back {"errors": body} for non-JSON
             raise BackendError(f"{self.address} sent a malformed answer (not the JSON list "
                                "/cluster/resources returns). Is it really Proxmox VE?")
-        nodes = [decode_node(r) for r in resources if r.get("type") == "node"]
-        storages = [decode_storage(r) for r in resources if r.get("type") == "storage"]
         guests = [r for r in resources if r.get("type") in GUEST_TYPES]
         # what /cluster/resources says goes on screen at once; the addresses from each new
         # VM's config follow (read in parallel, bounded), instead of 100 reads first
         unknown = [(str(r.get("node", "")), int(r.get("vmid") or 0)) for r in guests
                    if r.get("type") == "qemu" and int(r.get("vmid") or 0) not in self._ips
                    and r.get("status") == "running"]
-        self._write(nodes, storages, guests)
+        if resources != self._last_resources or unknown:
+            # Proxmox's figures move with pvestatd's 10 s cycle: read every second, most
+            # answers are the last one again, and cost no records, no store change, no paint
+            self._write([decode_node(r) for r in resources if r.get("type") == "node"],
+                        [decode_storage(r) for r in resources if r.get("type") == "storage"],
+                        guests)
+            self._last_resources = resources
         self.report_ok(latency)
         if unknown:
             self._enrich(unknown)

@@ -152,8 +152,18 @@ class LiveTable(DataTable[Any]):
             self.post_message(self.Loaded(self))
 
     def apply(self, ids: Iterable[str]) -> None:
-        """Bring the rows of `ids` up to date with the store; nothing else is touched."""
+        """Bring the rows of `ids` up to date with the store; nothing else is touched. Many
+        new rows at once (a backend's first answer after the view opened: 5,000 allocations
+        in one batch) load as a reload does, the first screenfuls now and the rest in chunks
+        after each paint, rather than all of them before the next frame."""
         keep = self.selected_id()
+        ids = ids if isinstance(ids, list | tuple | set | frozenset) else list(ids)
+        arriving = [id_ for id_ in ids if id_ not in self._texts]
+        if len(arriving) > FIRST_CHUNK:
+            objs = [o for o in (self.store.get(self.kind, i) for i in arriving) if o is not None]
+            ids = [id_ for id_ in ids if id_ in self._texts]
+            self._load_chunk([str(o.id) for o in sorted(objs, key=default_order)], 0,
+                             self._loading, keep, FIRST_CHUNK)
         added = False
         for id_ in ids:
             obj = self.store.get(self.kind, id_)

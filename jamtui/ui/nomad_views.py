@@ -596,6 +596,7 @@ class StatsPoller:
         self.pending: dict[str, dict[str, list[str]]] = {}  # job -> group -> reasons
         self._lock = threading.Lock()
         self._busy = False
+        self.ticks = 0  # poll_tick's count, for the overview's slower pace
 
     def watch(self, alloc_ids: Iterable[str] = (), node_ids: Iterable[str] = ()) -> None:
         with self._lock:
@@ -829,12 +830,21 @@ def visible_alloc_ids(app: Any, limit: int = 60) -> set[str]:
     return {i for i in ids if i}
 
 
+OVERVIEW_EVERY = 5  # the overview's allocations pane: stats every 5th tick (15 s), a glance
+
+
 def poll_tick(app: Any) -> None:
-    """Every few seconds (on the loop): choose what to poll, then poll in a worker."""
+    """Every few seconds (on the loop): choose what to poll, then poll in a worker. On the
+    overview only every `OVERVIEW_EVERY`th tick: there the CPU column is a glance, and its
+    requests and redraws were most of the cockpit's idle cost (`:allocs` and the details,
+    where the figures are the point, keep every tick)."""
     poller: StatsPoller | None = getattr(app, "stats_poller", None)
     if poller is None or poller._busy:
         return
     screen = app.screen
+    poller.ticks += 1
+    if getattr(screen, "name", None) == "overview" and poller.ticks % OVERVIEW_EVERY != 1:
+        return
     kind = getattr(screen, "kind", None)
     nodes = {str(screen.object_id)} if kind is Kind.NOMAD_NODE else set()
     jobs: set[str] = set()

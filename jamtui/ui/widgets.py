@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -61,6 +62,15 @@ def tls_badge(info: TLSInfo | None, now: float) -> Text:
 
 def _days(seconds: float) -> str:
     return f"{int(seconds // 86400)} d" if seconds >= 86400 else f"{int(seconds // 3600)} h"
+
+
+def _shape(text: Text, width: int) -> int | None:
+    """How many lines `text` takes in `width` cells when none of its lines wraps; None when one
+    would (or the width is not known yet): then the widget's height may change, a relayout."""
+    lines = text.plain.split("\n")
+    if width <= 0 or any(cell_len(ln) > width for ln in lines):
+        return None
+    return len(lines)
 
 
 class HealthBar(Static):
@@ -128,8 +138,10 @@ class HealthBar(Static):
         shown = line if not problems else Text.assemble(line, "\n", problems)
         key = (shown.plain, tuple(shown.spans))
         if key != getattr(self, "_shown", None):  # every poll's report, same words: no relayout
-            self._shown = key
-            self.update(shown)
+            shape = _shape(shown, self.content_region.width)
+            # new words in the same lines ("waiting 12 s" → "13 s"): a repaint, no relayout
+            self.update(shown, layout=shape is None or shape != getattr(self, "_shape", None))
+            self._shown, self._shape = key, shape
 
 
 class Pane(Vertical):
@@ -198,6 +210,10 @@ class Pane(Vertical):
         shown = (title.plain, tuple(title.spans))
         if shown != getattr(self, "_shown_title", None):
             # an unchanged title is not set again: each update re-laid out the whole screen,
-            # and so redrew every pane, on every change of any row (most of the idle CPU)
-            self._shown_title = shown
-            label.update(title)
+            # and so redrew every pane, on every change of any row (most of the idle CPU);
+            # a changed one that keeps its one line (a count, the waiting seconds) repaints
+            # only itself
+            shape = _shape(title, label.content_region.width)
+            label.update(title, layout=shape is None
+                         or shape != getattr(self, "_title_shape", None))
+            self._shown_title, self._title_shape = shown, shape

@@ -103,3 +103,49 @@ def test_fabio_instances_are_read_side_by_side(lab: Lab, tmp_path: Path) -> None
         assert store.items(Kind.ROUTE)
     finally:
         lab.clear_fault()
+
+
+def test_an_unchanged_cluster_resources_answer_costs_no_records_and_no_store_change(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read every second while VMs are on screen, Proxmox mostly answers what it answered
+    last (pvestatd refreshes its figures every 10 s): such an answer builds no records and
+    publishes nothing, so the cockpit repaints nothing."""
+    import jamtui.sources.proxmox as proxmox
+
+    store = Store()
+    src = ProxmoxSource(store, _cfg(lab, tmp_path).proxmox, poll_interval=30)
+    src.refresh()  # the first answer, and the VMs' addresses
+    published: list[object] = []
+    store.subscribe(published.append)
+    decoded: list[int] = []
+    real = proxmox.decode_vm
+
+    def counting(*args: object) -> object:
+        decoded.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(proxmox, "decode_vm", counting)
+    for _ in range(20):
+        # the lab's uptimes count whole seconds: two reads within one second are the same
+        time.sleep(1.02 - time.time() % 1)
+        second = int(time.time())
+        src.refresh()
+        published.clear()
+        decoded.clear()
+        src.refresh()
+        if int(time.time()) == second:
+            break
+    else:
+        pytest.skip("no two reads within one second on this machine")
+    assert published == [] and decoded == []
+    # a changed answer is written as before
+    vm = next(v for v in lab.world.vms.values() if v.name == "bastion")
+    lab.call(lab.world.vm_stop, vm.node, vm.vmid)
+
+    def stopped() -> bool:
+        src.refresh()
+        return any(v.vmid == vm.vmid and v.status == "stopped" for v in store.items(Kind.VM))
+
+    wait_for(stopped, timeout=10, step=0.2)
+    assert decoded and published
+    lab.call(lab.world.vm_start, vm.node, vm.vmid)

@@ -1,0 +1,210 @@
+"""What one store batch costs the cockpit at 5,000 allocations: work follows the batch (and
+the screen), not the size of the store (#17)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from jamtui.model import Allocation, Kind, TaskInfo
+from jamtui.store import Store
+from jamtui.ui.app import JamApp
+from jamtui.ui.live_table import FIRST_CHUNK, LiveTable
+from jamtui.ui.screens import LabScreen
+from tests.helpers import fake_engine
+
+BIG = 5000
+
+
+def alloc(i: int) -> Allocation:
+    return Allocation(f"{i:08x}-0000-4000-8000-000000000000", f"load.web[{i}]", "load", "web",
+                      "n", "vs0", "running", "run", create_time=time.time() - i,
+                      tasks=(TaskInfo("server", "running"),))
+
+
+async def test_a_first_answer_of_5000_rows_after_the_view_opened_loads_in_chunks() -> None:
+    """The panes mount before the backends answer: Nomad's first read then arrives as one
+    batch of 5,000 new allocations. That batch builds the first screenfuls only; the rest
+    follow after paints (it built all 5,000 rows before the next frame: seconds at 5k)."""
+    store = Store()
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.go_to_view("allocs")
+        await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        table = screen.panes[0].table
+        built: list[int] = []
+        after_batch: list[int] = []
+        cells = table._cells
+        real_apply = table.apply
+
+        def counting_cells(obj: Any) -> list[Any]:
+            built.append(1)
+            return cells(obj)
+
+        def apply(ids: Any) -> None:
+            built.clear()
+            real_apply(ids)
+            if len(ids) == BIG:  # the first answer's batch (not an AGE refresh)
+                after_batch.append(len(built))
+
+        table._cells = counting_cells  # type: ignore[method-assign]
+        table.apply = apply  # type: ignore[method-assign]
+        with store.batch():
+            for i in reversed(range(BIG)):  # the order the store happens to hold them in
+                store.upsert(Kind.ALLOCATION, alloc(i))
+        for _ in range(600):
+            if table.row_count == BIG:
+                break
+            await pilot.pause(0.05)
+        assert after_batch and after_batch[0] <= FIRST_CHUNK, after_batch
+        assert table.row_count == BIG
+        # in the table's own order (natural by name), as a view opened on a full store is
+        names = [table.get_row_at(r)[1].plain for r in range(5)]
+        assert names == [f"load.web[{i}]" for i in range(5)]
+        await pilot.pause(0.2)
+        assert "[5000]" in str(screen.panes[0].query_one("Label").render())
+
+
+async def test_a_change_to_one_row_of_5000_builds_one_row() -> None:
+    store = Store()
+    with store.batch():
+        for i in range(BIG):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.go_to_view("allocs")
+        await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        table: LiveTable = screen.panes[0].table
+        for _ in range(600):
+            if table.row_count == BIG:
+                break
+            await pilot.pause(0.05)
+        built: list[int] = []
+        per_batch: list[int] = []
+        cells = table._cells
+        real_apply = table.apply
+
+        def counting_cells(obj: Any) -> list[Any]:
+            built.append(1)
+            return cells(obj)
+
+        def apply(ids: Any) -> None:
+            built.clear()
+            real_apply(ids)
+            if changed in ids:  # not the AGE refresh of the rows on screen
+                per_batch.append(len(built))
+
+        table._cells = counting_cells  # type: ignore[method-assign]
+        table.apply = apply  # type: ignore[method-assign]
+        changed = alloc(4321).id
+        store.upsert(Kind.ALLOCATION, dataclasses.replace(alloc(4321), client_status="failed"))
+        for _ in range(200):
+            if per_batch:
+                break
+            await pilot.pause(0.05)
+        assert "failed" in " ".join(table._texts[changed])
+        assert per_batch == [1]
+
+
+async def test_the_overview_polls_allocation_stats_at_a_glance_pace() -> None:
+    """The stats poller asked Nomad for every allocation on the overview every 3 s and redrew
+    their rows: most of an idle cockpit's cost. The overview polls every 5th tick; `:allocs`
+    keeps every tick."""
+    from jamtui.ui import nomad_views
+
+    store = Store()
+    with store.batch():
+        for i in range(30):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        started: list[set[str]] = []
+        real_watch = app.stats_poller.watch
+
+        def watch(allocs: Any = (), nodes: Any = ()) -> None:
+            started.append(set(allocs))
+            real_watch(allocs, nodes)
+
+        app.stats_poller.watch = watch  # type: ignore[method-assign]
+        for _ in range(10):
+            nomad_views.poll_tick(app)
+            await pilot.pause(0.05)
+        on_overview = len(started)
+        app.go_to_view("allocs")
+        await pilot.pause(0.3)
+        started.clear()
+        for _ in range(10):
+            nomad_views.poll_tick(app)
+            await pilot.pause(0.05)
+        # (the app's own 3 s timer may add a tick to either count)
+        assert 2 <= on_overview <= 3
+        assert len(started) >= 10 and all(started)
+
+
+async def test_waiting_seconds_repaint_the_title_and_health_line_without_a_relayout() -> None:
+    """While a backend has not answered (a minute for Consul's first read at 5k), the pane
+    titles and the health line count its seconds: each new second re-laid out the screen and
+    redrew every pane (5,000-row tables included) while the first rows were loading."""
+    from jamtui.model import BackendStatus, Health
+
+    store = Store()
+    store.set_backend(BackendStatus("consul", Health.UNKNOWN, "http://c",
+                                    waiting_since=time.time()))
+    for i in range(30):
+        store.upsert(Kind.ALLOCATION, alloc(i))
+    engine = fake_engine(store)
+    engine.sources = {"consul": object()}  # configured: the health line counts its wait
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(1.5)  # laid out, and the first second counted
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        layouts: list[object] = []
+        real = screen._refresh_layout
+
+        def counting(*args: Any, **kw: Any) -> Any:
+            layouts.append(args)
+            return real(*args, **kw)
+
+        screen._refresh_layout = counting  # type: ignore[method-assign]
+        health = screen.query_one("#health")
+        title = screen.panes[2].query_one("Label")  # Consul services
+        before = (str(health.render()), str(title.render()))
+        for _ in range(60):
+            if str(health.render()) != before[0] and str(title.render()) != before[1]:
+                break
+            await pilot.pause(0.1)
+        await pilot.pause(0.1)
+        assert str(health.render()) != before[0] and "waiting" in str(title.render())
+        assert str(title.render()) != before[1]  # the seconds moved on both
+        assert layouts == []
+
+
+async def test_the_first_picture_is_frozen_out_of_the_collectors_sight(
+        monkeypatch: Any) -> None:
+    """At 5k each full garbage collection walked ~400,000 objects of the first picture (0.6-0.8 s
+    with the loop stopped, every 10-20 s); once every backend answered, they are frozen."""
+    import gc
+
+    from jamtui.ui import app as app_module
+
+    monkeypatch.setattr(app_module, "HEAP_SETTLE", 0.05)
+    engine = fake_engine(Store())
+    engine.wait_ready = lambda timeout=0: True
+    gc.unfreeze()
+    app = JamApp(engine, start_engine=False)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            for _ in range(100):
+                if gc.get_freeze_count():
+                    break
+                await pilot.pause(0.05)
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # the rest of the test run collects as before
