@@ -181,6 +181,7 @@ class JamApp(App[None]):
 
         self.stats_poller = StatsPoller(self)  # alloc/node stats, only for what is shown
         self.namespace_scope = "*"  # `:ns`: the namespace the Nomad tables show
+        self.table_sorts: dict[str, tuple[str, bool]] = {}  # each view's sort, this session
         # source threads put change events; one StoreChanged message per batch takes them
         self._changes: Inbox[Change] = Inbox(wake=lambda: self.post_message(StoreChanged()))
         self._unsubscribe: Any = None
@@ -233,7 +234,7 @@ class JamApp(App[None]):
         if self.start_engine:
             self.run_worker(self.engine.start, thread=True, name="engine start")
         self.push_screen(OverviewScreen())
-        self.set_interval(15, self._refresh_ages)
+        self.set_interval(1, self._refresh_ages)  # AGE ticks each second, rows on screen
         from .nomad_views import poll_tick
 
         self.set_interval(self.stats_poller.interval, lambda: poll_tick(self))
@@ -280,7 +281,7 @@ class JamApp(App[None]):
     def _refresh_ages(self) -> None:
         screen = self.screen
         if isinstance(screen, LabScreen):
-            screen.refresh_rows({Kind.ALLOCATION})
+            screen.refresh_rows({pane.kind for pane in screen.panes})
 
     # -- navigation ----------------------------------------------------------------------------
 
