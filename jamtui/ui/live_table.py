@@ -62,6 +62,7 @@ FILL_PAUSE = 0.02  # seconds between two steps: keys and changes go first
 TIME_COLUMNS = frozenset({"age"})  # cells that change with the clock, not with the store
 SHRINK_AFTER = 3.0  # seconds a column's widest cell stays narrower before the column shrinks
 UP, DOWN = " ▲", " ▼"
+SQUEEZE_FLOOR = 12  # a name is cut to no fewer cells than this before STATUS or NODE go
 
 
 @contextmanager
@@ -85,10 +86,11 @@ class Cell(Text):
     def of(cls, value: Any) -> Cell:
         # a cell shows its text literally: controls visible, a 10,000-character name cut
         if isinstance(value, str) and is_plain(value):
-            return cls(value)
+            return cls(value, overflow="ellipsis")
         value = safe_text(value)
         return cls(value.plain, style=value.style, justify=value.justify,
-                   no_wrap=value.no_wrap, end=value.end, spans=list(value.spans))
+                   overflow="ellipsis", no_wrap=value.no_wrap, end=value.end,
+                   spans=list(value.spans))
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         width = self.cell_len
@@ -143,6 +145,7 @@ class LiveTable(DataTable[Any]):
         self._column_key = {c.key: ColumnKey(c.key) for c in self.columns_spec}
         self._all: dict[str, Any] = {}  # every DataTable column, shown or not, by key
         self._shown: list[str] = []  # the keys of the columns shown, in order
+        self._squeeze: int | None = None  # the first column's width while it is cut
         self._priority = priority(kind, self.columns_spec)
         self._sort: tuple[str, bool] = DEFAULT_SORT.get(kind, (self.columns_spec[0].key, False))
         self._sort_fn: SortKey
@@ -280,7 +283,7 @@ class LiveTable(DataTable[Any]):
         widened = False
         for col, cell in zip(self.columns_spec, cells, strict=True):
             column = self._all[col.key]
-            if column.auto_width and cell.cell_len > column.content_width:
+            if cell.cell_len > column.content_width:
                 column.content_width = cell.cell_len
                 widened = True
         if widened:
@@ -415,7 +418,7 @@ class LiveTable(DataTable[Any]):
             column = self._all[key]
             before = data.get(column_key)
             data[column_key] = cell
-            if column.auto_width and cell.cell_len > column.content_width:
+            if cell.cell_len > column.content_width:
                 column.content_width = cell.cell_len
                 widen = True
             elif (isinstance(before, Text) and before.cell_len > cell.cell_len
@@ -447,8 +450,6 @@ class LiveTable(DataTable[Any]):
         for key in due:
             del self._narrower[key]
             column = self._all[key]
-            if not column.auto_width:
-                continue
             ck = self._column_key[key]
             widest = max((cell.cell_len for data in self._data.values()
                           if isinstance(cell := data.get(ck), Text)), default=0)
@@ -575,24 +576,34 @@ class LiveTable(DataTable[Any]):
         self._fit_columns()
 
     def _fit_columns(self) -> None:
-        """Show the most important columns that fit the width (at least the first)."""
+        """Show the most important columns that fit the width. Before the view's three most
+        important columns give way, the first (a name) is cut, to no fewer than
+        SQUEEZE_FLOOR cells (with an ellipsis): STATUS and NODE stay beside the name."""
         if not self._all:
             return
         room = self.scrollable_content_region.width
         if room <= 0:
             return
-        keep: list[str] = []
-        used = 0
-        for key in self._priority:
-            width = self._all[key].get_render_width(self)
-            if keep and used + width > room:
-                break
-            keep.append(key)
-            used += width
-        shown = [c.key for c in self.columns_spec if c.key in keep]
-        if shown == self._shown:
+        pad = 2 * self.cell_padding
+        order = self._priority
+        widths = [self._all[k].content_width + pad for k in order]
+        first = self._all[order[0]]
+        keep, used = 1, widths[0]
+        while keep < len(order) and used + widths[keep] <= room:
+            used += widths[keep]
+            keep += 1
+        squeeze: int | None = None
+        want = min(3, len(order))
+        if keep < want:
+            cut = room - sum(widths[1:want]) - pad
+            if cut >= min(first.content_width, SQUEEZE_FLOOR):
+                squeeze, keep, used = cut, want, room
+        shown = [c.key for c in self.columns_spec if c.key in order[:keep]]
+        if (shown, squeeze) == (self._shown, self._squeeze):
             return
-        self._shown = shown
+        self._shown, self._squeeze = shown, squeeze
+        first.auto_width = squeeze is None
+        first.width = squeeze or 0
         self.columns = {self._column_key[k]: self._all[k] for k in shown}
         self._column_locations = TwoWayDict(
             {self._column_key[k]: n for n, k in enumerate(shown)})
