@@ -253,8 +253,7 @@ class LiveTable(DataTable[Any]):
                 self._new_row(id_, cells)
                 self._schedule_fill()
             elif old != entry:
-                self._unsort(old)
-                self._insort(entry)
+                self._move(old, entry)
             if cells is not None and old is not None:
                 if id_ in self._texts:
                     self._update_row(id_, cells)
@@ -336,6 +335,20 @@ class LiveTable(DataTable[Any]):
         else:  # not where its key says (cannot happen): find it by id
             self._order = [e for e in self._order if e[-1] != entry[-1]]
         self._moved = True
+
+    def _move(self, old: tuple[Any, ...], entry: tuple[Any, ...]) -> None:
+        """A row's key changed: where it keeps its place (a CPU figure, most often), only
+        the list learns the new key; the rows are placed again only if it moved."""
+        at = bisect.bisect_left(self._order, old)
+        if at < len(self._order) and self._order[at] == old:
+            del self._order[at]
+            to = bisect.bisect_left(self._order, entry)
+            self._order.insert(to, entry)
+            self._key_of[entry[-1]] = entry
+            self._moved = self._moved or to != at
+            return
+        self._unsort(old)
+        self._insort(entry)
 
     def _place(self) -> None:
         """Give every row its place from the sorted list (once per batch that moved rows)."""

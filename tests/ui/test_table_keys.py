@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jamtui.model import VM, Allocation, Kind, NomadNode, TaskInfo
+from jamtui.model import VM, Allocation, HAProxyRow, Kind, NomadNode, TaskInfo
 from jamtui.store import Store
 from jamtui.ui import live_table
 from jamtui.ui.app import JamApp
@@ -266,3 +266,24 @@ async def test_5000_rows_are_all_in_at_once_with_cells_only_for_those_drawn() ->
         finally:
             LiveTable._cells = real  # type: ignore[method-assign]
             LiveTable.reload = real_reload  # type: ignore[method-assign]
+
+
+async def test_a_row_whose_key_changes_moves_only_when_its_place_does() -> None:
+    store = Store(clock=lambda: NOW)
+
+    def server(name: str, sessions: int) -> HAProxyRow:
+        return HAProxyRow("web", name, "server", "UP", sessions=sessions)
+
+    for name, sessions in (("a", 10), ("b", 30), ("c", 50)):
+        store.upsert(Kind.HAPROXY, server(name, sessions))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = await view(pilot, app, "haproxy")
+        table.set_sort("sessions", False)
+        await pilot.pause(0.1)
+        count = table._update_count
+        store.upsert(Kind.HAPROXY, server("b", 31))  # still the middle one
+        await until(pilot, lambda: column(table, "sessions") == ["10", "31", "50"])
+        assert table._update_count == count  # its own line repainted, nothing placed again
+        store.upsert(Kind.HAPROXY, server("b", 99))  # now the busiest
+        await until(pilot, lambda: column(table, "name") == ["a", "c", "b"])
