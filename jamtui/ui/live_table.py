@@ -56,6 +56,7 @@ from .columns import (
     sort_key,
 )
 from .keymap import Key, bind, for_scopes, usable
+from .nav_table import NavKeys
 
 FILL_CHUNK = 250  # rows whose cells are computed per step in the background
 FILL_PAUSE = 0.02  # seconds between two steps: keys and changes go first
@@ -97,7 +98,7 @@ class Cell(Text):
         return Measurement(width, width)
 
 
-class LiveTable(DataTable[Any]):
+class LiveTable(NavKeys, DataTable[Any]):
     """Rows keyed by object id; `apply(ids)` brings exactly those rows up to date."""
 
     DEFAULT_CSS = """
@@ -633,33 +634,6 @@ class LiveTable(DataTable[Any]):
 
     def action_filter(self) -> None:
         self.post_message(self.FilterRequested(self))
-
-    def action_top(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=0, animate=False)
-
-    def action_bottom(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1, animate=False)
-
-    def action_scroll_home(self) -> None:  # Home: the first row (no column cursor here)
-        self.action_top()
-
-    def action_scroll_end(self) -> None:  # End: the last row
-        self.action_bottom()
-
-    def _half_page(self) -> int:
-        header = self.header_height if self.show_header else 0
-        return max(1, (self.scrollable_content_region.height - header) // 2)
-
-    def action_half_down(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=min(self.row_count - 1, self.cursor_row + self._half_page()),
-                             animate=False)
-
-    def action_half_up(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=max(0, self.cursor_row - self._half_page()), animate=False)
 
     def action_sort_previous(self) -> None:
         self.action_sort_next(-1)

@@ -9,12 +9,16 @@ import time
 from typing import Any
 
 import pytest
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
 
 from jamtui.model import VM, Allocation, HAProxyRow, Kind, NomadNode, TaskInfo
 from jamtui.store import Store
 from jamtui.ui import live_table
 from jamtui.ui.app import JamApp
 from jamtui.ui.live_table import LiveTable
+from jamtui.ui.nav_table import NavTable
 from jamtui.ui.screens import LabScreen
 from tests.helpers import fake_engine
 
@@ -287,3 +291,43 @@ async def test_a_row_whose_key_changes_moves_only_when_its_place_does() -> None:
         assert table._update_count == count  # its own line repainted, nothing placed again
         store.upsert(Kind.HAPROXY, server("b", 99))  # now the busiest
         await until(pilot, lambda: column(table, "name") == ["a", "c", "b"])
+
+
+async def test_screen_tables_have_the_navigation_keys_and_the_screen_keeps_its_own() -> None:
+    class Deployments(Screen[None]):  # as :deployments: `g` promotes a group there
+        BINDINGS = [Binding("g", "promote", "promote group")]
+        promoted = 0
+
+        def compose(self) -> ComposeResult:
+            yield NavTable(cursor_type="row")
+
+        def on_mount(self) -> None:
+            table = self.query_one(NavTable)
+            table.add_column("N")
+            for n in range(60):
+                table.add_row(str(n))
+            table.focus()
+
+        def action_promote(self) -> None:
+            self.promoted += 1
+
+    class Small(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(Deployments())
+
+    app = Small()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, Deployments)
+        table = screen.query_one(NavTable)
+        await pilot.press("j", "j", "k")
+        assert table.cursor_row == 1
+        await pilot.press("G")
+        assert table.cursor_row == 59
+        await pilot.press("g")  # the screen's key, not the table's
+        assert screen.promoted == 1 and table.cursor_row == 59
+        await pilot.press("home")
+        assert table.cursor_row == 0
+        await pilot.press("ctrl+d")
+        assert table.cursor_row > 5
