@@ -203,24 +203,33 @@ class LiveTable(NavKeys, DataTable[Any]):
         once, sorted once; cells are computed for the rows drawn, the rest in the background
         (with a filter, every row's text is needed to match it)."""
         keep = self.selected_id()
+        known, self._texts = self._texts, {}  # rows' texts as they were, to filter by
         self.clear()
-        self._texts.clear()
         self._pending.clear()
         self._key_of.clear()
         self._row_key.clear()
         self._stale.clear()
         with no_gc():  # thousands of small objects at once: no collection passes meanwhile
-            self._load(keep)
+            self._load(keep, known)
 
-    def _load(self, keep: str | None) -> None:
+    def _load(self, keep: str | None, known: dict[str, tuple[str, ...]]) -> None:
         objs = [o for o in self.store.items(self.kind) if self._in_scope(o)]
         cells_of: dict[str, list[Any]] = {}
         if self.filter_text:
+            # a row drawn before is matched on what it showed (each keystroke of a filter
+            # over 5,000 rows would make every cell again); the others are made now
+            matched = []
             for obj in objs:
-                cells = self._cells(obj)
-                if self._matches(plain(c) for c in cells):
-                    cells_of[str(obj.id)] = cells
-            objs = [o for o in objs if str(o.id) in cells_of]
+                id_ = str(obj.id)
+                texts = known.get(id_)
+                if texts is None:
+                    cells = self._cells(obj)
+                    if self._matches(plain(c) for c in cells):
+                        cells_of[id_] = cells
+                        matched.append(obj)
+                elif self._matches(texts):
+                    matched.append(obj)
+            objs = matched
         self._order = sorted(self._entry(o) for o in objs)
         for entry in self._order:
             id_ = entry[-1]

@@ -91,7 +91,8 @@ async def test_age_is_recomputed_for_the_rows_on_screen_only() -> None:
         table.columns_spec[at] = dataclasses.replace(table.columns_spec[at], render=counting)
         app._refresh_ages()
         await pilot.pause(0.1)
-        assert 0 < len(aged) <= table.size.height + 1  # not 500
+        # not 500 (the app's own tick each second may have counted them too)
+        assert 0 < len(set(aged)) <= table.size.height + 1
         first = str(table._row_locations.get_key(0).value)
         assert first in aged
         # rows scrolled into view are brought up to date as they appear
