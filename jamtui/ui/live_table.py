@@ -10,8 +10,9 @@ is sorted once. `<`/`>` move the sort column, `!` reverses it; the header shows 
 choice is kept per view for the session (`JamApp.table_sorts`).
 
 Drawing cost follows what is seen, not the table: a loaded row holds only its sort key until
-it is drawn (its cells are computed for the rows on screen, then for the rest in the
-background), so 5,000 rows are all in the table, navigable, at once. DataTable's own
+it is drawn (cells are made for the rows on screen, when they come on screen), so 5,000 rows
+are all in the table, navigable, at once, and opening a view costs a screenful of cells.
+Widths follow what has been drawn. DataTable's own
 `update_cell` throws away every cached cell and line and repaints the whole widget; here a
 changed row drops only its own cache entries and repaints only its own line (all rows changed
 in one batch: one cache pass, one repaint per frame); a cell wider than its column widens it,
@@ -59,8 +60,6 @@ from .columns import (
 from .keymap import Key, bind, for_scopes, usable
 from .nav_table import NavKeys
 
-FILL_CHUNK = 250  # rows whose cells are computed per step in the background
-FILL_PAUSE = 0.02  # seconds between two steps: keys and changes go first
 TIME_COLUMNS = frozenset({"age"})  # cells that change with the clock, not with the store
 SHRINK_AFTER = 3.0  # seconds a column's widest cell stays narrower before the column shrinks
 UP, DOWN = " ▲", " ▼"
@@ -157,7 +156,10 @@ class LiveTable(NavKeys, DataTable[Any]):
         self._sort_fn: SortKey
         self._tie_fn: SortKey | None
         self._sort_functions()
-        self._filling = False  # a step of the background fill is due
+        # what each row showed when its cells were last made, with the object they were
+        # made from: a filter matches on it while the object is the same (store objects are
+        # replaced, never changed), so each keystroke over 5,000 rows makes no cells again
+        self._seen: dict[str, tuple[Any, tuple[str, ...]]] = {}
         self._stale: set[RowKey] = set()  # rows whose cells changed since the last repaint
         self._moved = False  # rows were added, removed or moved: their places change
         self._narrower: dict[str, float] = {}  # column → since when its widest cell narrowed
@@ -204,35 +206,36 @@ class LiveTable(NavKeys, DataTable[Any]):
     # -- whole and partial updates ---------------------------------------------------------
 
     def reload(self) -> None:
-        """Rebuild from the store (first show, a new filter or sort). Every row goes in at
-        once, sorted once; cells are computed for the rows drawn, the rest in the background
-        (with a filter, every row's text is needed to match it)."""
+        """Rebuild from the store (first show, a new filter). Every row goes in at once,
+        sorted once; cells are made for the rows drawn, when they are drawn (with a filter,
+        every row's text is needed to match it: `_seen` keeps them)."""
         keep = self.selected_id()
-        known, self._texts = self._texts, {}  # rows' texts as they were, to filter by
+        self._texts = {}
         self.clear()
         self._pending.clear()
         self._key_of.clear()
         self._row_key.clear()
         self._stale.clear()
         with no_gc():  # thousands of small objects at once: no collection passes meanwhile
-            self._load(keep, known)
+            self._load(keep)
 
-    def _load(self, keep: str | None, known: dict[str, tuple[str, ...]]) -> None:
+    def _load(self, keep: str | None) -> None:
         objs = [o for o in self.store.items(self.kind) if self._in_scope(o)]
         cells_of: dict[str, list[Any]] = {}
         if self.filter_text:
-            # a row drawn before is matched on what it showed (each keystroke of a filter
-            # over 5,000 rows would make every cell again); the others are made now
             matched = []
             for obj in objs:
                 id_ = str(obj.id)
-                texts = known.get(id_)
-                if texts is None:
-                    cells = self._cells(obj)
-                    if self._matches(plain(c) for c in cells):
-                        cells_of[id_] = cells
+                seen = self._seen.get(id_)
+                if seen is not None and seen[0] is obj:
+                    if self._matches(seen[1]):
                         matched.append(obj)
-                elif self._matches(texts):
+                    continue
+                cells = self._cells(obj)
+                texts = tuple(plain(c) for c in cells)
+                self._seen[id_] = (obj, texts)
+                if self._matches(texts):
+                    cells_of[id_] = cells
                     matched.append(obj)
             objs = matched
         self._objs = {str(o.id): o for o in objs}
@@ -246,7 +249,6 @@ class LiveTable(NavKeys, DataTable[Any]):
         self._restore(keep)
         self._fill(self._visible_ids(rows=60))  # measured before the first paint
         self.post_message(self.Loaded(self))
-        self._schedule_fill()
 
     def apply(self, ids: Iterable[str]) -> None:
         """Bring the rows of `ids` up to date with the store; nothing else is touched."""
@@ -254,6 +256,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         for id_ in ids:
             obj = self.store.get(self.kind, id_)
             if obj is None or not self._in_scope(obj):
+                self._seen.pop(id_, None)
                 self._drop(id_)
                 continue
             cells = None
@@ -268,7 +271,6 @@ class LiveTable(NavKeys, DataTable[Any]):
             if old is None:
                 self._insort(entry)
                 self._new_row(id_, cells)
-                self._schedule_fill()
             elif old != entry:
                 self._move(old, entry)
             if cells is not None and old is not None:
@@ -294,7 +296,8 @@ class LiveTable(NavKeys, DataTable[Any]):
         row_key = self._row_key[id_]
         self._data[row_key] = {self._column_key[col.key]: cell
                                for col, cell in zip(self.columns_spec, cells, strict=True)}
-        self._texts[id_] = tuple(plain(c) for c in cells)
+        self._texts[id_] = texts = tuple(plain(c) for c in cells)
+        self._seen[id_] = (self._objs.get(id_), texts)
         self._pending.discard(id_)
         widened = False
         for col, cell in zip(self.columns_spec, cells, strict=True):
@@ -314,20 +317,6 @@ class LiveTable(NavKeys, DataTable[Any]):
                     continue
                 self._store_cells(id_, self._cells(obj))
 
-    def _schedule_fill(self) -> None:
-        if self._pending and not self._filling:
-            self._filling = True
-            self.set_timer(FILL_PAUSE, self._fill_rest)
-
-    def _fill_rest(self) -> None:
-        """The cells of rows not drawn yet, a chunk at a time: the widths end up following
-        every row, and the filter and the diffs have every row's text."""
-        self._filling = False
-        chunk = [self._pending.pop() for _ in range(min(FILL_CHUNK, len(self._pending)))]
-        self._pending.update(chunk)
-        self._fill(chunk)
-        self._schedule_fill()
-
     def _update_row(self, id_: str, cells: list[Any]) -> None:
         texts = tuple(plain(c) for c in cells)
         old = self._texts[id_]
@@ -337,6 +326,7 @@ class LiveTable(NavKeys, DataTable[Any]):
             if before != after
         ])
         self._texts[id_] = texts
+        self._seen[id_] = (self._objs.get(id_), texts)
 
     # -- order -----------------------------------------------------------------------------
 

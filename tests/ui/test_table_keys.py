@@ -331,3 +331,35 @@ async def test_screen_tables_have_the_navigation_keys_and_the_screen_keeps_its_o
         assert table.cursor_row == 0
         await pilot.press("ctrl+d")
         assert table.cursor_row > 5
+
+
+async def test_a_filter_makes_each_row_once_not_at_every_keystroke() -> None:
+    store = Store(clock=lambda: NOW)
+    for i in range(300):
+        store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = await view(pilot, app, "allocs")
+        made: list[str] = []
+        real = table._cells
+
+        def counting(obj: Any) -> list[Any]:
+            made.append(obj.id)
+            return real(obj)
+
+        table._cells = counting  # type: ignore[method-assign]
+        table.set_filter("web[1")
+        assert table.row_count == 111  # web[1], web[10..19], web[100..199]
+        first = len(made)
+        assert first <= 300
+        table.set_filter("web[12")
+        table.set_filter("web[1")
+        assert table.row_count == 111
+        # matched on what each row showed (the objects unchanged): cells made again only for
+        # the rows drawn, a screenful a keystroke
+        assert len(made) - first <= 2 * 61
+        store.upsert(Kind.ALLOCATION, alloc(150, status="failed"))
+        await until(pilot, lambda: "failed" in " ".join(c.plain for c in table.get_row(
+            alloc(150).id)))
+        table.set_filter("failed")
+        assert table.row_count == 1
