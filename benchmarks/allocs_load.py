@@ -51,6 +51,7 @@ def main() -> None:
     lab = LabProc(args.scale)
     times: list[float] = []
     cpu: list[float] = []  # the TUI's own CPU time meanwhile
+    idle: list[float] = []  # its CPU seconds per second on the overview just before
     try:
         time.sleep(3)
         cmd, env = jamtui_cmd(args.jamtui_root, lab.config)
@@ -61,6 +62,9 @@ def main() -> None:
             allocs = lab.nomad("GET", "/v1/allocations")
             last = max((a["Name"] for a in allocs), key=natural)
             for _ in range(args.runs):
+                c0 = cpu_seconds(term.pid)
+                time.sleep(3)
+                idle.append((cpu_seconds(term.pid) - c0) / 3)
                 try:
                     times.append(open_allocs(term, last, cpu))
                 except TimeoutError:
@@ -75,6 +79,7 @@ def main() -> None:
         lab.stop()
     print(f"jamtui from {args.jamtui_root or 'this checkout'}, lab --scale {args.scale}: "
           f":allocs all rows loaded {mmm(times)}, the TUI's CPU meanwhile {mmm(cpu)} "
+          f"(idle before: {mmm(idle)} of CPU a second) "
           f"(min/median/max of {len(times)}; "
           f"load average {os.getloadavg()[0]:.2f}, shared machine)")
 

@@ -613,8 +613,9 @@ class LiveTable(NavKeys, DataTable[Any]):
 
     # -- columns that fit --------------------------------------------------------------------
 
-    def on_resize(self, _: Resize) -> None:
+    def on_resize(self, event: Resize) -> None:
         self._fit_columns()
+        super().on_resize(event)
 
     def _fit_columns(self) -> None:
         """Show the most important columns that fit the width. Before the view's three most

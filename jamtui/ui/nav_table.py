@@ -23,16 +23,30 @@ class NavKeys:
     def action_top(self: Any) -> None:
         if self.row_count:
             self.move_cursor(row=0, animate=False)
+            self._scroll_cursor_into_view()  # also when it was there and the table shrank
 
     def action_bottom(self: Any) -> None:
         if self.row_count:
             self.move_cursor(row=self.row_count - 1, animate=False)
+            self._scroll_cursor_into_view()
 
     def action_scroll_home(self: Any) -> None:  # Home: the first row (no column cursor here)
         self.action_top()
 
     def action_scroll_end(self: Any) -> None:  # End: the last row
         self.action_bottom()
+
+    def action_scroll_top(self: Any) -> None:  # Ctrl+Home
+        self.action_top()
+
+    def action_scroll_bottom(self: Any) -> None:  # Ctrl+End
+        self.action_bottom()
+
+    def on_resize(self: Any, _: Any) -> None:
+        # a taller health bar (a backend's reasons) takes lines from the table: the cursor's
+        # row stays in sight (it was left below the edge, out of reach of End)
+        if self.row_count and self.cursor_type == "row":
+            self.call_after_refresh(self._scroll_cursor_into_view)
 
     def _half_page(self: Any) -> int:
         header = self.header_height if self.show_header else 0
