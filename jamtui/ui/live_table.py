@@ -613,9 +613,10 @@ class LiveTable(NavKeys, DataTable[Any]):
 
     # -- columns that fit --------------------------------------------------------------------
 
-    def on_resize(self, event: Resize) -> None:
+    def on_resize(self, _: Resize) -> None:
+        """The columns that fit (NavKeys' on_resize runs as well: Textual calls the handler
+        of each class in the MRO)."""
         self._fit_columns()
-        super().on_resize(event)
 
     def _fit_columns(self) -> None:
         """Show the most important columns that fit the width. Before the view's three most
