@@ -197,6 +197,7 @@ class JamApp(App[None]):
         self._typeahead_timer: Timer | None = None
         self._closed_input: Any = None  # the input an Enter/Esc among held keys closed
         self._command_open = False  # the `:` bar is up, or its answer not yet acted on
+        self.table_sorts: dict[str, tuple[str, bool]] = {}  # each view's sort, this session
         # source threads put change events; one StoreChanged message per batch takes them
         self._changes: Inbox[Change] = Inbox(wake=lambda: self.post_message(StoreChanged()))
         self._unsubscribe: Any = None
@@ -253,7 +254,7 @@ class JamApp(App[None]):
             self.run_worker(self._first_picture, thread=True, name="first picture",
                             exit_on_error=False)
         self.push_screen(OverviewScreen())
-        self.set_interval(15, self._refresh_ages)
+        self.set_interval(1, self._refresh_ages)  # AGE ticks each second, rows on screen
         from .nomad_views import poll_tick
 
         self.set_interval(self.stats_poller.interval, lambda: poll_tick(self))
@@ -389,7 +390,7 @@ class JamApp(App[None]):
     def _refresh_ages(self) -> None:
         screen = self.screen
         if isinstance(screen, LabScreen):
-            screen.refresh_rows({Kind.ALLOCATION})
+            screen.refresh_rows({pane.kind for pane in screen.panes})
 
     # -- navigation ----------------------------------------------------------------------------
 

@@ -6,10 +6,12 @@ terminal, and every view that shows a kind shows it the same way.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from rich.text import Text
@@ -308,3 +310,134 @@ def columns_for(kind: Kind, store: Store) -> list[Column]:
 
 def plain(value: Any) -> str:
     return value.plain if isinstance(value, Text) else str(value)
+
+
+# -- order: what each column sorts by, the default sort, which columns go first when narrow --
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+@lru_cache(maxsize=16384)
+def natural(text: str) -> tuple[Any, ...]:
+    """web[10] after web[9]: digit runs compare as numbers (str and int alternate, so any
+    two of these tuples compare)."""
+    if not any(ch.isdigit() for ch in text):
+        return (text.lower(),)
+    return tuple(int(part) if n % 2 else part.lower()
+                 for n, part in enumerate(_DIGITS.split(text)))
+
+
+def by_text(value: Any) -> tuple[Any, ...]:
+    """A text key; empty and "-" sort after every value; a status sorts by its word, not
+    by its symbol."""
+    s = plain(value).strip()
+    if len(s) > 2 and s[1] == " " and not s[0].isalnum():
+        s = s[2:]
+    return (1, ()) if not s or s == "-" else (0, natural(s))
+
+
+def by_number(value: float | None) -> tuple[int, float]:
+    """A number key; a missing one sorts after every number."""
+    return (1, 0.0) if value is None else (0, float(value))
+
+
+def _index(name: str) -> int:
+    """job.group[3] → 3."""
+    head, _, tail = name.rpartition("[")
+    return int(tail[:-1]) if head and tail[:-1].isdigit() else -1
+
+
+def _last(series: list[float]) -> float | None:
+    return series[-1] if series else None
+
+
+SortKey = Callable[[Any, Store, History], Any]
+
+# typed sort keys (numbers as numbers, ages as durations); a column not listed sorts by its
+# text, digit runs as numbers (`by_text` of what it shows)
+SORT_KEYS: dict[Kind, dict[str, SortKey]] = {
+    Kind.HYPERVISOR: {
+        "cpu": lambda o, s, h: by_number(o.cpu),
+        "mem": lambda o, s, h: by_number(o.mem / o.maxmem if o.maxmem else None),
+        "uptime": lambda o, s, h: by_number(o.uptime or None),
+    },
+    Kind.VM: {
+        "vmid": lambda o, s, h: by_number(o.vmid),
+        "cpu": lambda o, s, h: by_number(o.cpu if o.status == "running" else None),
+        "mem": lambda o, s, h: by_number(o.mem / o.maxmem if o.maxmem and o.status == "running"
+                                         else None),
+    },
+    Kind.SERVICE: {
+        "health": lambda o, s, h: (-o.critical, -o.warning, o.passing),
+    },
+    Kind.ALLOCATION: {
+        # by job, then group, then index: web[2] before web[10]
+        "name": lambda o, s, h: (natural(o.job_id), natural(o.task_group), _index(o.name)),
+        "age": lambda o, s, h: by_number(-o.create_time if o.create_time else None),
+        "cpu": lambda o, s, h: by_number(_last(h.get(f"acpu/{o.id}"))
+                                         if o.client_status == "running" else None),
+        "mem": lambda o, s, h: by_number(_last(h.get(f"amem/{o.id}"))
+                                         if o.client_status == "running" else None),
+    },
+    Kind.JOB: {"priority": lambda o, s, h: by_number(o.priority)},
+    Kind.STORAGE: {
+        "used": lambda o, s, h: by_number(o.used / o.total if o.total else None),
+        "total": lambda o, s, h: by_number(o.total),
+    },
+    Kind.ROUTE: {"weight": lambda o, s, h: by_number(o.weight)},
+    Kind.PVE_TASK: {
+        "started": lambda o, s, h: by_number(o.starttime),
+        "duration": lambda o, s, h: by_number(o.duration(time.time())),
+    },
+    Kind.HAPROXY: {
+        "sessions": lambda o, s, h: by_number(o.sessions),
+        "rate": lambda o, s, h: by_number(o.request_rate),
+        "2xx": lambda o, s, h: by_number(o.hrsp_2xx),
+        "5xx": lambda o, s, h: by_number(o.hrsp_5xx),
+    },
+}
+
+# each view's first order (column, reversed); every table starts sorted, shown ▲/▼
+DEFAULT_SORT: dict[Kind, tuple[str, bool]] = {
+    Kind.HYPERVISOR: ("name", False), Kind.VM: ("vmid", False), Kind.SERVICE: ("name", False),
+    Kind.ALLOCATION: ("name", False), Kind.JOB: ("id", False),
+    Kind.NOMAD_NODE: ("name", False), Kind.STORAGE: ("node", False),
+    Kind.INSTANCE: ("service", False), Kind.MEMBER: ("name", False),
+    Kind.ROUTE: ("host", False), Kind.PVE_TASK: ("started", True),
+    Kind.HAPROXY: ("proxy", False),
+}
+
+# which columns stay when the width does not fit them all, most important first; columns
+# not named go after these, in their order
+PRIORITY: dict[Kind, tuple[str, ...]] = {
+    Kind.HYPERVISOR: ("name", "status", "cpu", "mem", "vms"),
+    Kind.VM: ("vmid", "name", "status", "node", "ip", "type", "group"),
+    Kind.SERVICE: ("name", "health"),
+    Kind.ALLOCATION: ("name", "status", "node", "age", "namespace", "id"),
+    Kind.JOB: ("id", "status", "type", "groups"),
+    Kind.NOMAD_NODE: ("name", "status", "eligibility", "drain", "allocs"),
+    Kind.STORAGE: ("node", "storage", "status", "used"),
+    Kind.INSTANCE: ("service", "node", "status", "address"),
+    Kind.MEMBER: ("name", "status", "role", "maint"),
+    Kind.ROUTE: ("host", "service", "dst"),
+    Kind.PVE_TASK: ("started", "type", "object", "status", "node"),
+    Kind.HAPROXY: ("proxy", "name", "status", "sessions", "rate"),
+}
+
+# the narrowest a column gets: AGE fits 59m59s and 12d03h without moving its neighbours
+MIN_WIDTH: dict[str, int] = {"age": 6, "uptime": 6, "duration": 6}
+
+
+def sort_key(kind: Kind, column: Column) -> SortKey:
+    """What a column of a kind sorts by."""
+    typed = SORT_KEYS.get(kind, {}).get(column.key)
+    if typed is not None:
+        return typed
+    render = column.render
+    return lambda o, s, h: by_text(render(o, s, h))
+
+
+def priority(kind: Kind, columns: list[Column]) -> list[str]:
+    """The column keys of a table, most important first."""
+    first = [k for k in PRIORITY.get(kind, ()) if any(c.key == k for c in columns)]
+    return first + [c.key for c in columns if c.key not in first]

@@ -25,6 +25,7 @@ from ..plain import text as safe_text
 from ..timeline import Entry, Timeline, workflow_entries
 from .inbox import Inbox
 from .messages import GoToView, OpenDetail
+from .nav_table import NavTable
 
 SHOWN = 500  # the newest entries drawn (the timeline keeps more; the filter searches all)
 SOURCE_STYLE = {"nomad": "green", "consul": "magenta", "proxmox": "cyan", "jamtui": "yellow"}
@@ -62,7 +63,7 @@ class EventsScreen(Screen[None]):
         yield Label("Events: Nomad, Consul checks, Proxmox tasks, jamtui workflows "
                     "(newest first)", classes="pane-title")
         yield Input(placeholder="filter (source, object or text)", id="events-filter")
-        table: DataTable[Any] = DataTable(id="events-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = NavTable(id="events-table", cursor_type="row", zebra_stripes=True)
         table.add_columns("TIME", "SOURCE", "OBJECT", "WHAT HAPPENED")
         yield table
         yield Footer()

@@ -24,6 +24,7 @@ from ..sources.base import BackendError
 from ..sources.reasons import in_words
 from .keymap import usable
 from .kv_view import kv_client
+from .nav_table import NavTable
 from .screens import ConfirmScreen, PromptScreen
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class IntentionsScreen(Screen[None]):
             yield Label(Text("Consul intentions (highest precedence first)", style="bold"),
                         classes="pane-title")
             yield Static(id="intentions-refused")
-            yield DataTable(id="intentions", cursor_type="row")
+            yield NavTable(id="intentions", cursor_type="row")
             yield Static(id="intention-detail")
         yield Footer()
 

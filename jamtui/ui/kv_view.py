@@ -35,6 +35,7 @@ from ..sources.base import BackendError
 from ..sources.consul_kv import CASConflict, ConsulKV, KVValue, SessionInfo
 from ..sources.reasons import in_words
 from .keymap import usable
+from .nav_table import NavTable
 from .screens import ConfirmScreen, PromptScreen
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class KVScreen(Screen[None]):
         with Horizontal(id="kv-body"):
             with Vertical(id="kv-tree"):
                 yield Label(id="kv-title", classes="pane-title")
-                yield DataTable(id="kv-keys", cursor_type="row")
+                yield NavTable(id="kv-keys", cursor_type="row")
             with VerticalScroll(id="kv-value"):
                 yield Static(id="kv-detail")
         yield Footer()

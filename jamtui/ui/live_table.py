@@ -3,37 +3,79 @@
 A change event touches only its row (and only the cells whose text changed); the cursor,
 scroll position, sort and filter stay where the user left them.
 
-Drawing cost follows what changed, not the table: DataTable's own `update_cell` throws away
-every cached cell and line and repaints the whole widget, so a stop a second re-rendered every
-visible cell through Rich. Here a changed row drops only its own cache entries and repaints
-only its own line (all rows changed in one batch: one cache pass, one repaint per frame); only
-a cell wider than its column takes DataTable's general path, which widens the column. Time
-columns (AGE) are recomputed for the visible rows only.
+Order: the table keeps its rows sorted by a typed key of the sort column (numbers as
+numbers, ages as durations; `columns.SORT_KEYS`), then the kind's default order, then the id,
+in a list kept sorted with `bisect`: a row added later goes to its sorted place, a whole load
+is sorted once. `<`/`>` move the sort column, `!` reverses it; the header shows ▲/▼ and the
+choice is kept per view for the session (`JamApp.table_sorts`).
+
+Drawing cost follows what is seen, not the table: a loaded row holds only its sort key until
+it is drawn (cells are made for the rows on screen, when they come on screen), so 5,000 rows
+are all in the table, navigable, at once, and opening a view costs a screenful of cells.
+Widths follow what has been drawn. DataTable's own
+`update_cell` throws away every cached cell and line and repaints the whole widget; here a
+changed row drops only its own cache entries and repaints only its own line (all rows changed
+in one batch: one cache pass, one repaint per frame); a cell wider than its column widens it,
+a column whose widest cell narrowed shrinks a few seconds later (not at every flap). Time
+columns (AGE) are recomputed for the visible rows only, each second. When the width does not
+fit every column, the least important go (`columns.PRIORITY`) and come back when it does.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+import bisect
+import gc
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console, ConsoleOptions
 from rich.measure import Measurement
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
+from textual.coordinate import Coordinate
+from textual.events import Resize
+from textual.geometry import Region
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import DataTable
+from textual.widgets._data_table import Row
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from ..model import Kind
 from ..plain import is_plain
 from ..plain import text as safe_text
 from ..store import Store
-from .columns import History, columns_for, plain
+from .columns import (
+    DEFAULT_SORT,
+    MIN_WIDTH,
+    History,
+    SortKey,
+    columns_for,
+    plain,
+    priority,
+    sort_key,
+)
 from .keymap import Key, bind, for_scopes, refused, usable
+from .nav_table import NavKeys
 
-FIRST_CHUNK = 200  # rows shown at once: more than any terminal is tall
-CHUNK = 1000  # rows per later step of a big table's load
 TIME_COLUMNS = frozenset({"age"})  # cells that change with the clock, not with the store
+SHRINK_AFTER = 3.0  # seconds a column's widest cell stays narrower before the column shrinks
+UP, DOWN = " ▲", " ▼"
+SQUEEZE_FLOOR = 12  # a name is cut to no fewer cells than this before STATUS or NODE go
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """The cyclic collector held off for a bulk build (it was half of loading 5,000 rows)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Cell(Text):
@@ -45,17 +87,18 @@ class Cell(Text):
     def of(cls, value: Any) -> Cell:
         # a cell shows its text literally: controls visible, a 10,000-character name cut
         if isinstance(value, str) and is_plain(value):
-            return cls(value)
+            return cls(value, overflow="ellipsis")
         value = safe_text(value)
         return cls(value.plain, style=value.style, justify=value.justify,
-                   no_wrap=value.no_wrap, end=value.end, spans=list(value.spans))
+                   overflow="ellipsis", no_wrap=value.no_wrap, end=value.end,
+                   spans=list(value.spans))
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         width = self.cell_len
         return Measurement(width, width)
 
 
-class LiveTable(DataTable[Any]):
+class LiveTable(NavKeys, DataTable[Any]):
     """Rows keyed by object id; `apply(ids)` brings exactly those rows up to date."""
 
     DEFAULT_CSS = """
@@ -71,7 +114,7 @@ class LiveTable(DataTable[Any]):
             self.action = action
 
     class Loaded(Message):
-        """A (chunked) load finished: every row of the store is in the table."""
+        """A load finished: every row of the store is in the table."""
 
         def __init__(self, table: LiveTable) -> None:
             super().__init__()
@@ -95,14 +138,44 @@ class LiveTable(DataTable[Any]):
         self.history = history
         self.columns_spec = columns_for(kind, store)
         self.filter_text = ""
-        self._texts: dict[str, tuple[str, ...]] = {}  # what each row shows, for diffing
-        self._sort: tuple[str, bool] | None = None  # (column key, reverse)
-        self._loading = 0  # the generation of the latest reload, for chunked loading
+        self._texts: dict[str, tuple[str, ...]] = {}  # what each drawn row shows, for diffing
+        # the object each row shows, as of the last change applied: cells are made from it
+        # without asking the store (its lock, contended by the sources' threads at 5,000
+        # allocations, cost up to a millisecond a row)
+        self._objs: dict[str, Any] = {}
+        self._pending: set[str] = set()  # rows in the table whose cells are not computed yet
+        self._order: list[tuple[Any, ...]] = []  # (sort key, default order, id), ascending
+        self._key_of: dict[str, tuple[Any, ...]] = {}  # id → its entry in _order
+        self._row_key: dict[str, RowKey] = {}
+        self._column_key = {c.key: ColumnKey(c.key) for c in self.columns_spec}
+        self._all: dict[str, Any] = {}  # every DataTable column, shown or not, by key
+        self._shown: list[str] = []  # the keys of the columns shown, in order
+        self._squeeze: int | None = None  # the first column's width while it is cut
+        self._priority = priority(kind, self.columns_spec)
+        self._sort: tuple[str, bool] = DEFAULT_SORT.get(kind, (self.columns_spec[0].key, False))
+        self._sort_fn: SortKey
+        self._tie_fn: SortKey | None
+        self._sort_functions()
+        # what each row showed when its cells were last made, with the object they were
+        # made from: a filter matches on it while the object is the same (store objects are
+        # replaced, never changed), so each keystroke over 5,000 rows makes no cells again
+        self._seen: dict[str, tuple[Any, tuple[str, ...]]] = {}
         self._stale: set[RowKey] = set()  # rows whose cells changed since the last repaint
+        self._moved = False  # rows were added, removed or moved: their places change
+        self._narrower: dict[str, float] = {}  # column → since when its widest cell narrowed
 
     def on_mount(self) -> None:
         for col in self.columns_spec:
-            self.add_column(col.label, key=col.key, width=col.width)
+            key = self.add_column(col.label, key=col.key, width=col.width)
+            column = self.columns[key]
+            column.content_width = max(column.content_width, MIN_WIDTH.get(col.key, 0))
+            self._all[col.key] = column
+        self._shown = [c.key for c in self.columns_spec]
+        chosen = self._sorts().get(self._sort_name())
+        if chosen is not None and chosen[0] in self._all:
+            self._sort = chosen
+            self._sort_functions()
+        self._label_sort()
         self.reload()
 
     # -- what a row is ---------------------------------------------------------------------
@@ -113,9 +186,11 @@ class LiveTable(DataTable[Any]):
         return [Cell.of(col.render(obj, self.store, self.history)) for col in self.columns_spec]
 
     def _in_scope(self, obj: Any) -> bool:
-        from .nomad_views import in_scope  # `:ns`: one namespace or every one
-
-        return self.kind not in (Kind.JOB, Kind.ALLOCATION) or in_scope(self.app, obj)
+        """`:ns`: the Nomad tables show one namespace or every one."""
+        if self.kind not in (Kind.JOB, Kind.ALLOCATION):
+            return True
+        scope = getattr(self.app, "namespace_scope", "*")
+        return scope == "*" or getattr(obj, "namespace", scope) == scope
 
     def _matches(self, texts: Iterable[str]) -> bool:
         if not self.filter_text:
@@ -123,98 +198,289 @@ class LiveTable(DataTable[Any]):
         needle = self.filter_text.lower()
         return any(needle in t.lower() for t in texts)
 
+    def _entry(self, obj: Any) -> tuple[Any, ...]:
+        """Where a row sorts: its sort column's key, the view's default order, its id."""
+        tie = self._tie_fn(obj, self.store, self.history) if self._tie_fn else ()
+        return (self._sort_fn(obj, self.store, self.history), tie, str(obj.id))
+
     # -- whole and partial updates ---------------------------------------------------------
 
     def reload(self) -> None:
-        """Rebuild from the store (first show, or a new filter). The first screenfuls come
-        at once; a big table's rest follows in chunks, so the view opens without a stall."""
+        """Rebuild from the store (first show, a new filter). Every row goes in at once,
+        sorted once; cells are made for the rows drawn, when they are drawn (with a filter,
+        every row's text is needed to match it: `_seen` keeps them)."""
         keep = self.selected_id()
+        self._texts = {}
         self.clear()
-        self._texts.clear()
-        self._loading += 1
-        ids = [str(o.id) for o in sorted(self.store.items(self.kind), key=default_order)]
-        self._load_chunk(ids, 0, self._loading, keep, FIRST_CHUNK)
+        self._pending.clear()
+        self._key_of.clear()
+        self._row_key.clear()
+        self._stale.clear()
+        with no_gc():  # thousands of small objects at once: no collection passes meanwhile
+            self._load(keep)
 
-    def _load_chunk(self, ids: list[str], start: int, generation: int, keep: str | None,
-                    size: int = CHUNK) -> None:
-        if generation != self._loading:
-            return  # a newer reload (another filter) took over
-        for id_ in ids[start:start + size]:
-            obj = self.store.get(self.kind, id_)
-            if obj is not None and id_ not in self._texts:  # apply() may have added it
-                self._add(obj)
-        self._resort()
+    def _load(self, keep: str | None) -> None:
+        objs = [o for o in self.store.items(self.kind) if self._in_scope(o)]
+        cells_of: dict[str, list[Any]] = {}
+        if self.filter_text:
+            matched = []
+            for obj in objs:
+                id_ = str(obj.id)
+                seen = self._seen.get(id_)
+                if seen is not None and seen[0] is obj:
+                    if self._matches(seen[1]):
+                        matched.append(obj)
+                    continue
+                cells = self._cells(obj)
+                texts = tuple(plain(c) for c in cells)
+                self._seen[id_] = (obj, texts)
+                if self._matches(texts):
+                    cells_of[id_] = cells
+                    matched.append(obj)
+            objs = matched
+        self._objs = {str(o.id): o for o in objs}
+        self._order = sorted(self._entry(o) for o in objs)
+        for entry in self._order:
+            id_ = entry[-1]
+            self._key_of[id_] = entry
+            self._new_row(id_, cells_of.get(id_))
+        self._moved = True
+        self._place()
         self._restore(keep)
-        if start + size < len(ids):
-            # after the next paint, so the first rows show before the rest is built
-            self.call_after_refresh(self._load_chunk, ids, start + size, generation, keep)
-        else:
-            self.post_message(self.Loaded(self))
+        self._fill(self._visible_ids(rows=60))  # measured before the first paint
+        self.post_message(self.Loaded(self))
 
     def apply(self, ids: Iterable[str]) -> None:
-        """Bring the rows of `ids` up to date with the store; nothing else is touched. Many
-        new rows at once (a backend's first answer after the view opened: 5,000 allocations
-        in one batch) load as a reload does, the first screenfuls now and the rest in chunks
-        after each paint, rather than all of them before the next frame."""
+        """Bring the rows of `ids` up to date with the store; nothing else is touched. A new
+        row goes in with its sort key only (5,000 allocations in one batch make no cells):
+        its cells are made when it is drawn."""
         keep = self.selected_id()
-        ids = ids if isinstance(ids, list | tuple | set | frozenset) else list(ids)
-        arriving = [id_ for id_ in ids if id_ not in self._texts]
-        if len(arriving) > FIRST_CHUNK:
-            objs = [o for o in (self.store.get(self.kind, i) for i in arriving) if o is not None]
-            ids = [id_ for id_ in ids if id_ in self._texts]
-            self._load_chunk([str(o.id) for o in sorted(objs, key=default_order)], 0,
-                             self._loading, keep, FIRST_CHUNK)
-        added = False
         for id_ in ids:
             obj = self.store.get(self.kind, id_)
-            if obj is None:
+            if obj is None or not self._in_scope(obj):
+                self._seen.pop(id_, None)
                 self._drop(id_)
                 continue
-            cells = self._cells(obj)
-            texts = tuple(plain(c) for c in cells)
-            if not self._matches(texts) or not self._in_scope(obj):
-                self._drop(id_)
-            elif id_ in self._texts:
-                old = self._texts[id_]
-                self._set_cells(id_, [
-                    (col.key, cell) for col, cell, before, after in zip(
-                        self.columns_spec, cells, old, texts, strict=True)
-                    if before != after
-                ])
-                self._texts[id_] = texts
-            else:
-                self.add_row(*cells, key=id_)
-                self._texts[id_] = texts
-                added = True
-        if added:
-            self._resort()
+            cells = None
+            if self.filter_text or (id_ in self._texts):
+                cells = self._cells(obj)
+                if not self._matches(plain(c) for c in cells):
+                    self._drop(id_)
+                    continue
+            self._objs[id_] = obj
+            entry = self._entry(obj)
+            old = self._key_of.get(id_)
+            if old is None:
+                self._insort(entry)
+                self._new_row(id_, cells)
+            elif old != entry:
+                self._move(old, entry)
+            if cells is not None and old is not None:
+                if id_ in self._texts:
+                    self._update_row(id_, cells)
+                else:
+                    self._store_cells(id_, cells)
+        self._place()
         self._repaint_stale()
         self._restore(keep)
+
+    def _new_row(self, id_: str, cells: list[Any] | None) -> None:
+        row_key = self._row_key.setdefault(id_, RowKey(id_))
+        self.rows[row_key] = Row(row_key, 1)
+        self._data[row_key] = {}
+        if cells is None:
+            self._pending.add(id_)
+        else:
+            self._store_cells(id_, cells)
+
+    def _store_cells(self, id_: str, cells: list[Any]) -> None:
+        """A row's cells, computed: kept, and any wider than its column widens it."""
+        row_key = self._row_key[id_]
+        self._data[row_key] = {self._column_key[col.key]: cell
+                               for col, cell in zip(self.columns_spec, cells, strict=True)}
+        self._texts[id_] = texts = tuple(plain(c) for c in cells)
+        self._seen[id_] = (self._objs.get(id_), texts)
+        self._pending.discard(id_)
+        widened = False
+        for col, cell in zip(self.columns_spec, cells, strict=True):
+            column = self._all[col.key]
+            if cell.cell_len > column.content_width:
+                column.content_width = cell.cell_len
+                widened = True
+        if widened:
+            self._widths_changed()
+
+    def _fill(self, ids: Iterable[str]) -> None:
+        for id_ in ids:
+            if id_ in self._pending:
+                obj = self._objs.get(id_)
+                if obj is None:
+                    self._pending.discard(id_)
+                    continue
+                self._store_cells(id_, self._cells(obj))
+
+    def _update_row(self, id_: str, cells: list[Any]) -> None:
+        texts = tuple(plain(c) for c in cells)
+        old = self._texts[id_]
+        self._set_cells(id_, [
+            (col.key, cell) for col, cell, before, after in zip(
+                self.columns_spec, cells, old, texts, strict=True)
+            if before != after
+        ])
+        self._texts[id_] = texts
+        self._seen[id_] = (self._objs.get(id_), texts)
+
+    # -- order -----------------------------------------------------------------------------
+
+    def _insort(self, entry: tuple[Any, ...]) -> None:
+        bisect.insort(self._order, entry)
+        self._key_of[entry[-1]] = entry
+        self._moved = True
+
+    def _unsort(self, entry: tuple[Any, ...]) -> None:
+        at = bisect.bisect_left(self._order, entry)
+        if at < len(self._order) and self._order[at] == entry:
+            del self._order[at]
+        else:  # not where its key says (cannot happen): find it by id
+            self._order = [e for e in self._order if e[-1] != entry[-1]]
+        self._moved = True
+
+    def _move(self, old: tuple[Any, ...], entry: tuple[Any, ...]) -> None:
+        """A row's key changed: where it keeps its place (a CPU figure, most often), only
+        the list learns the new key; the rows are placed again only if it moved."""
+        at = bisect.bisect_left(self._order, old)
+        if at < len(self._order) and self._order[at] == old:
+            del self._order[at]
+            to = bisect.bisect_left(self._order, entry)
+            self._order.insert(to, entry)
+            self._key_of[entry[-1]] = entry
+            self._moved = self._moved or to != at
+            return
+        self._unsort(old)
+        self._insort(entry)
+
+    def _place(self) -> None:
+        """Give every row its place from the sorted list (once per batch that moved rows)."""
+        if not self._moved:
+            return
+        self._moved = False
+        ids = [entry[-1] for entry in self._order]
+        if self._sort[1]:
+            ids.reverse()
+        row_key = self._row_key
+        self._row_locations = TwoWayDict({row_key[id_]: n for n, id_ in enumerate(ids)})
+        self._update_count += 1
+        self._clear_caches()
+        self._stale.clear()
+        self.cursor_coordinate = self.cursor_coordinate  # clamped to the rows there are
+        self._require_update_dimensions = True
+        self.check_idle()
+        self.refresh()
+
+    def _sort_functions(self) -> None:
+        """The sort column's key, and the default column's to break its ties."""
+        by_key = {c.key: c for c in self.columns_spec}
+        column = by_key.get(self._sort[0], self.columns_spec[0])
+        self._sort_fn = sort_key(self.kind, column)
+        default = by_key.get(DEFAULT_SORT.get(self.kind, ("",))[0])
+        self._tie_fn = (sort_key(self.kind, default)
+                        if default is not None and default is not column else None)
+
+    def _sort_name(self) -> str:
+        screen = getattr(self, "screen", None)
+        return f"{getattr(screen, 'name', '') or ''}/{self.kind.value}"
+
+    def _sorts(self) -> dict[str, tuple[str, bool]]:
+        sorts = getattr(self.app, "table_sorts", None)
+        return sorts if isinstance(sorts, dict) else {}
+
+    def set_sort(self, key: str, reverse: bool) -> None:
+        """Sort by a column (kept for this view for the session)."""
+        if key not in self._all:
+            return
+        keep = self.selected_id()
+        self._sort = (key, reverse)
+        self._sort_functions()
+        self._sorts()[self._sort_name()] = self._sort
+        self._label_sort()
+        by_id = self._objs
+        self._order = sorted(self._entry(by_id[id_]) for id_ in self._key_of if id_ in by_id)
+        self._key_of = {entry[-1]: entry for entry in self._order}
+        self._moved = True
+        self._place()
+        self._restore(keep)
+
+    def sort_by(self, key: str) -> None:
+        """A header click: sort by this column, or reverse it if it is the sort already."""
+        self.set_sort(key, self._sort[0] == key and not self._sort[1])
+
+    def _label_sort(self) -> None:
+        for spec in self.columns_spec:
+            column = self._all.get(spec.key)
+            if column is None:
+                continue
+            mark = (DOWN if self._sort[1] else UP) if spec.key == self._sort[0] else ""
+            column.label = Text(spec.label + mark)
+            column.content_width = max(column.content_width, column.label.cell_len)
+        self._widths_changed()
 
     # -- drawing only what changed ---------------------------------------------------------
 
     def _set_cells(self, id_: str, changed: list[tuple[str, Cell]]) -> None:
         """New values for some cells of one row. Where they fit their columns, only this
-        row's cache entries go (see `_repaint_stale`); a wider cell widens its column through
-        DataTable's general path (which re-measures and redraws the table)."""
+        row's cache entries go (see `_repaint_stale`); a wider cell widens its column (and
+        redraws the table); a column whose widest cell narrowed is noted, to shrink later."""
         if not changed:
             return
-        row_key = RowKey(id_)
+        row_key = self._row_key[id_]
         data = self._data[row_key]
-        widen = []
+        widen = False
         for key, cell in changed:
-            column_key = ColumnKey(key)
-            column = self.columns[column_key]
+            column_key = self._column_key[key]
+            column = self._all[key]
+            before = data.get(column_key)
             data[column_key] = cell
-            if column.auto_width and cell.cell_len > column.content_width:
-                widen.append(CellKey(row_key, column_key))
+            if cell.cell_len > column.content_width:
+                column.content_width = cell.cell_len
+                widen = True
+            elif (isinstance(before, Text) and before.cell_len > cell.cell_len
+                  and before.cell_len >= column.content_width):
+                self._narrower.setdefault(key, time.monotonic())
         if widen:
-            self._updated_cells.update(widen)
-            self._require_update_dimensions = True
-            self._update_count += 1  # every cached cell and line is stale
-            self.refresh()
+            self._widths_changed()
         else:
             self._stale.add(row_key)
+
+    def _widths_changed(self) -> None:
+        """A column's width changed: every cached line is stale, the columns are fitted to
+        the width again."""
+        self._update_count += 1
+        self._clear_caches()
+        self._fit_columns()
+        self._require_update_dimensions = True
+        self.check_idle()
+        self.refresh()
+
+    def _shrink_columns(self) -> None:
+        """Columns whose widest cell has been narrower for a while take the width of what
+        they show now (never below their header or minimum)."""
+        now = time.monotonic()
+        due = [k for k, since in self._narrower.items() if now - since >= SHRINK_AFTER]
+        if not due:
+            return
+        changed = False
+        for key in due:
+            del self._narrower[key]
+            column = self._all[key]
+            ck = self._column_key[key]
+            widest = max((cell.cell_len for data in self._data.values()
+                          if isinstance(cell := data.get(ck), Text)), default=0)
+            width = max(widest, column.label.cell_len, MIN_WIDTH.get(key, 0))
+            if width < column.content_width:
+                column.content_width = width
+                changed = True
+        if changed:
+            self._widths_changed()
 
     def _repaint_stale(self) -> None:
         """Drop the cache entries of the changed rows (one pass over each cache for the whole
@@ -236,75 +502,161 @@ class LiveTable(DataTable[Any]):
             self._line_cache.discard(lkey)
         for row in rows:
             if row is not None:
-                self.refresh_row(row)
+                self.refresh_row(row)  # a row off screen costs nothing (see _get_row_region)
+
+    # every row is one line: where a row is on the page is its index (DataTable adds up the
+    # heights of all the rows above it, for each row it repaints: rows 4,000 down cost 4,000
+    # steps each, a third of the loop in a 5,000-allocation lab)
+
+    def _get_row_region(self, row_index: int) -> Region:
+        if not self.is_valid_row_index(row_index):
+            return Region(0, 0, 0, 0)
+        width = sum(c.get_render_width(self) for c in self.columns.values())
+        header = self.header_height if self.show_header else 0
+        return Region(0, row_index + header, max(self.size.width, width), 1)
+
+    def _get_cell_region(self, coordinate: Coordinate) -> Region:
+        if not self.is_valid_coordinate(coordinate):
+            return Region(0, 0, 0, 0)
+        row_index, column_index = coordinate
+        columns = self.ordered_columns
+        x = sum(c.get_render_width(self) for c in columns[:column_index])
+        header = self.header_height if self.show_header else 0
+        return Region(x, row_index + header, columns[column_index].get_render_width(self), 1)
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
-        # DataTable measures new rows (and widens columns) after it may already have drawn
-        # them at the old widths, and keeps those rows in its caches under the same update
-        # count: that is the stale, garbled first row that could stay for half a minute
-        widths = [c.get_render_width(self) for c in self.columns.values()]
-        # every cell is one line of Text of known width: measure them without going through
-        # Rich (DataTable's own measuring was a quarter of opening 5,000 rows)
-        columns = self.ordered_columns
-        rest = []
-        for row_key in new_rows:
-            data = self._data.get(row_key)
-            row = self.rows.get(row_key)
-            if data is None or row is None:
-                continue
-            if row.height != 1 or row.label is not None:
-                rest.append(row_key)
-                continue
-            for column in columns:
-                cell = data.get(column.key)
-                width = cell.cell_len if isinstance(cell, Text) else len(str(cell))
-                if width > column.content_width:
-                    column.content_width = width
-        super()._update_dimensions(rest)
-        if widths != [c.get_render_width(self) for c in self.columns.values()]:
-            self._clear_caches()
-            self.refresh()
+        # rows come in through _new_row with their widths measured as their cells are made
+        # (DataTable's own measuring went through Rich for every cell of every new row)
+        super()._update_dimensions(())
 
-    def refresh_times(self) -> None:
-        """Recompute the clock-derived cells (AGE) of the rows on screen, and nothing else."""
-        columns = [c for c in self.columns_spec if c.key in TIME_COLUMNS]
-        if not columns or not self.row_count:
-            return
+    def _visible_ids(self, rows: int = 1) -> list[str]:
+        """The rows on screen (at least `rows` of them, before the table has a size)."""
         top = max(0, int(self.scroll_y))
+        height = max(self.size.height, rows)
         ids = []
-        for row in range(top, min(self.row_count, top + self.size.height + 1)):
+        for row in range(top, min(self.row_count, top + height + 1)):
             key = self._row_locations.get_key(row)
             if key is not None:  # None: the table changed under us
                 ids.append(str(key.value))
-        self.apply(ids)
+        return ids
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # the rows about to be drawn get their cells first (a load leaves them for later)
+        if self._pending:
+            self._fill(self._visible_ids())
+        return super().render_lines(crop)
+
+    def get_row_at(self, row_index: int) -> list[Any]:
+        key = self._row_locations.get_key(row_index)
+        if key is not None and key.value in self._pending:
+            self._fill([str(key.value)])
+        return super().get_row_at(row_index)
+
+    def get_row(self, row_key: RowKey | str) -> list[Any]:
+        id_ = row_key.value if isinstance(row_key, RowKey) else row_key
+        if id_ in self._pending:
+            self._fill([str(id_)])
+        return super().get_row(row_key)
+
+    def refresh_times(self) -> None:
+        """Recompute the clock-derived cells (AGE) of the rows on screen, and nothing else;
+        called each second: a cell changes when its unit does (seconds, then minutes...)."""
+        self._shrink_columns()
+        specs = [(n, c) for n, c in enumerate(self.columns_spec) if c.key in TIME_COLUMNS]
+        if not specs or not self.row_count:
+            return
+        for id_ in self._visible_ids():
+            old = self._texts.get(id_)
+            obj = self._objs.get(id_)
+            if old is None or obj is None:
+                continue
+            changed = []
+            texts = list(old)
+            for n, col in specs:
+                cell = Cell.of(col.render(obj, self.store, self.history))
+                if cell.plain != old[n]:
+                    changed.append((col.key, cell))
+                    texts[n] = cell.plain
+            if changed:
+                self._set_cells(id_, changed)
+                self._texts[id_] = tuple(texts)
+        self._repaint_stale()
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
         if int(old) != int(new) and any(c.key in TIME_COLUMNS for c in self.columns_spec):
             self.call_after_refresh(self.refresh_times)  # rows scrolled in show today's AGE
 
-    def _add(self, obj: Any) -> None:
-        cells = self._cells(obj)
-        texts = tuple(plain(c) for c in cells)
-        if self._matches(texts) and self._in_scope(obj):
-            self.add_row(*cells, key=str(obj.id))
-            self._texts[str(obj.id)] = texts
-
     def _drop(self, id_: str) -> None:
-        if id_ in self._texts:
-            self.remove_row(id_)
-            del self._texts[id_]
-
-    def _resort(self) -> None:
-        if self._sort is not None:
-            key, reverse = self._sort
-            self.sort(key, key=sort_value, reverse=reverse)
+        entry = self._key_of.pop(id_, None)
+        if entry is None:
+            return
+        self._unsort(entry)
+        self._objs.pop(id_, None)
+        row_key = self._row_key.pop(id_)
+        data = self._data.pop(row_key, {})
+        self.rows.pop(row_key, None)
+        self._texts.pop(id_, None)
+        self._pending.discard(id_)
+        self._stale.discard(row_key)
+        for column_key in data:
+            self._updated_cells.discard(CellKey(row_key, column_key))
+        now = time.monotonic()
+        for column_key, cell in data.items():
+            key = str(column_key.value)
+            if isinstance(cell, Text) and cell.cell_len >= self._all[key].content_width:
+                self._narrower.setdefault(key, now)
 
     def _restore(self, keep: str | None) -> None:
-        if keep is not None and keep in self._texts:
+        if keep is not None and keep in self._key_of:
             row = self.get_row_index(keep)
             if row != self.cursor_row:
                 self.move_cursor(row=row, animate=False)
+
+    # -- columns that fit --------------------------------------------------------------------
+
+    def on_resize(self, _: Resize) -> None:
+        """The columns that fit (NavKeys' on_resize runs as well: Textual calls the handler
+        of each class in the MRO)."""
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Show the most important columns that fit the width. Before the view's three most
+        important columns give way, the first (a name) is cut, to no fewer than
+        SQUEEZE_FLOOR cells (with an ellipsis): STATUS and NODE stay beside the name."""
+        if not self._all:
+            return
+        room = self.scrollable_content_region.width
+        if room <= 0:
+            return
+        pad = 2 * self.cell_padding
+        order = self._priority
+        widths = [self._all[k].content_width + pad for k in order]
+        first = self._all[order[0]]
+        keep, used = 1, widths[0]
+        while keep < len(order) and used + widths[keep] <= room:
+            used += widths[keep]
+            keep += 1
+        squeeze: int | None = None
+        want = min(3, len(order))
+        if keep < want:
+            cut = room - sum(widths[1:want]) - pad
+            if cut >= min(first.content_width, SQUEEZE_FLOOR):
+                squeeze, keep, used = cut, want, room
+        shown = [c.key for c in self.columns_spec if c.key in order[:keep]]
+        if (shown, squeeze) == (self._shown, self._squeeze):
+            return
+        self._shown, self._squeeze = shown, squeeze
+        first.auto_width = squeeze is None
+        first.width = squeeze or 0
+        self.columns = {self._column_key[k]: self._all[k] for k in shown}
+        self._column_locations = TwoWayDict(
+            {self._column_key[k]: n for n, k in enumerate(shown)})
+        self._update_count += 1
+        self._clear_caches()
+        self._require_update_dimensions = True
+        self.check_idle()
+        self.refresh()
 
     # -- user controls ---------------------------------------------------------------------
 
@@ -314,15 +666,23 @@ class LiveTable(DataTable[Any]):
     def action_filter(self) -> None:
         self.post_message(self.FilterRequested(self))
 
+    def action_sort_previous(self) -> None:
+        self.action_sort_next(-1)
+
+    def action_sort_next(self, step: int = 1) -> None:
+        """`>` / `<`: the sort moves to the next / previous column shown."""
+        shown = self._shown or [c.key for c in self.columns_spec]
+        at = shown.index(self._sort[0]) if self._sort[0] in shown else -step
+        self.set_sort(shown[(at + step) % len(shown)], False)
+
+    def action_sort_reverse(self) -> None:
+        """`!`: the same column, the other way."""
+        self.set_sort(self._sort[0], not self._sort[1])
+
     def set_filter(self, text: str) -> None:
         if text != self.filter_text:
             self.filter_text = text
             self.reload()
-
-    def sort_by(self, key: str) -> None:
-        reverse = self._sort is not None and self._sort[0] == key and not self._sort[1]
-        self._sort = (key, reverse)
-        self._resort()
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
@@ -341,25 +701,3 @@ class LiveTable(DataTable[Any]):
         id_ = self.selected_id()
         return self.store.get(self.kind, id_) if id_ else None
 
-
-def natural(text: str) -> tuple[Any, ...]:
-    """web[10] after web[9]: digit runs compare as numbers."""
-    return tuple(int(part) if part.isdigit() else part.lower()
-                 for part in re.split(r"(\d+)", text))
-
-
-def default_order(obj: Any) -> Any:
-    for attr in ("vmid", "name"):
-        value = getattr(obj, attr, None)
-        if value is not None:
-            return (0, (value,)) if isinstance(value, int) else (1, natural(str(value)))
-    return (1, natural(str(obj.id)))
-
-
-def sort_value(cell: Any) -> Any:
-    text = cell.plain if isinstance(cell, Text) else str(cell)
-    stripped = text.strip().rstrip("%G").split(" ")[-1] if text else ""
-    try:
-        return (0, float(stripped), text)
-    except ValueError:
-        return (1, 0.0, text.lower())

@@ -30,6 +30,7 @@ from ..model import Deployment, Kind
 from ..plain import line
 from ..plain import text as safe_text
 from ..sources.nomad_depth import diff_lines, plan_lines, sparkline, spec_text
+from .nav_table import NavTable
 
 if TYPE_CHECKING:
     from ..sources.nomad import NomadSource
@@ -174,7 +175,7 @@ class DeploymentsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         title = f"Deployments of {self.job_id}" if self.job_id else "Deployments"
         yield Static(safe_text(title, "bold"), classes="pane-title")
-        yield DataTable(id="deployments", cursor_type="row", zebra_stripes=True)
+        yield NavTable(id="deployments", cursor_type="row", zebra_stripes=True)
         yield Static(id="deployment-detail")
         yield Footer()
 

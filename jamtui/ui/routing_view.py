@@ -27,6 +27,7 @@ from ..routing import Chain
 from ..tracing import Trace, render_tree, run_trace
 from .columns import sparkline
 from .messages import OpenIntention
+from .nav_table import NavTable
 from .widgets import HealthBar
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class RoutingScreen(Screen[None]):
             with VerticalScroll(id="routing-list"):
                 yield Label(Text("Routes: host → HAProxy → Fabio → instances", style="bold"),
                             classes="pane-title")
-                yield DataTable(id="chains", cursor_type="row")
+                yield NavTable(id="chains", cursor_type="row")
             with VerticalScroll(id="routing-tree"):
                 yield Static(id="chain")
         yield Footer()

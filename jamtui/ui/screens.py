@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.suggester import Suggester
-from textual.widgets import DataTable, Footer, Input, Label, OptionList, Static
+from textual.widgets import DataTable, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..model import Kind
@@ -23,7 +23,7 @@ from .detail import render
 from .keymap import Key, bind, for_scopes, refused, usable
 from .kinds import OVERVIEW_PANES, VIEWS
 from .messages import OpenDetail, RunAction
-from .widgets import HealthBar, Pane
+from .widgets import HealthBar, KeyFooter, Pane
 
 if TYPE_CHECKING:
     from .app import JamApp
@@ -98,7 +98,7 @@ class LabScreen(Screen[None]):
         with Horizontal(id="bars"):
             yield Input(placeholder="/filter (any column; Enter keeps it, Esc clears)",
                         id="filter")
-        yield Footer()
+        yield KeyFooter()
 
     def body(self) -> Any:
         return Vertical(*self.panes, id="body")
@@ -244,7 +244,7 @@ class DetailScreen(Screen[None]):
             with Vertical(id="detail-side"):
                 yield Label("Go to", classes="pane-title")
                 yield OptionList(id="links")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)

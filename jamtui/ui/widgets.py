@@ -8,7 +8,8 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Label, Static
+from textual.widget import Widget
+from textual.widgets import Footer, Label, Static
 
 from ..model import Health, Kind, Quorum, TLSInfo
 from ..plain import BLOCK_LIMIT
@@ -217,3 +218,25 @@ class Pane(Vertical):
             label.update(title, layout=shape is None
                          or shape != getattr(self, "_title_shape", None))
             self._shown_title, self._title_shape = shown, shape
+
+
+class KeyFooter(Footer):
+    """The footer with the keys used most first (`:` `/` `?`), then the focused object's
+    actions, `L` and `q` last: on an 80-column terminal what does not fit is the least used,
+    and `?` lists every key."""
+
+    FIRST = ("command_bar", "filter", "help")
+    LAST = ("tails", "quit")
+
+    def compose(self) -> ComposeResult:
+        def rank(widget: Widget) -> int:
+            if widget.has_class("-command-palette"):
+                return 99
+            action = str(getattr(widget, "action", ""))
+            if action in self.FIRST:
+                return self.FIRST.index(action)
+            if action in self.LAST:
+                return 50 + self.LAST.index(action)
+            return 10
+
+        return sorted(super().compose(), key=rank)

@@ -42,9 +42,9 @@ async def test_chunked_load_with_changes_midway() -> None:
             await pilot.pause(0.02)
         await pilot.pause(0.1)
         assert table.row_count == 2500
-        assert alloc(2498).id not in table._texts
-        assert "failed" in " ".join(table._texts[alloc(2499).id])
-        assert alloc(2500).id in table._texts
+        assert alloc(2498).id not in table.rows
+        assert "failed" in " ".join(c.plain for c in table.get_row(alloc(2499).id))
+        assert alloc(2500).id in table.rows
 
 
 async def test_cursor_sort_and_filter_survive_live_changes() -> None:
