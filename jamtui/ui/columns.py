@@ -66,10 +66,11 @@ def bar(fraction: float, width: int = 8) -> Text:
 
 
 def sparkline(values: list[float], width: int = 12) -> str:
-    if not values:
-        return ""
+    """The last `width` samples, newest on the right, always `width` cells: a line that grew
+    a cell per sample widened its column each time, and so re-laid out the whole screen."""
     tail = values[-width:]
-    return "".join(SPARK[min(len(SPARK) - 1, int(max(0.0, v) * len(SPARK)))] for v in tail)
+    return " " * (width - len(tail)) + "".join(
+        SPARK[min(len(SPARK) - 1, int(max(0.0, v) * len(SPARK)))] for v in tail)
 
 
 def age(seconds: float | None) -> str:

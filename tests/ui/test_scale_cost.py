@@ -209,3 +209,12 @@ async def test_the_first_picture_is_frozen_out_of_the_collectors_sight(
             assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()  # the rest of the test run collects as before
+
+
+def test_a_sparkline_keeps_its_width_as_samples_come() -> None:
+    """A sparkline that grew a cell per sample widened its column on each poll until full,
+    and a wider column re-lays out the screen: the largest idle cost left at 5,000 rows."""
+    from jamtui.ui.columns import sparkline
+
+    assert {len(sparkline([0.5] * n, 8)) for n in range(12)} == {8}
+    assert sparkline([0.0, 1.0], 4).endswith("▁█")  # newest on the right
