@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +48,48 @@ def packer() -> str:
     if not Path(path).exists():
         pytest.skip("packer is not installed (scripts/test installs Debian's package)")
     return path
+
+
+def _ui_cpu_time(loop: asyncio.AbstractEventLoop) -> float:
+    """CPU time of the app's own threads: the thread running its event loop and the loop's
+    executor threads (Textual's thread workers run there)."""
+    total = time.thread_time()
+    executor = getattr(loop, "_default_executor", None)
+    for thread in list(getattr(executor, "_threads", ())):
+        with contextlib.suppress(OSError, TypeError, ValueError):  # it ended meanwhile
+            total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return total
+
+
+async def _wait_for_ui_idle(min_sleep: float = 1 / 50, max_sleep: float = 1) -> None:
+    """Textual's `wait_for_idle` (what `pilot.press` and `pilot.pause()` wait on after each
+    key), measuring the app's own threads rather than the whole process: in the tests the lab
+    and the engine's pollers run in the test's process and kept it always "busy", which made a
+    key press wait up to its full second twice."""
+    from textual import _wait
+
+    loop = asyncio.get_running_loop()
+    start = time.monotonic()
+    while True:
+        cpu = _ui_cpu_time(loop)
+        await asyncio.sleep(_wait.SLEEP_GRANULARITY)
+        elapsed = time.monotonic() - start
+        if elapsed >= max_sleep:
+            break
+        if elapsed > min_sleep and _ui_cpu_time(loop) - cpu < _wait.SLEEP_IDLE:
+            break
+
+
+def _patch_textual_idle() -> None:
+    import textual.app
+    import textual.pilot
+
+    for module in (textual.app, textual.pilot):
+        if hasattr(module, "wait_for_idle"):
+            module.wait_for_idle = _wait_for_ui_idle  # type: ignore[attr-defined]
+
+
+_patch_textual_idle()
 
 
 def pytest_report_header() -> str:
