@@ -25,9 +25,14 @@ CLIENT_ENV = (
 )
 
 
+# pytest-xdist's workers set these (80x24) for their own output; Textual and Rich would size
+# a cockpit started by a test (tmux's --demo) by them rather than by its terminal.
+TERMINAL_ENV = ("COLUMNS", "LINES")
+
+
 @pytest.fixture(autouse=True)
 def _clean_client_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CLIENT_ENV:
+    for name in CLIENT_ENV + TERMINAL_ENV:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -90,6 +95,23 @@ def _patch_textual_idle() -> None:
 
 
 _patch_textual_idle()
+
+
+# Files whose tests mostly wait (the cockpit under Pilot, workflows, real terminals and tools)
+# run first: scripts/test hands whole files to its two workers in this order, and a long file
+# left for the end would keep one worker busy while the other idles.
+SLOW_FIRST = ("tests/ui/test_workflows_ui.py", "tests/ui/", "tests/workflows/", "tests/test_e2e",
+              "tests/integration/", "tests/test_tls.py", "tests/test_cli_lab.py",
+              "tests/provisioners/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)),
+                    len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
 
 
 def pytest_report_header() -> str:

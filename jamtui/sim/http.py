@@ -184,14 +184,17 @@ class BackendServer:
         """Keep the port bound while down, without listening (a connection is refused as by a
         stopped server), so that no other program takes it before the backend comes back."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError:
-            sock.close()
+        for reuse in (False, True):  # exclusive first: nobody binds it even with SO_REUSEADDR
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            if reuse:  # the port's own connections linger in TIME_WAIT
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.host, self.port))
+            except OSError:
+                sock.close()
+                continue
+            self._held = sock
             return
-        self._held = sock
 
     def _release_port(self) -> None:
         if self._held is not None:
