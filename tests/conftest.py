@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,11 @@ CLIENT_ENV = (
     "CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY", "CONSUL_TLS_SERVER_NAME", "CONSUL_CAPATH",
 )
 
+
+# A suite started in the background by a non-interactive shell inherits SIGINT ignored, and so
+# would every command a test interrupts with it (each must end 130 on Ctrl-C).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # pytest-xdist's workers set these (80x24) for their own output; Textual and Rich would size
 # a cockpit started by a test (tmux's --demo) by them rather than by its terminal.
