@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +26,19 @@ CLIENT_ENV = (
 )
 
 
+# A suite started in the background by a non-interactive shell inherits SIGINT ignored, and so
+# would every command a test interrupts with it (each must end 130 on Ctrl-C).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# pytest-xdist's workers set these (80x24) for their own output; Textual and Rich would size
+# a cockpit started by a test (tmux's --demo) by them rather than by its terminal.
+TERMINAL_ENV = ("COLUMNS", "LINES")
+
+
 @pytest.fixture(autouse=True)
 def _clean_client_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in CLIENT_ENV:
+    for name in CLIENT_ENV + TERMINAL_ENV:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -45,6 +59,65 @@ def packer() -> str:
     if not Path(path).exists():
         pytest.skip("packer is not installed (scripts/test installs Debian's package)")
     return path
+
+
+def _ui_cpu_time(loop: asyncio.AbstractEventLoop) -> float:
+    """CPU time of the app's own threads: the thread running its event loop and the loop's
+    executor threads (Textual's thread workers run there)."""
+    total = time.thread_time()
+    executor = getattr(loop, "_default_executor", None)
+    for thread in list(getattr(executor, "_threads", ())):
+        with contextlib.suppress(OSError, TypeError, ValueError):  # it ended meanwhile
+            total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return total
+
+
+async def _wait_for_ui_idle(min_sleep: float = 1 / 50, max_sleep: float = 1) -> None:
+    """Textual's `wait_for_idle` (what `pilot.press` and `pilot.pause()` wait on after each
+    key), measuring the app's own threads rather than the whole process: in the tests the lab
+    and the engine's pollers run in the test's process and kept it always "busy", which made a
+    key press wait up to its full second twice."""
+    from textual import _wait
+
+    loop = asyncio.get_running_loop()
+    start = time.monotonic()
+    while True:
+        cpu = _ui_cpu_time(loop)
+        await asyncio.sleep(_wait.SLEEP_GRANULARITY)
+        elapsed = time.monotonic() - start
+        if elapsed >= max_sleep:
+            break
+        if elapsed > min_sleep and _ui_cpu_time(loop) - cpu < _wait.SLEEP_IDLE:
+            break
+
+
+def _patch_textual_idle() -> None:
+    import textual.app
+    import textual.pilot
+
+    for module in (textual.app, textual.pilot):
+        if hasattr(module, "wait_for_idle"):
+            module.wait_for_idle = _wait_for_ui_idle  # type: ignore[attr-defined]
+
+
+_patch_textual_idle()
+
+
+# Files whose tests mostly wait (the cockpit under Pilot, workflows, real terminals and tools)
+# run first: scripts/test hands whole files to its two workers in this order, and a long file
+# left for the end would keep one worker busy while the other idles.
+SLOW_FIRST = ("tests/ui/test_workflows_ui.py", "tests/ui/", "tests/workflows/", "tests/test_e2e",
+              "tests/integration/", "tests/test_tls.py", "tests/test_cli_lab.py",
+              "tests/provisioners/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)),
+                    len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
 
 
 def pytest_report_header() -> str:

@@ -84,6 +84,9 @@ def test_a_socket_that_never_answers_is_down_not_missing(
     try:
         # before any answer the backend is listed as waiting, not left out
         assert engine.store.backend("consul").waiting
+        # the others answer first, however loaded the machine: the 2 s are the silent one's
+        wait_for(lambda: all(s.ready.is_set() for n, s in engine.sources.items()
+                             if n != "consul"), timeout=30)
         assert engine.settle(2) == {"consul"}
         configured = set(engine.sources)
         consul = engine.store.backend("consul")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 import re
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -140,6 +141,7 @@ class BackendServer:
         self.ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self._held: socket.socket | None = None  # the port, kept while down
 
     @property
     def scheme(self) -> str:
@@ -172,13 +174,36 @@ class BackendServer:
         if self._site is not None:
             await self._site.stop()
             self._site = None
+            self._hold_port()
         if self._runner is not None and self._runner.server is not None:
             for proto in list(self._runner.server.connections):
                 if proto.transport is not None:
                     proto.transport.abort()
 
+    def _hold_port(self) -> None:
+        """Keep the port bound while down, without listening (a connection is refused as by a
+        stopped server), so that no other program takes it before the backend comes back."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        for reuse in (False, True):  # exclusive first: nobody binds it even with SO_REUSEADDR
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            if reuse:  # the port's own connections linger in TIME_WAIT
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.host, self.port))
+            except OSError:
+                sock.close()
+                continue
+            self._held = sock
+            return
+
+    def _release_port(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
     async def come_up(self) -> None:
         if self._site is None:
+            self._release_port()
             await self._listen()
 
     async def stop(self) -> None:
@@ -186,6 +211,7 @@ class BackendServer:
             await self.go_down()
             await self._runner.cleanup()
             self._runner = None
+        self._release_port()
 
 
 def send_handshake_alerts() -> None:

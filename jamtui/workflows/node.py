@@ -43,6 +43,9 @@ from .workflow import Step, StepContext, Workflow
 
 ANSIBLE_CALLBACKS = Path(__file__).parent / "ansible_callback"
 TF_RESOURCE = "proxmox_vm_qemu.node"
+# waiting on a new VM (SSH, joining, leaving, draining): ask again soon at first, then every
+# 1-2 s; a VM that boots in a second is not kept waiting for a fixed 2 s
+_FIRST_RETRY = 0.25
 
 
 def tf_address(name: str) -> str:
@@ -408,6 +411,7 @@ class NodeWorkflows:
         pool = pool_for(self.cfg, inv)
         deadline = time.monotonic() + self.prov.ssh_timeout
         last = ""
+        pause = _FIRST_RETRY
         try:
             while True:
                 try:
@@ -421,7 +425,8 @@ class NodeWorkflows:
                 if time.monotonic() > deadline:
                     raise StepFailed(f"{name} ({target.address}:{target.port}) did not answer "
                                      f"on SSH within {self.prov.ssh_timeout:g} s: {last}")
-                ctx.wait(2)
+                ctx.wait(pause)
+                pause = min(pause * 2, 2.0)
         finally:
             pool.close()
 
@@ -461,6 +466,7 @@ class NodeWorkflows:
         store = self.engine.store
         need = ["consul"] + (["nomad"] if spec.group == "vs" else []) + ["dns"]
         deadline = time.monotonic() + self.prov.join_timeout
+        pause = _FIRST_RETRY
         fqdn = self._fqdn(spec.name)
         while True:
             missing = []
@@ -482,11 +488,13 @@ class NodeWorkflows:
                 raise StepFailed(f"{spec.name} did not join within "
                                  f"{self.prov.join_timeout:g} s: " + "; ".join(missing))
             self._refresh_consul()
-            ctx.wait(1)
+            ctx.wait(pause)
+            pause = min(pause * 2, 1.0)
 
     def _verify_gone(self, ctx: StepContext, name: str) -> str:
         fqdn = self._fqdn(name)
         deadline = time.monotonic() + self.prov.join_timeout
+        pause = _FIRST_RETRY
         while True:
             answer = self._resolve(fqdn)
             member = self.engine.store.get(Kind.MEMBER, name)
@@ -498,7 +506,8 @@ class NodeWorkflows:
                                  f"DNS {', '.join(answer) or 'gone'}, Consul "
                                  f"{member.status if member else 'gone'}")
             self._refresh_consul()
-            ctx.wait(1)
+            ctx.wait(pause)
+            pause = min(pause * 2, 1.0)
 
     def _drain(self, ctx: StepContext, name: str) -> str:
         store = self.engine.store
@@ -509,6 +518,7 @@ class NodeWorkflows:
         if node.status == "ready":
             nomad.drain(node.id, True)
         deadline = time.monotonic() + self.prov.join_timeout
+        pause = _FIRST_RETRY
         while True:
             node = store.get(Kind.NOMAD_NODE, node.id) or node
             running = [a for a in store.allocs_on(node.id) if a.client_status == "running"]
@@ -520,7 +530,8 @@ class NodeWorkflows:
             if time.monotonic() > deadline:
                 raise StepFailed(f"{name} still has {len(running)} running allocation(s) "
                                  f"after {self.prov.join_timeout:g} s")
-            ctx.wait(1)
+            ctx.wait(pause)
+            pause = min(pause * 2, 1.0)
 
     def _leave(self, ctx: StepContext, name: str, ip: str) -> str:
         consul_src = self.engine.sources["consul"]

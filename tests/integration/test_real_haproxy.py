@@ -5,6 +5,7 @@ fails, and the chain recovers when it is lifted."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import shutil
@@ -32,10 +33,14 @@ from tests.helpers import wait_for
 HOST = "example.jamfox.dev"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """Ports free now, all different (each held until all are picked: one at a time, the
+    kernel may hand out the same one twice, and haproxy binds both frontends to it)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def haproxy_config(lab: Lab, front: int, stats: int, sock: Path) -> str:
@@ -72,7 +77,7 @@ def real(tmp_path: Path) -> Iterator[dict[str, Any]]:
     binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
     assert Path(binary).exists(), "haproxy is not installed: run scripts/test (it installs it)"
     with Lab(seed=6, tick=0.2, traffic=False, **FAST) as lab:
-        front, stats = free_port(), free_port()
+        front, stats = free_ports(2)
         sock = tmp_path / "admin.sock"
         cfg = tmp_path / "haproxy.cfg"
         cfg.write_text(haproxy_config(lab, front, stats, sock))

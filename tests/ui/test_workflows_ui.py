@@ -33,7 +33,8 @@ async def test_node_add_then_remove_through_the_cockpit(lab_engine: tuple[Lab, E
         await ready(pilot, app)
         pane(app, Kind.VM).table.focus()
         await pilot.press("a")
-        form = await until(pilot, lambda: isinstance(app.screen, NodeAddScreen) and app.screen)
+        form = await until(pilot, lambda: isinstance(app.screen, NodeAddScreen)
+                           and app.screen.query("#f-hypervisor") and app.screen)
         values = {f: form.query_one(f"#f-{f}", Input).value for f in ("group", "name", "ip",
                                                                       "vmid", "hypervisor")}
         assert values == {"group": "vs", "name": "vs3", "ip": "192.168.42.33", "vmid": "303",
