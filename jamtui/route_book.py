@@ -120,7 +120,8 @@ class RouteBook:
         self._haproxy_hops: list[Hop] | None = None  # None: to be read again
         # the store's routes, indexed (from its changes)
         self._routes: dict[str, Route] = {}  # route id -> route
-        self._by_host: dict[str, dict[str, Route]] = {}  # lower-case host -> id -> route
+        # lower-case host -> a distinct route (its `fabio` left out) -> the Fabios that have it
+        self._by_host: dict[str, dict[Route, dict[str, None]]] = {}
         self._naming: dict[str, dict[str, str]] = {}  # cid -> route id -> its service
         self._fabios: dict[str, int] = {}  # Fabio instance -> how many routes it has
         self._tags: dict[str, set[str]] = {}  # service -> the cids its urlprefix- tags name
@@ -240,7 +241,7 @@ class RouteBook:
         host = r.host.lower()
         cid = host + r.path
         self._routes[r.id] = r
-        self._by_host.setdefault(host, {})[r.id] = r
+        self._by_host.setdefault(host, {}).setdefault(replace(r, fabio=""), {})[r.fabio] = None
         self._naming.setdefault(cid, {})[r.id] = r.service
         self._fabios[r.fabio] = self._fabios.get(r.fabio, 0) + 1
         if self._fabios[r.fabio] == 1:  # a Fabio more: every chain counts it
@@ -251,9 +252,13 @@ class RouteBook:
         host = r.host.lower()
         cid = host + r.path
         del self._routes[r.id]
-        by_id = self._by_host.get(host, {})
-        by_id.pop(r.id, None)
-        if not by_id:
+        distinct = self._by_host.get(host, {})
+        key = replace(r, fabio="")
+        carriers = distinct.get(key, {})
+        carriers.pop(r.fabio, None)
+        if not carriers:
+            distinct.pop(key, None)
+        if not distinct:
             self._by_host.pop(host, None)
         naming = self._naming.get(cid, {})
         naming.pop(r.id, None)
@@ -330,14 +335,15 @@ class RouteBook:
             for cid in sorted(due):
                 seen = self._seen[cid]
                 host = seen.host
-                routes = list(self._by_host.get(host, {}).values())
+                carriers = {r: frozenset(f) for r, f in self._by_host.get(host, {}).items()}
                 if host:
-                    routes += self._by_host.get("", {}).values()
-                work.append((cid, seen.host, seen.path, seen.service, routes))
+                    carriers.update((r, frozenset(f))
+                                    for r, f in self._by_host.get("", {}).items())
+                work.append((cid, seen.host, seen.path, seen.service, carriers))
             fabios = set(self._fabios)
         traced = []
-        for cid, host, path, service, routes in work:
-            tail = trace_tail(self.store, host, path, service, routes, fabios)
+        for cid, host, path, service, carriers in work:
+            tail = trace_tail(self.store, host, path, service, list(carriers), fabios, carriers)
             traced.append((cid, tail, self._depends(tail.service)))
         with self._lock:
             self.evaluated += len(traced)

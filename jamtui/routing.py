@@ -10,7 +10,7 @@ running VM and online hypervisor.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,11 +168,13 @@ class Tail:
 
 
 def trace_tail(store: Any, host: str, path: str, known_service: str, routes: list[Route],
-               fabios: Collection[str] | None = None) -> Tail:
+               fabios: Collection[str] | None = None,
+               carriers: Mapping[Route, Collection[str]] | None = None) -> Tail:
     """The route hop and the service hop for `host` (lower-case) and `path`, `routes` the
-    routes that may match it."""
+    routes that may match it (or, with `carriers`, the distinct ones and the Fabios that
+    have each: a route 100 Fabios agree on is traced once)."""
     routes = best_routes(routes, host, path)
-    hops = [_route_hop(host, path, routes, fabios)]
+    hops = [_route_hop(host, path, routes, fabios, carriers)]
     service = (routes[0].service if routes else _tagged_service(store, host, path)
                or known_service)
     if service:
@@ -240,22 +242,32 @@ def _names(fabios: list[str], limit: int = 6) -> str:
 
 
 def _route_hop(host: str, path: str, routes: list[Route],
-               fabios: Collection[str] | None = None) -> Hop:
+               fabios: Collection[str] | None = None,
+               carriers: Mapping[Route, Collection[str]] | None = None) -> Hop:
     """The route, once however many Fabio instances carry it: Fabios that agree (the same
     targets and weights) are one child ("on 100/100 Fabios"); a Fabio that routes it otherwise
     is its own child, and the Fabios that lack it are a broken child naming them. `fabios`:
-    every Fabio instance known (with any route), else those in `routes`."""
+    every Fabio instance known (with any route), else those in `routes`; `carriers`, when
+    `routes` are distinct routes (their `fabio` left out): the Fabios that have each."""
     if not routes:
         return Hop("route", f"{host}{path}", False, "no route",
                    f"no Fabio instance has a route for {host}{path}: no passing instance "
                    "carries its urlprefix- tag (or the tag is missing).")
-    targets: dict[str, list[tuple[str, float]]] = {}
-    for r in routes:
-        targets.setdefault(r.fabio, []).append((r.dst, r.weight))
     groups: dict[tuple[tuple[str, float], ...], list[str]] = {}
-    for fabio, dsts in targets.items():
-        groups.setdefault(tuple(sorted(dsts)), []).append(fabio)
-    known = sorted(set(fabios or ()) | targets.keys())
+    spread = {carriers.get(r, frozenset()) for r in routes} if carriers is not None else None
+    if spread is not None and len(spread) == 1:  # every Fabio that has one has them all
+        (members,) = spread
+        groups[tuple(sorted((r.dst, r.weight) for r in routes))] = list(members)
+        carrying = set(members)
+    else:
+        targets: dict[str, list[tuple[str, float]]] = {}
+        for r in routes:
+            for fabio in carriers.get(r, ()) if carriers is not None else (r.fabio,):
+                targets.setdefault(fabio, []).append((r.dst, r.weight))
+        for fabio, dsts in targets.items():
+            groups.setdefault(tuple(sorted(dsts)), []).append(fabio)
+        carrying = set(targets)
+    known = sorted(set(fabios or ()) | carrying)
     total = len(known)
     name = f"{routes[0].host}{routes[0].path}"
     children: list[Hop] = []
@@ -268,15 +280,15 @@ def _route_hop(host: str, path: str, routes: list[Route],
         children.append(Hop("fabio", label, True,
                             f"route on {where} → " + ", ".join(
                                 f"{d} weight {w:.2f}" for d, w in dsts)))
-    missing = [f for f in known if f not in targets]
+    missing = [f for f in known if f not in carrying]
     if missing:
         children.append(Hop(
             "fabio", _names(missing), False, f"no route on {len(missing)}/{total} Fabios",
             f"Fabio instance(s) {', '.join(missing)} have no route for {name}: requests "
             "HAProxy sends there get 404 (their Consul view or poll lags, or they lost it)."))
-    agree = f"{len(targets)}/{total}"
+    agree = f"{len(carrying)}/{total}"
     return Hop("route", name, True,
-               f"{routes[0].service} via {len(targets)} Fabio instance(s)"
+               f"{routes[0].service} via {len(carrying)} Fabio instance(s)"
                + (f", route on {agree} Fabios" if total > 1 else "")
                + (f" ({len(groups)} differing)" if len(groups) > 1 else ""),
                "", tuple(children))
