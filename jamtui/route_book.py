@@ -93,6 +93,11 @@ def _gone(chain: Chain, seen: _Seen) -> Chain:
     return replace(chain, hops=hops, broken=broken)
 
 
+def _distinct(r: Route) -> tuple[Any, ...]:
+    """A route as every Fabio that has it has it: its fields but `fabio`, in order."""
+    return (r.service, r.host, r.path, r.dst, r.weight, r.opts)
+
+
 class RouteBook:
     """Thread-safe: sources write through the store's subscription, the DNS worker from its
     thread, the UI reads.
@@ -120,8 +125,8 @@ class RouteBook:
         self._haproxy_hops: list[Hop] | None = None  # None: to be read again
         # the store's routes, indexed (from its changes)
         self._routes: dict[str, Route] = {}  # route id -> route
-        # lower-case host -> a distinct route (its `fabio` left out) -> the Fabios that have it
-        self._by_host: dict[str, dict[Route, dict[str, None]]] = {}
+        # lower-case host -> a distinct route (its fields but `fabio`) -> the Fabios having it
+        self._by_host: dict[str, dict[tuple[Any, ...], dict[str, None]]] = {}
         self._naming: dict[str, dict[str, str]] = {}  # cid -> route id -> its service
         self._fabios: dict[str, int] = {}  # Fabio instance -> how many routes it has
         self._tags: dict[str, set[str]] = {}  # service -> the cids its urlprefix- tags name
@@ -241,7 +246,7 @@ class RouteBook:
         host = r.host.lower()
         cid = host + r.path
         self._routes[r.id] = r
-        self._by_host.setdefault(host, {}).setdefault(replace(r, fabio=""), {})[r.fabio] = None
+        self._by_host.setdefault(host, {}).setdefault(_distinct(r), {})[r.fabio] = None
         self._naming.setdefault(cid, {})[r.id] = r.service
         self._fabios[r.fabio] = self._fabios.get(r.fabio, 0) + 1
         if self._fabios[r.fabio] == 1:  # a Fabio more: every chain counts it
@@ -253,7 +258,7 @@ class RouteBook:
         cid = host + r.path
         del self._routes[r.id]
         distinct = self._by_host.get(host, {})
-        key = replace(r, fabio="")
+        key = _distinct(r)
         carriers = distinct.get(key, {})
         carriers.pop(r.fabio, None)
         if not carriers:
@@ -335,10 +340,11 @@ class RouteBook:
             for cid in sorted(due):
                 seen = self._seen[cid]
                 host = seen.host
-                carriers = {r: frozenset(f) for r, f in self._by_host.get(host, {}).items()}
+                carriers = {Route("", *k): frozenset(f)
+                            for k, f in self._by_host.get(host, {}).items()}
                 if host:
-                    carriers.update((r, frozenset(f))
-                                    for r, f in self._by_host.get("", {}).items())
+                    carriers.update((Route("", *k), frozenset(f))
+                                    for k, f in self._by_host.get("", {}).items())
                 work.append((cid, seen.host, seen.path, seen.service, carriers))
             fabios = set(self._fabios)
         traced = []
