@@ -37,11 +37,20 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from scale import LABS, LabProc, Term, full_frame, jamtui_cmd, view  # noqa: E402
+from scale import FULL, LABS, LabProc, Term, jamtui_cmd, view  # noqa: E402
 
 LABS = {**LABS, "2000": "100,2000,50"}
-ROW = re.compile(r"^\S*?([a-z0-9.-]+\.jamfox\.dev/\S*)\s+(✓ whole|✗ \S+)\s+.*?(\S+)\s+\d+/\d+",
+ROW = re.compile(r"^.*?([a-z0-9.-]+\.jamfox\.dev/\S*)\s+(✓ whole|✗ \S+)\s+.*?(\S+)\s+\d+/\d+",
                  re.M)
+
+
+# scale.py's full frame, with the VM pane's TYPE column (VM/CT) between the id and the name
+VM_ROW = re.compile(r"\b\d{3,4}\s+(?:VM|CT)?\s*\S+\s+[●○] (running|stopped)")
+
+
+def full_frame(screen: str) -> bool:
+    return bool(VM_ROW.search(screen)) and all(m.search(screen) for i, m in enumerate(FULL)
+                                               if i != 1)
 
 
 def med(values: list[float]) -> str:
@@ -56,12 +65,9 @@ def routes_open(screen: str) -> bool:
 
 
 def row_state(screen: str, host: str) -> str:
-    for line in screen.splitlines():
-        if host in line:
-            rest = line.split(host, 1)[1]
-            m = re.search(r"(✓ whole|✗ \S+)", rest)
-            return m.group(1) if m else ""
-    return ""
+    """The STATE cell of `host`'s row (the tree's head names the host too, without it)."""
+    m = re.search(re.escape(host) + r"\s+(✓ whole|✗ \S+)", screen)
+    return m.group(1) if m else ""
 
 
 def terminal(name: str, root: str | None, runs: int, stops: int) -> dict[str, str]:
@@ -101,7 +107,7 @@ def terminal(name: str, root: str | None, runs: int, stops: int) -> dict[str, st
                     time.sleep(1)
             except TimeoutError as exc:
                 failed += 1
-                print(f"session: {str(exc)[:3000]}", file=sys.stderr, flush=True)
+                print(f"session: {exc}", file=sys.stderr, flush=True)
             finally:
                 term.close()
     finally:
