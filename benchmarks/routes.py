@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 import statistics
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +72,21 @@ def row_state(screen: str, host: str) -> str:
     return m.group(1) if m else ""
 
 
+def register(lab: LabProc, job: dict[str, Any]) -> None:
+    """`POST /v1/jobs` the job as read before it was stopped (`Stop` false again)."""
+    body = json.dumps({"Job": {**job, "Stop": False}}).encode()
+    req = urllib.request.Request(lab.env["NOMAD_ADDR"] + "/v1/jobs", data=body, method="POST",
+                                 headers={"X-Nomad-Token": lab.env["NOMAD_TOKEN"]})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        resp.read()
+
+
 def terminal(name: str, root: str | None, runs: int, stops: int) -> dict[str, str]:
     lab = LabProc(LABS[name])
     opened: list[float] = []
     gone: list[float] = []
     failed = 0
-    stopped: set[str] = set()
+    stopped: list[str] = []  # the last one stopped is not stopped again at once
     try:
         time.sleep(3)
         for _ in range(runs):
@@ -93,17 +104,19 @@ def terminal(name: str, root: str | None, runs: int, stops: int) -> dict[str, st
                 for _ in range(stops):
                     screen = term.screen()
                     rows = [(m.group(1), m.group(3)) for m in ROW.finditer(screen)
-                            if m.group(2) == "✓ whole" and m.group(3) not in stopped
+                            if m.group(2) == "✓ whole" and m.group(3) not in stopped[-1:]
                             and m.group(3) not in ("fabio", "-")]
                     if not rows:
                         break
                     host, job = rows[0]
-                    stopped.add(job)
+                    stopped.append(job)
+                    spec = lab.nomad("GET", f"/v1/job/{job}")
                     t0 = time.perf_counter()
                     lab.nomad("DELETE", f"/v1/job/{job}")
                     term.wait(lambda s, h=host: row_state(s, h) == "✗ gone", 120, 0.01,
                               f"{host} gone")
                     gone.append(time.perf_counter() - t0)
+                    register(lab, spec)  # back, for the next session's full frame
                     time.sleep(1)
             except TimeoutError as exc:
                 failed += 1

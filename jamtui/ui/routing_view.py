@@ -70,6 +70,7 @@ class RoutingScreen(Screen[None]):
         self._evaluating = False  # a worker evaluates the chains
         self._pending = False  # a change came meanwhile: evaluate once more
         self._drawn: dict[str, list[Any]] = {}  # the cells as drawn, per host
+        self._shown: tuple[Any, ...] | None = None  # the tree's host, chain and trace
 
     @property
     def jam(self) -> JamApp:
@@ -143,6 +144,8 @@ class RoutingScreen(Screen[None]):
     def draw_rows(self, listed: list[RouteRow]) -> None:
         """On the loop: the rows as evaluated, cells that changed only; the cursor stays on
         its host."""
+        if not self.is_attached:  # the screen went while the worker evaluated
+            return
         rows = {r.id: r for r in listed}
         table = self.query_one("#chains", DataTable)
         rate = self._rate()
@@ -163,13 +166,9 @@ class RoutingScreen(Screen[None]):
                 if cid in table.rows:
                     table.remove_row(cid)
         new = rows.keys() - self.chains.keys()
-        selected = self.selected_id()
-        changed = selected is not None and (
-            self.chains.get(selected) != (rows[selected].chain if selected in rows
-                                              else None))
         self.rows = rows
         self.chains = {cid: r.chain for cid, r in rows.items()}
-        if changed or selected is None or new:
+        if self._shown != self._showing():  # the tree redrawn only when its chain changed
             self.show_selected()
         if new:
             self.resolve_due()
@@ -249,7 +248,12 @@ class RoutingScreen(Screen[None]):
             return
         self.post_message(OpenIntention(denials[0].id))
 
+    def _showing(self) -> tuple[Any, ...]:
+        cid = self.selected_id()
+        return (cid, self.chains.get(cid or ""), self.traced.get(cid or ""))
+
     def show_selected(self) -> None:
+        self._shown = self._showing()
         cid = self.selected_id()
         body = self.query_one("#chain", Static)
         if cid is None or cid not in self.chains:
