@@ -232,8 +232,19 @@ def _haproxy_hops(rows: list[HAProxyRow]) -> list[Hop]:
         hops.append(Hop("backend", b.proxy, ok, f"{up}/{len(servers)} servers up, "
                         f"{b.request_rate} req/s", "" if ok else
                         f"HAProxy backend {b.proxy} has no server up: every Fabio it balances "
-                        "over is down or unreachable.", children))
+                        "over is down or unreachable.", _collapsed(children, len(servers))))
     return hops
+
+
+def _collapsed(servers: tuple[Hop, ...], total: int, most: int = 3) -> tuple[Hop, ...]:
+    """A backend's servers as its hop's children: up to `most` one by one; beyond, the ones
+    up are one child ("97/100 servers up") and those not up stay one by one, named."""
+    good = [s for s in servers if s.ok]
+    if len(servers) <= most or len(good) < 2:
+        return servers
+    return (Hop("server", _names([s.name for s in good]), True,
+                f"{len(good)}/{total} servers up"),
+            *(s for s in servers if not s.ok))
 
 
 def _names(fabios: list[str], limit: int = 6) -> str:

@@ -44,7 +44,8 @@ def big_store(fabios: int, hosts: int = HOSTS) -> Store:
     with s.batch():
         s.upsert(Kind.HAPROXY, HAProxyRow("www", "FRONTEND", "frontend", "OPEN"))
         s.upsert(Kind.HAPROXY, HAProxyRow("fabio", "BACKEND", "backend", "UP"))
-        s.upsert(Kind.HAPROXY, HAProxyRow("fabio", "fabio_vs0", "server", "UP"))
+        for f in range(fabios):  # a server per Fabio, as the lab's HAProxy has
+            s.upsert(Kind.HAPROXY, HAProxyRow("fabio", f"fabio_vs{f}", "server", "UP"))
         s.upsert(Kind.HYPERVISOR, Hypervisor("pve1", "online", 0.1, 8, 1, 2))
         for h in range(hosts):
             name, node = f"svc{h:02d}", f"vs{h:02d}"
@@ -167,6 +168,19 @@ def test_a_fabio_missing_a_route_is_a_broken_hop_that_names_it() -> None:
     chain = next(c for c in all_chains(store) if c.id == "svc01.jamfox.dev/")
     route = next(h for h in chain.hops if h.layer == "route")
     assert [c.detail for c in route.children] == details
+
+
+def test_haproxy_servers_up_are_one_hop_and_those_down_are_named() -> None:
+    store = big_store(100, hosts=1)
+    store.upsert(Kind.HAPROXY, HAProxyRow("fabio", "fabio_vs7", "server", "DOWN",
+                                          check_status="L4CON"))
+    book = started(store)
+    (row,) = book.rows()
+    backend = next(h for h in row.chain.hops if h.layer == "backend")
+    assert backend.ok and backend.detail.startswith("99/100 servers up")
+    up, down = backend.children
+    assert up.ok and up.detail == "99/100 servers up" and "and 93 more" in up.name
+    assert not down.ok and down.name == "fabio_vs7" and "DOWN" in down.problem
 
 
 def test_noting_a_route_change_costs_the_change_not_the_store() -> None:
