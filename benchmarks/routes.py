@@ -7,7 +7,8 @@ terminal; and, in process, what the route book costs per change.
 Terminal (as `scale.py` does, whose lab and tmux helpers it uses): for each lab (`jamtui lab`,
 `jamtui lab --scale 100,2000,50` (= "2000") or `100,5000,50` (= "5000")) jamtui runs in tmux
 (160x48) with `--config`; after its first full frame and 5 s (routes in), `:routes` is typed
-and the clock runs from Enter until a host row shows `✓ whole` and the tree its route hop;
+and the clock runs from Enter until a host row shows `✓ whole` and the tree its head; then
+↓ is pressed 5 times, each clock until the tree shows the next host (the loop's answer);
 then a service job whose row is on screen is stopped through Nomad's HTTP API
 (`DELETE /v1/job/:id`) and the clock runs until its row shows `✗ gone` (the sources' own
 latency included: Consul deregisters the service, every Fabio drops the route).
@@ -62,7 +63,12 @@ def med(values: list[float]) -> str:
             f" n={len(values)})")
 
 
-TREE_HEAD = re.compile(r"jamfox\.dev/\S*\s+(whole|broken at)")
+TREE_HEAD = re.compile(r"([a-z0-9.-]+\.jamfox\.dev/\S*)\s+(whole|broken at)")
+
+
+def tree_host(screen: str) -> str:
+    m = TREE_HEAD.search(screen)
+    return m.group(1) if m else ""
 
 
 def routes_open(screen: str) -> bool:
@@ -85,10 +91,12 @@ def register(lab: LabProc, job: dict[str, Any]) -> None:
         resp.read()
 
 
-def terminal(name: str, root: str | None, runs: int, stops: int) -> dict[str, str]:
+def terminal(name: str, root: str | None, runs: int, stops: int,
+             keys: int = 5) -> dict[str, str]:
     lab = LabProc(LABS[name])
     opened: list[float] = []
     gone: list[float] = []
+    down: list[float] = []
     failed = 0
     stopped: list[str] = []  # the last one stopped is not stopped again at once
     try:
@@ -105,6 +113,14 @@ def terminal(name: str, root: str | None, runs: int, stops: int) -> dict[str, st
                 term.wait(routes_open, 120, 0.01, ":routes with a whole chain")
                 opened.append(time.perf_counter() - t0)
                 time.sleep(2)
+                for _ in range(keys):  # the loop's answer while the lab ticks: ↓ → tree
+                    shown = tree_host(term.screen())
+                    t0 = time.perf_counter()
+                    term.keys("Down")
+                    term.wait(lambda s, h=shown: tree_host(s) not in ("", h), 60, 0.005,
+                              "the next host's tree")
+                    down.append(time.perf_counter() - t0)
+                    time.sleep(0.5)
                 for _ in range(stops):
                     screen = term.screen()
                     rows = [(m.group(1), m.group(3)) for m in ROW.finditer(screen)
@@ -131,6 +147,7 @@ def terminal(name: str, root: str | None, runs: int, stops: int) -> dict[str, st
         lab.stop()
     return {"open :routes (Enter → a whole chain and its tree)": med(opened),
             "job stopped → `✗ gone` on :routes": med(gone),
+            "↓ on :routes → the next host's tree": med(down),
             "sessions that failed": str(failed)}
 
 
