@@ -25,8 +25,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .model import Kind
-from .routing import Chain, Resolution, candidates, routes_by_host, trace
+from .model import Kind, Route
+from .routing import (
+    Chain,
+    Hop,
+    Resolution,
+    Tail,
+    _dns_hop,
+    _haproxy_hops,
+    parse_urlprefix,
+    trace_tail,
+)
 from .store import Change
 
 DNS_REFRESH = 60.0  # seconds between two resolutions of one host
@@ -84,20 +93,52 @@ def _gone(chain: Chain, seen: _Seen) -> Chain:
     return replace(chain, hops=hops, broken=broken)
 
 
+def _distinct(r: Route) -> tuple[Any, ...]:
+    """A route as every Fabio that has it has it: its fields but `fabio`, in order."""
+    return (r.service, r.host, r.path, r.dst, r.weight, r.opts)
+
+
 class RouteBook:
     """Thread-safe: sources write through the store's subscription, the DNS worker from its
-    thread, the UI reads."""
+    thread, the UI reads.
+
+    It keeps the store's routes indexed by host (and how many routes name each host/path, and
+    every Fabio instance seen), updated from each batch's changes, so noting costs what
+    changed, not the 100 Fabios times routes a big lab holds. Each host's chain from its route on
+    (a `Tail`) is cached and traced again only when something on it changed: its routes, its
+    service or instances, an allocation, node, VM or hypervisor under them (`dirty`);
+    HAProxy's and DNS's hops are the same for every host and are put in front when `rows`
+    is read. `evaluated` counts the tails traced (a figure for tests and benchmarks)."""
 
     def __init__(self, store: Any, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
         self._lock = threading.RLock()
+        self._rows_lock = threading.Lock()  # one evaluation at a time
         self._seen: dict[str, _Seen] = {}
+        self._host_cids: dict[str, set[str]] = {}  # lower-case host -> its listed cids
         self._dns: dict[str, tuple[Resolution, float]] = {}  # host -> answer, when asked
         self.expect: tuple[str, ...] | None = None  # where public names must point
         self._unsubscribe: Callable[[], None] | None = None
         self._haproxy: str | None = None  # HAProxy's first broken hop ("": none), as seen
         self._haproxy_since: float | None = None  # when it became so
+        self._haproxy_hops: list[Hop] | None = None  # None: to be read again
+        # the store's routes, indexed (from its changes)
+        self._routes: dict[str, Route] = {}  # route id -> route
+        # lower-case host -> a distinct route (its fields but `fabio`) -> the Fabios having it
+        self._by_host: dict[str, dict[tuple[Any, ...], dict[str, None]]] = {}
+        self._naming: dict[str, dict[str, str]] = {}  # cid -> route id -> its service
+        self._fabios: dict[str, int] = {}  # Fabio instance -> how many routes it has
+        self._tags: dict[str, set[str]] = {}  # service -> the cids its urlprefix- tags name
+        self._tagged: dict[str, dict[str, None]] = {}  # cid -> the services tagging it
+        # the chains from their route on, cached, and what each depends on
+        self._tails: dict[str, Tail] = {}
+        self._dirty: set[str] = set()
+        self._service_cids: dict[str, set[str]] = {}  # service -> cids whose chain uses it
+        self._inst_service: dict[str, str] = {}  # instance id -> its service, as traced
+        self._deps: dict[tuple[Kind, str], set[str]] = {}  # record -> cids it is under
+        self._cid_deps: dict[str, set[tuple[Kind, str]]] = {}
+        self.evaluated = 0  # tails traced since the book started
 
     # -- following the store -------------------------------------------------------------------
 
@@ -113,80 +154,227 @@ class RouteBook:
             self._unsubscribe = None
 
     def _changed(self, changes: list[Change]) -> None:
-        # a route's weight changing names no new host: only routes added or removed count
-        if any(c.kind is Kind.SERVICE or (c.kind is Kind.ROUTE and c.op != "changed")
-               for c in changes):
-            self.note()
+        naming = [c for c in changes if c.kind in (Kind.ROUTE, Kind.SERVICE)]
+        if naming:
+            self.note(naming)
         if any(c.kind is Kind.HAPROXY for c in changes):
             self.note_haproxy()
+        self._mark(changes)
+
+    def _mark(self, changes: list[Change]) -> None:
+        """The chains a batch's instances, allocations, nodes, VMs, hypervisors and
+        intentions touch, to trace again."""
+        with self._lock:
+            for c in changes:
+                if c.kind is Kind.INSTANCE:
+                    inst = self.store.get(Kind.INSTANCE, c.id)
+                    service = inst.service if inst is not None else self._inst_service.get(c.id)
+                    if service is not None:
+                        self._dirty |= self._service_cids.get(service, set())
+                elif c.kind in (Kind.ALLOCATION, Kind.NOMAD_NODE, Kind.VM, Kind.HYPERVISOR):
+                    if c.kind is not Kind.ALLOCATION and c.op != "changed":
+                        # looked up by name and address too: a new or lost one may be any's
+                        self._dirty |= self._seen.keys()
+                    else:
+                        self._dirty |= self._deps.get((c.kind, c.id), set())
+                elif c.kind is Kind.INTENTION:
+                    self._dirty |= self._seen.keys()
 
     def note_haproxy(self) -> None:
         """Record when HAProxy's part of every chain (frontend open, a server up) changed:
         a few rows, read on each of its polls."""
-        from .routing import _haproxy_hops
-
-        broken = next((f"{h.layer} {h.name}" for h in _haproxy_hops(
-            self.store.items(Kind.HAPROXY)) if not h.ok), "")
+        hops = _haproxy_hops(self.store.items(Kind.HAPROXY))
+        broken = next((f"{h.layer} {h.name}" for h in hops if not h.ok), "")
         with self._lock:
+            self._haproxy_hops = hops
             if broken != self._haproxy:
                 self._haproxy, self._haproxy_since = broken, self.clock()
 
-    def note(self) -> None:
-        """Record which hosts a Fabio route or a urlprefix- tag names now."""
-        from .routing import parse_urlprefix
-
+    def note(self, changes: list[Change] | None = None) -> None:
+        """Record which hosts a Fabio route or a urlprefix- tag names now: from a batch's
+        route and service `changes` (what they touch only), else from the whole store."""
         now = self.clock()
-        named: dict[str, tuple[str, str, str]] = {}
-        routed: set[str] = set()
-        for r in self.store.items(Kind.ROUTE):
-            cid = r.host.lower() + r.path
-            if cid not in routed:
-                routed.add(cid)
-                named[cid] = (r.host.lower(), r.path, r.service)
-        for svc in self.store.items(Kind.SERVICE):
-            for tag in svc.tags:
-                parsed = parse_urlprefix(tag)
-                if parsed:
-                    named.setdefault(parsed[0].lower() + parsed[1],
-                                     (parsed[0].lower(), parsed[1], svc.name))
         with self._lock:
-            for cid, (host, path, service) in named.items():
+            if changes is None:
+                touched = self._reindex()
+            else:
+                touched = set()
+                for c in changes:
+                    if c.kind is Kind.ROUTE:
+                        touched |= self._route_changed(c.id)
+                    elif c.kind is Kind.SERVICE:
+                        touched |= self._service_changed(c.id)
+            for cid in touched:
+                routes = self._naming.get(cid)
+                tagged = self._tagged.get(cid)
                 seen = self._seen.get(cid)
-                if seen is None:
-                    self._seen[cid] = _Seen(host, path, service, now, cid in routed, now)
-                    continue
-                seen.service = service or seen.service
-                seen.gone_since = None
-            for cid, seen in self._seen.items():
-                if cid not in named and seen.gone_since is None:
+                routed = bool(routes)
+                if routes or tagged:
+                    service = (next(iter(routes.values())) if routes else
+                               next(iter(tagged or ())))
+                    if seen is None:
+                        host, _, rest = cid.partition("/")
+                        self._seen[cid] = _Seen(host, "/" + rest, service, now, routed, now)
+                        self._host_cids.setdefault(host, set()).add(cid)
+                        self._dirty.add(cid)
+                        continue
+                    seen.service = service or seen.service
+                    seen.gone_since = None
+                elif seen is not None and seen.gone_since is None:
                     seen.gone_since = now
-                if (cid in routed) != seen.routed:
-                    seen.routed = cid in routed
+                if seen is not None and routed != seen.routed:
+                    seen.routed = routed
                     seen.route_since = now
+
+    def _reindex(self) -> set[str]:
+        """Every route and tag in the store, indexed afresh: what changed is touched."""
+        before = set(self._naming) | set(self._tagged)
+        self._routes.clear()
+        self._by_host.clear()
+        self._naming.clear()
+        self._fabios.clear()
+        self._tags.clear()
+        self._tagged.clear()
+        for r in self.store.items(Kind.ROUTE):
+            self._add_route(r)
+        for svc in self.store.items(Kind.SERVICE):
+            self._service_changed(svc.name)
+        self._dirty |= self._seen.keys()
+        return before | set(self._naming) | set(self._tagged) | set(self._seen)
+
+    def _add_route(self, r: Route) -> str:
+        host = r.host.lower()
+        cid = host + r.path
+        self._routes[r.id] = r
+        self._by_host.setdefault(host, {}).setdefault(_distinct(r), {})[r.fabio] = None
+        self._naming.setdefault(cid, {})[r.id] = r.service
+        self._fabios[r.fabio] = self._fabios.get(r.fabio, 0) + 1
+        if self._fabios[r.fabio] == 1:  # a Fabio more: every chain counts it
+            self._dirty |= self._seen.keys()
+        return cid
+
+    def _drop_route(self, r: Route) -> str:
+        host = r.host.lower()
+        cid = host + r.path
+        del self._routes[r.id]
+        distinct = self._by_host.get(host, {})
+        key = _distinct(r)
+        carriers = distinct.get(key, {})
+        carriers.pop(r.fabio, None)
+        if not carriers:
+            distinct.pop(key, None)
+        if not distinct:
+            self._by_host.pop(host, None)
+        naming = self._naming.get(cid, {})
+        naming.pop(r.id, None)
+        if not naming:
+            self._naming.pop(cid, None)
+        self._fabios[r.fabio] -= 1
+        if not self._fabios[r.fabio]:
+            del self._fabios[r.fabio]
+            self._dirty |= self._seen.keys()
+        return cid
+
+    def _route_changed(self, rid: str) -> set[str]:
+        old = self._routes.get(rid)
+        new = self.store.get(Kind.ROUTE, rid)
+        touched = set()
+        for r in (old, new):
+            if r is None:
+                continue
+            host = r.host.lower()
+            # its host's chains (a host-less route: every host's) show its targets
+            self._dirty |= self._host_cids.get(host, set()) if host else self._seen.keys()
+        if old is not None:
+            touched.add(self._drop_route(old))
+        if new is not None:
+            touched.add(self._add_route(new))
+        return touched
+
+    def _service_changed(self, name: str) -> set[str]:
+        svc = self.store.get(Kind.SERVICE, name)
+        now: set[str] = set()
+        for tag in svc.tags if svc is not None else ():
+            parsed = parse_urlprefix(tag)
+            if parsed:
+                now.add(parsed[0].lower() + parsed[1])
+        before = self._tags.pop(name, set())
+        if now:
+            self._tags[name] = now
+        for cid in before - now:
+            tagged = self._tagged.get(cid, {})
+            tagged.pop(name, None)
+            if not tagged:
+                self._tagged.pop(cid, None)
+        for cid in now - before:
+            self._tagged.setdefault(cid, {})[name] = None
+        changed = before ^ now
+        self._dirty |= changed | self._service_cids.get(name, set())
+        return changed | now
 
     # -- what a view draws ---------------------------------------------------------------------
 
+    def dirty(self) -> int:
+        """How many chains are to be traced again."""
+        with self._lock:
+            return len((self._dirty | (self._seen.keys() - self._tails.keys()))
+                       & self._seen.keys())
+
     def rows(self) -> list[RouteRow]:
         """Every remembered host's chain, as the store has it now (gone ones broken at their
-        route), with since when it is in that state."""
+        route), with since when it is in that state. Traces only the chains something changed
+        on since the last call: call it off the UI's loop all the same."""
+        with self._rows_lock:
+            return self._rows()
+
+    def _rows(self) -> list[RouteRow]:
         if self._unsubscribe is None:
             self.note()  # not following the store (a view's own book): catch up now
+            self.note_haproxy()
+            self._mark([Change(Kind.INTENTION, "", "changed")])
         now = self.clock()
         with self._lock:  # copies: the chains are traced without holding the sources up
-            listed = [(cid, replace(seen), self._dns.get(seen.host))
-                      for cid, seen in sorted(self._seen.items())]
-        by_host = routes_by_host(self.store.items(Kind.ROUTE))
+            due = (self._dirty | (self._seen.keys() - self._tails.keys())) & self._seen.keys()
+            self._dirty = set()
+            work = []
+            for cid in sorted(due):
+                seen = self._seen[cid]
+                host = seen.host
+                carriers = {Route("", *k): frozenset(f)
+                            for k, f in self._by_host.get(host, {}).items()}
+                if host:
+                    carriers.update((Route("", *k), frozenset(f))
+                                    for k, f in self._by_host.get("", {}).items())
+                work.append((cid, seen.host, seen.path, seen.service, carriers))
+            fabios = set(self._fabios)
         traced = []
-        for cid, seen, dns in listed:
-            chain = trace(self.store, cid, dns[0] if dns else None, self.expect or (),
-                          known_service=seen.service, routes=candidates(by_host, seen.host))
-            traced.append((cid, seen, chain if seen.gone_since is None else _gone(chain, seen)))
-        out = []
+        for cid, host, path, service, carriers in work:
+            tail = trace_tail(self.store, host, path, service, list(carriers), fabios, carriers)
+            traced.append((cid, tail, self._depends(tail.service)))
         with self._lock:
-            for cid, seen, chain in traced:
-                live = self._seen.get(cid)
-                if live is None:  # removed meanwhile
+            self.evaluated += len(traced)
+            for cid, tail, (deps, instances) in traced:
+                if cid not in self._seen:
                     continue
+                self._tails[cid] = tail
+                self._depend(cid, tail.service, deps, instances)
+            haproxy = self._haproxy_hops
+            if haproxy is None:
+                haproxy = self._haproxy_hops = _haproxy_hops(self.store.items(Kind.HAPROXY))
+            out = []
+            for cid, live in sorted(self._seen.items()):
+                tail = self._tails.get(cid)
+                if tail is None:
+                    continue
+                dns = self._dns.get(live.host)
+                hops = ([_dns_hop(live.host, dns[0], self.expect or ())] if dns else [])
+                hops += haproxy
+                hops += tail.hops
+                chain = Chain(live.host, live.path, tuple(hops),
+                              next((h for h in hops if not h.ok), None), tail.notes)
+                seen = replace(live)
+                if seen.gone_since is not None:
+                    chain = _gone(chain, seen)
                 state = "whole" if chain.broken is None else chain.broken.layer
                 if state != live.state:
                     live.since = self._since(state, live, seen, now)
@@ -194,6 +382,48 @@ class RouteBook:
                 out.append(RouteRow(chain, live.since, seen.first_seen, seen.gone_since,
                                     seen.service))
         return out
+
+    def _depends(self, service: str) -> tuple[set[tuple[Kind, str]], list[str]]:
+        """The allocations, nodes, VMs and hypervisors under `service`'s instances, and the
+        instances: a change to any re-traces the chain."""
+        deps: set[tuple[Kind, str]] = set()
+        instances = []
+        if not service:
+            return deps, instances
+        for inst in self.store.instances_of(service):
+            instances.append(inst.id)
+            if inst.alloc_id:
+                deps.add((Kind.ALLOCATION, inst.alloc_id))
+            alloc = self.store.alloc_of(inst)
+            if alloc is not None:
+                deps.add((Kind.NOMAD_NODE, alloc.node_id))
+                _, vm, hv = self.store.chain_of(alloc)
+            else:
+                vm = self.store.vm_named(inst.node)
+                hv = self.store.hypervisor_of(vm) if vm else None
+            if vm is not None:
+                deps.add((Kind.VM, vm.id))
+            if hv is not None:
+                deps.add((Kind.HYPERVISOR, hv.id))
+        return deps, instances
+
+    def _depend(self, cid: str, service: str, deps: set[tuple[Kind, str]],
+                instances: list[str]) -> None:
+        for key in self._cid_deps.pop(cid, set()):
+            cids = self._deps.get(key)
+            if cids is not None:
+                cids.discard(cid)
+                if not cids:
+                    del self._deps[key]
+        for cids in self._service_cids.values():
+            cids.discard(cid)
+        if service:
+            self._service_cids.setdefault(service, set()).add(cid)
+            for inst in instances:
+                self._inst_service[inst] = service
+        self._cid_deps[cid] = deps
+        for key in deps:
+            self._deps.setdefault(key, set()).add(cid)
 
     def _since(self, state: str, live: _Seen, seen: _Seen, now: float) -> float:
         """When a chain entered `state`. Its route's comings and goings and HAProxy's are
@@ -219,6 +449,9 @@ class RouteBook:
                 return False, (f"{cid} is still named by a Fabio route or a Consul tag: it "
                                "stays listed while it is (only gone hosts can be removed)")
             del self._seen[cid]
+            self._host_cids.get(seen.host, set()).discard(cid)
+            self._tails.pop(cid, None)
+            self._depend(cid, "", set(), [])
         return True, (f"removed {cid} from :routes for this session (nothing changed in the "
                       "lab; it comes back if a route or tag names it again)")
 
@@ -232,6 +465,7 @@ class RouteBook:
             return [h for h in hosts if h not in self._dns or now - self._dns[h][1] >= refresh]
 
     def set_dns(self, host: str, answer: Resolution) -> None:
+        """An answer for `host`: its chains' DNS hop (put in front when `rows` is read)."""
         with self._lock:
             self._dns[host.lower()] = (answer, self.clock())
 

@@ -10,6 +10,7 @@ running VM and online hypervisor.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,12 +133,15 @@ def best_routes(routes: list[Route], host: str, path: str) -> list[Route]:
 
 def trace(store: Any, target: str, dns: Resolution | None = None,
           expect: tuple[str, ...] = (), known_service: str = "",
-          routes: list[Route] | None = None) -> Chain:
+          routes: list[Route] | None = None,
+          fabios: Collection[str] | None = None) -> Chain:
     """The chain for `target` (host[/path]) from the store's current picture.
     `dns` is what the internal resolver said; `expect`, the addresses it should say;
     `known_service`, the service the host was last seen routed to (when neither a route nor
     a tag names one any more: a stopped job's host); `routes`, the routes that may match
-    (the host's and host-less ones, from `routes_by_host`), else every route in the store."""
+    (the host's and host-less ones, from `routes_by_host`), else every route in the store;
+    `fabios`, every Fabio instance known (those lacking the route are named), else those
+    with a route in the store (or in `routes` when given)."""
     host, path = split_target(target)
     hops: list[Hop] = []
     if dns is not None:
@@ -145,15 +149,38 @@ def trace(store: Any, target: str, dns: Resolution | None = None,
     hops += _haproxy_hops(store.items(Kind.HAPROXY))
     if routes is None:
         routes = store.items(Kind.ROUTE)
+        if fabios is None:
+            fabios = {r.fabio for r in routes}
+    tail = trace_tail(store, host, path, known_service, routes, fabios)
+    hops += tail.hops
+    broken = next((h for h in hops if not h.ok), None)
+    return Chain(host, path, tuple(hops), broken, tail.notes)
+
+
+@dataclass(frozen=True)
+class Tail:
+    """A chain from its route on (route, service and what runs it) and its mesh notes: what
+    depends on the host, unlike its DNS and HAProxy hops, which a caller adds."""
+
+    hops: tuple[Hop, ...]
+    service: str
+    notes: tuple[str, ...] = ()
+
+
+def trace_tail(store: Any, host: str, path: str, known_service: str, routes: list[Route],
+               fabios: Collection[str] | None = None,
+               carriers: Mapping[Route, Collection[str]] | None = None) -> Tail:
+    """The route hop and the service hop for `host` (lower-case) and `path`, `routes` the
+    routes that may match it (or, with `carriers`, the distinct ones and the Fabios that
+    have each: a route 100 Fabios agree on is traced once)."""
     routes = best_routes(routes, host, path)
-    hops.append(_route_hop(host, path, routes))
+    hops = [_route_hop(host, path, routes, fabios, carriers)]
     service = (routes[0].service if routes else _tagged_service(store, host, path)
                or known_service)
     if service:
         hops.append(_service_hop(store, service, routes))
-    broken = next((h for h in hops if not h.ok), None)
     notes = tuple(_mesh_notes(store.items(Kind.INTENTION), service)) if service else ()
-    return Chain(host, path, tuple(hops), broken, notes)
+    return Tail(tuple(hops), service, notes)
 
 
 def _tagged_service(store: Any, host: str, path: str) -> str:
@@ -205,20 +232,77 @@ def _haproxy_hops(rows: list[HAProxyRow]) -> list[Hop]:
         hops.append(Hop("backend", b.proxy, ok, f"{up}/{len(servers)} servers up, "
                         f"{b.request_rate} req/s", "" if ok else
                         f"HAProxy backend {b.proxy} has no server up: every Fabio it balances "
-                        "over is down or unreachable.", children))
+                        "over is down or unreachable.", _collapsed(children, len(servers))))
     return hops
 
 
-def _route_hop(host: str, path: str, routes: list[Route]) -> Hop:
+def _collapsed(servers: tuple[Hop, ...], total: int, most: int = 3) -> tuple[Hop, ...]:
+    """A backend's servers as its hop's children: up to `most` one by one; beyond, the ones
+    up are one child ("97/100 servers up") and those not up stay one by one, named."""
+    good = [s for s in servers if s.ok]
+    if len(servers) <= most or len(good) < 2:
+        return servers
+    return (Hop("server", _names([s.name for s in good]), True,
+                f"{len(good)}/{total} servers up"),
+            *(s for s in servers if not s.ok))
+
+
+def _names(fabios: list[str], limit: int = 6) -> str:
+    shown = ", ".join(fabios[:limit])
+    return shown + (f" and {len(fabios) - limit} more" if len(fabios) > limit else "")
+
+
+def _route_hop(host: str, path: str, routes: list[Route],
+               fabios: Collection[str] | None = None,
+               carriers: Mapping[Route, Collection[str]] | None = None) -> Hop:
+    """The route, once however many Fabio instances carry it: Fabios that agree (the same
+    targets and weights) are one child ("on 100/100 Fabios"); a Fabio that routes it otherwise
+    is its own child, and the Fabios that lack it are a broken child naming them. `fabios`:
+    every Fabio instance known (with any route), else those in `routes`; `carriers`, when
+    `routes` are distinct routes (their `fabio` left out): the Fabios that have each."""
     if not routes:
         return Hop("route", f"{host}{path}", False, "no route",
                    f"no Fabio instance has a route for {host}{path}: no passing instance "
                    "carries its urlprefix- tag (or the tag is missing).")
-    fabios = sorted({r.fabio for r in routes})
-    children = tuple(Hop("fabio", r.fabio, True, f"→ {r.dst} weight {r.weight:.2f}")
-                     for r in routes)
-    return Hop("route", f"{routes[0].host}{routes[0].path}", True,
-               f"{routes[0].service} via {len(fabios)} Fabio instance(s)", "", children)
+    groups: dict[tuple[tuple[str, float], ...], list[str]] = {}
+    spread = {carriers.get(r, frozenset()) for r in routes} if carriers is not None else None
+    if spread is not None and len(spread) == 1:  # every Fabio that has one has them all
+        (members,) = spread
+        groups[tuple(sorted((r.dst, r.weight) for r in routes))] = list(members)
+        carrying = set(members)
+    else:
+        targets: dict[str, list[tuple[str, float]]] = {}
+        for r in routes:
+            for fabio in carriers.get(r, ()) if carriers is not None else (r.fabio,):
+                targets.setdefault(fabio, []).append((r.dst, r.weight))
+        for fabio, dsts in targets.items():
+            groups.setdefault(tuple(sorted(dsts)), []).append(fabio)
+        carrying = set(targets)
+    known = sorted(set(fabios or ()) | carrying)
+    total = len(known)
+    name = f"{routes[0].host}{routes[0].path}"
+    children: list[Hop] = []
+    for dsts, members in sorted(groups.items(), key=lambda g: (-len(g[1]), min(g[1]))):
+        members.sort()
+        where = (f"{len(members)}/{total} Fabios" if len(members) > 1 or total > 1
+                 else members[0])
+        label = members[0] if len(members) == 1 else (
+            f"{len(members)} Fabios" if len(groups) == 1 else _names(members))
+        children.append(Hop("fabio", label, True,
+                            f"route on {where} → " + ", ".join(
+                                f"{d} weight {w:.2f}" for d, w in dsts)))
+    missing = [f for f in known if f not in carrying]
+    if missing:
+        children.append(Hop(
+            "fabio", _names(missing), False, f"no route on {len(missing)}/{total} Fabios",
+            f"Fabio instance(s) {', '.join(missing)} have no route for {name}: requests "
+            "HAProxy sends there get 404 (their Consul view or poll lags, or they lost it)."))
+    agree = f"{len(carrying)}/{total}"
+    return Hop("route", name, True,
+               f"{routes[0].service} via {len(carrying)} Fabio instance(s)"
+               + (f", route on {agree} Fabios" if total > 1 else "")
+               + (f" ({len(groups)} differing)" if len(groups) > 1 else ""),
+               "", tuple(children))
 
 
 def _service_hop(store: Any, service: str, routes: list[Route]) -> Hop:
@@ -293,4 +377,8 @@ def _mesh_notes(intentions: list[Intention], service: str) -> list[str]:
 
 
 def all_chains(store: Any) -> list[Chain]:
-    return [trace(store, host + path) for host, path, _ in entry_points(store)]
+    routes = store.items(Kind.ROUTE)
+    by_host = routes_by_host(routes)
+    fabios = {r.fabio for r in routes}
+    return [trace(store, host + path, routes=candidates(by_host, host), fabios=fabios)
+            for host, path, _ in entry_points(store)]

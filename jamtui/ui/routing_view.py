@@ -7,6 +7,7 @@ and resolves due hosts in a worker thread."""
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,11 @@ class RoutingScreen(Screen[None]):
         self.traced: dict[str, Trace] = {}
         self.book: RouteBook | None = None
         self._resolving = False
+        self._eval_lock = threading.Lock()
+        self._evaluating = False  # a worker evaluates the chains
+        self._pending = False  # a change came meanwhile: evaluate once more
+        self._drawn: dict[str, list[Any]] = {}  # the cells as drawn, per host
+        self._shown: tuple[Any, ...] | None = None  # the tree's host, chain and trace
 
     @property
     def jam(self) -> JamApp:
@@ -112,25 +118,65 @@ class RoutingScreen(Screen[None]):
         return None
 
     def refresh_chains(self) -> None:
+        """Evaluate the chains in a thread worker (the book traces only those something
+        changed on, but a big lab's first evaluation takes a while) and draw them on the loop
+        when done. Coalesced: at most one evaluation runs; a change meanwhile runs one more
+        after it, which reads the latest store."""
+        with self._eval_lock:
+            if self._evaluating:
+                self._pending = True
+                return
+            self._evaluating = True
+            self._pending = False
+        self.run_worker(self._evaluate, thread=True, group="route-eval", exit_on_error=False)
+
+    def _evaluate(self) -> None:
         assert self.book is not None
-        rows = {r.id: r for r in self.book.rows()}
+        worker = get_current_worker()
+        try:
+            while not worker.is_cancelled:
+                rows = self.book.rows()
+                if worker.is_cancelled:
+                    return
+                self.app.call_from_thread(self.draw_rows, rows)
+                with self._eval_lock:
+                    if not self._pending:
+                        self._evaluating = False
+                        return
+                    self._pending = False
+        finally:
+            with self._eval_lock:
+                self._evaluating = False
+
+    def draw_rows(self, listed: list[RouteRow]) -> None:
+        """On the loop: the rows as evaluated, cells that changed only; the cursor stays on
+        its host."""
+        if not self.is_attached:  # the screen went while the worker evaluated
+            return
+        rows = {r.id: r for r in listed}
         table = self.query_one("#chains", DataTable)
         rate = self._rate()
         now = time.time()
         for cid, row in rows.items():
             cells = self._cells(row, rate, now)
-            if cid in self.chains and cid in table.rows:
-                for (key, _), cell in zip(COLUMNS, cells, strict=True):
-                    table.update_cell(cid, key, cell, update_width=True)
+            drawn = self._drawn.get(cid)
+            if cid in self.chains and cid in table.rows and drawn is not None:
+                for (key, _), cell, old in zip(COLUMNS, cells, drawn, strict=True):
+                    if cell != old:
+                        table.update_cell(cid, key, cell, update_width=True)
             else:
                 table.add_row(*cells, key=cid)
+            self._drawn[cid] = cells
         for cid in list(self.chains):
-            if cid not in rows and cid in table.rows:
-                table.remove_row(cid)
+            if cid not in rows:
+                self._drawn.pop(cid, None)
+                if cid in table.rows:
+                    table.remove_row(cid)
         new = rows.keys() - self.chains.keys()
         self.rows = rows
         self.chains = {cid: r.chain for cid, r in rows.items()}
-        self.show_selected()
+        if self._shown != self._showing():  # the tree redrawn only when its chain changed
+            self.show_selected()
         if new:
             self.resolve_due()
 
@@ -209,7 +255,12 @@ class RoutingScreen(Screen[None]):
             return
         self.post_message(OpenIntention(denials[0].id))
 
+    def _showing(self) -> tuple[Any, ...]:
+        cid = self.selected_id()
+        return (cid, self.chains.get(cid or ""), self.traced.get(cid or ""))
+
     def show_selected(self) -> None:
+        self._shown = self._showing()
         cid = self.selected_id()
         body = self.query_one("#chain", Static)
         if cid is None or cid not in self.chains:
