@@ -24,7 +24,7 @@ def alloc(i: int) -> Allocation:
                       tasks=(TaskInfo("server", "running"),))
 
 
-async def test_a_first_answer_of_5000_rows_after_the_view_opened_builds_a_screenful_at_most() -> None:
+async def test_a_first_answer_of_5000_rows_after_the_view_opened_builds_a_screenful() -> None:
     """The panes mount before the backends answer: Nomad's first read then arrives as one
     batch of 5,000 new allocations. That batch builds at most the screenfuls drawn (it built
     all 5,000 rows before the next frame: seconds at 5k)."""
