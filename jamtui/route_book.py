@@ -363,15 +363,15 @@ class RouteBook:
                 haproxy = self._haproxy_hops = _haproxy_hops(self.store.items(Kind.HAPROXY))
             out = []
             for cid, live in sorted(self._seen.items()):
-                tail = self._tails.get(cid)
-                if tail is None:
+                cached = self._tails.get(cid)
+                if cached is None:
                     continue
                 dns = self._dns.get(live.host)
                 hops = ([_dns_hop(live.host, dns[0], self.expect or ())] if dns else [])
                 hops += haproxy
-                hops += tail.hops
+                hops += cached.hops
                 chain = Chain(live.host, live.path, tuple(hops),
-                              next((h for h in hops if not h.ok), None), tail.notes)
+                              next((h for h in hops if not h.ok), None), cached.notes)
                 seen = replace(live)
                 if seen.gone_since is not None:
                     chain = _gone(chain, seen)
@@ -387,7 +387,7 @@ class RouteBook:
         """The allocations, nodes, VMs and hypervisors under `service`'s instances, and the
         instances: a change to any re-traces the chain."""
         deps: set[tuple[Kind, str]] = set()
-        instances = []
+        instances: list[str] = []
         if not service:
             return deps, instances
         for inst in self.store.instances_of(service):

@@ -282,7 +282,7 @@ def _route_hop(host: str, path: str, routes: list[Route],
     total = len(known)
     name = f"{routes[0].host}{routes[0].path}"
     children: list[Hop] = []
-    for dsts, members in sorted(groups.items(), key=lambda g: (-len(g[1]), min(g[1]))):
+    for targets_of, members in sorted(groups.items(), key=lambda g: (-len(g[1]), min(g[1]))):
         members.sort()
         where = (f"{len(members)}/{total} Fabios" if len(members) > 1 or total > 1
                  else members[0])
@@ -290,7 +290,7 @@ def _route_hop(host: str, path: str, routes: list[Route],
             f"{len(members)} Fabios" if len(groups) == 1 else _names(members))
         children.append(Hop("fabio", label, True,
                             f"route on {where} → " + ", ".join(
-                                f"{d} weight {w:.2f}" for d, w in dsts)))
+                                f"{d} weight {w:.2f}" for d, w in targets_of)))
     missing = [f for f in known if f not in carrying]
     if missing:
         children.append(Hop(
