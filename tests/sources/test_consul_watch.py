@@ -167,6 +167,51 @@ def test_a_failed_member_still_shows_without_a_reread_per_check(
     wait_for(lambda: store.get(Kind.MEMBER, "vs2").status == "alive", timeout=15)
 
 
+def _fresh(lab: Lab, tmp_path: Path) -> ConsulSource:
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    return ConsulSource(Store(), load_config(path, env=lab.env()).consul, poll_interval=0.5)
+
+
+def test_the_first_picture_reads_each_service_once(lab: Lab, tmp_path: Path) -> None:
+    """The check watch's first answer, in while the services are read, must not read again
+    the services whose instances it has not seen read yet (at the demo, 9 of 11 twice)."""
+    src = _fresh(lab, tmp_path)
+    before = counts(lab)
+    src.start()
+    try:
+        assert src.ready.wait(15) and src._first_read.is_set()
+        wait_for(lambda: src._checks_loaded, timeout=10)
+        time.sleep(0.5)  # a second read, if any, would be under way by now
+        names = {s.name for s in src.store.items(Kind.SERVICE)}
+        assert names and src.store.count(Kind.INSTANCE)
+    finally:
+        src.stop()
+    reads = asked(before, counts(lab), "GET /v1/health/service/")
+    assert reads == {f"GET /v1/health/service/{n}": 1 for n in names}
+
+
+def test_the_first_picture_reads_services_side_by_side(lab: Lab, tmp_path: Path) -> None:
+    """Each request answered `delay` late: services read one after another would take
+    N * delay for their reads alone; read 8 at a time the whole picture takes well under."""
+    delay = 0.5
+    src = _fresh(lab, tmp_path)
+    lab.faults.set("consul", "slow", latency=delay)
+    try:
+        started = time.monotonic()
+        src.start()
+        assert src.ready.wait(30)
+        took = time.monotonic() - started
+        assert src._first_read.is_set()
+        n = src.store.count(Kind.SERVICE)
+    finally:
+        lab.faults.clear("consul")
+        src.stop()
+    assert n >= 8
+    assert took < 0.8 * n * delay, f"{n} services with {delay} s each took {took:.1f} s"
+    assert src.store.backend("consul").health.value == "ok"
+
+
 def test_blocking_query_rules() -> None:
     """api-docs/features/blocking, "implementation details"."""
     w = Watch()
