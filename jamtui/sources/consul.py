@@ -221,7 +221,8 @@ class ConsulSource(Source):
             cert=self.tls.cert,
             connections_timeout=timeout,
         )
-        self.tls.session(self.client.http.session)  # the server name, on py-consul's session
+        # the server name, on py-consul's session; room for the held watches and the reads
+        self.tls.session(self.client.http.session, pool=READS + 8)
         self._services = Watch(MIN_GAP)  # /v1/catalog/services
         self._checks_watch = Watch(MIN_GAP)  # /v1/health/state/any
         self._intention_index: str | None = None
@@ -245,7 +246,7 @@ class ConsulSource(Source):
         # `ready` means the services are in: the member poll waits for the first read
         self._first_read = threading.Event()
         # while the first picture is read: the services not yet taken in (the check watch
-        # leaves their unknown instances to it); None once it is complete
+        # leaves their unknown instances to it, and all of them before it begins)
         self._pending: set[str] | None = None
 
     def start(self) -> None:
@@ -378,16 +379,17 @@ class ConsulSource(Source):
                     touched.add(iid)
                     if after is None and not self._service_checks(node, sid):
                         reread.add(self._bases[iid].service)  # its last check went: gone?
-                elif after is not None and after.service_name and not (
-                        self._pending is not None and after.service_name in self._pending):
-                    reread.add(after.service_name)  # an instance not known yet (the first
-                    # picture reads those of services it has not taken in yet)
+                elif after is not None and after.service_name and not self._awaited(
+                        after.service_name):
+                    reread.add(after.service_name)  # an instance not known yet
             serf = any(k[1] == "serfHealth" for k in changed)
             maintenance = {n for (n, cid) in new if cid == MAINTENANCE_CHECK}
             maintenance_moved = maintenance != self._maintenance
             self._maintenance = maintenance
             if reread:
                 self._instances_moved = index
+            if not loaded and self._names_known:  # the picture was read before the checks
+                reread |= self._unexplained()
         if not loaded:
             touched = set(self._bases)
         self._restate(touched)
@@ -481,6 +483,11 @@ class ConsulSource(Source):
             if (b.node, b.service_id) not in checked and any(c.service_id for c in b.checks):
                 out.add(b.service)
         return out
+
+    def _awaited(self, name: str) -> bool:
+        """The first picture has yet to take this service in (or has not begun): it will
+        read its instances, the check watch need not (under the lock)."""
+        return not self._names_known and (self._pending is None or name in self._pending)
 
     def _service_checks(self, node: str, sid: str) -> bool:
         return any(c.info.service_id == sid for c in self._checks_by_node.get(node, ()))
