@@ -6,6 +6,9 @@ has it, and an idle lab costs two held requests per wait period. What changed is
 a check change to its instance and its service's counts (no re-read), a service whose name,
 tags or instances moved is read alone. Members and the Raft configuration have no change
 feed; they are read on their own cadence, and soon after a member's serfHealth check moves.
+The first picture reads the services `READS` at a time (Consul's public API has no bulk read
+of every service's instances: one `/v1/health/service/:name` each), each written as it
+answers and each read once.
 """
 
 from __future__ import annotations
