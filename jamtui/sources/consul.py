@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import random
 import re
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -417,21 +418,13 @@ class ConsulSource(Source):
             self._pending = set(names)
             self._bases, self._by_service, self._on_node = {}, {}, {}
         started = time.monotonic()
-        pool = ThreadPoolExecutor(READS, thread_name_prefix="consul-read")
+        jobs: list[tuple[str, Callable[[], Any]]] = [
+            ("", lambda: self._quietly(self.read_cluster)),
+            ("", lambda: self._quietly(self._read_intentions))]
+        jobs += [(n, lambda n=n: self._read_service(n)) for n in sorted(names)]
         try:
-            side = [pool.submit(self._quietly, self.read_cluster),
-                    pool.submit(self._quietly, self._read_intentions)]
-            reads: dict[Future[list[ServiceInstance]], str] = {
-                pool.submit(self._read_service, n): n for n in sorted(names)}
-            todo = set(reads)
-            while todo:
-                done, todo = wait(todo, return_when=FIRST_COMPLETED)
-                for future in done:  # raises the first failure: the picture is not complete
-                    self._take_first(reads[future], future.result())
-            for future in side:
-                future.result()
+            self._side_by_side(jobs, lambda name, bases: name and self._take_first(name, bases))
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
             with self._lock:
                 self._pending = None
         with self._lock, self.store.batch():
@@ -447,6 +440,42 @@ class ConsulSource(Source):
         if stale:  # the checks saw instances come or go while the services were read
             self._instances_moved = self._checks_index
             self._read_some(stale)
+
+    def _side_by_side(self, jobs: list[tuple[str, Callable[[], Any]]],
+                      done: Callable[[str, Any], Any]) -> None:
+        """Run `jobs` `READS` at a time, `done(key, result)` in this thread as each ends.
+        The first failure is raised (no job starts after it). Daemon threads, not a pool:
+        a one-shot command that stops listening must not wait at exit for reads queued."""
+        pending = iter(jobs)
+        results: queue.Queue[tuple[str, Any, BaseException | None]] = queue.Queue()
+        take = threading.Lock()
+        failed = threading.Event()
+
+        def worker() -> None:
+            while not (self.stop_event.is_set() or failed.is_set()):
+                with take:
+                    job = next(pending, None)
+                if job is None:
+                    return
+                try:
+                    results.put((job[0], job[1](), None))
+                except Exception as exc:  # handed to the caller's thread
+                    results.put((job[0], None, exc))
+
+        for i in range(min(READS, len(jobs))):
+            threading.Thread(target=worker, name=f"{self.name}:read{i}", daemon=True).start()
+        for _ in jobs:
+            while True:
+                try:
+                    key, value, exc = results.get(timeout=0.5)
+                    break
+                except queue.Empty:
+                    if self.stop_event.is_set():
+                        raise BackendError("stopped") from None
+            if exc is not None:
+                failed.set()
+                raise exc
+            done(key, value)
 
     def _quietly(self, read: Any) -> None:
         with contextlib.suppress(consul.ConsulException, requests.RequestException):
@@ -664,8 +693,10 @@ class ConsulSource(Source):
         """These services' instances, `READS` at a time."""
         if len(names) <= 1:
             return [i for n in names for i in self._read_service(n)]
-        with ThreadPoolExecutor(min(READS, len(names)), thread_name_prefix="consul-read") as pool:
-            return [i for found in pool.map(self._read_service, names) for i in found]
+        found: list[ServiceInstance] = []
+        self._side_by_side([(n, lambda n=n: self._read_service(n)) for n in names],
+                           lambda _, instances: found.extend(instances))
+        return found
 
     def _read_service(self, name: str) -> list[ServiceInstance]:
         with self._lock:

@@ -16,9 +16,9 @@ import consul
 import pytest
 
 from jamtui.config import load_config
-from jamtui.model import Kind
+from jamtui.model import Kind, ServiceInstance
 from jamtui.sim.lab import Lab
-from jamtui.sources.consul import ConsulSource, Watch, jittered
+from jamtui.sources.consul import READS, ConsulSource, Watch, jittered
 from jamtui.store import Change, Store
 from tests.conftest import FAST
 from tests.helpers import wait_for
@@ -220,6 +220,29 @@ def test_the_first_picture_reads_services_side_by_side(lab: Lab, tmp_path: Path)
     assert n >= 8
     assert took < 0.8 * n * delay, f"{n} services with {delay} s each took {took:.1f} s"
     assert src.store.backend("consul").health.value == "ok"
+
+
+def test_a_stopped_first_picture_starts_no_more_reads(lab: Lab, tmp_path: Path) -> None:
+    """`status` stops listening after `--timeout`: the reads still queued must not go on
+    (a thread pool's queue ran to its end, and the process waited for it at exit)."""
+    src = _fresh(lab, tmp_path)
+    started: list[str] = []
+    read = src._read_service
+
+    def counted(name: str) -> list[ServiceInstance]:
+        started.append(name)
+        return read(name)
+    src._read_service = counted  # type: ignore[method-assign]
+    lab.faults.set("consul", "slow", latency=0.5)
+    try:
+        src.start()
+        wait_for(lambda: started, timeout=10)
+        src.stop()
+        time.sleep(1.5)  # the reads under way end; none may begin
+    finally:
+        lab.faults.clear("consul")
+    n = len(lab.call(lambda: {s.name for s in lab.world.services.values()}))
+    assert len(started) <= READS < n
 
 
 def test_blocking_query_rules() -> None:
