@@ -1,7 +1,7 @@
 """Consul's first picture (issue #17): time from engine start and requests, counted at the lab.
 
     .venv/bin/python benchmarks/consul_first.py [--labs demo,5000] [--runs 3]
-                                                [--jamtui-root DIR] [--status]
+                                                [--jamtui-root DIR ...] [--status]
 
 For each lab (`jamtui lab`, `jamtui lab --scale 100,5000,50`, started as
 `benchmarks/requests_per_min.py` starts them, with a patient start timeout) a jamtui engine
@@ -110,33 +110,39 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labs", default="demo,5000")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--jamtui-root", help="run the client from this checkout (before/after)")
+    ap.add_argument("--jamtui-root", action="append",
+                    help="run the client from this checkout (before/after); given more than "
+                         "once (`.` is this one), the runs alternate on the same lab")
     ap.add_argument("--status", action="store_true", help="time `jamtui status` too")
     ap.add_argument("--start-timeout", type=float, default=600.0)
     args = ap.parse_args()
+    roots = [None if r in (None, ".") else r for r in (args.jamtui_root or [None])]
     for name in args.labs.split(","):
         lab = PatientLab(LABS[name], args.start_timeout)
+        runs: dict[str | None, list[dict[str, object]]] = {r: [] for r in roots}
         try:
             time.sleep(10)  # the lab settles (allocations start, services register)
-            runs = []
             for _ in range(args.runs):
-                run = one_run(lab, args.jamtui_root)
-                if args.status:
-                    run.update(status_run(lab, args.jamtui_root))
-                print(json.dumps({"lab": name, **run}), flush=True)
-                runs.append(run)
+                for root in roots:
+                    run = one_run(lab, root)
+                    if args.status:
+                        run.update(status_run(lab, root))
+                    print(json.dumps({"lab": name, "root": root or "this checkout", **run}),
+                          flush=True)
+                    runs[root].append(run)
         finally:
             lab.stop()
-        summary = {"lab": name, "root": args.jamtui_root or "this checkout",
-                   "runs": len(runs)}
-        for key in ("ready_s", "first_row_s", "consul_requests", "service_reads",
-                    "status_s"):
-            values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
-            if values:
-                summary[f"median_{key}"] = statistics.median(values)
-        if args.status:
-            summary["status_exits"] = [r.get("status_exit") for r in runs]
-        print("summary " + json.dumps(summary), flush=True)
+        for root, done in runs.items():
+            summary: dict[str, object] = {"lab": name, "root": root or "this checkout",
+                                          "runs": len(done)}
+            for key in ("ready_s", "first_row_s", "consul_requests", "service_reads",
+                        "status_s"):
+                values = [r[key] for r in done if isinstance(r.get(key), (int, float))]
+                if values:
+                    summary[f"median_{key}"] = statistics.median(values)  # type: ignore
+            if args.status:
+                summary["status_exits"] = [r.get("status_exit") for r in done]
+            print("summary " + json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":
