@@ -1111,16 +1111,18 @@ class World(Scheduler):
     def service_entries(self, name: str) -> list[tuple[ConsulNode, ServiceInstance, list[Check]]]:
         """What /v1/health/service/<name> is made of: node, service and all relevant checks."""
         out = []
-        for svc in sorted(self.services.values(), key=lambda s: (s.node, s.id)):
-            if svc.name != name:
-                continue
+        mine = sorted((s for s in self.services.values() if s.name == name),
+                      key=lambda s: (s.node, s.id))
+        nodes = {s.node for s in mine}
+        on_node: dict[str, list[Check]] = {}  # one pass over the checks, not one per instance
+        for c in self.checks.values():
+            if c.node in nodes:
+                on_node.setdefault(c.node, []).append(c)
+        for svc in mine:
             node = self.consul_nodes.get(svc.node)
             if node is None:
                 continue
-            checks = [
-                c for c in self.checks.values()
-                if c.node == svc.node and c.service_id in ("", svc.id)
-            ]
+            checks = [c for c in on_node.get(svc.node, ()) if c.service_id in ("", svc.id)]
             out.append((node, svc, sorted(checks, key=lambda c: (c.service_id, c.check_id))))
         return out
 

@@ -6,16 +6,21 @@ has it, and an idle lab costs two held requests per wait period. What changed is
 a check change to its instance and its service's counts (no re-read), a service whose name,
 tags or instances moved is read alone. Members and the Raft configuration have no change
 feed; they are read on their own cadence, and soon after a member's serfHealth check moves.
+The first picture reads the services `READS` at a time (Consul's public API has no bulk read
+of every service's instances: one `/v1/health/service/:name` each), each written as it
+answers and each read once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +49,7 @@ MAINTENANCE_CHECK = "_node_maintenance"
 SAFETY_POLL = 60.0  # seconds between reads of members and Raft while all is well
 MIN_GAP = 0.1  # seconds at least between the starts of two calls of one blocking query
 CLUSTER_GAP = 2.0  # seconds at least between member reads woken by serfHealth changes
+READS = 8  # services read at once (their /v1/health/service/:name) in a full read
 WAIT = "60s"  # how long Consul may hold a blocking query; a change ends it at once
 _NOMAD_ALLOC = re.compile(r"^_nomad-task-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
                           r"[0-9a-f]{12})-")
@@ -219,7 +225,8 @@ class ConsulSource(Source):
             cert=self.tls.cert,
             connections_timeout=timeout,
         )
-        self.tls.session(self.client.http.session)  # the server name, on py-consul's session
+        # the server name, on py-consul's session; room for the held watches and the reads
+        self.tls.session(self.client.http.session, pool=READS + 8)
         self._services = Watch(MIN_GAP)  # /v1/catalog/services
         self._checks_watch = Watch(MIN_GAP)  # /v1/health/state/any
         self._intention_index: str | None = None
@@ -242,6 +249,9 @@ class ConsulSource(Source):
         self._cluster_wake = threading.Event()  # a serfHealth check moved: read members
         # `ready` means the services are in: the member poll waits for the first read
         self._first_read = threading.Event()
+        # while the first picture is read: the services not yet taken in (the check watch
+        # leaves their unknown instances to it, and all of them before it begins)
+        self._pending: set[str] | None = None
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._services_step, "services"), "services")
@@ -307,13 +317,7 @@ class ConsulSource(Source):
         self._permit_services(resp, names)
         if not self._names_known:
             self._services_seen = self._services.index or 0
-            # the whole first picture before `ready`; what the token may not read turns
-            # its own feature off, and the other loops report their own failures
-            with contextlib.suppress(consul.ConsulException, requests.RequestException):
-                self.read_cluster()
-            with contextlib.suppress(consul.ConsulException, requests.RequestException):
-                self._read_intentions()
-            self.refresh_services(names)
+            self._first_picture(names)
         elif changed:
             self._services_changed(names, self._services.index or 0)
         self.report_ok()
@@ -379,7 +383,8 @@ class ConsulSource(Source):
                     touched.add(iid)
                     if after is None and not self._service_checks(node, sid):
                         reread.add(self._bases[iid].service)  # its last check went: gone?
-                elif after is not None and after.service_name:
+                elif after is not None and after.service_name and not self._awaited(
+                        after.service_name):
                     reread.add(after.service_name)  # an instance not known yet
             serf = any(k[1] == "serfHealth" for k in changed)
             maintenance = {n for (n, cid) in new if cid == MAINTENANCE_CHECK}
@@ -387,6 +392,8 @@ class ConsulSource(Source):
             self._maintenance = maintenance
             if reread:
                 self._instances_moved = index
+            if not loaded and self._names_known:  # the picture was read before the checks
+                reread |= self._unexplained()
         if not loaded:
             touched = set(self._bases)
         self._restate(touched)
@@ -399,6 +406,120 @@ class ConsulSource(Source):
         with self._checks_seen:
             self._checks_index = index
             self._checks_seen.notify_all()
+
+    def _first_picture(self, names: dict[str, list[str]]) -> None:
+        """The whole first picture before `ready`, `READS` requests at a time: members and
+        Raft, intentions, and each service's instances, written to the store as each
+        service answers. What the token may not read turns its own feature off (the other
+        loops report their own failures); a service read that fails fails the picture,
+        read again whole by the next pass."""
+        with self._lock:
+            self._names = dict(names)
+            self._pending = set(names)
+            self._bases, self._by_service, self._on_node = {}, {}, {}
+        started = time.monotonic()
+        jobs: list[tuple[str, Callable[[], Any]]] = [
+            ("", lambda: self._quietly(self.read_cluster)),
+            ("", lambda: self._quietly(self._read_intentions))]
+        jobs += [(n, lambda n=n: self._read_service(n)) for n in sorted(names)]
+        try:
+            self._side_by_side(jobs, lambda name, bases: name and self._take_first(name, bases))
+        finally:
+            with self._lock:
+                self._pending = None
+        with self._lock, self.store.batch():
+            self._names_known = True
+            # what an earlier, failed attempt wrote and is gone now
+            self.store.replace(Kind.INSTANCE, [], scope=lambda i: i.service not in names)
+            for svc in self.store.items(Kind.SERVICE):
+                if svc.name not in names:
+                    self.store.remove(Kind.SERVICE, svc.name)
+            stale = self._unexplained() if self._checks_loaded else set()
+        self.report_ok((time.monotonic() - started) / max(1, len(names) + 1))
+        self._first_read.set()
+        if stale:  # the checks saw instances come or go while the services were read
+            self._instances_moved = self._checks_index
+            self._read_some(stale)
+
+    def _side_by_side(self, jobs: list[tuple[str, Callable[[], Any]]],
+                      done: Callable[[str, Any], Any]) -> None:
+        """Run `jobs` `READS` at a time, `done(key, result)` in this thread as each ends.
+        The first failure is raised (no job starts after it). Daemon threads, not a pool:
+        a one-shot command that stops listening must not wait at exit for reads queued."""
+        pending = iter(jobs)
+        results: queue.Queue[tuple[str, Any, BaseException | None]] = queue.Queue()
+        take = threading.Lock()
+        failed = threading.Event()
+
+        def worker() -> None:
+            while not (self.stop_event.is_set() or failed.is_set()):
+                with take:
+                    job = next(pending, None)
+                if job is None:
+                    return
+                try:
+                    results.put((job[0], job[1](), None))
+                except Exception as exc:  # handed to the caller's thread
+                    results.put((job[0], None, exc))
+
+        for i in range(min(READS, len(jobs))):
+            threading.Thread(target=worker, name=f"{self.name}:read{i}", daemon=True).start()
+        for _ in jobs:
+            while True:
+                try:
+                    key, value, exc = results.get(timeout=0.5)
+                    break
+                except queue.Empty:
+                    if self.stop_event.is_set():
+                        raise BackendError("stopped") from None
+            if exc is not None:
+                failed.set()
+                raise exc
+            done(key, value)
+
+    def _quietly(self, read: Any) -> None:
+        with contextlib.suppress(consul.ConsulException, requests.RequestException):
+            read()
+
+    def _take_first(self, name: str, bases: list[ServiceInstance]) -> None:
+        """One service's answer in the first picture: its instances and counts, at once."""
+        with self._lock:
+            if self._pending is not None:
+                self._pending.discard(name)
+            for iid in self._by_service.pop(name, set()):
+                self._bases.pop(iid, None)
+            self._bases.update((b.id, b) for b in bases)
+            self._by_service[name] = {b.id for b in bases}
+            for b in bases:
+                self._on_node.setdefault(b.node, set()).add(b.id)
+            instances = [replace(b, checks=self._checks_of(b)) for b in bases]
+            with self.store.batch():
+                self.store.replace(Kind.INSTANCE, instances, scope=lambda i: i.service == name)
+                self.store.upsert(Kind.SERVICE, summarize(name, self._names.get(name) or [],
+                                                          instances))
+
+    def _unexplained(self) -> set[str]:
+        """Services on which the check watch and the reads disagree (under the lock): a
+        service check of an instance not read, or an instance read with service checks of
+        which the watch has none."""
+        checked: set[tuple[str, str]] = set()
+        out: set[str] = set()
+        for (node, _), check in self._check_map.items():
+            sid = check.info.service_id
+            if not sid:
+                continue
+            checked.add((node, sid))
+            if f"{node}/{sid}" not in self._bases and check.service_name:
+                out.add(check.service_name)
+        for b in self._bases.values():
+            if (b.node, b.service_id) not in checked and any(c.service_id for c in b.checks):
+                out.add(b.service)
+        return out
+
+    def _awaited(self, name: str) -> bool:
+        """The first picture has yet to take this service in (or has not begun): it will
+        read its instances, the check watch need not (under the lock)."""
+        return not self._names_known and (self._pending is None or name in self._pending)
 
     def _service_checks(self, node: str, sid: str) -> bool:
         return any(c.info.service_id == sid for c in self._checks_by_node.get(node, ()))
@@ -569,12 +690,19 @@ class ConsulSource(Source):
                 self.store.replace(Kind.INSTANCE, instances)
 
     def _read_instances(self, names: list[str]) -> list[ServiceInstance]:
-        instances: list[ServiceInstance] = []
-        for name in names:
+        """These services' instances, `READS` at a time."""
+        if len(names) <= 1:
+            return [i for n in names for i in self._read_service(n)]
+        found: list[ServiceInstance] = []
+        self._side_by_side([(n, lambda n=n: self._read_service(n)) for n in names],
+                           lambda _, instances: found.extend(instances))
+        return found
+
+    def _read_service(self, name: str) -> list[ServiceInstance]:
+        with self._lock:
             self.requests_made += 1
-            _, entries = self.client.health.service(name)
-            instances.extend(decode_instance(e) for e in entries)
-        return instances
+        _, entries = self.client.health.service(name)
+        return [decode_instance(e) for e in entries]
 
     def _cluster_step(self) -> None:
         """Members and the Raft view have no change feed: read on their own cadence (every

@@ -80,15 +80,21 @@ class TLSSettings:
         index = ("ca", "cert", "key", "server_name", "insecure").index(what)
         return names[index] or f"[{self.backend}] {what}"
 
-    def session(self, session: requests.Session | None = None) -> requests.Session:
+    def session(self, session: requests.Session | None = None, pool: int = 0
+                ) -> requests.Session:
         """`session` (or a new one) set up with these settings: verify, client certificate,
-        and the server name on every HTTPS connection."""
+        and the server name on every HTTPS connection; `pool` connections kept per host
+        when more than requests' 10 run at once."""
         session = session or requests.Session()
         session.verify = self.verify
         if self.cert:
             session.cert = self.cert
+        size = {"pool_maxsize": pool} if pool else {}
+        if pool:
+            session.mount("http://", HTTPAdapter(**size))
+            session.mount("https://", HTTPAdapter(**size))
         if self.server_name:
-            session.mount("https://", ServerNameAdapter(self.server_name))
+            session.mount("https://", ServerNameAdapter(self.server_name, **size))
         return session
 
     def context(self) -> ssl.SSLContext:

@@ -16,9 +16,9 @@ import consul
 import pytest
 
 from jamtui.config import load_config
-from jamtui.model import Kind
+from jamtui.model import Kind, ServiceInstance
 from jamtui.sim.lab import Lab
-from jamtui.sources.consul import ConsulSource, Watch, jittered
+from jamtui.sources.consul import READS, ConsulSource, Watch, jittered
 from jamtui.store import Change, Store
 from tests.conftest import FAST
 from tests.helpers import wait_for
@@ -165,6 +165,84 @@ def test_a_failed_member_still_shows_without_a_reread_per_check(
     finally:
         lab.call(lab.world.vm_start, vm.node, vm.vmid)
     wait_for(lambda: store.get(Kind.MEMBER, "vs2").status == "alive", timeout=15)
+
+
+def _fresh(lab: Lab, tmp_path: Path) -> ConsulSource:
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    return ConsulSource(Store(), load_config(path, env=lab.env()).consul, poll_interval=0.5)
+
+
+@pytest.mark.parametrize("checks_first", [False, True])
+def test_the_first_picture_reads_each_service_once(lab: Lab, tmp_path: Path,
+                                                   checks_first: bool) -> None:
+    """The check watch's first answer, in before or while the services are read, must not
+    read again the services whose instances it has not seen read yet (at the demo, 9 of 11
+    twice)."""
+    src = _fresh(lab, tmp_path)
+    if checks_first:  # the check watch answers before the service list does
+        first_picture = src._first_picture
+
+        def after_checks(names: dict[str, list[str]]) -> None:
+            wait_for(lambda: src._checks_loaded, timeout=10)
+            first_picture(names)
+        src._first_picture = after_checks  # type: ignore[method-assign]
+    before = counts(lab)
+    src.start()
+    try:
+        assert src.ready.wait(15) and src._first_read.is_set()
+        wait_for(lambda: src._checks_loaded, timeout=10)
+        time.sleep(0.5)  # a second read, if any, would be under way by now
+        names = {s.name for s in src.store.items(Kind.SERVICE)}
+        assert names and src.store.count(Kind.INSTANCE)
+    finally:
+        src.stop()
+    reads = asked(before, counts(lab), "GET /v1/health/service/")
+    assert reads == {f"GET /v1/health/service/{n}": 1 for n in names}
+
+
+def test_the_first_picture_reads_services_side_by_side(lab: Lab, tmp_path: Path) -> None:
+    """Each request answered `delay` late: services read one after another would take
+    N * delay for their reads alone; read 8 at a time the whole picture takes well under."""
+    delay = 0.5
+    src = _fresh(lab, tmp_path)
+    lab.faults.set("consul", "slow", latency=delay)
+    try:
+        started = time.monotonic()
+        src.start()
+        assert src.ready.wait(30)
+        took = time.monotonic() - started
+        assert src._first_read.is_set()
+        n = src.store.count(Kind.SERVICE)
+    finally:
+        lab.faults.clear("consul")
+        src.stop()
+    assert n >= 8
+    assert took < 0.8 * n * delay, f"{n} services with {delay} s each took {took:.1f} s"
+    assert src.store.backend("consul").health.value == "ok"
+
+
+def test_a_stopped_first_picture_starts_no_more_reads(lab: Lab, tmp_path: Path) -> None:
+    """`status` stops listening after `--timeout`: the reads still queued must not go on
+    (a thread pool's queue ran to its end, and the process waited for it at exit)."""
+    src = _fresh(lab, tmp_path)
+    started: list[str] = []
+    read = src._read_service
+
+    def counted(name: str) -> list[ServiceInstance]:
+        started.append(name)
+        return read(name)
+    src._read_service = counted  # type: ignore[method-assign]
+    lab.faults.set("consul", "slow", latency=0.5)
+    try:
+        src.start()
+        wait_for(lambda: started, timeout=10)
+        src.stop()
+        time.sleep(1.5)  # the reads under way end; none may begin
+    finally:
+        lab.faults.clear("consul")
+    n = len(lab.call(lambda: {s.name for s in lab.world.services.values()}))
+    assert len(started) <= READS < n
 
 
 def test_blocking_query_rules() -> None:
