@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -419,11 +420,16 @@ class ConsulSource(Source):
             self._bases, self._by_service, self._on_node = {}, {}, {}
         started = time.monotonic()
         jobs: list[tuple[str, Callable[[], Any]]] = [
-            ("", lambda: self._quietly(self.read_cluster)),
-            ("", lambda: self._quietly(self._read_intentions))]
-        jobs += [(n, lambda n=n: self._read_service(n)) for n in sorted(names)]
+            ("", partial(self._quietly, self.read_cluster)),
+            ("", partial(self._quietly, self._read_intentions))]
+        jobs += [(n, partial(self._read_service, n)) for n in sorted(names)]
+
+        def take(name: str, bases: Any) -> None:
+            if name:  # a service's answer (the cluster and intentions write their own)
+                self._take_first(name, bases)
+
         try:
-            self._side_by_side(jobs, lambda name, bases: name and self._take_first(name, bases))
+            self._side_by_side(jobs, take)
         finally:
             with self._lock:
                 self._pending = None
@@ -694,7 +700,7 @@ class ConsulSource(Source):
         if len(names) <= 1:
             return [i for n in names for i in self._read_service(n)]
         found: list[ServiceInstance] = []
-        self._side_by_side([(n, lambda n=n: self._read_service(n)) for n in names],
+        self._side_by_side([(n, partial(self._read_service, n)) for n in names],
                            lambda _, instances: found.extend(instances))
         return found
 

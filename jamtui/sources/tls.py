@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import requests
 from cryptography import x509
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 
 from ..model import Kind, TLSInfo
 from ..store import Store
@@ -89,12 +89,12 @@ class TLSSettings:
         session.verify = self.verify
         if self.cert:
             session.cert = self.cert
-        size = {"pool_maxsize": pool} if pool else {}
+        size = pool or DEFAULT_POOLSIZE
         if pool:
-            session.mount("http://", HTTPAdapter(**size))
-            session.mount("https://", HTTPAdapter(**size))
+            session.mount("http://", HTTPAdapter(pool_maxsize=size))
+            session.mount("https://", HTTPAdapter(pool_maxsize=size))
         if self.server_name:
-            session.mount("https://", ServerNameAdapter(self.server_name, **size))
+            session.mount("https://", ServerNameAdapter(self.server_name, pool_maxsize=size))
         return session
 
     def context(self) -> ssl.SSLContext:

@@ -206,7 +206,7 @@ def test_the_first_picture_reads_services_side_by_side(lab: Lab, tmp_path: Path)
     N * delay for their reads alone; read 8 at a time the whole picture takes well under."""
     delay = 0.5
     src = _fresh(lab, tmp_path)
-    lab.faults.set("consul", "slow", latency=delay)
+    lab.set_fault("consul", "slow", latency=delay)
     try:
         started = time.monotonic()
         src.start()
@@ -215,7 +215,7 @@ def test_the_first_picture_reads_services_side_by_side(lab: Lab, tmp_path: Path)
         assert src._first_read.is_set()
         n = src.store.count(Kind.SERVICE)
     finally:
-        lab.faults.clear("consul")
+        lab.clear_fault("consul")
         src.stop()
     assert n >= 8
     assert took < 0.8 * n * delay, f"{n} services with {delay} s each took {took:.1f} s"
@@ -233,14 +233,14 @@ def test_a_stopped_first_picture_starts_no_more_reads(lab: Lab, tmp_path: Path) 
         started.append(name)
         return read(name)
     src._read_service = counted  # type: ignore[method-assign]
-    lab.faults.set("consul", "slow", latency=0.5)
+    lab.set_fault("consul", "slow", latency=0.5)
     try:
         src.start()
         wait_for(lambda: started, timeout=10)
         src.stop()
         time.sleep(1.5)  # the reads under way end; none may begin
     finally:
-        lab.faults.clear("consul")
+        lab.clear_fault("consul")
     n = len(lab.call(lambda: {s.name for s in lab.world.services.values()}))
     assert len(started) <= READS < n
 
