@@ -212,13 +212,16 @@ class ProxmoxSource(Source):
 
     def _poll(self) -> float | None:
         self._wake.clear()
-        self.refresh()
+        latency = self.refresh(report=False)
         try:
             news = self.refresh_tasks()
         except ResourceException as exc:  # the task list is one feature, not the backend
             self.refuse("tasks", "Sys.Audit", f"Proxmox tasks: not read ({exc.status_code} "
                         f"{exc.content or exc.status_message})", Kind.PVE_TASK.value)
             news = False
+        # answered once the whole picture is in (guests, their addresses, the tasks): a
+        # one-shot `snapshot` takes the store when every source has answered
+        self.report_ok(latency)
         if news:  # a task began or ended: its guest has likely changed
             self.refresh()
         pause = min(FOREGROUND_INTERVAL, self.poll_interval) if self.foreground \
@@ -252,7 +255,9 @@ class ProxmoxSource(Source):
         self.store.replace(Kind.PVE_TASK, tasks)
         return news
 
-    def refresh(self) -> None:
+    def refresh(self, report: bool = True) -> float:
+        """Read `/cluster/resources` (and new VMs' addresses) into the store; the answer's
+        latency, reported as the backend's health unless `report` is False."""
         if self._polls % PRIVILEGE_CHECK_EVERY == 0:
             self._check_privileges()
         self._polls += 1
@@ -273,10 +278,12 @@ class ProxmoxSource(Source):
                         [decode_storage(r) for r in resources if r.get("type") == "storage"],
                         guests)
             self._last_resources = resources
-        self.report_ok(latency)
         if unknown:
             self._enrich(unknown)
             self._write(None, None, guests)
+        if report:
+            self.report_ok(latency)
+        return latency
 
     def _write(self, nodes: list[Hypervisor] | None, storages: list[Storage] | None,
                qemu: list[dict[str, Any]]) -> None:
