@@ -160,7 +160,9 @@ class LiveTable(NavKeys, DataTable[Any]):
         # made from: a filter matches on it while the object is the same (store objects are
         # replaced, never changed), so each keystroke over 5,000 rows makes no cells again
         self._seen: dict[str, tuple[Any, tuple[str, ...]]] = {}
-        self._stale: set[RowKey] = set()  # rows whose cells changed since the last repaint
+        # rows whose cells changed since the last repaint, and which of their columns: an
+        # AGE tick re-renders one cell of each row on screen, not the whole row
+        self._stale: dict[RowKey, set[ColumnKey]] = {}
         self._moved = False  # rows were added, removed or moved: their places change
         self._narrower: dict[str, float] = {}  # column → since when its widest cell narrowed
 
@@ -435,8 +437,10 @@ class LiveTable(NavKeys, DataTable[Any]):
         row_key = self._row_key[id_]
         data = self._data[row_key]
         widen = False
+        columns: set[ColumnKey] = set()
         for key, cell in changed:
             column_key = self._column_key[key]
+            columns.add(column_key)
             column = self._all[key]
             before = data.get(column_key)
             data[column_key] = cell
@@ -449,7 +453,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         if widen:
             self._widths_changed()
         else:
-            self._stale.add(row_key)
+            self._stale.setdefault(row_key, set()).update(columns)
 
     def _widths_changed(self) -> None:
         """A column's width changed: every cached line is stale, the columns are fitted to
@@ -485,16 +489,17 @@ class LiveTable(NavKeys, DataTable[Any]):
     def _repaint_stale(self) -> None:
         """Drop the cache entries of the changed rows (one pass over each cache for the whole
         batch) and repaint just their lines; Textual paints them together on the next frame."""
-        stale, self._stale = self._stale, set()
+        stale, self._stale = self._stale, {}
         rows = {self._row_locations.get(k) for k in stale} - {None}
         if not rows:
             return
         header = self.header_height if self.show_header else 0
         lines = {row + header for row in rows if row is not None}
-        caches: tuple[Any, ...] = (self._row_render_cache, self._cell_render_cache)
-        for cache in caches:
-            for key in [k for k in cache.keys() if k[0] in stale]:  # noqa: SIM118
-                cache.discard(key)
+        for key in [k for k in self._row_render_cache.keys() if k[0] in stale]:  # noqa: SIM118
+            self._row_render_cache.discard(key)
+        cells = self._cell_render_cache  # only the cells that changed are rendered again
+        for ckey in [k for k in cells.keys() if k[1] in stale.get(k[0], ())]:  # noqa: SIM118
+            cells.discard(ckey)
         for rkey in [k for k in self._row_renderable_cache.keys()  # noqa: SIM118
                      if k[1] in rows]:
             self._row_renderable_cache.discard(rkey)
@@ -598,7 +603,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         self.rows.pop(row_key, None)
         self._texts.pop(id_, None)
         self._pending.discard(id_)
-        self._stale.discard(row_key)
+        self._stale.pop(row_key, None)
         for column_key in data:
             self._updated_cells.discard(CellKey(row_key, column_key))
         now = time.monotonic()
