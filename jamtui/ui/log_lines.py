@@ -109,12 +109,12 @@ class LogLines(ScrollView, can_focus=True):
         if self.wrap:
             self._relayout()
         elif self.follow:
-            self.scroll_end(animate=False, force=True)
+            self._follow_end()
 
     def watch_show_horizontal_scrollbar(self, shown: bool) -> None:
         # the bar takes a row from the view: the end moves one row down
         if self.follow:
-            self.scroll_end(animate=False, force=True)
+            self._follow_end()
 
     def view_width(self) -> int:
         """The cells a row is seen in: the content minus the vertical scrollbar."""
@@ -137,7 +137,7 @@ class LogLines(ScrollView, can_focus=True):
     def _resize(self) -> None:
         self.virtual_size = Size(self.store.content_width(), self.store.total_rows())
         if self.follow:
-            self.scroll_end(animate=False, force=True)
+            self._follow_end()
         self.refresh()
 
     # -- drawing ------------------------------------------------------------------------------
@@ -198,6 +198,36 @@ class LogLines(ScrollView, can_focus=True):
             # scrolling up pauses; the end moving up under the view (the lines cleared on
             # `e`, wrapping turned off) is no scroll by the operator and keeps following
             self.follow = False
+
+    def _follow_end(self) -> None:
+        """To the end after the next refresh (when the new size is known), if still
+        following then: a PgUp pressed meanwhile is not undone."""
+        self.call_after_refresh(self._end_if_following)
+
+    def _end_if_following(self) -> None:
+        if self.follow:
+            self.scroll_end(animate=False, force=True, immediate=True)
+
+    @property
+    def allow_vertical_scroll(self) -> bool:
+        # from the rows themselves: Textual's scrollbar flag lags a refresh behind a size
+        # change, and a PgUp pressed then was passed on as if there were nothing to scroll
+        return not self._check_disabled() and \
+            self.virtual_size.height > self.scrollable_content_region.height
+
+    # the operator's own moves up pause at once: a scroll to the end still queued for after
+    # the next refresh must not undo them
+    def action_scroll_up(self) -> None:
+        self.follow = not self.allow_vertical_scroll and self.follow
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self.follow = not self.allow_vertical_scroll and self.follow
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self.follow = not self.allow_vertical_scroll and self.follow
+        super().action_scroll_home()
 
     def below(self) -> int:
         """Lines after the last row on screen (0 while following)."""
