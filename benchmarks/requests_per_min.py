@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -78,27 +76,7 @@ class PatientLab(LabProc):
     """`LabProc` (benchmarks/scale.py) whose lab may take `start_timeout` to start."""
 
     def __init__(self, scale: str | None, start_timeout: float) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="jamtui-rpm-bench-"))
-        args = [sys.executable, "-c", LAB, str(start_timeout), "lab", "--workdir",
-                str(self.workdir)]
-        if scale:
-            args += ["--scale", scale]
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        root = Path(__file__).resolve().parent.parent
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, cwd=root, env=env)
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if "Ctrl-C stops the lab" in line:
-                break
-        else:
-            raise RuntimeError("the lab did not start")
-        self.env: dict[str, str] = {}
-        for line in (self.workdir / "env.sh").read_text().splitlines():
-            if line.startswith("export "):
-                k, _, v = line[7:].partition("=")
-                self.env[k] = shlex.split(v)[0] if v else ""
-        self.config = self.workdir / "jamtui.toml"
+        super().__init__(scale, [sys.executable, "-c", LAB, str(start_timeout)])
 
 
 def by_backend(counts: dict[str, int]) -> dict[str, int]:

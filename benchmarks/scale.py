@@ -76,9 +76,11 @@ def cpu_seconds(pid: int) -> float:
 class LabProc:
     """`jamtui lab` from this checkout, as a subprocess we can ask for request counts."""
 
-    def __init__(self, scale: str | None) -> None:
+    def __init__(self, scale: str | None, command: list[str] | None = None) -> None:
+        """`command` runs jamtui in place of `python -m jamtui` (its arguments follow)."""
         self.workdir = Path(tempfile.mkdtemp(prefix="jamtui-scale-bench-"))
-        args = [sys.executable, "-m", "jamtui", "lab", "--workdir", str(self.workdir)]
+        args = [*(command or [sys.executable, "-m", "jamtui"]), "lab", "--workdir",
+                str(self.workdir)]
         if scale:
             args += ["--scale", scale]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
