@@ -61,7 +61,7 @@ def test_two_adds_at_once_get_two_nodes_and_rejected_plans_restore_the_inventory
     outs = [p.communicate("no\n", timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 1, err
-        assert "plan rejected: nothing applied" in err
+        assert "plan rejected: nothing applied" in err, err
         assert "jamtui node rollback" not in err  # nothing of its own to undo
     names = sorted(s.params["name"] for s in list_journals(cfg.provisioning.state_dir))
     assert names == ["vs3", "vs4"]
