@@ -25,3 +25,20 @@ def fake_engine(store: Store) -> Any:
     """An engine with no sources, for UI tests on a store filled by the test."""
     return types.SimpleNamespace(store=store, sources={}, start=lambda: None,
                                  stop=lambda: None)
+
+
+async def allocs_view(pilot: Any, app: Any, timeout: float = 10.0) -> tuple[Any, Any]:
+    """`:allocs` opened, waited for until it is the screen (a fixed pause was not always
+    enough on a loaded machine): its pane and table."""
+    from jamtui.model import Kind
+    from jamtui.ui.screens import LabScreen
+
+    app.go_to_view("allocs")
+    deadline = time.monotonic() + timeout
+    while True:
+        await pilot.pause(0.05)
+        screen = app.screen
+        if isinstance(screen, LabScreen) and screen.panes[0].kind is Kind.ALLOCATION:
+            return screen.panes[0], screen.panes[0].table
+        if time.monotonic() > deadline:
+            raise AssertionError("the allocations view did not open in time")

@@ -10,7 +10,7 @@ from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui.app import JamApp
 from jamtui.ui.screens import LabScreen
-from tests.helpers import fake_engine
+from tests.helpers import allocs_view, fake_engine
 
 
 def alloc(i: int) -> Allocation:
@@ -53,11 +53,7 @@ async def test_cursor_sort_and_filter_survive_live_changes() -> None:
         store.upsert(Kind.ALLOCATION, alloc(i))
     app = JamApp(fake_engine(store), start_engine=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.go_to_view("allocs")
-        await pilot.pause(0.1)
-        screen = app.screen
-        assert isinstance(screen, LabScreen)
-        table = screen.panes[0].table
+        _, table = await allocs_view(pilot, app)
         table.sort_by("name")
         table.focus()
         chosen = alloc(17).id

@@ -10,9 +10,8 @@ from typing import Any
 from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui.app import JamApp
-from jamtui.ui.live_table import LiveTable
 from jamtui.ui.screens import LabScreen
-from tests.helpers import fake_engine
+from tests.helpers import allocs_view, fake_engine
 
 BIG = 5000
 SCREENFULS = 200  # rows: more than any terminal is tall
@@ -31,11 +30,7 @@ async def test_a_first_answer_of_5000_rows_after_the_view_opened_builds_a_screen
     store = Store()
     app = JamApp(fake_engine(store), start_engine=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.go_to_view("allocs")
-        await pilot.pause(0.1)
-        screen = app.screen
-        assert isinstance(screen, LabScreen)
-        table = screen.panes[0].table
+        pane, table = await allocs_view(pilot, app)
         built: list[int] = []
         after_batch: list[int] = []
         cells = table._cells
@@ -66,7 +61,7 @@ async def test_a_first_answer_of_5000_rows_after_the_view_opened_builds_a_screen
         names = [table.get_row_at(r)[1].plain for r in range(5)]
         assert names == [f"load.web[{i}]" for i in range(5)]
         await pilot.pause(0.2)
-        assert "[5000]" in str(screen.panes[0].query_one("Label").render())
+        assert "[5000]" in str(pane.query_one("Label").render())
 
 
 async def test_a_change_to_one_row_of_5000_builds_one_row() -> None:
@@ -76,11 +71,7 @@ async def test_a_change_to_one_row_of_5000_builds_one_row() -> None:
             store.upsert(Kind.ALLOCATION, alloc(i))
     app = JamApp(fake_engine(store), start_engine=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.go_to_view("allocs")
-        await pilot.pause(0.1)
-        screen = app.screen
-        assert isinstance(screen, LabScreen)
-        table: LiveTable = screen.panes[0].table
+        _, table = await allocs_view(pilot, app)
         for _ in range(600):
             if table.row_count == BIG:
                 break
@@ -230,14 +221,7 @@ async def test_an_age_tick_renders_only_the_age_cells() -> None:
     app = JamApp(fake_engine(store), start_engine=False)
     app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
     async with app.run_test(size=(160, 40)) as pilot:
-        app.go_to_view("allocs")
-        for _ in range(100):
-            await pilot.pause(0.1)
-            if isinstance(app.screen, LabScreen) and app.screen.panes[0].kind is Kind.ALLOCATION:
-                break
-        screen = app.screen
-        assert isinstance(screen, LabScreen)
-        table = screen.panes[0].table
+        _, table = await allocs_view(pilot, app)
         for _ in range(100):  # every row on screen drawn
             await pilot.pause(0.1)
             if len({k[0] for k in table._cell_render_cache.keys()}) >= 30:  # noqa: SIM118

@@ -9,8 +9,7 @@ import time
 from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui.app import JamApp
-from jamtui.ui.screens import LabScreen
-from tests.helpers import fake_engine
+from tests.helpers import allocs_view, fake_engine
 
 
 def alloc(i: int, status: str = "running", restarts: int = 0) -> Allocation:
@@ -20,11 +19,7 @@ def alloc(i: int, status: str = "running", restarts: int = 0) -> Allocation:
 
 
 async def _allocs_view(pilot, app: JamApp):  # type: ignore[no-untyped-def]
-    app.go_to_view("allocs")
-    await pilot.pause(0.2)
-    screen = app.screen
-    assert isinstance(screen, LabScreen)
-    return screen.panes[0], screen.panes[0].table
+    return await allocs_view(pilot, app)
 
 
 async def test_a_changed_row_redraws_only_itself_and_widens_its_column() -> None:
