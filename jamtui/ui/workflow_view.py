@@ -34,6 +34,7 @@ from ..plain import BLOCK_LIMIT, block, line
 from ..workflows.journal import JournalError
 from ..workflows.runner import StepFailed
 from ..workflows.workflow import StepState, Workflow
+from .columns import age
 from .inbox import Inbox
 
 if TYPE_CHECKING:
@@ -459,12 +460,8 @@ WORKFLOW_COLUMNS = (("state", "STATE"), ("kind", "KIND"), ("node", "NODE"),
 
 
 def _took(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    """A duration as AGE writes it (`columns.age`), a workflow's first second as `0s`."""
+    return age(seconds) if seconds >= 1 else "0s"
 
 
 def _started(at: float, now: float) -> str:
