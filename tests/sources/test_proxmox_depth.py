@@ -14,7 +14,8 @@ from jamtui.config import load_config
 from jamtui.engine import Engine
 from jamtui.model import Kind, Snapshot
 from jamtui.sim.lab import Lab
-from jamtui.sources.proxmox import snapshot_tree
+from jamtui.sources.proxmox import ProxmoxSource, snapshot_tree
+from jamtui.store import Store
 from tests.conftest import FAST
 from tests.helpers import wait_for
 
@@ -63,9 +64,12 @@ def test_containers_and_tasks_reach_the_store(live: tuple[Lab, Engine]) -> None:
     assert mine[0].object_id == "400" and mine[0].ok
 
     pve = engine.sources["proxmox"]
-    assert pve.refresh_tasks() is False  # nothing new since the last read
+    # a source of its own (no poll thread beside it reading /cluster/tasks first)
+    alone = ProxmoxSource(Store(), engine.config.proxmox, poll_interval=30)
+    assert alone.refresh_tasks() is False  # the first read: nothing to compare with
+    assert alone.refresh_tasks() is False  # nothing new since the last read
     upid = pve.vm_action("pve2", 400, "reboot", "lxc")
-    assert pve.refresh_tasks() is True  # a task appeared: the poll re-reads the resources
+    assert alone.refresh_tasks() is True  # a task appeared: the poll re-reads the resources
     lines, total = wait_for(lambda: (r := pve.task_log("pve2", upid)) and
                             r[0][-1:] == ["TASK OK"] and r)
     assert total == len(lines)
