@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -599,7 +600,18 @@ class NodeWorkflows:
         parts = [Path(system).read_text()] if system and Path(system).is_file() else []
         parts.append(ca_file.read_text())
         bundle.parent.mkdir(parents=True, exist_ok=True)
-        bundle.write_text("\n".join(parts))
+        # whole or not at all: a second workflow started at the same moment (two operators,
+        # two `node add`s) would otherwise truncate the file under the first one's Terraform
+        # ("[X509] PEM lib" in its plan)
+        fd, tmp = tempfile.mkstemp(dir=bundle.parent, prefix=".ca-bundle.", suffix=".pem")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write("\n".join(parts))
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, bundle)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return bundle
 
     def _fqdn(self, name: str) -> str:

@@ -198,3 +198,37 @@ def test_ctrl_c_at_the_plan_question_applies_nothing(labcfg: tuple[Lab, Config])
     assert "Traceback" not in err and "plan rejected: nothing applied" in err
     assert inventory.read_bytes() == before
     assert vm_named(lab, "vs3") is None
+
+
+def test_the_ca_bundle_is_never_seen_half_written(tmp_path: Path) -> None:
+    """Two workflows at once each write the tools' CA bundle; a Terraform reading it meanwhile
+    must find it whole (it once failed its plan with "[X509] PEM lib": a truncated file)."""
+    import ssl
+    from types import SimpleNamespace
+
+    from jamtui.sim.tls import make_tls  # the lab's CA: a real PEM to append
+
+    ca_file = make_tls(tmp_path / "ca", ["127.0.0.1"]).ca_cert
+    me = SimpleNamespace(prov=SimpleNamespace(state_dir=str(tmp_path / "state")))
+    bundle = NodeWorkflows._ca_bundle(me, ca_file)  # type: ignore[arg-type]
+    stop, errors = threading.Event(), []
+
+    def rewrite() -> None:
+        while not stop.is_set():
+            NodeWorkflows._ca_bundle(me, ca_file)  # type: ignore[arg-type]
+
+    writers = [threading.Thread(target=rewrite) for _ in range(2)]
+    for w in writers:
+        w.start()
+    try:
+        for _ in range(40):
+            try:
+                ssl.create_default_context(cafile=str(bundle))
+            except ssl.SSLError as exc:
+                errors.append(exc)
+    finally:
+        stop.set()
+        for w in writers:
+            w.join()
+    assert errors == []
+    assert [p.name for p in bundle.parent.iterdir()] == ["ca-bundle.pem"]  # no temp left
