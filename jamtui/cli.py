@@ -256,6 +256,9 @@ def run_trace_command(cfg: Config, args: argparse.Namespace) -> int:
     engine.start()
     try:
         engine.wait_ready(args.timeout)
+        fabio = engine.sources.get("fabio")
+        if fabio is not None and hasattr(fabio, "read_all"):
+            fabio.read_all()  # one host's question: every Fabio's word on it, not one's
         result = run_trace(engine.store, cfg, engine.inventory, args.target, args.probe)
     finally:
         engine.stop()

@@ -89,7 +89,12 @@ def snapshot(store: Store) -> dict[str, Any]:
         items = sorted(store.items(kind), key=_sort_key)
         if kind is Kind.PVE_TASK:  # newest first, as /cluster/tasks lists them
             items = sorted(store.items(kind), key=lambda t: (-t.starttime, t.upid))
-        records = [_record(o) for o in items]
+        if kind is Kind.ROUTE:  # one record per instance that has it, as it always was
+            items = sorted((r for o in items for r in o.per_instance()), key=_sort_key)
+            records = [{k: v for k, v in _record(o).items()
+                        if k not in ("fabios", "read", "unread")} for o in items]
+        else:
+            records = [_record(o) for o in items]
         if kind is Kind.SERVICE:
             for rec in records:
                 rec["instances"] = [_record(i) for i in sorted(

@@ -410,17 +410,41 @@ class Quorum:
 
 @dataclass(frozen=True)
 class Route:
-    fabio: str  # which Fabio instance reported it
+    """A Fabio route to one target. Either one instance's (`fabio` names it), or, as the
+    Fabio source publishes them, one route however many instances carry it: `fabio` is ""
+    and `fabios` names the instances whose table has it, `read` every instance whose table is
+    held (so one read that lacks it is known to), `unread` those not read yet (nothing is
+    known of them). These tuples are shared by every route of one picture: 100 Fabios with
+    identical tables are 1 record per route, not 100."""
+
+    fabio: str  # which Fabio instance reported it ("": see fabios)
     service: str
     host: str
     path: str
     dst: str
     weight: float
     opts: str = ""
+    fabios: tuple[str, ...] = ()  # the instances carrying it (when fabio is "")
+    read: tuple[str, ...] = ()  # every instance whose table was read (when fabio is "")
+    unread: tuple[str, ...] = ()  # instances whose table was not read yet
 
     @property
     def id(self) -> str:
-        return f"{self.fabio}|{self.host}{self.path}|{self.dst}"
+        if self.fabio or not self.fabios:
+            return f"{self.fabio}|{self.host}{self.path}|{self.dst}"
+        return f"{self.host}{self.path}|{self.dst}|{self.service}|{self.weight!r}|{self.opts}"
+
+    @property
+    def carriers(self) -> tuple[str, ...]:
+        """The Fabio instances that have it, as read."""
+        return self.fabios or ((self.fabio,) if self.fabio else ())
+
+    def per_instance(self) -> list[Route]:
+        """One record per carrying instance (the snapshot's `routes[]`, as it always was)."""
+        if self.fabio:
+            return [self]
+        return [Route(f, self.service, self.host, self.path, self.dst, self.weight, self.opts)
+                for f in self.fabios]
 
 
 @dataclass(frozen=True)

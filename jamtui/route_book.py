@@ -98,6 +98,14 @@ def _distinct(r: Route) -> tuple[Any, ...]:
     return (r.service, r.host, r.path, r.dst, r.weight, r.opts)
 
 
+def _union(carriers: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """The Fabios carrying a distinct route: one record's (the Fabio source's), or one per
+    instance's record."""
+    if len(carriers) == 1:
+        return frozenset(next(iter(carriers.values())))
+    return frozenset(f for group in carriers.values() for f in group)
+
+
 class RouteBook:
     """Thread-safe: sources write through the store's subscription, the DNS worker from its
     thread, the UI reads.
@@ -125,10 +133,14 @@ class RouteBook:
         self._haproxy_hops: list[Hop] | None = None  # None: to be read again
         # the store's routes, indexed (from its changes)
         self._routes: dict[str, Route] = {}  # route id -> route
-        # lower-case host -> a distinct route (its fields but `fabio`) -> the Fabios having it
-        self._by_host: dict[str, dict[tuple[Any, ...], dict[str, None]]] = {}
+        # lower-case host -> a distinct route (its fields but `fabio`) -> route id -> the
+        # Fabios having it (the Fabio source's records: one record, every carrier)
+        self._by_host: dict[str, dict[tuple[Any, ...], dict[str, tuple[str, ...]]]] = {}
         self._naming: dict[str, dict[str, str]] = {}  # cid -> route id -> its service
-        self._fabios: dict[str, int] = {}  # Fabio instance -> how many routes it has
+        self._fabios: dict[str, int] = {}  # Fabio instance -> how many routes name it alone
+        # the instances whose tables were read and those not read yet, as the routes say
+        self._read: tuple[str, ...] = ()
+        self._unread: tuple[str, ...] = ()
         self._tags: dict[str, set[str]] = {}  # service -> the cids its urlprefix- tags name
         self._tagged: dict[str, dict[str, None]] = {}  # cid -> the services tagging it
         # the chains from their route on, cached, and what each depends on
@@ -233,6 +245,7 @@ class RouteBook:
         self._by_host.clear()
         self._naming.clear()
         self._fabios.clear()
+        self._read = self._unread = ()
         self._tags.clear()
         self._tagged.clear()
         for r in self.store.items(Kind.ROUTE):
@@ -246,8 +259,14 @@ class RouteBook:
         host = r.host.lower()
         cid = host + r.path
         self._routes[r.id] = r
-        self._by_host.setdefault(host, {}).setdefault(_distinct(r), {})[r.fabio] = None
+        self._by_host.setdefault(host, {}).setdefault(_distinct(r), {})[r.id] = r.carriers
         self._naming.setdefault(cid, {})[r.id] = r.service
+        if not r.fabio:
+            if r.read is not self._read or r.unread is not self._unread:
+                if (r.read, r.unread) != (self._read, self._unread):
+                    self._dirty |= self._seen.keys()  # more read: every chain counts them
+                self._read, self._unread = r.read, r.unread
+            return cid
         self._fabios[r.fabio] = self._fabios.get(r.fabio, 0) + 1
         if self._fabios[r.fabio] == 1:  # a Fabio more: every chain counts it
             self._dirty |= self._seen.keys()
@@ -260,7 +279,7 @@ class RouteBook:
         distinct = self._by_host.get(host, {})
         key = _distinct(r)
         carriers = distinct.get(key, {})
-        carriers.pop(r.fabio, None)
+        carriers.pop(r.id, None)
         if not carriers:
             distinct.pop(key, None)
         if not distinct:
@@ -269,6 +288,8 @@ class RouteBook:
         naming.pop(r.id, None)
         if not naming:
             self._naming.pop(cid, None)
+        if not r.fabio:
+            return cid
         self._fabios[r.fabio] -= 1
         if not self._fabios[r.fabio]:
             del self._fabios[r.fabio]
@@ -340,16 +361,18 @@ class RouteBook:
             for cid in sorted(due):
                 seen = self._seen[cid]
                 host = seen.host
-                carriers = {Route("", *k): frozenset(f)
+                carriers = {Route("", *k): _union(f)
                             for k, f in self._by_host.get(host, {}).items()}
                 if host:
-                    carriers.update((Route("", *k), frozenset(f))
+                    carriers.update((Route("", *k), _union(f))
                                     for k, f in self._by_host.get("", {}).items())
                 work.append((cid, seen.host, seen.path, seen.service, carriers))
-            fabios = set(self._fabios)
+            fabios = set(self._fabios) | set(self._read)
+            unread = set(self._unread) - fabios
         traced = []
         for cid, host, path, service, carriers in work:
-            tail = trace_tail(self.store, host, path, service, list(carriers), fabios, carriers)
+            tail = trace_tail(self.store, host, path, service, list(carriers), fabios, carriers,
+                              unread)
             traced.append((cid, tail, self._depends(tail.service)))
         with self._lock:
             self.evaluated += len(traced)

@@ -134,14 +134,15 @@ def best_routes(routes: list[Route], host: str, path: str) -> list[Route]:
 def trace(store: Any, target: str, dns: Resolution | None = None,
           expect: tuple[str, ...] = (), known_service: str = "",
           routes: list[Route] | None = None,
-          fabios: Collection[str] | None = None) -> Chain:
+          fabios: Collection[str] | None = None,
+          unread: Collection[str] = ()) -> Chain:
     """The chain for `target` (host[/path]) from the store's current picture.
     `dns` is what the internal resolver said; `expect`, the addresses it should say;
     `known_service`, the service the host was last seen routed to (when neither a route nor
     a tag names one any more: a stopped job's host); `routes`, the routes that may match
     (the host's and host-less ones, from `routes_by_host`), else every route in the store;
-    `fabios`, every Fabio instance known (those lacking the route are named), else those
-    with a route in the store (or in `routes` when given)."""
+    `fabios`, every Fabio instance read (those lacking the route are named), else those the
+    store's routes say were read; `unread`, the instances not read yet (said so)."""
     host, path = split_target(target)
     hops: list[Hop] = []
     if dns is not None:
@@ -150,8 +151,10 @@ def trace(store: Any, target: str, dns: Resolution | None = None,
     if routes is None:
         routes = store.items(Kind.ROUTE)
         if fabios is None:
-            fabios = {r.fabio for r in routes}
-    tail = trace_tail(store, host, path, known_service, routes, fabios)
+            fabios, unread = fabio_instances(routes)
+    elif fabios is None:
+        fabios, unread = fabio_instances(store.items(Kind.ROUTE))
+    tail = trace_tail(store, host, path, known_service, routes, fabios, unread=unread)
     hops += tail.hops
     broken = next((h for h in hops if not h.ok), None)
     return Chain(host, path, tuple(hops), broken, tail.notes)
@@ -167,14 +170,34 @@ class Tail:
     notes: tuple[str, ...] = ()
 
 
+def fabio_instances(routes: list[Route]) -> tuple[set[str], set[str]]:
+    """The Fabio instances whose tables were read, and those not read yet, as the routes
+    say (`Route.read`/`unread`, shared by every route of one picture; or each one's
+    `fabio`)."""
+    read: set[str] = set()
+    unread: set[str] = set()
+    seen: set[int] = set()
+    for r in routes:
+        if r.fabio:
+            read.add(r.fabio)
+            continue
+        for group, into in ((r.read or r.fabios, read), (r.unread, unread)):
+            if id(group) not in seen:
+                seen.add(id(group))
+                into.update(group)
+    return read, unread - read
+
+
 def trace_tail(store: Any, host: str, path: str, known_service: str, routes: list[Route],
                fabios: Collection[str] | None = None,
-               carriers: Mapping[Route, Collection[str]] | None = None) -> Tail:
+               carriers: Mapping[Route, Collection[str]] | None = None,
+               unread: Collection[str] = ()) -> Tail:
     """The route hop and the service hop for `host` (lower-case) and `path`, `routes` the
     routes that may match it (or, with `carriers`, the distinct ones and the Fabios that
-    have each: a route 100 Fabios agree on is traced once)."""
+    have each: a route 100 Fabios agree on is traced once). `unread`: Fabio instances whose
+    table was not read yet: said so, never counted as lacking a route."""
     routes = best_routes(routes, host, path)
-    hops = [_route_hop(host, path, routes, fabios, carriers)]
+    hops = [_route_hop(host, path, routes, fabios, carriers, unread)]
     service = (routes[0].service if routes else _tagged_service(store, host, path)
                or known_service)
     if service:
@@ -252,15 +275,29 @@ def _names(fabios: list[str], limit: int = 6) -> str:
     return shown + (f" and {len(fabios) - limit} more" if len(fabios) > limit else "")
 
 
+def _unread_words(unread: Collection[str]) -> str:
+    n = len(unread)
+    return f"{n} Fabio instance{'s' * (n != 1)} not read yet"
+
+
 def _route_hop(host: str, path: str, routes: list[Route],
                fabios: Collection[str] | None = None,
-               carriers: Mapping[Route, Collection[str]] | None = None) -> Hop:
+               carriers: Mapping[Route, Collection[str]] | None = None,
+               unread: Collection[str] = ()) -> Hop:
     """The route, once however many Fabio instances carry it: Fabios that agree (the same
     targets and weights) are one child ("on 100/100 Fabios"); a Fabio that routes it otherwise
     is its own child, and the Fabios that lack it are a broken child naming them. `fabios`:
-    every Fabio instance known (with any route), else those in `routes`; `carriers`, when
-    `routes` are distinct routes (their `fabio` left out): the Fabios that have each."""
+    every Fabio instance read (with any route), else those in `routes`; `carriers`, when
+    `routes` are distinct routes (their `fabio` left out): the Fabios that have each;
+    `unread`, instances whose table was not read yet: a child of their own, in words, and
+    never among those lacking it."""
+    unread = sorted(set(unread))
     if not routes:
+        if unread:
+            return Hop("route", f"{host}{path}", False, "no route",
+                       f"no Fabio instance read has a route for {host}{path} "
+                       f"({_unread_words(unread)}): no passing instance carries its "
+                       "urlprefix- tag (or the tag is missing).")
         return Hop("route", f"{host}{path}", False, "no route",
                    f"no Fabio instance has a route for {host}{path}: no passing instance "
                    "carries its urlprefix- tag (or the tag is missing).")
@@ -273,12 +310,12 @@ def _route_hop(host: str, path: str, routes: list[Route],
     else:
         targets: dict[str, list[tuple[str, float]]] = {}
         for r in routes:
-            for fabio in carriers.get(r, ()) if carriers is not None else (r.fabio,):
+            for fabio in carriers.get(r, ()) if carriers is not None else r.carriers:
                 targets.setdefault(fabio, []).append((r.dst, r.weight))
         for fabio, dsts in targets.items():
             groups.setdefault(tuple(sorted(dsts)), []).append(fabio)
         carrying = set(targets)
-    known = sorted(set(fabios or ()) | carrying)
+    known = sorted((set(fabios or ()) | carrying) - set(unread))
     total = len(known)
     name = f"{routes[0].host}{routes[0].path}"
     children: list[Hop] = []
@@ -298,10 +335,18 @@ def _route_hop(host: str, path: str, routes: list[Route],
             f"Fabio instance(s) {', '.join(missing)} have no route for {name}: requests "
             "HAProxy sends there get 404 (their Consul view or poll lags, or they lost it)."))
     agree = f"{len(carrying)}/{total}"
+    read = "" if not unread else (
+        f"; routes as read from {known[0]}" if total == 1 else " read")
+    if unread:
+        children.append(Hop("fabio", _names(unread), True, _unread_words(unread),
+                            "not known yet whether they carry it (their tables are read in "
+                            "the background)"))
     return Hop("route", name, True,
                f"{routes[0].service} via {len(carrying)} Fabio instance(s)"
                + (f", route on {agree} Fabios" if total > 1 else "")
-               + (f" ({len(groups)} differing)" if len(groups) > 1 else ""),
+               + read
+               + (f" ({len(groups)} differing)" if len(groups) > 1 else "")
+               + (f"; {_unread_words(unread)}" if unread else ""),
                "", tuple(children))
 
 
@@ -379,6 +424,7 @@ def _mesh_notes(intentions: list[Intention], service: str) -> list[str]:
 def all_chains(store: Any) -> list[Chain]:
     routes = store.items(Kind.ROUTE)
     by_host = routes_by_host(routes)
-    fabios = {r.fabio for r in routes}
-    return [trace(store, host + path, routes=candidates(by_host, host), fabios=fabios)
+    fabios, unread = fabio_instances(routes)
+    return [trace(store, host + path, routes=candidates(by_host, host), fabios=fabios,
+                  unread=unread)
             for host, path, _ in entry_points(store)]

@@ -1,22 +1,39 @@
 """Fabio: the routing table of every Fabio instance (`/api/routes`).
 
 Fabio has no change feed, and every instance builds the same table from the same Consul
-`urlprefix-` tags. So while no view of routes is on screen, one instance is read per
-interval, in turn (one that came back first); when its table moved, every instance is read
-again, at most every `FULL_EVERY` seconds (flapping checks move the table often: 100
-instances each time would be the old cost again; and no view shows routes meanwhile).
-While `:routes` or `:fabio` is on screen (`set_foreground`), every instance is read each
-interval, and at once when it comes on.
-Each interval every instance's port is tried (a TCP connect, not an HTTP request), so one
-that stops listening shows as down within an interval. One instance failing while others
-answer makes the backend degraded, not down, and keeps its last routes.
+`urlprefix-` tags; at 100 instances a table of 4,800 routes is ~1 MB each, ~100 MB to read
+them all. So:
+
+- Each interval every instance's port is tried (a TCP connect, not an HTTP request), so one
+  that stops listening shows as down within an interval, and ONE answering instance's routes
+  are read (one that came back first, else the next in turn): the first picture is one table.
+- The others are read in the background, by a thread of their own (`_passes`), a few at a
+  time: at once while some answering instance was never read, again when a table moved (at
+  most every `FULL_EVERY` seconds), always paced so that a pass waits at least
+  `BACKGROUND_PACE` times its own duration after the last (a small share of a core). While
+  `:routes` or `:fabio` is on screen (`set_foreground`) a pass runs at once, then every
+  interval, paced at `FOREGROUND_PACE` times its duration.
+- Instances with identical tables share one table (kept once), and the store holds each
+  distinct route once with the instances carrying it (`Route.fabios`), every instance read
+  (`Route.read`) and those not read yet (`Route.unread`): nobody is said to lack a route
+  that was never read. A body identical to one already decoded (same digest) is not decoded
+  again. Real Fabio puts per-instance metrics in each route (`rate1`, `pct99`: admin/api/
+  routes.go) and joins a route's options from a Go map (any order): bodies differ between
+  instances that route alike, so tables are compared on what routing needs (service, host,
+  path, target, weight, options in a fixed order), never on bytes alone.
+- One instance failing while others answer makes the backend degraded, not down, and keeps
+  its last routes. The health says what was read ("routes as read from 127.0.0.1:9998; 99
+  instances not read yet").
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,28 +41,42 @@ from urllib.parse import urlsplit
 import requests
 
 from ..config import FabioConfig
-from ..model import Kind, Route
+from ..model import Health, Kind, Route
 from ..store import Store
-from .base import BackendError, Source, describe_error, timed
+from .base import SLOW_SECONDS, BackendError, Source, describe_error, timed
 from .reasons import in_words
+
+Row = tuple[str, str, str, str, float, str]  # service, host, path, dst, weight, opts
+Table = tuple[Row, ...]
+
+
+def _opts(value: Any) -> str:
+    """Fabio joins a route's options from a Go map, in no fixed order: one order here."""
+    return " ".join(sorted(str(value or "").split()))
+
+
+def decode_table(fabio: str, data: Any) -> Table:
+    """`/api/routes` is a list of routes, or `null` when the table is empty; what routing
+    needs of each (the per-instance metrics rate1 and pct99 left out)."""
+    if data is None:
+        return ()
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise BackendError(f"{fabio} sent routes that are not a list. Is it really Fabio?")
+    return tuple((str(r.get("service") or ""), str(r.get("host") or ""),
+                  str(r.get("path") or "/"), str(r.get("dst") or ""),
+                  float(r.get("weight") or 0), _opts(r.get("opts"))) for r in data)
 
 
 def decode_routes(fabio: str, data: Any) -> list[Route]:
-    """`/api/routes` is a list of routes, or `null` when the table is empty."""
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise BackendError(f"{fabio} sent routes that are not a list. Is it really Fabio?")
-    return [
-        Route(fabio=fabio, service=r.get("service", ""), host=r.get("host", ""),
-              path=r.get("path", "/"), dst=r.get("dst", ""),
-              weight=float(r.get("weight") or 0), opts=r.get("opts", "") or "")
-        for r in data
-    ]
+    """One instance's routes, each naming it."""
+    return [Route(fabio, *row) for row in decode_table(fabio, data)]
 
 
-PARALLEL = 8  # instances read at once: 100 Fabios one after another took 12-14 s
-FULL_EVERY = 300.0  # seconds at least between reads of every instance while none is shown
+PARALLEL = 8  # instances read at once while routes are on screen (12-14 s one by one at 100)
+BACKGROUND_PARALLEL = 2  # at once in a background pass: it must not hold the GIL long
+FULL_EVERY = 300.0  # seconds at least between passes for a moved table while none is shown
+BACKGROUND_PACE = 20.0  # a background pass waits at least this many times its duration
+FOREGROUND_PACE = 5.0  # while routes are on screen: at most a fifth of a core
 CONNECT_TIMEOUT = 2.0  # seconds for the TCP connect that tells an instance is listening
 
 
@@ -62,117 +93,265 @@ class FabioSource(Source):
                  timeout: float = 5.0) -> None:
         super().__init__(store, ", ".join(cfg.addresses))
         self.addresses = tuple(a.rstrip("/") for a in cfg.addresses)
+        self.names = {a: instance_name(a) for a in self.addresses}
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.session = requests.Session()
-        self._last: dict[str, list[Route]] = {}
-        self.foreground = False  # a view of routes is on screen: read every instance
-        self._wake = _Wake()
-        self._all_read = False
+        self.foreground = False  # a view of routes is on screen: passes every interval
+        self._wake = _Wake()  # the pass thread: a pass is wanted at once
+        self._lock = threading.RLock()  # the tables, problems and publishing
+        self._tables: dict[str, Table] = {}  # instance name -> its table, as last read
+        self._interned: dict[Table, Table] = {}  # one object per distinct table
+        self._digests: dict[bytes, Table] = {}  # a body's digest -> its table
+        self._unreachable: dict[str, str] = {}  # address -> why its port takes no connection
+        self._failed: dict[str, str] = {}  # address -> why its last read failed
         self._down: set[str] = set()  # addresses that did not answer the last time
         self._turn = 0
         self.full_every = FULL_EVERY
-        self._stale = False  # a table moved since every instance was last read
-        self._full_at = 0.0
+        self._stale = False  # a table moved since the last pass
+        self._pass_at = 0.0  # when the last pass started (monotonic), 0: never
+        self._pass_end = 0.0
+        self._pass_took = 0.0
+        self._published: tuple[Any, ...] | None = None
+        self.passes = 0  # passes over every instance (a figure for tests and benchmarks)
+        self.decoded = 0  # bodies decoded (identical bodies are decoded once)
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._poll, "routes"), "poll")
+        if len(self.addresses) > 1:
+            self.spawn(lambda: self.loop(self._passes, "routes"), "pass")
 
     def set_foreground(self, on: bool) -> None:
-        """A view of routes is on screen (True): read every instance each interval."""
+        """A view of routes is on screen (True): every instance read at once, then each
+        interval (paced)."""
         if on and not self.foreground:
             self._wake.set()  # what is on screen may be one instance's view, an interval old
         self.foreground = on
 
-    def _poll(self) -> None:
-        self._wake.clear()
-        if self.foreground or not self._all_read or len(self.addresses) == 1:
-            self.refresh()
-        else:
-            self.sample()
-        self._wake.wait_or_stop(self.poll_interval, self.stop_event)
+    # -- each interval: every port, one table --------------------------------------------------
 
-    # -- every instance ------------------------------------------------------------------------
-
-    def refresh(self) -> None:
-        """Read every instance's routes (side by side, `PARALLEL` at once)."""
-        answers = self._map(self._read, self.addresses)
-        problems: list[str] = []
-        slowest = 0.0
-        for address, (name, routes, latency, problem) in zip(self.addresses, answers,
-                                                              strict=True):
-            if routes is None:
-                problems.append(problem)
-                self._down.add(address)
-            else:
-                self._last[name] = routes
-                self._down.discard(address)
-                slowest = max(slowest, latency)
-        if len(problems) == len(self.addresses):
-            raise BackendError(problems[0] if len(problems) == 1 else
-                               f"no Fabio instance answers: {'; '.join(problems)}")
-        self._all_read = True
-        self._stale = False
-        self._full_at = time.monotonic()
-        self._publish_routes()
-        self.report_ok(slowest, "; ".join(problems))
-
-    # -- one at a time ---------------------------------------------------------------------
+    def _poll(self) -> float:
+        self.sample()
+        return self.poll_interval
 
     def sample(self) -> None:
-        """Try every instance's port; read one answering instance's routes: one that came
-        back first, else the next in turn. When a table moved, the others' (as held) may be
-        older: all are read again, at most every `full_every` seconds."""
-        reachable = self._map(self._connect, self.addresses)
-        problems = {a: p for a, p in zip(self.addresses, reachable, strict=True) if p}
-        up = [a for a in self.addresses if a not in problems]
+        """Try every instance's port; read one answering instance's routes (one that came
+        back first, else the next in turn) and publish them; report the health."""
+        reachable = self._map(self._connect, self.addresses, PARALLEL)
+        unreachable = {a: p for a, p in zip(self.addresses, reachable, strict=True) if p}
+        up = [a for a in self.addresses if a not in unreachable]
+        with self._lock:
+            self._unreachable = unreachable
+            for a in unreachable:
+                self._failed.pop(a, None)  # its port is the news now
+            back = [a for a in up if a in self._down]
         if not up:
-            self._down = set(self.addresses)
-            words = list(problems.values())
-            raise BackendError(words[0] if len(words) == 1 else
-                               f"no Fabio instance answers: {'; '.join(words)}")
-        back = [a for a in up if a in self._down]
-        if back:
-            address = back[0]
-        else:
-            address = up[self._turn % len(up)]
+            with self._lock:
+                self._down = set(self.addresses)
+            self._raise_all_down()
+        address = back[0] if back else up[self._turn % len(up)]
+        if not back:
             self._turn += 1
-        name, routes, latency, problem = self._read(address)
-        if routes is None:
-            problems[address] = problem  # it listens but does not answer
-        elif routes != self._last.get(name):
-            self._stale = True
-            self._last[name] = routes
+        name, table, latency, problem = self._read(address)
+        with self._lock:
+            if table is None:
+                self._failed[address] = problem  # it listens but does not answer
+            else:
+                self._failed.pop(address, None)
+                old = self._tables.get(name)
+                if old is not None and old is not table:
+                    self._stale = True  # the others' (as held) may be older
+                self._tables[name] = table
+            self._down = set(self._unreachable) | set(self._failed)
+            if len(self._down) == len(self.addresses):
+                self._raise_all_down()
             self._publish_routes()
-        self._down = set(problems)
-        if self._stale and time.monotonic() - self._full_at >= self.full_every:
-            self.refresh()
+            self._report(latency)
+
+    # -- in the background: every instance, paced ---------------------------------------------
+
+    def _passes(self) -> None:
+        """The pass thread's step: wait until a pass is due (or wanted at once), run it."""
+        while not self.stop_event.is_set():
+            if self._wake.is_set():
+                self._wake.clear()
+                if self.foreground:
+                    break  # a view of routes came on screen: at once
+            if self._pass_due():
+                break
+            self._wake.wait_or_stop(0.25, self.stop_event)
+        if self.stop_event.is_set():
             return
-        if len(problems) == len(self.addresses):
-            words = list(problems.values())
-            raise BackendError(words[0] if len(words) == 1 else
-                               f"no Fabio instance answers: {'; '.join(words)}")
-        self.report_ok(latency, "; ".join(problems[a] for a in self.addresses
-                                          if a in problems))
+        self.full_pass(PARALLEL if self.foreground else BACKGROUND_PARALLEL)
+
+    def _pass_wanted(self) -> bool:
+        """Something only a pass tells: an answering instance never read, a moved table
+        (at most every `full_every`), or routes on screen."""
+        with self._lock:
+            now = time.monotonic()
+            unread = any(self.names[a] not in self._tables for a in self.addresses
+                         if a not in self._unreachable)
+            if self.foreground:
+                return now - self._pass_at >= self.poll_interval or unread
+            return unread or (self._stale and now - self._pass_at >= self.full_every)
+
+    def _pass_due(self) -> bool:
+        if not self._pass_wanted():
+            return False
+        pace = FOREGROUND_PACE if self.foreground else BACKGROUND_PACE
+        return time.monotonic() >= self._pass_end + pace * self._pass_took
+
+    def full_pass(self, parallel: int = PARALLEL) -> None:
+        """Read every answering instance's routes (`parallel` at a time), publish once."""
+        start = time.monotonic()
+        with self._lock:
+            self._pass_at = start
+            self._stale = False
+            wanted = tuple(a for a in self.addresses if a not in self._unreachable)
+        answers = self._map(self._read, wanted, parallel)
+        if self.stop_event.is_set():
+            return
+        slowest = 0.0
+        with self._lock:
+            for address, (name, table, latency, problem) in zip(wanted, answers, strict=True):
+                if table is None:
+                    self._failed[address] = problem
+                else:
+                    self._failed.pop(address, None)
+                    self._tables[name] = table
+                    slowest = max(slowest, latency)
+            self._down = set(self._unreachable) | set(self._failed)
+            self.passes += 1
+            self._pass_end = time.monotonic()
+            self._pass_took = self._pass_end - start
+            self._publish_routes()
+            if len(self._down) < len(self.addresses):
+                self._report(slowest)
+
+    def refresh(self) -> None:
+        """Every instance's routes now (side by side, `PARALLEL` at once), one way or the
+        other: what `status` and the tests call for a whole picture."""
+        with self._lock:
+            self._unreachable = {}
+        self.full_pass(PARALLEL)
+        with self._lock:
+            if len(self._down) == len(self.addresses):
+                self._raise_all_down()
+
+    def read_all(self) -> None:
+        """`refresh`, its failure kept as the health (for a one-shot command)."""
+        try:
+            self.refresh()
+        except BackendError as exc:
+            self.report_failure(exc, "routes")
+
+    # -- what is published ---------------------------------------------------------------------
 
     def _publish_routes(self) -> None:
-        self.store.replace(Kind.ROUTE, [r for routes in self._last.values() for r in routes])
+        """The routes, each distinct route once with the instances carrying it (under
+        `_lock`). Nothing is published when no table changed."""
+        read = tuple(sorted(self._tables))
+        unread = tuple(sorted(self.names[a] for a in self.addresses
+                              if self.names[a] not in self._tables))
+        groups: dict[int, tuple[Table, list[str]]] = {}
+        for name in read:
+            table = self._tables[name]
+            groups.setdefault(id(table), (table, []))[1].append(name)
+        key = (read, unread, tuple((k, tuple(m)) for k, (_, m) in groups.items()))
+        if key == self._published:
+            return
+        self._published = key
+        routes: list[Route] = []
+        if len(groups) == 1:
+            ((table, members),) = groups.values()
+            fabios = tuple(members)
+            routes = [Route("", *row, fabios=fabios, read=read, unread=unread)
+                      for row in table]
+        else:
+            carriers: dict[Row, list[str]] = {}
+            for table, members in groups.values():
+                for row in table:
+                    carriers.setdefault(row, []).extend(members)
+            shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+            for row, members in carriers.items():
+                fabios = tuple(sorted(members))
+                fabios = shared.setdefault(fabios, fabios)
+                routes.append(Route("", *row, fabios=fabios, read=read, unread=unread))
+        held = {id(t) for t in self._tables.values()}
+        self._interned = {t: t for t in self._interned if id(t) in held}
+        self._digests = {d: t for d, t in self._digests.items() if id(t) in held}
+        self.store.replace(Kind.ROUTE, routes)
 
-    def _map(self, fn: Any, addresses: tuple[str, ...]) -> list[Any]:
-        if len(addresses) == 1:
-            return [fn(addresses[0])]
-        with ThreadPoolExecutor(min(PARALLEL, len(addresses)),
+    def reading(self) -> str:
+        """What the routes are as read, in words ("" when every instance's table is held)."""
+        with self._lock:
+            read = [self.names[a] for a in self.addresses if self.names[a] in self._tables]
+            unread = len(self.addresses) - len(read)
+        if not unread:
+            return ""
+        if not read:
+            return f"no instance's routes read yet ({unread} instances)"
+        where = (read[0] if len(read) == 1 else f"{len(read)} of {len(self.addresses)} "
+                 "instances")
+        return (f"routes as read from {where}; {unread} instance{'s' * (unread > 1)} not "
+                "read yet")
+
+    def _report(self, latency: float) -> None:
+        problems = [self._unreachable.get(a) or self._failed[a] for a in self.addresses
+                    if a in self._down]
+        words = "; ".join(problems + [self.reading()] * bool(self.reading()))
+        if problems or latency > SLOW_SECONDS:
+            self.report_ok(latency, words)
+        else:  # fine, and what was read said in words
+            self.last_success = time.time()
+            self._set(Health.OK, words, latency)
+
+    def _raise_all_down(self) -> None:
+        words = [self._unreachable.get(a) or self._failed.get(a, "") for a in self.addresses]
+        words = [w for w in words if w]
+        raise BackendError(words[0] if len(words) == 1 else
+                           f"no Fabio instance answers: {'; '.join(words)}")
+
+    # -- the wire ------------------------------------------------------------------------------
+
+    def _map(self, fn: Callable[[str], Any], addresses: tuple[str, ...] | list[str],
+             parallel: int) -> list[Any]:
+        if len(addresses) <= 1 or parallel <= 1:
+            return [fn(a) for a in addresses]
+        with ThreadPoolExecutor(min(parallel, len(addresses)),
                                 thread_name_prefix="fabio-read") as pool:
             return list(pool.map(fn, addresses))  # in the configured order
 
-    def _read(self, address: str) -> tuple[str, list[Route] | None, float, str]:
-        name = instance_name(address)
+    def _read(self, address: str) -> tuple[str, Table | None, float, str]:
+        name = self.names.get(address) or instance_name(address)
+        if self.stop_event.is_set():
+            return name, None, 0.0, "stopped"
         try:
             resp, latency = timed(lambda: self._get(address))
             resp.raise_for_status()
-            return name, decode_routes(name, resp.json()), latency, ""
+            return name, self._table(name, resp.content), latency, ""
         except Exception as exc:  # one instance down is the backend's health, not a crash
             return name, None, 0.0, describe_error("fabio", address, exc)
+
+    def _table(self, name: str, body: bytes) -> Table:
+        """The table a body holds: one already decoded if the same body was, else decoded and
+        shared with any instance whose table is the same."""
+        digest = hashlib.blake2b(body, digest_size=16).digest()
+        with self._lock:
+            known = self._digests.get(digest)
+        if known is not None:
+            return known
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise BackendError(f"{name} sent a malformed answer (not valid JSON). Is it "
+                               "really Fabio?") from exc
+        table = decode_table(name, data)
+        with self._lock:
+            self.decoded += 1
+            table = self._interned.setdefault(table, table)
+            self._digests[digest] = table
+        return table
 
     def _connect(self, address: str) -> str:
         """'' when the instance's port takes a connection, else why not, in words."""
@@ -193,7 +372,7 @@ class FabioSource(Source):
 
 class _Wake(threading.Event):
     def wait_or_stop(self, seconds: float, stop: threading.Event) -> None:
-        """Sleep `seconds`, or until set (a view of routes came on screen) or stopped."""
+        """Sleep `seconds`, or until set (a pass is wanted) or stopped."""
         deadline = time.monotonic() + seconds
         while not stop.is_set() and not self.is_set():
             left = deadline - time.monotonic()

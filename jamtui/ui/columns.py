@@ -119,6 +119,23 @@ class Column:
     width: int | None = None
 
 
+def fabio_carriers(r: Route) -> str:
+    """Which Fabio instances carry a route, as read: "all 100", "97/100, not on a, b, c",
+    "127.0.0.1:9998" (one read), and how many were not read yet (nothing known of them)."""
+    if r.fabio:
+        return r.fabio
+    read = r.read or r.fabios
+    if len(r.fabios) == len(read):
+        words = r.fabios[0] if len(read) == 1 else f"all {len(read)}"
+    else:
+        lacking = sorted(set(read) - set(r.fabios))
+        words = (f"{len(r.fabios)}/{len(read)}, not on " + ", ".join(lacking[:3])
+                 + (f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""))
+    if r.unread:
+        words += f" ({len(r.unread)} not read yet)"
+    return words
+
+
 def task_status(t: PveTask) -> Text:
     """running, OK, or the task's error (cut: the log has it whole)."""
     if t.running:
@@ -240,7 +257,7 @@ COLUMNS: dict[Kind, list[Column]] = {
         Column("service", "SERVICE", lambda o, s, h: o.service),
         Column("dst", "DESTINATION", lambda o, s, h: o.dst),
         Column("weight", "WEIGHT", lambda o, s, h: f"{o.weight:.2f}"),
-        Column("fabio", "FABIO", lambda o, s, h: o.fabio),
+        Column("fabio", "FABIO", lambda o, s, h: fabio_carriers(o)),
     ],
     Kind.PVE_TASK: [
         Column("started", "STARTED", lambda o, s, h: time.strftime(
