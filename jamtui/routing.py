@@ -338,9 +338,9 @@ def _route_hop(host: str, path: str, routes: list[Route],
     read = "" if not unread else (
         f"; routes as read from {known[0]}" if total == 1 else " read")
     if unread:
-        children.append(Hop("fabio", _names(unread), True, _unread_words(unread),
-                            "not known yet whether they carry it (their tables are read in "
-                            "the background)"))
+        children.append(Hop("fabio", _names(unread), True, _unread_words(unread)
+                            + ": whether they carry it is not known yet (their tables are "
+                            "read in the background)"))
     return Hop("route", name, True,
                f"{routes[0].service} via {len(carrying)} Fabio instance(s)"
                + (f", route on {agree} Fabios" if total > 1 else "")

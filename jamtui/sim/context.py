@@ -109,5 +109,7 @@ class SimContext:
     consul_requests: Counter[str] = field(default_factory=Counter)
     # `/api/routes` asked of each Fabio instance, by node (HAProxy's checks ask `/health`)
     fabio_routes: Counter[str] = field(default_factory=Counter)
+    # Fabio instances whose Consul watch lags (by node): each serves the table it had then
+    fabio_frozen: dict[str, bytes] = field(default_factory=dict)
     # the lab's work directory (allocation directories for exec and fs live under it)
     workdir: Path | None = None

@@ -148,7 +148,8 @@ def api_app(ctx: SimContext, node: str) -> web.Application:
 
     async def routes(_: web.Request) -> web.Response:
         ctx.fabio_routes[node] += 1
-        return web.Response(body=routes_body(ctx.world), content_type="application/json")
+        body = ctx.fabio_frozen.get(node) or routes_body(ctx.world)  # a lagging watch: old
+        return web.Response(body=body, content_type="application/json")
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="OK")

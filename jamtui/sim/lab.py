@@ -402,6 +402,21 @@ class Lab:
 
     # -- faults ------------------------------------------------------------------------------
 
+    def freeze_fabio(self, node: str, frozen: bool = True) -> None:
+        """Fabio on `node` stops following Consul (its watch lags or hangs): it keeps serving
+        the routing table it has now, while the others move on (`frozen=False`: it catches
+        up)."""
+        from .fabio import routes_body
+
+        def change() -> None:
+            assert self.ctx is not None
+            if frozen:
+                self.ctx.fabio_frozen[node] = routes_body(self.world)
+            else:
+                self.ctx.fabio_frozen.pop(node, None)
+
+        self.call(change)
+
     def set_fault(self, backend: str, kind: str, latency: float = 1.0) -> None:
         """Inject a fault into one backend: down, slow, error, malformed, reset, forbidden,
         hang."""

@@ -9,6 +9,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import consul
@@ -160,3 +161,149 @@ def test_the_engine_asks_every_fabio_while_routes_are_shown(lab: Lab, tmp_path: 
     assert fabio.foreground and fabio._wake.is_set()  # read them all now, not in 5 s
     engine.showing({"hypervisors", "vms", "services", "allocations"})  # the overview
     assert not fabio.foreground
+
+
+# -- at scale: the first picture from one table, the others in the background (issue #17) ---
+
+
+def _source(lab: Lab, tmp_path: Path) -> FabioSource:
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    return FabioSource(Store(), load_config(path, env=lab.env()).fabio,
+                       poll_interval=INTERVAL)
+
+
+def _route_hop(store: Store, target: str = "example.jamfox.dev/") -> Any:
+    from jamtui.routing import trace
+
+    return next(h for h in trace(store, target).hops if h.layer == "route")
+
+
+def test_the_first_picture_is_one_instance_s_table_said_so(lab: Lab, tmp_path: Path) -> None:
+    """One interval reads one table: published at once, with the health, `:fabio` and the
+    trace saying which instance it came from and that the others were not read yet (not
+    that they lack the routes); a pass then reads them all."""
+    from jamtui.route_book import RouteBook
+    from jamtui.ui.columns import fabio_carriers
+
+    src = _source(lab, tmp_path)
+    store = src.store
+    names = sorted(instance_name(a) for a in src.addresses)
+    before = asked(lab)
+    src.sample()
+    count = {k: n - before.get(k, 0) for k, n in asked(lab).items() if n > before.get(k, 0)}
+    assert sum(count.values()) == 1, count  # one table, not three
+    routes = store.items(Kind.ROUTE)
+    assert routes and len({r.fabios for r in routes}) == 1
+    (first,) = routes[0].fabios
+    others = [n for n in names if n != first]
+    assert routes[0].unread == tuple(others) and routes[0].read == (first,)
+    status = store.backend("fabio")
+    assert status.health is Health.OK
+    assert status.last_error == f"routes as read from {first}; 2 instances not read yet"
+    assert fabio_carriers(routes[0]) == f"{first} (2 not read yet)"
+    for hop in (_route_hop(store), next(h for h in next(
+            r for r in RouteBook(store).rows() if r.id == "example.jamfox.dev/").chain.hops
+            if h.layer == "route")):
+        assert hop.ok and f"routes as read from {first}" in hop.detail
+        assert "2 Fabio instances not read yet" in hop.detail
+        assert "no route on" not in str(hop.to_dict())  # unread is not lacking
+        unread = next(c for c in hop.children if "not read yet" in c.detail)
+        assert unread.ok and all(n in unread.name for n in others)
+    src.full_pass()
+    routes = store.items(Kind.ROUTE)
+    assert {r.fabios for r in routes} == {tuple(names)} and not routes[0].unread
+    assert store.backend("fabio").health is Health.OK and not store.backend("fabio").last_error
+    hop = _route_hop(store)
+    assert "route on 3/3 Fabios" in hop.detail and "not read" not in str(hop.to_dict())
+    assert fabio_carriers(routes[0]) == "all 3"
+
+
+def test_the_others_are_read_in_the_background(lab: Lab, tmp_path: Path) -> None:
+    src = _source(lab, tmp_path)
+    src.start()
+    try:
+        wait_for(lambda: src.ready.is_set(), timeout=10)
+        wait_for(lambda: not src.reading(), timeout=10)
+        assert src.passes >= 1
+        routes = src.store.items(Kind.ROUTE)
+        # identical tables: each route held once, carried by every instance
+        assert {r.fabios for r in routes} == {tuple(sorted(src.names.values()))}
+        assert len(routes) == len({(r.host, r.path, r.dst) for r in routes})
+    finally:
+        src.stop()
+
+
+def test_an_instance_down_from_the_start_is_down_not_lacking(lab: Lab, tmp_path: Path) -> None:
+    src = _source(lab, tmp_path)
+    victim = src.addresses[2]
+    node = next(k for k, u in lab.urls.items() if u.rstrip("/") == victim)
+    lab.set_fault(node, "down")
+    try:
+        src.sample()
+        src.full_pass()
+        status = src.store.backend("fabio")
+        assert status.health is Health.DEGRADED and instance_name(victim) in status.last_error
+        assert "1 instance not read yet" in status.last_error
+        route = src.store.items(Kind.ROUTE)[0]
+        assert route.unread == (instance_name(victim),)
+        hop = _route_hop(src.store)
+        assert hop.ok and "route on 2/2 Fabios read" in hop.detail
+        assert "1 Fabio instance not read yet" in hop.detail
+    finally:
+        lab.clear_fault(node)
+
+
+def test_an_instance_with_another_table_disagrees_once_read(lab: Lab, tmp_path: Path) -> None:
+    """A Fabio whose Consul watch lags keeps its old table: read in the pass, it is named as
+    lacking the new route (it was read), while before that it was only not read yet."""
+    src = _source(lab, tmp_path)
+    lagging = src.addresses[2]
+    node = next(k for k, u in lab.urls.items() if u.rstrip("/") == lagging).split(":")[1]
+    u = urlsplit(lab.urls["consul"])
+    c = consul.Consul(host=u.hostname, port=u.port, token=lab.secrets.consul_token)
+    lab.freeze_fabio(node)
+    try:
+        c.agent.service.register("grafana", service_id="grafana-1", address="127.0.0.1",
+                                 port=3000, tags=["urlprefix-grafana.jamfox.dev/"],
+                                 check=consul.Check.ttl("30s"))
+        c.agent.check.ttl_pass("service:grafana-1")
+        from jamtui.sim.fabio import targets
+
+        wait_for(lambda: lab.call(lambda: any(t.service == "grafana"
+                                              for t in targets(lab.world))), timeout=5)
+        src.sample()  # the first instance (in turn): it has the route
+        assert any(r.service == "grafana" for r in src.store.items(Kind.ROUTE))
+        hop = _route_hop(src.store, "grafana.jamfox.dev/")
+        assert hop.ok and "no route on" not in str(hop.to_dict())
+        src.full_pass()
+        hop = _route_hop(src.store, "grafana.jamfox.dev/")
+        assert "route on 2/3 Fabios" in hop.detail
+        lacking = next(h for h in hop.children if not h.ok)
+        assert lacking.name == instance_name(lagging) and "no route on 1/3" in lacking.detail
+        assert src.decoded >= 2  # two different tables, each decoded once
+    finally:
+        lab.freeze_fabio(node, False)
+        with contextlib.suppress(consul.ConsulException):
+            c.agent.service.deregister("grafana-1")
+
+
+def test_identical_tables_are_held_once_whatever_their_metrics() -> None:
+    """Real Fabio puts each instance's own metrics in every route (rate1, pct99) and joins a
+    route's options from a Go map: bodies differ where the tables do not."""
+    import json
+
+    from jamtui.config import FabioConfig
+
+    src = FabioSource(Store(), FabioConfig(addresses=("http://a:9998", "http://b:9998")))
+
+    def body(rate: float, opts: str) -> bytes:
+        return json.dumps([{"service": "web", "host": "w.dev", "path": "/", "src": "w.dev/",
+                            "dst": "http://10.0.0.1:80/", "opts": opts, "weight": 1,
+                            "cmd": "route add", "rate1": rate, "pct99": rate * 2}]).encode()
+
+    one = src._table("a:9998", body(0.0, "strip=/x proto=https"))
+    two = src._table("b:9998", body(3.5, "proto=https strip=/x"))
+    assert one is two and src.decoded == 2
+    assert src._table("b:9998", body(3.5, "proto=https strip=/x")) is one  # not decoded
+    assert src.decoded == 2 and one[0][5] == "proto=https strip=/x"
