@@ -103,6 +103,7 @@ class FabioSource(Source):
         self._tables: dict[str, Table] = {}  # instance name -> its table, as last read
         self._interned: dict[Table, Table] = {}  # one object per distinct table
         self._digests: dict[bytes, Table] = {}  # a body's digest -> its table
+        self._digest_of: dict[str, bytes] = {}  # instance name -> its last body's digest
         self._unreachable: dict[str, str] = {}  # address -> why its port takes no connection
         self._failed: dict[str, str] = {}  # address -> why its last read failed
         self._down: set[str] = set()  # addresses that did not answer the last time
@@ -257,6 +258,11 @@ class FabioSource(Source):
         for name in read:
             table = self._tables[name]
             groups.setdefault(id(table), (table, []))[1].append(name)
+        digests = set(self._digest_of.values())  # real Fabio's bodies differ on each read
+        self._digests = {d: t for d, t in self._digests.items() if d in digests}
+        # a table held, or just read by a pass still running (its digest is the last read)
+        held = set(groups) | {id(t) for t in self._digests.values()}
+        self._interned = {t: t for t in self._interned if id(t) in held}
         key = (read, unread, tuple((k, tuple(m)) for k, (_, m) in groups.items()))
         if key == self._published:
             return
@@ -277,9 +283,6 @@ class FabioSource(Source):
                 fabios = tuple(sorted(members))
                 fabios = shared.setdefault(fabios, fabios)
                 routes.append(Route("", *row, fabios=fabios, read=read, unread=unread))
-        held = {id(t) for t in self._tables.values()}
-        self._interned = {t: t for t in self._interned if id(t) in held}
-        self._digests = {d: t for d, t in self._digests.items() if id(t) in held}
         self.store.replace(Kind.ROUTE, routes)
 
     def reading(self) -> str:
@@ -299,12 +302,12 @@ class FabioSource(Source):
     def _report(self, latency: float) -> None:
         problems = [self._unreachable.get(a) or self._failed[a] for a in self.addresses
                     if a in self._down]
-        words = "; ".join(problems + [self.reading()] * bool(self.reading()))
-        if problems or latency > SLOW_SECONDS:
-            self.report_ok(latency, words)
-        else:  # fine, and what was read said in words
-            self.last_success = time.time()
-            self._set(Health.OK, words, latency)
+        if latency > SLOW_SECONDS:
+            problems.append(f"routes answer slowly ({latency:.1f} s)")
+        reading = self.reading()
+        self.last_success = time.time()  # what was read is said in words, even when fine
+        self._set(Health.DEGRADED if problems else Health.OK,
+                  "; ".join(problems + [reading] * bool(reading)), latency)
 
     def _raise_all_down(self) -> None:
         words = [self._unreachable.get(a) or self._failed.get(a, "") for a in self.addresses]
@@ -338,6 +341,7 @@ class FabioSource(Source):
         shared with any instance whose table is the same."""
         digest = hashlib.blake2b(body, digest_size=16).digest()
         with self._lock:
+            self._digest_of[name] = digest
             known = self._digests.get(digest)
         if known is not None:
             return known
