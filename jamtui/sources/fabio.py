@@ -91,7 +91,10 @@ class FabioSource(Source):
 
     def __init__(self, store: Store, cfg: FabioConfig, *, poll_interval: float = 5.0,
                  timeout: float = 5.0) -> None:
-        super().__init__(store, ", ".join(cfg.addresses))
+        shown = ", ".join(cfg.addresses[:3])  # 100 addresses made `status` a page wide
+        if len(cfg.addresses) > 3:
+            shown = f"{len(cfg.addresses)} instances: {shown} and {len(cfg.addresses) - 3} more"
+        super().__init__(store, shown)
         self.addresses = tuple(a.rstrip("/") for a in cfg.addresses)
         self.names = {a: instance_name(a) for a in self.addresses}
         self.poll_interval = poll_interval
@@ -262,7 +265,8 @@ class FabioSource(Source):
         self._digests = {d: t for d, t in self._digests.items() if d in digests}
         # a table held, or just read by a pass still running (its digest is the last read)
         held = set(groups) | {id(t) for t in self._digests.values()}
-        self._interned = {t: t for t in self._interned if id(t) in held}
+        if any(id(t) not in held for t in self._interned):  # (a table's hash is not cached)
+            self._interned = {t: t for t in self._interned if id(t) in held}
         key = (read, unread, tuple((k, tuple(m)) for k, (_, m) in groups.items()))
         if key == self._published:
             return
