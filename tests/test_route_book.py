@@ -129,3 +129,34 @@ def test_haproxy_losing_every_fabio_is_dated_from_its_poll_not_from_the_look() -
     clock.now = 1230.0
     (row,) = book.rows()
     assert row.chain.whole and row.since == 1200.0
+
+
+def _picture(store: Store, carriers: dict[str, tuple[str, ...]], read: tuple[str, ...],
+             unread: tuple[str, ...]) -> None:
+    """What the Fabio source publishes: each distinct route once, with its carriers."""
+    from jamtui.model import Route
+
+    store.replace(Kind.ROUTE, [
+        Route("", "example", "example.jamfox.dev", "/", dst, 1.0, fabios=fabios, read=read,
+              unread=unread) for dst, fabios in carriers.items()])
+
+
+def test_unread_fabios_are_said_so_and_counted_once_read() -> None:
+    """The book follows the source's pictures: one instance read (the others "not read
+    yet", never lacking the route), then all three, one of which routes elsewhere."""
+    store = lab_store()
+    book, _ = started(store)
+    dst = "http://10.42.0.31:23456/"
+    _picture(store, {dst: ("vs0:9998",)}, ("vs0:9998",), ("vs1:9998", "vs2:9998"))
+    (row,) = book.rows()
+    route = next(h for h in row.chain.hops if h.layer == "route")
+    assert row.chain.whole and "routes as read from vs0:9998" in route.detail
+    assert "2 Fabio instances not read yet" in route.detail
+    assert [c.ok for c in route.children] == [True, True]  # carriers, then the unread
+    _picture(store, {dst: ("vs0:9998", "vs1:9998")},
+             ("vs0:9998", "vs1:9998", "vs2:9998"), ())
+    (row,) = book.rows()
+    route = next(h for h in row.chain.hops if h.layer == "route")
+    assert "route on 2/3 Fabios" in route.detail and "not read" not in route.detail
+    lacking = next(c for c in route.children if not c.ok)
+    assert lacking.name == "vs2:9998" and "no route on 1/3" in lacking.detail

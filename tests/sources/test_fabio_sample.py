@@ -307,3 +307,26 @@ def test_identical_tables_are_held_once_whatever_their_metrics() -> None:
     assert one is two and src.decoded == 2
     assert src._table("b:9998", body(3.5, "proto=https strip=/x")) is one  # not decoded
     assert src.decoded == 2 and one[0][5] == "proto=https strip=/x"
+
+
+def test_a_pass_waits_a_multiple_of_its_own_duration() -> None:
+    """A pass over every instance costs a share of a core at most: after one that took 10 s,
+    the next waits 200 s in the background (an unread instance or not), 50 s on screen."""
+    from jamtui.config import FabioConfig
+    from jamtui.sources.fabio import BACKGROUND_PACE, FOREGROUND_PACE
+
+    src = FabioSource(Store(), FabioConfig(addresses=("http://a:9998", "http://b:9998")))
+    src._tables["a:9998"] = ()  # b not read yet: a pass is wanted
+    now = time.monotonic()
+    src._pass_took, src._pass_at = 10.0, now - 10.0
+    src._pass_end = now
+    assert src._pass_wanted() and not src._pass_due()
+    src._pass_end = now - BACKGROUND_PACE * 10.0 - 1
+    assert src._pass_due()
+    src._tables["b:9998"] = ()  # every one read, nothing moved: no pass, however long ago
+    assert not src._pass_wanted() and not src._pass_due()
+    src.foreground = True  # on screen: every interval, paced at its own multiple
+    src._pass_end = now - FOREGROUND_PACE * 10.0 + 1
+    assert src._pass_wanted() and not src._pass_due()
+    src._pass_end = now - FOREGROUND_PACE * 10.0 - 1
+    assert src._pass_due()
