@@ -189,12 +189,13 @@ class FabioSource(Source):
         self.full_pass(PARALLEL if self.foreground else BACKGROUND_PARALLEL)
 
     def _pass_wanted(self) -> bool:
-        """Something only a pass tells: an answering instance never read, a moved table
-        (at most every `full_every`), or routes on screen."""
+        """Something only a pass tells: an answering instance never read (one whose read
+        failed is retried by `sample`, first), a moved table (at most every `full_every`),
+        or routes on screen."""
         with self._lock:
             now = time.monotonic()
             unread = any(self.names[a] not in self._tables for a in self.addresses
-                         if a not in self._unreachable)
+                         if a not in self._unreachable and a not in self._failed)
             if self.foreground:
                 return now - self._pass_at >= self.poll_interval or unread
             return unread or (self._stale and now - self._pass_at >= self.full_every)
@@ -203,7 +204,8 @@ class FabioSource(Source):
         if not self._pass_wanted():
             return False
         pace = FOREGROUND_PACE if self.foreground else BACKGROUND_PACE
-        return time.monotonic() >= self._pass_end + pace * self._pass_took
+        gap = max(self.poll_interval, pace * self._pass_took) if self._pass_end else 0.0
+        return time.monotonic() >= self._pass_end + gap
 
     def full_pass(self, parallel: int = PARALLEL) -> None:
         """Read every answering instance's routes (`parallel` at a time), publish once."""

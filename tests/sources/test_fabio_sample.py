@@ -330,3 +330,26 @@ def test_a_pass_waits_a_multiple_of_its_own_duration() -> None:
     assert src._pass_wanted() and not src._pass_due()
     src._pass_end = now - FOREGROUND_PACE * 10.0 - 1
     assert src._pass_due()
+
+
+def test_an_instance_failing_its_reads_does_not_spin_the_passes(lab: Lab, tmp_path: Path) -> None:
+    """An instance that listens but answers 500 was never read: `sample` retries it each
+    interval; passes do not run back to back for it (they took milliseconds)."""
+    src = _source(lab, tmp_path)
+    victim = src.addresses[0]
+    node = next(k for k, u in lab.urls.items() if u.rstrip("/") == victim)
+    lab.set_fault(node, "error")
+    src.start()
+    try:
+        wait_for(lambda: src.store.backend("fabio").health is Health.DEGRADED, timeout=10)
+        wait_for(lambda: src.passes >= 1, timeout=10)
+        time.sleep(5 * INTERVAL)
+        passes = src.passes
+        time.sleep(10 * INTERVAL)
+        assert src.passes - passes <= 3, src.passes - passes  # not back to back
+        status = src.store.backend("fabio")
+        assert "failed (500" in status.last_error and "1 instance not read yet" in \
+            status.last_error
+    finally:
+        src.stop()
+        lab.clear_fault(node)
