@@ -306,7 +306,11 @@ def test_identical_tables_are_held_once_whatever_their_metrics() -> None:
     two = src._table("b:9998", body(3.5, "proto=https strip=/x"))
     assert one is two and src.decoded == 2
     assert src._table("b:9998", body(3.5, "proto=https strip=/x")) is one  # not decoded
+    # the same table with other metrics: not decoded either (compared without them)
+    assert src._table("b:9998", body(7.25e-05, "proto=https strip=/x")) is one
     assert src.decoded == 2 and one[0][5] == "proto=https strip=/x"
+    changed = src._table("b:9998", body(7.25e-05, "proto=http"))  # what routing needs moved
+    assert changed is not one and src.decoded == 3 and changed[0][5] == "proto=http"
 
 
 def test_a_pass_waits_a_multiple_of_its_own_duration() -> None:
