@@ -10,9 +10,10 @@ them all. So:
 - The others are read in the background, by a thread of their own (`_passes`), a few at a
   time: at once while some answering instance was never read, again when a table moved (at
   most every `FULL_EVERY` seconds), always paced so that a pass waits at least
-  `BACKGROUND_PACE` times its own duration after the last (a small share of a core). While
-  `:routes` or `:fabio` is on screen (`set_foreground`) a pass runs at once, then every
-  interval, paced at `FOREGROUND_PACE` times its duration.
+  `BACKGROUND_PACE` times its own duration after the last (a small share of a core), and
+  long enough that passes read `WIRE_BUDGET` bytes a second at most. While `:routes` or
+  `:fabio` is on screen (`set_foreground`) a pass runs at once, then every interval, paced
+  at `FOREGROUND_PACE` times its duration (and the same wire budget).
 - Instances with identical tables share one table (kept once), and the store holds each
   distinct route once with the instances carrying it (`Route.fabios`), every instance read
   (`Route.read`) and those not read yet (`Route.unread`): nobody is said to lack a route
@@ -78,6 +79,8 @@ BACKGROUND_PARALLEL = 2  # at once in a background pass: it must not hold the GI
 FULL_EVERY = 300.0  # seconds at least between passes for a moved table while none is shown
 BACKGROUND_PACE = 20.0  # a background pass waits at least this many times its duration
 FOREGROUND_PACE = 5.0  # while routes are on screen: at most a fifth of a core
+WIRE_BUDGET = 2_000_000  # bytes a second at most, on average, that passes read (100 1-MB
+# tables: one pass in 50 s, not one every 8 s: 100 Mbit/s on a homelab's network)
 CONNECT_TIMEOUT = 2.0  # seconds for the TCP connect that tells an instance is listening
 
 
@@ -117,6 +120,8 @@ class FabioSource(Source):
         self._pass_at = 0.0  # when the last pass started (monotonic), 0: never
         self._pass_end = 0.0
         self._pass_took = 0.0
+        self._pass_bytes = 0  # what the last pass read
+        self.bytes_read = 0  # bodies read, in all
         self._published: tuple[Any, ...] | None = None
         self.passes = 0  # passes over every instance (a figure for tests and benchmarks)
         self.decoded = 0  # bodies decoded (identical bodies are decoded once)
@@ -180,8 +185,9 @@ class FabioSource(Source):
         while not self.stop_event.is_set():
             if self._wake.is_set():
                 self._wake.clear()
-                if self.foreground:
-                    break  # a view of routes came on screen: at once
+                if self.foreground and (not self._pass_end or time.monotonic()
+                                        - self._pass_end >= self.poll_interval):
+                    break  # a view of routes came on screen: at once (unless just read)
             if self._pass_due():
                 break
             self._wake.wait_or_stop(0.25, self.stop_event)
@@ -205,7 +211,8 @@ class FabioSource(Source):
         if not self._pass_wanted():
             return False
         pace = FOREGROUND_PACE if self.foreground else BACKGROUND_PACE
-        gap = max(self.poll_interval, pace * self._pass_took) if self._pass_end else 0.0
+        gap = max(self.poll_interval, pace * self._pass_took,
+                  self._pass_bytes / WIRE_BUDGET) if self._pass_end else 0.0
         return time.monotonic() >= self._pass_end + gap
 
     def full_pass(self, parallel: int = PARALLEL) -> None:
@@ -215,6 +222,7 @@ class FabioSource(Source):
             self._pass_at = start
             self._stale = False
             wanted = tuple(a for a in self.addresses if a not in self._unreachable)
+            read_before = self.bytes_read
         answers = self._map(self._read, wanted, parallel)
         if self.stop_event.is_set():
             return
@@ -231,6 +239,7 @@ class FabioSource(Source):
             self.passes += 1
             self._pass_end = time.monotonic()
             self._pass_took = self._pass_end - start
+            self._pass_bytes = self.bytes_read - read_before
             self._publish_routes()
             if len(self._down) < len(self.addresses):
                 self._report(slowest)
@@ -339,7 +348,10 @@ class FabioSource(Source):
         try:
             resp, latency = timed(lambda: self._get(address))
             resp.raise_for_status()
-            return name, self._table(name, resp.content), latency, ""
+            body = resp.content
+            with self._lock:
+                self.bytes_read += len(body)
+            return name, self._table(name, body), latency, ""
         except Exception as exc:  # one instance down is the backend's health, not a crash
             return name, None, 0.0, describe_error("fabio", address, exc)
 

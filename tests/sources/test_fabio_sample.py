@@ -315,9 +315,10 @@ def test_identical_tables_are_held_once_whatever_their_metrics() -> None:
 
 def test_a_pass_waits_a_multiple_of_its_own_duration() -> None:
     """A pass over every instance costs a share of a core at most: after one that took 10 s,
-    the next waits 200 s in the background (an unread instance or not), 50 s on screen."""
+    the next waits 200 s in the background (an unread instance or not), 50 s on screen; and
+    passes read `WIRE_BUDGET` bytes a second at most."""
     from jamtui.config import FabioConfig
-    from jamtui.sources.fabio import BACKGROUND_PACE, FOREGROUND_PACE
+    from jamtui.sources.fabio import BACKGROUND_PACE, FOREGROUND_PACE, WIRE_BUDGET
 
     src = FabioSource(Store(), FabioConfig(addresses=("http://a:9998", "http://b:9998")))
     src._tables["a:9998"] = ()  # b not read yet: a pass is wanted
@@ -333,6 +334,10 @@ def test_a_pass_waits_a_multiple_of_its_own_duration() -> None:
     src._pass_end = now - FOREGROUND_PACE * 10.0 + 1
     assert src._pass_wanted() and not src._pass_due()
     src._pass_end = now - FOREGROUND_PACE * 10.0 - 1
+    assert src._pass_due()
+    src._pass_bytes = 100 * WIRE_BUDGET  # 100 tables of 2 MB: the wire's budget sets it
+    assert not src._pass_due()
+    src._pass_end = now - 101
     assert src._pass_due()
 
 
