@@ -118,6 +118,7 @@ class FabioSource(Source):
         self.full_every = FULL_EVERY
         self._stale = False  # a table moved since the last pass
         self._pass_at = 0.0  # when the last pass started (monotonic), 0: never
+        self._full_at = 0.0  # when the last pass over every instance started
         self._pass_end = 0.0
         self._pass_took = 0.0
         self._pass_bytes = 0  # what the last pass read
@@ -193,35 +194,44 @@ class FabioSource(Source):
             self._wake.wait_or_stop(0.25, self.stop_event)
         if self.stop_event.is_set():
             return
-        self.full_pass(PARALLEL if self.foreground else BACKGROUND_PARALLEL)
+        kind = self._pass_wanted()
+        if kind:
+            self.full_pass(PARALLEL if self.foreground else BACKGROUND_PARALLEL,
+                           only_unread=kind == "unread")
 
-    def _pass_wanted(self) -> bool:
-        """Something only a pass tells: an answering instance never read (one whose read
-        failed is retried by `sample`, first), a moved table (at most every `full_every`),
-        or routes on screen."""
+    def _pass_wanted(self) -> str:
+        """What only a pass tells: "all" (routes on screen, an interval after the last pass
+        over all; a moved table, at most every `full_every`), "unread" (answering instances
+        never read: only they are read), or nothing ("")."""
         with self._lock:
             now = time.monotonic()
+            if (self.foreground and now - self._full_at >= self.poll_interval) or (
+                    self._stale and now - self._full_at >= self.full_every):
+                return "all"
             unread = any(self.names[a] not in self._tables for a in self.addresses
-                         if a not in self._unreachable and a not in self._failed)
-            if self.foreground:
-                return now - self._pass_at >= self.poll_interval or unread
-            return unread or (self._stale and now - self._pass_at >= self.full_every)
+                         if a not in self._unreachable)
+            return "unread" if unread else ""
 
-    def _pass_due(self) -> bool:
-        if not self._pass_wanted():
-            return False
+    def _pass_due(self) -> str:
+        kind = self._pass_wanted()
+        if not kind:
+            return ""
         pace = FOREGROUND_PACE if self.foreground else BACKGROUND_PACE
         gap = max(self.poll_interval, pace * self._pass_took,
                   self._pass_bytes / WIRE_BUDGET) if self._pass_end else 0.0
-        return time.monotonic() >= self._pass_end + gap
+        return kind if time.monotonic() >= self._pass_end + gap else ""
 
-    def full_pass(self, parallel: int = PARALLEL) -> None:
-        """Read every answering instance's routes (`parallel` at a time), publish once."""
+    def full_pass(self, parallel: int = PARALLEL, only_unread: bool = False) -> None:
+        """Read every answering instance's routes (`parallel` at a time; `only_unread`: those
+        never read), publish once."""
         start = time.monotonic()
         with self._lock:
             self._pass_at = start
-            self._stale = False
-            wanted = tuple(a for a in self.addresses if a not in self._unreachable)
+            if not only_unread:
+                self._full_at = start
+                self._stale = False
+            wanted = tuple(a for a in self.addresses if a not in self._unreachable
+                           and not (only_unread and self.names[a] in self._tables))
             read_before = self.bytes_read
         answers = self._map(self._read, wanted, parallel)
         if self.stop_event.is_set():
