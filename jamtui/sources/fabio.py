@@ -152,10 +152,12 @@ class FabioSource(Source):
         unreachable = {a: p for a, p in zip(self.addresses, reachable, strict=True) if p}
         up = [a for a in self.addresses if a not in unreachable]
         with self._lock:
+            # listening again: read first (one that listens but fails its reads is read in
+            # turn, not every interval: the others' tables would go unread meanwhile)
+            back = [a for a in up if a in self._unreachable]
             self._unreachable = unreachable
             for a in unreachable:
                 self._failed.pop(a, None)  # its port is the news now
-            back = [a for a in up if a in self._down]
         if not up:
             with self._lock:
                 self._down = set(self.addresses)

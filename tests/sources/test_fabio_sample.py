@@ -362,3 +362,18 @@ def test_an_instance_failing_its_reads_does_not_spin_the_passes(lab: Lab, tmp_pa
     finally:
         src.stop()
         lab.clear_fault(node)
+
+
+def test_an_instance_failing_its_reads_does_not_keep_the_others_unread(
+        lab: Lab, fabio: FabioSource) -> None:
+    """One instance answering 500 for good: the interval's read still goes round the
+    others (it used to stay on the failing one, "back" every interval)."""
+    node = next(k for k, u in lab.urls.items() if u.rstrip("/") == fabio.addresses[0])
+    lab.set_fault(node, "error")
+    try:
+        wait_for(lambda: fabio.store.backend("fabio").health is Health.DEGRADED, timeout=5)
+        count = served(lab, 9 * INTERVAL)
+        others = sum(n for k, n in count.items() if k != node.split(":")[1])
+        assert others >= 3, count
+    finally:
+        lab.clear_fault(node)
