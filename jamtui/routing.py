@@ -76,9 +76,9 @@ class Chain:
 
 
 def routes_by_host(routes: list[Route]) -> dict[str, list[Route]]:
-    """Routes grouped by lower-cased host, once for many traces: a big lab has a route per
-    Fabio instance, host and target (100 Fabios, 50 services: 180,000), and every trace
-    scanning them all made `:routes` take seconds."""
+    """Routes grouped by lower-cased host, once for many traces: a big lab has thousands
+    (each distinct route once, with the Fabios carrying it; per-instance records too), and
+    every trace scanning them all made `:routes` take seconds."""
     out: dict[str, list[Route]] = {}
     for r in routes:
         out.setdefault(r.host.lower(), []).append(r)
