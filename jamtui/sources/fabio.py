@@ -81,6 +81,7 @@ BACKGROUND_PACE = 20.0  # a background pass waits at least this many times its d
 FOREGROUND_PACE = 5.0  # while routes are on screen: at most a fifth of a core
 WIRE_BUDGET = 2_000_000  # bytes a second at most, on average, that passes read (100 1-MB
 # tables: one pass in 50 s, not one every 8 s: 100 Mbit/s on a homelab's network)
+FIRST_TRIES = 3  # instances asked in turn for the first picture when one fails its read
 CONNECT_TIMEOUT = 2.0  # seconds for the TCP connect that tells an instance is listening
 
 
@@ -166,6 +167,12 @@ class FabioSource(Source):
         if not back:
             self._turn += 1
         name, table, latency, problem = self._read(address)
+        tries = [a for a in up if a != address][:FIRST_TRIES - 1] if not self._tables else []
+        while table is None and tries:  # no picture yet: another instance, not an interval
+            with self._lock:
+                self._failed[address] = problem
+            address = tries.pop(0)
+            name, table, latency, problem = self._read(address)
         with self._lock:
             if table is None:
                 self._failed[address] = problem  # it listens but does not answer

@@ -377,3 +377,19 @@ def test_an_instance_failing_its_reads_does_not_keep_the_others_unread(
         assert others >= 3, count
     finally:
         lab.clear_fault(node)
+
+
+def test_the_first_picture_comes_from_another_instance_when_one_fails(
+        lab: Lab, tmp_path: Path) -> None:
+    src = _source(lab, tmp_path)
+    node = next(k for k, u in lab.urls.items() if u.rstrip("/") == src.addresses[0])
+    lab.set_fault(node, "error")
+    try:
+        src.sample()
+        route = src.store.items(Kind.ROUTE)[0]
+        assert route.fabios == (instance_name(src.addresses[1]),)
+        status = src.store.backend("fabio")
+        assert status.health is Health.DEGRADED and "failed (500" in status.last_error
+        assert "routes as read from" in status.last_error
+    finally:
+        lab.clear_fault(node)
