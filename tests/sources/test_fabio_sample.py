@@ -339,29 +339,8 @@ def test_a_pass_waits_a_multiple_of_its_own_duration() -> None:
     assert not src._pass_due()
     src._pass_end = now - 101
     assert src._pass_due()
-
-
-def test_an_instance_failing_its_reads_does_not_spin_the_passes(lab: Lab, tmp_path: Path) -> None:
-    """An instance that listens but answers 500 was never read: `sample` retries it each
-    interval; passes do not run back to back for it (they took milliseconds)."""
-    src = _source(lab, tmp_path)
-    victim = src.addresses[0]
-    node = next(k for k, u in lab.urls.items() if u.rstrip("/") == victim)
-    lab.set_fault(node, "error")
-    src.start()
-    try:
-        wait_for(lambda: src.store.backend("fabio").health is Health.DEGRADED, timeout=10)
-        wait_for(lambda: src.passes >= 1, timeout=10)
-        time.sleep(5 * INTERVAL)
-        count = served(lab, 10 * INTERVAL)
-        # the interval's one read, and the failing one's retry: not passes back to back
-        assert sum(count.values()) <= 25, count
-        status = src.store.backend("fabio")
-        assert "failed (500" in status.last_error and "1 instance not read yet" in \
-            status.last_error
-    finally:
-        src.stop()
-        lab.clear_fault(node)
+    src._pass_took, src._pass_bytes, src._pass_end = 0.001, 0, now  # a pass of a millisecond
+    assert not src._pass_due()  # the next waits an interval all the same, not 20 ms
 
 
 def test_an_instance_failing_its_reads_does_not_keep_the_others_unread(
@@ -372,9 +351,9 @@ def test_an_instance_failing_its_reads_does_not_keep_the_others_unread(
     lab.set_fault(node, "error")
     try:
         wait_for(lambda: fabio.store.backend("fabio").health is Health.DEGRADED, timeout=5)
-        count = served(lab, 9 * INTERVAL)
+        count = served(lab, 6 * INTERVAL)
         others = sum(n for k, n in count.items() if k != node.split(":")[1])
-        assert others >= 3, count
+        assert others >= 2, count
     finally:
         lab.clear_fault(node)
 
