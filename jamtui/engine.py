@@ -70,11 +70,13 @@ class Engine:
         """Begin watching. `followers=False` for one-shot commands: they print the store once
         and need neither the `:events` history nor the route book (deriving the timeline for
         every first-read allocation cost the source threads, and so the answer, time at 5,000
-        allocations)."""
+        allocations), and the sources read their first picture only (`Source.once`: no
+        event stream or check watch whose first answers the output would not use)."""
         if followers:
             self.timeline.start()
             self.routes.start()
         for source in self.sources.values():
+            source.once = not followers
             source.mark_waiting()
             source.start()
         self.certificates.start()

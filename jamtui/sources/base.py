@@ -121,6 +121,7 @@ class Source:
     """Base of every backend adapter: threads, stop, and health bookkeeping."""
 
     name = "backend"
+    once = False  # a one-shot command (`status`, `snapshot`): the first picture, no watching
     hint = ""  # where the operator fixes its settings, e.g. "[nomad] token / NOMAD_TOKEN"
 
     def __init__(self, store: Store, address: str, secrets: Iterable[Secret] = ()) -> None:
