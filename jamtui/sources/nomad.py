@@ -351,7 +351,7 @@ class NomadSource(NomadDepth, Source):
             partial(read, self._csi_volumes),
             self.read_namespaces,
             self.read_deployments,
-        ], FIRST_READS, self.stop_event, "read")
+        ], FIRST_READS, self.stop_event, f"{self.name}:read")
         read_index = self._read_index
         self._seen = {"Node": read_index.get("/v1/nodes", 0),
                       "Job": read_index.get("/v1/jobs", 0),

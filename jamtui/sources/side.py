@@ -20,12 +20,7 @@ def side_by_side(jobs: Sequence[Callable[[], Any]], bound: int, stop: threading.
     if not jobs:
         return []
     if len(jobs) == 1 or bound <= 1:
-        out = []
-        for job in jobs:
-            if stop.is_set():
-                raise BackendError("stopped")
-            out.append(job())
-        return out
+        return [job() for job in jobs]
     pending = iter(enumerate(jobs))
     take = threading.Lock()
     failed = threading.Event()
@@ -44,8 +39,7 @@ def side_by_side(jobs: Sequence[Callable[[], Any]], bound: int, stop: threading.
                 results.put((n, None, exc))
 
     for i in range(min(bound, len(jobs))):
-        threading.Thread(target=worker, name=f"{threading.current_thread().name}:{name}{i}",
-                         daemon=True).start()
+        threading.Thread(target=worker, name=f"{name}{i}", daemon=True).start()
     out: list[Any] = [None] * len(jobs)
     for _ in jobs:
         while True:

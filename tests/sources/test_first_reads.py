@@ -221,3 +221,30 @@ def test_a_one_shot_engine_reads_the_first_picture_only(lab: Lab, tmp_path: Path
         "GET /v1/event/stream?topic"] == stream
     assert sum(n for k, n in asked[1].items()
                if k.startswith("GET /v1/health/state/any")) == checks
+
+
+def test_a_stopped_proxmox_starts_no_more_config_reads(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`status` stops listening after `--timeout`: the VM configs still queued must not be
+    read (a thread pool's queue ran to its end, and the process waited for it at exit)."""
+    import jamtui.sources.proxmox as proxmox
+
+    bound = 2  # the small lab has 7 running VMs
+    monkeypatch.setattr(proxmox, "CONFIG_READS", bound)
+    src = ProxmoxSource(Store(), _cfg(lab, tmp_path).proxmox, poll_interval=30)
+    started: list[int] = []
+    real = src._config_ip
+
+    def slow_config(node: str, vmid: int) -> str | None:
+        started.append(vmid)
+        time.sleep(0.5)
+        return real(node, vmid)
+
+    src._config_ip = slow_config  # type: ignore[method-assign]
+    running = lab.call(lambda: sum(1 for v in lab.world.vms.values() if v.status == "running"))
+    assert running > bound
+    src.start()
+    wait_for(lambda: started, timeout=10)
+    src.stop()
+    time.sleep(1.5)  # the reads under way end; none may begin
+    assert len(started) <= bound
