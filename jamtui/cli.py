@@ -217,7 +217,7 @@ def run_status(cfg: Config, timeout: float) -> int:
 
     _one_shot_heap()
     engine = Engine(cfg)
-    engine.start(followers=False)
+    engine.start(followers=False, summary=True)
     try:
         engine.settle(timeout)
         code = exit_code(engine.store, set(engine.sources))

@@ -346,7 +346,8 @@ class NomadSource(NomadDepth, Source):
         nodes, jobs, allocs, csi, _, _ = side_by_side([
             partial(read, partial(self._call, self.client.nodes.get_nodes)),
             partial(read, self._jobs, lambda js: [decode_job(j) for j in js]),
-            partial(read, partial(self._call, self.client.allocations.get_allocations),
+            partial(read, partial(self._call, self.client.allocations.get_allocations,
+                                  task_states=False if self.summary else None),
                     lambda al: [decode_alloc(a) for a in al]),
             partial(read, self._csi_volumes),
             self.read_namespaces,

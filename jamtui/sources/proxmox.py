@@ -284,7 +284,7 @@ class ProxmoxSource(Source):
                         [decode_storage(r) for r in resources if r.get("type") == "storage"],
                         guests)
             self._last_resources = resources
-        if unknown:
+        if unknown and not self.summary:  # `status` prints no addresses
             self._enrich(unknown)
             self._write(None, None, guests)
         if report:

@@ -248,3 +248,24 @@ def test_a_stopped_proxmox_starts_no_more_config_reads(
     src.stop()
     time.sleep(1.5)  # the reads under way end; none may begin
     assert len(started) <= bound
+
+
+def test_status_waits_for_no_detail_it_does_not_print(lab: Lab, tmp_path: Path) -> None:
+    """`status` prints counts: no VM config for its address (a GET per running VM, 104 at
+    the 5,000-allocation lab), no task states with the allocations (most of their 8 MB)."""
+    assert lab.ctx is not None
+    key = "GET /v1/allocations?namespace&task_states"  # python-nomad sends its namespace
+    before = lab.ctx.requests[key]
+    engine = Engine(_cfg(lab, tmp_path))
+    engine.start(followers=False, summary=True)
+    try:
+        assert not engine.settle(30)
+        store = engine.store
+        assert store.backend("proxmox").health.value == "ok"
+        assert store.items(Kind.VM) and store.items(Kind.HYPERVISOR)
+        assert engine.sources["proxmox"]._ips == {}  # type: ignore[attr-defined]
+        allocs = store.items(Kind.ALLOCATION)
+        assert allocs and all(not a.tasks for a in allocs)
+        assert lab.ctx.requests[key] == before + 1
+    finally:
+        engine.stop()
