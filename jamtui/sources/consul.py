@@ -253,6 +253,7 @@ class ConsulSource(Source):
         # while the first picture is read: the services not yet taken in (the check watch
         # leaves their unknown instances to it, and all of them before it begins)
         self._pending: set[str] | None = None
+        self._stored: dict[str, set[str]] = {}  # the first picture: instance ids by service
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._services_step, "services"), "services")
@@ -421,6 +422,11 @@ class ConsulSource(Source):
             self._names = dict(names)
             self._pending = set(names)
             self._bases, self._by_service, self._on_node = {}, {}, {}
+            # what the store holds of each service (an earlier attempt's), found in one pass:
+            # a scoped replace per service was a pass over every instance each (50 x 5,000)
+            self._stored = {}
+            for inst in self.store.items(Kind.INSTANCE):
+                self._stored.setdefault(inst.service, set()).add(inst.id)
         started = time.monotonic()
         jobs: list[tuple[str, Callable[[], Any]]] = [
             ("", partial(self._quietly, self.read_cluster)),
@@ -436,6 +442,7 @@ class ConsulSource(Source):
         finally:
             with self._lock:
                 self._pending = None
+                self._stored = {}
         with self._lock, self.store.batch():
             self._names_known = True
             # what an earlier, failed attempt wrote and is gone now
@@ -502,8 +509,12 @@ class ConsulSource(Source):
             for b in bases:
                 self._on_node.setdefault(b.node, set()).add(b.id)
             instances = [replace(b, checks=self._checks_of(b)) for b in bases]
+            gone = self._stored.pop(name, set()) - {i.id for i in instances}
             with self.store.batch():
-                self.store.replace(Kind.INSTANCE, instances, scope=lambda i: i.service == name)
+                for iid in gone:
+                    self.store.remove(Kind.INSTANCE, iid)
+                for inst in instances:
+                    self.store.upsert(Kind.INSTANCE, inst)
                 self.store.upsert(Kind.SERVICE, summarize(name, self._names.get(name) or [],
                                                           instances))
 
