@@ -241,7 +241,9 @@ class ConsulSource(Source):
         self._by_service: dict[str, set[str]] = {}
         self._on_node: dict[str, set[str]] = {}
         self._check_map: dict[tuple[str, str], NodeCheck] = {}
-        self._checks_by_node: dict[str, list[NodeCheck]] = {}
+        # node -> service id ("" for the node's own checks) -> its checks: an instance's
+        # checks without a pass over its node's every check (5,000 instances, 100 nodes)
+        self._checks_by_node: dict[str, dict[str, list[NodeCheck]]] = {}
         self._checks_loaded = False
         self._services_seen = 0  # the service list's index last acted on
         self._instances_moved = 0  # the checks' index at which instances were seen come/go
@@ -371,9 +373,9 @@ class ConsulSource(Source):
             loaded = self._checks_loaded
             self._checks_loaded = True
             changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
-            by_node: dict[str, list[NodeCheck]] = {}
+            by_node: dict[str, dict[str, list[NodeCheck]]] = {}
             for (node, _), check in new.items():
-                by_node.setdefault(node, []).append(check)
+                by_node.setdefault(node, {}).setdefault(check.info.service_id, []).append(check)
             self._checks_by_node = by_node
             touched: set[str] = set()
             reread: set[str] = set()
@@ -508,7 +510,7 @@ class ConsulSource(Source):
             self._by_service[name] = {b.id for b in bases}
             for b in bases:
                 self._on_node.setdefault(b.node, set()).add(b.id)
-            instances = [replace(b, checks=self._checks_of(b)) for b in bases]
+            instances = [self._checked(b) for b in bases]
             gone = self._stored.pop(name, set()) - {i.id for i in instances}
             with self.store.batch():
                 for iid in gone:
@@ -542,18 +544,23 @@ class ConsulSource(Source):
         return not self._names_known and (self._pending is None or name in self._pending)
 
     def _service_checks(self, node: str, sid: str) -> bool:
-        return any(c.info.service_id == sid for c in self._checks_by_node.get(node, ()))
+        return bool(self._checks_by_node.get(node, {}).get(sid))
 
     def _checks_of(self, base: ServiceInstance) -> tuple[CheckInfo, ...]:
         """An instance's checks as `/v1/health/service` gives them (its node's checks and
         its own), from the check watch once that has answered, else as read."""
         if not self._checks_loaded:
             return tuple(sorted(base.checks, key=lambda c: (c.service_id, c.check_id)))
-        mine = [c.info for c in self._checks_by_node.get(base.node, ())
-                if c.info.service_id in ("", base.service_id)]
+        on_node = self._checks_by_node.get(base.node, {})
+        mine = [c.info for c in (*on_node.get("", ()), *on_node.get(base.service_id, ()))]
         if not any(c.service_id for c in mine):  # not in the watch's answer yet
             mine += [c for c in base.checks if c.service_id]
         return tuple(sorted(mine, key=lambda c: (c.service_id, c.check_id)))
+
+    def _checked(self, base: ServiceInstance) -> ServiceInstance:
+        """The instance with its current checks (itself when they are the ones it has)."""
+        checks = self._checks_of(base)
+        return base if checks == base.checks else replace(base, checks=checks)
 
     def _restate(self, ids: set[str]) -> None:
         """Give these instances their current checks; recount their services."""
@@ -561,8 +568,7 @@ class ConsulSource(Source):
             return
         # under the lock: a thread holding an older picture must not write it after ours
         with self._lock, self.store.batch():
-            instances = [replace(self._bases[i], checks=self._checks_of(self._bases[i]))
-                         for i in ids if i in self._bases]
+            instances = [self._checked(self._bases[i]) for i in ids if i in self._bases]
             for inst in instances:
                 self.store.upsert(Kind.INSTANCE, inst)
             self._recount({i.service for i in instances})
