@@ -319,6 +319,9 @@ class ConsulSource(Source):
         `ready` means the whole picture is in; later, only the services whose name or tags
         changed are read again, and the instances the check watch saw come or go. A change
         nothing explains (an instance without checks) reads every service again."""
+        if self.once and self._names_known:  # a one-shot command holds no query open:
+            self.stop_event.wait()  # its stop would wait for it
+            return
         changed, names, resp = self._block(self._services, "/v1/catalog/services")
         names = names or {}
         self._permit_services(resp, names)

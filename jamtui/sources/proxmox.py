@@ -197,6 +197,11 @@ class ProxmoxSource(Source):
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._poll, "cluster resources"), "poll")
 
+    def stop(self, timeout: float = 1.0) -> None:
+        self.stop_event.set()
+        self._wake.set()  # the poll's pause ends now, not at its next quarter second
+        super().stop(timeout)
+
     def report_failure(self, exc: BaseException, what: str = "") -> None:
         super().report_failure(self._words(exc), what)
 

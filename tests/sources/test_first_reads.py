@@ -216,7 +216,10 @@ def test_a_one_shot_engine_reads_the_first_picture_only(lab: Lab, tmp_path: Path
         assert instances and all(i.checks for i in instances)
         assert store.get(Kind.QUORUM, "nomad") and store.get(Kind.QUORUM, "consul")
     finally:
-        engine.stop()
+        engine.stop(timeout=5)
+    # nothing held open that the stop had to wait for (Consul's held catalog query did,
+    # the full timeout, before `snapshot` printed a thing)
+    assert not [t.name for s in engine.sources.values() for t in s._threads if t.is_alive()]
     assert asked[0]["GET /v1/event/stream?index&topic"] + asked[0][
         "GET /v1/event/stream?topic"] == stream
     assert sum(n for k, n in asked[1].items()
