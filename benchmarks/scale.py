@@ -178,7 +178,9 @@ class Term:
 # a hypervisor, a VM, a routed service and an allocation, each as a whole row
 FULL = (re.compile(r"pve\d+\s+● online"),
         re.compile(r"\b\d{3,4}\s+(?:VM\s+|CT\s+)?\S+\s+[●○] (running|stopped)"),  # TYPE (#16)
-        re.compile(r"urlprefix-"), re.compile(r"\b[0-9a-f]{8}\s+\S+\[\d+\]\s+[●✓]"))
+        re.compile(r"urlprefix-"),
+        # NAMESPACE shows between NAME and STATUS where Nomad has more than one (the big labs)
+        re.compile(r"\b[0-9a-f]{8}\s+\S+\[\d+\]\s+(?:\S+\s+)?[●✓]"))
 
 
 def full_frame(screen: str) -> bool:

@@ -217,7 +217,7 @@ def run_status(cfg: Config, timeout: float) -> int:
 
     _one_shot_heap()
     engine = Engine(cfg)
-    engine.start(followers=False)
+    engine.start(followers=False, summary=True)
     try:
         engine.settle(timeout)
         code = exit_code(engine.store, set(engine.sources))
@@ -438,17 +438,26 @@ def _lab_console(lab: object, stop: threading.Event) -> None:
 
 def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
     from .engine import Engine
-    from .ui.app import JamApp
-    from .ui.keymap import with_overrides
 
-    try:
-        keymap = with_overrides(dict(cfg.keys))
-    except ValueError as exc:
-        raise ConfigError(f"{cfg.path}: {exc}") from exc
+    # the first reads go on while the UI is imported and Textual starts (half a second and
+    # more of the first frame at 5,000 allocations); the screens read the store whole when
+    # they mount, so nothing written meanwhile is missed
     engine = Engine(cfg)
-    read_only = bool(getattr(args, "read_only", False) or cfg.read_only)
-    app = JamApp(engine, read_only=read_only, keymap=keymap, keys=dict(cfg.keys))
-    app.run()
+    engine.start()
+    try:
+        from .ui.app import JamApp
+        from .ui.keymap import with_overrides
+
+        try:
+            keymap = with_overrides(dict(cfg.keys))
+        except ValueError as exc:
+            raise ConfigError(f"{cfg.path}: {exc}") from exc
+        read_only = bool(getattr(args, "read_only", False) or cfg.read_only)
+        app = JamApp(engine, read_only=read_only, keymap=keymap, keys=dict(cfg.keys),
+                     start_engine=False)
+        app.run()
+    finally:
+        engine.stop()
     return app.return_code or 0  # 1 after an unexpected exception (said in one line)
 
 

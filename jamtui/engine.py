@@ -66,15 +66,20 @@ class Engine:
         # verification off shows from the first frame; expiry once a handshake has read it
         self.certificates = CertWatch(store, endpoints_of(cfg))
 
-    def start(self, followers: bool = True) -> None:
+    def start(self, followers: bool = True, summary: bool = False) -> None:
         """Begin watching. `followers=False` for one-shot commands: they print the store once
         and need neither the `:events` history nor the route book (deriving the timeline for
         every first-read allocation cost the source threads, and so the answer, time at 5,000
-        allocations)."""
+        allocations), and the sources read their first picture only (`Source.once`: no
+        event stream or check watch whose first answers the output would not use).
+        `summary=True` for `status`, which prints counts: no VM configs for their addresses,
+        no task states with the allocations (`Source.summary`)."""
         if followers:
             self.timeline.start()
             self.routes.start()
         for source in self.sources.values():
+            source.once = not followers
+            source.summary = summary
             source.mark_waiting()
             source.start()
         self.certificates.start()

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, NomadConfig
 from .plain import block, line
-from .sources.exec import ExecError, ExecTarget, run_exec
-from .sources.reasons import in_words
-from .sources.tls import TLSSettings
+
+if TYPE_CHECKING:  # the WebSocket client (aiohttp) is imported by `exec` alone: every
+    from .sources.exec import ExecTarget  # other command built this parser for nothing
 
 
 def add_parser(sub: Any, common: Any) -> None:
@@ -37,6 +35,12 @@ def add_parser(sub: Any, common: Any) -> None:
 
 def resolve(cfg: NomadConfig, alloc: str, task: str | None) -> ExecTarget:
     """The allocation by ID or unique prefix, and its task; LookupError in words."""
+    import requests
+
+    from .sources.exec import ExecTarget
+    from .sources.reasons import in_words
+    from .sources.tls import TLSSettings
+
     tls = TLSSettings.of("nomad", cfg)
     session = tls.session()
     session.headers.update(cfg.auth_headers())
@@ -76,6 +80,8 @@ def resolve(cfg: NomadConfig, alloc: str, task: str | None) -> ExecTarget:
 
 
 def run_exec_command(cfg: Config, args: argparse.Namespace) -> int:
+    from .sources.exec import ExecError, ExecTarget, run_exec
+
     command = list(args.cmd)
     if command and command[0] == "--":
         command = command[1:]

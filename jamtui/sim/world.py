@@ -1109,15 +1109,13 @@ class World(Scheduler):
         return {k: sorted(v) for k, v in sorted(out.items())}
 
     def service_entries(self, name: str) -> list[tuple[ConsulNode, ServiceInstance, list[Check]]]:
-        """What /v1/health/service/<name> is made of: node, service and all relevant checks."""
+        """What /v1/health/service/<name> is made of: node, service and all relevant checks.
+        Consul looks a service up by its name in an index; so does the lab (a pass over
+        every instance and check for each service read made the lab, not the product, the
+        bottleneck of a first picture at 5,000 instances: 50 reads, one core)."""
         out = []
-        mine = sorted((s for s in self.services.values() if s.name == name),
-                      key=lambda s: (s.node, s.id))
-        nodes = {s.node for s in mine}
-        on_node: dict[str, list[Check]] = {}  # one pass over the checks, not one per instance
-        for c in self.checks.values():
-            if c.node in nodes:
-                on_node.setdefault(c.node, []).append(c)
+        by_name, on_node = self._consul_index()
+        mine = sorted(by_name.get(name, ()), key=lambda s: (s.node, s.id))
         for svc in mine:
             node = self.consul_nodes.get(svc.node)
             if node is None:
@@ -1125,6 +1123,23 @@ class World(Scheduler):
             checks = [c for c in on_node.get(svc.node, ()) if c.service_id in ("", svc.id)]
             out.append((node, svc, sorted(checks, key=lambda c: (c.service_id, c.check_id))))
         return out
+
+    def _consul_index(self) -> tuple[dict[str, list[ServiceInstance]], dict[str, list[Check]]]:
+        """Instances by service name and checks by node, rebuilt when the catalog moves
+        (every change to `services`, `checks` or `nodes` bumps their Raft index first)."""
+        key = (self.consul.of("services", "checks", "nodes"), len(self.services),
+               len(self.checks))
+        cached = getattr(self, "_consul_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        by_name: dict[str, list[ServiceInstance]] = {}
+        for svc in self.services.values():
+            by_name.setdefault(svc.name, []).append(svc)
+        on_node: dict[str, list[Check]] = {}
+        for c in self.checks.values():
+            on_node.setdefault(c.node, []).append(c)
+        self._consul_cache = (key, by_name, on_node)
+        return by_name, on_node
 
     def kv_put(self, key: str, value: bytes, flags: int = 0, cas: int | None = None) -> bool:
         old = self.kv.get(key)

@@ -121,6 +121,8 @@ class Source:
     """Base of every backend adapter: threads, stop, and health bookkeeping."""
 
     name = "backend"
+    once = False  # a one-shot command (`status`, `snapshot`): the first picture, no watching
+    summary = False  # `status`: the counts it prints, not each record's detail
     hint = ""  # where the operator fixes its settings, e.g. "[nomad] token / NOMAD_TOKEN"
 
     def __init__(self, store: Store, address: str, secrets: Iterable[Secret] = ()) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +21,7 @@ from ..inventory import Inventory
 from ..model import VM, Hypervisor, Kind, PveTask, Snapshot, Storage, Volume
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed
+from .side import side_by_side
 from .tls import TLSSettings
 
 CONFIG_READS = 8  # VM configs read at once when new VMs appear
@@ -196,6 +197,11 @@ class ProxmoxSource(Source):
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._poll, "cluster resources"), "poll")
 
+    def stop(self, timeout: float = 1.0) -> None:
+        self.stop_event.set()
+        self._wake.set()  # the poll's pause ends now, not at its next quarter second
+        super().stop(timeout)
+
     def report_failure(self, exc: BaseException, what: str = "") -> None:
         super().report_failure(self._words(exc), what)
 
@@ -212,13 +218,9 @@ class ProxmoxSource(Source):
 
     def _poll(self) -> float | None:
         self._wake.clear()
-        latency = self.refresh(report=False)
-        try:
-            news = self.refresh_tasks()
-        except ResourceException as exc:  # the task list is one feature, not the backend
-            self.refuse("tasks", "Sys.Audit", f"Proxmox tasks: not read ({exc.status_code} "
-                        f"{exc.content or exc.status_message})", Kind.PVE_TASK.value)
-            news = False
+        # the task list beside the guests (and their addresses), not after them
+        latency, news = side_by_side([partial(self.refresh, report=False), self._tasks],
+                                     2, self.stop_event, f"{self.name}:tasks")
         # answered once the whole picture is in (guests, their addresses, the tasks): a
         # one-shot `snapshot` takes the store when every source has answered
         self.report_ok(latency)
@@ -233,6 +235,14 @@ class ProxmoxSource(Source):
                 break
             self._wake.wait(min(left, 0.25))  # stop_event is checked four times a second
         return None
+
+    def _tasks(self) -> bool:
+        try:
+            return self.refresh_tasks()
+        except ResourceException as exc:  # the task list is one feature, not the backend
+            self.refuse("tasks", "Sys.Audit", f"Proxmox tasks: not read ({exc.status_code} "
+                        f"{exc.content or exc.status_message})", Kind.PVE_TASK.value)
+            return False
 
     def reread(self) -> None:
         """After an action's task ended: the guests and the task list at once."""
@@ -258,10 +268,11 @@ class ProxmoxSource(Source):
     def refresh(self, report: bool = True) -> float:
         """Read `/cluster/resources` (and new VMs' addresses) into the store; the answer's
         latency, reported as the backend's health unless `report` is False."""
-        if self._polls % PRIVILEGE_CHECK_EVERY == 0:
-            self._check_privileges()
+        reads = [partial(timed, partial(self._get, "cluster/resources"))]
+        if self._polls % PRIVILEGE_CHECK_EVERY == 0:  # beside it, not before it
+            reads.append(self._check_privileges)
         self._polls += 1
-        resources, latency = timed(lambda: self._get("cluster/resources"))
+        resources, latency = side_by_side(reads, 2, self.stop_event, f"{self.name}:read")[0]
         if not isinstance(resources, list):  # proxmoxer hands back {"errors": body} for non-JSON
             raise BackendError(f"{self.address} sent a malformed answer (not the JSON list "
                                "/cluster/resources returns). Is it really Proxmox VE?")
@@ -278,7 +289,7 @@ class ProxmoxSource(Source):
                         [decode_storage(r) for r in resources if r.get("type") == "storage"],
                         guests)
             self._last_resources = resources
-        if unknown:
+        if unknown and not self.summary:  # `status` prints no addresses
             self._enrich(unknown)
             self._write(None, None, guests)
         if report:
@@ -305,12 +316,10 @@ class ProxmoxSource(Source):
             except Exception:  # a timeout or reset on one config: read again next time
                 return vmid, False
 
-        if len(unknown) == 1:
-            found = [read(unknown[0])]
-        else:
-            with ThreadPoolExecutor(min(CONFIG_READS, len(unknown)),
-                                    thread_name_prefix="proxmox-config") as pool:
-                found = list(pool.map(read, unknown))
+        # daemon threads (side_by_side), not a pool: a one-shot command that stops
+        # listening must not wait at exit for the configs still queued
+        found = side_by_side([partial(read, item) for item in unknown], CONFIG_READS,
+                             self.stop_event, f"{self.name}:config")
         for vmid, ip in found:
             if ip is not False:
                 self._ips[vmid] = ip if isinstance(ip, str) else None
