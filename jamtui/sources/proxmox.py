@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -268,7 +269,7 @@ class ProxmoxSource(Source):
     def refresh(self, report: bool = True) -> float:
         """Read `/cluster/resources` (and new VMs' addresses) into the store; the answer's
         latency, reported as the backend's health unless `report` is False."""
-        reads = [partial(timed, partial(self._get, "cluster/resources"))]
+        reads: list[Callable[[], Any]] = [partial(timed, partial(self._get, "cluster/resources"))]
         if self._polls % PRIVILEGE_CHECK_EVERY == 0:  # beside it, not before it
             reads.append(self._check_privileges)
         self._polls += 1
