@@ -182,6 +182,7 @@ class ProxmoxSource(Source):
         # the configured interval otherwise, and at once after an action (see `nudge`)
         self.foreground = False
         self._wake = threading.Event()
+        self._tasks_due = 0.0  # monotonic time of the next /cluster/tasks read
 
     def set_foreground(self, on: bool) -> None:
         """The screen shows (or stops showing) VMs or hypervisors: poll fast (or slow)."""
@@ -211,14 +212,21 @@ class ProxmoxSource(Source):
         return exc
 
     def _poll(self) -> float | None:
+        woken = self._wake.is_set()
         self._wake.clear()
         latency = self.refresh(report=False)
-        try:
-            news = self.refresh_tasks()
-        except ResourceException as exc:  # the task list is one feature, not the backend
-            self.refuse("tasks", "Sys.Audit", f"Proxmox tasks: not read ({exc.status_code} "
-                        f"{exc.content or exc.status_message})", Kind.PVE_TASK.value)
-            news = False
+        # /cluster/tasks at the configured interval, and at once after an action or when the
+        # screen turns to VMs: the fast foreground read is /cluster/resources alone (it shows
+        # a guest's new state itself; reading both each second was half of the poll's cost)
+        news = False
+        now = time.monotonic()
+        if woken or now >= self._tasks_due:
+            self._tasks_due = now + self.poll_interval
+            try:
+                news = self.refresh_tasks()
+            except ResourceException as exc:  # the task list is one feature, not the backend
+                self.refuse("tasks", "Sys.Audit", f"Proxmox tasks: not read ({exc.status_code} "
+                            f"{exc.content or exc.status_message})", Kind.PVE_TASK.value)
         # answered once the whole picture is in (guests, their addresses, the tasks): a
         # one-shot `snapshot` takes the store when every source has answered
         self.report_ok(latency)
