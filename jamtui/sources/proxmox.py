@@ -182,7 +182,7 @@ class ProxmoxSource(Source):
         # the configured interval otherwise, and at once after an action (see `nudge`)
         self.foreground = False
         self._wake = threading.Event()
-        self._tasks_due = 0.0  # monotonic time of the next /cluster/tasks read
+        self._tasks_next = 0.0  # monotonic time of the next /cluster/tasks read (`_tasks_due`)
 
     def set_foreground(self, on: bool) -> None:
         """The screen shows (or stops showing) VMs or hypervisors: poll fast (or slow)."""
@@ -215,18 +215,12 @@ class ProxmoxSource(Source):
         woken = self._wake.is_set()
         self._wake.clear()
         latency = self.refresh(report=False)
-        # /cluster/tasks at the configured interval, and at once after an action or when the
-        # screen turns to VMs: the fast foreground read is /cluster/resources alone (it shows
-        # a guest's new state itself; reading both each second was half of the poll's cost)
-        news = False
-        now = time.monotonic()
-        if woken or now >= self._tasks_due:
-            self._tasks_due = now + self.poll_interval
-            try:
-                news = self.refresh_tasks()
-            except ResourceException as exc:  # the task list is one feature, not the backend
-                self.refuse("tasks", "Sys.Audit", f"Proxmox tasks: not read ({exc.status_code} "
-                            f"{exc.content or exc.status_message})", Kind.PVE_TASK.value)
+        try:
+            news = self.refresh_tasks() if self._tasks_due(woken) else False
+        except ResourceException as exc:  # the task list is one feature, not the backend
+            self.refuse("tasks", "Sys.Audit", f"Proxmox tasks: not read ({exc.status_code} "
+                        f"{exc.content or exc.status_message})", Kind.PVE_TASK.value)
+            news = False
         # answered once the whole picture is in (guests, their addresses, the tasks): a
         # one-shot `snapshot` takes the store when every source has answered
         self.report_ok(latency)
@@ -241,6 +235,16 @@ class ProxmoxSource(Source):
                 break
             self._wake.wait(min(left, 0.25))  # stop_event is checked four times a second
         return None
+
+    def _tasks_due(self, woken: bool) -> bool:
+        """/cluster/tasks at the configured interval, and at once after an action or when the
+        screen turns to VMs (`woken`): the fast foreground read is /cluster/resources alone
+        (it shows a guest's new state itself; both each second were twice the requests)."""
+        now = time.monotonic()
+        if woken or now >= self._tasks_next:
+            self._tasks_next = now + self.poll_interval
+            return True
+        return False
 
     def reread(self) -> None:
         """After an action's task ended: the guests and the task list at once."""
