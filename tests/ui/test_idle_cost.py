@@ -54,3 +54,67 @@ async def test_a_pane_without_cpu_and_mem_polls_no_allocation_stats() -> None:
         nomad_views.poll_tick(app)
         await pilot.pause(0.05)
         assert started and len(started[-1]) == 12
+
+
+async def test_a_changed_cell_is_drawn_as_a_whole_repaint_would_draw_it() -> None:
+    """Only the changed cells are rendered into a row's cached line; the line must be what
+    rendering the whole row afresh gives, on the cursor's row and on another."""
+    from tests.ui.test_table_keys import NOW
+    from tests.ui.test_table_keys import alloc as young
+
+    now = [NOW]
+    store = Store(clock=lambda: now[0])
+    for i in range(5):
+        store.upsert(Kind.ALLOCATION, young(i, age=3 * 3600 + 50 + i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.focus()
+        await pilot.pause(0.1)
+        header = table.header_height
+        before = [table.render_line(row + header) for row in range(5)]
+        assert table.cursor_row == 0
+        now[0] += 60  # every AGE moves a minute: 3h00m → 3h01m
+        table.refresh_times()
+        await pilot.pause(0.1)
+        patched = [table.render_line(row + header) for row in range(5)]
+        assert all("3h01m" in line.text for line in patched)
+        assert patched != before
+        table._clear_caches()
+        table._update_count += 1
+        fresh = [table.render_line(row + header) for row in range(5)]
+        # the cursor's row keeps its highlight, and every segment is what a full render gives
+        assert [list(line) for line in patched] == [list(line) for line in fresh]
+        first = [next(iter(line)).style for line in patched[:2]]
+        assert first[0] != first[1]  # the cursor's row is drawn as the cursor's
+
+
+async def test_a_change_in_columns_not_shown_repaints_no_row() -> None:
+    """New CPU and MEM figures for rows of a pane too narrow to show those columns change
+    nothing on screen: no row is repainted."""
+    from collections import deque
+
+    store = Store()
+    with store.batch():
+        for i in range(12):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        pane = next(p.table for p in app.screen.panes if p.kind is Kind.ALLOCATION)
+        assert "cpu" not in pane.columns
+        repainted: list[int] = []
+        real = pane.refresh_row
+
+        def counting(row: int) -> None:
+            repainted.append(row)
+            real(row)
+
+        pane.refresh_row = counting  # type: ignore[method-assign]
+        ids = {str(a.id) for a in store.items(Kind.ALLOCATION)}
+        for aid in ids:  # as a stats poll leaves them
+            app.stats_poller.tasks[aid] = {"server": deque([(250.0, 64 << 20)])}
+        nomad_views._polled(app, ids)
+        await pilot.pause(0.1)
+        assert all("250" in " ".join(pane._texts[aid]) for aid in ids)  # the rows know them
+        assert repainted == []
