@@ -184,6 +184,7 @@ class ProxmoxSource(Source):
         # the configured interval otherwise, and at once after an action (see `nudge`)
         self.foreground = False
         self._wake = threading.Event()
+        self._tasks_next = 0.0  # monotonic time of the next /cluster/tasks read (`_tasks_due`)
 
     def set_foreground(self, on: bool) -> None:
         """The screen shows (or stops showing) VMs or hypervisors: poll fast (or slow)."""
@@ -218,10 +219,15 @@ class ProxmoxSource(Source):
         return exc
 
     def _poll(self) -> float | None:
+        woken = self._wake.is_set()
         self._wake.clear()
-        # the task list beside the guests (and their addresses), not after them
-        latency, news = side_by_side([partial(self.refresh, report=False), self._tasks],
-                                     2, self.stop_event, f"{self.name}:tasks")
+        # the task list beside the guests (and their addresses), not after them; read at
+        # the configured interval, not on every fast foreground read (`_tasks_due`)
+        reads: list[Callable[[], Any]] = [partial(self.refresh, report=False)]
+        if self._tasks_due(woken):
+            reads.append(self._tasks)
+        latency, *tasks = side_by_side(reads, 2, self.stop_event, f"{self.name}:tasks")
+        news = bool(tasks and tasks[0])
         # answered once the whole picture is in (guests, their addresses, the tasks): a
         # one-shot `snapshot` takes the store when every source has answered
         self.report_ok(latency)
@@ -236,6 +242,16 @@ class ProxmoxSource(Source):
                 break
             self._wake.wait(min(left, 0.25))  # stop_event is checked four times a second
         return None
+
+    def _tasks_due(self, woken: bool) -> bool:
+        """/cluster/tasks at the configured interval, and at once after an action or when the
+        screen turns to VMs (`woken`): the fast foreground read is /cluster/resources alone
+        (it shows a guest's new state itself; both each second were twice the requests)."""
+        now = time.monotonic()
+        if woken or now >= self._tasks_next:
+            self._tasks_next = now + self.poll_interval
+            return True
+        return False
 
     def _tasks(self) -> bool:
         try:

@@ -87,6 +87,17 @@ def age(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def age_column(seconds: float | None) -> str:
+    """AGE in a table: seconds for the first minute, whole minutes for the first hour (5m),
+    then as `age` (3h05m, 12d03h). A row's AGE changes once a minute at most after its first
+    minute, not every second: each second's tick repainted every young row on screen (a
+    DataTable line costs about a millisecond: 40 rows of `:allocs` were 4 % of a core idle).
+    Whole minutes are what the second says, rounded down: still true."""
+    if seconds and 60 <= seconds < 3600:
+        return f"{int(seconds) // 60}m"
+    return age(seconds)
+
+
 def since(timestamp: float | None, now: float | None = None) -> str:
     if not timestamp:
         return "-"
@@ -208,7 +219,8 @@ COLUMNS: dict[Kind, list[Column]] = {
         Column("name", "NAME", lambda o, s, h: o.name),
         Column("status", "STATUS", _alloc_status),
         Column("node", "NODE", lambda o, s, h: o.node_name or o.node_id[:8]),
-        Column("age", "AGE", lambda o, s, h: since(o.create_time, s.clock())),
+        Column("age", "AGE", lambda o, s, h: age_column(
+            s.clock() - o.create_time if o.create_time else None)),
     ],
     Kind.JOB: [
         Column("id", "JOB", lambda o, s, h: o.id),

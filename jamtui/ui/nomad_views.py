@@ -824,6 +824,8 @@ def visible_alloc_ids(app: Any, limit: int = 60) -> set[str]:
         if table is None or getattr(table, "kind", None) is not Kind.ALLOCATION \
                 or not table.row_count:
             continue
+        if "cpu" not in table.columns and "mem" not in table.columns:
+            continue  # a pane too narrow for CPU and MEM (the overview's): nothing to show
         top = int(table.scroll_offset.y)
         for row in table.ordered_rows[top:top + max(1, table.size.height)][:limit]:
             if row.key.value is not None:

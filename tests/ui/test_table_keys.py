@@ -1,7 +1,8 @@
 """Tables at k9s's level (#14): a stable order per view with rows added later in their sorted
 place, sorting by keyboard on typed keys (kept per view for the session), the navigation
-keys, AGE ticking each second, widths that follow the content both ways, the columns that
-stay on an 80-column terminal, and a 5,000-row view whose rows are all in at once (#17)."""
+keys, AGE ticking (each second in its first minute, then each minute), widths that follow
+the content both ways, the columns that stay on an 80-column terminal, and a 5,000-row view
+whose rows are all in at once (#17)."""
 
 from __future__ import annotations
 
@@ -116,10 +117,10 @@ async def test_sorting_by_keyboard_on_typed_keys_kept_per_view() -> None:
         assert table._sort == ("age", False)
         assert "AGE ▲" in header(table) and "NAME ▲" not in header(table)
         # by duration: as text, "12d03h" would come first and "5s" after "3m00s"
-        assert column(table, "age") == ["5s", "59s", "2m00s", "59m59s", "12d03h"]
+        assert column(table, "age") == ["5s", "59s", "2m", "59m", "12d03h"]
         await pilot.press("exclamation_mark")
         assert "AGE ▼" in header(table)
-        assert column(table, "age") == ["12d03h", "59m59s", "2m00s", "59s", "5s"]
+        assert column(table, "age") == ["12d03h", "59m", "2m", "59s", "5s"]
         await pilot.press("<")
         assert table._sort == ("node", False) and "NODE ▲" in header(table)
         await pilot.press(">")
@@ -165,6 +166,41 @@ async def test_navigation_keys() -> None:
         await pilot.press("pageup", "ctrl+u")
         assert table.cursor_row == 0
         assert table.selected_id() == "100"
+
+
+async def test_a_second_that_changes_no_age_repaints_no_row() -> None:
+    """Idle, the clock's tick redraws only what it changed: past its first minute an AGE
+    says whole minutes, so a second that crosses no minute repaints no row (each young row
+    was repainted every second: most of the cockpit's idle CPU, #17); the minute that
+    changes them repaints those rows, and only those."""
+    now = [NOW]
+    store = Store(clock=lambda: now[0])
+    for i in range(20):
+        store.upsert(Kind.ALLOCATION, alloc(i, age=5 * 60 + i))  # 5m00s ... 5m19s
+    store.upsert(Kind.ALLOCATION, alloc(20, age=3 * 3600 + 50))  # 3h00m50s
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = await view(pilot, app, "allocs")
+        assert set(column(table, "age")) == {"5m", "3h00m"}
+        repainted: list[int] = []
+        real = table.refresh_row
+
+        def counting(row: int) -> None:
+            repainted.append(row)
+            real(row)
+
+        table.refresh_row = counting  # type: ignore[method-assign]
+        for _ in range(5):  # 5m01s ... 5m24s: the same minutes
+            now[0] += 1
+            table.refresh_times()
+            await pilot.pause(0)
+        assert repainted == []
+        now[0] += 40  # 5m45s ... 6m04s, and 3h01m35s
+        table.refresh_times()
+        await pilot.pause(0)
+        ages = column(table, "age")
+        assert ages.count("6m") == 5 and ages.count("5m") == 15 and "3h01m" in ages
+        assert len(repainted) == 6  # the rows whose minute changed, no other
 
 
 async def test_age_ticks_each_second_and_fits_its_widest() -> None:

@@ -1,0 +1,61 @@
+"""What the Proxmox poll costs while VMs are on screen (#17): /cluster/resources each second
+(a guest's new state shows within the second), /cluster/tasks at the configured interval and
+at once after an action, not both every second."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jamtui.config import load_config
+from jamtui.model import Kind
+from jamtui.sim.lab import Lab
+from jamtui.sources.proxmox import ProxmoxSource
+from jamtui.store import Store
+from tests.conftest import FAST
+from tests.helpers import wait_for
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with Lab(seed=9, tick=0, traffic=False, **FAST) as running:
+        yield running
+
+
+def test_the_foreground_poll_reads_resources_each_second_and_tasks_at_the_interval(
+        lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    store = Store()
+    src = ProxmoxSource(store, load_config(path, env=lab.env()).proxmox, poll_interval=30)
+    reads: Counter[str] = Counter()
+    get = src._get
+
+    def counting(what: str) -> Any:
+        reads[what] += 1
+        return get(what)
+
+    src._get = counting  # type: ignore[method-assign]
+    vm = next(v for v in lab.world.vms.values() if v.name == "bastion")
+    src.start()
+    try:
+        wait_for(lambda: store.items(Kind.VM) and reads["cluster/tasks"], timeout=10)
+        src.set_foreground(True)
+        wait_for(lambda: reads["cluster/resources"] >= 5, timeout=10)
+        # the first poll and the one the screen's turn to VMs woke: no more in 30 s
+        assert reads["cluster/tasks"] <= 2, reads
+        lab.call(lab.world.vm_stop, vm.node, vm.vmid)  # outside jamtui: no task to go by
+        wait_for(lambda: any(v.vmid == vm.vmid and v.status == "stopped"
+                             for v in store.items(Kind.VM)), timeout=5)
+        before = reads["cluster/tasks"]
+        src.vm_action(vm.node, vm.vmid, "start")  # through jamtui: its task is read at once
+        wait_for(lambda: reads["cluster/tasks"] > before, timeout=5)
+        wait_for(lambda: any(t.object_id == str(vm.vmid) and t.type == "qmstart"
+                             for t in store.items(Kind.PVE_TASK)), timeout=5)
+    finally:
+        lab.call(lab.world.vm_start, vm.node, vm.vmid)
+        src.stop()

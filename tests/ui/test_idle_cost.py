@@ -1,0 +1,120 @@
+"""What an idle cockpit asks and draws (#17): nothing polled for columns nobody sees."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from jamtui.model import Allocation, Kind, TaskInfo
+from jamtui.store import Store
+from jamtui.ui import nomad_views
+from jamtui.ui.app import JamApp
+from tests.helpers import allocs_view, fake_engine
+
+
+def alloc(i: int) -> Allocation:
+    # a name as long as the lab's (node-exporter.exporter[0]): the overview's half-width
+    # pane has no room left for CPU and MEM
+    return Allocation(f"{i:08x}-0000-4000-8000-000000000000",
+                      f"node-exporter-with-a-longer-name.exporter[{i}]", "node-exporter",
+                      "exporter", "n", "vs0", "running", "run", create_time=time.time() - 3600,
+                      tasks=(TaskInfo("server", "running"),))
+
+
+async def test_a_pane_without_cpu_and_mem_polls_no_allocation_stats() -> None:
+    """The overview asked Nomad for the stats of every allocation it shows (every 15 s), and
+    redrew their rows, while its pane was too narrow to show CPU or MEM."""
+    store = Store()
+    with store.batch():
+        for i in range(12):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        pane = next(p.table for p in app.screen.panes if p.kind is Kind.ALLOCATION)
+        assert pane.row_count == 12
+        assert "cpu" not in pane.columns and "mem" not in pane.columns
+        assert nomad_views.visible_alloc_ids(app) == set()
+        started: list[set[str]] = []
+        real_watch = app.stats_poller.watch
+
+        def watch(allocs: Any = (), nodes: Any = ()) -> None:
+            started.append(set(allocs))
+            real_watch(allocs, nodes)
+
+        app.stats_poller.watch = watch  # type: ignore[method-assign]
+        for _ in range(nomad_views.OVERVIEW_EVERY * 2):
+            nomad_views.poll_tick(app)
+            await pilot.pause(0.02)
+        assert started == []
+        # `:allocs` (the whole width) shows them: its rows are polled
+        _, table = await allocs_view(pilot, app)
+        await pilot.pause(0.2)
+        assert "cpu" in table.columns
+        nomad_views.poll_tick(app)
+        await pilot.pause(0.05)
+        assert started and len(started[-1]) == 12
+
+
+async def test_a_changed_cell_is_drawn_as_a_whole_repaint_would_draw_it() -> None:
+    """Only the changed cells are rendered into a row's cached line; the line must be what
+    rendering the whole row afresh gives, on the cursor's row and on another."""
+    from tests.ui.test_table_keys import NOW
+    from tests.ui.test_table_keys import alloc as young
+
+    now = [NOW]
+    store = Store(clock=lambda: now[0])
+    for i in range(5):
+        store.upsert(Kind.ALLOCATION, young(i, age=3 * 3600 + 50 + i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.focus()
+        await pilot.pause(0.1)
+        header = table.header_height
+        before = [table.render_line(row + header) for row in range(5)]
+        assert table.cursor_row == 0
+        now[0] += 60  # every AGE moves a minute: 3h00m → 3h01m
+        table.refresh_times()
+        await pilot.pause(0.1)
+        patched = [table.render_line(row + header) for row in range(5)]
+        assert all("3h01m" in line.text for line in patched)
+        assert patched != before
+        table._clear_caches()
+        table._update_count += 1
+        fresh = [table.render_line(row + header) for row in range(5)]
+        # the cursor's row keeps its highlight, and every segment is what a full render gives
+        assert [list(line) for line in patched] == [list(line) for line in fresh]
+        first = [next(iter(line)).style for line in patched[:2]]
+        assert first[0] != first[1]  # the cursor's row is drawn as the cursor's
+
+
+async def test_a_change_in_columns_not_shown_repaints_no_row() -> None:
+    """New CPU and MEM figures for rows of a pane too narrow to show those columns change
+    nothing on screen: no row is repainted."""
+    from collections import deque
+
+    store = Store()
+    with store.batch():
+        for i in range(12):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        pane = next(p.table for p in app.screen.panes if p.kind is Kind.ALLOCATION)
+        assert "cpu" not in pane.columns
+        repainted: list[int] = []
+        real = pane.refresh_row
+
+        def counting(row: int) -> None:
+            repainted.append(row)
+            real(row)
+
+        pane.refresh_row = counting  # type: ignore[method-assign]
+        ids = {str(a.id) for a in store.items(Kind.ALLOCATION)}
+        for aid in ids:  # as a stats poll leaves them
+            app.stats_poller.tasks[aid] = {"server": deque([(250.0, 64 << 20)])}
+        nomad_views._polled(app, ids)
+        await pilot.pause(0.1)
+        assert all("250" in " ".join(pane._texts[aid]) for aid in ids)  # the rows know them
+        assert repainted == []
