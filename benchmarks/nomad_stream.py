@@ -1,0 +1,105 @@
+"""Nomad stop → row on screen and `:allocs` load, against a lab that is already running.
+
+    .venv/bin/python benchmarks/nomad_stream.py --lab /tmp/lab5k [--config FILE]
+                                                [--samples 15] [--runs 1] [--jamtui-root DIR]
+
+`benchmarks/scale.py` builds its own labs; this drives the TUI (in tmux, read with
+capture-pane, with scale.py's own `Term`, `nomad_stops` and `open_allocs`) against a lab
+someone else runs (`jamtui lab --workdir DIR`: its `env.sh` gives the APIs, `--config` the
+jamtui.toml, e.g. `nofabio.toml` to leave Fabio's reads out). `--jamtui-root` runs jamtui from
+another checkout, for before/after figures in the same minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scale import (
+    ALLOC_ROW,
+    LabProc,
+    Term,
+    full_frame,
+    jamtui_cmd,
+    nomad_stops,
+    open_allocs,
+    pct,
+)
+
+
+class RunningLab(LabProc):
+    """A lab started elsewhere: its APIs from `env.sh`; never stopped from here."""
+
+    def __init__(self, workdir: Path, config: Path | None = None) -> None:
+        self.workdir = workdir
+        self.env = {}
+        for line in (workdir / "env.sh").read_text().splitlines():
+            if line.startswith("export "):
+                k, _, v = line[7:].partition("=")
+                self.env[k] = shlex.split(v)[0] if v else ""
+        self.config = config or workdir / "jamtui.toml"
+
+    def stop(self) -> None:
+        pass
+
+
+def running_rows(term: Term, want: int = 15, panes_before: int = 3) -> None:
+    """A shared lab's first allocations by name are stopped ones after a few runs (each
+    replacement is inserted among them and pushes rows out of the pane): sort the
+    overview's allocations pane by ID (a replacement's random id lands above a row near the
+    top of 5,000 almost never) and page down until `want` running ones are on screen."""
+    term.keys(*["Tab"] * panes_before, "<")
+    term.wait(lambda s: re.search(r"ID ▲\s+NAME ", s) is not None, 30, 0.05, "sort by ID")
+    for _ in range(40):
+        if len(ALLOC_ROW.findall(term.screen())) >= want:
+            return
+        term.keys("PageDown")
+        time.sleep(0.2)
+    raise TimeoutError("no running allocation on screen")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lab", default="/tmp/lab5k", help="the running lab's --workdir")
+    ap.add_argument("--config", help="jamtui.toml to use (default: the lab's)")
+    ap.add_argument("--samples", type=int, default=15)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--settle", type=float, default=5.0, help="seconds after the full frame")
+    ap.add_argument("--no-allocs", action="store_true", help="skip the :allocs load")
+    ap.add_argument("--jamtui-root", help="run jamtui from this checkout (before/after)")
+    args = ap.parse_args()
+    lab = RunningLab(Path(args.lab), Path(args.config) if args.config else None)
+    stops: list[float] = []
+    loads: list[float] = []
+    for _ in range(args.runs):
+        cmd, env = jamtui_cmd(args.jamtui_root, lab.config)
+        term = Term(cmd, {**lab.env, **env})
+        try:
+            term.wait(full_frame, 120, 0.05, "a full first frame")
+            time.sleep(args.settle)
+            running_rows(term, args.samples)
+            time.sleep(1)
+            nomad_stops(lab, term, args.samples, stops)
+            if not args.no_allocs:
+                open_allocs(lab, term, loads)
+        finally:
+            term.close()
+    ms = [f"{s * 1000:.0f}" for s in stops]
+    print(f"jamtui from {args.jamtui_root or Path(__file__).resolve().parent.parent}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    if stops:
+        print(f"Nomad stop → screen: p50 {pct(stops, 50) * 1000:.0f} / p95 "
+              f"{pct(stops, 95) * 1000:.0f} ms (n={len(stops)}): {' '.join(ms)}")
+    if loads:
+        print(":allocs loaded: " + " ".join(f"{v:.2f} s" for v in loads))
+
+
+if __name__ == "__main__":
+    main()
