@@ -55,13 +55,21 @@ def running_rows(term: Term, want: int = 15, panes_before: int = 3) -> None:
     replacement is inserted among them and pushes rows out of the pane): sort the
     overview's allocations pane by ID (a replacement's random id lands above a row near the
     top of 5,000 almost never) and page down until `want` running ones are on screen."""
-    term.keys(*["Tab"] * panes_before, "<")
-    term.wait(lambda s: re.search(r"ID ▲\s+NAME ", s) is not None, 30, 0.05, "sort by ID")
-    for _ in range(40):
-        if len(ALLOC_ROW.findall(term.screen())) >= want:
+    for _ in range(panes_before):
+        term.keys("Tab")
+        time.sleep(0.3)
+    term.wait(lambda s: " x stop " in s, 30, 0.05, "the allocations pane focused")
+    term.keys("<")
+    term.wait(lambda s: re.search(r"ID ▲\s+NAME\s+STATUS", s) is not None, 30, 0.05,
+              "sorted by ID")
+    time.sleep(1)
+    for _ in range(60):
+        screen = term.screen()
+        if len(ALLOC_ROW.findall(screen)) >= want:
             return
-        term.keys("PageDown")
-        time.sleep(0.2)
+        term.keys("PageDown")  # one at a time: keys typed ahead of a busy TUI page on later
+        term.wait(lambda s, before=screen: s != before, 30, 0.05, "the next page")
+        time.sleep(0.3)
     raise TimeoutError("no running allocation on screen")
 
 
