@@ -1,13 +1,15 @@
 """Nomad stop → row on screen and `:allocs` load, against a lab that is already running.
 
     .venv/bin/python benchmarks/nomad_stream.py --lab /tmp/lab5k [--config FILE]
-                                                [--samples 15] [--runs 1] [--jamtui-root DIR]
+                                                [--samples 15] [--allocs 1] [--runs 1]
+                                                [--jamtui-root DIR]
 
 `benchmarks/scale.py` builds its own labs; this drives the TUI (in tmux, read with
 capture-pane, with scale.py's own `Term`, `nomad_stops` and `open_allocs`) against a lab
 someone else runs (`jamtui lab --workdir DIR`: its `env.sh` gives the APIs, `--config` the
 jamtui.toml, e.g. `nofabio.toml` to leave Fabio's reads out). `--jamtui-root` runs jamtui from
-another checkout, for before/after figures in the same minute.
+another checkout, for before/after figures in the same minute. The stops are made on the
+overview's allocations pane sorted by ID (see `running_rows`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import os
 import re
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -80,7 +83,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=15)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--settle", type=float, default=5.0, help="seconds after the full frame")
-    ap.add_argument("--no-allocs", action="store_true", help="skip the :allocs load")
+    ap.add_argument("--allocs", type=int, default=1, help=":allocs loads per run (0: none)")
     ap.add_argument("--jamtui-root", help="run jamtui from this checkout (before/after)")
     args = ap.parse_args()
     lab = RunningLab(Path(args.lab), Path(args.config) if args.config else None)
@@ -92,10 +95,15 @@ def main() -> None:
         try:
             term.wait(full_frame, 120, 0.05, "a full first frame")
             time.sleep(args.settle)
-            running_rows(term, args.samples)
-            time.sleep(1)
-            nomad_stops(lab, term, args.samples, stops)
-            if not args.no_allocs:
+            if args.samples:
+                running_rows(term, args.samples)
+                time.sleep(1)
+                nomad_stops(lab, term, args.samples, stops)
+            for n in range(args.allocs):
+                if n:  # back to the overview, settled, before the next
+                    term.keys("Escape")
+                    term.wait(lambda s: "Hypervisors [" in s, 30, 0.05, "the overview")
+                    time.sleep(3)
                 open_allocs(lab, term, loads)
         finally:
             term.close()
@@ -106,7 +114,8 @@ def main() -> None:
         print(f"Nomad stop → screen: p50 {pct(stops, 50) * 1000:.0f} / p95 "
               f"{pct(stops, 95) * 1000:.0f} ms (n={len(stops)}): {' '.join(ms)}")
     if loads:
-        print(":allocs loaded: " + " ".join(f"{v:.2f} s" for v in loads))
+        print(f":allocs loaded: median {statistics.median(loads):.2f} s: "
+              + " ".join(f"{v:.2f}" for v in loads))
 
 
 if __name__ == "__main__":
