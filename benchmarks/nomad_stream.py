@@ -9,7 +9,7 @@ capture-pane, with scale.py's own `Term`, `nomad_stops` and `open_allocs`) again
 someone else runs (`jamtui lab --workdir DIR`: its `env.sh` gives the APIs, `--config` the
 jamtui.toml, e.g. `nofabio.toml` to leave Fabio's reads out). `--jamtui-root` runs jamtui from
 another checkout, for before/after figures in the same minute. The stops are made on the
-overview's allocations pane sorted by ID (see `running_rows`).
+overview's allocations pane, paged down to running ones (see `running_rows`).
 """
 
 from __future__ import annotations
@@ -53,24 +53,34 @@ class RunningLab(LabProc):
         pass
 
 
-def running_rows(term: Term, want: int = 15, panes_before: int = 3) -> None:
-    """A shared lab's first allocations by name are stopped ones after a few runs (each
-    replacement is inserted among them and pushes rows out of the pane): sort the
-    overview's allocations pane by ID (a replacement's random id lands above a row near the
-    top of 5,000 almost never) and page down until `want` running ones are on screen."""
+NAMED_ROW = re.compile(r"\b[0-9a-f]{8}\s+(\S+\[\d+\])\s+[●✓○✗]")
+
+
+def running_rows(term: Term, want: int = 15, by_id: bool = False, panes_before: int = 3
+                 ) -> None:
+    """A shared lab's first allocations by name are stopped ones after a few runs: focus the
+    overview's allocations pane and page down, one key at a time (keys typed ahead of a busy
+    TUI page on later), until `want` running ones are on screen. The sort stays by NAME, as
+    in scale.py: a stopped allocation's replacement (same name) goes in beside it. `by_id`
+    sorts by ID first (a replacement then goes anywhere, mostly off screen). Rows of system
+    jobs (one name for all their allocations, e.g. fabio.fabio[0]) are paged past."""
     for _ in range(panes_before):
         term.keys("Tab")
         time.sleep(0.3)
     term.wait(lambda s: " x stop " in s, 30, 0.05, "the allocations pane focused")
-    term.keys("<")
-    term.wait(lambda s: re.search(r"ID ▲\s+NAME\s+STATUS", s) is not None, 30, 0.05,
-              "sorted by ID")
-    time.sleep(1)
-    for _ in range(60):
+    if by_id:
+        term.keys("<")
+        term.wait(lambda s: re.search(r"ID ▲\s+NAME\s+STATUS", s) is not None, 30, 0.05,
+                  "sorted by ID")
+        time.sleep(1)
+    for _ in range(80):
         screen = term.screen()
-        if len(ALLOC_ROW.findall(screen)) >= want:
+        names = NAMED_ROW.findall(screen)
+        # a system job's allocations share one name: a replacement goes anywhere among them
+        # (by id) and can push the stopped row off the pane; a service's go in beside it
+        if len(ALLOC_ROW.findall(screen)) >= want and len(set(names)) == len(names):
             return
-        term.keys("PageDown")  # one at a time: keys typed ahead of a busy TUI page on later
+        term.keys("PageDown")
         term.wait(lambda s, before=screen: s != before, 30, 0.05, "the next page")
         time.sleep(0.3)
     raise TimeoutError("no running allocation on screen")
@@ -83,6 +93,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=15)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--settle", type=float, default=5.0, help="seconds after the full frame")
+    ap.add_argument("--by-id", action="store_true", help="stop on the pane sorted by ID")
     ap.add_argument("--allocs", type=int, default=1, help=":allocs loads per run (0: none)")
     ap.add_argument("--jamtui-root", help="run jamtui from this checkout (before/after)")
     args = ap.parse_args()
@@ -96,7 +107,7 @@ def main() -> None:
             term.wait(full_frame, 120, 0.05, "a full first frame")
             time.sleep(args.settle)
             if args.samples:
-                running_rows(term, args.samples)
+                running_rows(term, args.samples, args.by_id)
                 time.sleep(1)
                 nomad_stops(lab, term, args.samples, stops)
             for n in range(args.allocs):
