@@ -1041,5 +1041,5 @@ async def _stream_events(resp: web.StreamResponse, world: World,
         if time.monotonic() - last_write >= heartbeat:
             await resp.write(b"{}\n")
             last_write = time.monotonic()
-        await world.wait_change(max(0.05, heartbeat - (time.monotonic() - last_write)))
+        await world.wait_events(max(0.05, heartbeat - (time.monotonic() - last_write)))
     await resp.write_eof()

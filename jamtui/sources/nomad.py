@@ -217,6 +217,37 @@ def split_stream(buffer: str) -> tuple[list[dict[str, Any]], str]:
     return out, rest
 
 
+class LineReader:
+    """NDJSON bytes, in chunks as they come, to whole lines. Only each new chunk is looked
+    at: a frame of megabytes (a job of thousands of allocations) in many chunks is joined
+    once, when its newline comes, rather than the growing rest being concatenated and split
+    again for every chunk (quadratic). A newline byte never occurs inside a UTF-8 sequence,
+    so lines are cut on bytes and each decoded whole (json.loads takes UTF-8 bytes)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []  # the unfinished line, as it came
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The lines this chunk completes (without their newline), oldest first."""
+        if b"\n" not in chunk:
+            if chunk:
+                self._parts.append(chunk)
+            return []
+        *lines, rest = chunk.split(b"\n")
+        if self._parts:
+            self._parts.append(lines[0])
+            lines[0] = b"".join(self._parts)
+            self._parts = []
+        if rest:
+            self._parts.append(rest)
+        return lines
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished line held."""
+        return sum(len(p) for p in self._parts)
+
+
 # -- the source ----------------------------------------------------------------------------
 
 
@@ -254,7 +285,10 @@ class NomadSource(NomadDepth, Source):
             timeout=int(timeout),
             session=self.session,
         )
+        # jobs whose summary counts are to be read again (a Job or Allocation event named
+        # them), by the job reader thread: the stream never waits on a request
         self._job_refresh: set[str] = set()
+        self._job_wake = threading.Event()
         self._quorum_wake = threading.Event()  # a Node event: read the quorum again now
         self._quorum_tried = threading.Event()  # `ready` includes the first quorum read
         self._job_lock = threading.Lock()
@@ -273,6 +307,7 @@ class NomadSource(NomadDepth, Source):
             self.spawn(lambda: self.loop(self._read_once, "first read"), "read")
         else:
             self.spawn(lambda: self.loop(self._follow, "event stream"), "events")
+            self.spawn(lambda: self.loop(self._jobs_step, "job summaries"), "jobs")
         self.spawn(lambda: self.loop(self._quorum_step, "quorum"), "quorum")
         self.spawn_probe(self.poll_interval)
 
@@ -292,6 +327,7 @@ class NomadSource(NomadDepth, Source):
     def stop(self, timeout: float = 1.0) -> None:
         self.stop_event.set()
         self._quorum_wake.set()
+        self._job_wake.set()
         stream = self._stream
         if stream is not None:
             # close() would wait for the reader's lock (until the next heartbeat, up to 30 s);
@@ -462,14 +498,16 @@ class NomadSource(NomadDepth, Source):
         return None
 
     def _events(self, resp: requests.Response) -> Iterator[dict[str, Any]]:
-        buffer = ""
-        for chunk in resp.iter_content(chunk_size=None, decode_unicode=True):
-            buffer += chunk
-            try:
-                objs, buffer = split_stream(buffer)
-            except json.JSONDecodeError as exc:
-                raise BackendError(f"{self.address} sent a malformed event: {exc}") from exc
-            yield from objs
+        reader = LineReader()
+        for chunk in resp.iter_content(chunk_size=None):
+            for line in reader.feed(chunk):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+                    raise BackendError(f"{self.address} sent a malformed event: "
+                                       f"{exc}") from exc
 
     def _apply(self, message: dict[str, Any]) -> None:
         events = message.get("Events") or []
@@ -502,8 +540,36 @@ class NomadSource(NomadDepth, Source):
                     jobs.add(ev.get("Key", ""))
                 elif topic == "Deployment":
                     self.apply_deployment(payload)
-        for job_id in jobs - {""}:
-            self._refresh_job(job_id)
+        self._refresh_jobs(jobs - {""})
+
+    def _refresh_jobs(self, job_ids: set[str]) -> None:
+        """Have these jobs' summaries read again by the job reader; the stream goes on at once
+        (a read per batch held every next event behind it: 0.1-0.7 s at 5,000 allocations)."""
+        if not job_ids:
+            return
+        with self._job_lock:
+            self._job_refresh |= job_ids
+        self._job_wake.set()
+
+    def _jobs_step(self) -> float | None:
+        """The job reader: each job named since its last pass, read once (events for a job
+        that come meanwhile make one read after, never none)."""
+        self._job_wake.wait(60)  # set by an event's job, and by stop
+        self._job_wake.clear()
+        with self._job_lock:
+            due, self._job_refresh = self._job_refresh, set()
+        try:
+            for job_id in sorted(due):
+                if self.stop_event.is_set():
+                    break
+                self._refresh_job(job_id)
+                due.discard(job_id)
+        finally:
+            if due:  # a read failed: the rest are read again after the loop's backoff
+                with self._job_lock:
+                    self._job_refresh |= due
+                self._job_wake.set()
+        return None
 
     def _upsert_newer(self, kind: Kind, obj: Any) -> None:
         current = self.store.get(kind, obj.id)
