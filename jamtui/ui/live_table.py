@@ -168,18 +168,43 @@ class LiveTable(NavKeys, DataTable[Any]):
         self._narrower: dict[str, float] = {}  # column → since when its widest cell narrowed
 
     def on_mount(self) -> None:
-        for col in self.columns_spec:
-            key = self.add_column(col.label, key=col.key, width=col.width)
-            column = self.columns[key]
-            column.content_width = max(column.content_width, MIN_WIDTH.get(col.key, 0))
-            self._all[col.key] = column
-        self._shown = [c.key for c in self.columns_spec]
+        self._add_columns()
         chosen = self._sorts().get(self._sort_name())
         if chosen is not None and chosen[0] in self._all:
             self._sort = chosen
             self._sort_functions()
         self._label_sort()
         self.reload()
+
+    def _add_columns(self) -> None:
+        for col in self.columns_spec:
+            key = self.add_column(col.label, key=col.key, width=col.width)
+            column = self.columns[key]
+            column.content_width = max(column.content_width, MIN_WIDTH.get(col.key, 0))
+            self._all[col.key] = column
+        self._shown = [c.key for c in self.columns_spec]
+
+    def follow_columns(self) -> None:
+        """The columns again from the store (NAMESPACE comes with Nomad's second namespace
+        and goes with it, which may be after the table was first drawn): rebuilt and
+        reloaded when they differ, the sort kept where its column still is."""
+        spec = columns_for(self.kind, self.store)
+        if [c.key for c in spec] == [c.key for c in self.columns_spec]:
+            return
+        self.columns_spec = spec
+        self._column_key = {c.key: ColumnKey(c.key) for c in spec}
+        self._priority = priority(self.kind, spec)
+        if self._sort[0] not in self._column_key:
+            self._sort = DEFAULT_SORT.get(self.kind, (spec[0].key, False))
+        self._sort_functions()
+        self._seen.clear()  # the texts a filter matched on have other columns now
+        self.clear(columns=True)
+        self._all.clear()
+        self._squeeze = None
+        self._add_columns()
+        self._label_sort()
+        self.reload()
+        self._fit_columns()
 
     # -- what a row is ---------------------------------------------------------------------
 

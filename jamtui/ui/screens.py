@@ -121,6 +121,8 @@ class LabScreen(Screen[None]):
         for pane in self.panes:
             if not pane.is_mounted or not pane.table.is_mounted:
                 continue  # it loads the whole table from the store when it mounts
+            if Kind.NAMESPACE in by_kind:
+                pane.table.follow_columns()
             ids = by_kind.get(pane.kind)
             if ids:
                 pane.table.apply(ids)

@@ -399,3 +399,29 @@ async def test_a_filter_makes_each_row_once_not_at_every_keystroke() -> None:
             alloc(150).id)))
         table.set_filter("failed")
         assert table.row_count == 1
+
+
+async def test_namespace_column_follows_nomad_namespaces_after_the_first_draw() -> None:
+    """Nomad's second namespace can come after the tables were drawn (created later, or read
+    after the allocations): NAMESPACE then shows, with each row's, and goes with it."""
+    from dataclasses import replace
+
+    from jamtui.model import Namespace
+
+    store = Store(clock=lambda: NOW)
+    store.upsert(Kind.NAMESPACE, Namespace("default"))
+    store.upsert(Kind.ALLOCATION, alloc(1, "web", 0))
+    store.upsert(Kind.ALLOCATION, replace(alloc(2, "batch", 0), namespace="batch"))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = await view(pilot, app, "allocs")
+        await pilot.press(">")  # a sort chosen by hand is kept through the rebuild
+        chosen = table._sort
+        assert "NAMESPACE" not in header(table)
+        store.upsert(Kind.NAMESPACE, Namespace("batch"))
+        await until(pilot, lambda: "NAMESPACE" in header(table))
+        assert sorted(column(table, "namespace")) == ["batch", "default"]
+        assert table._sort == chosen and table.row_count == 2
+        store.remove(Kind.NAMESPACE, "batch")
+        await until(pilot, lambda: "NAMESPACE" not in header(table))
+        assert table.row_count == 2
