@@ -168,7 +168,10 @@ async def test_a_fault_marks_panes_stale_and_they_recover(lab_engine: tuple[Lab,
     async with app.run_test(size=(160, 48)) as pilot:
         await ready(pilot, app)
         services = pane(app, Kind.SERVICE)
-        rows = await until(pilot, lambda: services.table.row_count)
+        # Consul's whole first picture on screen (its services arrive as each is read)
+        await until(pilot, lambda: engine.sources["consul"].ready.is_set())
+        rows = await until(pilot, lambda: services.table.row_count == engine.store.count(
+            Kind.SERVICE) and services.table.row_count)
         await asyncio.to_thread(lab.set_fault, "consul", "down")
         await until(pilot, lambda: services.has_class("-stale"))
         assert services.table.row_count == rows  # kept, not cleared
