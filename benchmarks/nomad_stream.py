@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import statistics
 import sys
@@ -26,7 +25,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scale import (
-    ALLOC_ROW,
     LabProc,
     Term,
     full_frame,
@@ -34,6 +32,7 @@ from scale import (
     nomad_stops,
     open_allocs,
     pct,
+    running_rows,
 )
 
 
@@ -51,39 +50,6 @@ class RunningLab(LabProc):
 
     def stop(self) -> None:
         pass
-
-
-NAMED_ROW = re.compile(r"\b[0-9a-f]{8}\s+(\S+\[\d+\])\s+[●✓○✗]")
-
-
-def running_rows(term: Term, want: int = 15, by_id: bool = False, panes_before: int = 3
-                 ) -> None:
-    """A shared lab's first allocations by name are stopped ones after a few runs: focus the
-    overview's allocations pane and page down, one key at a time (keys typed ahead of a busy
-    TUI page on later), until `want` running ones are on screen. The sort stays by NAME, as
-    in scale.py: a stopped allocation's replacement (same name) goes in beside it. `by_id`
-    sorts by ID first (a replacement then goes anywhere, mostly off screen). Rows of system
-    jobs (one name for all their allocations, e.g. fabio.fabio[0]) are paged past."""
-    for _ in range(panes_before):
-        term.keys("Tab")
-        time.sleep(0.3)
-    term.wait(lambda s: " x stop " in s, 30, 0.05, "the allocations pane focused")
-    if by_id:
-        term.keys("<")
-        term.wait(lambda s: re.search(r"ID ▲\s+NAME\s+STATUS", s) is not None, 30, 0.05,
-                  "sorted by ID")
-        time.sleep(1)
-    for _ in range(80):
-        screen = term.screen()
-        names = NAMED_ROW.findall(screen)
-        # a system job's allocations share one name: a replacement goes anywhere among them
-        # (by id) and can push the stopped row off the pane; a service's go in beside it
-        if len(ALLOC_ROW.findall(screen)) >= want and len(set(names)) == len(names):
-            return
-        term.keys("PageDown")
-        term.wait(lambda s, before=screen: s != before, 30, 0.05, "the next page")
-        time.sleep(0.3)
-    raise TimeoutError("no running allocation on screen")
 
 
 def main() -> None:

@@ -42,3 +42,17 @@ async def allocs_view(pilot: Any, app: Any, timeout: float = 10.0) -> tuple[Any,
             return screen.panes[0], screen.panes[0].table
         if time.monotonic() > deadline:
             raise AssertionError("the allocations view did not open in time")
+
+
+def stats_watched(app: Any) -> list[set[str]]:
+    """The allocation ids each time the app's stats poller is told what to watch (it still
+    watches them): the rows whose CPU/MEM a poll round would ask Nomad for."""
+    started: list[set[str]] = []
+    real_watch = app.stats_poller.watch
+
+    def watch(allocs: Any = (), nodes: Any = ()) -> None:
+        started.append(set(allocs))
+        real_watch(allocs, nodes)
+
+    app.stats_poller.watch = watch
+    return started

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import queue
 import random
 import re
 import threading
@@ -44,6 +43,7 @@ from ..model import (
 )
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed
+from .side import as_they_end
 from .tls import TLSSettings
 
 MAINTENANCE_CHECK = "_node_maintenance"
@@ -465,38 +465,10 @@ class ConsulSource(Source):
     def _side_by_side(self, jobs: list[tuple[str, Callable[[], Any]]],
                       done: Callable[[str, Any], Any]) -> None:
         """Run `jobs` `READS` at a time, `done(key, result)` in this thread as each ends.
-        The first failure is raised (no job starts after it). Daemon threads, not a pool:
-        a one-shot command that stops listening must not wait at exit for reads queued."""
-        pending = iter(jobs)
-        results: queue.Queue[tuple[str, Any, BaseException | None]] = queue.Queue()
-        take = threading.Lock()
-        failed = threading.Event()
-
-        def worker() -> None:
-            while not (self.stop_event.is_set() or failed.is_set()):
-                with take:
-                    job = next(pending, None)
-                if job is None:
-                    return
-                try:
-                    results.put((job[0], job[1](), None))
-                except Exception as exc:  # handed to the caller's thread
-                    results.put((job[0], None, exc))
-
-        for i in range(min(READS, len(jobs))):
-            threading.Thread(target=worker, name=f"{self.name}:read{i}", daemon=True).start()
-        for _ in jobs:
-            while True:
-                try:
-                    key, value, exc = results.get(timeout=0.5)
-                    break
-                except queue.Empty:
-                    if self.stop_event.is_set():
-                        raise BackendError("stopped") from None
-            if exc is not None:
-                failed.set()
-                raise exc
-            done(key, value)
+        The first failure is raised (no job starts after it)."""
+        for n, value in as_they_end([job for _, job in jobs], READS, self.stop_event,
+                                    f"{self.name}:read"):
+            done(jobs[n][0], value)
 
     def _quietly(self, read: Any) -> None:
         with contextlib.suppress(consul.ConsulException, requests.RequestException):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .base import BackendError
@@ -14,13 +14,23 @@ from .base import BackendError
 def side_by_side(jobs: Sequence[Callable[[], Any]], bound: int, stop: threading.Event,
                  name: str = "read") -> list[Any]:
     """Run `jobs` at most `bound` at once; their results, in their order. The first failure
-    is raised once the jobs under way have ended or not (no job starts after it). Daemon
-    threads, not a pool: a one-shot command that stops listening must not wait at exit for
-    the reads still queued, and a stop (`stop` set) starts none of them."""
-    if not jobs:
-        return []
+    is raised once the jobs under way have ended or not (no job starts after it)."""
     if len(jobs) == 1 or bound <= 1:
         return [job() for job in jobs]
+    out: list[Any] = [None] * len(jobs)
+    for n, value in as_they_end(jobs, bound, stop, name):
+        out[n] = value
+    return out
+
+
+def as_they_end(jobs: Sequence[Callable[[], Any]], bound: int, stop: threading.Event,
+                name: str = "read") -> Iterator[tuple[int, Any]]:
+    """Run `jobs` at most `bound` at once; (index, result) in the caller's thread as each
+    ends. The first failure is raised (no job starts after it). Daemon threads, not a pool:
+    a one-shot command that stops listening must not wait at exit for the reads still
+    queued, and a stop (`stop` set) starts none of them."""
+    if not jobs:
+        return
     pending = iter(enumerate(jobs))
     take = threading.Lock()
     failed = threading.Event()
@@ -38,9 +48,8 @@ def side_by_side(jobs: Sequence[Callable[[], Any]], bound: int, stop: threading.
             except Exception as exc:  # handed to the caller's thread
                 results.put((n, None, exc))
 
-    for i in range(min(bound, len(jobs))):
+    for i in range(min(max(1, bound), len(jobs))):
         threading.Thread(target=worker, name=f"{name}{i}", daemon=True).start()
-    out: list[Any] = [None] * len(jobs)
     for _ in jobs:
         while True:
             try:
@@ -52,5 +61,4 @@ def side_by_side(jobs: Sequence[Callable[[], Any]], bound: int, stop: threading.
         if exc is not None:
             failed.set()
             raise exc
-        out[n] = value
-    return out
+        yield n, value

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui import nomad_views
 from jamtui.ui.app import JamApp
-from tests.helpers import allocs_view, fake_engine
+from tests.helpers import allocs_view, fake_engine, stats_watched
 
 
 def alloc(i: int) -> Allocation:
@@ -35,14 +34,7 @@ async def test_a_pane_without_cpu_and_mem_polls_no_allocation_stats() -> None:
         assert pane.row_count == 12
         assert "cpu" not in pane.columns and "mem" not in pane.columns
         assert nomad_views.visible_alloc_ids(app) == set()
-        started: list[set[str]] = []
-        real_watch = app.stats_poller.watch
-
-        def watch(allocs: Any = (), nodes: Any = ()) -> None:
-            started.append(set(allocs))
-            real_watch(allocs, nodes)
-
-        app.stats_poller.watch = watch  # type: ignore[method-assign]
+        started = stats_watched(app)
         for _ in range(nomad_views.OVERVIEW_EVERY * 2):
             nomad_views.poll_tick(app)
             await pilot.pause(0.02)

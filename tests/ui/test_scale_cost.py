@@ -11,7 +11,7 @@ from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui.app import JamApp
 from jamtui.ui.screens import LabScreen
-from tests.helpers import allocs_view, fake_engine
+from tests.helpers import allocs_view, fake_engine, stats_watched
 
 BIG = 5000
 SCREENFULS = 200  # rows: more than any terminal is tall
@@ -116,14 +116,7 @@ async def test_the_overview_polls_allocation_stats_at_a_glance_pace() -> None:
     app = JamApp(fake_engine(store), start_engine=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.3)
-        started: list[set[str]] = []
-        real_watch = app.stats_poller.watch
-
-        def watch(allocs: Any = (), nodes: Any = ()) -> None:
-            started.append(set(allocs))
-            real_watch(allocs, nodes)
-
-        app.stats_poller.watch = watch  # type: ignore[method-assign]
+        started = stats_watched(app)
         for _ in range(10):
             nomad_views.poll_tick(app)
             await pilot.pause(0.05)
