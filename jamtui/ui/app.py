@@ -69,7 +69,7 @@ from .screens import (
 )
 
 if TYPE_CHECKING:
-    from textual.screen import ModalScreen
+    from textual.screen import ModalScreen, Screen
 
     from ..workflows.node import NodeWorkflows
 
@@ -170,6 +170,19 @@ class JamApp(App[None]):
     TITLE = "jamtui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     COMMANDS = App.COMMANDS | {LabCommands}
+
+    @property
+    def _background_screens(self) -> list[Screen[Any]]:
+        """The screens that show through the top one: none under an opaque screen. Textual
+        counts the screen just below as visible whatever the top's background, so the
+        overview under `:allocs` kept drawing its changes (stats, events, its footer), and
+        each of its repaints was forwarded to the view on top as a repaint of the same
+        region: a whole-screen render of `:allocs` every couple of seconds (#17). Hidden, it
+        keeps its rows up to date and is drawn whole when it is shown again."""
+        stack = self._screen_stack
+        if stack and stack[-1].styles.background.a == 1:
+            return []
+        return list(super()._background_screens)
 
     def __init__(self, engine: Engine, *, read_only: bool = False,
                  keymap: tuple[Key, ...] = KEYMAP, start_engine: bool = True,

@@ -110,3 +110,47 @@ async def test_a_change_in_columns_not_shown_repaints_no_row() -> None:
         await pilot.pause(0.1)
         assert all("250" in " ".join(pane._texts[aid]) for aid in ids)  # the rows know them
         assert repainted == []
+
+
+async def test_the_overview_under_a_view_draws_nothing_until_shown_again() -> None:
+    """Textual counts the screen below the top one as visible, whatever the top's background:
+    the overview under `:allocs` drew its changes and forwarded each repainted region to
+    `:allocs` as a repaint (a whole-screen render when its footer was laid out again). Hidden,
+    it draws nothing; shown again, its rows are today's."""
+    from dataclasses import replace
+
+    from jamtui.model import VM
+
+    store = Store()
+    vm = VM(101, "vs0", "pve1", "running", 0.1, 2, 2**30, 2**31)
+    store.upsert(Kind.VM, vm)
+    for i in range(3):
+        store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        overview = app.screen
+        await allocs_view(pilot, app)
+        await pilot.pause(0.3)
+        top = app.screen
+        forwarded: list[tuple[object, ...]] = []
+        original = top.refresh
+
+        def counting(*regions: object, **kw: object) -> object:
+            if regions:
+                forwarded.append(regions)
+            return original(*regions, **kw)
+
+        top.refresh = counting  # type: ignore[method-assign]
+        for n in range(5):  # only the overview shows VMs
+            store.upsert(Kind.VM, replace(vm, status="stopped" if n % 2 == 0 else "running",
+                                          cpu=0.2 + n / 10))
+            await pilot.pause(0.1)
+        await pilot.pause(0.2)
+        assert forwarded == []
+        assert overview not in app._background_screens
+        app.go_to_view("overview")
+        await pilot.pause(0.3)
+        assert app.screen is overview
+        table = next(p.table for p in overview.panes if p.kind is Kind.VM)
+        assert "stopped" in " ".join(str(c) for c in table.get_row_at(0))
