@@ -154,3 +154,7 @@ async def test_the_overview_under_a_view_draws_nothing_until_shown_again() -> No
         assert app.screen is overview
         table = next(p.table for p in overview.panes if p.kind is Kind.VM)
         assert "stopped" in " ".join(str(c) for c in table.get_row_at(0))
+        drawn = overview._compositor.render_update(full=True)  # what the terminal gets
+        lines = ["".join(s.text for strip in row for s in strip) for row in drawn.strips]
+        vm_line = next(line for line in lines if "vs0" in line)
+        assert "stopped" in vm_line, vm_line  # it was running when `:allocs` opened
