@@ -519,8 +519,14 @@ class NomadSource(NomadDepth, Source):
         with self.store.batch():
             for ev in events:
                 topic, payload = ev.get("Topic"), ev.get("Payload") or {}
-                if int(ev.get("Index") or index) <= self._seen.get(str(topic), 0):
-                    continue  # already in the full read (replayed from Nomad's buffer)
+                at = int(ev.get("Index") or index)
+                if at <= self._seen.get(str(topic), 0):
+                    # already in the full read (replayed from Nomad's buffer); the job list,
+                    # read beside the allocations, may be older than this allocation: its
+                    # job's summary (counts by status) is read again
+                    if topic == "Allocation" and at > self._seen.get("Job", 0):
+                        jobs.add(str((payload.get("Allocation") or {}).get("JobID") or ""))
+                    continue
                 if topic == "Allocation" and "Allocation" in payload:
                     alloc = decode_alloc(payload["Allocation"])
                     self._upsert_newer(Kind.ALLOCATION, alloc)

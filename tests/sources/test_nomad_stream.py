@@ -112,3 +112,23 @@ def test_an_allocation_event_is_applied_while_a_job_read_is_held(
     finally:
         release.set()
         source.stop()
+
+
+def test_an_allocation_already_read_still_refreshes_an_older_job_list() -> None:
+    """The full read takes the job list and the allocations side by side: an allocation
+    event between the two lists' indexes is in the allocations read (not applied again) but
+    not in the job's summary counts: the job is read again (the jobs view said `0/1/0` for a
+    running allocation until something else touched the job)."""
+    from jamtui.config import NomadConfig
+
+    source = NomadSource(Store(), NomadConfig(), poll_interval=30)
+    source._seen = {"Job": 10, "Allocation": 20}
+
+    def batch(at: int, job: str) -> dict[str, Any]:
+        return {"Index": at, "Events": [{"Topic": "Allocation", "Index": at, "Payload": {
+            "Allocation": {"ID": f"{at:08x}-0000", "JobID": job}}}]}
+
+    source._apply(batch(5, "old"))  # older than both lists: nothing to do
+    source._apply(batch(15, "between"))  # in the allocations, newer than the job list
+    assert source._job_refresh == {"between"}
+    assert source.store.items(Kind.ALLOCATION) == []  # not applied twice
