@@ -190,7 +190,9 @@ def full_frame(screen: str) -> bool:
 
 def jamtui_cmd(root: str | None, config: Path, *args: str) -> tuple[str, dict[str, str]]:
     env = {"PYTHONPATH": root} if root else {}
-    return f"{shlex.quote(sys.executable)} -m jamtui --config {config} {' '.join(args)}", env
+    # -P: the working directory (tmux's, the benchmark's: often this checkout) does not go
+    # before PYTHONPATH, or `--jamtui-root` would run this checkout's jamtui after all
+    return f"{shlex.quote(sys.executable)} -P -m jamtui --config {config} {' '.join(args)}", env
 
 
 def bytecode(root: str | None) -> None:
