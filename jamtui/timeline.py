@@ -16,6 +16,7 @@ Every text here is raw backend text: the view makes it plain where it draws it.
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -192,12 +193,33 @@ def history(kind: Kind, obj: Any) -> list[Entry]:
     if kind is Kind.PVE_TASK:
         return [task_entry(obj, ended=not obj.running)]
     if kind is Kind.ALLOCATION:
-        label = f"alloc {obj.id[:8]} {obj.name}"
-        return [Entry(e.time, "nomad", Kind.ALLOCATION, obj.id, label,
-                      f"task {t.name}: {e.type}" + (f" ({e.message})" if e.message else ""),
-                      failed=e.type in ("Driver Failure", "Killed", "Not Restarting"))
-                for t in obj.tasks for e in t.events if e.time]
+        return [_task_event(obj, t, e) for t in obj.tasks for e in t.events if e.time]
     return []
+
+
+def _task_event(alloc: Any, task: Any, e: Any) -> Entry:
+    return Entry(e.time, "nomad", Kind.ALLOCATION, alloc.id, f"alloc {alloc.id[:8]} {alloc.name}",
+                 f"task {task.name}: {e.type}" + (f" ({e.message})" if e.message else ""),
+                 failed=e.type in ("Driver Failure", "Killed", "Not Restarting"))
+
+
+def first_history(objs: Iterable[tuple[Kind, Any]], keep: int) -> list[Entry]:
+    """The past a first picture tells (`history` of each object), its newest `keep` entries,
+    oldest first: the timeline keeps that many, and a first picture's order is the store's,
+    not time's (kept in arrival order, the newest events could be the ones dropped). At 5,000
+    allocations that is 20,000 task events: only the kept ones become entries, on the source
+    thread that wrote the picture, before the cockpit hears of it."""
+    out: list[Entry] = []
+    events: list[tuple[float, int, Any, Any, Any]] = []
+    for kind, obj in objs:
+        if kind is Kind.ALLOCATION:
+            events += [(e.time, len(events) + n, obj, t, e)
+                       for n, (t, e) in enumerate((t, e) for t in obj.tasks for e in t.events)
+                       if e.time]
+        else:
+            out += history(kind, obj)
+    out += [_task_event(a, t, e) for _, _, a, t, e in heapq.nlargest(keep, events)]
+    return sorted(out, key=lambda e: e.time)[-keep:] if keep else out
 
 
 def workflow_entries(state_dir: str | Path) -> list[Entry]:
@@ -235,6 +257,7 @@ class Timeline:
     def __init__(self, store: Store, keep: int = KEEP) -> None:
         self.store = store
         self._lock = threading.Lock()
+        self._keep = keep
         self._entries: deque[Entry] = deque(maxlen=keep)
         self._seen: set[tuple[Any, ...]] = set()
         self._last: dict[Kind, dict[str, Any]] = {k: {} for k in DERIVERS}
@@ -245,14 +268,14 @@ class Timeline:
 
     def start(self) -> None:
         """Take what the store holds now (with its history) and follow its changes."""
-        seed: list[Entry] = []
+        seed: list[tuple[Kind, Any]] = []
         with self._lock:
             for kind in self._last:
                 for obj in self.store.items(kind):
                     self._last[kind][str(obj.id)] = obj
-                    seed += history(kind, obj)
+                    seed.append((kind, obj))
                     self._loaded.add(kind)
-        self._add(seed)
+        self._add(first_history(seed, self._keep))
         self._unsubscribe = self.store.subscribe(self._changed)
 
     def stop(self) -> None:
@@ -267,6 +290,7 @@ class Timeline:
     def _changed(self, changes: list[Change]) -> None:
         now = self.store.clock()
         new: list[Entry] = []
+        first: list[tuple[Kind, Any]] = []  # objects of a first picture: their own past
         with self._lock:
             arrived = set()
             for change in changes:
@@ -276,7 +300,7 @@ class Timeline:
                 after = self.store.get(change.kind, change.id)
                 before = last.get(change.id)
                 if before is None and after is not None and change.kind not in self._loaded:
-                    new += history(change.kind, after)  # the first picture: its own past
+                    first.append((change.kind, after))
                     arrived.add(change.kind)
                 else:
                     new += derive(change.kind, before, after, now)
@@ -285,7 +309,7 @@ class Timeline:
                 else:
                     last[change.id] = after
             self._loaded |= arrived
-        self._add(new)
+        self._add(first_history(first, self._keep) + new if first else new)
 
     def add(self, entries: Iterable[Entry]) -> None:
         """Entries from elsewhere (workflow steps); duplicates are dropped."""

@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from jamtui.config import load_config
 from jamtui.engine import Engine
-from jamtui.model import CheckInfo, Kind, NomadNode, PveTask, ServiceInstance
+from jamtui.model import (
+    Allocation,
+    CheckInfo,
+    Kind,
+    NomadNode,
+    PveTask,
+    ServiceInstance,
+    TaskEvent,
+    TaskInfo,
+)
 from jamtui.sim.lab import Lab
 from jamtui.store import Store
 from jamtui.timeline import Timeline, check_transitions, derive, workflow_entries
@@ -66,6 +76,32 @@ def test_timeline_follows_the_store_newest_first_and_filters() -> None:
     timeline.stop()
     store.upsert(Kind.INSTANCE, instance("passing"))
     assert len(timeline.entries()) == 3  # stopped: no longer listening
+
+
+def test_a_first_picture_keeps_its_newest_events_not_its_last_arrived() -> None:
+    """More task events than the timeline keeps in one first picture (20,000 at 5,000
+    allocations, 2,000 kept): the newest by time stay, whatever order the store wrote them
+    in (arrival order kept the last allocations' events, however old)."""
+
+    def alloc(n: int, at: float) -> Allocation:
+        events = tuple(TaskEvent(at + i, "Started" if i else "Received", "") for i in range(2))
+        return Allocation(f"{n:08d}-a", f"web.web[{n}]", "web", "web", "n1", "vs0", "running",
+                          "run", tasks=(TaskInfo("web", "running", events=events),))
+
+    store = Store(clock=lambda: 500.0)
+    timeline = Timeline(store, keep=3)
+    timeline.start()
+    # the newest allocation first, as a list read in id order may give it
+    store.replace(Kind.ALLOCATION, [alloc(0, 300.0), alloc(1, 100.0), alloc(2, 200.0)])
+    assert [(e.time, e.object_id) for e in timeline.entries()] == [
+        (301.0, "00000000-a"), (300.0, "00000000-a"), (201.0, "00000002-a")]
+    # and seeded from a store that holds them already, the same
+    seeded = Timeline(store, keep=3)
+    seeded.start()
+    assert [e.time for e in seeded.entries()] == [301.0, 300.0, 201.0]
+    # later changes still come in as lines
+    store.upsert(Kind.ALLOCATION, replace(alloc(1, 100.0), client_status="failed"))
+    assert any(e.object_id == "00000001-a" and e.time == 500.0 for e in timeline.entries())
 
 
 def test_workflow_steps_from_journals(tmp_path: Path) -> None:

@@ -144,7 +144,11 @@ def screen_binding_ids() -> set[str]:
 def with_overrides(overrides: Mapping[str, str]) -> tuple[Key, ...]:
     """The keymap with the config's [keys] table applied (binding id → keys); an id that is
     no binding's is refused in words. The app also gives the table to `App.set_keymap`, which
-    rebinds the screens' own bindings by the same ids."""
+    rebinds the screens' own bindings by the same ids. Without a table there is nothing to
+    check: the screens' modules (the log viewer's, the workflows', :kv …, 0.1 s and more of
+    the cockpit's start on its main thread) are imported when a screen needs one."""
+    if not overrides:
+        return KEYMAP
     known = {action_name(k) for k in KEYMAP} | screen_binding_ids()
     unknown = sorted(set(overrides) - known)
     if unknown:

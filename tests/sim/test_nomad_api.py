@@ -118,6 +118,7 @@ def test_blocking_query_returns_on_change_and_times_out_with_the_same_index(lab:
     idle = get(lab, "/v1/allocations", index=index, wait="1s")
     assert 0.9 <= time.monotonic() - started < 3
     assert int(idle.headers["X-Nomad-Index"]) == index
+    assert idle.json() == first.json()  # the same list (sent again as made: sim/nomad.py)
 
     # a change wakes the held query early
     victim = first.json()[0]["ID"]
@@ -127,6 +128,12 @@ def test_blocking_query_returns_on_change_and_times_out_with_the_same_index(lab:
     woke = get(lab, "/v1/allocations", index=index, wait="20s")
     assert time.monotonic() - started < 5
     assert int(woke.headers["X-Nomad-Index"]) > index
+    # and the list answered after it is made anew: the stopped allocation says so
+    assert {a["ID"]: a["DesiredStatus"] for a in woke.json()}[victim] == "stop"
+    assert {a["ID"]: a["DesiredStatus"] for a in get(lab, "/v1/allocations").json()}[
+        victim] == "stop"
+    # another query (a prefix) is its own list
+    assert [a["ID"] for a in get(lab, "/v1/allocations", prefix=victim[:8]).json()] == [victim]
     assert get(lab, "/v1/allocations", wait="bogus").status_code == 400
 
 

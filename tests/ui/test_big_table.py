@@ -87,3 +87,40 @@ async def test_theme_toggles_between_dark_and_light() -> None:
         assert app.current_theme.dark is not dark
         await pilot.press("ctrl+t")
         assert app.current_theme.dark is dark
+
+
+async def test_a_first_picture_into_an_empty_table_is_every_row_sorted_and_filtered() -> None:
+    """The allocations answer after the pane was drawn empty: the batch is loaded whole
+    (`LiveTable.apply` → `reload`), with the filter and the sort the table had, every row."""
+    store = Store()
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.go_to_view("allocs")
+        await pilot.pause(0)
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        table = screen.panes[0].table
+        assert table.row_count == 0
+        table.set_filter("web[1")  # kept while the table is empty
+        with store.batch():
+            for i in range(600):
+                store.upsert(Kind.ALLOCATION, alloc(i))
+        want = sorted(a.id for a in store.items(Kind.ALLOCATION) if "web[1" in a.name)
+        for _ in range(200):
+            if table.row_count == len(want):
+                break
+            await pilot.pause(0.02)
+        assert sorted(str(k.value) for k in table.rows) == want
+        # in the view's order (newest first), the first row on screen is the newest
+        order = [table.coordinate_to_cell_key((r, 0)).row_key.value for r in range(3)]
+        newest = sorted((a for a in store.items(Kind.ALLOCATION) if "web[1" in a.name),
+                        key=lambda a: -a.create_time)
+        assert order == [a.id for a in newest[:3]]
+        # a later change is applied row by row as before
+        store.upsert(Kind.ALLOCATION, dataclasses.replace(alloc(1), client_status="failed"))
+        for _ in range(100):
+            if "failed" in " ".join(c.plain for c in table.get_row(alloc(1).id)):
+                break
+            await pilot.pause(0.02)
+        assert "failed" in " ".join(c.plain for c in table.get_row(alloc(1).id))
+        assert f"[{len(want)}]" in str(screen.panes[0].query("Label").first().render())
