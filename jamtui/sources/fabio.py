@@ -30,7 +30,6 @@ them all. So:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import socket
 import threading
@@ -45,6 +44,7 @@ import requests
 from ..config import FabioConfig
 from ..model import Health, Kind, Route
 from ..store import Store
+from . import jsonload
 from .base import SLOW_SECONDS, BackendError, Source, describe_error, timed
 from .reasons import in_words
 
@@ -392,7 +392,7 @@ class FabioSource(Source):
         if known is not None:
             return known
         try:
-            data = json.loads(body)
+            data = jsonload.loads(body)
         except ValueError as exc:
             raise BackendError(f"{name} sent a malformed answer (not valid JSON). Is it "
                                "really Fabio?") from exc

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import requests
 import urllib3.exceptions as u3
 
+from .jsonload import WrongShape
+
 _ERRNO = {
     errno.ECONNREFUSED: "connection refused",
     errno.ECONNRESET: "connection reset by the server",
@@ -84,6 +86,8 @@ def in_words(exc: BaseException, timeout: float | None = None) -> str:
         return "the answer was cut off before its end"
     if has(json.JSONDecodeError, requests.exceptions.JSONDecodeError):
         return "the answer is not valid JSON"
+    if shape := has(WrongShape):
+        return f"the answer is not in the shape the API documents ({_plain(shape)})"
     if has(requests.exceptions.TooManyRedirects):
         return "too many redirects"
     if bad := has(requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
