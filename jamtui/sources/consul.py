@@ -213,21 +213,17 @@ _NO_NODE, _NO_SERVICE = _WireNode(), _WireService()
 
 
 def _wire_instance(entry: _WireEntry) -> ServiceInstance:
+    """Positional arguments (a third cheaper than keywords, 5,000 instances and twice as
+    many checks): in the dataclass fields' order, which test_decode_fast.py checks."""
     node, svc = entry.Node or _NO_NODE, entry.Service or _NO_SERVICE
-    sid = svc.ID
+    sid, name = svc.ID, node.Node
     match = _NOMAD_ALLOC.match(sid)
     return ServiceInstance(
-        id=f"{node.Node}/{sid}",
-        service=svc.Service,
-        service_id=sid,
-        node=node.Node,
-        address=svc.Address or node.Address,
-        port=int(svc.Port or 0),
-        tags=tuple(svc.Tags or ()),
-        checks=tuple(CheckInfo(c.CheckID, c.Name, c.Status, c.Output or "", c.ServiceID or "")
-                     for c in entry.Checks or ()),
-        kind=svc.Kind or "",
-        alloc_id=match.group(1) if match else "",
+        f"{name}/{sid}", svc.Service, sid, name, svc.Address or node.Address,
+        int(svc.Port or 0), tuple(svc.Tags or ()),
+        tuple([CheckInfo(c.CheckID, c.Name, c.Status, c.Output or "", c.ServiceID or "")
+               for c in entry.Checks or ()]),
+        svc.Kind or "", match.group(1) if match else "",  # kind, alloc_id
     )
 
 

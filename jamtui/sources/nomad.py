@@ -162,46 +162,37 @@ class _WireAlloc(msgspec.Struct, gc=False):
     PreviousAllocation: Any = None
 
 
+# The model's records are built with positional arguments here (a third cheaper than
+# keywords, 35,000 records at 5,000 allocations): in the order of the dataclass fields, which
+# test_decode_fast.py checks by setting every field to a value of its own.
+
+
 def _wire_task(name: str, s: _WireTask) -> TaskInfo:
     events = s.Events or []
     last = events[-1] if events else None
     return TaskInfo(
-        name=name,
-        state=s.State,
-        failed=bool(s.Failed),
-        restarts=int(s.Restarts or 0),
-        started_at=rfc3339(s.StartedAt),
-        finished_at=rfc3339(s.FinishedAt),
-        last_event=(last.DisplayMessage or last.Type) if last is not None else "",
-        events=tuple(
-            # positional: 20,000 of them at 5,000 allocations, a third cheaper than keywords
-            TaskEvent((int(e.Time or 0)) / 1e9, e.Type, e.DisplayMessage or e.Message or "")
-            for e in events[-TASK_EVENTS:]
-        ),
+        name, s.State, bool(s.Failed), int(s.Restarts or 0),
+        rfc3339(s.StartedAt), rfc3339(s.FinishedAt),  # started_at, finished_at
+        (last.DisplayMessage or last.Type) if last is not None else "",  # last_event
+        tuple([TaskEvent((int(e.Time or 0)) / 1e9, e.Type, e.DisplayMessage or e.Message or "")
+               for e in events[-TASK_EVENTS:]]),
     )
 
 
 def _wire_alloc(d: _WireAlloc) -> Allocation:
     states = d.TaskStates
+    if not states:
+        tasks: tuple[TaskInfo, ...] = ()
+    elif len(states) == 1:
+        tasks = tuple([_wire_task(n, s) for n, s in states.items()])
+    else:
+        tasks = tuple([_wire_task(n, s) for n, s in sorted(states.items())])
     return Allocation(
-        id=d.ID,
-        name=d.Name,
-        job_id=d.JobID,
-        task_group=d.TaskGroup,
-        node_id=d.NodeID,
-        node_name=d.NodeName,
-        client_status=d.ClientStatus,
-        desired_status=d.DesiredStatus,
-        namespace=d.Namespace or "default",
-        job_version=int(d.JobVersion or 0),
-        tasks=tuple(_wire_task(n, s) for n, s in sorted(states.items())) if states else (),
-        client_description=d.ClientDescription,
-        desired_description=d.DesiredDescription,
-        create_time=(d.CreateTime or 0) / 1e9,
-        modify_time=(d.ModifyTime or 0) / 1e9,
-        modify_index=int(d.ModifyIndex or 0),
-        next_allocation=d.NextAllocation or "",
-        previous_allocation=d.PreviousAllocation or "",
+        d.ID, d.Name, d.JobID, d.TaskGroup, d.NodeID, d.NodeName,
+        d.ClientStatus, d.DesiredStatus, d.Namespace or "default", int(d.JobVersion or 0),
+        tasks, d.ClientDescription, d.DesiredDescription,
+        (d.CreateTime or 0) / 1e9, (d.ModifyTime or 0) / 1e9, int(d.ModifyIndex or 0),
+        d.NextAllocation or "", d.PreviousAllocation or "",
     )
 
 
@@ -609,8 +600,8 @@ class NomadSource(NomadDepth, Source):
                 if not line.strip():
                     continue
                 try:
-                    yield json.loads(line)
-                except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+                    yield jsonload.loads(line)
+                except ValueError as exc:  # NotJSON (invalid UTF-8 too)
                     raise BackendError(f"{self.address} sent a malformed event: "
                                        f"{exc}") from exc
 

@@ -17,7 +17,7 @@ import consul
 import pytest
 import requests
 
-from jamtui.model import Allocation
+from jamtui.model import Allocation, ServiceInstance
 from jamtui.sim.lab import Lab
 from jamtui.sources import jsonload
 from jamtui.sources.base import describe_error
@@ -130,6 +130,19 @@ def test_consul_health_and_checks_decode_to_the_same_records(lab: Lab) -> None:
     raw = json.loads(body)
     assert decode_node_checks(body) == [((c["Node"], c["CheckID"]), decode_node_check(c))
                                         for c in raw]
+    entry = {"Node": {"Node": "vs1", "Address": "10.0.0.9"},
+             "Service": {"ID": "_nomad-task-0123abcd-0123-4567-89ab-0123456789ab-web-http",
+                         "Service": "web", "Address": "10.0.0.8", "Port": 8080,
+                         "Tags": ["a", "b"], "Kind": "connect-proxy"},
+             "Checks": [{"CheckID": "c1", "Name": "n1", "Status": "warning", "Output": "o",
+                         "ServiceID": "s1"}]}
+    [inst] = decode_instances(json.dumps([entry]))
+    assert inst == decode_instance(entry)
+    assert inst.alloc_id == "0123abcd-0123-4567-89ab-0123456789ab"
+    blank = ServiceInstance("", "", "", "", "", 0)
+    for field in dataclasses.fields(ServiceInstance):
+        assert getattr(inst, field.name) != getattr(blank, field.name), field.name
+    assert decode_instances(b'[{}]') == [decode_instance({})]
     sparse = [{"Node": "n1", "CheckID": "c"}, {"Node": "n1", "CheckID": "d", "Output": None,
                                                "ServiceID": None, "ServiceName": None}]
     assert decode_node_checks(json.dumps(sparse)) == [
