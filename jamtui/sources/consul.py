@@ -99,11 +99,11 @@ CheckKey = tuple[str, str]  # (node, check id): a check id is only unique on its
 def decode_node_checks(body: bytes | str) -> list[tuple[CheckKey, NodeCheck]]:
     """A `/v1/health/state/any` body, each check by (node, check id): what `decode_node_check`
     gives of each entry of `json.loads(body)`."""
-    wire: list[_WireNodeCheck] = jsonload.typed(body, list[_WireNodeCheck])
+    wire: list[_WireNodeCheck] | None = jsonload.typed(body, list[_WireNodeCheck] | None)
     return [((c.Node, c.CheckID),
              NodeCheck(CheckInfo(c.CheckID, c.Name, c.Status, c.Output or "",
                                  c.ServiceID or ""), c.ServiceName or ""))
-            for c in wire]
+            for c in wire or ()]
 
 
 def jittered(wait: str) -> str:
@@ -230,8 +230,8 @@ def _wire_instance(entry: _WireEntry) -> ServiceInstance:
 def decode_instances(body: bytes | str) -> list[ServiceInstance]:
     """A `/v1/health/service/:name` body: what `[decode_instance(e) for e in
     json.loads(body)]` gives, at a fraction of the CPU."""
-    wire: list[_WireEntry] = jsonload.typed(body, list[_WireEntry])
-    return [_wire_instance(e) for e in wire]
+    wire: list[_WireEntry] | None = jsonload.typed(body, list[_WireEntry] | None)  # null: none
+    return [_wire_instance(e) for e in wire or ()]
 
 
 def summarize(name: str, tags: list[str], instances: list[ServiceInstance]) -> Service:

@@ -199,8 +199,8 @@ def _wire_alloc(d: _WireAlloc) -> Allocation:
 def decode_allocs(body: bytes | str) -> list[Allocation]:
     """`/v1/allocations` (AllocationListStubs) from its body: what
     `[decode_alloc(a) for a in json.loads(body)]` gives, at a third of the CPU."""
-    wire: list[_WireAlloc] = jsonload.typed(body, list[_WireAlloc])
-    return [_wire_alloc(a) for a in wire]
+    wire: list[_WireAlloc] | None = jsonload.typed(body, list[_WireAlloc] | None)  # null: none
+    return [_wire_alloc(a) for a in wire or ()]
 
 
 def decode_node(d: dict[str, Any]) -> NomadNode:

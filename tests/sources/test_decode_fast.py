@@ -162,6 +162,11 @@ def test_a_body_that_is_not_json_is_said_in_words(body: bytes) -> None:
         _decoded(decode_instances)(response)
 
 
+def test_an_empty_list_is_none_whether_null_or_empty() -> None:
+    for decode in (decode_allocs, decode_instances, decode_node_checks):
+        assert decode(b"[]") == decode(b"null") == []  # type: ignore[operator]
+
+
 @pytest.mark.parametrize("body", [b'["x"]', b'[{"Name": "no id"}]', b'{"ID": "x"}'])
 def test_json_of_another_shape_is_said_in_words(body: bytes) -> None:
     with pytest.raises(jsonload.WrongShape) as caught:
