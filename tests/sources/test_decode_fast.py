@@ -162,6 +162,25 @@ def test_a_body_that_is_not_json_is_said_in_words(body: bytes) -> None:
         _decoded(decode_instances)(response)
 
 
+def test_the_check_watch_keeps_each_unchanged_check(lab: Lab) -> None:
+    """Each answer of the check watch is every check: those that did not move are the last
+    answer's records (not built again), those that moved are new, and all equal a fresh
+    decode."""
+    body = _get(lab, "consul", "/v1/health/state/any")
+    first = dict(decode_node_checks(body))
+    raw = json.loads(body)
+    assert len(raw) > 3
+    raw[0]["Status"] = "passing" if raw[0]["Status"] == "critical" else "critical"
+    raw[1]["Output"] = "a new output"
+    raw[2]["ServiceName"] = "renamed"
+    again = decode_node_checks(json.dumps(raw), first)
+    assert again == [((c["Node"], c["CheckID"]), decode_node_check(c)) for c in raw]
+    kept = [key for key, check in again if check is first.get(key)]
+    assert len(kept) == len(raw) - 3
+    assert {key for key, check in again[:3]}.isdisjoint(kept)
+    assert again[0][1].info.status == raw[0]["Status"]
+
+
 def test_an_empty_list_is_none_whether_null_or_empty() -> None:
     for decode in (decode_allocs, decode_instances, decode_node_checks):
         assert decode(b"[]") == decode(b"null") == []  # type: ignore[operator]
