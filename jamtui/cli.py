@@ -163,16 +163,19 @@ def _add_exec_parser(sub: Any, common: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Every command: Ctrl-C ends it with 130 and no traceback; a reader that leaves early
     (`| head`) ends it quietly with the status it had (see `pipes`)."""
-    from .pipes import INTERRUPTED, stdout_gone
-
     code = 1
     try:
         code = _run(argv)
         sys.stdout.flush()
     except KeyboardInterrupt:
+        from .pipes import INTERRUPTED  # here: `pipes` imports Rich, which `status` wants
+        # only once its requests are out
+
         print(file=sys.stderr)  # end the ^C line
         return INTERRUPTED
     except BrokenPipeError:
+        from .pipes import stdout_gone
+
         stdout_gone()
     return code
 
