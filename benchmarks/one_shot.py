@@ -55,27 +55,29 @@ def answers(cfg: Config) -> dict[str, float]:
     s = requests.Session()
     nomad = cfg.nomad.address.rstrip("/")
     hdr = cfg.nomad.auth_headers()
-    verify: Any = cfg.nomad.ca_file or True
+    tls: dict[str, Any] = {"verify": cfg.nomad.ca_file or True}
+    if cfg.nomad.client_cert:  # a lab started with --tls
+        tls["cert"] = (cfg.nomad.client_cert, cfg.nomad.client_key)
     out["nomad /v1/allocations"] = _get(s, f"{nomad}/v1/allocations?namespace=*", headers=hdr,
-                                        verify=verify)
+                                        **tls)
     out["nomad /v1/allocations?task_states=false"] = _get(
-        s, f"{nomad}/v1/allocations?namespace=*&task_states=false", headers=hdr, verify=verify)
+        s, f"{nomad}/v1/allocations?namespace=*&task_states=false", headers=hdr, **tls)
     consul = cfg.consul.address.rstrip("/")
     if "://" not in consul:
         consul = f"http://{consul}"
     chdr = {"X-Consul-Token": cfg.consul.token.reveal()} if cfg.consul.token else {}
-    cverify: Any = cfg.consul.ca_file or True
-    names = s.get(f"{consul}/v1/catalog/services", headers=chdr, verify=cverify,
-                  timeout=30).json()
+    ctls: dict[str, Any] = {"verify": cfg.consul.ca_file or True}
+    if cfg.consul.client_cert:
+        ctls["cert"] = (cfg.consul.client_cert, cfg.consul.client_key)
+    names = s.get(f"{consul}/v1/catalog/services", headers=chdr, timeout=30, **ctls).json()
     out["consul /v1/health/service/:name (largest)"] = max(
-        _get(s, f"{consul}/v1/health/service/{n}", headers=chdr, verify=cverify)
-        for n in sorted(names))
+        _get(s, f"{consul}/v1/health/service/{n}", headers=chdr, **ctls) for n in sorted(names))
     # Consul's API has no bulk read of every service's instances: its whole answer is one
     # read per service (jamtui reads 8 at a time)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda n: _get(s, f"{consul}/v1/health/service/{n}", headers=chdr,
-                                     verify=cverify), sorted(names)))
+                                     **ctls), sorted(names)))
     out[WHOLE] = time.perf_counter() - t0
     if cfg.proxmox.address:
         base = cfg.proxmox.address.rstrip("/")
@@ -136,8 +138,8 @@ def main() -> None:
     slow = statistics.median(slowest)
     print(f"{args.runs} runs against {args.config}; load average {min(loads):.2f}-"
           f"{max(loads):.2f} (shared machine)")
-    for k, v in per_backend.items():
-        print(f"  {k}: median {statistics.median(v):.3f} s (max {max(v):.3f})")
+    for what, times in per_backend.items():
+        print(f"  {what}: median {statistics.median(times):.3f} s (max {max(times):.3f})")
     print(f"slowest backend answer (one request): median {slow:.3f} s")
     print("| command | checkout | wall min/median/max | CPU median | over slowest | exit |")
     print("|---|---|---|---|---|---|")
