@@ -143,10 +143,10 @@ def main() -> None:
     print(f"slowest backend answer (one request): median {slow:.3f} s")
     print("| command | checkout | wall min/median/max | CPU median | over slowest | exit |")
     print("|---|---|---|---|---|---|")
-    for (name, root), rows in res.items():
+    for (name, checkout), rows in res.items():
         walls = [r[0] for r in rows]
         med = statistics.median(walls)
-        print(f"| {name} | {root} | {min(walls):.2f}/{med:.2f}/{max(walls):.2f} s | "
+        print(f"| {name} | {checkout} | {min(walls):.2f}/{med:.2f}/{max(walls):.2f} s | "
               f"{statistics.median(r[1] for r in rows):.2f} s | {med - slow:+.2f} s | "
               f"{sorted({r[2] for r in rows})} |")
 
