@@ -295,9 +295,9 @@ def _one_shot_heap() -> None:
 
 
 def run_status(cfg: Config, timeout: float) -> int:
+    _one_shot_heap()  # before the imports too: they make objects by the ten thousand
     from .engine import Engine
 
-    _one_shot_heap()
     engine = Engine(cfg)
     engine.start(followers=False, summary=True)
     try:
@@ -316,9 +316,9 @@ def run_status(cfg: Config, timeout: float) -> int:
 
 
 def run_snapshot(cfg: Config, timeout: float) -> int:
+    _one_shot_heap()
     from .engine import Engine
 
-    _one_shot_heap()
     engine = Engine(cfg)
     engine.start(followers=False)
     try:
