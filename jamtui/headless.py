@@ -7,16 +7,15 @@ import json
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from .model import BackendStatus, Health, Kind, Quorum, ServiceInstance
-from .plain import BLOCK_LIMIT, line
-from .plain import text as plain_text
 from .store import OWNER, Store
+
+if TYPE_CHECKING:  # Rich is imported by what prints with it: `snapshot --json` does not
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 SCHEMA_VERSION = 1
 
@@ -152,6 +151,10 @@ def pct(part: float, whole: float) -> str:
 
 
 def quorum_line(q: Quorum, stale: bool = False) -> Text:
+    from rich.text import Text
+
+    from .plain import line
+
     alive, total = len(q.alive), len(q.servers)
     if stale:
         return Text(f"{q.system}: {alive}/{total} servers when last seen (STALE: "
@@ -192,6 +195,8 @@ def snapshot_exit_code(store: Store, configured: set[str]) -> int:
 
 
 def render_status(store: Store, console: Console, configured: set[str]) -> None:
+    from rich.text import Text
+
     console.print(_backends_table(store, configured))
     quorums = sorted(store.items(Kind.QUORUM), key=lambda q: q.system)
     if quorums:
@@ -221,6 +226,8 @@ def render_status(store: Store, console: Console, configured: set[str]) -> None:
 
 def _empty(store: Store, kind: Kind) -> Text:
     """"none" only when the backend said so, never when it has not answered at all."""
+    from rich.text import Text
+
     owner = OWNER.get(kind, "")
     backend = store.backend(owner)
     if backend.waiting or (backend.health is Health.DOWN and backend.last_success is None):
@@ -229,6 +236,10 @@ def _empty(store: Store, kind: Kind) -> Text:
 
 
 def _counts(counter: Counter[str], styles: dict[str, str], empty: Text | None = None) -> Text:
+    from rich.text import Text
+
+    from .plain import line
+
     if not counter:
         return empty or Text("none", style="dim")
     parts = [Text(f"{n} {line(state)}", style=styles.get(state.split(" ")[0], ""))
@@ -237,6 +248,12 @@ def _counts(counter: Counter[str], styles: dict[str, str], empty: Text | None = 
 
 
 def _backends_table(store: Store, configured: set[str]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    from .plain import BLOCK_LIMIT
+    from .plain import text as plain_text
+
     table = Table(title="Backends", title_justify="left", box=None, pad_edge=False)
     for col in ("backend", "health", "address", "detail"):
         table.add_column(col)
@@ -258,6 +275,10 @@ def _backends_table(store: Store, configured: set[str]) -> Table:
 
 
 def _hypervisors_table(store: Store) -> Table:
+    from rich.table import Table
+
+    from .plain import text as plain_text
+
     table = Table(title="Hypervisors", title_justify="left", box=None, pad_edge=False)
     for col in ("name", "status", "cpu", "mem", "vms"):
         table.add_column(col)
@@ -272,6 +293,10 @@ def _hypervisors_table(store: Store) -> Table:
 
 
 def _services_line(store: Store) -> Text:
+    from rich.text import Text
+
+    from .plain import line
+
     services = sorted(store.items(Kind.SERVICE), key=lambda s: s.name)
     parts = []
     for s in services:
