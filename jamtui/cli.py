@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -163,6 +164,8 @@ def _add_exec_parser(sub: Any, common: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Every command: Ctrl-C ends it with 130 and no traceback; a reader that leaves early
     (`| head`) ends it quietly with the status it had (see `pipes`)."""
+    from .pipes import INTERRUPTED, stdout_gone
+
     code = 1
     try:
         code = _run(argv)
@@ -170,14 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None and _one_shot_done:  # the program itself, not a caller in Python
             _exit_now(code)
     except KeyboardInterrupt:
-        from .pipes import INTERRUPTED  # here: `pipes` imports Rich, which `status` wants
-        # only once its requests are out
-
         print(file=sys.stderr)  # end the ^C line
         return INTERRUPTED
     except BrokenPipeError:
-        from .pipes import stdout_gone
-
         stdout_gone()
     return code
 
@@ -423,8 +421,6 @@ def run_lab(args: argparse.Namespace) -> int:
     faults = _parse_faults(args.fault)
     cert_days = _parse_cert_days(args.cert_days)
     workdir = Path(args.workdir) if args.workdir else None
-    import shlex
-
     inventory: Any = args.inventory
     options: dict[str, Any] = {}
     if args.scale:
