@@ -7,8 +7,9 @@ answer timed in the same run (issue #17's goal: each command ≤ 0.5 s over the 
 Each run times, one after another: every backend's heaviest read with plain `requests` (as
 `curl` would: one request, the whole body; Nomad's allocation list with and without task
 states, Consul's largest `/v1/health/service/:name` of all services read one by one, Proxmox's
-`/cluster/resources`, one Fabio's `/api/routes`, HAProxy's stats; and Consul's whole picture,
-one read per service 8 at a time, as jamtui must read it), then `status` and
+`/cluster/resources`, one Fabio's `/api/routes`, HAProxy's stats; Consul's whole picture,
+one read per service 8 at a time, as jamtui must read it; and every read `status` makes, side
+by side with nothing decoded: the backends' own share of its time), then `status` and
 `snapshot --json` of each checkout (`--jamtui-root`, repeatable: e.g. a worktree of main for
 the "before" figures, and this checkout; by default this checkout), as fresh processes
 (`python -P -m jamtui`, bytecode compiled first, as an installed jamtui's is). Printed per
@@ -25,6 +26,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +41,7 @@ import requests  # noqa: E402
 from jamtui.config import Config, load_config  # noqa: E402
 
 WHOLE = "consul: every /v1/health/service/:name, 8 at a time"
+FLOOR = "every read `status` makes (plain requests, 16 at a time)"
 
 
 def _get(session: requests.Session, url: str, **kw: Any) -> float:
@@ -91,6 +94,40 @@ def answers(cfg: Config) -> dict[str, float]:
         out["fabio /api/routes (one)"] = _get(s, f"{cfg.fabio.addresses[0].rstrip('/')}/api/routes")
     if cfg.haproxy.stats_url:
         out["haproxy stats"] = _get(s, cfg.haproxy.stats_url)
+    # the backends' side of `status`: every read it makes, by plain requests side by side
+    # (no decoding), the Consul services once the catalog has named them
+    reads: list[tuple[str, dict[str, Any]]] = [
+        (f"{nomad}{path}", {"headers": hdr, **tls}) for path in (
+            "/v1/nodes", "/v1/jobs?namespace=*", "/v1/allocations?namespace=*&task_states=false",
+            "/v1/volumes?namespace=*", "/v1/namespaces", "/v1/deployments?namespace=*",
+            "/v1/status/leader", "/v1/operator/autopilot/health")]
+    reads += [(f"{consul}{path}", {"headers": chdr, **ctls}) for path in (
+        "/v1/agent/members", "/v1/status/leader", "/v1/status/peers",
+        "/v1/operator/autopilot/health", "/v1/connect/intentions")]
+    if cfg.proxmox.address:
+        reads += [(f"{base}{path}", {"headers": {"Authorization": token},
+                                      "verify": cfg.proxmox.ca_file or True})
+                  for path in ("/cluster/resources", "/cluster/tasks", "/access/permissions")]
+    if cfg.fabio.addresses:
+        reads.append((f"{cfg.fabio.addresses[0].rstrip('/')}/api/routes", {}))
+    if cfg.haproxy.stats_url:
+        reads.append((cfg.haproxy.stats_url, {}))
+    local = threading.local()
+
+    def read(item: tuple[str, dict[str, Any]]) -> float:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return _get(local.session, item[0], **item[1])
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        started = [pool.submit(read, r) for r in reads]
+        listed = s.get(f"{consul}/v1/catalog/services", headers=chdr, timeout=30, **ctls).json()
+        started += [pool.submit(read, (f"{consul}/v1/health/service/{n}",
+                                       {"headers": chdr, **ctls})) for n in sorted(listed)]
+        for f in started:
+            f.result()
+    out[FLOOR] = time.perf_counter() - t0
     return out
 
 
@@ -129,7 +166,7 @@ def main() -> None:
         timed = answers(cfg)
         for k, v in timed.items():
             per_backend.setdefault(k, []).append(v)
-        slowest.append(max(v for k, v in timed.items() if k != WHOLE))
+        slowest.append(max(v for k, v in timed.items() if k not in (WHOLE, FLOOR)))
         for name, cargs in commands.items():
             for root in roots:
                 res.setdefault((name, str(root)), []).append(
@@ -141,13 +178,16 @@ def main() -> None:
     for what, times in per_backend.items():
         print(f"  {what}: median {statistics.median(times):.3f} s (max {max(times):.3f})")
     print(f"slowest backend answer (one request): median {slow:.3f} s")
-    print("| command | checkout | wall min/median/max | CPU median | over slowest | exit |")
-    print("|---|---|---|---|---|---|")
+    floor = statistics.median(per_backend[FLOOR])
+    print("| command | checkout | wall min/median/max | CPU median | over slowest | "
+          "over status's reads | exit |")
+    print("|---|---|---|---|---|---|---|")
     for (name, checkout), rows in res.items():
         walls = [r[0] for r in rows]
         med = statistics.median(walls)
         print(f"| {name} | {checkout} | {min(walls):.2f}/{med:.2f}/{max(walls):.2f} s | "
               f"{statistics.median(r[1] for r in rows):.2f} s | {med - slow:+.2f} s | "
+              f"{med - floor:+.2f} s | "
               f"{sorted({r[2] for r in rows})} |")
 
 
