@@ -310,7 +310,7 @@ def run_status(cfg: Config, timeout: float) -> int:
         _one_shot_ended()
         return code
     finally:
-        engine.stop()
+        engine.stop(timeout=0.0)  # nothing waited for: it ends with `_exit_now`
 
 
 def run_snapshot(cfg: Config, timeout: float) -> int:
@@ -327,7 +327,7 @@ def run_snapshot(cfg: Config, timeout: float) -> int:
         doc = snapshot(engine.store)
         code = snapshot_exit_code(engine.store, set(engine.sources))
     finally:
-        engine.stop()
+        engine.stop(timeout=0.0)  # nothing waited for: it ends with `_exit_now`
     with reader_may_leave():
         write_json(doc, sys.stdout)
     _one_shot_ended()
