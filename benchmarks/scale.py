@@ -18,7 +18,8 @@ started from this checkout as a subprocess) jamtui runs in tmux (160x48) against
   after Ctrl+End;
 - TUI idle CPU on the overview and on `:allocs`, and the lab's CPU meanwhile (from
   /proc/PID/stat), with the requests the lab's servers served per minute meanwhile;
-- `status` / `snapshot --json` wall time and exit code.
+- `status` / `snapshot --json` wall time and exit code, and the slowest backend's answer in
+  the same runs (each backend's heaviest read with plain requests: `one_shot.py`).
 
 `--jamtui-root DIR` runs jamtui from another checkout (e.g. `git worktree add /tmp/main main`)
 against the same lab from this checkout, for before/after figures. The machine is shared:
@@ -365,12 +366,20 @@ def natural(text: str) -> tuple[Any, ...]:
 
 def headless(lab: LabProc, root: str | None, runs: int, out: dict[str, list[float]],
              codes: dict[str, set[int]]) -> None:
+    """Each run: every backend's heaviest answer timed with plain requests (`one_shot.py`:
+    the goal is ≤ 0.5 s over the slowest), then `status` and `snapshot --json`."""
+    from one_shot import answers  # benchmarks/ is on sys.path (this script's directory)
+
+    from jamtui.config import load_config
+
     env = {**os.environ, **lab.env}
     if root:
         env["PYTHONPATH"] = root
     else:
         env.pop("PYTHONPATH", None)
+    cfg = load_config(lab.config)
     for _ in range(runs):
+        out["slowest"].append(max(answers(cfg).values()))
         for name, args in (("status", ["status"]), ("snapshot", ["snapshot", "--json"])):
             t0 = time.perf_counter()
             proc = subprocess.run([sys.executable, "-m", "jamtui", "--config", str(lab.config),
@@ -383,7 +392,7 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
     lab = LabProc(LABS[name])
     res: dict[str, list[float]] = {k: [] for k in (
         "bare", "first", "over", "stop", "vm", "allocs", "idle_o", "idle_a", "lab", "req",
-        "status", "snapshot", "failed")}
+        "status", "snapshot", "slowest", "failed")}
     codes: dict[str, set[int]] = {"status": set(), "snapshot": set()}
     try:
         time.sleep(3)
@@ -439,7 +448,8 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
             f"{mmm(res['idle_o'], '%')} / {mmm(res['idle_a'], '%')}",
         "status / snapshot --json": f"{mmm(res['status'])} / {mmm(res['snapshot'])} "
                                     f"(exit {sorted(codes['status'])}/"
-                                    f"{sorted(codes['snapshot'])})",
+                                    f"{sorted(codes['snapshot'])}; slowest backend answer "
+                                    f"{mmm(res['slowest'])})",
         "lab CPU with one TUI": mmm(res["lab"], "%"),
         "runs that failed (no full frame / a change not shown in time)":
             str(len(res["failed"])),

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import TYPE_CHECKING
 
 from .config import Config
-from .inventory import Inventory, InventoryError, load_inventory
 from .model import BackendStatus, Health
 from .sources.base import Source
 from .store import Store
+
+if TYPE_CHECKING:  # the inventory (ruamel.yaml) is read when first wanted, not before
+    from .inventory import Inventory
+    from .route_book import RouteBook
+    from .timeline import Timeline
 
 BACKEND_NAMES = ("proxmox", "nomad", "consul", "fabio", "haproxy")
 
@@ -27,14 +33,17 @@ class Engine:
                  inventory: Inventory | None = None) -> None:
         self.config = config
         self.store = store or Store()
-        self.inventory = inventory if inventory is not None else _try_inventory(config)
+        # read when first wanted (Proxmox's first VMs, a shell, `trace`), not before the
+        # first request: ruamel's parse cost 0.13-0.15 s of every start, and `status`
+        # prints nothing it gives (see `inventory`)
+        self._inventory = inventory
+        self._inventory_read = inventory is not None
+        self._inventory_lock = threading.Lock()
         self.sources: dict[str, Source] = {}
-        from .timeline import Timeline
-
-        self.timeline = Timeline(self.store)  # `:events`: what happened, from the first poll
-        from .route_book import RouteBook
-
-        self.routes = RouteBook(self.store)  # `:routes`: every host seen, kept when it goes
+        # `:events` (what happened, from the first poll) and `:routes` (every host seen,
+        # kept when it goes): made when first wanted, which a one-shot command never does
+        self._timeline: Timeline | None = None
+        self._routes: RouteBook | None = None
         self._build()
 
     def _build(self) -> None:
@@ -47,7 +56,7 @@ class Engine:
             from .sources.proxmox import ProxmoxSource
 
             self.sources["proxmox"] = ProxmoxSource(store, cfg.proxmox, poll_interval=interval,
-                                                    inventory=self.inventory)
+                                                    inventory=self._inventory_now)
         self.sources["nomad"] = NomadSource(store, cfg.nomad, poll_interval=interval)
         self.sources["consul"] = ConsulSource(store, cfg.consul, poll_interval=interval)
         if cfg.fabio.addresses:
@@ -66,6 +75,41 @@ class Engine:
         # verification off shows from the first frame; expiry once a handshake has read it
         self.certificates = CertWatch(store, endpoints_of(cfg))
 
+    @property
+    def timeline(self) -> Timeline:
+        if self._timeline is None:
+            from .timeline import Timeline
+
+            self._timeline = Timeline(self.store)
+        return self._timeline
+
+    @property
+    def routes(self) -> RouteBook:
+        if self._routes is None:
+            from .route_book import RouteBook
+
+            self._routes = RouteBook(self.store)
+        return self._routes
+
+    @property
+    def inventory(self) -> Inventory | None:
+        """The inventory (None when there is none, or it is malformed: jamtui still works
+        without it), read on first use by whichever thread wants it first."""
+        return self._inventory_now()
+
+    @inventory.setter
+    def inventory(self, inventory: Inventory | None) -> None:  # a workflow changed it
+        with self._inventory_lock:
+            self._inventory, self._inventory_read = inventory, True
+
+    def _inventory_now(self) -> Inventory | None:
+        if not self._inventory_read:
+            with self._inventory_lock:
+                if not self._inventory_read:
+                    self._inventory = _try_inventory(self.config)
+                    self._inventory_read = True
+        return self._inventory
+
     def start(self, followers: bool = True, summary: bool = False) -> None:
         """Begin watching. `followers=False` for one-shot commands: they print the store once
         and need neither the `:events` history nor the route book (deriving the timeline for
@@ -82,15 +126,18 @@ class Engine:
             source.summary = summary
             source.mark_waiting()
             source.start()
-        self.certificates.start()
+        if followers:  # no one-shot command prints certificates: no handshakes for them
+            self.certificates.start()
 
     def stop(self, timeout: float = 0.2) -> None:
         """Tell every source to stop and give their threads `timeout` in all to end. Threads
         that sleep between polls wake at once; one held in a blocking query (up to minutes)
         is a daemon thread and is not waited for: `status` and quitting the cockpit used to
         spend a full second here."""
-        self.timeline.stop()
-        self.routes.stop()
+        if self._timeline is not None:
+            self._timeline.stop()
+        if self._routes is not None:
+            self._routes.stop()
         self.certificates.stop_event.set()
         for source in self.sources.values():
             source.stop_event.set()
@@ -129,6 +176,8 @@ class Engine:
 
 def _try_inventory(config: Config) -> Inventory | None:
     """The inventory enriches VMs with their group; without one jamtui still works."""
+    from .inventory import InventoryError, load_inventory
+
     try:
         return load_inventory(config.inventory)
     except InventoryError:

@@ -9,28 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .config import Config, NomadConfig
 from .plain import block, line
 
 if TYPE_CHECKING:  # the WebSocket client (aiohttp) is imported by `exec` alone: every
     from .sources.exec import ExecTarget  # other command built this parser for nothing
-
-
-def add_parser(sub: Any, common: Any) -> None:
-    p = sub.add_parser("exec", parents=[common],
-                       help="run a command in a Nomad allocation's task (`-- CMD`), with a TTY "
-                       "when stdin is one; exits with the command's code")
-    p.add_argument("alloc", metavar="ALLOC", help="an allocation ID or a unique prefix")
-    p.add_argument("-t", "--task", help="the task (needed when the group runs several)")
-    tty = p.add_mutually_exclusive_group()
-    tty.add_argument("-i", "--tty", dest="tty", action="store_true", default=None,
-                     help="allocate a TTY even when stdin is not a terminal")
-    tty.add_argument("-T", "--no-tty", dest="tty", action="store_false",
-                     help="no TTY even on a terminal")
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD",
-                   help="the command and its arguments (default /bin/sh)")
 
 
 def resolve(cfg: NomadConfig, alloc: str, task: str | None) -> ExecTarget:

@@ -7,16 +7,15 @@ import json
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from .model import BackendStatus, Health, Kind, Quorum, ServiceInstance
-from .plain import BLOCK_LIMIT, line
-from .plain import text as plain_text
 from .store import OWNER, Store
+
+if TYPE_CHECKING:  # Rich is imported by what prints with it: `snapshot --json` does not
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 SCHEMA_VERSION = 1
 
@@ -28,7 +27,7 @@ SNAPSHOT_KINDS = (
 )
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+_FIELDS: dict[type, tuple[str, ...] | None] = {}  # a record type's fields; None: no record
 _ATOMS = (str, int, float, bool, type(None))
 _ATOM_TYPES = frozenset(_ATOMS)
 
@@ -37,18 +36,33 @@ def _data(value: Any) -> Any:
     """`dataclasses.asdict` without its deep copies (a 5,000-allocation snapshot spent seconds
     copying strings that are immutable anyway): records become dicts, lists and tuples keep
     their type, everything else is returned as it is."""
-    if isinstance(value, _ATOMS):
-        return value
     cls = type(value)
-    names = _FIELDS.get(cls)
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(value))
+    if cls in _ATOM_TYPES:
+        return value
+    try:
+        names = _FIELDS[cls]
+    except KeyError:  # first of its type (a type's answer is kept: 35,000 asked at 5k)
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(value)) if (
+            dataclasses.is_dataclass(value) and not isinstance(value, type)) else None
     if names is not None:
+        own = getattr(value, "__dict__", None)
+        if own is not None and len(own) == len(names):
+            # its fields, as its __init__ set them (in their order): copied at C speed,
+            # then only what is not plain data converted
+            out = own.copy()
+            for name, item in own.items():
+                if type(item) not in _ATOM_TYPES:
+                    out[name] = _data(item)
+            return out
         out = {}
         for name in names:
             item = getattr(value, name)
             out[name] = item if type(item) in _ATOM_TYPES else _data(item)
         return out
+    if cls is tuple or cls is list:
+        return cls([v if type(v) in _ATOM_TYPES else _data(v) for v in value])
+    if isinstance(value, _ATOMS):  # str subclasses (Health): as they are
+        return value
     if isinstance(value, list | tuple):
         return cls(_data(v) for v in value)
     if isinstance(value, dict):
@@ -66,7 +80,7 @@ def _record(obj: Any) -> dict[str, Any]:
         data["has_leader"] = obj.has_leader
         data["failure_tolerance"] = obj.failure_tolerance
     for key, value in data.items():
-        if isinstance(value, Health):
+        if type(value) is Health:
             data[key] = value.value
     return data
 
@@ -137,6 +151,10 @@ def pct(part: float, whole: float) -> str:
 
 
 def quorum_line(q: Quorum, stale: bool = False) -> Text:
+    from rich.text import Text
+
+    from .plain import line
+
     alive, total = len(q.alive), len(q.servers)
     if stale:
         return Text(f"{q.system}: {alive}/{total} servers when last seen (STALE: "
@@ -177,6 +195,8 @@ def snapshot_exit_code(store: Store, configured: set[str]) -> int:
 
 
 def render_status(store: Store, console: Console, configured: set[str]) -> None:
+    from rich.text import Text
+
     console.print(_backends_table(store, configured))
     quorums = sorted(store.items(Kind.QUORUM), key=lambda q: q.system)
     if quorums:
@@ -206,6 +226,8 @@ def render_status(store: Store, console: Console, configured: set[str]) -> None:
 
 def _empty(store: Store, kind: Kind) -> Text:
     """"none" only when the backend said so, never when it has not answered at all."""
+    from rich.text import Text
+
     owner = OWNER.get(kind, "")
     backend = store.backend(owner)
     if backend.waiting or (backend.health is Health.DOWN and backend.last_success is None):
@@ -214,6 +236,10 @@ def _empty(store: Store, kind: Kind) -> Text:
 
 
 def _counts(counter: Counter[str], styles: dict[str, str], empty: Text | None = None) -> Text:
+    from rich.text import Text
+
+    from .plain import line
+
     if not counter:
         return empty or Text("none", style="dim")
     parts = [Text(f"{n} {line(state)}", style=styles.get(state.split(" ")[0], ""))
@@ -222,6 +248,12 @@ def _counts(counter: Counter[str], styles: dict[str, str], empty: Text | None = 
 
 
 def _backends_table(store: Store, configured: set[str]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    from .plain import BLOCK_LIMIT
+    from .plain import text as plain_text
+
     table = Table(title="Backends", title_justify="left", box=None, pad_edge=False)
     for col in ("backend", "health", "address", "detail"):
         table.add_column(col)
@@ -243,6 +275,10 @@ def _backends_table(store: Store, configured: set[str]) -> Table:
 
 
 def _hypervisors_table(store: Store) -> Table:
+    from rich.table import Table
+
+    from .plain import text as plain_text
+
     table = Table(title="Hypervisors", title_justify="left", box=None, pad_edge=False)
     for col in ("name", "status", "cpu", "mem", "vms"):
         table.add_column(col)
@@ -257,6 +293,10 @@ def _hypervisors_table(store: Store) -> Table:
 
 
 def _services_line(store: Store) -> Text:
+    from rich.text import Text
+
+    from .plain import line
+
     services = sorted(store.items(Kind.SERVICE), key=lambda s: s.name)
     parts = []
     for s in services:

@@ -18,19 +18,6 @@ from .sources.nomad_depth import plan_lines
 from .store import Store
 
 
-def add_parser(sub: Any, common: Any) -> None:
-    job = sub.add_parser("job", help="plan and run a Nomad job file")
-    jsub = job.add_subparsers(dest="job_command", metavar="ACTION", required=True)
-    run = jsub.add_parser("run", parents=[common],
-                          help="parse, plan (with the diff), ask, run, follow")
-    run.add_argument("file", metavar="FILE", help="a job file (HCL2), e.g. web.nomad.hcl")
-    run.add_argument("--yes", action="store_true", help="run the plan without asking")
-    run.add_argument("--detach", action="store_true",
-                     help="do not follow the evaluation and deployment")
-    run.add_argument("--wait", type=float, default=300.0, metavar="SECONDS",
-                     help="how long to follow the deployment (default 300)")
-
-
 def run_job(cfg: Config, args: Any, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
             ask: Any = input) -> int:
     from .sources.nomad import NomadSource

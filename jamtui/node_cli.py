@@ -188,29 +188,3 @@ def _printer(out: TextIO, err: TextIO) -> Any:
     return show
 
 
-def add_parser(sub: Any, common: Any) -> None:
-    node = sub.add_parser("node", parents=[common],
-                          help="add or remove a vb/vs node (Packer, Terraform, Ansible)")
-    nsub = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
-    add = nsub.add_parser("add", help="add a node to a group: inventory, VM, configuration")
-    add.add_argument("--group", required=True, choices=("vb", "vs"))
-    add.add_argument("--name")
-    add.add_argument("--ip")
-    for f in ("vmid", "cores", "memory", "disk"):
-        add.add_argument(f"--{f}", type=int)
-    add.add_argument("--hypervisor")
-    add.add_argument("--yes", action="store_true", help="apply the plan without asking")
-    rm = nsub.add_parser("remove", help="drain, leave, destroy, remove from the inventory")
-    rm.add_argument("name")
-    rm.add_argument("--yes", action="store_true",
-                    help="no typed confirmation, and apply the plan without asking")
-    for verb, text in (("resume", "finish an interrupted or failed workflow"),
-                       ("rollback", "undo what a node add did (destroy, inventory)")):
-        p = nsub.add_parser(verb, help=text)
-        p.add_argument("id", metavar="WORKFLOW_ID", help="as `jamtui node list` shows")
-        p.add_argument("--yes", action="store_true", help="apply plans without asking")
-    lst = nsub.add_parser("list", help="the workflows in the journal, newest first (none yet: "
-                          "the inventory's nodes and their state)")
-    lst.add_argument("--timeout", type=float, default=10.0,
-                     help="with no workflows: seconds to wait for each backend's first answer "
-                          "(default 10)")

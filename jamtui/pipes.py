@@ -8,8 +8,13 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None: ...
 
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
 
@@ -34,12 +39,28 @@ def reader_may_leave() -> Iterator[None]:
         stdout_gone()
 
 
-class PipeConsole(Console):
-    """A rich Console for headless output: rich's own answer to a closed pipe is
-    `SystemExit(1)`, which would turn `status | head -1` into a failure; this one ends the
-    printing (BrokenPipeError, for `reader_may_leave`) and leaves the status to the command."""
+def _pipe_console() -> type:
+    from rich.console import Console
 
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        stdout_gone()
-        raise BrokenPipeError
+    class PipeConsole(Console):
+        """A rich Console for headless output: rich's own answer to a closed pipe is
+        `SystemExit(1)`, which would turn `status | head -1` into a failure; this one ends
+        the printing (BrokenPipeError, for `reader_may_leave`) and leaves the status to the
+        command."""
+
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            stdout_gone()
+            raise BrokenPipeError
+
+    PipeConsole.__qualname__ = "PipeConsole"
+    return PipeConsole
+
+
+def __getattr__(name: str) -> Any:
+    """`PipeConsole`, made when first imported: Rich (0.02-0.03 s to import) loads for the
+    commands that print with it, not for `snapshot --json`."""
+    if name == "PipeConsole":
+        made = globals()["PipeConsole"] = _pipe_console()
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,10 +36,42 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
                           capture_output=True, text=True, timeout=60)
 
 
+# what a one-shot command must not import (#17): the other commands' modules and their
+# libraries (the workflows' paramiko and dnspython, exec's aiohttp), the TUI's Textual, the
+# certificate reader's cryptography (no one-shot command prints certificates)
+NOT_FOR_ONE_SHOT = ("textual", "paramiko", "dns", "aiohttp", "cryptography", "jamtui.ui",
+                    "jamtui.node_cli", "jamtui.job_cli", "jamtui.exec_cli", "jamtui.workflows",
+                    "jamtui.timeline", "jamtui.route_book")
+_IMPORTS = ("import atexit, os, sys\n"
+            "def said():\n"
+            "    print('IMPORTED', sorted({m.split('.')[0] if not m.startswith('jamtui') else\n"
+            "          '.'.join(m.split('.')[:2]) for m in sys.modules}), file=sys.stderr)\n"
+            "atexit.register(said)\n"
+            "end = os._exit\n"  # a one-shot command ends without the interpreter's teardown
+            "os._exit = lambda code: (said(), print('ENDED', code, file=sys.stderr),\n"
+            "                         sys.stderr.flush(), end(code))\n"
+            "sys.argv[0] = 'jamtui'\n"
+            "from jamtui.cli import main\n"
+            "sys.exit(main())\n")
+
+
+def run_imports(args: list[str], env: dict[str, str]
+                ) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """`run`, and the top-level packages (jamtui's modules by name) the process imported."""
+    base = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+    out = subprocess.run([sys.executable, "-c", _IMPORTS, *args], env={**base, **env},
+                         capture_output=True, text=True, timeout=60)
+    said = [ln for ln in out.stderr.splitlines() if ln.startswith("IMPORTED ")]
+    assert said, out.stderr
+    return out, set(json.loads(said[-1][len("IMPORTED "):].replace("'", '"')))
+
+
 def test_snapshot_json_schema(lab_config: tuple[Lab, Path]) -> None:
     lab, path = lab_config
-    out = run(["snapshot", "--json", "--config", str(path)], lab.env())
+    out, imported = run_imports(["snapshot", "--json", "--config", str(path)], lab.env())
     assert out.returncode == 0, out.stderr
+    # nor Rich: the document is JSON, written by json's C encoder
+    assert imported.isdisjoint({*NOT_FOR_ONE_SHOT, "rich"}), imported
     doc = json.loads(out.stdout)
     assert {"backends", "hypervisors", "vms", "services", "allocations", "routes"} <= doc.keys()
     alloc = doc["allocations"][0]
@@ -135,8 +167,13 @@ def test_headless_with_read_only_tokens(lab_config: tuple[Lab, Path]) -> None:
 
 def test_status_exit_codes(lab_config: tuple[Lab, Path]) -> None:
     lab, path = lab_config
-    ok = run(["status", "--config", str(path)], lab.env())
+    ok, imported = run_imports(["status", "--config", str(path)], lab.env())
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    # nor the inventory (ruamel.yaml): `status` prints nothing it gives (#17)
+    assert imported.isdisjoint({*NOT_FOR_ONE_SHOT, "ruamel", "jamtui.inventory"}), imported
+    # its output out, it ends without the interpreter's teardown (0.1-0.3 s at 5k), its code
+    # as it was
+    assert "ENDED 0" in ok.stderr.splitlines()
     assert "Hypervisors" in ok.stdout and "pve1" in ok.stdout and "Allocations" in ok.stdout
     lab.set_fault("consul", "down")
     bad = run(["status", "--config", str(path)], lab.env())

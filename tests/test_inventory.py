@@ -41,6 +41,39 @@ def test_malformed_inventory_names_file_and_line(tmp_path: Path, text: str, wher
     assert str(path) in str(info.value) and where in str(info.value), str(info.value)
 
 
+def test_a_plain_inventory_is_read_by_the_safe_loader_as_round_trip_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#17: the round-trip loader took 0.11-0.15 s for the 100-host inventory before any VM
+    showed; a plain inventory is read by the safe (C) loader, with the same hosts, groups
+    and variables, and only what it refuses is read round-trip (an Ansible !vault tag)."""
+    from ruamel.yaml import YAML
+
+    import jamtui.inventory.parse as parse
+
+    text = default_inventory_path().read_text()
+    rt = YAML(typ="rt").load(text)
+    expected: dict[str, tuple[list[str], dict]] = {}
+    parse._walk_group(default_inventory_path(), "all", rt["all"], expected)
+    made: list[str] = []
+
+    class Counted(YAML):
+        def __init__(self, typ: str = "rt", **kw: object) -> None:
+            made.append(typ)
+            super().__init__(typ=typ, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(parse, "YAML", Counted)
+    inv = load_inventory(default_inventory_path())
+    assert made == ["safe"]  # before: ["rt"]
+    assert {h.name: (list(h.groups), h.vars) for h in inv.hosts} == expected
+    assert inv.vars == dict(rt["all"]["vars"])
+    vault = tmp_path / "hosts.yml"
+    vault.write_text("all:\n  hosts:\n    vs0:\n      ansible_host: 10.0.0.5\n"
+                     "      secret: !vault |\n        $ANSIBLE_VAULT;1.1;AES256\n")
+    made.clear()
+    host = load_inventory(vault).host("vs0")
+    assert made == ["safe", "rt"] and host is not None and host.address == "10.0.0.5"
+
+
 def test_missing_inventory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="cannot read inventory"):
         load_inventory(tmp_path / "absent.yml")

@@ -130,7 +130,9 @@ class FabioSource(Source):
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._poll, "routes"), "poll")
-        if len(self.addresses) > 1:
+        # a one-shot command prints one table as read (and says how many are not): the
+        # others' 1 MB bodies, read meanwhile, only took the CPU its answer waited for
+        if len(self.addresses) > 1 and not self.once:
             self.spawn(lambda: self.loop(self._passes, "routes"), "pass")
 
     def set_foreground(self, on: bool) -> None:

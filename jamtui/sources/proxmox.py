@@ -11,19 +11,21 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import proxmoxer
 from proxmoxer.core import AuthenticationError, ResourceException
 
 from ..config import ProxmoxConfig
-from ..inventory import Inventory
 from ..model import VM, Hypervisor, Kind, PveTask, Snapshot, Storage, Volume
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed
 from .side import side_by_side
 from .tls import TLSSettings
+
+if TYPE_CHECKING:  # the inventory's module (ruamel.yaml) loads when it is read
+    from ..inventory import Inventory
 
 CONFIG_READS = 8  # VM configs read at once when new VMs appear
 FOREGROUND_INTERVAL = 1.0  # seconds between reads while the screen shows VMs or hypervisors
@@ -162,11 +164,12 @@ class ProxmoxSource(Source):
     hint = "[proxmox] token_id and token / PROXMOX_VE_API_TOKEN, [proxmox] ca_file"
 
     def __init__(self, store: Store, cfg: ProxmoxConfig, *, poll_interval: float = 5.0,
-                 inventory: Inventory | None = None, timeout: float = 10.0) -> None:
+                 inventory: Inventory | Callable[[], Inventory | None] | None = None,
+                 timeout: float = 10.0) -> None:
         super().__init__(store, cfg.address, [cfg.token_secret])
         self.cfg = cfg
         self.poll_interval = poll_interval
-        self.inventory = inventory
+        self._inventory = inventory  # or how to read it: when the first VMs are written
         parts = urlsplit(cfg.address if "://" in cfg.address else f"https://{cfg.address}")
         self.tls = TLSSettings.of("proxmox", cfg)
         user, _, token_name = cfg.token_id.partition("!")
@@ -313,10 +316,23 @@ class ProxmoxSource(Source):
             self.report_ok(latency)
         return latency
 
+    @property
+    def inventory(self) -> Inventory | None:
+        """The inventory the VMs' groups come from; none for `status`, which prints
+        neither groups nor addresses (the inventory is not read for it)."""
+        if self.summary:
+            return None
+        inventory = self._inventory
+        return inventory() if callable(inventory) else inventory
+
+    @inventory.setter
+    def inventory(self, inventory: Inventory | None) -> None:  # a workflow changed it
+        self._inventory = inventory
+
     def _write(self, nodes: list[Hypervisor] | None, storages: list[Storage] | None,
                qemu: list[dict[str, Any]]) -> None:
-        vms = [decode_vm(r, self.inventory, self._ips.get(int(r.get("vmid") or 0)))
-               for r in qemu]
+        inventory = self.inventory
+        vms = [decode_vm(r, inventory, self._ips.get(int(r.get("vmid") or 0))) for r in qemu]
         with self.store.batch():
             if nodes is not None:
                 self.store.replace(Kind.HYPERVISOR, nodes)

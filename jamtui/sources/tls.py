@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from cryptography import x509
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 
 from ..model import Kind, TLSInfo
@@ -177,6 +176,8 @@ def read_peer_cert(url: str, settings: TLSSettings, *, verify: bool = True,
 
 
 def decode_cert(der: bytes) -> PeerCert:
+    from cryptography import x509  # here: 25 ms every command paid to import it
+
     cert = x509.load_der_x509_certificate(der)
     names: list[str] = []
     try:

@@ -234,6 +234,28 @@ def test_the_others_are_read_in_the_background(lab: Lab, tmp_path: Path) -> None
         src.stop()
 
 
+def test_a_one_shot_command_reads_one_table_and_says_so(lab: Lab, tmp_path: Path) -> None:
+    """`status`/`snapshot` (`Source.once`) print the first picture: the others' tables (1 MB
+    each at 100 instances) are not read meanwhile, where they took the CPU and the lab's
+    time the answer waited for (#17); the health says what was not read."""
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    # the next poll (another instance in turn) far off: what is read is the first picture
+    src = FabioSource(Store(), load_config(path, env=lab.env()).fabio, poll_interval=60)
+    src.once = True
+    before = sum(asked(lab).values())
+    src.start()
+    try:
+        wait_for(lambda: src.ready.is_set(), timeout=10)
+        time.sleep(1.5)  # a pass would have read the others by now (it starts at once)
+        assert [t.name for t in src._threads] == ["fabio:poll"]
+        assert src.passes == 0 and sum(asked(lab).values()) - before == 1
+        unread = len(src.addresses) - 1
+        assert f"{unread} instances not read yet" in src.store.backend("fabio").last_error
+    finally:
+        src.stop()
+
+
 def test_an_instance_down_from_the_start_is_down_not_lacking(lab: Lab, tmp_path: Path) -> None:
     src = _source(lab, tmp_path)
     victim = src.addresses[2]
