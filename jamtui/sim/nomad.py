@@ -641,7 +641,7 @@ async def scale_job(request: web.Request) -> web.Response:
 
 # allocations
 
-# the last body of each allocation list asked for, by query, with the indexes it was made at:
+# the last bodies of the allocation lists asked for, by query, with the indexes it was made at:
 # 5,000 allocations are 8 MB of JSON, 0.3-0.9 s of the lab's CPU to make and encode on this
 # 2-core machine (Nomad's Go answers from its state store in a fraction of that); a list
 # asked again with nothing changed is sent again as it was
@@ -668,7 +668,11 @@ async def list_allocs(request: web.Request) -> web.Response:
             for a in sorted(_prefix_filter(request, world.allocs.values(), lambda a: a.id),
                             key=lambda a: a.create_index)
         ]).encode()
-        lists.clear()  # one query kept: the cockpit's (another's is made again when asked)
+        # a few queries kept (the cockpit's full list, `status`'s without task states, …):
+        # the oldest asked goes first
+        lists.pop(query, None)
+        while len(lists) >= 4:
+            del lists[next(iter(lists))]
         lists[query] = cached = (made_at, body)
     return web.Response(body=cached[1], content_type="application/json",
                         headers=_meta_headers(world, made_at[0]))

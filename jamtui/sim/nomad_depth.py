@@ -761,6 +761,7 @@ async def alloc_stats(request: web.Request) -> web.Response:
     alloc = world.get_alloc(request.match_info["id"])
     if alloc.client_status != "running":
         raise SimError(500, "unknown allocation ID")  # the client no longer runs it
+    world.measure_usage(alloc)
     return web.json_response(alloc_stats_json(alloc))
 
 

@@ -698,22 +698,31 @@ class Scheduler:
 
     def drift_usage(self: World) -> None:
         """Each running task's CPU and memory wander within what it asked for."""
-        rng = self.usage_rng
         for alloc in self.allocs.values():
             if alloc.client_status != "running":
                 if alloc.usage:
                     alloc.usage = {}
                 continue
-            job = self.jobs.get(alloc.job_id)
-            group = job.group(alloc.task_group) if job else None
-            tasks = {t.name: t for t in group.tasks} if group else {}
-            for name in alloc.task_states:
-                spec = tasks.get(name)
-                cap_cpu = float(spec.cpu if spec else 100)
-                cap_mem = (spec.memory if spec else 128) * 1024 * 1024
-                cpu, mem = alloc.usage.get(name, (cap_cpu * 0.2, int(cap_mem * 0.4)))
+            self.measure_usage(alloc, drift=True)
+
+    def measure_usage(self: World, alloc: Alloc, drift: bool = False) -> None:
+        """A running task's usage from its start on (a fifth of its CPU, two fifths of its
+        memory), wandering at each tick: a client reports RSS from the first stats read, not
+        zero until the lab's next tick."""
+        rng = self.usage_rng
+        job = self.jobs.get(alloc.job_id)
+        group = job.group(alloc.task_group) if job else None
+        tasks = {t.name: t for t in group.tasks} if group else {}
+        for name in alloc.task_states:
+            if not drift and name in alloc.usage:
+                continue
+            spec = tasks.get(name)
+            cap_cpu = float(spec.cpu if spec else 100)
+            cap_mem = (spec.memory if spec else 128) * 1024 * 1024
+            cpu, mem = alloc.usage.get(name, (cap_cpu * 0.2, int(cap_mem * 0.4)))
+            if drift:
                 cpu = min(cap_cpu * 0.95, max(cap_cpu * 0.01, cpu + rng.uniform(-0.1, 0.1)
                                               * cap_cpu))
                 mem = int(min(cap_mem * 0.95, max(cap_mem * 0.1, mem + rng.uniform(
                     -0.03, 0.03) * cap_mem)))
-                alloc.usage[name] = (cpu, mem)
+            alloc.usage[name] = (cpu, mem)
