@@ -54,3 +54,57 @@ def test_a_collector_turned_off_by_its_caller_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+async def test_the_footer_is_composed_again_only_when_its_keys_change(
+        monkeypatch: Any) -> None:
+    """Footer recomposed (every key unmounted, mounted and styled again) at each focus change,
+    load or screen change: two or three times while a screen first appears. It still
+    follows the focused pane's keys."""
+    import time
+
+    from jamtui.model import VM, Allocation, Kind, TaskInfo
+    from jamtui.ui.screens import LabScreen
+    from jamtui.ui.widgets import KeyFooter
+
+    store = Store()
+    store.upsert(Kind.VM, VM(101, "vs0", "pve1", "running", 0.1, 2, 2**30, 2**31))
+    store.upsert(Kind.ALLOCATION, Allocation(
+        "00000001-0000-4000-8000-000000000000", "load.web[1]", "load", "web", "n", "vs0",
+        "running", "run", create_time=time.time() - 30, tasks=(TaskInfo("server", "running"),)))
+    composed: list[int] = []
+    real = KeyFooter.compose
+
+    def counted(self: KeyFooter) -> Any:
+        composed.append(1)
+        return real(self)
+
+    monkeypatch.setattr(KeyFooter, "compose", counted)
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        panes = {pane.kind: pane for pane in screen.panes}
+
+        def keys() -> str:
+            return " ".join(str(k.render()) for k in screen.query("FooterKey"))
+
+        panes[Kind.VM].table.focus()
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "migrate" in keys():
+                break
+        assert "migrate" in keys()
+        await pilot.pause(0.3)
+        before = len(composed)
+        for _ in range(3):  # bindings "updated" with nothing changed: the footer stays
+            screen.refresh_bindings()
+            await pilot.pause(0.1)
+        assert len(composed) == before
+        panes[Kind.ALLOCATION].table.focus()  # other keys: composed again
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "restart" in keys():
+                break
+        assert "restart" in keys() and "migrate" not in keys()
+        assert len(composed) > before
