@@ -28,7 +28,7 @@ import gc
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console, ConsoleOptions
 from rich.measure import Measurement
@@ -36,7 +36,9 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
+from textual.color import Color
 from textual.coordinate import Coordinate
+from textual.css.styles import RenderStyles
 from textual.events import Resize
 from textual.geometry import Region
 from textual.message import Message
@@ -102,6 +104,19 @@ class Cell(Text):
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         width = self.cell_len
         return Measurement(width, width)
+
+
+class DrawnStyles:
+    """A component's styles (`datatable--header`…) during one drawing pass: DataTable reads
+    their Rich style for every line, each read building the styles again and walking the
+    ancestors; here it is read once."""
+
+    def __init__(self, styles: RenderStyles) -> None:
+        self.styles = styles
+        self.rich_style = styles.rich_style
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.styles, name)
 
 
 def cell_line(cell: Any, width: int, pad: int, pre: Style, post: Style,
@@ -782,7 +797,45 @@ class LiveTable(NavKeys, DataTable[Any]):
         # the rows about to be drawn get their cells first (a load leaves them for later)
         if self._pending:
             self._fill(self._visible_ids())
-        return super().render_lines(crop)
+        self._drawing = {}  # the widget's own styles, read once for the lines of this pass
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._drawing = None
+
+    # DataTable reads the widget's style and background for each line it draws; each read
+    # walks every ancestor's styles (a quarter of drawing a screenful). They cannot change
+    # while one pass draws its lines: read once per pass (`render_lines`), live otherwise.
+    _drawing: dict[Any, Any] | None = None
+
+    @property
+    def rich_style(self) -> Style:
+        drawing = self._drawing
+        if drawing is None:
+            return super().rich_style
+        style = drawing.get("rich_style")
+        if style is None:
+            style = drawing["rich_style"] = super().rich_style
+        return style
+
+    @property
+    def background_colors(self) -> tuple[Color, Color]:
+        drawing = self._drawing
+        if drawing is None:
+            return super().background_colors
+        colors = drawing.get("background_colors")
+        if colors is None:
+            colors = drawing["background_colors"] = super().background_colors
+        return colors
+
+    def get_component_styles(self, *names: str) -> RenderStyles:
+        drawing = self._drawing
+        if drawing is None:
+            return super().get_component_styles(*names)
+        styles = drawing.get(names)
+        if styles is None:
+            styles = drawing[names] = DrawnStyles(super().get_component_styles(*names))
+        return cast(RenderStyles, styles)
 
     def get_row_at(self, row_index: int) -> list[Any]:
         key = self._row_locations.get_key(row_index)

@@ -100,3 +100,45 @@ async def test_a_screenful_of_plain_rows_is_drawn_without_rich() -> None:
             Console.render_lines = real  # type: ignore[method-assign]
         assert sum(alloc(i).id[:8] in "".join(lines) for i in range(5000)) >= 40
         assert len(calls) <= 3 * len(table.columns), len(calls)  # the header's, not 40 rows'
+
+
+async def test_a_drawing_pass_reads_the_tables_styles_once_and_draws_the_same(
+        monkeypatch: Any) -> None:
+    """The table's own style, background and component styles are read once per drawing
+    pass (DataTable read them for every line, walking every ancestor): the lines are the
+    same as DataTable draws them with the styles read live, focused or not."""
+    from textual.dom import DOMNode
+    from textual.geometry import Region
+
+    store = Store()
+    for i in range(60):
+        store.upsert(Kind.ALLOCATION, alloc(i, "pending" if i % 7 == 0 else "running"))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        await pilot.pause(0.2)
+        for focused in (True, False):
+            if not focused:
+                table.blur()
+                await pilot.pause(0.1)
+            assert table.has_focus is focused
+            walks: list[int] = []
+            real = DOMNode.rich_style.fget  # type: ignore[attr-defined]
+
+            def counted(self: Any, walks: list[int] = walks, real: Any = real) -> Any:
+                walks.append(1)
+                return real(self)
+
+            monkeypatch.setattr(DOMNode, "rich_style", property(counted))
+            try:
+                table._clear_caches()
+                table._styles_cache.clear()
+                region = Region(0, 0, table.size.width, table.size.height)
+                passed = [strip._segments for strip in table.render_lines(region)]
+            finally:
+                monkeypatch.undo()
+            assert len(walks) <= 3, len(walks)  # not one per line (30)
+            table._clear_caches()
+            table._styles_cache.clear()
+            live = [strip._segments for strip in DataTable.render_lines(table, region)]
+            assert passed == live
