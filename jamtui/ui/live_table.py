@@ -785,7 +785,7 @@ class LiveTable(NavKeys, DataTable[Any]):
     def _visible_ids(self, rows: int = 1) -> list[str]:
         """The rows on screen (at least `rows` of them, before the table has a size)."""
         top = max(0, int(self.scroll_y))
-        height = max(self.size.height, rows)
+        height = self.size.height or rows  # a pane of 20 rows built 60 at each load
         ids = []
         for row in range(top, min(self.row_count, top + height + 1)):
             key = self._row_locations.get_key(row)

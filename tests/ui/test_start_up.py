@@ -108,3 +108,41 @@ async def test_the_footer_is_composed_again_only_when_its_keys_change(
                 break
         assert "restart" in keys() and "migrate" not in keys()
         assert len(composed) > before
+
+
+async def test_a_load_into_a_pane_builds_the_rows_it_shows() -> None:
+    """A load makes cells for the rows on screen only: a 20-row overview pane built 60 at
+    each load (every pane, at the first frame)."""
+    import time
+
+    from jamtui.model import Allocation, Kind, TaskInfo
+    from jamtui.ui.screens import LabScreen
+
+    store = Store()
+    with store.batch():
+        for i in range(300):
+            store.upsert(Kind.ALLOCATION, Allocation(
+                f"{i:08x}-0000-4000-8000-000000000000", f"load.web[{i}]", "load", "web", "n",
+                "vs0", "running", "run", create_time=time.time() - 30,
+                tasks=(TaskInfo("server", "running"),)))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.3)
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        table = next(p.table for p in screen.panes if p.kind is Kind.ALLOCATION)
+        assert 0 < table.size.height < 30
+        built: list[int] = []
+        cells = table._cells
+
+        def counted(obj: Any) -> list[Any]:
+            built.append(1)
+            return cells(obj)
+
+        table._cells = counted  # type: ignore[method-assign]
+        table.reload()
+        assert table.row_count == 300
+        assert len(built) <= table.size.height + 1, (len(built), table.size.height)
+        await pilot.pause(0.2)  # drawn: the rows shown have their cells, in their order
+        assert [table.get_row_at(r)[1].plain for r in range(3)] == [
+            "load.web[0]", "load.web[1]", "load.web[2]"]
