@@ -8,8 +8,9 @@ off from the cockpit's start (`hold`, before the engine starts) until the first 
 settled, when what is alive is frozen out of its sight and it is turned on again
 (`release`, from `JamApp`; at the latest `HOLD_MAX` seconds after the app mounted, however
 slow a backend is). Records are freed by their reference counts meanwhile, as always; only
-reference cycles made during the start-up wait for the collector (a few thousand objects
-at 5k, and the freeze keeps them: once, bounded).
+reference cycles made during the start-up wait for the collector, and the freeze keeps them
+(once, bounded: the collections of a 5k start-up found ~16,000 such objects; the TUI's RSS
+25 s after start stayed within its run-to-run spread, 136-168 MiB).
 """
 
 from __future__ import annotations
