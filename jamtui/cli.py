@@ -530,7 +530,9 @@ def _lab_console(lab: object, stop: threading.Event) -> None:
 
 def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
     from .engine import Engine
+    from .ui import heap
 
+    heap.hold()  # no collector passes over the first picture: on again once it is in
     # the first reads go on while the UI is imported and Textual starts (half a second and
     # more of the first frame at 5,000 allocations); the screens read the store whole when
     # they mount, so nothing written meanwhile is missed
@@ -550,6 +552,7 @@ def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
         app.run()
     finally:
         engine.stop()
+        heap.release(freeze=False)
     return app.return_code or 0  # 1 after an unexpected exception (said in one line)
 
 

@@ -40,6 +40,7 @@ from ..engine import Engine
 from ..model import Kind
 from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
+from . import heap
 from .columns import History
 from .inbox import Inbox
 from .keymap import KEYMAP, READ_ONLY_WHY, Key, bind, for_scopes, usable
@@ -267,6 +268,8 @@ class JamApp(App[None]):
             self.run_worker(self._first_picture, thread=True, name="first picture",
                             exit_on_error=False)
         self.push_screen(OverviewScreen())
+        if heap.held():  # the collector is off for the start-up (run_cockpit): on again later
+            self.set_timer(heap.HOLD_MAX, self._freeze_heap)
         self.set_interval(1, self._refresh_ages)  # AGE ticks each second, rows on screen
         from .nomad_views import poll_tick
 
@@ -288,10 +291,9 @@ class JamApp(App[None]):
         400,000 objects at 5k) moves out of the cyclic collector's sight, `gc.freeze()`:
         each full collection had walked all of it, 0.6-0.8 s with the loop stopped every
         10-20 s on a loaded 2-core machine. Records are freed by their reference counts as
-        before; only a reference cycle among objects alive now would stay (once, bounded)."""
-        import gc
-
-        gc.freeze()
+        before; only a reference cycle among objects alive now would stay (once, bounded).
+        The collector, off since the cockpit started (`heap.hold`), is on again."""
+        heap.release()
 
     def on_unmount(self) -> None:
         if self._unsubscribe:

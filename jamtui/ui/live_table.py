@@ -28,13 +28,17 @@ import gc
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console, ConsoleOptions
 from rich.measure import Measurement
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
+from textual.color import Color
 from textual.coordinate import Coordinate
+from textual.css.styles import RenderStyles
 from textual.events import Resize
 from textual.geometry import Region
 from textual.message import Message
@@ -100,6 +104,62 @@ class Cell(Text):
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         width = self.cell_len
         return Measurement(width, width)
+
+
+class DrawnStyles:
+    """A component's styles (`datatable--header`…) during one drawing pass: DataTable reads
+    their Rich style for every line, each read building the styles again and walking the
+    ancestors; here it is read once."""
+
+    def __init__(self, styles: RenderStyles) -> None:
+        self.styles = styles
+        self.rich_style = styles.rich_style
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.styles, name)
+
+
+def cell_line(cell: Any, width: int, pad: int, pre: Style, post: Style,
+              style_of: Any) -> list[Segment] | None:
+    """A cell's one line of segments, made directly: what DataTable gets from Rich for it
+    (`Styled(Padding(cell))` through `Console.render_lines`, segment for segment) for a
+    Cell with one style (no spans), left-aligned, that fits its column. Rich's way was most
+    of drawing a table (a first frame, opening `:allocs`): measuring, wrapping, joining,
+    cropping and padding each cell's text through generators. None for any other cell (Rich
+    draws it: an ellipsis, spans). `style_of` turns a style's name into a Style (the
+    console's `get_style`)."""
+    if type(cell) is not Cell or cell._spans or cell.justify not in (None, "default"):
+        return None
+    inner = width - 2 * pad
+    length = cell.cell_len
+    if length > inner or inner < 0:
+        return None
+    text = cell.plain
+    if "\n" in text or "\t" in text:
+        return None
+    own = cell.style
+    if own:
+        # Text.render gives a styled text its style as a span: Style.combine(null, style)
+        style: Style | None = own if isinstance(own, Style) else style_of(own)
+    else:
+        style = None
+    null = Style.null()
+
+    def styled(s: Style | None) -> Style | None:  # Segment.apply_style(pre, post)
+        if pre:
+            s = pre + s
+        if post:
+            s = s + post if s else post
+        return s
+
+    edge = styled(null)
+    line = [Segment(" " * pad, edge)] if pad else []
+    line.append(Segment(text, styled(style if text else None)))  # "" takes no style
+    if length < inner:
+        line.append(Segment(" " * (inner - length), edge))
+    if pad:
+        line.append(Segment(" " * pad, edge))
+    return line
 
 
 class LiveTable(NavKeys, DataTable[Any]):
@@ -654,6 +714,49 @@ class LiveTable(NavKeys, DataTable[Any]):
             cache.discard(key)  # LRUCache.set keeps an existing key's value
             cache.set(key, (fixed, scrollable))
 
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
+        """A row's cell: made here (`cell_line`) for a plain Cell, by DataTable (Rich) for
+        a header, a cut cell or one with spans; cached under DataTable's own key, so its
+        cache keeps working the same (`_patch_rows`, `_repaint_stale`)."""
+        if row_index < 0 or column_index < 0 or self.fixed_rows or self.fixed_columns:
+            return super()._render_cell(row_index, column_index, base_style, width,
+                                        cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        key = (row_key, column_key, base_style, cursor, hover, self._show_hover_cursor,
+               self._update_count, self._pseudo_class_state)
+        cache = self._cell_render_cache
+        lines = cache.get(key)
+        if lines is not None:
+            return lines
+        if row_key is not None and row_key.value in self._pending:
+            self._fill([str(row_key.value)])
+        data = self._data.get(row_key) if row_key is not None else None
+        cell = data.get(column_key) if data is not None and column_key is not None else None
+        line = None
+        if cell is not None:
+            component, post = self._get_styles_to_render_cell(
+                False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+                self.cursor_foreground_priority == "css",
+                self.cursor_background_priority == "css")
+            pre = base_style + Style.from_meta({"row": row_index, "column": column_index})
+            line = cell_line(cell, width, self.cell_padding, pre + component, post,
+                             self._style_of)
+        if line is None:
+            return super()._render_cell(row_index, column_index, base_style, width,
+                                        cursor, hover)
+        cache[key] = lines = [line]
+        return lines
+
+    def _style_of(self, name: str) -> Style:
+        """A style's name as the console reads it (a span's, in Text.render), kept."""
+        styles: dict[str, Style] = self.__dict__.setdefault("_styles_by_name", {})
+        style = styles.get(name)
+        if style is None:
+            style = styles[name] = self.app.console.get_style(name, default=Style.null())
+        return style
+
     # every row is one line: where a row is on the page is its index (DataTable adds up the
     # heights of all the rows above it, for each row it repaints: rows 4,000 down cost 4,000
     # steps each, a third of the loop in a 5,000-allocation lab)
@@ -682,7 +785,7 @@ class LiveTable(NavKeys, DataTable[Any]):
     def _visible_ids(self, rows: int = 1) -> list[str]:
         """The rows on screen (at least `rows` of them, before the table has a size)."""
         top = max(0, int(self.scroll_y))
-        height = max(self.size.height, rows)
+        height = self.size.height or rows  # a pane of 20 rows built 60 at each load
         ids = []
         for row in range(top, min(self.row_count, top + height + 1)):
             key = self._row_locations.get_key(row)
@@ -694,7 +797,45 @@ class LiveTable(NavKeys, DataTable[Any]):
         # the rows about to be drawn get their cells first (a load leaves them for later)
         if self._pending:
             self._fill(self._visible_ids())
-        return super().render_lines(crop)
+        self._drawing = {}  # the widget's own styles, read once for the lines of this pass
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._drawing = None
+
+    # DataTable reads the widget's style and background for each line it draws; each read
+    # walks every ancestor's styles (a quarter of drawing a screenful). They cannot change
+    # while one pass draws its lines: read once per pass (`render_lines`), live otherwise.
+    _drawing: dict[Any, Any] | None = None
+
+    @property
+    def rich_style(self) -> Style:
+        drawing = self._drawing
+        if drawing is None:
+            return super().rich_style
+        style = drawing.get("rich_style")
+        if style is None:
+            style = drawing["rich_style"] = super().rich_style
+        return style
+
+    @property
+    def background_colors(self) -> tuple[Color, Color]:
+        drawing = self._drawing
+        if drawing is None:
+            return super().background_colors
+        colors = drawing.get("background_colors")
+        if colors is None:
+            colors = drawing["background_colors"] = super().background_colors
+        return colors
+
+    def get_component_styles(self, *names: str) -> RenderStyles:
+        drawing = self._drawing
+        if drawing is None:
+            return super().get_component_styles(*names)
+        styles = drawing.get(names)
+        if styles is None:
+            styles = drawing[names] = DrawnStyles(super().get_component_styles(*names))
+        return cast(RenderStyles, styles)
 
     def get_row_at(self, row_index: int) -> list[Any]:
         key = self._row_locations.get_key(row_index)

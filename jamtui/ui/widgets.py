@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
+from textual.widgets._footer import FooterKey
 
 from ..model import Health, Kind, Quorum, TLSInfo
 from ..plain import BLOCK_LIMIT
@@ -227,8 +228,35 @@ class KeyFooter(Footer):
 
     FIRST = ("command_bar", "filter", "help")
     LAST = ("tails", "quit")
+    _shown: tuple[Any, ...] | None = None  # the keys the footer was last composed with
+
+    def _keys_now(self) -> tuple[Any, ...]:
+        """What the footer shows, as compose would read it."""
+        return (self.compact, self.show_command_palette, tuple(
+            (b.key, b.description, b.action, enabled, tooltip, b.show)
+            for _, b, enabled, tooltip in self.screen.active_bindings.values()))
+
+    def bindings_changed(self, screen: Any) -> None:
+        """Composed again only when the keys it shows changed. Footer recomposed (every key
+        unmounted, mounted and styled again) at each focus change, table load or screen
+        change, whatever changed: two or three times while a screen first appears."""
+        if (self._bindings_ready and self.is_attached and screen is self.screen
+                and self._shown is not None and self._keys_now() == self._shown):
+            return
+        super().bindings_changed(screen)
 
     def compose(self) -> ComposeResult:
+        if self._bindings_ready and self.is_attached:
+            self._shown = self._keys_now()
+        for key in self._keys():
+            if isinstance(key, FooterKey) and not key.has_class("-command-palette"):
+                # born with the footer's style (Footer binds it to these keys): FooterKey
+                # starts compact and the binding set it back at mount, restyling each twice
+                key.set_reactive(FooterKey.compact, self.compact)
+                key.set_class(self.compact, "-compact", update=False)
+            yield key
+
+    def _keys(self) -> list[Widget]:
         def rank(widget: Widget) -> int:
             if widget.has_class("-command-palette"):
                 return 99

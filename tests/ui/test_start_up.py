@@ -1,0 +1,148 @@
+"""The cockpit's start-up: the cyclic collector stays off until the first picture is in
+(`ui/heap.py`), and is on again then, or after `HOLD_MAX` seconds whatever happens."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+from jamtui.store import Store
+from jamtui.ui import app as app_module
+from jamtui.ui import heap
+from jamtui.ui.app import JamApp
+from tests.helpers import fake_engine
+
+
+async def _collector_on_again(engine: Any) -> bool:
+    heap.hold()
+    try:
+        assert not gc.isenabled()
+        app = JamApp(engine, start_engine=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            for _ in range(100):
+                if gc.isenabled():
+                    break
+                await pilot.pause(0.05)
+            return gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        heap.release(freeze=False)
+        gc.enable()
+        gc.unfreeze()  # the rest of the test run collects as before
+
+
+async def test_the_collector_is_on_again_once_the_first_picture_is_in(
+        monkeypatch: Any) -> None:
+    monkeypatch.setattr(app_module, "HEAP_SETTLE", 0.05)
+    engine = fake_engine(Store())
+    engine.wait_ready = lambda timeout=0: True
+    assert await _collector_on_again(engine)
+
+
+async def test_the_collector_is_on_again_when_a_backend_never_answers(
+        monkeypatch: Any) -> None:
+    monkeypatch.setattr(heap, "HOLD_MAX", 0.2)
+    engine = fake_engine(Store())
+    engine.wait_ready = lambda timeout=0: False
+    assert await _collector_on_again(engine)
+
+
+def test_a_collector_turned_off_by_its_caller_stays_off() -> None:
+    gc.disable()
+    try:
+        heap.hold()
+        heap.release(freeze=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+async def test_the_footer_is_composed_again_only_when_its_keys_change(
+        monkeypatch: Any) -> None:
+    """Footer recomposed (every key unmounted, mounted and styled again) at each focus change,
+    load or screen change: two or three times while a screen first appears. It still
+    follows the focused pane's keys."""
+    import time
+
+    from jamtui.model import VM, Allocation, Kind, TaskInfo
+    from jamtui.ui.screens import LabScreen
+    from jamtui.ui.widgets import KeyFooter
+
+    store = Store()
+    store.upsert(Kind.VM, VM(101, "vs0", "pve1", "running", 0.1, 2, 2**30, 2**31))
+    store.upsert(Kind.ALLOCATION, Allocation(
+        "00000001-0000-4000-8000-000000000000", "load.web[1]", "load", "web", "n", "vs0",
+        "running", "run", create_time=time.time() - 30, tasks=(TaskInfo("server", "running"),)))
+    composed: list[int] = []
+    real = KeyFooter.compose
+
+    def counted(self: KeyFooter) -> Any:
+        composed.append(1)
+        return real(self)
+
+    monkeypatch.setattr(KeyFooter, "compose", counted)
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        panes = {pane.kind: pane for pane in screen.panes}
+
+        def keys() -> str:
+            return " ".join(str(k.render()) for k in screen.query("FooterKey"))
+
+        panes[Kind.VM].table.focus()
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "migrate" in keys():
+                break
+        assert "migrate" in keys()
+        await pilot.pause(0.3)
+        before = len(composed)
+        for _ in range(3):  # bindings "updated" with nothing changed: the footer stays
+            screen.refresh_bindings()
+            await pilot.pause(0.1)
+        assert len(composed) == before
+        panes[Kind.ALLOCATION].table.focus()  # other keys: composed again
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "restart" in keys():
+                break
+        assert "restart" in keys() and "migrate" not in keys()
+        assert len(composed) > before
+
+
+async def test_a_load_into_a_pane_builds_the_rows_it_shows() -> None:
+    """A load makes cells for the rows on screen only: a 20-row overview pane built 60 at
+    each load (every pane, at the first frame)."""
+    import time
+
+    from jamtui.model import Allocation, Kind, TaskInfo
+    from jamtui.ui.screens import LabScreen
+
+    store = Store()
+    with store.batch():
+        for i in range(300):
+            store.upsert(Kind.ALLOCATION, Allocation(
+                f"{i:08x}-0000-4000-8000-000000000000", f"load.web[{i}]", "load", "web", "n",
+                "vs0", "running", "run", create_time=time.time() - 30,
+                tasks=(TaskInfo("server", "running"),)))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.3)
+        screen = app.screen
+        assert isinstance(screen, LabScreen)
+        table = next(p.table for p in screen.panes if p.kind is Kind.ALLOCATION)
+        assert 0 < table.size.height < 30
+        built: list[int] = []
+        cells = table._cells
+
+        def counted(obj: Any) -> list[Any]:
+            built.append(1)
+            return cells(obj)
+
+        table._cells = counted  # type: ignore[method-assign]
+        table.reload()
+        assert table.row_count == 300
+        assert len(built) <= table.size.height + 1, (len(built), table.size.height)
+        await pilot.pause(0.2)  # drawn: the rows shown have their cells, in their order
+        assert [table.get_row_at(r)[1].plain for r in range(3)] == [
+            "load.web[0]", "load.web[1]", "load.web[2]"]
