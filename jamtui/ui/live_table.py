@@ -724,16 +724,19 @@ class LiveTable(NavKeys, DataTable[Any]):
                                         cursor, hover)
         row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
+        if row_key is None or column_key is None:
+            return super()._render_cell(row_index, column_index, base_style, width,
+                                        cursor, hover)
         key = (row_key, column_key, base_style, cursor, hover, self._show_hover_cursor,
                self._update_count, self._pseudo_class_state)
         cache = self._cell_render_cache
         lines = cache.get(key)
         if lines is not None:
             return lines
-        if row_key is not None and row_key.value in self._pending:
+        if row_key.value in self._pending:
             self._fill([str(row_key.value)])
-        data = self._data.get(row_key) if row_key is not None else None
-        cell = data.get(column_key) if data is not None and column_key is not None else None
+        data = self._data.get(row_key)
+        cell = data.get(column_key) if data is not None else None
         line = None
         if cell is not None:
             component, post = self._get_styles_to_render_cell(
