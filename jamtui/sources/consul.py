@@ -241,6 +241,7 @@ class ConsulSource(Source):
         self._by_service: dict[str, set[str]] = {}
         self._on_node: dict[str, set[str]] = {}
         self._check_map: dict[tuple[str, str], NodeCheck] = {}
+        self._check_mods: dict[tuple[str, str], Any] = {}  # each check's ModifyIndex, as read
         # node -> service id ("" for the node's own checks) -> its checks: an instance's
         # checks without a pass over its node's every check (5,000 instances, 100 nodes)
         self._checks_by_node: dict[str, dict[str, list[NodeCheck]]] = {}
@@ -370,15 +371,40 @@ class ConsulSource(Source):
             self.report_ok()
 
     def _apply_checks(self, checks: list[dict[str, Any]], index: int) -> None:
-        new = {(c.get("Node", ""), c.get("CheckID", "")): decode_node_check(c) for c in checks}
+        # the whole list comes back on any change of any check (5,000 at 5,000 instances):
+        # a check whose ModifyIndex is the one held is the check held (Consul writes a check,
+        # and moves its ModifyIndex, when its status, output or definition changes), so it is
+        # not decoded again and compares by identity; only the changed move in `by_node`
+        held, mods = self._check_map, self._check_mods
+        new: dict[tuple[str, str], NodeCheck] = {}
+        new_mods: dict[tuple[str, str], Any] = {}
+        for c in checks:
+            key = (c.get("Node", ""), c.get("CheckID", ""))
+            mod = new_mods[key] = c.get("ModifyIndex")
+            before = held.get(key)
+            new[key] = (before if before is not None and mod is not None and mods.get(key) == mod
+                        else decode_node_check(c))
         with self._lock:
-            old, self._check_map = self._check_map, new
+            old, self._check_map, self._check_mods = self._check_map, new, new_mods
             loaded = self._checks_loaded
             self._checks_loaded = True
-            changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
-            by_node: dict[str, dict[str, list[NodeCheck]]] = {}
-            for (node, _), check in new.items():
-                by_node.setdefault(node, {}).setdefault(check.info.service_id, []).append(check)
+            changed = {k for k in old.keys() | new.keys()
+                       if old.get(k) is not new.get(k) and old.get(k) != new.get(k)}
+            if loaded and len(changed) * 4 < len(new):
+                by_node = self._checks_by_node
+                for node, check_id in changed:
+                    before, after = old.get((node, check_id)), new.get((node, check_id))
+                    on_node = by_node.setdefault(node, {})
+                    if before is not None:
+                        with contextlib.suppress(ValueError):
+                            on_node.get(before.info.service_id, []).remove(before)
+                    if after is not None:
+                        on_node.setdefault(after.info.service_id, []).append(after)
+            else:
+                by_node = {}
+                for (node, _), check in new.items():
+                    by_node.setdefault(node, {}).setdefault(check.info.service_id,
+                                                            []).append(check)
             self._checks_by_node = by_node
             touched: set[str] = set()
             reread: set[str] = set()

@@ -94,6 +94,44 @@ def test_a_check_change_is_one_store_change_and_no_reread(
     wait_for(lambda: store.get(Kind.INSTANCE, inst.id).status == "passing", timeout=5)
 
 
+def test_a_check_change_decodes_only_the_changed_check(
+        lab: Lab, watched: tuple[ConsulSource, list[list[Change]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each change of any check brings the whole check list back (2.5 MB at 5,000
+    instances); every entry was decoded again and compared field by field. An entry whose
+    ModifyIndex is the one held is the check held."""
+    from jamtui.sources import consul as consul_source
+
+    src, _ = watched
+    store = src.store
+    decoded: list[str] = []
+    real = consul_source.decode_node_check
+
+    def counting(c: dict[str, object]) -> object:
+        decoded.append(str(c.get("CheckID")))
+        return real(c)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(consul_source, "decode_node_check", counting)
+    inst = next(i for i in store.items(Kind.INSTANCE) if i.service == "api")
+    check = next(c for c in inst.checks if c.service_id)
+    held = len(src._check_map)
+    assert held > 5
+    try:
+        lab.call(lab.world.set_check, inst.node, check.check_id, "warning", "slow")
+        wait_for(lambda: store.get(Kind.INSTANCE, inst.id).status == "warning", timeout=5)
+        assert decoded and set(decoded) == {check.check_id}  # (once per answer with it)
+        moved = next(c for c in store.get(Kind.INSTANCE, inst.id).checks
+                     if c.check_id == check.check_id)
+        assert moved.output == "slow"
+        others = [i for i in store.items(Kind.INSTANCE)
+                  if i.node == inst.node and i.id != inst.id]
+        assert all(i.status != "warning" for i in others)
+    finally:
+        lab.call(lab.world.set_check, inst.node, check.check_id, "passing", "HTTP GET: 200 OK")
+    wait_for(lambda: store.get(Kind.INSTANCE, inst.id).status == "passing", timeout=5)
+    assert len(src._check_map) == held
+
+
 def test_a_node_check_reaches_every_instance_on_the_node(
         lab: Lab, watched: tuple[ConsulSource, list[list[Change]]]) -> None:
     src, _ = watched
