@@ -185,7 +185,7 @@ async def test_a_page_of_allocations_takes_turns_for_stats() -> None:
         for _ in range(turns):
             nomad_views.poll_tick(app)
             await pilot.pause(0.05)
-        assert len(started) == turns
+        assert len(started) >= turns  # (the app's own 3 s timer may add a tick)
         assert all(len(ids) <= nomad_views.STATS_PER_TICK + 1 and cursor in ids
                    for ids in started)
         assert set().union(*started) == shown  # every row on screen, none off it
