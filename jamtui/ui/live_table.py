@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import gc
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -856,14 +856,25 @@ class LiveTable(NavKeys, DataTable[Any]):
         """Recompute the clock-derived cells (AGE) of the rows on screen, and nothing else;
         called each second: a cell changes when its unit does (seconds, then minutes...)."""
         self._shrink_columns()
-        specs = [(n, c) for n, c in enumerate(self.columns_spec) if c.key in TIME_COLUMNS]
+        self.refresh_columns(TIME_COLUMNS)
+
+    def refresh_columns(self, keys: Collection[str], ids: Iterable[str] | None = None) -> None:
+        """Recompute the cells of the columns `keys` only, for the rows `ids` (by default
+        those on screen) whose cells are made: what is not in the store, as AGE (the clock) or
+        CPU/MEM (the stats poller). Only a cell whose text changed is drawn again. Where the
+        table sorts by one of these columns, or a filter could match on them, the rows go
+        through `apply` (they may move, or leave)."""
+        specs = [(n, c) for n, c in enumerate(self.columns_spec) if c.key in keys]
         if not specs or not self.row_count:
             return
-        for id_ in self._visible_ids():
+        if ids is not None and (self.filter_text or self._sort[0] in keys):
+            self.apply([i for i in ids if i in self._key_of])
+            return
+        for id_ in self._visible_ids() if ids is None else ids:
             old = self._texts.get(id_)
             obj = self._objs.get(id_)
             if old is None or obj is None:
-                continue
+                continue  # not in the table, or its cells not made yet: made when drawn
             changed = []
             texts = list(old)
             for n, col in specs:
@@ -873,7 +884,8 @@ class LiveTable(NavKeys, DataTable[Any]):
                     texts[n] = cell.plain
             if changed:
                 self._set_cells(id_, changed)
-                self._texts[id_] = tuple(texts)
+                self._texts[id_] = now = tuple(texts)
+                self._seen[id_] = (obj, now)
         self._repaint_stale()
 
     def watch_scroll_y(self, old: float, new: float) -> None:

@@ -94,6 +94,41 @@ def test_a_check_change_is_one_store_change_and_no_reread(
     wait_for(lambda: store.get(Kind.INSTANCE, inst.id).status == "passing", timeout=5)
 
 
+def test_a_check_change_decodes_only_the_changed_check(
+        lab: Lab, watched: tuple[ConsulSource, list[list[Change]]]) -> None:
+    """Each change of any check brings the whole check list back (2.5 MB at 5,000
+    instances); every entry was decoded again and compared field by field. An unchanged
+    entry is now the record held (the same object), and only the changed check is new, in
+    the check map and in its node's index."""
+    src, _ = watched
+    store = src.store
+    inst = next(i for i in store.items(Kind.INSTANCE) if i.service == "api")
+    check = next(c for c in inst.checks if c.service_id)
+    before = dict(src._check_map)
+    held = len(before)
+    assert held > 5
+    key = (inst.node, check.check_id)
+    try:
+        lab.call(lab.world.set_check, inst.node, check.check_id, "warning", "slow")
+        wait_for(lambda: store.get(Kind.INSTANCE, inst.id).status == "warning", timeout=5)
+        after = dict(src._check_map)
+        assert after[key] is not before[key] and after[key].info.output == "slow"
+        rebuilt = [k for k in before if k != key and after.get(k) is not before[k]]
+        assert rebuilt == []  # none of the other checks was made again
+        on_node = src._checks_by_node[inst.node][check.service_id]
+        assert after[key] in on_node and before[key] not in on_node
+        moved = next(c for c in store.get(Kind.INSTANCE, inst.id).checks
+                     if c.check_id == check.check_id)
+        assert moved.output == "slow"
+        others = [i for i in store.items(Kind.INSTANCE)
+                  if i.node == inst.node and i.id != inst.id]
+        assert all(i.status != "warning" for i in others)
+    finally:
+        lab.call(lab.world.set_check, inst.node, check.check_id, "passing", "HTTP GET: 200 OK")
+    wait_for(lambda: store.get(Kind.INSTANCE, inst.id).status == "passing", timeout=5)
+    assert len(src._check_map) == held
+
+
 def test_a_node_check_reaches_every_instance_on_the_node(
         lab: Lab, watched: tuple[ConsulSource, list[list[Change]]]) -> None:
     src, _ = watched

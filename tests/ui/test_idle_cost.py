@@ -43,9 +43,11 @@ async def test_a_pane_without_cpu_and_mem_polls_no_allocation_stats() -> None:
         _, table = await allocs_view(pilot, app)
         await pilot.pause(0.2)
         assert "cpu" in table.columns
-        nomad_views.poll_tick(app)
-        await pilot.pause(0.05)
-        assert started and len(started[-1]) == 12
+        for _ in range(2):  # 12 rows: the cursor's and 8 more, then the other 3
+            nomad_views.poll_tick(app)
+            await pilot.pause(0.05)
+        assert started and set().union(*started) == {str(a.id) for a in
+                                                     store.items(Kind.ALLOCATION)}
 
 
 async def test_a_changed_cell_is_drawn_as_a_whole_repaint_would_draw_it() -> None:
@@ -158,3 +160,63 @@ async def test_the_overview_under_a_view_draws_nothing_until_shown_again() -> No
         lines = ["".join(s.text for strip in row for s in strip) for row in drawn.strips]
         vm_line = next(line for line in lines if "vs0" in line)
         assert "stopped" in vm_line, vm_line  # it was running when `:allocs` opened
+
+
+async def test_a_page_of_allocations_takes_turns_for_stats() -> None:
+    """Every tick read the stats of every running allocation on screen (40 on `:allocs`, 13
+    requests a second) and redrew each row. A tick reads the cursor's row and at most
+    `STATS_PER_TICK` more, the longest unread first, so the page is read over a few ticks."""
+    store = Store()
+    with store.batch():
+        for i in range(60):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.focus()
+        await pilot.pause(0.2)
+        table.move_cursor(row=5)
+        await pilot.pause(0.05)
+        cursor = table.selected_id()
+        shown = nomad_views.visible_alloc_ids(app)
+        assert len(shown) > 2 * nomad_views.STATS_PER_TICK
+        started = stats_watched(app)
+        turns = -(-(len(shown) - 1) // nomad_views.STATS_PER_TICK)
+        for _ in range(turns):
+            nomad_views.poll_tick(app)
+            await pilot.pause(0.05)
+        assert len(started) >= turns  # (the app's own 3 s timer may add a tick)
+        assert all(len(ids) <= nomad_views.STATS_PER_TICK + 1 and cursor in ids
+                   for ids in started)
+        assert set().union(*started) == shown  # every row on screen, none off it
+
+
+async def test_new_stats_make_only_the_cpu_and_mem_cells_again() -> None:
+    """A stats round went through the store's change path: every polled row's cells were all
+    made again (and the row re-sorted) though only CPU and MEM had moved."""
+    from collections import deque
+
+    store = Store()
+    with store.batch():
+        for i in range(30):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        await pilot.pause(0.2)
+        ids = set(table._visible_ids()) & {str(a.id) for a in store.items(Kind.ALLOCATION)}
+        made: list[str] = []
+        real = table._cells
+
+        def counting(obj: object) -> list[object]:
+            made.append(str(getattr(obj, "id", "")))
+            return real(obj)
+
+        table._cells = counting  # type: ignore[method-assign]
+        for aid in ids:
+            app.stats_poller.tasks[aid] = {"server": deque([(321.0, 64 << 20)])}
+        nomad_views._polled(app, ids)
+        await pilot.pause(0.1)
+        assert made == []
+        assert all("321MHz" in " ".join(table._texts[aid]) for aid in ids)
+        assert all("321MHz" in " ".join(str(c) for c in table.get_row(aid)) for aid in ids)
