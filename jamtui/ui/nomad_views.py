@@ -902,7 +902,8 @@ def _polled(app: Any, allocs: set[str]) -> None:
     for screen in app.screen_stack:
         for pane in getattr(screen, "panes", ()):
             table = getattr(pane, "table", None)
-            if getattr(table, "kind", None) is Kind.ALLOCATION and table.is_mounted:
+            if table is not None and getattr(table, "kind", None) is Kind.ALLOCATION \
+                    and table.is_mounted:
                 table.refresh_columns(STATS_KEYS, allocs)
     changed: dict[Kind, set[str]] = {}
     if getattr(app.screen, "kind", None) is Kind.ALLOCATION \
