@@ -403,6 +403,8 @@ class JamApp(App[None]):
                 self.history.add(f"hv/{hv.name}", hv.cpu)
 
     def _refresh_ages(self) -> None:
+        if not self.screen_stack:  # a tick while the app closes: nothing left to draw
+            return
         screen = self.screen
         if isinstance(screen, LabScreen):
             screen.refresh_rows({pane.kind for pane in screen.panes})

@@ -863,7 +863,7 @@ def poll_tick(app: Any) -> None:
     requests and redraws were most of the cockpit's idle cost (`:allocs` and the details,
     where the figures are the point, keep every tick)."""
     poller: StatsPoller | None = getattr(app, "stats_poller", None)
-    if poller is None or poller._busy:
+    if poller is None or poller._busy or not app.screen_stack:  # (none while it closes)
         return
     screen = app.screen
     poller.ticks += 1
