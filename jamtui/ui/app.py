@@ -227,6 +227,16 @@ class JamApp(App[None]):
 
     # -- life ----------------------------------------------------------------------------------
 
+    def _on_resize(self, event: events.Resize) -> None:
+        """A resize to the size the app already has is no resize. Textual (8.x) keeps it
+        anyway and hands it to the screens at the next idle moment, which lay out and draw
+        every widget again: at start the terminal (tmux) reports its size a second time, and
+        at 5,000 allocations that whole-screen layout came right after the first picture was
+        applied, before the first full frame (0.1-0.2 s of it, #17)."""
+        if self._size is not None and event.size == self._size:
+            event.stop()
+            event.prevent_default()  # Textual calls App._on_resize too (each class's handler)
+
     def get_line_filters(self) -> Sequence[LineFilter]:
         return [*super().get_line_filters(), self._no_controls]
 

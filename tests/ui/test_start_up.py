@@ -146,3 +146,36 @@ async def test_a_load_into_a_pane_builds_the_rows_it_shows() -> None:
         await pilot.pause(0.2)  # drawn: the rows shown have their cells, in their order
         assert [table.get_row_at(r)[1].plain for r in range(3)] == [
             "load.web[0]", "load.web[1]", "load.web[2]"]
+
+
+async def test_a_resize_to_the_same_size_lays_nothing_out_again() -> None:
+    """The terminal reports its size again at start (tmux did): Textual handed that to the
+    screen, which laid out and drew every widget again, right after the first picture was
+    applied at 5,000 allocations (#17). A real resize still lays out."""
+    from textual import events
+    from textual.geometry import Size
+    from textual.screen import Screen
+
+    laid_out: list[Any] = []
+    real = Screen._refresh_layout
+
+    def counted(self: Screen[Any], size: Any = None, scroll: bool = False) -> None:
+        laid_out.append(size)
+        real(self, size, scroll)
+
+    app = JamApp(fake_engine(Store()), start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+        Screen._refresh_layout = counted  # type: ignore[method-assign]
+        try:
+            app.post_message(events.Resize(Size(80, 24), Size(80, 24)))
+            await pilot.pause(0.1)
+            assert laid_out == []
+            app.post_message(events.Resize(Size(90, 24), Size(90, 24)))
+            for _ in range(40):
+                if laid_out:
+                    break
+                await pilot.pause(0.05)
+            assert laid_out and app.size == Size(90, 24)
+        finally:
+            Screen._refresh_layout = real  # type: ignore[method-assign]
