@@ -70,6 +70,10 @@ class Engine:
         for name, message in NOT_CONFIGURED.items():
             if name not in self.sources:
                 store.set_backend(BackendStatus(name, Health.UNKNOWN, last_error=message))
+        # set by the cockpit once its first picture is drawn (`JamApp`): the sources' work in
+        # the background that the first frame does not need waits for it (or for
+        # `fabio.FIRST_FRAME_WAIT`), not competing for the one GIL with the first frame
+        self.first_frame = threading.Event()
         from .sources.tls import CertWatch, endpoints_of
 
         # verification off shows from the first frame; expiry once a handshake has read it
@@ -123,6 +127,7 @@ class Engine:
             self.routes.start()
         for source in self.sources.values():
             source.once = not followers
+            source.first_frame = self.first_frame if followers else None
             source.summary = summary
             source.mark_waiting()
             source.start()

@@ -84,6 +84,9 @@ ASK_SLICE = 0.1  # seconds a worker waits for an answer before checking it shoul
 WORKER_THREADS = 256
 # seconds after every backend's first answer before the heap is frozen (see `_freeze_heap`)
 HEAP_SETTLE = 5.0
+# seconds after every backend's first answer before the first frame counts as drawn (the
+# first picture's changes applied and painted; Fabio's background pass waits for it)
+FIRST_FRAME_SETTLE = 1.0
 
 
 
@@ -295,6 +298,14 @@ class JamApp(App[None]):
         if self.is_running and not _cancelled():
             with contextlib.suppress(RuntimeError):  # the app stopped meanwhile
                 self.call_from_thread(self.set_timer, HEAP_SETTLE, self._freeze_heap)
+                self.call_from_thread(self.set_timer, FIRST_FRAME_SETTLE, self._first_frame)
+
+    def _first_frame(self) -> None:
+        """The first picture is applied (its changes a moment ago): once the screen is drawn
+        with it, the sources' background work may start (`Engine.first_frame`)."""
+        drawn = getattr(self.engine, "first_frame", None)
+        if drawn is not None:
+            self.call_after_refresh(drawn.set)
 
     def _freeze_heap(self) -> None:
         """The first picture (5,000 allocations, their rows, the services' instances: some

@@ -179,3 +179,25 @@ async def test_a_resize_to_the_same_size_lays_nothing_out_again() -> None:
             assert laid_out and app.size == Size(90, 24)
         finally:
             Screen._refresh_layout = real  # type: ignore[method-assign]
+
+
+async def test_the_first_frame_is_told_to_the_engine_once_the_first_picture_is_in(
+        monkeypatch: Any) -> None:
+    """`Engine.first_frame`: Fabio's background pass waits for it (#17)."""
+    import threading
+
+    monkeypatch.setattr(app_module, "FIRST_FRAME_SETTLE", 0.05)
+    ready = threading.Event()
+    engine = fake_engine(Store())
+    engine.wait_ready = lambda timeout=0: ready.wait(timeout)
+    engine.first_frame = threading.Event()
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert not engine.first_frame.is_set()  # some backend has not answered yet
+        ready.set()
+        for _ in range(100):
+            if engine.first_frame.is_set():
+                break
+            await pilot.pause(0.05)
+        assert engine.first_frame.is_set()
