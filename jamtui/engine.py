@@ -70,10 +70,11 @@ class Engine:
         for name, message in NOT_CONFIGURED.items():
             if name not in self.sources:
                 store.set_backend(BackendStatus(name, Health.UNKNOWN, last_error=message))
-        # set by the cockpit once its first picture is drawn (`JamApp`): the sources' work in
-        # the background that the first frame does not need waits for it (or for
-        # `fabio.FIRST_FRAME_WAIT`), not competing for the one GIL with the first frame
-        self.first_frame = threading.Event()
+        # the cockpit's first frame (`expect_first_frame`, set by `JamApp` once the first
+        # picture is drawn): the work in the background that the first frame does not need
+        # waits for it (at most `fabio.FIRST_FRAME_WAIT`), not competing with it for the one
+        # GIL; None (no cockpit: tests, commands) waits for nothing
+        self.first_frame: threading.Event | None = None
         from .sources.tls import CertWatch, endpoints_of
 
         # verification off shows from the first frame; expiry once a handshake has read it
@@ -114,6 +115,11 @@ class Engine:
                     self._inventory_read = True
         return self._inventory
 
+    def expect_first_frame(self) -> threading.Event:
+        """The cockpit will draw (before `start`): set the event it returns once drawn."""
+        self.first_frame = threading.Event()
+        return self.first_frame
+
     def start(self, followers: bool = True, summary: bool = False) -> None:
         """Begin watching. `followers=False` for one-shot commands: they print the store once
         and need neither the `:events` history nor the route book (deriving the timeline for
@@ -123,6 +129,7 @@ class Engine:
         `summary=True` for `status`, which prints counts: no VM configs for their addresses,
         no task states with the allocations (`Source.summary`)."""
         if followers:
+            self.timeline.first_frame = self.first_frame
             self.timeline.start()
             self.routes.start()
         for source in self.sources.values():

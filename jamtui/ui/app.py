@@ -276,6 +276,9 @@ class JamApp(App[None]):
         self._unsubscribe = self.store.subscribe(self._from_store)
         self.screen_change_signal.subscribe(self, lambda _: self.call_later(self._settled))
         if self.start_engine:
+            expect = getattr(self.engine, "expect_first_frame", None)
+            if expect is not None:
+                expect()  # see `_first_frame`
             self.run_worker(self.engine.start, thread=True, name="engine start")
         if callable(getattr(self.engine, "wait_ready", None)):
             self.run_worker(self._first_picture, thread=True, name="first picture",
