@@ -201,3 +201,47 @@ async def test_the_first_frame_is_told_to_the_engine_once_the_first_picture_is_i
                 break
             await pilot.pause(0.05)
         assert engine.first_frame.is_set()
+
+
+async def test_rows_coming_into_one_pane_lay_nothing_out() -> None:
+    """A table's new row count set its virtual size, a layout reactive: the whole screen was
+    laid out again (and every pane drawn again, in the cockpit), for each of Consul's 50
+    service batches in the first picture at 5,000 allocations (#17). The pane is repainted;
+    one that comes to overflow gets its scrollbar (a layout then)."""
+    from textual.screen import Screen
+
+    from jamtui.model import VM, Kind, Service
+    from jamtui.ui.live_table import LiveTable
+
+    store = Store()
+    store.upsert(Kind.VM, VM(101, "vs0", "pve1", "running", 0.1, 2, 2**30, 2**31))
+    laid_out: list[Any] = []  # the tables laid out again
+    real = Screen._refresh_layout
+
+    def counted(self: Screen[Any], size: Any = None, scroll: bool = False) -> None:
+        laid_out.extend(w for ws in self._layout_widgets.values() for w in ws
+                        if isinstance(w, LiveTable))
+        real(self, size, scroll)
+
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.2)
+        Screen._refresh_layout = counted  # type: ignore[method-assign]
+        try:
+            for n in range(4):
+                store.upsert(Kind.SERVICE, Service(f"svc{n}", (f"urlprefix-svc{n}/",), 1))
+                await pilot.pause(0.1)
+            services = app.screen.query_one("#pane-services").table
+            assert services.row_count == 4 and laid_out == []
+            assert "urlprefix-svc3/" in " ".join(
+                s.text for s in services.render_lines(services.region.reset_offset))
+            with store.batch():  # more than the pane shows: the scrollbar comes
+                for n in range(4, 60):
+                    store.upsert(Kind.SERVICE, Service(f"svc{n}", (), 1))
+            for _ in range(40):
+                if services.show_vertical_scrollbar:
+                    break
+                await pilot.pause(0.05)
+            assert services.show_vertical_scrollbar and services.row_count == 60
+        finally:
+            Screen._refresh_layout = real  # type: ignore[method-assign]
