@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,7 +32,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.signal import Signal
 from textual.timer import Timer
-from textual.widgets import Input, TextArea
+from textual.widgets import Input
 from textual.worker import NoActiveWorker, get_current_worker
 
 from ..actions import ActionError, actions_for, ask, describe, find
@@ -156,6 +157,15 @@ def _highlight(matcher: Matcher, text: str) -> Content:
         if not text[offset].isspace():
             content = content.stylize(matcher.match_style, offset, offset + 1)
     return content
+
+
+def _typed_into(widget: Any) -> bool:
+    """An input or a text area (`:kv`'s editor). TextArea's module (its document, themes:
+    ~40 ms of the start) is imported by the screen that uses it: until then none exists."""
+    if isinstance(widget, Input):
+        return True
+    text_area = sys.modules.get("textual.widgets._text_area")
+    return text_area is not None and isinstance(widget, text_area.TextArea)
 
 
 class NoControls(LineFilter):
@@ -356,7 +366,7 @@ class JamApp(App[None]):
         next widget focused on the screen shown once the `:` bar has switched the view."""
         closed = self._closed_input
         if closed is None:
-            return isinstance(widget, Input | TextArea)
+            return _typed_into(widget)
         return widget is not closed and not self._command_open and \
             getattr(widget, "screen", None) is self.screen
 
@@ -371,7 +381,7 @@ class JamApp(App[None]):
             await self._replay_typeahead()
 
     def _opens_input(self, key: str) -> bool:
-        if isinstance(self.focused, Input | TextArea):
+        if _typed_into(self.focused):
             return False  # typed into it: a `/` in a path, a `:` in a value
         for _node, bindings in self.screen._modal_binding_chain:
             found = bindings.key_to_bindings.get(key)
@@ -389,7 +399,7 @@ class JamApp(App[None]):
             rest = held[i + 1:]
             if (rest and self._typeahead is None and isinstance(event, events.Key)
                     and event.key in ("enter", "escape")
-                    and isinstance(self.focused, Input | TextArea)):
+                    and _typed_into(self.focused)):
                 # it closes the input: what was typed after it waits for the focus to land
                 self._typeahead, self._closed_input = list(rest), self.focused
                 self._typeahead_timer = self.set_timer(TYPEAHEAD_WAIT, self._replay_typeahead)
