@@ -139,6 +139,7 @@ class Engine:
             source.mark_waiting()
             source.start()
         if followers:  # no one-shot command prints certificates: no handshakes for them
+            self.certificates.first_frame = self.first_frame
             self.certificates.start()
 
     def stop(self, timeout: float = 0.2) -> None:
