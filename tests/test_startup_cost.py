@@ -28,10 +28,12 @@ def test_the_parser_does_not_import_the_workflows() -> None:
 def test_the_cockpit_without_a_keys_table_imports_no_screen_it_does_not_show() -> None:
     """`run_cockpit` checks the config's [keys]; with none there is nothing to check, and the
     log viewer, workflows, :kv, :routes … are imported when opened, not at start."""
-    code = ("import sys; import jamtui.ui.app; from jamtui.ui.keymap import KEYMAP, "
+    code = ("import sys; import jamtui.ui.app, jamtui.ui.nomad_views; "
+            "from jamtui.ui.keymap import KEYMAP, "
             "with_overrides; assert with_overrides({}) == KEYMAP; print([m for m in ("
             "'jamtui.ui.log_view', 'jamtui.ui.workflow_view', 'jamtui.ui.kv_view', "
-            "'jamtui.ui.routing_view', 'jamtui.ui.events_view', 'textual.widgets._text_area') "
+            "'jamtui.ui.routing_view', 'jamtui.ui.events_view', 'textual.widgets._text_area', "
+            "'rich.pretty') "
             "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
