@@ -537,6 +537,7 @@ def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
     # more of the first frame at 5,000 allocations); the screens read the store whole when
     # they mount, so nothing written meanwhile is missed
     engine = Engine(cfg)
+    engine.expect_first_frame()  # set by JamApp once drawn: background work waits for it
     engine.start()
     try:
         from .ui.app import JamApp

@@ -70,6 +70,11 @@ class Engine:
         for name, message in NOT_CONFIGURED.items():
             if name not in self.sources:
                 store.set_backend(BackendStatus(name, Health.UNKNOWN, last_error=message))
+        # the cockpit's first frame (`expect_first_frame`, set by `JamApp` once the first
+        # picture is drawn): the work in the background that the first frame does not need
+        # waits for it (at most `fabio.FIRST_FRAME_WAIT`), not competing with it for the one
+        # GIL; None (no cockpit: tests, commands) waits for nothing
+        self.first_frame: threading.Event | None = None
         from .sources.tls import CertWatch, endpoints_of
 
         # verification off shows from the first frame; expiry once a handshake has read it
@@ -110,6 +115,11 @@ class Engine:
                     self._inventory_read = True
         return self._inventory
 
+    def expect_first_frame(self) -> threading.Event:
+        """The cockpit will draw (before `start`): set the event it returns once drawn."""
+        self.first_frame = threading.Event()
+        return self.first_frame
+
     def start(self, followers: bool = True, summary: bool = False) -> None:
         """Begin watching. `followers=False` for one-shot commands: they print the store once
         and need neither the `:events` history nor the route book (deriving the timeline for
@@ -119,14 +129,17 @@ class Engine:
         `summary=True` for `status`, which prints counts: no VM configs for their addresses,
         no task states with the allocations (`Source.summary`)."""
         if followers:
+            self.timeline.first_frame = self.first_frame
             self.timeline.start()
             self.routes.start()
         for source in self.sources.values():
             source.once = not followers
+            source.first_frame = self.first_frame if followers else None
             source.summary = summary
             source.mark_waiting()
             source.start()
         if followers:  # no one-shot command prints certificates: no handshakes for them
+            self.certificates.first_frame = self.first_frame
             self.certificates.start()
 
     def stop(self, timeout: float = 0.2) -> None:

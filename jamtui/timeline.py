@@ -28,6 +28,7 @@ from .model import Kind
 from .store import Change, Store
 
 KEEP = 2000  # entries kept (oldest dropped)
+FIRST_FRAME_WAIT = 20.0  # seconds at most a first picture's past waits for the cockpit's frame
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,12 @@ class Timeline:
         self._listeners: list[Callable[[list[Entry]], None]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self.version = 0
+        # the cockpit's first frame (`Engine.first_frame`): a first picture's past (20,000
+        # task events at 5,000 allocations) is told once it is drawn, not while it is drawn
+        # (the same GIL); None: at once
+        self.first_frame: threading.Event | None = None
+        self._deferred: list[tuple[Kind, Any]] = []  # first-picture objects, their past untold
+        self._waiting = False  # a thread waits for the first frame to tell it
 
     def start(self) -> None:
         """Take what the store holds now (with its history) and follow its changes."""
@@ -309,7 +316,42 @@ class Timeline:
                 else:
                     last[change.id] = after
             self._loaded |= arrived
+            later = bool(first) and self.first_frame is not None and \
+                not self.first_frame.is_set()
+            if later:
+                self._deferred += first
+                start, self._waiting = not self._waiting, True
+        if later:
+            if start:
+                threading.Thread(target=self._tell_deferred, name="timeline:first",
+                                 daemon=True).start()
+            self._add(new)
+            return
         self._add(first_history(first, self._keep) + new if first else new)
+
+    def _tell_deferred(self) -> None:
+        """Once the first frame is drawn: the first pictures' past, merged by time with what
+        was told meanwhile (the newest `keep` of both kept, not the last to arrive)."""
+        assert self.first_frame is not None
+        self.first_frame.wait(FIRST_FRAME_WAIT)
+        with self._lock:
+            first, self._deferred, self._waiting = self._deferred, [], False
+        if not first:
+            return
+        told = first_history(first, self._keep)
+        with self._lock:
+            fresh = [e for e in told if e.key not in self._seen]
+            if not fresh:
+                return
+            merged = sorted([*self._entries, *fresh], key=lambda e: e.time)
+            kept = merged[-self._keep:] if self._keep else merged
+            self._entries = deque(kept, maxlen=self._entries.maxlen)
+            self._seen = {e.key for e in kept}
+            kept_ids = {id(e) for e in kept}
+            fresh = [e for e in fresh if id(e) in kept_ids]
+            self.version += 1
+        for fn in list(self._listeners):
+            fn(fresh)
 
     def add(self, entries: Iterable[Entry]) -> None:
         """Entries from elsewhere (workflow steps); duplicates are dropped."""

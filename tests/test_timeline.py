@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,6 +103,34 @@ def test_a_first_picture_keeps_its_newest_events_not_its_last_arrived() -> None:
     # later changes still come in as lines
     store.upsert(Kind.ALLOCATION, replace(alloc(1, 100.0), client_status="failed"))
     assert any(e.object_id == "00000001-a" and e.time == 500.0 for e in timeline.entries())
+
+
+def test_a_first_picture_s_past_is_told_once_the_first_frame_is_drawn() -> None:
+    """At 5,000 allocations the first picture's 20,000 task events were sorted on the Nomad
+    thread while the cockpit drew its first frame (#17): told once it is drawn, merged by
+    time with what happened meanwhile, the newest kept."""
+    import threading
+
+    def alloc(n: int, at: float, status: str = "running") -> Allocation:
+        events = tuple(TaskEvent(at + i, "Started" if i else "Received", "") for i in range(2))
+        return Allocation(f"{n:08d}-a", f"web.web[{n}]", "web", "web", "n1", "vs0", status,
+                          "run", tasks=(TaskInfo("web", "running", events=events),))
+
+    store = Store(clock=lambda: 500.0)
+    timeline = Timeline(store, keep=3)
+    timeline.first_frame = drawn = threading.Event()
+    timeline.start()
+    heard: list[Any] = []
+    timeline.listen(heard.extend)
+    store.replace(Kind.ALLOCATION, [alloc(0, 300.0), alloc(1, 100.0), alloc(2, 200.0)])
+    assert timeline.entries() == []  # not yet
+    store.upsert(Kind.ALLOCATION, alloc(1, 100.0, "failed"))  # meanwhile: told at once
+    assert [(e.time, e.object_id) for e in timeline.entries()] == [(500.0, "00000001-a")]
+    drawn.set()
+    wait_for(lambda: len(timeline.entries()) == 3, timeout=5)
+    assert [(e.time, e.object_id) for e in timeline.entries()] == [
+        (500.0, "00000001-a"), (301.0, "00000000-a"), (300.0, "00000000-a")]
+    assert {e.time for e in heard} == {500.0, 301.0, 300.0}
 
 
 def test_workflow_steps_from_journals(tmp_path: Path) -> None:

@@ -133,6 +133,23 @@ def test_sources_logs_and_actions_over_mutual_tls(tls_lab: tuple[Lab, Path]) -> 
         engine.stop()
 
 
+def test_the_handshakes_wait_for_the_cockpit_s_first_frame(tls_lab: tuple[Lab, Path]) -> None:
+    """The certificates are read once the cockpit's first frame is drawn (#17): whether
+    verification is off is known from the start, the expiry a moment after the frame."""
+    lab, path = tls_lab
+    engine = Engine(load_config(path, env=lab.env()))
+    drawn = engine.expect_first_frame()
+    engine.start()
+    try:
+        assert engine.wait_ready(15)
+        time.sleep(0.5)
+        assert not engine.store.get(Kind.TLS, "nomad").checked_at
+        drawn.set()
+        wait_for(lambda: engine.store.get(Kind.TLS, "nomad").checked_at, timeout=10)
+    finally:
+        engine.stop()
+
+
 def test_without_a_client_certificate_doctor_and_health_say_so(
         tls_lab: tuple[Lab, Path], tmp_path: Path) -> None:
     lab, path = tls_lab

@@ -123,6 +123,9 @@ class Source:
     name = "backend"
     once = False  # a one-shot command (`status`, `snapshot`): the first picture, no watching
     summary = False  # `status`: the counts it prints, not each record's detail
+    # the cockpit's first frame (`Engine.first_frame`): background work that frame does not
+    # need (Fabio's pass over the other instances) waits for it; None: nothing to wait for
+    first_frame: threading.Event | None = None
     hint = ""  # where the operator fixes its settings, e.g. "[nomad] token / NOMAD_TOKEN"
 
     def __init__(self, store: Store, address: str, secrets: Iterable[Secret] = ()) -> None:

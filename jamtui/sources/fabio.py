@@ -81,6 +81,8 @@ BACKGROUND_PACE = 20.0  # a background pass waits at least this many times its d
 FOREGROUND_PACE = 5.0  # while routes are on screen: at most a fifth of a core
 WIRE_BUDGET = 2_000_000  # bytes a second at most, on average, that passes read (100 1-MB
 # tables: one pass in 50 s, not one every 8 s: 100 Mbit/s on a homelab's network)
+FIRST_FRAME_WAIT = 20.0  # seconds at most the background pass waits for the cockpit's first
+# frame (`Source.first_frame`): at 100 instances it read 99 tables while the frame was drawn
 FIRST_TRIES = 3  # instances asked in turn for the first picture when one fails its read
 CONNECT_TIMEOUT = 2.0  # seconds for the TCP connect that tells an instance is listening
 
@@ -123,6 +125,7 @@ class FabioSource(Source):
         self._pass_end = 0.0
         self._pass_took = 0.0
         self._pass_bytes = 0  # what the last pass read
+        self._hold_until = 0.0  # the first frame waited for until then (monotonic)
         self.bytes_read = 0  # bodies read, in all
         self._published: tuple[Any, ...] | None = None
         self.passes = 0  # passes over every instance (a figure for tests and benchmarks)
@@ -133,6 +136,7 @@ class FabioSource(Source):
         # a one-shot command prints one table as read (and says how many are not): the
         # others' 1 MB bodies, read meanwhile, only took the CPU its answer waited for
         if len(self.addresses) > 1 and not self.once:
+            self._hold_until = time.monotonic() + FIRST_FRAME_WAIT
             self.spawn(lambda: self.loop(self._passes, "routes"), "pass")
 
     def set_foreground(self, on: bool) -> None:
@@ -200,7 +204,7 @@ class FabioSource(Source):
                 if self.foreground and (not self._pass_end or time.monotonic()
                                         - self._pass_end >= self.poll_interval):
                     break  # a view of routes came on screen: at once (unless just read)
-            if self._pass_due():
+            if not self._held() and self._pass_due():
                 break
             self._wake.wait_or_stop(0.25, self.stop_event)
         if self.stop_event.is_set():
@@ -209,6 +213,14 @@ class FabioSource(Source):
         if kind:
             self.full_pass(PARALLEL if self.foreground else BACKGROUND_PARALLEL,
                            only_unread=kind == "unread")
+
+    def _held(self) -> bool:
+        """Until the cockpit's first frame is drawn (at most `FIRST_FRAME_WAIT` seconds), no
+        pass in the background: the first picture is the one table `sample` reads; the
+        others' 1 MB bodies would take the GIL from the frame. Routes on screen: at once."""
+        first = self.first_frame
+        return (first is not None and not first.is_set() and not self.foreground
+                and time.monotonic() < self._hold_until)
 
     def _pass_wanted(self) -> str:
         """What only a pass tells: "all" (routes on screen, an interval after the last pass

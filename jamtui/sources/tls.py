@@ -313,6 +313,9 @@ class Endpoint:
     settings: TLSSettings
 
 
+FIRST_FRAME_WAIT = 20.0  # seconds at most the first handshakes wait for the cockpit's frame
+
+
 class CertWatch:
     """Reads the certificate of each HTTPS endpoint on its own thread (at start, then hourly)
     into the store as `TLSInfo`; whether verification is off is there from the start."""
@@ -323,6 +326,9 @@ class CertWatch:
         self.stop_event = threading.Event()
         self.checked = threading.Event()  # set once every endpoint was tried
         self._thread: threading.Thread | None = None
+        # the cockpit's first frame (`Engine.first_frame`): the handshakes wait for it (at
+        # most `FIRST_FRAME_WAIT` s), not competing with it for the GIL; None: at once
+        self.first_frame: threading.Event | None = None
         for e in self.endpoints:
             store.upsert(Kind.TLS, TLSInfo(e.backend, e.url, insecure=e.settings.insecure))
 
@@ -338,6 +344,10 @@ class CertWatch:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        first, until = self.first_frame, time.monotonic() + FIRST_FRAME_WAIT
+        while first is not None and not first.is_set() and time.monotonic() < until:
+            if self.stop_event.wait(0.25):
+                return
         due = dict.fromkeys(range(len(self.endpoints)), 0.0)
         while not self.stop_event.is_set():
             now = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,7 +32,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.signal import Signal
 from textual.timer import Timer
-from textual.widgets import Input, TextArea
+from textual.widgets import Input
 from textual.worker import NoActiveWorker, get_current_worker
 
 from ..actions import ActionError, actions_for, ask, describe, find
@@ -84,6 +85,9 @@ ASK_SLICE = 0.1  # seconds a worker waits for an answer before checking it shoul
 WORKER_THREADS = 256
 # seconds after every backend's first answer before the heap is frozen (see `_freeze_heap`)
 HEAP_SETTLE = 5.0
+# seconds after every backend's first answer before the first frame counts as drawn (the
+# first picture's changes applied and painted; Fabio's background pass waits for it)
+FIRST_FRAME_SETTLE = 1.0
 
 
 
@@ -153,6 +157,15 @@ def _highlight(matcher: Matcher, text: str) -> Content:
         if not text[offset].isspace():
             content = content.stylize(matcher.match_style, offset, offset + 1)
     return content
+
+
+def _typed_into(widget: Any) -> bool:
+    """An input or a text area (`:kv`'s editor). TextArea's module (its document, themes:
+    ~40 ms of the start) is imported by the screen that uses it: until then none exists."""
+    if isinstance(widget, Input):
+        return True
+    text_area = sys.modules.get("textual.widgets._text_area")
+    return text_area is not None and isinstance(widget, text_area.TextArea)
 
 
 class NoControls(LineFilter):
@@ -227,6 +240,16 @@ class JamApp(App[None]):
 
     # -- life ----------------------------------------------------------------------------------
 
+    def _on_resize(self, event: events.Resize) -> None:
+        """A resize to the size the app already has is no resize. Textual (8.x) keeps it
+        anyway and hands it to the screens at the next idle moment, which lay out and draw
+        every widget again: at start the terminal (tmux) reports its size a second time, and
+        at 5,000 allocations that whole-screen layout came right after the first picture was
+        applied, before the first full frame (0.1-0.2 s of it, #17)."""
+        if self._size is not None and event.size == self._size:
+            event.stop()
+            event.prevent_default()  # Textual calls App._on_resize too (each class's handler)
+
     def get_line_filters(self) -> Sequence[LineFilter]:
         return [*super().get_line_filters(), self._no_controls]
 
@@ -263,6 +286,9 @@ class JamApp(App[None]):
         self._unsubscribe = self.store.subscribe(self._from_store)
         self.screen_change_signal.subscribe(self, lambda _: self.call_later(self._settled))
         if self.start_engine:
+            expect = getattr(self.engine, "expect_first_frame", None)
+            if expect is not None:
+                expect()  # see `_first_frame`
             self.run_worker(self.engine.start, thread=True, name="engine start")
         if callable(getattr(self.engine, "wait_ready", None)):
             self.run_worker(self._first_picture, thread=True, name="first picture",
@@ -285,6 +311,14 @@ class JamApp(App[None]):
         if self.is_running and not _cancelled():
             with contextlib.suppress(RuntimeError):  # the app stopped meanwhile
                 self.call_from_thread(self.set_timer, HEAP_SETTLE, self._freeze_heap)
+                self.call_from_thread(self.set_timer, FIRST_FRAME_SETTLE, self._first_frame)
+
+    def _first_frame(self) -> None:
+        """The first picture is applied (its changes a moment ago): once the screen is drawn
+        with it, the sources' background work may start (`Engine.first_frame`)."""
+        drawn = getattr(self.engine, "first_frame", None)
+        if drawn is not None:
+            self.call_after_refresh(drawn.set)
 
     def _freeze_heap(self) -> None:
         """The first picture (5,000 allocations, their rows, the services' instances: some
@@ -332,7 +366,7 @@ class JamApp(App[None]):
         next widget focused on the screen shown once the `:` bar has switched the view."""
         closed = self._closed_input
         if closed is None:
-            return isinstance(widget, Input | TextArea)
+            return _typed_into(widget)
         return widget is not closed and not self._command_open and \
             getattr(widget, "screen", None) is self.screen
 
@@ -347,7 +381,7 @@ class JamApp(App[None]):
             await self._replay_typeahead()
 
     def _opens_input(self, key: str) -> bool:
-        if isinstance(self.focused, Input | TextArea):
+        if _typed_into(self.focused):
             return False  # typed into it: a `/` in a path, a `:` in a value
         for _node, bindings in self.screen._modal_binding_chain:
             found = bindings.key_to_bindings.get(key)
@@ -365,7 +399,7 @@ class JamApp(App[None]):
             rest = held[i + 1:]
             if (rest and self._typeahead is None and isinstance(event, events.Key)
                     and event.key in ("enter", "escape")
-                    and isinstance(self.focused, Input | TextArea)):
+                    and _typed_into(self.focused)):
                 # it closes the input: what was typed after it waits for the focus to land
                 self._typeahead, self._closed_input = list(rest), self.focused
                 self._typeahead_timer = self.set_timer(TYPEAHEAD_WAIT, self._replay_typeahead)

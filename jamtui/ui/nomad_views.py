@@ -23,7 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, OptionList, RichLog, Static
+from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..model import Deployment, Kind
@@ -506,6 +506,10 @@ class RunJobScreen(Screen[None]):
         self.stopping = threading.Event()  # leaving the screen ends the follow
 
     def compose(self) -> ComposeResult:
+        # imported here: RichLog's module imports rich.pretty and attrs (~50 ms of every
+        # cockpit start, for a screen of a plan)
+        from textual.widgets import RichLog
+
         yield Static(safe_text(f"Plan of {self.path}", "bold"), classes="pane-title")
         yield RichLog(id="plan", wrap=True, markup=False, highlight=False)
         yield Footer()
@@ -514,7 +518,7 @@ class RunJobScreen(Screen[None]):
         self.plan()
 
     def say(self, text: str, style: str = "") -> None:
-        self.query_one(RichLog).write(safe_text(text, style))
+        self.query_one("#plan").write(safe_text(text, style))
 
     @work(thread=True, exclusive=True, group="plan")
     def plan(self) -> None:
@@ -534,7 +538,7 @@ class RunJobScreen(Screen[None]):
         self.app.call_from_thread(self._show_plan, lines)
 
     def _show_plan(self, lines: list[str]) -> None:
-        log = self.query_one(RichLog)
+        log: Any = self.query_one("#plan")
         log.write(diff_text(lines))
         log.write(Text(f"Job Modify Index: {self.index}. y: run it (refused if the job "
                        "changes first)", style="bold"))

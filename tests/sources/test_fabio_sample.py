@@ -234,6 +234,35 @@ def test_the_others_are_read_in_the_background(lab: Lab, tmp_path: Path) -> None
         src.stop()
 
 
+def test_the_background_pass_waits_for_the_cockpit_s_first_frame(
+        lab: Lab, tmp_path: Path) -> None:
+    """At 100 instances the pass read 99 tables while the cockpit drew its first frame, in the
+    same process (#17). Until `first_frame` is set, one table only (the first picture, read
+    at once); then the others; routes on screen do not wait."""
+    import threading
+
+    src = _source(lab, tmp_path)
+    src.first_frame = threading.Event()
+    src.start()
+    try:
+        wait_for(lambda: src.ready.is_set(), timeout=10)
+        time.sleep(6 * INTERVAL)  # polls: one table each (in turn), no pass
+        assert src.passes == 0
+        src.first_frame.set()  # (the polls may have read all three in turn meanwhile)
+        wait_for(lambda: not src.reading(), timeout=10)
+    finally:
+        src.stop()
+    src = _source(lab, tmp_path)
+    src.first_frame = threading.Event()
+    src.start()
+    try:
+        wait_for(lambda: src.ready.is_set(), timeout=10)
+        src.set_foreground(True)  # `:routes` opened before the first frame: read at once
+        wait_for(lambda: src.passes >= 1 and not src.reading(), timeout=10)
+    finally:
+        src.stop()
+
+
 def test_a_one_shot_command_reads_one_table_and_says_so(lab: Lab, tmp_path: Path) -> None:
     """`status`/`snapshot` (`Source.once`) print the first picture: the others' tables (1 MB
     each at 100 instances) are not read meanwhile, where they took the CPU and the lab's

@@ -146,3 +146,102 @@ async def test_a_load_into_a_pane_builds_the_rows_it_shows() -> None:
         await pilot.pause(0.2)  # drawn: the rows shown have their cells, in their order
         assert [table.get_row_at(r)[1].plain for r in range(3)] == [
             "load.web[0]", "load.web[1]", "load.web[2]"]
+
+
+async def test_a_resize_to_the_same_size_lays_nothing_out_again() -> None:
+    """The terminal reports its size again at start (tmux did): Textual handed that to the
+    screen, which laid out and drew every widget again, right after the first picture was
+    applied at 5,000 allocations (#17). A real resize still lays out."""
+    from textual import events
+    from textual.geometry import Size
+    from textual.screen import Screen
+
+    laid_out: list[Any] = []
+    real = Screen._refresh_layout
+
+    def counted(self: Screen[Any], size: Any = None, scroll: bool = False) -> None:
+        laid_out.append(size)
+        real(self, size, scroll)
+
+    app = JamApp(fake_engine(Store()), start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+        Screen._refresh_layout = counted  # type: ignore[method-assign]
+        try:
+            app.post_message(events.Resize(Size(80, 24), Size(80, 24)))
+            await pilot.pause(0.1)
+            assert laid_out == []
+            app.post_message(events.Resize(Size(90, 24), Size(90, 24)))
+            for _ in range(40):
+                if laid_out:
+                    break
+                await pilot.pause(0.05)
+            assert laid_out and app.size == Size(90, 24)
+        finally:
+            Screen._refresh_layout = real  # type: ignore[method-assign]
+
+
+async def test_the_first_frame_is_told_to_the_engine_once_the_first_picture_is_in(
+        monkeypatch: Any) -> None:
+    """`Engine.first_frame`: Fabio's background pass waits for it (#17)."""
+    import threading
+
+    monkeypatch.setattr(app_module, "FIRST_FRAME_SETTLE", 0.05)
+    ready = threading.Event()
+    engine = fake_engine(Store())
+    engine.wait_ready = lambda timeout=0: ready.wait(timeout)
+    engine.first_frame = threading.Event()
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert not engine.first_frame.is_set()  # some backend has not answered yet
+        ready.set()
+        for _ in range(100):
+            if engine.first_frame.is_set():
+                break
+            await pilot.pause(0.05)
+        assert engine.first_frame.is_set()
+
+
+async def test_rows_coming_into_one_pane_lay_nothing_out() -> None:
+    """A table's new row count set its virtual size, a layout reactive: the whole screen was
+    laid out again (and every pane drawn again, in the cockpit), for each of Consul's 50
+    service batches in the first picture at 5,000 allocations (#17). The pane is repainted;
+    one that comes to overflow gets its scrollbar (a layout then)."""
+    from textual.screen import Screen
+
+    from jamtui.model import VM, Kind, Service
+    from jamtui.ui.live_table import LiveTable
+
+    store = Store()
+    store.upsert(Kind.VM, VM(101, "vs0", "pve1", "running", 0.1, 2, 2**30, 2**31))
+    laid_out: list[Any] = []  # the tables laid out again
+    real = Screen._refresh_layout
+
+    def counted(self: Screen[Any], size: Any = None, scroll: bool = False) -> None:
+        laid_out.extend(w for ws in self._layout_widgets.values() for w in ws
+                        if isinstance(w, LiveTable))
+        real(self, size, scroll)
+
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.2)
+        Screen._refresh_layout = counted  # type: ignore[method-assign]
+        try:
+            for n in range(4):
+                store.upsert(Kind.SERVICE, Service(f"svc{n}", (f"urlprefix-svc{n}/",), 1))
+                await pilot.pause(0.1)
+            services = app.screen.query_one("#pane-services").table
+            assert services.row_count == 4 and laid_out == []
+            assert "urlprefix-svc3/" in " ".join(
+                s.text for s in services.render_lines(services.region.reset_offset))
+            with store.batch():  # more than the pane shows: the scrollbar comes
+                for n in range(4, 60):
+                    store.upsert(Kind.SERVICE, Service(f"svc{n}", (), 1))
+            for _ in range(40):
+                if services.show_vertical_scrollbar:
+                    break
+                await pilot.pause(0.05)
+            assert services.show_vertical_scrollbar and services.row_count == 60
+        finally:
+            Screen._refresh_layout = real  # type: ignore[method-assign]
