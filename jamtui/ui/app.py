@@ -240,7 +240,7 @@ class JamApp(App[None]):
 
     # -- life ----------------------------------------------------------------------------------
 
-    def _on_resize(self, event: events.Resize) -> None:
+    async def _on_resize(self, event: events.Resize) -> None:
         """A resize to the size the app already has is no resize. Textual (8.x) keeps it
         anyway and hands it to the screens at the next idle moment, which lay out and draw
         every widget again: at start the terminal (tmux) reports its size a second time, and

@@ -518,7 +518,9 @@ class RunJobScreen(Screen[None]):
         self.plan()
 
     def say(self, text: str, style: str = "") -> None:
-        self.query_one("#plan").write(safe_text(text, style))
+        from textual.widgets import RichLog  # imported by compose already
+
+        self.query_one("#plan", RichLog).write(safe_text(text, style))
 
     @work(thread=True, exclusive=True, group="plan")
     def plan(self) -> None:
