@@ -22,7 +22,7 @@ from ..model import VM, Hypervisor, Kind, PveTask, Snapshot, Storage, Volume
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed
 from .side import side_by_side
-from .tls import TLSSettings
+from .tls import TLSSettings, environment_once
 
 if TYPE_CHECKING:  # the inventory's module (ruamel.yaml) loads when it is read
     from ..inventory import Inventory
@@ -179,6 +179,7 @@ class ProxmoxSource(Source):
             verify_ssl=self.tls.verify, timeout=int(timeout),
             service="PVE",
         )
+        environment_once(self.api._store["session"])  # proxies, netrc: once, not each second
         self._ips: dict[int, str | None] = {}
         self._last_resources: list[Any] | None = None  # the last answer written to the store
         self._polls = 0
