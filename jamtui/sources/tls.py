@@ -178,7 +178,7 @@ class _EnvironmentOnce(requests.Session):
         return super().prepare_request(request)
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
-                                   cert: Any) -> dict[str, Any]:
+                                   cert: Any) -> Any:  # requests' settings (a dict)
         if not self.trust_env:
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         # requests' own steps, with the environment's part remembered
