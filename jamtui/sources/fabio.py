@@ -47,6 +47,7 @@ from ..store import Store
 from . import jsonload
 from .base import SLOW_SECONDS, BackendError, Source, describe_error, timed
 from .reasons import in_words
+from .tls import environment_once
 
 Row = tuple[str, str, str, str, float, str]  # service, host, path, dst, weight, opts
 Table = tuple[Row, ...]
@@ -106,7 +107,7 @@ class FabioSource(Source):
         self.names = {a: instance_name(a) for a in self.addresses}
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = environment_once(requests.Session())
         self.foreground = False  # a view of routes is on screen: passes every interval
         self._wake = _Wake()  # the pass thread: a pass is wanted at once
         self._lock = threading.RLock()  # the tables, problems and publishing

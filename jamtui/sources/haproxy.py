@@ -15,6 +15,7 @@ from ..config import HAProxyConfig
 from ..model import HAProxyRow, Kind
 from ..store import Store
 from .base import BackendError, Source, timed
+from .tls import environment_once
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]+")  # what HAProxy accepts; nothing that ends a command
 TYPES = {"0": "frontend", "1": "backend", "2": "server", "3": "listener"}
@@ -75,7 +76,7 @@ class HAProxySource(Source):
         self.cfg = cfg
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = environment_once(requests.Session())
 
     def start(self) -> None:
         self.spawn(lambda: self.loop(self._poll, "stats"), "poll")

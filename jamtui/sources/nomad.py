@@ -50,6 +50,11 @@ TOPICS = ("Node", "Job", "Allocation", "Deployment")
 
 
 TASK_EVENTS = 10  # the task events an allocation keeps in the store
+# Raft state has no blocking query or event: while the leader is there and every server is
+# healthy it is read every QUORUM_CALM seconds (at most 3 poll intervals), as Consul's every
+# 60 s; while anything is wrong at the poll interval; and at once when the probe's leader
+# read (every 4 s) or a Node event says something moved
+QUORUM_CALM = 15.0
 DRAIN_DEADLINE_S = 3600  # a drain from jamtui: allocations have an hour to migrate
 
 
@@ -356,6 +361,7 @@ class NomadSource(NomadDepth, Source):
         self.cfg = cfg
         self.poll_interval = poll_interval
         self.quorum_interval = max(min(quorum_interval, poll_interval), 0.2)
+        self.quorum_calm = max(self.quorum_interval, min(QUORUM_CALM, 3 * poll_interval))
         self.resync_interval = resync_interval
         self.timeout = timeout
         self.tls = TLSSettings.of("nomad", cfg)
@@ -408,11 +414,19 @@ class NomadSource(NomadDepth, Source):
                                 headers=self.cfg.auth_headers(), verify=self.verify,
                                 timeout=timeout)
         if resp.status_code == 500 and "leader" in resp.text.lower():
-            return  # it answered: no leader is the quorum's story, told by _quorum_step
+            self._leader_seen("")  # it answered: no leader is the quorum's story
+            return
         if resp.status_code != 200:
             raise BackendError(http_problem("nomad", self.address, resp.status_code,
                                             resp.text, self.hint))
-        resp.json()
+        leader = resp.json()
+        self._leader_seen(leader if isinstance(leader, str) else "")
+
+    def _leader_seen(self, leader: str) -> None:
+        """The probe's leader: a leader other than the quorum's (or none) reads it now."""
+        quorum = self.store.get(Kind.QUORUM, "nomad")
+        if quorum is not None and quorum.leader != leader:
+            self._quorum_wake.set()
 
     def stop(self, timeout: float = 1.0) -> None:
         self.stop_event.set()
@@ -692,13 +706,14 @@ class NomadSource(NomadDepth, Source):
     # -- quorum --------------------------------------------------------------------------------
 
     def _quorum_step(self) -> None:
-        # Raft state has no blocking query or event: read it on the poll interval, and at once
-        # when a Node event says something moved.
+        # Raft state has no blocking query or event: see QUORUM_CALM
         try:
-            self.read_quorum()
+            quorum = self.read_quorum()
         finally:
             self._quorum_tried.set()
-        self._quorum_wake.wait(self.quorum_interval)
+        calm = quorum.has_leader and quorum.checked and not quorum.note and \
+            set(quorum.servers) <= set(quorum.alive)
+        self._quorum_wake.wait(self.quorum_calm if calm else self.quorum_interval)
         self._quorum_wake.clear()
 
     def read_quorum(self) -> Quorum:

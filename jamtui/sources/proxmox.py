@@ -22,7 +22,7 @@ from ..model import VM, Hypervisor, Kind, PveTask, Snapshot, Storage, Volume
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed
 from .side import side_by_side
-from .tls import TLSSettings
+from .tls import TLSSettings, environment_once
 
 if TYPE_CHECKING:  # the inventory's module (ruamel.yaml) loads when it is read
     from ..inventory import Inventory
@@ -147,7 +147,7 @@ AUDIT_PRIVILEGES = (
      "Proxmox tasks: only the token's own are listed (it lacks Sys.Audit on /nodes)"),
 )
 TASKS_KEPT = 200  # the newest /cluster/tasks entries the store keeps
-PRIVILEGE_CHECK_EVERY = 12  # polls between reads of the token's own privileges
+PRIVILEGE_CHECK_EVERY = 12  # poll intervals between reads of the token's own privileges
 
 
 def held_privileges(paths: dict[str, dict[str, Any]], path: str) -> set[str]:
@@ -179,9 +179,10 @@ class ProxmoxSource(Source):
             verify_ssl=self.tls.verify, timeout=int(timeout),
             service="PVE",
         )
+        environment_once(self.api._store["session"])  # proxies, netrc: once, not each second
         self._ips: dict[int, str | None] = {}
         self._last_resources: list[Any] | None = None  # the last answer written to the store
-        self._polls = 0
+        self._privileges_next = 0.0  # monotonic time of the next /access/permissions read
         self._task_marks: dict[str, str] = {}  # upid -> status last seen
         # Proxmox has no feed: read every second while VMs or hypervisors are on screen, at
         # the configured interval otherwise, and at once after an action (see `nudge`)
@@ -289,9 +290,11 @@ class ProxmoxSource(Source):
         """Read `/cluster/resources` (and new VMs' addresses) into the store; the answer's
         latency, reported as the backend's health unless `report` is False."""
         reads: list[Callable[[], Any]] = [partial(timed, partial(self._get, "cluster/resources"))]
-        if self._polls % PRIVILEGE_CHECK_EVERY == 0:  # beside it, not before it
+        now = time.monotonic()
+        if now >= self._privileges_next:  # beside it, not before it
+            # on the clock, not every 12th read: the fast foreground read made it each 12 s
+            self._privileges_next = now + PRIVILEGE_CHECK_EVERY * self.poll_interval
             reads.append(self._check_privileges)
-        self._polls += 1
         resources, latency = side_by_side(reads, 2, self.stop_event, f"{self.name}:read")[0]
         if not isinstance(resources, list):  # proxmoxer hands back {"errors": body} for non-JSON
             raise BackendError(f"{self.address} sent a malformed answer (not the JSON list "

@@ -5,7 +5,8 @@ py-consul's, the raw ones for the event stream, blocking queries, logs and actio
 client certificate or a server name set once applies everywhere. `CertWatch` reads the
 certificate each HTTPS backend presents (a handshake on its own thread, at start and hourly)
 so the health bar and `doctor` can warn before it expires. `tls_failure` puts a failed
-handshake in words.
+handshake in words. `environment_once` makes a session look at the environment (proxies,
+REQUESTS_CA_BUNDLE, ~/.netrc) once per host instead of on every request.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
+from requests.auth import AuthBase
+from requests.sessions import merge_setting
+from requests.utils import get_environ_proxies, get_netrc_auth
 
 from ..model import Kind, TLSInfo
 from ..store import Store
@@ -84,7 +88,7 @@ class TLSSettings:
         """`session` (or a new one) set up with these settings: verify, client certificate,
         and the server name on every HTTPS connection; `pool` connections kept per host
         when more than requests' 10 run at once."""
-        session = session or requests.Session()
+        session = environment_once(session or requests.Session())
         session.verify = self.verify
         if self.cert:
             session.cert = self.cert
@@ -127,6 +131,83 @@ class ServerNameAdapter(HTTPAdapter):
         kw["server_hostname"] = self.server_name
         kw["assert_hostname"] = self.server_name
         super().init_poolmanager(*args, **kw)
+
+
+# -- the environment, once per host ------------------------------------------------------
+
+
+class _NoAuth(AuthBase):
+    """No credentials: what ~/.netrc held for a host that it has none for (a truthy auth, so
+    requests does not read ~/.netrc again)."""
+
+    def __call__(self, r: Any) -> Any:
+        return r
+
+
+_NO_AUTH = _NoAuth()
+
+
+class _EnvironmentOnce(requests.Session):
+    """A session that reads the environment as requests does (HTTP(S)_PROXY, ALL_PROXY,
+    NO_PROXY, REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE and ~/.netrc, with `trust_env`), but once
+    per scheme and host, not on every request: requests' lookup (every environment
+    variable, the no_proxy match, ~/.netrc's stat or parse) was a quarter of a small
+    poll's CPU. A session lives as long as the process; so does its environment."""
+
+    _env_found: dict[tuple[str, str | None], tuple[dict[str, str], str | None, Any]]
+
+    def _environment(self, url: str, no_proxy: str | None
+                     ) -> tuple[dict[str, str], str | None, Any]:
+        """(proxies, CA bundle, netrc auth or None) of the environment for `url`'s host."""
+        parts = urlsplit(url)
+        key = (f"{parts.scheme}://{parts.netloc}".lower(), no_proxy)
+        found = getattr(self, "_env_found", None)
+        if found is None:
+            found = self._env_found = {}
+        hit = found.get(key)
+        if hit is None:
+            hit = found[key] = (
+                get_environ_proxies(url, no_proxy=no_proxy),
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"),
+                get_netrc_auth(url))
+        return hit
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        if self.trust_env and not request.auth and not self.auth and request.url:
+            request.auth = self._environment(str(request.url), None)[2] or _NO_AUTH
+        return super().prepare_request(request)
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> Any:  # requests' settings (a dict)
+        if not self.trust_env:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        # requests' own steps, with the environment's part remembered
+        no_proxy = proxies.get("no_proxy") if proxies is not None else None
+        env_proxies, bundle, _ = self._environment(str(url), no_proxy)
+        for k, v in env_proxies.items():
+            proxies.setdefault(k, v)
+        if verify is True or verify is None:
+            verify = bundle or verify
+        return {"proxies": merge_setting(proxies, self.proxies),
+                "stream": merge_setting(stream, self.stream),
+                "verify": merge_setting(verify, self.verify),
+                "cert": merge_setting(cert, self.cert)}
+
+
+_ONCE_CLASSES: dict[type, type] = {}
+
+
+def environment_once(session: requests.Session) -> requests.Session:
+    """`session` (requests', python-nomad's, py-consul's or proxmoxer's own) made to read the
+    environment once per host (`_EnvironmentOnce`); its class keeps its own methods."""
+    cls = type(session)
+    if issubclass(cls, _EnvironmentOnce):
+        return session
+    once = _ONCE_CLASSES.get(cls)
+    if once is None:
+        once = _ONCE_CLASSES[cls] = type(cls.__name__, (_EnvironmentOnce, cls), {})
+    session.__class__ = once
+    return session
 
 
 # -- the certificate a server presents ----------------------------------------------------

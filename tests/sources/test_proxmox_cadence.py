@@ -14,6 +14,7 @@ import pytest
 from jamtui.config import load_config
 from jamtui.model import Kind
 from jamtui.sim.lab import Lab
+from jamtui.sources import proxmox
 from jamtui.sources.proxmox import ProxmoxSource
 from jamtui.store import Store
 from tests.conftest import FAST
@@ -58,4 +59,30 @@ def test_the_foreground_poll_reads_resources_each_second_and_tasks_at_the_interv
                              for t in store.items(Kind.PVE_TASK)), timeout=5)
     finally:
         lab.call(lab.world.vm_start, vm.node, vm.vmid)
+        src.stop()
+
+
+def test_the_fast_foreground_read_does_not_read_privileges_more_often(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token's own privileges (/access/permissions) are read every PRIVILEGE_CHECK_EVERY
+    poll intervals, on the clock: the foreground's read each second made it each 12 s."""
+    monkeypatch.setattr(proxmox, "FOREGROUND_INTERVAL", 0.05)  # a second's reads, quicker
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    src = ProxmoxSource(Store(), load_config(path, env=lab.env()).proxmox, poll_interval=30)
+    reads: Counter[str] = Counter()
+    get = src._get
+
+    def counting(what: str) -> Any:
+        reads[what] += 1
+        return get(what)
+
+    src._get = counting  # type: ignore[method-assign]
+    src.set_foreground(True)
+    src.start()
+    try:
+        wait_for(lambda: reads["cluster/resources"] >= 2 * proxmox.PRIVILEGE_CHECK_EVERY + 2,
+                 timeout=20)
+        assert reads["access/permissions"] == 1, reads
+    finally:
         src.stop()
