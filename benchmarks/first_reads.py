@@ -1,7 +1,7 @@
 """When each source's first picture is in after the engine starts, and the CPU it took
 (issue #17: the sources decode megabytes at 5,000 allocations, under the UI's GIL).
 
-    .venv/bin/python benchmarks/first_reads.py CONFIG [--runs 3] [--summary]
+    .venv/bin/python benchmarks/first_reads.py CONFIG [--runs 3] [--summary | --snapshot]
 
 Against a running lab (e.g. `jamtui lab --scale 100,5000,50 --workdir /tmp/lab5k`, CONFIG
 its jamtui.toml). From this checkout, or from another with `PYTHONPATH=/tmp/main` (the
@@ -29,13 +29,13 @@ def cpu_seconds() -> float:
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
-def one(config: Path, summary: bool) -> None:
+def one(config: Path, summary: bool, snapshot: bool = False) -> None:
     from jamtui.config import load_config
     from jamtui.engine import Engine
 
     engine = Engine(load_config(config))
     cpu0, start = cpu_seconds(), time.perf_counter()
-    engine.start(followers=not summary, summary=summary)
+    engine.start(followers=not (summary or snapshot), summary=summary)
     pending = dict(engine.sources)
     ready: dict[str, float] = {}
     while pending and time.perf_counter() - start < 120:
@@ -56,15 +56,18 @@ def main() -> None:
     parser.add_argument("config", type=Path)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--summary", action="store_true", help="as `status` starts it")
+    parser.add_argument("--snapshot", action="store_true",
+                        help="as `snapshot --json` starts it (first picture only, everything)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        one(args.config, args.summary)
+        one(args.config, args.summary, args.snapshot)
         return
     alls, cpus = [], []
     for _ in range(args.runs):
         cmd = [sys.executable, "-P", __file__, str(args.config), "--one"]
-        out = subprocess.run(cmd + (["--summary"] if args.summary else []), check=True,
+        flags = (["--summary"] if args.summary else []) + (["--snapshot"] if args.snapshot else [])
+        out = subprocess.run(cmd + flags, check=True,
                              capture_output=True, text=True).stdout.strip()
         print(out, flush=True)
         fields = dict(f.split("=") for f in out.split())
