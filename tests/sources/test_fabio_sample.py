@@ -423,3 +423,44 @@ def test_the_first_picture_comes_from_another_instance_when_one_fails(
         assert "routes as read from" in status.last_error
     finally:
         lab.clear_fault(node)
+
+
+def test_the_port_probe_is_one_thread_and_one_name_lookup_per_host(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #17 (idle CPU): every interval each instance's port is tried; 100 instances took
+    8 threads made each time and a name lookup per port. Now: in the calling thread, one
+    lookup per host, and still the words for a closed port and "" for a listening one."""
+    import socket
+    import threading
+
+    from jamtui.config import FabioConfig
+
+    listening = [socket.socket() for _ in range(6)]
+    closed = socket.socket()
+    for s in [*listening, closed]:
+        s.bind(("127.0.0.1", 0))
+    for s in listening:
+        s.listen(8)
+    refused = closed.getsockname()[1]
+    closed.close()  # (bound once, then let go: nothing listens there)
+    addresses = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in listening]
+    addresses.append(f"http://127.0.0.1:{refused}")
+    src = FabioSource(Store(), FabioConfig(addresses=addresses))
+    lookups: list[Any] = []
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda *a, **k: lookups.append(a[0]) or real(*a, **k))
+    threads = threading.active_count()
+    started: list[Any] = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start",
+                        lambda self: started.append(self) or real_start(self))
+    try:
+        verdicts = src._connect_all(src.addresses)
+    finally:
+        for s in listening:
+            s.close()
+    assert verdicts[:-1] == [""] * len(listening)
+    assert "connection refused" in verdicts[-1] and addresses[-1] in verdicts[-1]
+    assert lookups == ["127.0.0.1"]
+    assert not started and threading.active_count() == threads
