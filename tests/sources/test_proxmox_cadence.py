@@ -27,11 +27,11 @@ def lab() -> Iterator[Lab]:
         yield running
 
 
-def test_the_foreground_poll_reads_resources_each_second_and_tasks_at_the_interval(
-        lab: Lab, tmp_path: Path) -> None:
+def counted_source(lab: Lab, tmp_path: Path, store: Store
+                   ) -> tuple[ProxmoxSource, Counter[str]]:
+    """A Proxmox source on the lab (30 s poll interval) counting its reads by path."""
     path = tmp_path / "jamtui.toml"
     path.write_text(lab.config_toml())
-    store = Store()
     src = ProxmoxSource(store, load_config(path, env=lab.env()).proxmox, poll_interval=30)
     reads: Counter[str] = Counter()
     get = src._get
@@ -41,6 +41,13 @@ def test_the_foreground_poll_reads_resources_each_second_and_tasks_at_the_interv
         return get(what)
 
     src._get = counting  # type: ignore[method-assign]
+    return src, reads
+
+
+def test_the_foreground_poll_reads_resources_each_second_and_tasks_at_the_interval(
+        lab: Lab, tmp_path: Path) -> None:
+    store = Store()
+    src, reads = counted_source(lab, tmp_path, store)
     vm = next(v for v in lab.world.vms.values() if v.name == "bastion")
     src.start()
     try:
@@ -67,17 +74,7 @@ def test_the_fast_foreground_read_does_not_read_privileges_more_often(
     """The token's own privileges (/access/permissions) are read every PRIVILEGE_CHECK_EVERY
     poll intervals, on the clock: the foreground's read each second made it each 12 s."""
     monkeypatch.setattr(proxmox, "FOREGROUND_INTERVAL", 0.05)  # a second's reads, quicker
-    path = tmp_path / "jamtui.toml"
-    path.write_text(lab.config_toml())
-    src = ProxmoxSource(Store(), load_config(path, env=lab.env()).proxmox, poll_interval=30)
-    reads: Counter[str] = Counter()
-    get = src._get
-
-    def counting(what: str) -> Any:
-        reads[what] += 1
-        return get(what)
-
-    src._get = counting  # type: ignore[method-assign]
+    src, reads = counted_source(lab, tmp_path, Store())
     src.set_foreground(True)
     src.start()
     try:
