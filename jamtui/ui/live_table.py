@@ -668,6 +668,8 @@ class LiveTable(NavKeys, DataTable[Any]):
         lines; Textual paints them together on the next frame. A row whose changed cells are
         all in columns not shown (CPU on a narrow pane) is not repainted at all."""
         stale, self._stale = self._stale, {}
+        if not self.is_attached:
+            return  # being removed: its component styles may be gone already (KeyError)
         shown = self._column_locations
         stale = {k: cols for k, cols in stale.items() if any(c in shown for c in cols)}
         rows = {self._row_locations.get(k) for k in stale} - {None}

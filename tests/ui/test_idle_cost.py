@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
@@ -220,3 +221,27 @@ async def test_new_stats_make_only_the_cpu_and_mem_cells_again() -> None:
         assert made == []
         assert all("321MHz" in " ".join(table._texts[aid]) for aid in ids)
         assert all("321MHz" in " ".join(str(c) for c in table.get_row(aid)) for aid in ids)
+
+
+async def test_a_table_being_removed_draws_nothing_on_the_ages_tick() -> None:
+    """The AGE tick reached a table Textual was pruning (its component styles already
+    cleared, its row renders not yet): `KeyError: No 'datatable--cursor' key` ended a CI
+    run. A table no longer in the app patches no row."""
+    from tests.ui.test_table_keys import NOW
+    from tests.ui.test_table_keys import alloc as young
+
+    now = [NOW]
+    store = Store(clock=lambda: now[0])
+    for i in range(5):
+        store.upsert(Kind.ALLOCATION, young(i, age=50 + i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        table = next(p.table for p in app.screen.panes if p.kind is Kind.ALLOCATION)
+        assert table.row_count == 5
+        await table.remove()
+        patched: list[Any] = []
+        table._patch_rows = patched.append  # type: ignore[method-assign]
+        now[0] += 5  # every AGE moves: 50s → 55s
+        table.refresh_times()
+        assert patched == []
