@@ -320,16 +320,16 @@ def run_snapshot(cfg: Config, timeout: float) -> int:
     engine = Engine(cfg)
     engine.start(followers=False)
     try:
-        from .headless import snapshot, snapshot_exit_code, write_json
+        from .headless import snapshot_exit_code, write_snapshot
         from .pipes import reader_may_leave
 
         engine.settle(timeout)
-        doc = snapshot(engine.store)
         code = snapshot_exit_code(engine.store, set(engine.sources))
     finally:
         engine.stop(timeout=0.0)  # nothing waited for: it ends with `_exit_now`
     with reader_may_leave():
-        write_json(doc, sys.stdout)
+        sys.stdout.flush()
+        write_snapshot(engine.store, sys.stdout.buffer)
     _one_shot_ended()
     return code
 
