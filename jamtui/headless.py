@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -114,8 +117,12 @@ def _backend_record(b: BackendStatus) -> dict[str, Any]:
 
 
 def _instances_by_service(store: Store) -> dict[str, list[ServiceInstance]]:
+    return _grouped(store.instances())
+
+
+def _grouped(instances: list[ServiceInstance]) -> dict[str, list[ServiceInstance]]:
     by_service: dict[str, list[ServiceInstance]] = {}  # one pass, not one per service
-    for inst in store.instances():
+    for inst in instances:
         by_service.setdefault(inst.service, []).append(inst)
     for insts in by_service.values():
         insts.sort(key=lambda i: i.id)
@@ -123,10 +130,14 @@ def _instances_by_service(store: Store) -> dict[str, list[ServiceInstance]]:
 
 
 def _kind_items(store: Store, kind: Kind) -> list[Any]:
+    return _ordered(kind, store.items(kind))
+
+
+def _ordered(kind: Kind, items: list[Any]) -> list[Any]:
     """A kind's records in the snapshot's order."""
     if kind is Kind.PVE_TASK:  # newest first, as /cluster/tasks lists them
-        return sorted(store.items(kind), key=lambda t: (-t.starttime, t.upid))
-    items = sorted(store.items(kind), key=_sort_key)
+        return sorted(items, key=lambda t: (-t.starttime, t.upid))
+    items = sorted(items, key=_sort_key)
     if kind is Kind.ROUTE:  # one record per instance that has it, as it always was
         items = sorted((r for o in items for r in o.per_instance()), key=_sort_key)
     return items
@@ -228,27 +239,92 @@ class _Encoder:
 
 def write_snapshot(store: Store, out: Any) -> None:
     """`write_json(snapshot(store), out)`, encoded from the records (see above); `out` a
-    binary stream. Written kind by kind: a reader that leaves early stops it."""
-    enc = _Encoder()
-    head = {"schema": SCHEMA_VERSION,
-            "taken_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    parts = [f"  {json.dumps(k)}: {json.dumps(v)}".encode() for k, v in head.items()]
-    out.write(b"{\n" + b",\n".join(parts) + b",\n")
-    lines = [enc.line(partial(_encode_backend, enc, b), partial(_backend_record, b))
-             for b in store.backends()]
-    out.write(_section("backends", lines, last=False))
-    instances = _instances_by_service(store)
-    for n, kind in enumerate(SNAPSHOT_KINDS):
-        items = _kind_items(store, kind)
+    binary stream."""
+    SnapshotWriter(store).write(out)
+
+
+class SnapshotWriter:
+    """`snapshot --json` from a store still being filled: each source's kinds are encoded
+    once it has answered (`follow`), while the slower backends are still read (the Nomad
+    allocations, 6 MB of the document at 5k, are usually in first); `write` encodes what was
+    not, or what changed since (the same records, by identity, or it is encoded again), and
+    writes the document, kind by kind: a reader that leaves early stops it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._enc = _Encoder()
+        self._done: dict[Kind, tuple[tuple[list[Any], ...], list[bytes]]] = {}
+
+    def _inputs(self, kind: Kind) -> tuple[list[Any], ...]:
+        if kind is Kind.SERVICE:  # a service's record carries its instances
+            return self.store.items(kind), self.store.items(Kind.INSTANCE)
+        return (self.store.items(kind),)
+
+    def prepare(self, kind: Kind) -> None:
+        """Encode `kind` as the store holds it now."""
+        inputs = self._inputs(kind)
+        self._done[kind] = inputs, self._lines(kind, inputs)
+
+    def lines(self, kind: Kind) -> list[bytes]:
+        inputs = self._inputs(kind)
+        done = self._done.get(kind)
+        if done is not None and all(map(_same, done[0], inputs)):
+            return done[1]
+        return self._lines(kind, inputs)
+
+    def _lines(self, kind: Kind, inputs: tuple[list[Any], ...]) -> list[bytes]:
+        enc = self._enc
+        items = _ordered(kind, inputs[0])
         if kind is Kind.ROUTE:
-            lines = [enc.line(partial(enc.route, o), partial(_route_record, o)) for o in items]
-        elif kind is Kind.SERVICE:
-            lines = [enc.line(partial(enc.service, o, instances.get(o.name, [])),
-                              partial(_service_record, o, instances)) for o in items]
-        else:
-            lines = [enc.line(partial(enc.raw, o), partial(_record, o)) for o in items]
-        out.write(_section(kind.value, lines, last=n == len(SNAPSHOT_KINDS) - 1))
-    out.write(b"}\n")
+            return [enc.line(partial(enc.route, o), partial(_route_record, o)) for o in items]
+        if kind is Kind.SERVICE:
+            instances = _grouped(inputs[1])
+            return [enc.line(partial(enc.service, o, instances.get(o.name, [])),
+                             partial(_service_record, o, instances)) for o in items]
+        return [enc.line(partial(enc.raw, o), partial(_record, o)) for o in items]
+
+    def follow(self, sources: Mapping[str, Any]) -> Callable[[], None]:
+        """Encode each source's kinds (`OWNER`) once its `ready` is set, in a thread of its
+        own; the function returned ends that (after the kind under way)."""
+        stop = threading.Event()
+
+        def run() -> None:
+            pending = dict(sources)
+            while pending and not stop.is_set():
+                for name, source in list(pending.items()):
+                    if source.ready.is_set():
+                        del pending[name]
+                        for kind in SNAPSHOT_KINDS:
+                            if OWNER.get(kind) == name and not stop.is_set():
+                                self.prepare(kind)
+                stop.wait(0.01)
+
+        thread = threading.Thread(target=run, name="snapshot:encode", daemon=True)
+        thread.start()
+
+        def end() -> None:
+            stop.set()
+            thread.join()
+
+        return end
+
+    def write(self, out: Any) -> None:
+        """The document to `out`, a binary stream."""
+        enc = self._enc
+        head = {"schema": SCHEMA_VERSION,
+                "taken_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        parts = [f"  {json.dumps(k)}: {json.dumps(v)}".encode() for k, v in head.items()]
+        out.write(b"{\n" + b",\n".join(parts) + b",\n")
+        lines = [enc.line(partial(_encode_backend, enc, b), partial(_backend_record, b))
+                 for b in self.store.backends()]
+        out.write(_section("backends", lines, last=False))
+        for n, kind in enumerate(SNAPSHOT_KINDS):
+            out.write(_section(kind.value, self.lines(kind), last=n == len(SNAPSHOT_KINDS) - 1))
+        out.write(b"}\n")
+
+
+def _same(old: list[Any], new: list[Any]) -> bool:
+    return len(old) == len(new) and all(map(operator.is_, old, new))
 
 
 def _encode_backend(enc: _Encoder, b: BackendStatus) -> bytes:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
+from dataclasses import replace
 
-from jamtui.headless import snapshot, write_json, write_snapshot
+from jamtui.headless import SnapshotWriter, snapshot, write_json, write_snapshot
 from jamtui.model import (
     VM,
     Allocation,
@@ -101,3 +104,36 @@ def test_encoded_snapshot_of_an_empty_store_and_odd_numbers() -> None:
     store.upsert(Kind.HYPERVISOR, Hypervisor("pve1", "online", 0.5, 8, 2**70, 2**71))
     old, new = _documents(store)
     assert new == old and str(2**70).encode() in new
+
+
+def test_a_kind_encoded_early_is_encoded_again_when_it_changed() -> None:
+    """`SnapshotWriter.follow` encodes a backend's part as it answers; what changes after
+    (or answers late) is in the document as the store holds it at the end."""
+    store = lab_store()
+    writer = SnapshotWriter(store)
+
+    class Answered:
+        def __init__(self) -> None:
+            self.ready = threading.Event()
+
+    nomad, consul = Answered(), Answered()
+    end = writer.follow({"nomad": nomad, "consul": consul})
+    nomad.ready.set()
+    deadline = time.monotonic() + 10
+    while Kind.ALLOCATION not in writer._done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert Kind.ALLOCATION in writer._done and Kind.SERVICE not in writer._done
+    first = store.get(Kind.ALLOCATION, "a1")
+    store.upsert(Kind.ALLOCATION, replace(first, client_status="failed"))  # after it
+    store.upsert(Kind.INSTANCE, ServiceInstance("c9/web-9", "web", "web-9", "c9", "h", 1))
+    consul.ready.set()
+    end()
+    out = io.BytesIO()
+    writer.write(out)
+    text = io.StringIO()
+    write_json(snapshot(store), text)
+    doc, want = json.loads(out.getvalue()), json.loads(text.getvalue())
+    doc.pop("taken_at"), want.pop("taken_at")
+    assert doc == want
+    assert {a["id"]: a["client_status"] for a in doc["allocations"]}["a1"] == "failed"
+    assert len(doc["services"][1]["instances"]) == 3
