@@ -320,16 +320,19 @@ def run_snapshot(cfg: Config, timeout: float) -> int:
     engine = Engine(cfg)
     engine.start(followers=False)
     try:
-        from .headless import snapshot, snapshot_exit_code, write_json
+        from .headless import SnapshotWriter, snapshot_exit_code
         from .pipes import reader_may_leave
 
+        writer = SnapshotWriter(engine.store)
+        encoded = writer.follow(engine.sources)  # each backend's part as it answers
         engine.settle(timeout)
-        doc = snapshot(engine.store)
+        encoded()
         code = snapshot_exit_code(engine.store, set(engine.sources))
     finally:
         engine.stop(timeout=0.0)  # nothing waited for: it ends with `_exit_now`
     with reader_may_leave():
-        write_json(doc, sys.stdout)
+        sys.stdout.flush()
+        writer.write(sys.stdout.buffer)
     _one_shot_ended()
     return code
 

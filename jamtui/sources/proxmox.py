@@ -305,16 +305,25 @@ class ProxmoxSource(Source):
         unknown = [(str(r.get("node", "")), int(r.get("vmid") or 0)) for r in guests
                    if r.get("type") == "qemu" and int(r.get("vmid") or 0) not in self._ips
                    and r.get("status") == "running"]
+        first: Callable[[], None] | None = None
         if resources != self._last_resources or unknown:
             # Proxmox's figures move with pvestatd's 10 s cycle: read every second, most
             # answers are the last one again, and cost no records, no store change, no paint
-            self._write([decode_node(r) for r in resources if r.get("type") == "node"],
-                        [decode_storage(r) for r in resources if r.get("type") == "storage"],
-                        guests)
+            first = partial(
+                self._write, [decode_node(r) for r in resources if r.get("type") == "node"],
+                [decode_storage(r) for r in resources if r.get("type") == "storage"], guests)
             self._last_resources = resources
         if unknown and not self.summary:  # `status` prints no addresses
-            self._enrich(unknown)
+            if first is not None and not self.once:
+                first()  # on screen before the addresses
+                first = None
+            # a one-shot command shows nothing before the end: its first write (the
+            # inventory's read for the groups, 0.1-0.2 s at 5k) goes beside the config
+            # reads, its longest wait, not before them
+            self._enrich(unknown, first)
             self._write(None, None, guests)
+        elif first is not None:
+            first()
         if report:
             self.report_ok(latency)
         return latency
@@ -344,7 +353,10 @@ class ProxmoxSource(Source):
                 self.store.replace(Kind.STORAGE, storages,
                                    scope=lambda s: s.backend == "proxmox")
 
-    def _enrich(self, unknown: list[tuple[str, int]]) -> None:
+    def _enrich(self, unknown: list[tuple[str, int]],
+                meanwhile: Callable[[], None] | None = None) -> None:
+        """The addresses of these VMs from their configs, `CONFIG_READS` at a time; with
+        `meanwhile` run beside them (its failure is raised)."""
         def read(item: tuple[str, int]) -> tuple[int, str | bool | None]:
             node, vmid = item
             try:
@@ -352,10 +364,19 @@ class ProxmoxSource(Source):
             except Exception:  # a timeout or reset on one config: read again next time
                 return vmid, False
 
+        def beside() -> tuple[int, bool]:
+            if meanwhile is not None:
+                meanwhile()
+            return 0, False
+
+        jobs: list[Callable[[], tuple[int, str | bool | None]]] = [
+            partial(read, item) for item in unknown]
+        if meanwhile is not None:
+            jobs.insert(0, beside)
         # daemon threads (side_by_side), not a pool: a one-shot command that stops
         # listening must not wait at exit for the configs still queued
-        found = side_by_side([partial(read, item) for item in unknown], CONFIG_READS,
-                             self.stop_event, f"{self.name}:config")
+        found = side_by_side(jobs, CONFIG_READS + (meanwhile is not None), self.stop_event,
+                             f"{self.name}:config")
         for vmid, ip in found:
             if ip is not False:
                 self._ips[vmid] = ip if isinstance(ip, str) else None
