@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 from ..model import Kind
 from ..plain import LINE_LIMIT, line
 from ..plain import text as safe_text
+from .compositor import LineCompositor
 from .detail import render
 from .keymap import Key, bind, for_scopes, refused, usable
 from .kinds import OVERVIEW_PANES, VIEWS
@@ -82,6 +83,7 @@ class LabScreen(Screen[None]):
 
     def __init__(self, panes: tuple[tuple[Kind, str], ...], name: str) -> None:
         super().__init__(name=name)
+        self._compositor = LineCompositor()  # an update renders only the lines it updates
         self.pane_specs = panes
         self.panes: list[Pane] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
@@ -261,3 +262,52 @@ async def test_an_age_tick_repaints_the_age_cells_not_their_lines() -> None:
         drawn = app.screen._compositor.render_update(full=True)  # what the terminal has
         lines = ["".join(s.text for strip in row for s in strip) for row in drawn.strips]
         assert sum(1 for line in lines if "11s" in line) == 1
+
+
+async def test_a_partial_update_renders_only_the_lines_it_updates() -> None:
+    """Textual's compositor asked every visible widget for all of its lines (the screen, the
+    health bar, the footer, every pane: from their caches) for any partial update, one AGE
+    cell as much as a page. Only the updated lines are asked for now, cut the same way."""
+    from textual._compositor import Compositor
+    from textual.widget import Widget
+
+    from jamtui.ui.widgets import HealthBar, KeyFooter
+    from tests.ui.test_table_keys import NOW
+    from tests.ui.test_table_keys import alloc as young
+
+    now = [NOW]
+    store = Store(clock=lambda: now[0])
+    for i in range(8):
+        store.upsert(Kind.ALLOCATION, young(i, age=10 + i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        await pilot.pause(0.2)
+        compositor = app.screen._compositor
+        asked: list[tuple[str, int]] = []
+        real = Widget.render_lines
+
+        def counting(self: Widget, crop: Any) -> Any:
+            asked.append((type(self).__name__, crop.height))
+            return real(self, crop)
+
+        Widget.render_lines = counting  # type: ignore[method-assign]
+        try:
+            now[0] += 1
+            table.refresh_times()
+            await pilot.pause(0.1)
+        finally:
+            Widget.render_lines = real  # type: ignore[method-assign]
+        names = {name for name, _ in asked}
+        assert "LiveTable" in names
+        assert not names & {HealthBar.__name__, KeyFooter.__name__}, asked
+        assert sum(h for name, h in asked if name == "LiveTable") <= 8
+        # the same chops as Textual's own for the same update, line for line
+        header = table.region.y + table.header_height
+        rows = set(range(header, header + 8))
+        crop = table.region.intersection(app.screen.region)
+        ours = compositor._render_chops(crop, rows.__contains__)
+        theirs = Compositor._render_chops(compositor, crop, rows.__contains__)
+        for y in rows:
+            assert ours[y] == theirs[y]
+            assert any(ours[y].values())
