@@ -20,8 +20,8 @@ started from this checkout as a subprocess) jamtui runs in tmux (160x48) against
   /proc/PID/stat), with the requests the lab's servers served per minute meanwhile. The
   `:allocs` figure is taken twice: 3 s after opening it (right after the benchmark's own
   stops and the view's load: their aftermath included, as before), and once Nomad's
-  allocation index has been still for 5 s and the first page's stats have been read
-  (`quiet_nomad`): the idle view;
+  allocation index and Consul's checks index have been still for 5 s and the first page's
+  stats have been read (`quiet_lab`): the idle view;
 - `status` / `snapshot --json` wall time and exit code, and the slowest backend's answer in
   the same runs (each backend's heaviest read with plain requests: `one_shot.py`).
 
@@ -335,31 +335,41 @@ def idle(lab: LabProc, term: Term, seconds: float) -> tuple[float, float, float]
 # `:allocs` idle, quiet: from its opening, the time its first page's stats take (40 rows, 8 a
 # tick each 3 s, `nomad_views.STATS_PER_TICK`: each row's CPU and MEM drawn the first time)
 SETTLE_A = 18.0
-QUIET = 5.0  # seconds Nomad's allocation index must stay still (the stops' replacements in)
+QUIET = 5.0  # seconds Nomad's and Consul's indexes must stay still (the stops' aftermath over)
 
 
-def alloc_index(lab: LabProc) -> int:
-    """Nomad's allocation index (an empty list's X-Nomad-Index: not the whole list)."""
+def lab_indexes(lab: LabProc) -> tuple[int, int]:
+    """Nomad's allocation index and Consul's checks index (the X-Consul-Index / X-Nomad-Index
+    of small answers: an empty allocation list, the critical checks), which move with every
+    allocation placed or stopped and every instance registered, gone or changing health."""
     req = urllib.request.Request(lab.env["NOMAD_ADDR"] + "/v1/allocations?prefix=ffffffffff",
                                  headers={"X-Nomad-Token": lab.env["NOMAD_TOKEN"]})
     with urllib.request.urlopen(req, timeout=10) as resp:
-        return int(resp.headers.get("X-Nomad-Index") or 0)
+        nomad = int(resp.headers.get("X-Nomad-Index") or 0)
+    req = urllib.request.Request(lab.env["CONSUL_HTTP_ADDR"] + "/v1/health/state/critical",
+                                 headers={"X-Consul-Token": lab.env["CONSUL_HTTP_TOKEN"]})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        consul = int(resp.headers.get("X-Consul-Index") or 0)
+    return nomad, consul
 
 
-def quiet_nomad(lab: LabProc, not_before: float, timeout: float = 60) -> None:
-    """Wait until `not_before` (monotonic) and until Nomad's allocation index has not moved
-    for QUIET seconds: the `:allocs` figure right after the benchmark's own stops and the
-    view's load measured their aftermath (replacements placed and started, the first page's
-    stats drawn the first time), not an idle cockpit; this one follows it."""
+def quiet_lab(lab: LabProc, not_before: float, timeout: float = 60) -> bool:
+    """Wait until `not_before` (monotonic) and until Nomad's allocation index and Consul's
+    checks index have not moved for QUIET seconds (False: they still moved after `timeout`).
+    The `:allocs` figure right after the benchmark's own stops measured their aftermath
+    (replacements placed and started, their instances registered and turning healthy,
+    Fabio's routes following, the first page's stats drawn the first time), not an idle
+    cockpit; this one follows it."""
     deadline = time.monotonic() + timeout
-    last, since = alloc_index(lab), time.monotonic()
+    last, since = lab_indexes(lab), time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        now_index = alloc_index(lab)
-        if now_index != last:
-            last, since = now_index, time.monotonic()
+        now = lab_indexes(lab)
+        if now != last:
+            last, since = now, time.monotonic()
         elif time.monotonic() - since >= QUIET and time.monotonic() >= not_before:
-            return
+            return True
+    return False
 
 
 COMMAND_BAR = ":view ("  # the `:` bar's placeholder, on screen once it is open
@@ -450,7 +460,9 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
                 time.sleep(3)
                 tui, _, _ = idle(lab, term, 10)
                 res["idle_a"].append(tui)  # the stops' and the load's aftermath included
-                quiet_nomad(lab, opened + SETTLE_A)
+                if not quiet_lab(lab, opened + SETTLE_A):
+                    print("`:allocs` quiet: the lab's indexes still moved after 60 s",
+                          file=sys.stderr, flush=True)
                 tui, _, _ = idle(lab, term, 10)
                 res["idle_aq"].append(tui)
                 # the bastion's row on screen: `:vms` filtered to it (a big lab has 100 VMs)
@@ -485,7 +497,7 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
         ":allocs all rows loaded": mmm(res["allocs"]),
         "TUI idle CPU overview / :allocs":
             f"{mmm(res['idle_o'], '%')} / {mmm(res['idle_a'], '%')}",
-        "TUI idle CPU :allocs, quiet (Nomad still, the page's stats read)":
+        "TUI idle CPU :allocs, quiet (Nomad and Consul still, the page's stats read)":
             mmm(res["idle_aq"], "%"),
         "status / snapshot --json": f"{mmm(res['status'])} / {mmm(res['snapshot'])} "
                                     f"(exit {sorted(codes['status'])}/"
