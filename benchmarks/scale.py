@@ -17,7 +17,11 @@ started from this checkout as a subprocess) jamtui runs in tmux (160x48) against
 - `:allocs` all rows loaded: Enter on `:allocs` → the last allocation (by name) on screen
   after Ctrl+End;
 - TUI idle CPU on the overview and on `:allocs`, and the lab's CPU meanwhile (from
-  /proc/PID/stat), with the requests the lab's servers served per minute meanwhile;
+  /proc/PID/stat), with the requests the lab's servers served per minute meanwhile. The
+  `:allocs` figure is taken twice: 3 s after opening it (right after the benchmark's own
+  stops and the view's load: their aftermath included, as before), and once Nomad's
+  allocation index and Consul's checks index have been still for 5 s and the first page's
+  stats have been read (`quiet_lab`): the idle view;
 - `status` / `snapshot --json` wall time and exit code, and the slowest backend's answer in
   the same runs (each backend's heaviest read with plain requests: `one_shot.py`).
 
@@ -328,6 +332,46 @@ def idle(lab: LabProc, term: Term, seconds: float) -> tuple[float, float, float]
     return 100 * (c1 - c0) / dt, 100 * (l1 - l0) / dt, served * 60 / dt
 
 
+# `:allocs` idle, quiet: from its opening, the time its first page's stats take (40 rows, 8 a
+# tick each 3 s, `nomad_views.STATS_PER_TICK`: each row's CPU and MEM drawn the first time)
+SETTLE_A = 18.0
+QUIET = 5.0  # seconds Nomad's and Consul's indexes must stay still (the stops' aftermath over)
+
+
+def lab_indexes(lab: LabProc) -> tuple[int, int]:
+    """Nomad's allocation index and Consul's checks index (the X-Consul-Index / X-Nomad-Index
+    of small answers: an empty allocation list, the critical checks), which move with every
+    allocation placed or stopped and every instance registered, gone or changing health."""
+    req = urllib.request.Request(lab.env["NOMAD_ADDR"] + "/v1/allocations?prefix=ffffffffff",
+                                 headers={"X-Nomad-Token": lab.env["NOMAD_TOKEN"]})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        nomad = int(resp.headers.get("X-Nomad-Index") or 0)
+    req = urllib.request.Request(lab.env["CONSUL_HTTP_ADDR"] + "/v1/health/state/critical",
+                                 headers={"X-Consul-Token": lab.env["CONSUL_HTTP_TOKEN"]})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        consul = int(resp.headers.get("X-Consul-Index") or 0)
+    return nomad, consul
+
+
+def quiet_lab(lab: LabProc, not_before: float, timeout: float = 60) -> bool:
+    """Wait until `not_before` (monotonic) and until Nomad's allocation index and Consul's
+    checks index have not moved for QUIET seconds (False: they still moved after `timeout`).
+    The `:allocs` figure right after the benchmark's own stops measured their aftermath
+    (replacements placed and started, their instances registered and turning healthy,
+    Fabio's routes following, the first page's stats drawn the first time), not an idle
+    cockpit; this one follows it."""
+    deadline = time.monotonic() + timeout
+    last, since = lab_indexes(lab), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = lab_indexes(lab)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= QUIET and time.monotonic() >= not_before:
+            return True
+    return False
+
+
 COMMAND_BAR = ":view ("  # the `:` bar's placeholder, on screen once it is open
 
 
@@ -391,7 +435,8 @@ def headless(lab: LabProc, root: str | None, runs: int, out: dict[str, list[floa
 def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str, str]:
     lab = LabProc(LABS[name])
     res: dict[str, list[float]] = {k: [] for k in (
-        "bare", "first", "over", "stop", "vm", "allocs", "idle_o", "idle_a", "lab", "req",
+        "bare", "first", "over", "stop", "vm", "allocs", "idle_o", "idle_a", "idle_aq", "lab",
+        "req",
         "status", "snapshot", "slowest", "failed")}
     codes: dict[str, set[int]] = {"status": set(), "snapshot": set()}
     try:
@@ -411,9 +456,15 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
                 time.sleep(1)
                 nomad_stops(lab, term, samples, res["stop"])
                 open_allocs(lab, term, res["allocs"])
+                opened = time.monotonic()
                 time.sleep(3)
                 tui, _, _ = idle(lab, term, 10)
-                res["idle_a"].append(tui)
+                res["idle_a"].append(tui)  # the stops' and the load's aftermath included
+                if not quiet_lab(lab, opened + SETTLE_A):
+                    print("`:allocs` quiet: the lab's indexes still moved after 60 s",
+                          file=sys.stderr, flush=True)
+                tui, _, _ = idle(lab, term, 10)
+                res["idle_aq"].append(tui)
                 # the bastion's row on screen: `:vms` filtered to it (a big lab has 100 VMs)
                 view(term, "vms")
                 term.wait(lambda s: "u start" in s, 30, 0.05, ":vms")  # its footer: VM keys
@@ -446,6 +497,8 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
         ":allocs all rows loaded": mmm(res["allocs"]),
         "TUI idle CPU overview / :allocs":
             f"{mmm(res['idle_o'], '%')} / {mmm(res['idle_a'], '%')}",
+        "TUI idle CPU :allocs, quiet (Nomad and Consul still, the page's stats read)":
+            mmm(res["idle_aq"], "%"),
         "status / snapshot --json": f"{mmm(res['status'])} / {mmm(res['snapshot'])} "
                                     f"(exit {sorted(codes['status'])}/"
                                     f"{sorted(codes['snapshot'])}; slowest backend answer "

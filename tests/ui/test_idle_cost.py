@@ -245,3 +245,44 @@ async def test_a_table_being_removed_draws_nothing_on_the_ages_tick() -> None:
         now[0] += 5  # every AGE moves: 50s → 55s
         table.refresh_times()
         assert patched == []
+
+
+async def test_an_age_tick_repaints_the_age_cells_not_their_lines() -> None:
+    """Each AGE tick repainted every young row's whole line: Textual's compositor then cut,
+    styled and sent 160 cells a row to the terminal for a 3-character change. Only the
+    changed cells' regions are repainted; what the screen shows is what a full render gives."""
+    from textual.geometry import Region
+
+    from tests.ui.test_table_keys import NOW
+    from tests.ui.test_table_keys import alloc as young
+
+    now = [NOW]
+    store = Store(clock=lambda: now[0])
+    for i in range(5):
+        store.upsert(Kind.ALLOCATION, young(i, age=10 + i))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        await pilot.pause(0.1)
+        repainted: list[Region] = []
+        real = table.refresh
+
+        def counting(*regions: Region, **kw: object) -> object:
+            repainted.extend(regions)
+            return real(*regions, **kw)
+
+        table.refresh = counting  # type: ignore[method-assign]
+        now[0] += 1
+        table.refresh_times()
+        await pilot.pause(0.1)
+        age_at = list(table.columns).index("age")
+        x = sum(c.get_render_width(table) for c in table.ordered_columns[:age_at])
+        width = table.ordered_columns[age_at].get_render_width(table)
+        assert len(repainted) == 5
+        assert {(r.x, r.width, r.height) for r in repainted} == {(x, width, 1)}
+        header = table.header_height
+        shown = [table.render_line(row + header).text for row in range(5)]
+        assert all(f"{11 + i}s" in line for i, line in enumerate(shown))
+        drawn = app.screen._compositor.render_update(full=True)  # what the terminal has
+        lines = ["".join(s.text for strip in row for s in strip) for row in drawn.strips]
+        assert sum(1 for line in lines if "11s" in line) == 1

@@ -182,14 +182,14 @@ async def test_a_second_that_changes_no_age_repaints_no_row() -> None:
     async with app.run_test(size=(160, 45)) as pilot:
         table = await view(pilot, app, "allocs")
         assert set(column(table, "age")) == {"5m", "3h00m"}
-        repainted: list[int] = []
-        real = table.refresh_row
+        repainted: list[int] = []  # the lines repainted (an AGE cell's region, #17)
+        real = table.refresh
 
-        def counting(row: int) -> None:
-            repainted.append(row)
-            real(row)
+        def counting(*regions: Any, **kw: Any) -> Any:
+            repainted.extend(r.y for r in regions)
+            return real(*regions, **kw)
 
-        table.refresh_row = counting  # type: ignore[method-assign]
+        table.refresh = counting  # type: ignore[method-assign]
         for _ in range(5):  # 5m01s ... 5m24s: the same minutes
             now[0] += 1
             table.refresh_times()
