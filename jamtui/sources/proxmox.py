@@ -312,7 +312,11 @@ class ProxmoxSource(Source):
                         [decode_storage(r) for r in resources if r.get("type") == "storage"],
                         guests)
             self._last_resources = resources
-        if unknown and not self.summary:  # `status` prints no addresses
+        # `status` prints no addresses; the cockpit reads them once its first frame is drawn
+        # (the next poll: 104 config reads at 5k took the one GIL from it), the inventory's
+        # address shown meanwhile as before
+        first = self.first_frame
+        if unknown and not self.summary and (first is None or first.is_set()):
             self._enrich(unknown)
             self._write(None, None, guests)
         if report:

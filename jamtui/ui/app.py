@@ -302,10 +302,14 @@ class JamApp(App[None]):
         self.set_interval(self.stats_poller.interval, lambda: poll_tick(self))
 
     def _first_picture(self) -> None:
-        """On a worker thread: once every backend has answered (or after two minutes), the
-        heap is frozen a little later (the big tables' chunks in)."""
+        """On a worker thread: once every backend of the first screen has answered (or after
+        two minutes), the first frame counts as drawn a moment later (then the others start:
+        `Engine.start`) and the heap is frozen a little later (the big tables' chunks in)."""
         deadline = time.monotonic() + 120
-        while not self.engine.wait_ready(ASK_SLICE * 5):  # in slices: quitting ends it
+        first = getattr(self.engine, "first_sources", None)
+        wait = self.engine.wait_ready if first is None else partial(self.engine.wait_ready,
+                                                                    sources=first)
+        while not wait(ASK_SLICE * 5):  # in slices: quitting ends it
             if not self.is_running or _cancelled() or time.monotonic() > deadline:
                 break
         if self.is_running and not _cancelled():

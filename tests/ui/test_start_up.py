@@ -245,3 +245,82 @@ async def test_rows_coming_into_one_pane_lay_nothing_out() -> None:
             assert services.show_vertical_scrollbar and services.row_count == 60
         finally:
             Screen._refresh_layout = real  # type: ignore[method-assign]
+
+
+def test_the_first_screen_s_backends_are_read_first_the_others_once_it_is_drawn(
+        tmp_path: Any) -> None:
+    """In the cockpit, Fabio and HAProxy (the overview shows only their health) start once
+    the first frame is drawn: at 5,000 allocations Fabio's first table (4,800 routes) took
+    the one GIL from it (#17). Meanwhile their health says "waiting"; without a cockpit
+    (`status`, `snapshot`) every source starts at once."""
+    import threading
+
+    from jamtui.config import load_config
+    from jamtui.engine import FIRST_SCREEN, Engine
+    from jamtui.model import Health
+    from jamtui.store import OWNER
+    from jamtui.ui.kinds import OVERVIEW_PANES
+    from tests.helpers import wait_for
+
+    assert {OWNER[kind] for kind, _ in OVERVIEW_PANES} == set(FIRST_SCREEN)
+    path = tmp_path / "jamtui.toml"
+    path.write_text('[fabio]\naddresses = ["http://127.0.0.1:1"]\n'
+                    '[haproxy]\nstats_url = "http://127.0.0.1:2/stats;csv"\n')
+
+    def engine_started(cockpit: bool) -> tuple[Engine, list[str]]:
+        engine = Engine(load_config(path, env={}))
+        started: list[str] = []
+        for name, source in engine.sources.items():
+            source.start = lambda name=name: started.append(name)  # type: ignore[method-assign]
+        if cockpit:
+            engine.expect_first_frame()
+        engine.start()
+        return engine, started
+
+    engine, started = engine_started(cockpit=False)
+    engine.stop()
+    assert sorted(started) == ["consul", "fabio", "haproxy", "nomad"]
+    engine, started = engine_started(cockpit=True)
+    try:
+        assert sorted(started) == ["consul", "nomad"]
+        assert [s.name for s in engine.first_sources] == ["nomad", "consul"]
+        assert engine.store.backend("fabio").health is Health.UNKNOWN
+        assert engine.store.backend("fabio").waiting_since
+        threading.Event().wait(0.2)
+        assert sorted(started) == ["consul", "nomad"]
+        assert engine.first_frame is not None
+        engine.first_frame.set()
+        wait_for(lambda: len(started) == 4, timeout=5)
+    finally:
+        engine.stop()
+
+
+async def test_the_first_frame_waits_for_the_first_screen_s_backends_only(
+        monkeypatch: Any) -> None:
+    """Fabio and HAProxy start once the first frame is drawn: the first frame must not wait
+    for them (it would wait out its cap, 20 s)."""
+    import threading
+    import types
+
+    monkeypatch.setattr(app_module, "FIRST_FRAME_SETTLE", 0.05)
+    first = types.SimpleNamespace(ready=threading.Event())
+    later = types.SimpleNamespace(ready=threading.Event())  # not started before the frame
+    engine = fake_engine(Store())
+    engine.sources = {"nomad": first, "fabio": later}
+    engine.first_sources = [first]
+    engine.first_frame = threading.Event()
+
+    def wait_ready(timeout: float = 10.0, sources: Any = None) -> bool:
+        return all(s.ready.wait(timeout) for s in (sources or engine.sources.values()))
+
+    engine.wait_ready = wait_ready
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert not engine.first_frame.is_set()
+        first.ready.set()
+        for _ in range(100):
+            if engine.first_frame.is_set():
+                break
+            await pilot.pause(0.05)
+        assert engine.first_frame.is_set()
