@@ -214,7 +214,9 @@ class JamApp(App[None]):
         self.start_engine = start_engine
         self.configured = set(engine.sources)
         self.history = History()
-        self.check_history = CheckHistory()  # each check's changes seen this session
+        self._check_history = CheckHistory()  # each check's changes seen this session
+        # before the first frame: the instances seen, with when (see `check_history`)
+        self._history_backlog: list[tuple[float, list[Any]]] | None = []
         from .nomad_views import StatsPoller
 
         self.stats_poller = StatsPoller(self)  # alloc/node stats, only for what is shown
@@ -320,6 +322,7 @@ class JamApp(App[None]):
     def _first_frame(self) -> None:
         """The first picture is applied (its changes a moment ago): once the screen is drawn
         with it, the sources' background work may start (`Engine.first_frame`)."""
+        self._history_caught_up()  # see `check_history`
         drawn = getattr(self.engine, "first_frame", None)
         if drawn is not None:
             self.call_after_refresh(drawn.set)
@@ -426,11 +429,29 @@ class JamApp(App[None]):
         # misses nothing: it reads the store whole when it mounts)
         self.store_changed.publish(by_kind)
 
+    @property
+    def check_history(self) -> CheckHistory:
+        """Each check's state changes seen this session. Until the first frame is drawn the
+        instances seen are kept with the time they were seen, and recorded then (or when
+        this is first read): at 5,000 instances recording every check's first state cost
+        the first frame 30-45 ms of the one GIL (#17). Records are immutable, so what is
+        recorded is what was seen, when it was seen."""
+        self._history_caught_up()
+        return self._check_history
+
+    def _history_caught_up(self) -> None:
+        backlog, self._history_backlog = self._history_backlog, None
+        for seen_at, instances in backlog or ():
+            self._check_history.observe(instances, now=seen_at)
+
     def _record_history(self, by_kind: dict[Kind, set[str]]) -> None:
         changed = [i for i in (self.store.get(Kind.INSTANCE, id_)
                                for id_ in by_kind.get(Kind.INSTANCE, ())) if i is not None]
         if changed:
-            self.check_history.observe(changed)
+            if self._history_backlog is not None:
+                self._history_backlog.append((time.time(), changed))
+            else:
+                self._check_history.observe(changed)
         for id_ in by_kind.get(Kind.VM, ()):
             vm = self.store.get(Kind.VM, id_)
             if vm is not None and vm.status == "running":

@@ -324,3 +324,47 @@ async def test_the_first_frame_waits_for_the_first_screen_s_backends_only(
                 break
             await pilot.pause(0.05)
         assert engine.first_frame.is_set()
+
+
+async def test_check_states_are_recorded_after_the_first_frame_with_when_they_were_seen(
+        monkeypatch: Any) -> None:
+    """Recording every check's first state (5,000 instances at 5k) waited on the first
+    frame; it is kept with the time it was seen and recorded once the frame is drawn, or
+    when the history is read first (#17)."""
+    import threading
+    import time
+
+    from jamtui.check_history import CheckHistory
+    from jamtui.model import CheckInfo, Kind, ServiceInstance
+
+    monkeypatch.setattr(app_module, "FIRST_FRAME_SETTLE", 0.05)
+    observed: list[int] = []
+    real = CheckHistory.observe
+
+    def counted(self: CheckHistory, instances: Any, now: Any = None) -> int:
+        observed.append(len(list(instances)))
+        return real(self, instances, now)
+
+    monkeypatch.setattr(CheckHistory, "observe", counted)
+    ready = threading.Event()
+    store = Store()
+    engine = fake_engine(store)
+    engine.wait_ready = lambda timeout=0: ready.wait(timeout)
+    engine.first_frame = threading.Event()
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        before = time.time()
+        inst = ServiceInstance("vs0/web-1", "web", "web-1", "vs0", "10.0.0.1", 80, (),
+                               (CheckInfo("c1", "http", "passing", "ok", "web-1"),))
+        store.upsert(Kind.INSTANCE, inst)
+        await pilot.pause(0.2)
+        assert observed == []  # seen, not yet recorded: the first frame is not drawn
+        time.sleep(0.05)
+        ready.set()
+        for _ in range(100):
+            if engine.first_frame.is_set():
+                break
+            await pilot.pause(0.05)
+        assert observed == [1]
+        (first,) = app.check_history.of(inst.id, "c1")
+        assert first.status == "passing" and before <= first.at < time.time() - 0.04
