@@ -295,7 +295,15 @@ class JamApp(App[None]):
         if callable(getattr(self.engine, "wait_ready", None)):
             self.run_worker(self._first_picture, thread=True, name="first picture",
                             exit_on_error=False)
-        self.push_screen(OverviewScreen())
+        overview = OverviewScreen()
+        # the size classes (-narrow/-wide) from the start: added by the first resize, they
+        # made Textual restyle every widget of the composed overview once more (#17)
+        width, height = self.size
+        for extent, points in ((width, self.HORIZONTAL_BREAKPOINTS),
+                               (height, self.VERTICAL_BREAKPOINTS)):
+            overview.add_class(*overview._get_breakpoint_classes(extent, points or []),
+                               update=False)
+        self.push_screen(overview)
         if heap.held():  # the collector is off for the start-up (run_cockpit): on again later
             self.set_timer(heap.HOLD_MAX, self._freeze_heap)
         self.set_interval(1, self._refresh_ages)  # AGE ticks each second, rows on screen

@@ -368,3 +368,29 @@ async def test_check_states_are_recorded_after_the_first_frame_with_when_they_we
         assert observed == [1]
         (first,) = app.check_history.of(inst.id, "c1")
         assert first.status == "passing" and before <= first.at < time.time() - 0.04
+
+
+async def test_the_overview_has_its_size_class_from_the_start(monkeypatch: Any) -> None:
+    """`-wide`/`-narrow` (the app's breakpoints) came with the first resize, and changing a
+    screen's classes restyles every widget on it: a second whole restyle of the composed
+    overview before the first frame (#17). It is set before the screen is pushed."""
+    from textual.screen import Screen
+
+    from jamtui.ui.screens import OverviewScreen
+
+    restyled: list[str] = []
+    real = Screen.update_node_styles
+
+    def counted(self: Screen[Any], animate: bool = True) -> None:
+        if isinstance(self, OverviewScreen):
+            restyled.append(" ".join(sorted(self.classes)))
+        real(self, animate)
+
+    monkeypatch.setattr(Screen, "update_node_styles", counted)
+    for size, wanted in (((160, 48), "-wide"), ((100, 30), "-narrow")):
+        restyled.clear()
+        app = JamApp(fake_engine(Store()), start_engine=False)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause(0.2)
+            assert wanted in app.screen.classes
+            assert len(restyled) == 1, restyled  # when it is shown (Textual's), not again
