@@ -7,9 +7,9 @@ import time
 from typing import TYPE_CHECKING
 
 from .config import Config
-from .model import BackendStatus, Health
+from .model import BackendStatus, Health, Kind
 from .sources.base import Source
-from .store import Store
+from .store import OWNER, Store
 
 if TYPE_CHECKING:  # the inventory (ruamel.yaml) is read when first wanted, not before
     from .inventory import Inventory
@@ -22,6 +22,7 @@ BACKEND_NAMES = ("proxmox", "nomad", "consul", "fabio", "haproxy")
 # `ui.kinds.OVERVIEW_PANES`): read first; the others start once that screen is drawn
 FIRST_SCREEN = ("proxmox", "nomad", "consul")
 LATER_WAIT = 5.0  # seconds at most the other backends wait for the first screen
+KIND_VALUES = frozenset(k.value for k in Kind)
 
 NOT_CONFIGURED = {
     "proxmox": "not configured: set [proxmox] address and token, or PROXMOX_VE_ENDPOINT and "
@@ -45,6 +46,8 @@ class Engine:
         self._inventory_read = inventory is not None
         self._inventory_lock = threading.Lock()
         self.sources: dict[str, Source] = {}
+        self._later: list[Source] = []  # started once the cockpit's first frame is drawn
+        self._later_lock = threading.Lock()
         # `:events` (what happened, from the first poll) and `:routes` (every host seen,
         # kept when it goes): made when first wanted, which a one-shot command never does
         self._timeline: Timeline | None = None
@@ -158,17 +161,23 @@ class Engine:
             source.mark_waiting()
             if source in first:
                 source.start()
-        later = [s for s in self.sources.values() if s not in first]
-        if later:
-            threading.Thread(target=self._start_later, args=(later,), name="engine:later",
-                             daemon=True).start()
+        self._later = [s for s in self.sources.values() if s not in first]
+        if self._later:
+            threading.Thread(target=self._start_later, name="engine:later", daemon=True).start()
         if followers:  # no one-shot command prints certificates: no handshakes for them
             self.certificates.first_frame = self.first_frame
             self.certificates.start()
 
-    def _start_later(self, sources: list[Source]) -> None:
+    def _start_later(self) -> None:
         assert self.first_frame is not None
         self.first_frame.wait(LATER_WAIT)
+        self.start_later()
+
+    def start_later(self) -> None:
+        """Start the sources held for the first frame now (once; `showing` a view of theirs
+        before it was drawn does too)."""
+        with self._later_lock:
+            sources, self._later = self._later, []
         for source in sources:
             if not source.stop_event.is_set():  # the cockpit did not end meanwhile
                 source.start()
@@ -193,6 +202,9 @@ class Engine:
         """The screen shows objects of these kinds (Kind values): backends without a feed
         poll faster while theirs are on screen (Proxmox), or ask every instance rather than
         one in turn (Fabio, while routes are shown)."""
+        if self._later and {s.name for s in self._later} & {OWNER.get(Kind(k)) for k in kinds
+                                                           if k in KIND_VALUES}:
+            self.start_later()  # e.g. `:routes` before the first frame was drawn
         proxmox = self.sources.get("proxmox")
         if proxmox is not None and hasattr(proxmox, "set_foreground"):
             proxmox.set_foreground(bool(kinds & {"vms", "hypervisors"}))

@@ -293,6 +293,14 @@ def test_the_first_screen_s_backends_are_read_first_the_others_once_it_is_drawn(
         wait_for(lambda: len(started) == 4, timeout=5)
     finally:
         engine.stop()
+    engine, started = engine_started(cockpit=True)  # `:routes` before the first frame
+    try:
+        engine.showing({"vms", "hypervisors"})
+        assert sorted(started) == ["consul", "nomad"]
+        engine.showing({"routes"})
+        assert sorted(started) == ["consul", "fabio", "haproxy", "nomad"]
+    finally:
+        engine.stop()
 
 
 async def test_the_first_frame_waits_for_the_first_screen_s_backends_only(
