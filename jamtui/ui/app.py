@@ -314,18 +314,21 @@ class JamApp(App[None]):
     def _first_picture(self) -> None:
         """On a worker thread: once every backend of the first screen has answered (or after
         two minutes), the first frame counts as drawn a moment later (then the others start:
-        `Engine.start`) and the heap is frozen a little later (the big tables' chunks in)."""
+        `Engine.start`); once every backend has, the heap is frozen a little later (the big
+        tables' chunks in, Fabio's routes among them)."""
         deadline = time.monotonic() + 120
         first = getattr(self.engine, "first_sources", None)
-        wait = self.engine.wait_ready if first is None else partial(self.engine.wait_ready,
-                                                                    sources=first)
-        while not wait(ASK_SLICE * 5):  # in slices: quitting ends it
-            if not self.is_running or _cancelled() or time.monotonic() > deadline:
-                break
-        if self.is_running and not _cancelled():
+        for timer, after, sources in ((self._first_frame, FIRST_FRAME_SETTLE, first),
+                                      (self._freeze_heap, HEAP_SETTLE, None)):
+            wait = self.engine.wait_ready if sources is None else partial(
+                self.engine.wait_ready, sources=sources)
+            while not wait(ASK_SLICE * 5):  # in slices: quitting ends it
+                if not self.is_running or _cancelled() or time.monotonic() > deadline:
+                    break
+            if not self.is_running or _cancelled():
+                return
             with contextlib.suppress(RuntimeError):  # the app stopped meanwhile
-                self.call_from_thread(self.set_timer, HEAP_SETTLE, self._freeze_heap)
-                self.call_from_thread(self.set_timer, FIRST_FRAME_SETTLE, self._first_frame)
+                self.call_from_thread(self.set_timer, after, timer)
 
     def _first_frame(self) -> None:
         """The first picture is applied (its changes a moment ago): once the screen is drawn
