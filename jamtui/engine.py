@@ -21,7 +21,7 @@ BACKEND_NAMES = ("proxmox", "nomad", "consul", "fabio", "haproxy")
 # Consul services, Nomad allocations; tests/ui/test_start_up.py checks it against
 # `ui.kinds.OVERVIEW_PANES`): read first; the others start once that screen is drawn
 FIRST_SCREEN = ("proxmox", "nomad", "consul")
-LATER_WAIT = 5.0  # seconds at most the other backends wait for the first screen
+LATER_WAIT = 3.0  # seconds at most the other backends wait for the first screen
 KIND_VALUES = frozenset(k.value for k in Kind)
 
 NOT_CONFIGURED = {
