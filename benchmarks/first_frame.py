@@ -12,8 +12,9 @@ capture-pane`, scale.py's `full_frame`). Prints each pair, then per checkout the
 and max of "over bare" and the cockpit's CPU at the frame. The lab's `env.sh` next to the
 config is exported (its tokens), as `jamtui lab` prints it.
 
-`threads`: one start, the CPU each thread of the cockpit had used when the frame showed
-(/proc/PID/task/*/stat; names as Python set them, 15 characters).
+`threads`: per start (`--runs`), the CPU the cockpit's main thread and its other live
+threads had used when the frame showed (/proc/PID/task/*/stat: the OS names, so every thread
+but the main one is "python"; threads already ended count in the total only).
 
 `prof`: one start under `py-spy record --gil --threads -r 200 -f raw` until the frame (the
 process is then killed: py-spy writes what it saw). py-spy comes from the same venv (not a
