@@ -7,9 +7,9 @@ import time
 from typing import TYPE_CHECKING
 
 from .config import Config
-from .model import BackendStatus, Health
+from .model import BackendStatus, Health, Kind
 from .sources.base import Source
-from .store import Store
+from .store import OWNER, Store
 
 if TYPE_CHECKING:  # the inventory (ruamel.yaml) is read when first wanted, not before
     from .inventory import Inventory
@@ -17,6 +17,12 @@ if TYPE_CHECKING:  # the inventory (ruamel.yaml) is read when first wanted, not 
     from .timeline import Timeline
 
 BACKEND_NAMES = ("proxmox", "nomad", "consul", "fabio", "haproxy")
+# the backends of the cockpit's first screen (the overview's panes: hypervisors and VMs,
+# Consul services, Nomad allocations; tests/ui/test_start_up.py checks it against
+# `ui.kinds.OVERVIEW_PANES`): read first; the others start once that screen is drawn
+FIRST_SCREEN = ("proxmox", "nomad", "consul")
+LATER_WAIT = 3.0  # seconds at most the other backends wait for the first screen
+KIND_VALUES = frozenset(k.value for k in Kind)
 
 NOT_CONFIGURED = {
     "proxmox": "not configured: set [proxmox] address and token, or PROXMOX_VE_ENDPOINT and "
@@ -40,6 +46,8 @@ class Engine:
         self._inventory_read = inventory is not None
         self._inventory_lock = threading.Lock()
         self.sources: dict[str, Source] = {}
+        self._later: list[Source] = []  # started once the cockpit's first frame is drawn
+        self._later_lock = threading.Lock()
         # `:events` (what happened, from the first poll) and `:routes` (every host seen,
         # kept when it goes): made when first wanted, which a one-shot command never does
         self._timeline: Timeline | None = None
@@ -120,6 +128,13 @@ class Engine:
         self.first_frame = threading.Event()
         return self.first_frame
 
+    @property
+    def first_sources(self) -> list[Source]:
+        """The sources the cockpit's first screen shows (every one without a cockpit)."""
+        if self.first_frame is None:
+            return list(self.sources.values())
+        return [s for name, s in self.sources.items() if name in FIRST_SCREEN]
+
     def start(self, followers: bool = True, summary: bool = False) -> None:
         """Begin watching. `followers=False` for one-shot commands: they print the store once
         and need neither the `:events` history nor the route book (deriving the timeline for
@@ -127,20 +142,45 @@ class Engine:
         allocations), and the sources read their first picture only (`Source.once`: no
         event stream or check watch whose first answers the output would not use).
         `summary=True` for `status`, which prints counts: no VM configs for their addresses,
-        no task states with the allocations (`Source.summary`)."""
+        no task states with the allocations (`Source.summary`).
+
+        In the cockpit (`expect_first_frame`), the backends its first screen does not show
+        (Fabio, HAProxy: the health bar only) start once that screen is drawn, at most
+        `LATER_WAIT` seconds on: at 5,000 allocations Fabio's first table (4,800 routes)
+        and HAProxy's rows took the one GIL from the first frame. Their health says
+        "waiting" meanwhile."""
         if followers:
             self.timeline.first_frame = self.first_frame
             self.timeline.start()
             self.routes.start()
+        first = self.first_sources if followers else list(self.sources.values())
         for source in self.sources.values():
             source.once = not followers
             source.first_frame = self.first_frame if followers else None
             source.summary = summary
             source.mark_waiting()
-            source.start()
+            if source in first:
+                source.start()
+        self._later = [s for s in self.sources.values() if s not in first]
+        if self._later:
+            threading.Thread(target=self._start_later, name="engine:later", daemon=True).start()
         if followers:  # no one-shot command prints certificates: no handshakes for them
             self.certificates.first_frame = self.first_frame
             self.certificates.start()
+
+    def _start_later(self) -> None:
+        assert self.first_frame is not None
+        self.first_frame.wait(LATER_WAIT)
+        self.start_later()
+
+    def start_later(self) -> None:
+        """Start the sources held for the first frame now (once; `showing` a view of theirs
+        before it was drawn does too)."""
+        with self._later_lock:
+            sources, self._later = self._later, []
+        for source in sources:
+            if not source.stop_event.is_set():  # the cockpit did not end meanwhile
+                source.start()
 
     def stop(self, timeout: float = 0.2) -> None:
         """Tell every source to stop and give their threads `timeout` in all to end. Threads
@@ -162,6 +202,9 @@ class Engine:
         """The screen shows objects of these kinds (Kind values): backends without a feed
         poll faster while theirs are on screen (Proxmox), or ask every instance rather than
         one in turn (Fabio, while routes are shown)."""
+        if self._later and {s.name for s in self._later} & {OWNER.get(Kind(k)) for k in kinds
+                                                           if k in KIND_VALUES}:
+            self.start_later()  # e.g. `:routes` before the first frame was drawn
         proxmox = self.sources.get("proxmox")
         if proxmox is not None and hasattr(proxmox, "set_foreground"):
             proxmox.set_foreground(bool(kinds & {"vms", "hypervisors"}))
@@ -169,10 +212,11 @@ class Engine:
         if fabio is not None and hasattr(fabio, "set_foreground"):
             fabio.set_foreground("routes" in kinds)
 
-    def wait_ready(self, timeout: float = 10.0) -> bool:
-        """Wait until every source has answered once, well or not; False if some stay silent."""
+    def wait_ready(self, timeout: float = 10.0, sources: list[Source] | None = None) -> bool:
+        """Wait until every source (or each of `sources`) has answered once, well or not;
+        False if some stay silent."""
         deadline = time.monotonic() + timeout
-        for source in self.sources.values():
+        for source in self.sources.values() if sources is None else sources:
             if not source.ready.wait(max(0.0, deadline - time.monotonic())):
                 return False
         return True

@@ -326,6 +326,8 @@ def _filtered(resp: Any) -> bool:
 # -- the source ----------------------------------------------------------------------------
 
 
+FIRST_FRAME_WAIT = 20.0  # seconds at most the check watch waits for the cockpit's first frame
+
 class ConsulSource(Source):
     name = "consul"
     hint = "[consul] token / CONSUL_HTTP_TOKEN, [consul] ca_file / CONSUL_CACERT"
@@ -384,10 +386,21 @@ class ConsulSource(Source):
         if self.once:  # the first picture reads members, Raft and intentions itself, and
             self.spawn_probe(self.poll_interval)  # each instance's checks with it
             return
-        self.spawn(lambda: self.loop(self._checks_step, "checks"), "checks")
+        self.spawn(self._checks_after_first_frame, "checks")
         self.spawn(lambda: self.loop(self._intentions_step, "intentions"), "intentions")
         self.spawn(lambda: self.loop(self._cluster_step, "members"), "members")
         self.spawn_probe(self.poll_interval)
+
+    def _checks_after_first_frame(self) -> None:
+        """The check watch, once the cockpit's first frame is drawn (`Source.first_frame`, at
+        most `FIRST_FRAME_WAIT` s on): its first answer is every check (2.5 MB at 5k) that
+        the frame does not need (each service's read carries its instances' checks); it
+        then shows what changed since, as always (#17)."""
+        first, until = self.first_frame, time.monotonic() + FIRST_FRAME_WAIT
+        while first is not None and not first.is_set() and not self.stop_event.is_set() \
+                and time.monotonic() < until:
+            first.wait(0.25)
+        self.loop(self._checks_step, "checks")
 
     def probe(self, timeout: float) -> None:
         """`/v1/status/leader` (no ACL needed): a Consul that fails or falls silent shows

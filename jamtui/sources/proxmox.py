@@ -313,7 +313,11 @@ class ProxmoxSource(Source):
                 self._write, [decode_node(r) for r in resources if r.get("type") == "node"],
                 [decode_storage(r) for r in resources if r.get("type") == "storage"], guests)
             self._last_resources = resources
-        if unknown and not self.summary:  # `status` prints no addresses
+        # `status` prints no addresses; the cockpit reads them once its first frame is drawn
+        # (the next poll: 104 config reads at 5k took the one GIL from it), the inventory's
+        # address shown meanwhile as before
+        frame = self.first_frame
+        if unknown and not self.summary and (frame is None or frame.is_set()):
             if first is not None and not self.once:
                 first()  # on screen before the addresses
                 first = None

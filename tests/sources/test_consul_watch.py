@@ -299,3 +299,28 @@ def test_blocking_query_rules() -> None:
     for _ in range(3):
         paced.pace(stop)
     assert time.monotonic() - started >= 0.39  # immediate answers do not become a storm
+
+
+def test_the_check_watch_starts_once_the_cockpit_s_first_frame_is_drawn(
+        lab: Lab, tmp_path: Path) -> None:
+    """Its first answer is every check (2.5 MB at 5k), which the first frame does not need:
+    each service's read carries its instances' checks (#17)."""
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    src = ConsulSource(Store(), load_config(path, env=lab.env()).consul, poll_interval=0.5)
+    src.first_frame = threading.Event()
+
+    def watched() -> int:
+        return sum(n for k, n in counts(lab).items() if k.startswith("GET /v1/health/state/"))
+
+    before = watched()
+    src.start()
+    try:
+        assert src.ready.wait(10) and src._first_read.wait(10)
+        time.sleep(0.3)
+        assert watched() == before and not src._checks_loaded
+        src.first_frame.set()
+        wait_for(lambda: src._checks_loaded, timeout=10)
+        assert watched() > before
+    finally:
+        src.stop()

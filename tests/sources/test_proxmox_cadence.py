@@ -113,3 +113,22 @@ def test_a_one_shot_reads_the_configs_beside_its_first_write(lab: Lab, tmp_path:
     assert asked and asked[0], asked
     assert store.items(Kind.HYPERVISOR) and store.items(Kind.STORAGE)
     assert any(v.ip for v in store.items(Kind.VM)), store.items(Kind.VM)
+
+
+def test_the_cockpit_reads_vm_configs_once_its_first_frame_is_drawn(
+        lab: Lab, tmp_path: Path) -> None:
+    """The VMs' configs (their addresses: one read per running VM, 104 at 5k) wait for the
+    cockpit's first frame (`Source.first_frame`): they took the one GIL from it (#17). The
+    VMs are written and the source has answered before; the configs are read after."""
+    import threading
+
+    store = Store()
+    src, reads = counted_source(lab, tmp_path, store)
+    src.first_frame = threading.Event()
+    src.refresh()
+    assert store.items(Kind.VM)
+    assert not any(path.endswith("/config") for path in reads), reads
+    src.first_frame.set()
+    src.refresh()
+    assert any(path.endswith("/config") for path in reads), reads
+    assert any(v.ip for v in store.items(Kind.VM))

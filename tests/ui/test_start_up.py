@@ -245,3 +245,160 @@ async def test_rows_coming_into_one_pane_lay_nothing_out() -> None:
             assert services.show_vertical_scrollbar and services.row_count == 60
         finally:
             Screen._refresh_layout = real  # type: ignore[method-assign]
+
+
+def test_the_first_screen_s_backends_are_read_first_the_others_once_it_is_drawn(
+        tmp_path: Any) -> None:
+    """In the cockpit, Fabio and HAProxy (the overview shows only their health) start once
+    the first frame is drawn: at 5,000 allocations Fabio's first table (4,800 routes) took
+    the one GIL from it (#17). Meanwhile their health says "waiting"; without a cockpit
+    (`status`, `snapshot`) every source starts at once."""
+    import threading
+
+    from jamtui.config import load_config
+    from jamtui.engine import FIRST_SCREEN, Engine
+    from jamtui.model import Health
+    from jamtui.store import OWNER
+    from jamtui.ui.kinds import OVERVIEW_PANES
+    from tests.helpers import wait_for
+
+    assert {OWNER[kind] for kind, _ in OVERVIEW_PANES} == set(FIRST_SCREEN)
+    path = tmp_path / "jamtui.toml"
+    path.write_text('[fabio]\naddresses = ["http://127.0.0.1:1"]\n'
+                    '[haproxy]\nstats_url = "http://127.0.0.1:2/stats;csv"\n')
+
+    def engine_started(cockpit: bool) -> tuple[Engine, list[str]]:
+        engine = Engine(load_config(path, env={}))
+        started: list[str] = []
+        for name, source in engine.sources.items():
+            source.start = lambda name=name: started.append(name)  # type: ignore[method-assign]
+        if cockpit:
+            engine.expect_first_frame()
+        engine.start()
+        return engine, started
+
+    engine, started = engine_started(cockpit=False)
+    engine.stop()
+    assert sorted(started) == ["consul", "fabio", "haproxy", "nomad"]
+    engine, started = engine_started(cockpit=True)
+    try:
+        assert sorted(started) == ["consul", "nomad"]
+        assert [s.name for s in engine.first_sources] == ["nomad", "consul"]
+        assert engine.store.backend("fabio").health is Health.UNKNOWN
+        assert engine.store.backend("fabio").waiting_since
+        threading.Event().wait(0.2)
+        assert sorted(started) == ["consul", "nomad"]
+        assert engine.first_frame is not None
+        engine.first_frame.set()
+        wait_for(lambda: len(started) == 4, timeout=5)
+    finally:
+        engine.stop()
+    engine, started = engine_started(cockpit=True)  # `:routes` before the first frame
+    try:
+        engine.showing({"vms", "hypervisors"})
+        assert sorted(started) == ["consul", "nomad"]
+        engine.showing({"routes"})
+        assert sorted(started) == ["consul", "fabio", "haproxy", "nomad"]
+    finally:
+        engine.stop()
+
+
+async def test_the_first_frame_waits_for_the_first_screen_s_backends_only(
+        monkeypatch: Any) -> None:
+    """Fabio and HAProxy start once the first frame is drawn: the first frame must not wait
+    for them (it would wait out its cap, 20 s)."""
+    import threading
+    import types
+
+    monkeypatch.setattr(app_module, "FIRST_FRAME_SETTLE", 0.05)
+    first = types.SimpleNamespace(ready=threading.Event())
+    later = types.SimpleNamespace(ready=threading.Event())  # not started before the frame
+    engine = fake_engine(Store())
+    engine.sources = {"nomad": first, "fabio": later}
+    engine.first_sources = [first]
+    engine.first_frame = threading.Event()
+
+    def wait_ready(timeout: float = 10.0, sources: Any = None) -> bool:
+        return all(s.ready.wait(timeout) for s in (sources or engine.sources.values()))
+
+    engine.wait_ready = wait_ready
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert not engine.first_frame.is_set()
+        first.ready.set()
+        for _ in range(100):
+            if engine.first_frame.is_set():
+                break
+            await pilot.pause(0.05)
+        assert engine.first_frame.is_set()
+
+
+async def test_check_states_are_recorded_after_the_first_frame_with_when_they_were_seen(
+        monkeypatch: Any) -> None:
+    """Recording every check's first state (5,000 instances at 5k) waited on the first
+    frame; it is kept with the time it was seen and recorded once the frame is drawn, or
+    when the history is read first (#17)."""
+    import threading
+    import time
+
+    from jamtui.check_history import CheckHistory
+    from jamtui.model import CheckInfo, Kind, ServiceInstance
+
+    monkeypatch.setattr(app_module, "FIRST_FRAME_SETTLE", 0.05)
+    observed: list[int] = []
+    real = CheckHistory.observe
+
+    def counted(self: CheckHistory, instances: Any, now: Any = None) -> int:
+        observed.append(len(list(instances)))
+        return real(self, instances, now)
+
+    monkeypatch.setattr(CheckHistory, "observe", counted)
+    ready = threading.Event()
+    store = Store()
+    engine = fake_engine(store)
+    engine.wait_ready = lambda timeout=0: ready.wait(timeout)
+    engine.first_frame = threading.Event()
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        before = time.time()
+        inst = ServiceInstance("vs0/web-1", "web", "web-1", "vs0", "10.0.0.1", 80, (),
+                               (CheckInfo("c1", "http", "passing", "ok", "web-1"),))
+        store.upsert(Kind.INSTANCE, inst)
+        await pilot.pause(0.2)
+        assert observed == []  # seen, not yet recorded: the first frame is not drawn
+        time.sleep(0.05)
+        ready.set()
+        for _ in range(100):
+            if engine.first_frame.is_set():
+                break
+            await pilot.pause(0.05)
+        assert observed == [1]
+        (first,) = app.check_history.of(inst.id, "c1")
+        assert first.status == "passing" and before <= first.at < time.time() - 0.04
+
+
+async def test_the_overview_has_its_size_class_from_the_start(monkeypatch: Any) -> None:
+    """`-wide`/`-narrow` (the app's breakpoints) came with the first resize, and changing a
+    screen's classes restyles every widget on it: a second whole restyle of the composed
+    overview before the first frame (#17). It is set before the screen is pushed."""
+    from textual.screen import Screen
+
+    from jamtui.ui.screens import OverviewScreen
+
+    restyled: list[str] = []
+    real = Screen.update_node_styles
+
+    def counted(self: Screen[Any], animate: bool = True) -> None:
+        if isinstance(self, OverviewScreen):
+            restyled.append(" ".join(sorted(self.classes)))
+        real(self, animate)
+
+    monkeypatch.setattr(Screen, "update_node_styles", counted)
+    for size, wanted in (((160, 48), "-wide"), ((100, 30), "-narrow")):
+        restyled.clear()
+        app = JamApp(fake_engine(Store()), start_engine=False)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause(0.2)
+            assert wanted in app.screen.classes
+            assert len(restyled) == 1, restyled  # when it is shown (Textual's), not again
