@@ -18,11 +18,12 @@ them all. So:
   distinct route once with the instances carrying it (`Route.fabios`), every instance read
   (`Route.read`) and those not read yet (`Route.unread`): nobody is said to lack a route
   that was never read. When a table moves (the same instances read), only the routes an
-  instance gained or lost are written, not every route again (`_publish_moved`). A body identical to one already decoded (same digest) is not decoded
-  again. Real Fabio puts per-instance metrics in each route (`rate1`, `pct99`: admin/api/
-  routes.go) and joins a route's options from a Go map (any order): bodies differ between
-  instances that route alike, so tables are compared on what routing needs (service, host,
-  path, target, weight, options in a fixed order), never on bytes alone.
+  instance gained or lost are written, not every route again (`_publish_moved`). A body
+  identical to one already decoded (same digest) is not decoded again. Real Fabio puts
+  per-instance metrics in each route (`rate1`, `pct99`: admin/api/routes.go) and joins a
+  route's options from a Go map (any order): bodies differ between instances that route
+  alike, so tables are compared on what routing needs (service, host, path, target, weight,
+  options in a fixed order), never on bytes alone.
 - One instance failing while others answer makes the backend degraded, not down, and keeps
   its last routes. The health says what was read ("routes as read from 127.0.0.1:9998; 99
   instances not read yet").
