@@ -147,12 +147,17 @@ class FabioSource(Source):
             self._hold_until = time.monotonic() + FIRST_FRAME_WAIT
             self.spawn(lambda: self.loop(self._passes, "routes"), "pass")
 
+    def stop(self, timeout: float = 1.0) -> None:
+        self.stop_event.set()
+        self._wake.set()  # the pass thread's sleep ends now
+        super().stop(timeout)
+
     def set_foreground(self, on: bool) -> None:
         """A view of routes is on screen (True): every instance read at once, then each
         interval (paced)."""
-        if on and not self.foreground:
+        was, self.foreground = self.foreground, on  # before the wake: the thread reads it
+        if on and not was:
             self._wake.set()  # what is on screen may be one instance's view, an interval old
-        self.foreground = on
 
     # -- each interval: every port, one table --------------------------------------------------
 
@@ -214,13 +219,28 @@ class FabioSource(Source):
                     break  # a view of routes came on screen: at once (unless just read)
             if not self._held() and self._pass_due():
                 break
-            self._wake.wait_or_stop(0.25, self.stop_event)
+            self._wake.wait_or_stop(self._pass_pause(), self.stop_event)
         if self.stop_event.is_set():
             return
         kind = self._pass_wanted()
         if kind:
             self.full_pass(PARALLEL if self.foreground else BACKGROUND_PARALLEL,
                            only_unread=kind == "unread")
+
+    def _pass_pause(self) -> float:
+        """How long the pass thread sleeps before it looks again: until the next pass is due,
+        an interval at most when none is wanted (a view of routes coming on screen wakes it
+        at once); a quarter second while the first frame is waited for. It looked four times
+        a second, over every instance (100 at 5k), for passes due every few minutes."""
+        if self._held():
+            return 0.25
+        kind = self._pass_wanted()
+        if not kind:  # on screen: the next "all" an interval after the last
+            later = self._full_at + self.poll_interval - time.monotonic() \
+                if self.foreground else self.poll_interval
+            return min(max(0.25, self.poll_interval), max(0.05, later))
+        return min(max(0.25, self.poll_interval),
+                   max(0.05, self._pass_end + self._pass_gap() - time.monotonic()))
 
     def _held(self) -> bool:
         """Until the cockpit's first frame is drawn (at most `FIRST_FRAME_WAIT` seconds), no
@@ -247,10 +267,13 @@ class FabioSource(Source):
         kind = self._pass_wanted()
         if not kind:
             return ""
+        return kind if time.monotonic() >= self._pass_end + self._pass_gap() else ""
+
+    def _pass_gap(self) -> float:
+        """Seconds at least between the end of the last pass and the next."""
         pace = FOREGROUND_PACE if self.foreground else BACKGROUND_PACE
-        gap = max(self.poll_interval, pace * self._pass_took,
-                  self._pass_bytes / WIRE_BUDGET) if self._pass_end else 0.0
-        return kind if time.monotonic() >= self._pass_end + gap else ""
+        return max(self.poll_interval, pace * self._pass_took,
+                   self._pass_bytes / WIRE_BUDGET) if self._pass_end else 0.0
 
     def full_pass(self, parallel: int = PARALLEL, only_unread: bool = False) -> None:
         """Read every answering instance's routes (`parallel` at a time; `only_unread`: those
@@ -549,9 +572,5 @@ def _digest(body: bytes) -> bytes:
 class _Wake(threading.Event):
     def wait_or_stop(self, seconds: float, stop: threading.Event) -> None:
         """Sleep `seconds`, or until set (a pass is wanted) or stopped."""
-        deadline = time.monotonic() + seconds
-        while not stop.is_set() and not self.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self.wait(min(left, 0.25))
+        if not stop.is_set():
+            self.wait(seconds)  # `FabioSource.stop` sets it too

@@ -509,3 +509,32 @@ def test_a_moved_table_writes_only_the_routes_that_moved(monkeypatch: pytest.Mon
     assert src.store.get(Kind.ROUTE, old) is None
     assert {r.id: r for r in src.store.items(Kind.ROUTE)} == {
         r.id: r for r in whole.store.items(Kind.ROUTE)}
+
+
+def test_the_pass_thread_sleeps_until_a_pass_is_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #17 (idle CPU): the pass thread looked four times a second, over every instance,
+    for passes due every few minutes; it sleeps until one can be due (an interval at most),
+    is woken at once by a view of routes, and by a stop."""
+    import threading
+
+    from jamtui.config import FabioConfig
+
+    src = FabioSource(Store(), FabioConfig(addresses=("http://a:9998", "http://b:9998")),
+                      poll_interval=5.0)
+    src._tables = {"a:9998": (), "b:9998": ()}  # every instance read, nothing moved
+    looks: list[float] = []
+    passes: list[bool] = []
+    wanted = src._pass_wanted
+    monkeypatch.setattr(src, "_pass_wanted", lambda: looks.append(1) or wanted())
+    monkeypatch.setattr(src, "full_pass", lambda *a, **k: passes.append(src.foreground)
+                        or src.set_foreground(False))  # (a pass's clock is not moved)
+    thread = threading.Thread(target=lambda: src.loop(src._passes, "routes"), daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    assert len(looks) <= 3 and not passes, looks  # it looked 8 times
+    src.set_foreground(True)
+    wait_for(lambda: passes == [True], timeout=2)
+    started = time.monotonic()
+    src.stop()
+    thread.join(2)
+    assert not thread.is_alive() and time.monotonic() - started < 1
