@@ -243,12 +243,8 @@ class ProxmoxSource(Source):
             self.refresh()
         pause = min(FOREGROUND_INTERVAL, self.poll_interval) if self.foreground \
             else self.poll_interval
-        end = time.monotonic() + pause
-        while not self.stop_event.is_set() and not self._wake.is_set():
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            self._wake.wait(min(left, 0.25))  # stop_event is checked four times a second
+        if not self.stop_event.is_set():
+            self._wake.wait(pause)  # `stop` sets it too (it looked four times a second)
         return None
 
     def _tasks_due(self, woken: bool) -> bool:

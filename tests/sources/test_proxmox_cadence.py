@@ -4,6 +4,7 @@ at once after an action, not both every second."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,3 +122,26 @@ def test_the_same_answer_is_prepared_and_decoded_once(
         assert counts["resources"] >= 2
     finally:
         lab.call(lab.world.vm_start, vm.node, vm.vmid)
+
+
+def test_the_poll_sleeps_its_pause_in_one_wait(lab: Lab, tmp_path: Path) -> None:
+    """Between reads the poll thread sleeps once (it looked four times a second); a stop
+    still ends it at once."""
+    src, reads = counted_source(lab, tmp_path, Store())
+    waits: list[float | None] = []
+    wait = src._wake.wait
+
+    def counting(timeout: float | None = None) -> bool:
+        waits.append(timeout)
+        return wait(timeout)
+
+    src._wake.wait = counting  # type: ignore[method-assign]
+    src.start()
+    try:
+        wait_for(lambda: reads["cluster/resources"] >= 1 and waits, timeout=10)
+        time.sleep(1.0)
+        assert len(waits) == 1, waits  # the 30 s pause: one wait, not 4 a second
+    finally:
+        started = time.monotonic()
+        src.stop()
+        assert time.monotonic() - started < 1
