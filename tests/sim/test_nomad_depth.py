@@ -286,3 +286,38 @@ def test_parse_errors_are_in_words(lab: Lab) -> None:
     assert resp.status_code == 400 and resp.text.startswith("error parsing")
     with pytest.raises(nomad_errors.BaseNomadException):
         client(lab).job.plan_job("nope", {"Job": None})
+
+
+def test_stats_reads_keep_one_connection(lab: Lab, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nomad (Go net/http) keeps an HTTP/1.1 connection open between requests: the cockpit's
+    stats reads (one per allocation on screen, in turns) go over one connection, a refused
+    one too, not a new connection each (#17)."""
+    import urllib3.connection
+
+    from jamtui.config import load_config
+    from jamtui.sources.base import BackendError
+    from jamtui.sources.nomad import NomadSource
+    from jamtui.store import Store
+
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    src = NomadSource(Store(), load_config(path, env=lab.env()).nomad)
+    connects: list[int] = []
+    connect = urllib3.connection.HTTPConnection.connect
+
+    def counting(self: Any) -> None:
+        connects.append(self.port)
+        connect(self)
+
+    allocs = client(lab).allocations.get_allocations()
+    running = [a["ID"] for a in allocs if a["ClientStatus"] == "running"][:4]
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "connect", counting)
+    for alloc_id in running * 2:
+        assert src.alloc_stats(alloc_id)
+    with pytest.raises(BackendError):  # an allocation the cluster does not know
+        src.alloc_stats("00000000-0000-0000-0000-000000000000")
+    assert src.node_stats(allocs[0]["NodeID"])
+    assert src.alloc_stats(running[0])
+    port = int(lab.urls["nomad"].rsplit(":", 1)[1])  # (the lab's own clients aside)
+    assert connects.count(port) == 1, connects

@@ -464,3 +464,77 @@ def test_the_port_probe_is_one_thread_and_one_name_lookup_per_host(
     assert "connection refused" in verdicts[-1] and addresses[-1] in verdicts[-1]
     assert lookups == ["127.0.0.1"]
     assert not started and threading.active_count() == threads
+
+
+def test_a_moved_table_writes_only_the_routes_that_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #17 (idle CPU at 5k): one instance's table moving by one route rebuilt and
+    compared every route (4,800 records, 40-80 ms each time the interval's read found a moved
+    table). Only the routes an instance gained or lost are made and written, and the store
+    ends as a whole new picture would make it."""
+    from jamtui import model
+    from jamtui.config import FabioConfig
+    from jamtui.sources import fabio as fabio_module
+
+    made: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> model.Route:
+        made.append(1)
+        return model.Route(*args, **kwargs)
+
+    monkeypatch.setattr(fabio_module, "Route", counted)
+    addresses = ("http://a:9998", "http://b:9998", "http://c:9998")
+    src = FabioSource(Store(), FabioConfig(addresses=addresses))
+    rows = tuple((f"s{n}", f"s{n}.dev", "/", f"http://10.0.0.{n}:80/", 1.0, "")
+                 for n in range(200))
+    for name in ("a:9998", "b:9998", "c:9998"):
+        src._tables[name] = rows
+    src._publish_routes()
+    seen: list[tuple[str, str]] = []
+    src.store.subscribe(lambda changes: seen.extend((c.id, c.op) for c in changes))
+    moved = (*rows[:-1], ("s199", "s199.dev", "/", "http://10.0.9.9:80/", 1.0, ""))
+    made.clear()
+    src._tables["b:9998"] = moved  # b's table moved: one target replaced
+    src._publish_routes()
+    old, new = (model.Route("", *r, fabios=("x",)).id for r in (rows[-1], moved[-1]))
+    assert sorted(seen) == sorted([(old, "changed"), (new, "added")]) and len(made) == 2
+    assert src.store.get(Kind.ROUTE, old).fabios == ("a:9998", "c:9998")
+    assert src.store.get(Kind.ROUTE, new).fabios == ("b:9998",)
+    src._tables["a:9998"] = src._tables["c:9998"] = moved  # the others follow: old one gone
+    src._tables["b:9998"] = rows[:-1]  # and b lost it again
+    src._publish_routes()
+
+    whole = FabioSource(Store(), FabioConfig(addresses=addresses))  # a picture made anew
+    whole._tables = dict(src._tables)
+    whole._publish_routes()
+    assert src.store.get(Kind.ROUTE, old) is None
+    assert {r.id: r for r in src.store.items(Kind.ROUTE)} == {
+        r.id: r for r in whole.store.items(Kind.ROUTE)}
+
+
+def test_the_pass_thread_sleeps_until_a_pass_is_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #17 (idle CPU): the pass thread looked four times a second, over every instance,
+    for passes due every few minutes; it sleeps until one can be due (an interval at most),
+    is woken at once by a view of routes, and by a stop."""
+    import threading
+
+    from jamtui.config import FabioConfig
+
+    src = FabioSource(Store(), FabioConfig(addresses=("http://a:9998", "http://b:9998")),
+                      poll_interval=5.0)
+    src._tables = {"a:9998": (), "b:9998": ()}  # every instance read, nothing moved
+    looks: list[float] = []
+    passes: list[bool] = []
+    wanted = src._pass_wanted
+    monkeypatch.setattr(src, "_pass_wanted", lambda: looks.append(1) or wanted())
+    monkeypatch.setattr(src, "full_pass", lambda *a, **k: passes.append(src.foreground)
+                        or src.set_foreground(False))  # (a pass's clock is not moved)
+    thread = threading.Thread(target=lambda: src.loop(src._passes, "routes"), daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    assert len(looks) <= 3 and not passes, looks  # it looked 8 times
+    src.set_foreground(True)
+    wait_for(lambda: passes == [True], timeout=2)
+    started = time.monotonic()
+    src.stop()
+    thread.join(2)
+    assert not thread.is_alive() and time.monotonic() - started < 1

@@ -4,6 +4,7 @@ at once after an action, not both every second."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +133,64 @@ def test_the_cockpit_reads_vm_configs_once_its_first_frame_is_drawn(
     src.refresh()
     assert any(path.endswith("/config") for path in reads), reads
     assert any(v.ip for v in store.items(Kind.VM))
+
+
+def test_the_same_answer_is_prepared_and_decoded_once(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read each second (#17: ~1.3 ms of CPU, most of it in requests): proxmoxer's GET
+    is prepared once and sent again as a copy; an answer identical to the last is not decoded
+    again, and a changed one is (a stopped VM shows)."""
+    import requests
+    from proxmoxer.backends.https import JsonSerializer
+
+    counts: Counter[str] = Counter()
+    loads, prepare = JsonSerializer.loads, requests.Session.prepare_request
+
+    def decoding(self: Any, response: Any) -> Any:
+        counts[str(response.url).rsplit("/", 2)[-1]] += 1
+        return loads(self, response)
+
+    def preparing(self: Any, request: Any) -> Any:
+        counts["prepared " + str(request.url).rsplit("/", 2)[-1]] += 1
+        return prepare(self, request)
+
+    monkeypatch.setattr(JsonSerializer, "loads", decoding)
+    monkeypatch.setattr(requests.Session, "prepare_request", preparing)
+    store = Store()
+    src, reads = counted_source(lab, tmp_path, store)
+    src._privileges_next = float("inf")  # (its own reads)
+    for _ in range(5):
+        src.refresh()
+    assert reads["cluster/resources"] == 5
+    assert counts["resources"] == 1 and counts["prepared resources"] == 1, counts  # 5, 5
+    vm = next(v for v in lab.world.vms.values() if v.name == "bastion")
+    lab.call(lab.world.vm_stop, vm.node, vm.vmid)
+    try:
+        wait_for(lambda: src.refresh() >= 0  # (a task of 0.3 s)
+                 and store.get(Kind.VM, str(vm.vmid)).status == "stopped", timeout=5)
+        assert counts["resources"] >= 2
+    finally:
+        lab.call(lab.world.vm_start, vm.node, vm.vmid)
+
+
+def test_the_poll_sleeps_its_pause_in_one_wait(lab: Lab, tmp_path: Path) -> None:
+    """Between reads the poll thread sleeps once (it looked four times a second); a stop
+    still ends it at once."""
+    src, reads = counted_source(lab, tmp_path, Store())
+    waits: list[float | None] = []
+    wait = src._wake.wait
+
+    def counting(timeout: float | None = None) -> bool:
+        waits.append(timeout)
+        return wait(timeout)
+
+    src._wake.wait = counting  # type: ignore[method-assign]
+    src.start()
+    try:
+        wait_for(lambda: reads["cluster/resources"] >= 1 and waits, timeout=10)
+        time.sleep(1.0)
+        assert len(waits) == 1, waits  # the 30 s pause: one wait, not 4 a second
+    finally:
+        started = time.monotonic()
+        src.stop()
+        assert time.monotonic() - started < 1
