@@ -283,17 +283,10 @@ def _configured(args: argparse.Namespace) -> Iterator[Config]:
         yield load_config(path, env=lab.env())
 
 
-def _one_shot_heap() -> None:
-    """A one-shot command lives seconds and frees its records by reference count: the cyclic
-    collector's full passes over the first read (5,000 allocations, their instances) only
-    delayed the answer."""
-    import gc
-
-    gc.disable()
-
-
 def run_status(cfg: Config, timeout: float) -> int:
-    _one_shot_heap()  # before the imports too: they make objects by the ten thousand
+    from .heap import hold
+
+    hold()  # before the imports too: they make objects by the ten thousand (see `heap`)
     from .engine import Engine
 
     engine = Engine(cfg)
@@ -314,7 +307,9 @@ def run_status(cfg: Config, timeout: float) -> int:
 
 
 def run_snapshot(cfg: Config, timeout: float) -> int:
-    _one_shot_heap()
+    from .heap import hold
+
+    hold()
     from .engine import Engine
 
     engine = Engine(cfg)
@@ -532,8 +527,8 @@ def _lab_console(lab: object, stop: threading.Event) -> None:
 
 
 def run_cockpit(cfg: Config, args: argparse.Namespace) -> int:
+    from . import heap
     from .engine import Engine
-    from .ui import heap
 
     heap.hold()  # no collector passes over the first picture: on again once it is in
     # the first reads go on while the UI is imported and Textual starts (half a second and

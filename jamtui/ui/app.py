@@ -35,13 +35,13 @@ from textual.timer import Timer
 from textual.widgets import Input
 from textual.worker import NoActiveWorker, get_current_worker
 
+from .. import heap
 from ..actions import ActionError, actions_for, ask, describe, find
 from ..check_history import CheckHistory
 from ..engine import Engine
 from ..model import Kind
 from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
-from . import heap
 from .columns import History
 from .inbox import Inbox
 from .keymap import KEYMAP, READ_ONLY_WHY, Key, bind, for_scopes, usable

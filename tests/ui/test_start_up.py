@@ -1,14 +1,14 @@
 """The cockpit's start-up: the cyclic collector stays off until the first picture is in
-(`ui/heap.py`), and is on again then, or after `HOLD_MAX` seconds whatever happens."""
+(`jamtui/heap.py`), and is on again then, or after `HOLD_MAX` seconds whatever happens."""
 
 from __future__ import annotations
 
 import gc
 from typing import Any
 
+from jamtui import heap
 from jamtui.store import Store
 from jamtui.ui import app as app_module
-from jamtui.ui import heap
 from jamtui.ui.app import JamApp
 from tests.helpers import fake_engine
 

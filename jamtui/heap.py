@@ -11,6 +11,10 @@ slow a backend is). Records are freed by their reference counts meanwhile, as al
 reference cycles made during the start-up wait for the collector, and the freeze keeps them
 (once, bounded: the collections of a 5k start-up found ~16,000 such objects; the TUI's RSS
 25 s after start stayed within its run-to-run spread, 136-168 MiB).
+
+The one-shot commands (`status`, `snapshot`) `hold` it too, and never release it: they live
+seconds and free their records by reference count. Outside `jamtui.ui`, so that they use it
+without importing the UI.
 """
 
 from __future__ import annotations
