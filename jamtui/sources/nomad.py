@@ -169,13 +169,48 @@ class _WireAlloc(msgspec.Struct, gc=False):
 
 # The model's records are built with positional arguments here (a third cheaper than
 # keywords, 35,000 records at 5,000 allocations): in the order of the dataclass fields, which
-# test_decode_fast.py checks by setting every field to a value of its own.
+# test_decode_fast.py checks by setting every field to a value of its own. An allocation and
+# its tasks are made without the dataclass's `__init__` (which sets each field of a frozen
+# record through `object.__setattr__`, 18 for an allocation): the instance's `__dict__` is
+# filled with every field by name, in the fields' order: the same record (equal, same hash
+# and repr) at half the CPU (`decode_allocs` at 5k: 81-91 -> 72-79 ms). Only for plain
+# records (no `__post_init__`, no slots, every field given); a 3-field `TaskEvent` gains
+# nothing and keeps its `__init__`.
+
+_new = object.__new__
+
+
+def _task_info(name: str, state: str, failed: bool, restarts: int, started_at: float | None,
+               finished_at: float | None, last_event: str, events: tuple[TaskEvent, ...]
+               ) -> TaskInfo:
+    task = _new(TaskInfo)
+    task.__dict__.update(name=name, state=state, failed=failed, restarts=restarts,
+                         started_at=started_at, finished_at=finished_at,
+                         last_event=last_event, events=events)
+    return task
+
+
+def _allocation(id: str, name: str, job_id: str, task_group: str, node_id: str,
+                node_name: str, client_status: str, desired_status: str, namespace: str,
+                job_version: int, tasks: tuple[TaskInfo, ...], client_description: str,
+                desired_description: str, create_time: float, modify_time: float,
+                modify_index: int, next_allocation: str, previous_allocation: str
+                ) -> Allocation:
+    alloc = _new(Allocation)
+    alloc.__dict__.update(
+        id=id, name=name, job_id=job_id, task_group=task_group, node_id=node_id,
+        node_name=node_name, client_status=client_status, desired_status=desired_status,
+        namespace=namespace, job_version=job_version, tasks=tasks,
+        client_description=client_description, desired_description=desired_description,
+        create_time=create_time, modify_time=modify_time, modify_index=modify_index,
+        next_allocation=next_allocation, previous_allocation=previous_allocation)
+    return alloc
 
 
 def _wire_task(name: str, s: _WireTask) -> TaskInfo:
     events = s.Events or []
     last = events[-1] if events else None
-    return TaskInfo(
+    return _task_info(
         name, s.State, bool(s.Failed), int(s.Restarts or 0),
         rfc3339(s.StartedAt), rfc3339(s.FinishedAt),  # started_at, finished_at
         (last.DisplayMessage or last.Type) if last is not None else "",  # last_event
@@ -192,7 +227,7 @@ def _wire_alloc(d: _WireAlloc) -> Allocation:
         tasks = tuple([_wire_task(n, s) for n, s in states.items()])
     else:
         tasks = tuple([_wire_task(n, s) for n, s in sorted(states.items())])
-    return Allocation(
+    return _allocation(
         d.ID, d.Name, d.JobID, d.TaskGroup, d.NodeID, d.NodeName,
         d.ClientStatus, d.DesiredStatus, d.Namespace or "default", int(d.JobVersion or 0),
         tasks, d.ClientDescription, d.DesiredDescription,

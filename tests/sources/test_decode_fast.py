@@ -69,6 +69,13 @@ def test_allocation_list_decodes_to_the_same_records(lab: Lab) -> None:
     fast = decode_allocs(body)
     assert len(fast) == len(raw) > 5
     assert fast == [decode_alloc(a) for a in raw]
+    # made without their __init__ (nomad._allocation, _task_info): the same records to every
+    # reader: repr, hash, fields in order, replace()
+    slow = decode_alloc(raw[0])
+    assert repr(fast[0]) == repr(slow) and hash(fast[0]) == hash(slow)
+    assert list(vars(fast[0]).items()) == list(vars(slow).items())
+    assert list(vars(fast[0].tasks[0]).items()) == list(vars(slow.tasks[0]).items())
+    assert dataclasses.replace(fast[0], name="x") == dataclasses.replace(slow, name="x")
     # the body itself, not only the other path
     first, a = raw[0], fast[0]
     assert (a.id, a.job_id, a.node_name, a.client_status) == (
