@@ -24,7 +24,7 @@ from ..model import VM, Hypervisor, Kind, PveTask, Snapshot, Storage, Volume
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed
 from .side import side_by_side
-from .tls import TLSSettings, environment_once
+from .tls import TLSSettings, environment_once, with_mixin
 
 if TYPE_CHECKING:  # the inventory's module (ruamel.yaml) loads when it is read
     from ..inventory import Inventory
@@ -534,17 +534,6 @@ class _PreparedOnce(requests.Session):
         return hit.copy()
 
 
-_PREPARED_CLASSES: dict[type, type] = {}
-
-
 def prepared_once(session: requests.Session) -> requests.Session:
-    """`session` (proxmoxer's) made to prepare a plain GET once per URL (`_PreparedOnce`);
-    its class keeps its own methods (proxmoxer's `request`, `environment_once`'s)."""
-    cls = type(session)
-    if issubclass(cls, _PreparedOnce):
-        return session
-    once = _PREPARED_CLASSES.get(cls)
-    if once is None:
-        once = _PREPARED_CLASSES[cls] = type(cls.__name__, (_PreparedOnce, cls), {})
-    session.__class__ = once
-    return session
+    """`session` (proxmoxer's) made to prepare a plain GET once per URL (`_PreparedOnce`)."""
+    return with_mixin(session, _PreparedOnce)

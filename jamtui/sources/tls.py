@@ -194,20 +194,26 @@ class _EnvironmentOnce(requests.Session):
                 "cert": merge_setting(cert, self.cert)}
 
 
-_ONCE_CLASSES: dict[type, type] = {}
+_MIXED: dict[tuple[type, type], type] = {}
+
+
+def with_mixin(session: requests.Session, mixin: type) -> requests.Session:
+    """`session`'s class given `mixin` in front (one class made per pair, kept): the class
+    keeps its own methods (proxmoxer's `request`, another mixin's)."""
+    cls = type(session)
+    if issubclass(cls, mixin):
+        return session
+    mixed = _MIXED.get((mixin, cls))
+    if mixed is None:
+        mixed = _MIXED[(mixin, cls)] = type(cls.__name__, (mixin, cls), {})
+    session.__class__ = mixed
+    return session
 
 
 def environment_once(session: requests.Session) -> requests.Session:
     """`session` (requests', python-nomad's, py-consul's or proxmoxer's own) made to read the
-    environment once per host (`_EnvironmentOnce`); its class keeps its own methods."""
-    cls = type(session)
-    if issubclass(cls, _EnvironmentOnce):
-        return session
-    once = _ONCE_CLASSES.get(cls)
-    if once is None:
-        once = _ONCE_CLASSES[cls] = type(cls.__name__, (_EnvironmentOnce, cls), {})
-    session.__class__ = once
-    return session
+    environment once per host (`_EnvironmentOnce`)."""
+    return with_mixin(session, _EnvironmentOnce)
 
 
 # -- the certificate a server presents ----------------------------------------------------

@@ -21,6 +21,18 @@ def alloc(i: int) -> Allocation:
                       tasks=(TaskInfo("server", "running"),))
 
 
+def young_store(ages: list[int]) -> tuple[list[float], Store]:
+    """A store of allocations these many seconds old, on a clock the test moves (`now[0]`)."""
+    from tests.ui.test_table_keys import NOW
+    from tests.ui.test_table_keys import alloc as young
+
+    now = [NOW]
+    store = Store(clock=lambda: now[0])
+    for i, age in enumerate(ages):
+        store.upsert(Kind.ALLOCATION, young(i, age=age))
+    return now, store
+
+
 async def test_a_pane_without_cpu_and_mem_polls_no_allocation_stats() -> None:
     """The overview asked Nomad for the stats of every allocation it shows (every 15 s), and
     redrew their rows, while its pane was too narrow to show CPU or MEM."""
@@ -227,13 +239,7 @@ async def test_a_table_being_removed_draws_nothing_on_the_ages_tick() -> None:
     """The AGE tick reached a table Textual was pruning (its component styles already
     cleared, its row renders not yet): `KeyError: No 'datatable--cursor' key` ended a CI
     run. A table no longer in the app patches no row."""
-    from tests.ui.test_table_keys import NOW
-    from tests.ui.test_table_keys import alloc as young
-
-    now = [NOW]
-    store = Store(clock=lambda: now[0])
-    for i in range(5):
-        store.upsert(Kind.ALLOCATION, young(i, age=50 + i))
+    now, store = young_store([50 + i for i in range(5)])
     app = JamApp(fake_engine(store), start_engine=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.3)
@@ -253,13 +259,7 @@ async def test_an_age_tick_repaints_the_age_cells_not_their_lines() -> None:
     changed cells' regions are repainted; what the screen shows is what a full render gives."""
     from textual.geometry import Region
 
-    from tests.ui.test_table_keys import NOW
-    from tests.ui.test_table_keys import alloc as young
-
-    now = [NOW]
-    store = Store(clock=lambda: now[0])
-    for i in range(5):
-        store.upsert(Kind.ALLOCATION, young(i, age=10 + i))
+    now, store = young_store([10 + i for i in range(5)])
     app = JamApp(fake_engine(store), start_engine=False)
     async with app.run_test(size=(160, 48)) as pilot:
         _, table = await allocs_view(pilot, app)
