@@ -1,6 +1,7 @@
 """The cost of the overview's AGE tick (#17), on the demo lab's objects, headless.
 
-    .venv/bin/python benchmarks/age_tick.py [--ticks 40] [--view overview|allocs] [--profile]
+    .venv/bin/python benchmarks/age_tick.py [--ticks 40] [--view overview|allocs]
+        [--profile tick|all]
 
 The demo lab is started, the engine reads it once, and both stop; the store it filled is
 then drawn by the cockpit (160x48, `App.run_test`) on a clock the benchmark moves, so no
@@ -18,6 +19,14 @@ Reported per tick (ms of main-thread CPU, medians over `--ticks` ticks): the tic
 (`_refresh_ages`), the rest of the second's slice of the event loop (the frame: compositor
 and text; and the loop's own idle work, which the settled mode shows alone), and the whole.
 Young minus settled is what the AGE change costs.
+
+    .venv/bin/python benchmarks/age_tick.py --tmux [--jamtui-root PATH] [--window 25]
+
+The real cockpit instead: `jamtui lab` (demo size) and the TUI against it in tmux 160x48
+(benchmarks/scale.py's LabProc and Term); the TUI's CPU (utime+stime from /proc), of its main
+thread and of the whole process, over `--window` seconds in the lab's first minute (from its
+15th second: every AGE on screen changes each second) and again once every allocation is
+older than a minute (from its 70th second).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import asyncio
 import cProfile
 import pstats
 import statistics
+import sys
 import tempfile
 import time
 import types
@@ -71,7 +81,7 @@ def write_text(app: JamApp) -> None:
     app._display = display  # type: ignore[method-assign]
 
 
-async def run(ticks: int, view: str, profile: bool) -> None:
+async def run(ticks: int, view: str, profile: str) -> None:
     store = demo_store()
     allocs = list(store.items(Kind.ALLOCATION))
     start = max(a.create_time for a in allocs if a.create_time)
@@ -93,25 +103,24 @@ async def run(ticks: int, view: str, profile: bool) -> None:
         await pilot.pause(0.3)
         results: dict[str, list[tuple[float, float]]] = {}
         prof = cProfile.Profile() if profile else None
-        for mode in ("young", "settled", "young"):
+        for mode in ("young", "settled"):
             per: list[tuple[float, float]] = []
             for _ in range(ticks):
                 if mode == "young":
-                    now[0] += 1.0
-                    if now[0] - start > 58:
-                        now[0] = start + 1.0  # back to the first second: ages still change
+                    now[0] += 1.0  # the first minute (`--ticks` < 58): every AGE changes
                 t0 = time.thread_time()
                 if prof is not None and mode == "young":
                     prof.enable()
                 app._refresh_ages()
                 tick = time.thread_time() - t0
+                if prof is not None and profile == "tick":
+                    prof.disable()
                 await asyncio.sleep(0.06)  # the frame (Textual paints at most 60 a second)
                 if prof is not None:
                     prof.disable()
                 per.append((tick, time.thread_time() - t0 - tick))
             results.setdefault(mode, []).extend(per)
-        print(f"view {view}: {rows} rows with AGE on screen; {ticks * 2} young ticks, "
-              f"{ticks} settled")
+        print(f"view {view}: {rows} rows with AGE on screen; {ticks} ticks each")
         for mode, per in results.items():
             tick_ms = statistics.median(p[0] for p in per) * 1000
             frame_ms = statistics.median(p[1] for p in per) * 1000
@@ -122,12 +131,57 @@ async def run(ticks: int, view: str, profile: bool) -> None:
             pstats.Stats(prof).sort_stats("tottime").print_stats(45)
 
 
+def thread_cpu(pid: int, tid: int) -> float:
+    from scale import CLK
+
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def tmux(root: str | None, window: float) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from scale import LabProc, Term, cpu_seconds, full_frame, jamtui_cmd
+
+    lab = LabProc(None)
+    born = time.monotonic()  # its allocations started just before it said it was ready
+    term = None
+    try:
+        cmd, env = jamtui_cmd(root, lab.config)
+        term = Term(cmd, {**lab.env, **env})
+        term.wait(full_frame, 60, 0.05, "a full first frame")
+        for name, start in (("first minute", 15.0), ("settled", 70.0)):
+            time.sleep(max(0.0, born + start - time.monotonic()))
+            t0 = time.monotonic()
+            m0, p0 = thread_cpu(term.pid, term.pid), cpu_seconds(term.pid)
+            time.sleep(window)
+            m1, p1 = thread_cpu(term.pid, term.pid), cpu_seconds(term.pid)
+            dt = time.monotonic() - t0
+            print(f"  {name:12s} (lab age {start:.0f}-{start + dt:.0f} s): main thread "
+                  f"{100 * (m1 - m0) / dt:.2f} %, process {100 * (p1 - p0) / dt:.2f} %",
+                  flush=True)
+    finally:
+        if term is not None:
+            term.close()
+        lab.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ticks", type=int, default=40)
+    parser.add_argument("--ticks", type=int, default=40, help="at most 55: the first minute")
     parser.add_argument("--view", default="overview")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", choices=("tick", "all"), default="",
+                        help="cProfile of the young ticks: the tick alone, or with its frame")
+    parser.add_argument("--tmux", action="store_true",
+                        help="the real cockpit in tmux against `jamtui lab`: CPU from /proc")
+    parser.add_argument("--jamtui-root", default=None,
+                        help="--tmux: run the jamtui of this checkout")
+    parser.add_argument("--window", type=float, default=25.0)
     args = parser.parse_args()
+    if args.tmux:
+        tmux(args.jamtui_root, args.window)
+        return
+    if not 0 < args.ticks <= 55:
+        parser.error("--ticks: 1 to 55 (every AGE changes in the first minute only)")
     asyncio.run(run(args.ticks, args.view, args.profile))
 
 

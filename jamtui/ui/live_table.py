@@ -30,6 +30,7 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions
 from rich.measure import Measurement
 from rich.segment import Segment
@@ -199,16 +200,16 @@ def _splice(strip: Strip, x1: int, edits: list[tuple[int, str, str]]) -> Strip |
     at = {x - x1: (old, new) for x, old, new in edits}
     x = 0
     done = 0
-    for n, segment in enumerate(segments):
+    for n, (text, style, control) in enumerate(segments):
         edit = at.get(x)
         if edit is not None:
-            if segment.text != edit[0] or segment.control:
+            if text != edit[0] or control:
                 return None
-            segments[n] = Segment(edit[1], segment.style)
+            segments[n] = Segment(edit[1], style)
             done += 1
             if done == len(at):
                 return Strip(segments, strip.cell_length)
-        x += segment.cell_length
+        x += len(text) if text.isascii() else cell_len(text)
     return None
 
 
@@ -853,6 +854,8 @@ class LiveTable(NavKeys, DataTable[Any]):
         whole row again (every cell looked up, styled and joined) was most of a repainted
         line's cost: a millisecond each, for one AGE or CPU figure. An entry made in another
         state (cursor shown or not, another update count or pseudo-class) just goes."""
+        if not stale:
+            return
         cache = self._row_render_cache
         now = (self.show_cursor, self._show_hover_cursor, self._update_count,
                self._pseudo_class_state)
@@ -1075,7 +1078,10 @@ class LiveTable(NavKeys, DataTable[Any]):
             changed = []
             texts = list(old)
             for n, col in specs:
-                cell = Cell.of(col.render(obj, self.store, self.history))
+                value = col.render(obj, self.store, self.history)
+                if value == old[n] and type(value) is str:
+                    continue  # the same text (a plain one: it equals a cell's): no cell made
+                cell = Cell.of(value)
                 if cell.plain != old[n]:
                     changed.append((col.key, cell))
                     texts[n] = cell.plain
