@@ -738,10 +738,6 @@ class LiveTable(NavKeys, DataTable[Any]):
                      if k[1] in rows]:
             self._row_renderable_cache.discard(rkey)
         spliced = self._splice_lines(stale, was, header)
-        if spliced:  # their lines are drawn already: their row renders go (made on demand)
-            for key in [k for k in self._row_render_cache.keys()  # noqa: SIM118
-                        if k[0] in spliced]:
-                self._row_render_cache.discard(key)
         self._patch_rows({k: v for k, v in stale.items() if k not in spliced})
         lines = {row + header for key, row in
                  ((k, self._row_locations.get(k)) for k in stale if k not in spliced)
@@ -763,19 +759,22 @@ class LiveTable(NavKeys, DataTable[Any]):
         if self.fixed_columns or self._row_label_column_width or self.fixed_rows:
             return set()
         pad = self.cell_padding
-        lefts: dict[ColumnKey, tuple[int, int]] = {}
+        lefts: dict[ColumnKey, tuple[int, int, int]] = {}
         x = 0
-        for column in self.ordered_columns:
+        for n, column in enumerate(self.ordered_columns):
             width = column.get_render_width(self)
-            lefts[column.key] = (x, width)
+            lefts[column.key] = (x, width, n)
             x += width
         by_line: dict[int, tuple[RowKey, list[tuple[int, str, str]]]] = {}
+        # row → (column's place, its old text, the new cell's pieces as `cell_line` makes them)
+        by_row: dict[RowKey, list[tuple[int, str, tuple[str, ...]]]] = {}
         for row_key, columns in stale.items():
             row = self._row_locations.get(row_key)
             data = self._data.get(row_key)
             if row is None or data is None:
                 continue
             edits: list[tuple[int, str, str]] = []
+            pieces: list[tuple[int, str, tuple[str, ...]]] = []
             for column_key in columns:
                 place = lefts.get(column_key)
                 if place is None:
@@ -788,8 +787,12 @@ class LiveTable(NavKeys, DataTable[Any]):
                     break
                 edits.append((place[0], " " * pad + old + " " * pad,
                               " " * pad + new + " " * pad))
+                text = data[column_key].plain
+                pieces.append((place[2], edits[-1][1], tuple(p for p in (
+                    " " * pad, text, new[len(text):], " " * pad) if p)))
             if edits:
                 by_line[row + header] = (row_key, edits)
+                by_row[row_key] = pieces
         if not by_line:
             return set()
         cache = self._line_cache
@@ -805,7 +808,25 @@ class LiveTable(NavKeys, DataTable[Any]):
             else:
                 cache.set(key, line)
                 spliced.add(row_key)
-        return spliced - failed
+        spliced -= failed
+        # their rows' renders (drawn again from them when the cursor moves) likewise
+        rows = self._row_render_cache
+        for rkey in [k for k in rows.keys() if k[0] in spliced]:  # noqa: SIM118
+            cached = rows.get(rkey)
+            rows.discard(rkey)
+            if cached is None or rkey[1]:
+                continue
+            scrollable = list(cached[1])
+            for at, was_text, parts in by_row[rkey[0]]:
+                cell = scrollable[at] if at < len(scrollable) - 1 else None  # last: filler
+                style = cell[0].style if cell else None
+                if (not cell or any(s.style != style or s.control for s in cell)
+                        or "".join(s.text for s in cell) != was_text):
+                    break
+                scrollable[at] = [Segment(piece, style) for piece in parts]
+            else:
+                rows.set(rkey, (cached[0], scrollable))
+        return spliced
 
     def _refresh_cells(self, stale: dict[RowKey, set[ColumnKey]]) -> None:
         """Repaint the changed cells' regions on screen, not their whole lines: Textual's
