@@ -13,9 +13,7 @@ it). Two modes, back to back:
 
 - young: the lab's first minute: each tick the clock moves a second and every AGE on screen
   changes (seconds are shown under a minute);
-- settled: the clock stays: the tick finds nothing changed and draws nothing;
-- one row: the clock moves but only the first row's AGE is computed again: the cost of a
-  frame beside its lines (Textual renders each widget whose clip overlaps the update whole).
+- settled: the clock stays: the tick finds nothing changed and draws nothing.
 
 Reported per tick (ms of main-thread CPU, medians over `--ticks` ticks): the tick itself
 (`_refresh_ages`), the rest of the second's slice of the event loop (the frame: compositor
@@ -105,8 +103,7 @@ async def run(ticks: int, view: str, profile: str) -> None:
         await pilot.pause(0.3)
         results: dict[str, list[tuple[float, float]]] = {}
         prof = cProfile.Profile() if profile else None
-        aged = [t for t in tables if "age" in t.columns]
-        for mode in ("young", "settled", "one row"):
+        for mode in ("young", "settled"):
             per: list[tuple[float, float]] = []
             for _ in range(ticks):
                 if mode == "young":
@@ -114,12 +111,7 @@ async def run(ticks: int, view: str, profile: str) -> None:
                 t0 = time.thread_time()
                 if prof is not None and mode == "young":
                     prof.enable()
-                if mode == "one row":  # what a frame costs beside its lines: one line
-                    now[0] += 1.0
-                    for table in aged:
-                        table.refresh_columns({"age"}, table._visible_ids()[:1])
-                else:
-                    app._refresh_ages()
+                app._refresh_ages()
                 tick = time.thread_time() - t0
                 if prof is not None and profile == "tick":
                     prof.disable()
