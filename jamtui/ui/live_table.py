@@ -30,6 +30,7 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions
 from rich.measure import Measurement
 from rich.segment import Segment
@@ -177,6 +178,41 @@ def cell_line(cell: Any, width: int, pad: int, pre: Style, post: Style,
     return line
 
 
+def _one_style_text(cell: Any, inner: int) -> str | None:
+    """A cell's text padded to its column's inner width, where `cell_line` draws it as
+    one style from edge to edge (a plain Cell without style or spans that fits); else
+    None."""
+    if type(cell) is not Cell or cell._spans or cell.style or cell.justify not in (
+            None, "default"):
+        return None
+    text = cell.plain
+    length = cell.cell_len
+    if not text or length > inner or "\n" in text or "\t" in text:
+        return None  # "" takes no style: its line is not one style
+    return text + " " * (inner - length)
+
+
+def _splice(strip: Strip, x1: int, edits: list[tuple[int, str, str]]) -> Strip | None:
+    """`strip` (a table line cropped from `x1`) with each edit's old text, the whole of one
+    segment at its x, replaced by its new text of the same width, in the same style; None
+    where a segment is not so."""
+    segments = list(strip)
+    at = {x - x1: (old, new) for x, old, new in edits}
+    x = 0
+    done = 0
+    for n, (text, style, control) in enumerate(segments):
+        edit = at.get(x)
+        if edit is not None:
+            if text != edit[0] or control:
+                return None
+            segments[n] = Segment(edit[1], style)
+            done += 1
+            if done == len(at):
+                return Strip(segments, strip.cell_length)
+        x += len(text) if text.isascii() else cell_len(text)
+    return None
+
+
 class LiveTable(NavKeys, DataTable[Any]):
     """Rows keyed by object id; `apply(ids)` brings exactly those rows up to date."""
 
@@ -242,6 +278,9 @@ class LiveTable(NavKeys, DataTable[Any]):
         # rows whose cells changed since the last repaint, and which of their columns: an
         # AGE tick re-renders one cell of each row on screen, not the whole row
         self._stale: dict[RowKey, set[ColumnKey]] = {}
+        # what a stale cell showed before its change (the first value of the batch): its
+        # drawn line can be spliced (`_splice_lines`)
+        self._was: dict[tuple[RowKey, ColumnKey], Any] = {}
         self._moved = False  # rows were added, removed or moved: their places change
         self._moved_from = 0  # the first place in _order a change since the last _place touched
         self._narrower: dict[str, float] = {}  # column → since when its widest cell narrowed
@@ -323,6 +362,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         self._key_of.clear()
         self._row_key.clear()
         self._stale.clear()
+        self._was.clear()
         with no_gc():  # thousands of small objects at once: no collection passes meanwhile
             self._load(keep)
 
@@ -623,11 +663,13 @@ class LiveTable(NavKeys, DataTable[Any]):
         data = self._data[row_key]
         widen = False
         columns: set[ColumnKey] = set()
+        was: list[tuple[ColumnKey, Any]] = []
         for key, cell in changed:
             column_key = self._column_key[key]
             columns.add(column_key)
             column = self._all[key]
             before = data.get(column_key)
+            was.append((column_key, before))
             data[column_key] = cell
             if cell.cell_len > column.content_width:
                 column.content_width = cell.cell_len
@@ -639,6 +681,8 @@ class LiveTable(NavKeys, DataTable[Any]):
             self._widths_changed()
         else:
             self._stale.setdefault(row_key, set()).update(columns)
+            for column_key, before in was:
+                self._was.setdefault((row_key, column_key), before)
 
     def _widths_changed(self) -> None:
         """A column's width changed: every cached line is stale, the columns are fitted to
@@ -677,6 +721,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         lines; Textual paints them together on the next frame. A row whose changed cells are
         all in columns not shown (CPU on a narrow pane) is not repainted at all."""
         stale, self._stale = self._stale, {}
+        was, self._was = self._was, {}
         if not self.is_attached:
             return  # being removed: its component styles may be gone already (KeyError)
         shown = self._column_locations
@@ -692,10 +737,96 @@ class LiveTable(NavKeys, DataTable[Any]):
         for rkey in [k for k in self._row_renderable_cache.keys()  # noqa: SIM118
                      if k[1] in rows]:
             self._row_renderable_cache.discard(rkey)
-        self._patch_rows(stale)
+        spliced = self._splice_lines(stale, was, header)
+        self._patch_rows({k: v for k, v in stale.items() if k not in spliced})
+        lines = {row + header for key, row in
+                 ((k, self._row_locations.get(k)) for k in stale if k not in spliced)
+                 if row is not None}
         for lkey in [k for k in self._line_cache.keys() if k[0] in lines]:  # noqa: SIM118
             self._line_cache.discard(lkey)
         self._refresh_cells(stale)
+
+    def _splice_lines(self, stale: dict[RowKey, set[ColumnKey]],
+                      was: dict[tuple[RowKey, ColumnKey], Any], header: int) -> set[RowKey]:
+        """The drawn lines (DataTable's line cache) of rows whose changed cells are plain
+        text of one style (AGE: `12s` → `13s`), with the new text put in place of the old in
+        the cell's one segment: what rendering the row again gives (a cell is one style
+        from edge to edge, its own segment: each cell's style carries its row and column),
+        for a copy of the line's segments instead of the whole row rendered, joined, cropped
+        and simplified again. A line that does not show the old text where the cell is
+        (cut by a horizontal scroll, drawn in another way) goes; a row with such a line, or
+        with no drawn line, is drawn again as before (`_patch_rows`). The rows spliced."""
+        if self.fixed_columns or self._row_label_column_width or self.fixed_rows:
+            return set()
+        pad = self.cell_padding
+        lefts: dict[ColumnKey, tuple[int, int, int]] = {}
+        x = 0
+        for n, column in enumerate(self.ordered_columns):
+            width = column.get_render_width(self)
+            lefts[column.key] = (x, width, n)
+            x += width
+        by_line: dict[int, tuple[RowKey, list[tuple[int, str, str]]]] = {}
+        # row → (column's place, its old text, the new cell's pieces as `cell_line` makes them)
+        by_row: dict[RowKey, list[tuple[int, str, tuple[str, ...]]]] = {}
+        for row_key, columns in stale.items():
+            row = self._row_locations.get(row_key)
+            data = self._data.get(row_key)
+            if row is None or data is None:
+                continue
+            edits: list[tuple[int, str, str]] = []
+            pieces: list[tuple[int, str, tuple[str, ...]]] = []
+            for column_key in columns:
+                place = lefts.get(column_key)
+                if place is None:
+                    continue  # not shown
+                inner = place[1] - 2 * pad
+                old = _one_style_text(was.get((row_key, column_key)), inner)
+                new = _one_style_text(data.get(column_key), inner)
+                if old is None or new is None:
+                    edits = []
+                    break
+                edits.append((place[0], " " * pad + old + " " * pad,
+                              " " * pad + new + " " * pad))
+                text = data[column_key].plain
+                pieces.append((place[2], edits[-1][1], tuple(p for p in (
+                    " " * pad, text, new[len(text):], " " * pad) if p)))
+            if edits:
+                by_line[row + header] = (row_key, edits)
+                by_row[row_key] = pieces
+        if not by_line:
+            return set()
+        cache = self._line_cache
+        spliced: set[RowKey] = set()
+        failed: set[RowKey] = set()
+        for key in [k for k in cache.keys() if k[0] in by_line]:  # noqa: SIM118
+            row_key, edits = by_line[key[0]]
+            strip = cache.get(key)
+            line = None if strip is None else _splice(strip, key[1], edits)
+            cache.discard(key)
+            if line is None:
+                failed.add(row_key)
+            else:
+                cache.set(key, line)
+                spliced.add(row_key)
+        spliced -= failed
+        # their rows' renders (drawn again from them when the cursor moves) likewise
+        rows = self._row_render_cache
+        for rkey in [k for k in rows.keys() if k[0] in spliced]:  # noqa: SIM118
+            cached = rows.get(rkey)
+            rows.discard(rkey)
+            if cached is None or rkey[1]:
+                continue
+            scrollable = list(cached[1])
+            for at, was_text, parts in by_row[rkey[0]]:
+                cell = scrollable[at] if at < len(scrollable) - 1 else None  # last: filler
+                style = cell[0].style if cell else None
+                if (not cell or any(s.style != style or s.control for s in cell)
+                        or "".join(s.text for s in cell) != was_text):
+                    break
+                scrollable[at] = [Segment(piece, style) for piece in parts]
+            else:
+                rows.set(rkey, (cached[0], scrollable))
+        return spliced
 
     def _refresh_cells(self, stale: dict[RowKey, set[ColumnKey]]) -> None:
         """Repaint the changed cells' regions on screen, not their whole lines: Textual's
@@ -744,6 +875,8 @@ class LiveTable(NavKeys, DataTable[Any]):
         whole row again (every cell looked up, styled and joined) was most of a repainted
         line's cost: a millisecond each, for one AGE or CPU figure. An entry made in another
         state (cursor shown or not, another update count or pseudo-class) just goes."""
+        if not stale:
+            return
         cache = self._row_render_cache
         now = (self.show_cursor, self._show_hover_cursor, self._update_count,
                self._pseudo_class_state)
@@ -907,6 +1040,18 @@ class LiveTable(NavKeys, DataTable[Any]):
             colors = drawing["background_colors"] = super().background_colors
         return colors
 
+    @property
+    def size(self) -> Size:
+        # DataTable reads it twice for each line it draws, each read a look-up of the
+        # widget in the screen's map (a sixth of drawing an AGE tick's lines)
+        drawing = self._drawing
+        if drawing is None:
+            return super().size
+        size = drawing.get("size")
+        if size is None:
+            size = drawing["size"] = super().size
+        return cast(Size, size)
+
     def get_component_styles(self, *names: str) -> RenderStyles:
         drawing = self._drawing
         if drawing is None:
@@ -954,7 +1099,10 @@ class LiveTable(NavKeys, DataTable[Any]):
             changed = []
             texts = list(old)
             for n, col in specs:
-                cell = Cell.of(col.render(obj, self.store, self.history))
+                value = col.render(obj, self.store, self.history)
+                if value == old[n] and type(value) is str:
+                    continue  # the same text (a plain one: it equals a cell's): no cell made
+                cell = Cell.of(value)
                 if cell.plain != old[n]:
                     changed.append((col.key, cell))
                     texts[n] = cell.plain

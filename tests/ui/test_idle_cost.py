@@ -96,6 +96,56 @@ async def test_a_changed_cell_is_drawn_as_a_whole_repaint_would_draw_it() -> Non
         assert first[0] != first[1]  # the cursor's row is drawn as the cursor's
 
 
+async def test_an_age_tick_splices_the_drawn_lines_as_a_full_render_draws_them() -> None:
+    """In the first minute every AGE on screen changes each second: the drawn lines get the
+    new text in the cells' place (no row rendered again), and each line, the cursor's too,
+    is what rendering the table afresh gives (8s → 9s, 9s → 10s, 59s → 1m)."""
+    from tests.ui.test_table_keys import NOW
+    from tests.ui.test_table_keys import alloc as young
+
+    now = [NOW]
+    store = Store(clock=lambda: now[0])
+    ages = (8, 9, 30, 59, 600)
+    for i, age in enumerate(ages):
+        store.upsert(Kind.ALLOCATION, young(i, age=age))
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        table = next(p.table for p in app.screen.panes if p.kind is Kind.ALLOCATION)
+        table.focus()
+        await pilot.pause(0.1)
+        header = table.header_height
+        before = [table.render_line(row + header).text for row in range(len(ages))]
+        rendered: list[object] = []
+        real = table._render_line_in_row
+
+        def counting(*args: object, **kwargs: object) -> object:
+            rendered.append(args[0])
+            return real(*args, **kwargs)
+
+        table._render_line_in_row = counting  # type: ignore[method-assign]
+        now[0] += 1
+        app._refresh_ages()
+        await pilot.pause(0.1)
+        patched = [table.render_line(row + header) for row in range(len(ages))]
+        assert rendered == []  # every changed line was spliced
+        texts = [line.text for line in patched]
+        assert [t != b for t, b in zip(texts, before, strict=True)] == [True] * 4 + [False]
+        assert {"9s", "10s", "31s", "1m"} <= {w for t in texts for w in t.split()}
+        # the rows' renders were spliced too (kept, not dropped): lines drawn from them again
+        assert {k[0] for k in table._row_render_cache.keys()} >= {  # noqa: SIM118
+            table._row_locations.get_key(row) for row in range(len(ages))}
+        table._line_cache.clear()
+        table._styles_cache.clear()
+        from_rows = [table.render_line(row + header) for row in range(len(ages))]
+        table._clear_caches()
+        table._update_count += 1
+        fresh = [table.render_line(row + header) for row in range(len(ages))]
+        assert [list(line) for line in patched] == [list(line) for line in fresh]
+        assert [list(line) for line in from_rows] == [list(line) for line in fresh]
+        assert table.cursor_row == 0 and patched[0] != patched[1]
+
+
 async def test_a_change_in_columns_not_shown_repaints_no_row() -> None:
     """New CPU and MEM figures for rows of a pane too narrow to show those columns change
     nothing on screen: no row is repainted."""
