@@ -301,6 +301,24 @@ def test_blocking_query_rules() -> None:
     assert time.monotonic() - started >= 0.39  # immediate answers do not become a storm
 
 
+def test_a_costly_answer_paces_the_next_call_by_its_cost() -> None:
+    """At 5,000 instances every change of a check brings back all of them (2.5 MB, ~35 ms
+    of CPU each): with checks moving all the time the watch answered ten times a second.
+    The next call waits `cost_ratio` times the CPU the last one took; a cheap one does not."""
+    stop = threading.Event()
+    costly = Watch(min_gap=0.05, cost_ratio=20)
+    costly.pace(stop)
+    spent = time.thread_time()
+    while time.thread_time() - spent < 0.02:  # 20 ms of this thread's CPU on the answer
+        sum(range(1000))
+    started = time.monotonic()
+    costly.pace(stop)
+    assert time.monotonic() - started >= 0.3  # 20 x 20 ms from the last call's start
+    started = time.monotonic()
+    costly.pace(stop)  # that call cost nothing: only the minimum gap
+    assert time.monotonic() - started < 0.2
+
+
 def test_the_check_watch_starts_once_the_cockpit_s_first_frame_is_drawn(
         lab: Lab, tmp_path: Path) -> None:
     """Its first answer is every check (2.5 MB at 5k), which the first frame does not need:
