@@ -341,8 +341,11 @@ class LogScreen(Screen[None]):
             with self._pending.lock:
                 if self._first is not None:
                     self._release()  # a stream too slow to answer: the others wait no longer
+        found = self.query(LogLines)
+        if not found:
+            return  # being closed: its widgets are gone; what is pending stays pending
+        lines = found.first()
         batch = self._pending.take(FLUSH_MAX)
-        lines = self.query_one(LogLines)
         if batch:
             lines.add(batch)
             if lines.search is not None:

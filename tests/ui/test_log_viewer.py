@@ -203,3 +203,17 @@ def test_line_times_and_the_order_of_untimed_streams() -> None:
     merged, guessed = interleave(reads)
     assert [e.text for e in merged] == ["e1", "e2", "l1", "l2", "n"]
     assert guessed == ["early", "late", "none"]
+
+
+async def test_a_flush_while_the_viewer_closes_keeps_its_lines_and_raises_nothing() -> None:
+    """The flush timer fired on a viewer whose widgets Textual had removed: `NoMatches`
+    ended a CI run. It draws nothing then, and what was pending stays pending."""
+    screen = LogScreen("one", [("one", fixed({"stdout": Fake(["a", "b"])}))])
+    app = cockpit()
+    async with app.run_test(size=(80, 24)) as pilot:
+        lines = await opened(pilot, app, screen)
+        await until(pilot, lambda: len(lines.entries) == 2)
+        await lines.remove()
+        screen._put(entry("c", "one", False, time.time()))
+        screen._flush()
+        assert [e.text for e in screen._pending.take(10)] == ["c"]
