@@ -21,6 +21,20 @@ def wait_for(cond: Callable[[], Any], timeout: float = 5.0, step: float = 0.05) 
     raise AssertionError("condition not met in time")
 
 
+def spy(obj: Any, name: str) -> list[tuple[Any, ...]]:
+    """`obj.name` replaced by a wrapper that records each call's positional arguments and
+    calls the real one: the calls made from now on."""
+    calls: list[tuple[Any, ...]] = []
+    real = getattr(obj, name)
+
+    def recording(*args: Any, **kw: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kw)
+
+    setattr(obj, name, recording)
+    return calls
+
+
 def fake_engine(store: Store) -> Any:
     """An engine with no sources, for UI tests on a store filled by the test."""
     return types.SimpleNamespace(store=store, sources={}, start=lambda: None,

@@ -9,7 +9,7 @@ from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui import nomad_views
 from jamtui.ui.app import JamApp
-from tests.helpers import allocs_view, fake_engine, stats_watched
+from tests.helpers import allocs_view, fake_engine, spy, stats_watched
 
 
 def alloc(i: int) -> Allocation:
@@ -116,14 +116,7 @@ async def test_an_age_tick_splices_the_drawn_lines_as_a_full_render_draws_them()
         await pilot.pause(0.1)
         header = table.header_height
         before = [table.render_line(row + header).text for row in range(len(ages))]
-        rendered: list[object] = []
-        real = table._render_line_in_row
-
-        def counting(*args: object, **kwargs: object) -> object:
-            rendered.append(args[0])
-            return real(*args, **kwargs)
-
-        table._render_line_in_row = counting  # type: ignore[method-assign]
+        rendered = spy(table, "_render_line_in_row")
         now[0] += 1
         app._refresh_ages()
         await pilot.pause(0.1)
@@ -160,14 +153,7 @@ async def test_a_change_in_columns_not_shown_repaints_no_row() -> None:
         await pilot.pause(0.3)
         pane = next(p.table for p in app.screen.panes if p.kind is Kind.ALLOCATION)
         assert "cpu" not in pane.columns
-        repainted: list[int] = []
-        real = pane.refresh_row
-
-        def counting(row: int) -> None:
-            repainted.append(row)
-            real(row)
-
-        pane.refresh_row = counting  # type: ignore[method-assign]
+        repainted = spy(pane, "refresh_row")
         ids = {str(a.id) for a in store.items(Kind.ALLOCATION)}
         for aid in ids:  # as a stats poll leaves them
             app.stats_poller.tasks[aid] = {"server": deque([(250.0, 64 << 20)])}
@@ -198,21 +184,13 @@ async def test_the_overview_under_a_view_draws_nothing_until_shown_again() -> No
         await allocs_view(pilot, app)
         await pilot.pause(0.3)
         top = app.screen
-        forwarded: list[tuple[object, ...]] = []
-        original = top.refresh
-
-        def counting(*regions: object, **kw: object) -> object:
-            if regions:
-                forwarded.append(regions)
-            return original(*regions, **kw)
-
-        top.refresh = counting  # type: ignore[method-assign]
+        refreshed = spy(top, "refresh")
         for n in range(5):  # only the overview shows VMs
             store.upsert(Kind.VM, replace(vm, status="stopped" if n % 2 == 0 else "running",
                                           cpu=0.2 + n / 10))
             await pilot.pause(0.1)
         await pilot.pause(0.2)
-        assert forwarded == []
+        assert [regions for regions in refreshed if regions] == []  # none forwarded
         assert overview not in app._background_screens
         app.go_to_view("overview")
         await pilot.pause(0.3)
@@ -268,14 +246,7 @@ async def test_new_stats_make_only_the_cpu_and_mem_cells_again() -> None:
         _, table = await allocs_view(pilot, app)
         await pilot.pause(0.2)
         ids = set(table._visible_ids()) & {str(a.id) for a in store.items(Kind.ALLOCATION)}
-        made: list[str] = []
-        real = table._cells
-
-        def counting(obj: object) -> list[object]:
-            made.append(str(getattr(obj, "id", "")))
-            return real(obj)
-
-        table._cells = counting  # type: ignore[method-assign]
+        made = spy(table, "_cells")
         for aid in ids:
             app.stats_poller.tasks[aid] = {"server": deque([(321.0, 64 << 20)])}
         nomad_views._polled(app, ids)
@@ -314,20 +285,14 @@ async def test_an_age_tick_repaints_the_age_cells_not_their_lines() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         _, table = await allocs_view(pilot, app)
         await pilot.pause(0.1)
-        repainted: list[Region] = []
-        real = table.refresh
-
-        def counting(*regions: Region, **kw: object) -> object:
-            repainted.extend(regions)
-            return real(*regions, **kw)
-
-        table.refresh = counting  # type: ignore[method-assign]
+        refreshed = spy(table, "refresh")
         now[0] += 1
         table.refresh_times()
         await pilot.pause(0.1)
         age_at = list(table.columns).index("age")
         x = sum(c.get_render_width(table) for c in table.ordered_columns[:age_at])
         width = table.ordered_columns[age_at].get_render_width(table)
+        repainted: list[Region] = [r for regions in refreshed for r in regions]
         assert len(repainted) == 5
         assert {(r.x, r.width, r.height) for r in repainted} == {(x, width, 1)}
         header = table.header_height

@@ -11,7 +11,7 @@ from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui.app import JamApp
 from jamtui.ui.screens import LabScreen
-from tests.helpers import allocs_view, fake_engine, stats_watched
+from tests.helpers import allocs_view, fake_engine, spy, stats_watched
 
 BIG = 5000
 SCREENFULS = 200  # rows: more than any terminal is tall
@@ -150,14 +150,7 @@ async def test_waiting_seconds_repaint_the_title_and_health_line_without_a_relay
         await pilot.pause(1.5)  # laid out, and the first second counted
         screen = app.screen
         assert isinstance(screen, LabScreen)
-        layouts: list[object] = []
-        real = screen._refresh_layout
-
-        def counting(*args: Any, **kw: Any) -> Any:
-            layouts.append(args)
-            return real(*args, **kw)
-
-        screen._refresh_layout = counting  # type: ignore[method-assign]
+        layouts = spy(screen, "_refresh_layout")
         health = screen.query_one("#health")
         title = screen.panes[2].query_one("Label")  # Consul services
         before = (str(health.render()), str(title.render()))

@@ -9,7 +9,7 @@ import time
 from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui.app import JamApp
-from tests.helpers import allocs_view, fake_engine
+from tests.helpers import allocs_view, fake_engine, spy
 
 
 def alloc(i: int, status: str = "running", restarts: int = 0) -> Allocation:
@@ -105,14 +105,7 @@ async def test_an_unchanged_title_and_health_line_do_not_relayout_the_screen() -
     app = JamApp(fake_engine(store), start_engine=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await _allocs_view(pilot, app)
-        layouts: list[object] = []
-        real = app.screen._refresh_layout
-
-        def counting(*args, **kw):  # type: ignore[no-untyped-def]
-            layouts.append(args)
-            return real(*args, **kw)
-
-        app.screen._refresh_layout = counting  # type: ignore[method-assign]
+        layouts = spy(app.screen, "_refresh_layout")
         # the view's own first layouts may come late on a loaded machine: count from a quiet
         # half second on
         quiet_since = time.monotonic()
