@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import gc
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -1020,46 +1020,37 @@ class LiveTable(NavKeys, DataTable[Any]):
     # while one pass draws its lines: read once per pass (`render_lines`), live otherwise.
     _drawing: dict[Any, Any] | None = None
 
-    @property
-    def rich_style(self) -> Style:
+    def _per_pass(self, key: Any, read: Callable[[], Any]) -> Any:
+        """`read()` once per drawing pass, kept under `key`; read live outside one."""
         drawing = self._drawing
         if drawing is None:
-            return super().rich_style
-        style = drawing.get("rich_style")
-        if style is None:
-            style = drawing["rich_style"] = super().rich_style
-        return style
+            return read()
+        value = drawing.get(key)
+        if value is None:
+            value = drawing[key] = read()
+        return value
+
+    @property
+    def rich_style(self) -> Style:
+        return cast(Style, self._per_pass("rich_style",
+                                          lambda: super(LiveTable, self).rich_style))
 
     @property
     def background_colors(self) -> tuple[Color, Color]:
-        drawing = self._drawing
-        if drawing is None:
-            return super().background_colors
-        colors = drawing.get("background_colors")
-        if colors is None:
-            colors = drawing["background_colors"] = super().background_colors
-        return colors
+        return cast(tuple[Color, Color], self._per_pass(
+            "background_colors", lambda: super(LiveTable, self).background_colors))
 
     @property
     def size(self) -> Size:
         # DataTable reads it twice for each line it draws, each read a look-up of the
         # widget in the screen's map (a sixth of drawing an AGE tick's lines)
-        drawing = self._drawing
-        if drawing is None:
-            return super().size
-        size = drawing.get("size")
-        if size is None:
-            size = drawing["size"] = super().size
-        return cast(Size, size)
+        return cast(Size, self._per_pass("size", lambda: super(LiveTable, self).size))
 
     def get_component_styles(self, *names: str) -> RenderStyles:
-        drawing = self._drawing
-        if drawing is None:
+        if self._drawing is None:  # live, as Textual's own (not the pass's snapshot)
             return super().get_component_styles(*names)
-        styles = drawing.get(names)
-        if styles is None:
-            styles = drawing[names] = DrawnStyles(super().get_component_styles(*names))
-        return cast(RenderStyles, styles)
+        return cast(RenderStyles, self._per_pass(names, lambda: DrawnStyles(
+            super(LiveTable, self).get_component_styles(*names))))
 
     def get_row_at(self, row_index: int) -> list[Any]:
         key = self._row_locations.get_key(row_index)
