@@ -8,10 +8,11 @@ them all. So:
   that stops listening shows as down within an interval, and ONE answering instance's routes
   are read (one that came back first, else the next in turn): the first picture is one table.
 - The others are read in the background, by a thread of their own (`_passes`), a few at a
-  time: at once while some answering instance was never read, again when a table moved (at
-  most every `FULL_EVERY` seconds), always paced so that a pass waits at least
-  `BACKGROUND_PACE` times its own duration after the last (a small share of a core), and
-  long enough that passes read `WIRE_BUDGET` bytes a second at most. While `:routes` or
+  time: at once while some answering instance was never read, again when a table moved
+  (once the least recently read table is `FULL_EVERY` seconds old: the first tables count),
+  always paced so that a pass waits at least `BACKGROUND_PACE` times its own duration after
+  the last (a small share of a core), and long enough that passes read `WIRE_BUDGET` bytes
+  a second at most. While `:routes` or
   `:fabio` is on screen (`set_foreground`) a pass runs at once, then every interval, paced
   at `FOREGROUND_PACE` times its duration (and the same wire budget).
 - Instances with identical tables share one table (kept once), and the store holds each
@@ -128,6 +129,7 @@ class FabioSource(Source):
         self._stale = False  # a table moved since the last pass
         self._pass_at = 0.0  # when the last pass started (monotonic), 0: never
         self._full_at = 0.0  # when the last pass over every instance started
+        self._read_at: dict[str, float] = {}  # instance name -> when its table was last read
         self._pass_end = 0.0
         self._pass_took = 0.0
         self._pass_bytes = 0  # what the last pass read
@@ -257,11 +259,21 @@ class FabioSource(Source):
         with self._lock:
             now = time.monotonic()
             if (self.foreground and now - self._full_at >= self.poll_interval) or (
-                    self._stale and now - self._full_at >= self.full_every):
+                    self._stale and now - self._oldest_read() >= self.full_every):
                 return "all"
             unread = any(self.names[a] not in self._tables for a in self.addresses
                          if a not in self._unreachable)
             return "unread" if unread else ""
+
+    def _oldest_read(self) -> float:
+        """When the least recently read table of the instances answering was read (under
+        `_lock`): every table held is at least that fresh. The start-up's tables (one by the
+        first poll, the others by the pass for those never read) count: a table moving a
+        minute later made another pass over all 100 instances at once (100 MB, a tenth of a
+        core for the 50 s its wire budget spread it over), as if none had ever been read."""
+        read = self._read_at
+        return min((read[n] for a in self.addresses
+                    if a not in self._down and (n := self.names[a]) in read), default=0.0)
 
     def _pass_due(self) -> str:
         kind = self._pass_wanted()
@@ -450,7 +462,10 @@ class FabioSource(Source):
             body = resp.content
             with self._lock:
                 self.bytes_read += len(body)
-            return name, self._table(name, body), latency, ""
+            table = self._table(name, body)
+            with self._lock:
+                self._read_at[name] = time.monotonic()
+            return name, table, latency, ""
         except Exception as exc:  # one instance down is the backend's health, not a crash
             return name, None, 0.0, describe_error("fabio", address, exc)
 
