@@ -18,6 +18,8 @@ started from this checkout as a subprocess) jamtui runs in tmux (160x48) against
   after Ctrl+End;
 - TUI idle CPU on the overview and on `:allocs`, and the lab's CPU meanwhile (from
   /proc/PID/stat), with the requests the lab's servers served per minute meanwhile. The
+  overview is measured twice: 5-20 s after the first frame (the start-up's tail, and in a
+  young lab every AGE ticking each second), and settled (`SETTLE_O`, `OLD_LAB`). The
   `:allocs` figure is taken twice: 3 s after opening it (right after the benchmark's own
   stops and the view's load: their aftermath included, as before), and once Nomad's
   allocation index and Consul's checks index have been still for 5 s and the first page's
@@ -98,6 +100,7 @@ class LabProc:
                 break
         else:
             raise RuntimeError("the lab did not start")
+        self.started = time.monotonic()  # its allocations are as old as the lab at most
         self.env: dict[str, str] = {}
         for line in (self.workdir / "env.sh").read_text().splitlines():
             if line.startswith("export "):
@@ -332,6 +335,13 @@ def idle(lab: LabProc, term: Term, seconds: float) -> tuple[float, float, float]
     return 100 * (c1 - c0) / dt, 100 * (l1 - l0) / dt, served * 60 / dt
 
 
+# the overview idle, settled: the start-up's tail over (the VMs' configs, Consul's check watch
+# and Fabio's other tables read after the first frame) and every allocation past its first
+# minute: from then on an AGE moves once a minute (`columns.age_column`); in a lab's first
+# minute every AGE on screen changes each second, and each second's repaint is a frame
+SETTLE_O = 30.0
+OLD_LAB = 75.0
+
 # `:allocs` idle, quiet: from its opening, the time its first page's stats take (40 rows, 8 a
 # tick each 3 s, `nomad_views.STATS_PER_TICK`: each row's CPU and MEM drawn the first time)
 SETTLE_A = 18.0
@@ -435,7 +445,8 @@ def headless(lab: LabProc, root: str | None, runs: int, out: dict[str, list[floa
 def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str, str]:
     lab = LabProc(LABS[name])
     res: dict[str, list[float]] = {k: [] for k in (
-        "bare", "first", "over", "stop", "vm", "allocs", "idle_o", "idle_a", "idle_aq", "lab",
+        "bare", "first", "over", "stop", "vm", "allocs", "idle_o", "idle_os", "idle_a",
+        "idle_aq", "lab",
         "req",
         "status", "snapshot", "slowest", "failed")}
     codes: dict[str, set[int]] = {"status": set(), "snapshot": set()}
@@ -447,11 +458,16 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
             term = Term(cmd, {**lab.env, **env})
             try:
                 term.wait(full_frame, 90, 0.05, "a full first frame")
+                framed = time.monotonic()
                 time.sleep(5)  # first reads done, enrichment and routes in
                 tui, labcpu, req = idle(lab, term, 15)
                 res["idle_o"].append(tui)
                 res["lab"].append(labcpu)
                 res["req"].append(req)
+                time.sleep(max(0.0, max(framed + SETTLE_O, lab.started + OLD_LAB)
+                               - time.monotonic()))
+                tui, _, _ = idle(lab, term, 15)
+                res["idle_os"].append(tui)
                 running_rows(term, samples)  # the pane paged to running allocations
                 time.sleep(1)
                 nomad_stops(lab, term, samples, res["stop"])
@@ -497,6 +513,8 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
         ":allocs all rows loaded": mmm(res["allocs"]),
         "TUI idle CPU overview / :allocs":
             f"{mmm(res['idle_o'], '%')} / {mmm(res['idle_a'], '%')}",
+        "TUI idle CPU overview, settled (≥ 30 s after the frame, allocations ≥ 75 s old)":
+            mmm(res["idle_os"], "%"),
         "TUI idle CPU :allocs, quiet (Nomad and Consul still, the page's stats read)":
             mmm(res["idle_aq"], "%"),
         "status / snapshot --json": f"{mmm(res['status'])} / {mmm(res['snapshot'])} "
