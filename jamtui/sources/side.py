@@ -107,6 +107,48 @@ class Ahead:
         for _ in range(started):
             self._jobs.put(None)
 
+    def start_beside(self) -> None:
+        """`start` in a thread of its own: the caller goes on at once (Consul's service
+        list is read meanwhile)."""
+        threading.Thread(target=self.start, name=f"{self._name}start", daemon=True).start()
+
+    def as_they_end(self, jobs: Sequence[Callable[[], Any]]) -> Iterator[tuple[int, Any]]:
+        """`side.as_they_end(jobs, bound, stop)` on these threads, then `close`: (index,
+        result) in the caller's thread as each ends; the first failure raised (no job
+        starts after it); a stop starts none of them."""
+        results: queue.SimpleQueue[tuple[int, Any, BaseException | None]] = \
+            queue.SimpleQueue()
+        failed = threading.Event()
+
+        def one(n: int, job: Callable[[], Any]) -> None:
+            if self._stop.is_set() or failed.is_set():
+                return
+            try:
+                results.put((n, job(), None))
+            except Exception as exc:  # handed to the caller's thread
+                results.put((n, None, exc))
+
+        try:
+            if not jobs:
+                return
+            self.start()  # if it was not yet
+            for n, job in enumerate(jobs):
+                self._jobs.put(partial(one, n, job))
+            for _ in jobs:
+                while True:
+                    try:
+                        n, value, exc = results.get(timeout=0.25)
+                        break
+                    except queue.Empty:
+                        if self._stop.is_set():
+                            raise BackendError("stopped") from None
+                if exc is not None:
+                    failed.set()
+                    raise exc
+                yield n, value
+        finally:
+            self.close()
+
     def run(self, jobs: Sequence[Callable[[], Any]]) -> list[Any]:
         """`side_by_side(jobs, bound, stop)` on these threads, then `close`: their results
         in their order; the first failure raised (no job starts after it)."""
