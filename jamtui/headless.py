@@ -248,12 +248,14 @@ class SnapshotWriter:
     once it has answered (`follow`), while the slower backends are still read (the Nomad
     allocations, 6 MB of the document at 5k, are usually in first); `write` encodes what was
     not, or what changed since (the same records, by identity, or it is encoded again), and
-    writes the document, kind by kind: a reader that leaves early stops it."""
+    writes the document, kind by kind: a reader that leaves early stops it. A kind is kept
+    as its whole section of the document (joined when encoded, not when written: joining
+    10 MB into fresh memory was 10 ms of the time after the last answer at 5k)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._enc = _Encoder()
-        self._done: dict[Kind, tuple[tuple[list[Any], ...], list[bytes]]] = {}
+        self._done: dict[Kind, tuple[tuple[list[Any], ...], bytes]] = {}
 
     def _inputs(self, kind: Kind) -> tuple[list[Any], ...]:
         if kind is Kind.SERVICE:  # a service's record carries its instances
@@ -263,14 +265,18 @@ class SnapshotWriter:
     def prepare(self, kind: Kind) -> None:
         """Encode `kind` as the store holds it now."""
         inputs = self._inputs(kind)
-        self._done[kind] = inputs, self._lines(kind, inputs)
+        self._done[kind] = inputs, self._section(kind, inputs)
 
-    def lines(self, kind: Kind) -> list[bytes]:
+    def section(self, kind: Kind) -> bytes:
+        """`kind`'s part of the document, as the store holds it now."""
         inputs = self._inputs(kind)
         done = self._done.get(kind)
         if done is not None and all(map(_same, done[0], inputs)):
             return done[1]
-        return self._lines(kind, inputs)
+        return self._section(kind, inputs)
+
+    def _section(self, kind: Kind, inputs: tuple[list[Any], ...]) -> bytes:
+        return _section(kind.value, self._lines(kind, inputs), last=kind is SNAPSHOT_KINDS[-1])
 
     def _lines(self, kind: Kind, inputs: tuple[list[Any], ...]) -> list[bytes]:
         enc = self._enc
@@ -318,8 +324,8 @@ class SnapshotWriter:
         lines = [enc.line(partial(_encode_backend, enc, b), partial(_backend_record, b))
                  for b in self.store.backends()]
         out.write(_section("backends", lines, last=False))
-        for n, kind in enumerate(SNAPSHOT_KINDS):
-            out.write(_section(kind.value, self.lines(kind), last=n == len(SNAPSHOT_KINDS) - 1))
+        for kind in SNAPSHOT_KINDS:
+            out.write(self.section(kind))
         out.write(b"}\n")
 
 

@@ -16,9 +16,15 @@ than the API documents raises `WrongShape` (a ValueError) naming where.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    import requests
+
+# A big body is read in pieces of this size (`whole_body`), not requests' 10 KiB
+BODY_PIECE = 1 << 20
 
 
 class NotJSON(json.JSONDecodeError):
@@ -61,3 +67,13 @@ def typed(body: bytes | str, shape: Any) -> Any:
         raise WrongShape(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise NotJSON(str(exc)) from None
+
+
+def whole_body(resp: requests.Response) -> bytes:
+    """The body of a response asked for with `stream=True`: what its `.content` would be
+    (`iter_content`, as `.content` reads it: same errors, the connection back in its pool at
+    the end), read 1 MiB at a time. `.content` reads 10 KiB at a time: Nomad's 8.3 MB
+    allocation list at 5,000 allocations was 830 trips through urllib3's read, each giving
+    the GIL up and waiting to get it back from the other sources' threads (25-45 ms of CPU,
+    a tenth of it with 1 MiB pieces), and Consul's 55 health answers 8 MB more."""
+    return b"".join(resp.iter_content(BODY_PIECE))

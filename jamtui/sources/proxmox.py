@@ -23,7 +23,7 @@ from ..config import ProxmoxConfig
 from ..model import VM, Hypervisor, Kind, PveTask, Snapshot, Storage, Volume
 from ..store import Store
 from .base import BackendError, Source, http_problem, timed
-from .side import side_by_side
+from .side import Ahead, side_by_side
 from .tls import TLSSettings, environment_once, with_mixin
 
 if TYPE_CHECKING:  # the inventory's module (ruamel.yaml) loads when it is read
@@ -295,7 +295,22 @@ class ProxmoxSource(Source):
             # on the clock, not every 12th read: the fast foreground read made it each 12 s
             self._privileges_next = now + PRIVILEGE_CHECK_EVERY * self.poll_interval
             reads.append(self._check_privileges)
-        resources, latency = side_by_side(reads, 2, self.stop_event, f"{self.name}:read")[0]
+        ahead = None
+        if self.once and not self.summary and not self._ips:
+            # a one-shot `snapshot` reads every VM's config next: its readers start while
+            # /cluster/resources is read, not one after the other once it has answered
+            ahead = Ahead(CONFIG_READS + 1, self.stop_event, f"{self.name}:config")
+            reads.append(ahead.start)
+        try:
+            return self._refresh(reads, report, ahead)
+        finally:
+            if ahead is not None:
+                ahead.close()
+
+    def _refresh(self, reads: list[Callable[[], Any]], report: bool,
+                 ahead: Ahead | None) -> float:
+        resources, latency = side_by_side(reads, len(reads), self.stop_event,
+                                          f"{self.name}:read")[0]
         if not isinstance(resources, list):  # proxmoxer hands back {"errors": body} for non-JSON
             raise BackendError(f"{self.address} sent a malformed answer (not the JSON list "
                                "/cluster/resources returns). Is it really Proxmox VE?")
@@ -325,7 +340,7 @@ class ProxmoxSource(Source):
             # a one-shot command shows nothing before the end: its first write (the
             # inventory's read for the groups, 0.1-0.2 s at 5k) goes beside the config
             # reads, its longest wait, not before them
-            self._enrich(unknown, first)
+            self._enrich(unknown, first, ahead)
             self._write(None, None, guests)
         elif first is not None:
             first()
@@ -359,9 +374,11 @@ class ProxmoxSource(Source):
                                    scope=lambda s: s.backend == "proxmox")
 
     def _enrich(self, unknown: list[tuple[str, int]],
-                meanwhile: Callable[[], None] | None = None) -> None:
-        """The addresses of these VMs from their configs, `CONFIG_READS` at a time; with
-        `meanwhile` run beside them (its failure is raised)."""
+                meanwhile: Callable[[], None] | None = None,
+                ahead: Ahead | None = None) -> None:
+        """The addresses of these VMs from their configs, `CONFIG_READS` at a time (on the
+        readers started `ahead`, if any); with `meanwhile` run beside them (its failure is
+        raised)."""
         def read(item: tuple[str, int]) -> tuple[int, str | bool | None]:
             node, vmid = item
             try:
@@ -380,8 +397,8 @@ class ProxmoxSource(Source):
             jobs.insert(0, beside)
         # daemon threads (side_by_side), not a pool: a one-shot command that stops
         # listening must not wait at exit for the configs still queued
-        found = side_by_side(jobs, CONFIG_READS + (meanwhile is not None), self.stop_event,
-                             f"{self.name}:config")
+        found = ahead.run(jobs) if ahead is not None else side_by_side(
+            jobs, CONFIG_READS + (meanwhile is not None), self.stop_event, f"{self.name}:config")
         for vmid, ip in found:
             if ip is not False:
                 self._ips[vmid] = ip if isinstance(ip, str) else None

@@ -233,3 +233,51 @@ def test_malformed_answers_from_the_lab_fail_in_words(lab: Lab, tmp_path: Any) -
             failed.value))
     finally:
         lab.clear_fault()
+
+
+def test_big_bodies_are_read_in_big_pieces_into_the_same_records(lab: Lab, tmp_path: Any,
+                                                                 monkeypatch: Any) -> None:
+    """Nomad's allocation list and Consul's health answers are read 1 MiB at a time
+    (`jsonload.whole_body`), not in requests' 10 KiB pieces (#17: 830 trips through urllib3,
+    each giving the GIL up, for 8.3 MB at 5,000 allocations), and give the records a plain
+    read gives; the connection goes back to its pool (the next read reuses it)."""
+    from jamtui.config import load_config
+
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    cfg = load_config(path, env=lab.env())
+    store = Store()
+    nomad, consul_source = NomadSource(store, cfg.nomad), ConsulSource(store, cfg.consul)
+    pieces: list[int] = []
+    real = requests.Response.iter_content
+
+    def recording(self: requests.Response, chunk_size: int | None = 1,
+                  decode_unicode: bool = False) -> Any:
+        pieces.append(chunk_size or 0)
+        return real(self, chunk_size, decode_unicode)
+
+    monkeypatch.setattr(requests.Response, "iter_content", recording)
+    _running_allocs(lab)
+
+    def same_allocations() -> bool:  # the lab lives: compared with a plain read just after
+        pieces.clear()
+        allocs = nomad._allocations()
+        assert pieces and min(pieces) >= jsonload.BODY_PIECE == 1 << 20
+        return allocs == decode_allocs(_get(lab, "nomad", "/v1/allocations?namespace=*"))
+
+    wait_for(same_allocations, timeout=20)
+    pool = consul_source.client.http.session.get_adapter(cfg.consul.address).poolmanager \
+        .connection_from_url(cfg.consul.address)
+
+    def same_instances() -> bool:
+        pieces.clear()
+        instances = consul_source._read_service("nomad")
+        assert pieces and min(pieces) >= jsonload.BODY_PIECE
+        return bool(instances) and instances == decode_instances(
+            _get(lab, "consul", "/v1/health/service/nomad"))
+
+    wait_for(same_instances, timeout=20)
+    opened = pool.num_connections
+    for _ in range(3):  # each read's connection went back to the pool: no new one
+        consul_source._read_service("nomad")
+    assert pool.num_connections == opened
