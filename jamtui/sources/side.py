@@ -153,38 +153,6 @@ class Ahead:
         """`side_by_side(jobs, bound, stop)` on these threads, then `close`: their results
         in their order; the first failure raised (no job starts after it)."""
         out: list[Any] = [None] * len(jobs)
-        ended = threading.Event()
-        take = threading.Lock()
-        left = [len(jobs)]
-        failures: list[BaseException] = []
-
-        def one(n: int, job: Callable[[], Any]) -> None:
-            if self._stop.is_set() or failures:
-                return
-            try:
-                out[n] = job()
-            except Exception as exc:  # handed to the caller's thread
-                with take:
-                    failures.append(exc)
-                ended.set()
-                return
-            with take:
-                left[0] -= 1
-                last = not left[0]
-            if last:
-                ended.set()
-
-        try:
-            if not jobs:
-                return out
-            self.start()  # if it was not (a job of its own, beside the reads before)
-            for n, job in enumerate(jobs):
-                self._jobs.put(partial(one, n, job))
-            while not ended.wait(0.25):
-                if self._stop.is_set():
-                    raise BackendError("stopped") from None
-            if failures:
-                raise failures[0]
-            return out
-        finally:
-            self.close()
+        for n, value in self.as_they_end(jobs):
+            out[n] = value
+        return out
