@@ -51,7 +51,15 @@ def as_they_end(jobs: Sequence[Callable[[], Any]], bound: int, stop: threading.E
 
     for i in range(min(max(1, bound), len(jobs))):
         threading.Thread(target=worker, name=f"{name}{i}", daemon=True).start()
-    for _ in jobs:
+    yield from _results(results, len(jobs), stop, failed)
+
+
+def _results(results: queue.Queue[tuple[int, Any, BaseException | None]]
+             | queue.SimpleQueue[tuple[int, Any, BaseException | None]], count: int,
+             stop: threading.Event, failed: threading.Event) -> Iterator[tuple[int, Any]]:
+    """(index, result) of `count` jobs as each ends, in the caller's thread; the first
+    failure raised (`failed` set first: no job starts after it); a stop ends the wait."""
+    for _ in range(count):
         while True:
             try:
                 n, value, exc = results.get(timeout=0.25)
@@ -134,18 +142,7 @@ class Ahead:
             self.start()  # if it was not yet
             for n, job in enumerate(jobs):
                 self._jobs.put(partial(one, n, job))
-            for _ in jobs:
-                while True:
-                    try:
-                        n, value, exc = results.get(timeout=0.25)
-                        break
-                    except queue.Empty:
-                        if self._stop.is_set():
-                            raise BackendError("stopped") from None
-                if exc is not None:
-                    failed.set()
-                    raise exc
-                yield n, value
+            yield from _results(results, len(jobs), self._stop, failed)
         finally:
             self.close()
 
