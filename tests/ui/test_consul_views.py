@@ -219,9 +219,12 @@ async def test_check_history_in_the_service_detail(lab_engine: tuple[Lab, Engine
     lab, engine = lab_engine
     app = JamApp(engine)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: engine.store.count(Kind.INSTANCE) > 0, timeout=15)
-        inst = next(i for i in engine.store.items(Kind.INSTANCE) if i.service == "api"
-                    and i.alloc_id)
+        def api() -> Any:  # services are written as each answers: api's may come later
+            return next((i for i in engine.store.items(Kind.INSTANCE) if i.service == "api"
+                         and i.alloc_id and any(c.service_id for c in i.checks)), None)
+
+        await until(pilot, lambda: api() is not None, timeout=15)
+        inst = api()
         check = next(c for c in inst.checks if c.service_id)
         await until(pilot, lambda: app.check_history.of(inst.id, check.check_id))
         app.open_detail(Kind.SERVICE, "api")
