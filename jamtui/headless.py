@@ -100,9 +100,9 @@ def snapshot(store: Store) -> dict[str, Any]:
         "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "backends": [_backend_record(b) for b in store.backends()],
     }
-    instances = _instances_by_service(store)
+    instances = _grouped(store.instances())
     for kind in SNAPSHOT_KINDS:
-        items = _kind_items(store, kind)
+        items = _ordered(kind, store.items(kind))
         if kind is Kind.ROUTE:
             doc[kind.value] = [_route_record(o) for o in items]
         elif kind is Kind.SERVICE:
@@ -116,10 +116,6 @@ def _backend_record(b: BackendStatus) -> dict[str, Any]:
     return {**_record(b), "stale": b.stale}
 
 
-def _instances_by_service(store: Store) -> dict[str, list[ServiceInstance]]:
-    return _grouped(store.instances())
-
-
 def _grouped(instances: list[ServiceInstance]) -> dict[str, list[ServiceInstance]]:
     by_service: dict[str, list[ServiceInstance]] = {}  # one pass, not one per service
     for inst in instances:
@@ -127,10 +123,6 @@ def _grouped(instances: list[ServiceInstance]) -> dict[str, list[ServiceInstance
     for insts in by_service.values():
         insts.sort(key=lambda i: i.id)
     return by_service
-
-
-def _kind_items(store: Store, kind: Kind) -> list[Any]:
-    return _ordered(kind, store.items(kind))
 
 
 def _ordered(kind: Kind, items: list[Any]) -> list[Any]:
@@ -153,30 +145,9 @@ def _service_record(service: Any, instances: dict[str, list[ServiceInstance]]) -
     return rec
 
 
-def write_json(doc: dict[str, Any], out: Any) -> None:
-    """The snapshot as JSON, one record per line under each indented key. `json.dump` with
-    `indent` runs Python's own encoder (3 s for a 5,000-allocation lab, over three times the
-    C encoder's time); each record here is encoded by the C encoder, and the whole stays one
-    JSON document (`jq`, `json.load`). Written piece by piece: a reader that leaves early
-    stops it at once."""
-    keys = list(doc)
-    out.write("{\n")
-    for n, key in enumerate(keys):
-        value = doc[key]
-        comma = "," if n < len(keys) - 1 else ""
-        if isinstance(value, list) and value:
-            out.write(f"  {json.dumps(key)}: [\n")
-            last = len(value) - 1
-            for i, record in enumerate(value):
-                out.write(f"    {json.dumps(record)}{',' if i < last else ''}\n")
-            out.write(f"  ]{comma}\n")
-        else:
-            out.write(f"  {json.dumps(key)}: {json.dumps(value)}{comma}\n")
-    out.write("}\n")
-
-
 # -- snapshot --json, encoded from the records ---------------------------------------------
-# The document `write_json(snapshot(store))` writes, without the dicts: msgspec encodes each
+# The document `snapshot(store)` is, each record `json.dumps`'d on a line of its own under
+# its indented key (as it was written before), without the dicts: msgspec encodes each
 # record (a frozen dataclass: its fields in order) straight to bytes, the few derived keys
 # are spliced in, and `msgspec.json.format` spaces it as `json.dumps` does (", ", ": "). At
 # 5,000 allocations the dicts and the stdlib encoder took 0.4-0.6 s. A line that is not pure
@@ -235,12 +206,6 @@ class _Encoder:
     def service(self, service: Any, instances: list[ServiceInstance]) -> bytes:
         return (self.raw(service)[:-1] + b',"instances":['
                 + b",".join([self.raw(i) for i in instances]) + b"]}")
-
-
-def write_snapshot(store: Store, out: Any) -> None:
-    """`write_json(snapshot(store), out)`, encoded from the records (see above); `out` a
-    binary stream."""
-    SnapshotWriter(store).write(out)
 
 
 class SnapshotWriter:

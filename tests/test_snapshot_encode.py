@@ -1,6 +1,7 @@
 """`snapshot --json` is encoded from the records (msgspec), not from dicts through the stdlib
 encoder (#17: 0.4-0.6 s of a 5,000-allocation snapshot): the bytes stay those
-`write_json(snapshot(store))` writes, hostile strings escaped as `json.dumps` escapes them."""
+`write_json(snapshot(store))` (below: how it was written before) writes, hostile strings
+escaped as `json.dumps` escapes them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import json
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 
-from jamtui.headless import SnapshotWriter, snapshot, write_json, write_snapshot
+from jamtui.headless import SnapshotWriter, snapshot
 from jamtui.model import (
     VM,
     Allocation,
@@ -69,11 +71,30 @@ def lab_store() -> Store:
     return store
 
 
+def write_json(doc: dict[str, Any], out: Any) -> None:
+    """The snapshot as `snapshot --json` wrote it before it was encoded from the records:
+    one `json.dumps`'d record per line under each indented key (the reference here)."""
+    keys = list(doc)
+    out.write("{\n")
+    for n, key in enumerate(keys):
+        value = doc[key]
+        comma = "," if n < len(keys) - 1 else ""
+        if isinstance(value, list) and value:
+            out.write(f"  {json.dumps(key)}: [\n")
+            last = len(value) - 1
+            for i, record in enumerate(value):
+                out.write(f"    {json.dumps(record)}{',' if i < last else ''}\n")
+            out.write(f"  ]{comma}\n")
+        else:
+            out.write(f"  {json.dumps(key)}: {json.dumps(value)}{comma}\n")
+    out.write("}\n")
+
+
 def _documents(store: Store) -> tuple[bytes, bytes]:
     text = io.StringIO()
     write_json(snapshot(store), text)
     out = io.BytesIO()
-    write_snapshot(store, out)
+    SnapshotWriter(store).write(out)
     old, new = text.getvalue().encode("ascii"), out.getvalue()
     stamp = b'  "taken_at": '  # the second may tick between the two
     return (b"\n".join(x for x in old.split(b"\n") if not x.startswith(stamp)),
@@ -160,7 +181,7 @@ def test_a_kind_encoded_early_is_written_as_it_was_joined() -> None:
         headless._section = real
     assert [args[0] for args in joined] == ["backends"]  # written last, from the final state
     fresh = io.BytesIO()
-    write_snapshot(store, fresh)
+    SnapshotWriter(store).write(fresh)
     stamp = b'  "taken_at": '
     assert [x for x in out.getvalue().split(b"\n") if not x.startswith(stamp)] == \
         [x for x in fresh.getvalue().split(b"\n") if not x.startswith(stamp)]
