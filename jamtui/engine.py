@@ -80,7 +80,7 @@ class Engine:
                 store.set_backend(BackendStatus(name, Health.UNKNOWN, last_error=message))
         # the cockpit's first frame (`expect_first_frame`, set by `JamApp` once the first
         # picture is drawn): the work in the background that the first frame does not need
-        # waits for it (at most `fabio.FIRST_FRAME_WAIT`), not competing with it for the one
+        # waits for it (at most `sources.base.FIRST_FRAME_WAIT`), not competing with it for the one
         # GIL; None (no cockpit: tests, commands) waits for nothing
         self.first_frame: threading.Event | None = None
         from .sources.tls import CertWatch, endpoints_of

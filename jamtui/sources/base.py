@@ -117,6 +117,20 @@ def scrub(text: str, secrets: Iterable[Secret]) -> str:
     return text
 
 
+FIRST_FRAME_WAIT = 20.0  # seconds at most background work waits for the cockpit's first frame
+
+
+def wait_first_frame(first: threading.Event | None, stop: threading.Event) -> bool:
+    """Wait until the cockpit's first frame is drawn (`first` set; None: nothing to wait
+    for), `FIRST_FRAME_WAIT` seconds at most, looking at `stop` every quarter second:
+    False if it was set."""
+    until = time.monotonic() + FIRST_FRAME_WAIT
+    while first is not None and not first.is_set() and not stop.is_set() \
+            and time.monotonic() < until:
+        first.wait(0.25)
+    return not stop.is_set()
+
+
 class Source:
     """Base of every backend adapter: threads, stop, and health bookkeeping."""
 

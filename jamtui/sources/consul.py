@@ -44,7 +44,7 @@ from ..model import (
 )
 from ..store import Store
 from . import jsonload
-from .base import BackendError, Source, http_problem, timed
+from .base import BackendError, Source, http_problem, timed, wait_first_frame
 from .side import Ahead, as_they_end
 from .tls import TLSSettings
 
@@ -337,8 +337,6 @@ def _filtered(resp: Any) -> bool:
 # -- the source ----------------------------------------------------------------------------
 
 
-FIRST_FRAME_WAIT = 20.0  # seconds at most the check watch waits for the cockpit's first frame
-
 class ConsulSource(Source):
     name = "consul"
     hint = "[consul] token / CONSUL_HTTP_TOKEN, [consul] ca_file / CONSUL_CACERT"
@@ -407,11 +405,8 @@ class ConsulSource(Source):
         most `FIRST_FRAME_WAIT` s on): its first answer is every check (2.5 MB at 5k) that
         the frame does not need (each service's read carries its instances' checks); it
         then shows what changed since, as always (#17)."""
-        first, until = self.first_frame, time.monotonic() + FIRST_FRAME_WAIT
-        while first is not None and not first.is_set() and not self.stop_event.is_set() \
-                and time.monotonic() < until:
-            first.wait(0.25)
-        self.loop(self._checks_step, "checks")
+        if wait_first_frame(self.first_frame, self.stop_event):
+            self.loop(self._checks_step, "checks")
 
     def probe(self, timeout: float) -> None:
         """`/v1/status/leader` (no ACL needed): a Consul that fails or falls silent shows

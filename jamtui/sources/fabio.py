@@ -51,7 +51,7 @@ from ..config import FabioConfig
 from ..model import Health, Kind, Route
 from ..store import Store
 from . import jsonload
-from .base import SLOW_SECONDS, BackendError, Source, describe_error, timed
+from .base import FIRST_FRAME_WAIT, SLOW_SECONDS, BackendError, Source, describe_error, timed
 from .reasons import in_words
 from .tls import environment_once
 
@@ -88,8 +88,6 @@ BACKGROUND_PACE = 20.0  # a background pass waits at least this many times its d
 FOREGROUND_PACE = 5.0  # while routes are on screen: at most a fifth of a core
 WIRE_BUDGET = 2_000_000  # bytes a second at most, on average, that passes read (100 1-MB
 # tables: one pass in 50 s, not one every 8 s: 100 Mbit/s on a homelab's network)
-FIRST_FRAME_WAIT = 20.0  # seconds at most the background pass waits for the cockpit's first
-# frame (`Source.first_frame`): at 100 instances it read 99 tables while the frame was drawn
 FIRST_TRIES = 3  # instances asked in turn for the first picture when one fails its read
 CONNECT_TIMEOUT = 2.0  # seconds for the TCP connect that tells an instance is listening
 

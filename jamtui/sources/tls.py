@@ -31,7 +31,7 @@ from requests.utils import get_environ_proxies, get_netrc_auth
 
 from ..model import Kind, TLSInfo
 from ..store import Store
-from .base import tls_verify
+from .base import tls_verify, wait_first_frame
 
 EXPIRY_WARNING_DAYS = 14  # a certificate closer than this to its end is warned about
 RECHECK = 3600.0  # seconds between readings of a certificate that was read
@@ -400,9 +400,6 @@ class Endpoint:
     settings: TLSSettings
 
 
-FIRST_FRAME_WAIT = 20.0  # seconds at most the first handshakes wait for the cockpit's frame
-
-
 class CertWatch:
     """Reads the certificate of each HTTPS endpoint on its own thread (at start, then hourly)
     into the store as `TLSInfo`; whether verification is off is there from the start."""
@@ -431,10 +428,8 @@ class CertWatch:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        first, until = self.first_frame, time.monotonic() + FIRST_FRAME_WAIT
-        while first is not None and not first.is_set() and time.monotonic() < until:
-            if self.stop_event.wait(0.25):
-                return
+        if not wait_first_frame(self.first_frame, self.stop_event):
+            return
         due = dict.fromkeys(range(len(self.endpoints)), 0.0)
         while not self.stop_event.is_set():
             now = time.monotonic()
