@@ -12,9 +12,9 @@ them all. So:
   (once the least recently read table is `FULL_EVERY` seconds old: the first tables count),
   always paced so that a pass waits at least `BACKGROUND_PACE` times its own duration after
   the last (a small share of a core), and long enough that passes read `WIRE_BUDGET` bytes
-  a second at most. While `:routes` or
-  `:fabio` is on screen (`set_foreground`) a pass runs at once, then every interval, paced
-  at `FOREGROUND_PACE` times its duration (and the same wire budget).
+  a second at most. While `:routes` or `:fabio` is on screen (`set_foreground`) a pass runs
+  at once, then every interval, paced at `FOREGROUND_PACE` times its duration (and the same
+  wire budget).
 - Instances with identical tables share one table (kept once), and the store holds each
   distinct route once with the instances carrying it (`Route.fabios`), every instance read
   (`Route.read`) and those not read yet (`Route.unread`): nobody is said to lack a route
