@@ -730,7 +730,6 @@ class LiveTable(NavKeys, DataTable[Any]):
         if not rows:
             return
         header = self.header_height if self.show_header else 0
-        lines = {row + header for row in rows if row is not None}
         cells = self._cell_render_cache  # only the cells that changed are rendered again
         for ckey in [k for k in cells.keys() if k[1] in stale.get(k[0], ())]:  # noqa: SIM118
             cells.discard(ckey)
@@ -739,9 +738,8 @@ class LiveTable(NavKeys, DataTable[Any]):
             self._row_renderable_cache.discard(rkey)
         spliced = self._splice_lines(stale, was, header)
         self._patch_rows({k: v for k, v in stale.items() if k not in spliced})
-        lines = {row + header for key, row in
-                 ((k, self._row_locations.get(k)) for k in stale if k not in spliced)
-                 if row is not None}
+        lines = {row + header for k in stale if k not in spliced
+                 and (row := self._row_locations.get(k)) is not None}
         for lkey in [k for k in self._line_cache.keys() if k[0] in lines]:  # noqa: SIM118
             self._line_cache.discard(lkey)
         self._refresh_cells(stale)
@@ -759,12 +757,8 @@ class LiveTable(NavKeys, DataTable[Any]):
         if self.fixed_columns or self._row_label_column_width or self.fixed_rows:
             return set()
         pad = self.cell_padding
-        lefts: dict[ColumnKey, tuple[int, int, int]] = {}
-        x = 0
-        for n, column in enumerate(self.ordered_columns):
-            width = column.get_render_width(self)
-            lefts[column.key] = (x, width, n)
-            x += width
+        lefts = {column.key: (x, width, n) for n, (column, (x, width)) in
+                 enumerate(zip(self.ordered_columns, self._column_places(), strict=True))}
         by_line: dict[int, tuple[RowKey, list[tuple[int, str, str]]]] = {}
         # row → (column's place, its old text, the new cell's pieces as `cell_line` makes them)
         by_row: dict[RowKey, list[tuple[int, str, tuple[str, ...]]]] = {}
@@ -828,6 +822,17 @@ class LiveTable(NavKeys, DataTable[Any]):
                 rows.set(rkey, (cached[0], scrollable))
         return spliced
 
+    def _column_places(self) -> list[tuple[int, int]]:
+        """Each column's left edge on the table's line (after the row labels) and its drawn
+        width, in the order drawn."""
+        places: list[tuple[int, int]] = []
+        x = self._row_label_column_width
+        for column in self.ordered_columns:
+            width = column.get_render_width(self)
+            places.append((x, width))
+            x += width
+        return places
+
     def _refresh_cells(self, stale: dict[RowKey, set[ColumnKey]]) -> None:
         """Repaint the changed cells' regions on screen, not their whole lines: Textual's
         compositor cuts, styles and sends what a repainted region covers, so an AGE tick of
@@ -838,13 +843,9 @@ class LiveTable(NavKeys, DataTable[Any]):
         top = max(0, int(self.scroll_y))
         bottom = top + self.size.height
         header = self.header_height if self.show_header else 0
-        lefts: list[int] = []
-        widths: list[int] = []
-        x = self._row_label_column_width
-        for column in self.ordered_columns:
-            lefts.append(x)
-            widths.append(column.get_render_width(self))
-            x += widths[-1]
+        places = self._column_places()
+        lefts = [x for x, _ in places]
+        widths = [width for _, width in places]
         locations = self._column_locations
         window = self.window_region
         offset = self.scroll_offset
