@@ -35,18 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from scale import CLK, HERE, Term, cpu_seconds, full_frame
-
-
-def lab_env(config: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    script = config.parent / "env.sh"
-    if script.exists():
-        for text in script.read_text().splitlines():
-            if text.startswith("export "):
-                key, _, value = text[7:].partition("=")
-                env[key] = shlex.split(value)[0] if value else ""
-    return env
+from scale import CLK, HERE, Term, cpu_seconds, full_frame, lab_env
 
 
 def cockpit(root: str, config: Path) -> tuple[str, dict[str, str]]:
@@ -86,7 +75,7 @@ def threads_of(pid: int) -> dict[str, float]:
 
 def start(root: str, config: Path, threads: bool = False) -> tuple[float, float, dict]:
     command, env = cockpit(root, config)
-    term = Term(command, {**lab_env(config), **env})
+    term = Term(command, {**lab_env(config.parent), **env})
     try:
         term.wait(full_frame, 90, 0.01, "a full first frame")
         first = time.perf_counter() - term.t0
@@ -135,7 +124,7 @@ def prof(root: str, config: Path, out: str) -> None:
     command, env = cockpit(root, config)
     spy = Path(sys.executable).parent / "py-spy"
     term = Term(f"{spy} record --gil --threads -r 200 -f raw -o {out} -- {command}",
-                {**lab_env(config), **env})
+                {**lab_env(config.parent), **env})
     try:
         term.wait(full_frame, 90, 0.01, "a full first frame")
         print(f"frame at {time.perf_counter() - term.t0:.2f} s", flush=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ from scale import (
     Term,
     full_frame,
     jamtui_cmd,
+    lab_env,
     nomad_stops,
     open_allocs,
     pct,
@@ -41,11 +41,7 @@ class RunningLab(LabProc):
 
     def __init__(self, workdir: Path, config: Path | None = None) -> None:
         self.workdir = workdir
-        self.env = {}
-        for line in (workdir / "env.sh").read_text().splitlines():
-            if line.startswith("export "):
-                k, _, v = line[7:].partition("=")
-                self.env[k] = shlex.split(v)[0] if v else ""
+        self.env = lab_env(workdir)
         self.config = config or workdir / "jamtui.toml"
 
     def stop(self) -> None:

@@ -77,6 +77,18 @@ def mmm(values: list[float], unit: str = "s") -> str:
                                            max(values))) + " s"
 
 
+def lab_env(workdir: Path) -> dict[str, str]:
+    """The exports of a lab's `env.sh` (its APIs, tokens, CA), none if it has none."""
+    env: dict[str, str] = {}
+    script = workdir / "env.sh"
+    if script.exists():
+        for text in script.read_text().splitlines():
+            if text.startswith("export "):
+                key, _, value = text[7:].partition("=")
+                env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
@@ -102,11 +114,7 @@ class LabProc:
         else:
             raise RuntimeError("the lab did not start")
         self.started = time.monotonic()  # its allocations are as old as the lab at most
-        self.env: dict[str, str] = {}
-        for line in (self.workdir / "env.sh").read_text().splitlines():
-            if line.startswith("export "):
-                k, _, v = line[7:].partition("=")
-                self.env[k] = shlex.split(v)[0] if v else ""
+        self.env = lab_env(self.workdir)
         self.config = self.workdir / "jamtui.toml"
 
     def requests(self) -> dict[str, int]:
