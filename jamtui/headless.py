@@ -145,9 +145,30 @@ def _service_record(service: Any, instances: dict[str, list[ServiceInstance]]) -
     return rec
 
 
+def write_json(doc: dict[str, Any], out: Any) -> None:
+    """The snapshot as JSON, one record per line under each indented key. `json.dump` with
+    `indent` runs Python's own encoder (3 s for a 5,000-allocation lab, over three times the
+    C encoder's time); each record here is encoded by the C encoder, and the whole stays one
+    JSON document (`jq`, `json.load`). Written piece by piece: a reader that leaves early
+    stops it at once."""
+    keys = list(doc)
+    out.write("{\n")
+    for n, key in enumerate(keys):
+        value = doc[key]
+        comma = "," if n < len(keys) - 1 else ""
+        if isinstance(value, list) and value:
+            out.write(f"  {json.dumps(key)}: [\n")
+            last = len(value) - 1
+            for i, record in enumerate(value):
+                out.write(f"    {json.dumps(record)}{',' if i < last else ''}\n")
+            out.write(f"  ]{comma}\n")
+        else:
+            out.write(f"  {json.dumps(key)}: {json.dumps(value)}{comma}\n")
+    out.write("}\n")
+
+
 # -- snapshot --json, encoded from the records ---------------------------------------------
-# The document `snapshot(store)` is, each record `json.dumps`'d on a line of its own under
-# its indented key (as it was written before), without the dicts: msgspec encodes each
+# The document `write_json(snapshot(store))` writes, without the dicts: msgspec encodes each
 # record (a frozen dataclass: its fields in order) straight to bytes, the few derived keys
 # are spliced in, and `msgspec.json.format` spaces it as `json.dumps` does (", ", ": "). At
 # 5,000 allocations the dicts and the stdlib encoder took 0.4-0.6 s. A line that is not pure

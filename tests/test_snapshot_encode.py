@@ -1,7 +1,6 @@
 """`snapshot --json` is encoded from the records (msgspec), not from dicts through the stdlib
 encoder (#17: 0.4-0.6 s of a 5,000-allocation snapshot): the bytes stay those
-`write_json(snapshot(store))` (below: how it was written before) writes, hostile strings
-escaped as `json.dumps` escapes them."""
+`write_json(snapshot(store))` writes, hostile strings escaped as `json.dumps` escapes them."""
 
 from __future__ import annotations
 
@@ -10,9 +9,8 @@ import json
 import threading
 import time
 from dataclasses import replace
-from typing import Any
 
-from jamtui.headless import SnapshotWriter, snapshot
+from jamtui.headless import SnapshotWriter, snapshot, write_json
 from jamtui.model import (
     VM,
     Allocation,
@@ -69,25 +67,6 @@ def lab_store() -> Store:
                                    fabios=("f2", "f1"), read=("f1", "f2"), unread=("f3",)))
     store.upsert(Kind.ROUTE, Route("f1", "api", "api.lab", "/v1", "http://10.0.0.9:9", 1.0))
     return store
-
-
-def write_json(doc: dict[str, Any], out: Any) -> None:
-    """The snapshot as `snapshot --json` wrote it before it was encoded from the records:
-    one `json.dumps`'d record per line under each indented key (the reference here)."""
-    keys = list(doc)
-    out.write("{\n")
-    for n, key in enumerate(keys):
-        value = doc[key]
-        comma = "," if n < len(keys) - 1 else ""
-        if isinstance(value, list) and value:
-            out.write(f"  {json.dumps(key)}: [\n")
-            last = len(value) - 1
-            for i, record in enumerate(value):
-                out.write(f"    {json.dumps(record)}{',' if i < last else ''}\n")
-            out.write(f"  ]{comma}\n")
-        else:
-            out.write(f"  {json.dumps(key)}: {json.dumps(value)}{comma}\n")
-    out.write("}\n")
 
 
 def _documents(store: Store) -> tuple[bytes, bytes]:
