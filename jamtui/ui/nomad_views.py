@@ -855,14 +855,15 @@ def _shown_allocs(app: Any, limit: int = 60) -> tuple[list[str], list[str]]:
 
 OVERVIEW_EVERY = 5  # the overview's allocations pane: stats every 5th tick (15 s), a glance
 # allocations whose stats one tick asks Nomad for (one request each: Nomad has no bulk stats
-# endpoint), besides the open detail's and the cursor's row, which are read every tick. The
-# other rows on screen take turns, longest unread first: a row never read is read at the next
-# tick that has room (a page's figures fill in at once), a row read before once its figures
-# are `ROW_EVERY` ticks old (15 s, as metrics-server's resolution gives k9s). A page of 40
-# rows (`:allocs`, 48 lines) is then read over five ticks, and so is a page of a few rows:
-# read every tick (one request a second for the demo's 14 rows) they were, with their
-# redraws, half of `:allocs`' idle cost. Reading and redrawing every row on screen each tick
-# (13 requests a second) was most of it at 5,000 allocations.
+# endpoint), besides the open detail's, which is read every tick (its figures and sparklines
+# are the point), and the cursor's row, which goes first. The rows on screen take turns,
+# longest unread first: a row never read is read at the next tick that has room (a page's
+# figures fill in at once), a row read before once its figures are `ROW_EVERY` ticks old
+# (15 s, as metrics-server's resolution gives k9s). A page of 40 rows (`:allocs`, 48 lines)
+# is then read over five ticks, and so is a page of a few rows: read every tick (the demo's
+# 14 rows and the cursor's: a request a second) they were, with each tick's redraw, over
+# half of `:allocs`' idle cost. Reading and redrawing every row on screen each tick (13
+# requests a second) was most of it at 5,000 allocations.
 STATS_PER_TICK = 8
 ROW_EVERY = 5
 
@@ -931,10 +932,12 @@ STATS_KEYS = frozenset({"cpu", "mem"})
 
 
 def _choose(app: Any, poller: StatsPoller) -> set[str]:
-    """The running allocations this tick reads: the detail's and the cursor's, then up to
-    `STATS_PER_TICK` more of those on screen that were never read or were read `ROW_EVERY`
-    ticks ago or more, longest unread first (never read: first)."""
+    """The running allocations this tick reads: the open detail's, then those on screen that
+    were never read or were read `ROW_EVERY` ticks ago or more: the cursor's row, and up to
+    `STATS_PER_TICK` more, longest unread first (never read: first)."""
     first, rows = _shown_allocs(app)
+    screen = app.screen
+    detail = str(screen.object_id) if getattr(screen, "kind", None) is Kind.ALLOCATION else ""
 
     def running(aid: str) -> bool:
         obj = app.store.get(Kind.ALLOCATION, aid)
@@ -946,7 +949,8 @@ def _choose(app: Any, poller: StatsPoller) -> set[str]:
 
     rows = [a for a in rows if running(a) and due(a)]
     rows.sort(key=lambda a: poller.read_at.get(a, -1))  # stable: screen order among equals
-    chosen = [a for a in first if running(a)] + rows[:STATS_PER_TICK]
+    chosen = [a for a in first if running(a) and (a == detail or due(a))] \
+        + rows[:STATS_PER_TICK]
     for aid in chosen:
         poller.read_at[aid] = poller.ticks
     if len(poller.read_at) > 2000:  # forget what scrolled away long ago

@@ -90,7 +90,15 @@ class HealthBar(Static):
 
     def on_mount(self) -> None:
         self.refresh_health()
-        self.set_interval(1.0, self.refresh_health)  # the ages in it move with the clock
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """Each second (the ages in it move with the clock), while its screen is shown: the
+        overview's bar beneath `:allocs` made its line each second for nobody. A change of
+        health reaches every bar (the screens' `apply_changes`); a bar shown again has its
+        ages back within a second."""
+        if self.screen.is_current:
+            self.refresh_health()
 
     def refresh_health(self) -> None:
         line = Text()

@@ -227,16 +227,16 @@ async def test_a_page_of_allocations_takes_turns_for_stats() -> None:
             nomad_views.poll_tick(app)
             await pilot.pause(0.05)
         assert len(started) >= turns  # (the app's own 3 s timer may add a tick)
-        assert all(len(ids) <= nomad_views.STATS_PER_TICK + 1 and cursor in ids
-                   for ids in started)
+        assert all(len(ids) <= nomad_views.STATS_PER_TICK + 1 for ids in started)
+        assert cursor in started[0]  # the cursor's row goes first
         assert set().union(*started) == shown  # every row on screen, none off it
 
 
 async def test_a_row_read_is_read_again_only_once_its_figures_are_row_every_ticks_old() -> None:
-    """A page of a few rows was read whole every tick (the demo's 14 rows: a request a second,
-    and a redraw each tick, half of `:allocs`' idle cost). Once every row has figures, a tick
-    reads the cursor's row alone until the others are `ROW_EVERY` ticks old; then they are
-    read again, every one of them."""
+    """A page of a few rows was read whole every tick, the cursor's row too (the demo's 14
+    rows: a request a second, and a redraw each tick, over half of `:allocs`' idle cost).
+    Once every row has figures, a tick reads none until they are `ROW_EVERY` ticks old; then
+    each is read again, the cursor's first."""
     store = Store()
     with store.batch():
         for i in range(12):
@@ -258,14 +258,16 @@ async def test_a_row_read_is_read_again_only_once_its_figures_are_row_every_tick
             nomad_views.poll_tick(app)
             return started[-1] if started else set()
 
-        first = tick() | tick()  # 8, then the other 3 besides the cursor's
-        assert first == shown
+        opening = tick()
+        assert cursor in opening and len(opening) == nomad_views.STATS_PER_TICK + 1
+        assert opening | tick() == shown  # the other 3
+        read = len(started)
         for _ in range(nomad_views.ROW_EVERY - 2):
-            assert tick() == {cursor}  # the others' figures are fresh
-        again = set()
-        for _ in range(2):
-            again |= tick()
-        assert again == shown  # due again: each row's figures at most 15 s old
+            tick()
+        assert len(started) == read  # every row's figures fresh: nothing asked, no redraw
+        again = tick()
+        assert cursor in again and len(again) == nomad_views.STATS_PER_TICK + 1
+        assert again | tick() == shown  # due again: each row's figures at most 15 s old
 
 
 async def test_new_stats_make_only_the_cpu_and_mem_cells_again() -> None:
@@ -337,3 +339,42 @@ async def test_an_age_tick_repaints_the_age_cells_not_their_lines() -> None:
         drawn = app.screen._compositor.render_update(full=True)  # what the terminal has
         lines = ["".join(s.text for strip in row for s in strip) for row in drawn.strips]
         assert sum(1 for line in lines if "11s" in line) == 1
+
+
+async def test_a_health_line_beneath_another_screen_is_not_made_each_second(
+        monkeypatch: Any) -> None:
+    """The overview's health line kept making itself each second beneath `:allocs`, for
+    nobody. It waits while its screen is hidden and has its ages back once shown again."""
+    from jamtui.model import BackendStatus, Health
+    from jamtui.ui.widgets import HealthBar
+
+    made: list[Any] = []
+    real = HealthBar.refresh_health
+
+    def counted(self: HealthBar) -> None:
+        made.append(self)
+        real(self)
+
+    monkeypatch.setattr(HealthBar, "refresh_health", counted)
+    now = [time.time()]
+    store = Store(clock=lambda: now[0])
+    store.set_backend(BackendStatus("consul", Health.UNKNOWN, "http://c", waiting_since=now[0]))
+    for i in range(5):
+        store.upsert(Kind.ALLOCATION, alloc(i))
+    engine = fake_engine(store)
+    engine.sources = {"consul": None}  # configured: its health is said
+    app = JamApp(engine, start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        overview = app.screen
+        bar = overview.query_one(HealthBar)
+        assert "consul … waiting 0 s" in str(bar.render())
+        await allocs_view(pilot, app)
+        made.clear()
+        await pilot.pause(2.3)  # two of its ticks
+        assert bar not in made
+        now[0] += 7
+        app.pop_screen()
+        await pilot.pause(1.3)
+        assert app.screen is overview and bar in made
+        assert "consul … waiting 7 s" in str(bar.render())
