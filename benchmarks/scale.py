@@ -24,7 +24,9 @@ started from this checkout as a subprocess) jamtui runs in tmux (160x48) against
   `:allocs` figure is taken twice: 3 s after opening it (right after the benchmark's own
   stops and the view's load: their aftermath included, as before), and once Nomad's
   allocation index and Consul's checks index have been still for 5 s and the first page's
-  stats have been read (`quiet_lab`): the idle view;
+  stats have been read (`quiet_lab`), and settled: reopened after the VM actions once the
+  stops' replacements are past their first minute (`OLD_LAB` after the last stop: from
+  then on their AGE moves once a minute) and its page's stats have been read once;
 - `status` / `snapshot --json` wall time and exit code, and the slowest backend's answer in
   the same runs (each backend's heaviest read with plain requests: `one_shot.py`).
 
@@ -458,7 +460,7 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
     lab = LabProc(LABS[name])
     res: dict[str, list[float]] = {k: [] for k in (
         "bare", "first", "over", "stop", "vm", "allocs", "idle_o", "idle_os", "idle_a",
-        "idle_aq", "lab",
+        "idle_aq", "idle_as", "lab",
         "req",
         "status", "snapshot", "slowest", "failed")}
     codes: dict[str, set[int]] = {"status": set(), "snapshot": set()}
@@ -483,6 +485,7 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
                 running_rows(term, samples)  # the pane paged to running allocations
                 time.sleep(1)
                 nomad_stops(lab, term, samples, res["stop"])
+                stopped = time.monotonic()
                 open_allocs(lab, term, res["allocs"])
                 opened = time.monotonic()
                 time.sleep(3)
@@ -502,6 +505,11 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
                 term.wait(lambda s: vm_glyph(s, "bastion") != "", 30, 0.05, "the bastion row")
                 time.sleep(1)
                 vm_power(lab, term, 2, res["vm"])
+                view(term, "allocs")
+                term.wait(lambda s: len(page(s)) > 1, 30, 0.05, ":allocs again")
+                time.sleep(max(SETTLE_A, stopped + OLD_LAB - time.monotonic()))
+                tui, _, _ = idle(lab, term, 15)
+                res["idle_as"].append(tui)
             except TimeoutError as exc:  # said in the table as a failed session, not a crash
                 res["failed"].append(1)
                 print(f"session: {str(exc)[:3000]}", file=sys.stderr, flush=True)
@@ -529,6 +537,8 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
             mmm(res["idle_os"], "%"),
         "TUI idle CPU :allocs, quiet (Nomad and Consul still, the page's stats read)":
             mmm(res["idle_aq"], "%"),
+        "TUI idle CPU :allocs, settled (the stops' replacements ≥ 75 s old)":
+            mmm(res["idle_as"], "%"),
         "status / snapshot --json": f"{mmm(res['status'])} / {mmm(res['snapshot'])} "
                                     f"(exit {sorted(codes['status'])}/"
                                     f"{sorted(codes['snapshot'])}; slowest backend answer "
