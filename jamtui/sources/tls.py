@@ -216,6 +216,59 @@ def environment_once(session: requests.Session) -> requests.Session:
     return with_mixin(session, _EnvironmentOnce)
 
 
+class PlainGet:
+    """Plain GETs (no parameters, body or headers of their own) of one host, sent straight
+    through the connection pool `session` itself uses for it, with the headers (its auth
+    among them), TLS settings and retries `session` would give them, prepared once: what
+    requests does around each such request (preparing, merging the session's and the
+    environment's settings, cookies in and out, hooks, a `Response`) was 0.75 of its 1.25
+    ms of CPU. `snapshot --json` reads 104 VM configs at 5,000 allocations one by one.
+    Only for a session whose requests all carry the same headers: no cookies, no proxy
+    (`of` gives None then; the caller asks through `session`)."""
+
+    def __init__(self, pool: Any, prefix: str, headers: dict[str, str], retries: Any,
+                 timeout: Any) -> None:
+        self._pool, self._prefix, self._headers = pool, prefix, headers
+        self._retries, self._timeout = retries, timeout
+
+    @classmethod
+    def of(cls, session: requests.Session, base: str, *, verify: bool | str | None = None,
+           cert: Any = None, proxies: dict[str, str] | None = None,
+           timeout: float | None = None) -> PlainGet | None:
+        """For `session`'s GETs of `base` + "/" + path, as `session.get(url, verify=verify,
+        cert=cert, proxies=proxies, timeout=timeout)` sends them; None when they could
+        differ from one request to the next."""
+        from requests.utils import select_proxy
+        from urllib3.util import Timeout
+
+        if session.cookies:
+            return None
+        prepared = session.prepare_request(requests.Request("GET", base.rstrip("/") + "/"))
+        url = str(prepared.url)
+        settings = session.merge_environment_settings(url, dict(proxies or {}), None, verify,
+                                                      cert)
+        if select_proxy(url, settings["proxies"]) or "Cookie" in prepared.headers:
+            return None
+        adapter = session.get_adapter(url)
+        if not isinstance(adapter, HTTPAdapter):
+            return None
+        pool = adapter.get_connection_with_tls_context(
+            prepared, settings["verify"], proxies=settings["proxies"], cert=settings["cert"])
+        adapter.cert_verify(pool, url, settings["verify"], settings["cert"])
+        return cls(pool, urlsplit(url).path.rstrip("/"), dict(prepared.headers),
+                   adapter.max_retries, Timeout(connect=timeout, read=timeout))
+
+    def get(self, path: str) -> tuple[int, str, bytes]:
+        """GET `path` (under the base): the status, its reason and the whole body (decoded
+        from gzip or deflate, as `.content` is). urllib3's own exceptions, which requests
+        would have wrapped (`reasons.in_words` says both the same)."""
+        resp = self._pool.urlopen(
+            "GET", f"{self._prefix}/{path.lstrip('/')}", headers=self._headers,
+            redirect=False, assert_same_host=False, retries=self._retries,
+            timeout=self._timeout, preload_content=True, decode_content=True)
+        return resp.status, resp.reason or "", resp.data
+
+
 # -- the certificate a server presents ----------------------------------------------------
 
 
