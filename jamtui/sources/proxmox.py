@@ -437,7 +437,7 @@ class ProxmoxSource(Source):
         if plain is None:
             return self._get(path)
         self.requests_made += 1
-        status, reason, body = plain.get(path)
+        status, reason, _, body = plain.get(path)
         if status >= 400:
             raise ResourceException(status, HTTP_STATUS.get(status, ANYEVENT_HTTP_STATUS_CODES.get(
                 status)), reason, errors=_errors(body))
