@@ -18,7 +18,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -227,9 +227,10 @@ class PlainGet:
     words: `describe_error`). Only for a session whose requests all carry the same
     headers: no cookies, no proxy (`of` gives None then; the caller asks `session`)."""
 
-    def __init__(self, pool: Any, prefix: str, headers: dict[str, str], retries: Any,
-                 timeout: Any) -> None:
-        self._pool, self._prefix, self._headers = pool, prefix, headers
+    def __init__(self, pool_of: Callable[[], Any], prefix: str, headers: dict[str, str],
+                 retries: Any, timeout: Any) -> None:
+        self._pool_of, self._pool = pool_of, pool_of()
+        self._prefix, self._headers = prefix, headers
         self._retries, self._timeout = retries, timeout
 
     @classmethod
@@ -255,10 +256,15 @@ class PlainGet:
         adapter = session.get_adapter(url)
         if not isinstance(adapter, HTTPAdapter):
             return None
-        pool = adapter.get_connection_with_tls_context(
-            prepared, settings["verify"], proxies=settings["proxies"], cert=settings["cert"])
-        adapter.cert_verify(pool, url, settings["verify"], settings["cert"])
-        return cls(pool, urlsplit(url).path.rstrip("/"), dict(prepared.headers),
+
+        def pool_of() -> Any:  # the pool requests would send through (as it sends)
+            pool = adapter.get_connection_with_tls_context(
+                prepared, settings["verify"], proxies=settings["proxies"],
+                cert=settings["cert"])
+            adapter.cert_verify(pool, url, settings["verify"], settings["cert"])
+            return pool
+
+        return cls(pool_of, urlsplit(url).path.rstrip("/"), dict(prepared.headers),
                    adapter.max_retries, Timeout(connect=timeout, read=timeout))
 
     def get(self, path: str) -> tuple[int, str, Any, bytes]:
@@ -267,6 +273,8 @@ class PlainGet:
         a time (`jsonload.whole_body`)."""
         from .jsonload import BODY_PIECE
 
+        if self._pool.pool is None:  # closed: the session's pool manager let it go
+            self._pool = self._pool_of()
         try:
             resp = self._pool.urlopen(
                 "GET", f"{self._prefix}/{path.lstrip('/')}", headers=self._headers,

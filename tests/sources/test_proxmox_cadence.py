@@ -280,6 +280,9 @@ def test_vm_configs_are_read_through_the_sessions_pool_without_requests_work(
     assert plain.value.status_code == theirs.value.status_code >= 400
     assert plain.value.content == theirs.value.content
     assert src._config_ip(vms[0].node, 99999) is None  # refused: no address, as before
+    session = src.api._store["session"]  # its pools let go (past ten hosts they are)
+    session.get_adapter(src.api._store["base_url"]).poolmanager.clear()
+    assert src._config_ip(vms[0].node, vms[0].vmid) == src._ips[vms[0].vmid]
 
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
