@@ -164,3 +164,43 @@ def test_a_kind_encoded_early_is_written_as_it_was_joined() -> None:
     stamp = b'  "taken_at": '
     assert [x for x in out.getvalue().split(b"\n") if not x.startswith(stamp)] == \
         [x for x in fresh.getvalue().split(b"\n") if not x.startswith(stamp)]
+
+
+def test_routes_and_big_kinds_are_encoded_without_a_record_or_call_of_ours_each() -> None:
+    """At 5k the document holds 4,800 route records (one per instance carrying a route)
+    and 5,000 allocations (#17): the routes are written without a `Route` made for each
+    (`per_instance`), the records of a kind encoded and spaced by `map`, not by one `line`
+    call each. The bytes are the document's: hostile strings escaped, the same order (two
+    routes whose records share an id stay in `_ordered`'s stable order)."""
+    import pytest
+
+    from jamtui import headless
+
+    store = Store()
+    store.upsert(Kind.ROUTE, Route("", "web", "web.lab", "/", "http://10.0.0.9:8080", 0.5,
+                                   fabios=("f2", "f1"), read=("f1", "f2")))
+    store.upsert(Kind.ROUTE, Route("", "zeta", "web.lab", "/", "http://10.0.0.9:8080", 0.25,
+                                   fabios=("f1",), read=("f1", "f2")))
+    store.upsert(Kind.ROUTE, Route("", "api", HOSTILE, "/v1", "http://10.0.0.9:9", 1.0,
+                                   opts=HOSTILE, fabios=("f1", "f3"), read=("f1", "f3")))
+    for n in range(20):
+        store.upsert(Kind.ALLOCATION, Allocation(
+            f"a{n:02}", HOSTILE if n == 3 else f"web.web[{n}]", "web", "web", "n1", "c1",
+            "running", "run", modify_index=2**70 if n == 7 else n,
+            create_time=0.000031 if n == 9 else 1764470000.5))
+    calls: list[object] = []
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(headless._Encoder, "line", lambda *a: calls.append(a))
+        m.setattr(Route, "per_instance", lambda self: pytest.fail("a record per instance"))
+        out = io.BytesIO()
+        SnapshotWriter(store).write(out)
+    assert not calls
+    old, _ = _documents(store)
+    new_lines = [x for x in out.getvalue().split(b"\n") if not x.startswith(b'  "taken_at": ')]
+    differ = [n for o, n in zip(old.split(b"\n"), new_lines, strict=True) if o != n]
+    assert len(differ) == 1 and b'"create_time": 0.000031,' in differ[0]  # as msgspec spells it
+    doc = json.loads(out.getvalue())
+    assert [(r["fabio"], r["service"]) for r in doc["routes"]] == [
+        ("f1", "web"), ("f1", "zeta"), ("f1", "api"), ("f2", "web"), ("f3", "api")]
+    assert doc["routes"][2]["host"] == HOSTILE and b"\\u202e" in out.getvalue()
+    assert {a["id"]: a["name"] for a in doc["allocations"]}["a03"] == HOSTILE

@@ -46,7 +46,7 @@ from ..store import Store
 from . import jsonload
 from .base import BackendError, Source, http_problem, timed, wait_first_frame
 from .side import Ahead, as_they_end
-from .tls import TLSSettings
+from .tls import PlainGet, TLSSettings
 
 MAINTENANCE_CHECK = "_node_maintenance"
 SAFETY_POLL = 60.0  # seconds between reads of members and Raft while all is well
@@ -378,6 +378,7 @@ class ConsulSource(Source):
         # checks without a pass over its node's every check (5,000 instances, 100 nodes)
         self._checks_by_node: dict[str, dict[str, list[NodeCheck]]] = {}
         self._checks_loaded = False
+        self._plain_get: tuple[Any, PlainGet | None] | None = None  # (its key, the reads')
         self._services_seen = 0  # the service list's index last acted on
         self._instances_moved = 0  # the checks' index at which instances were seen come/go
         self._checks_index = 0
@@ -880,14 +881,35 @@ class ConsulSource(Source):
             self.requests_made += 1
         # as py-consul's health.service asks (its session, URL, TLS and timeout: what its
         # `http.get(..., raw=True)` sends), the body read in big pieces (`whole_body`: 8 MB
-        # in all at 5,000 instances) and decoded here (decode_instances)
+        # in all at 5,000 instances) and decoded here (decode_instances); sent through the
+        # session's own pool without requests' work around each request (`PlainGet`: 55
+        # reads at 5k), the same failures raised
         params = [("dc", self.client.dc)] if self.client.dc else []
         http = self.client.http
-        resp = http.session.get(http.uri(f"/v1/health/service/{name}", params),
-                                headers=self.client.prepare_headers(), verify=http.verify,
-                                cert=http.cert, timeout=http.timeout(params), stream=True)
-        body = consul.base.Response(resp.status_code, resp.headers, jsonload.whole_body(resp))
-        return list(_decoded(decode_instances)(body) or [])
+        uri = http.uri(f"/v1/health/service/{name}", params)
+        headers = self.client.prepare_headers()
+        plain = self._plain(headers, http.timeout(params))
+        if plain is not None:
+            status, _, got, body = plain.get(uri[len(http.base_uri):])
+            answer = consul.base.Response(status, got, body)
+        else:
+            resp = http.session.get(uri, headers=headers, verify=http.verify, cert=http.cert,
+                                    timeout=http.timeout(params), stream=True)
+            answer = consul.base.Response(resp.status_code, resp.headers,
+                                          jsonload.whole_body(resp))
+        return list(_decoded(decode_instances)(answer) or [])
+
+    def _plain(self, headers: dict[str, str], timeout: float | None) -> PlainGet | None:
+        """py-consul's session's GETs with these headers and timeout (`tls.PlainGet`),
+        made once for them."""
+        key = (tuple(headers.items()), timeout)
+        with self._lock:
+            if self._plain_get is None or self._plain_get[0] != key:
+                http = self.client.http
+                self._plain_get = key, PlainGet.of(
+                    http.session, http.base_uri, verify=http.verify, cert=http.cert,
+                    headers=headers, timeout=timeout)
+            return self._plain_get[1]
 
     def _cluster_step(self) -> None:
         """Members and the Raft view have no change feed: read on their own cadence (every

@@ -471,6 +471,8 @@ class FabioSource(Source):
     def _table(self, name: str, body: bytes) -> Table:
         """The table a body holds: one already decoded if the same body was, else decoded and
         shared with any instance whose table is the same."""
+        if self.once:  # one table read (`sample`): nothing to share it with, no digests
+            return self._decoded(name, body)
         digest = _digest(body)
         with self._lock:
             known = self._digests.get(digest)
@@ -485,6 +487,13 @@ class FabioSource(Source):
             known = self._digests.get(bare)
         if known is not None:
             return known
+        table = self._decoded(name, body)
+        with self._lock:
+            table = self._interned.setdefault(table, table)
+            self._digests[digest] = self._digests[bare] = table
+        return table
+
+    def _decoded(self, name: str, body: bytes) -> Table:
         try:
             data = jsonload.loads(body)
         except ValueError as exc:
@@ -493,8 +502,6 @@ class FabioSource(Source):
         table = decode_table(name, data)
         with self._lock:
             self.decoded += 1
-            table = self._interned.setdefault(table, table)
-            self._digests[digest] = self._digests[bare] = table
         return table
 
     def _connect(self, address: str) -> str:

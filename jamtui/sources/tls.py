@@ -18,7 +18,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -214,6 +214,135 @@ def environment_once(session: requests.Session) -> requests.Session:
     """`session` (requests', python-nomad's, py-consul's or proxmoxer's own) made to read the
     environment once per host (`_EnvironmentOnce`)."""
     return with_mixin(session, _EnvironmentOnce)
+
+
+class PlainGet:
+    """Plain GETs (no body, no headers of their own) of one host, sent straight through the
+    connection pool `session` itself uses for it, with the headers (its auth among them),
+    TLS settings, retries and timeout `session` would give them, prepared once: what
+    requests does around each such request (preparing, merging the session's and the
+    environment's settings, cookies in and out, hooks, a `Response`) was 0.75 of its 1.25
+    ms of CPU. `snapshot --json` at 5,000 allocations reads 104 VM configs and 55 Consul
+    services one by one. A failure raises what requests would have raised for it (the same
+    words: `describe_error`). Only for a session whose requests all carry the same
+    headers: no cookies, no proxy (`of` gives None then; the caller asks `session`)."""
+
+    def __init__(self, pool_of: Callable[[], Any], prefix: str, headers: dict[str, str],
+                 retries: Any, timeout: Any) -> None:
+        self._pool_of, self._pool = pool_of, pool_of()
+        self._prefix, self._headers = prefix, headers
+        self._retries, self._timeout = retries, timeout
+
+    @classmethod
+    def of(cls, session: requests.Session, base: str, *, verify: bool | str | None = None,
+           cert: Any = None, proxies: dict[str, str] | None = None,
+           headers: dict[str, str] | None = None,
+           timeout: float | None = None) -> PlainGet | None:
+        """For `session`'s GETs of `base` + "/" + path, as `session.get(url,
+        headers=headers, verify=verify, cert=cert, proxies=proxies, timeout=timeout)` sends
+        them; None when they could differ from one request to the next."""
+        from requests.utils import select_proxy
+        from urllib3.util import Timeout
+
+        if session.cookies:
+            return None
+        prepared = session.prepare_request(
+            requests.Request("GET", base.rstrip("/") + "/", headers=headers))
+        url = str(prepared.url)
+        settings = session.merge_environment_settings(url, dict(proxies or {}), None, verify,
+                                                      cert)
+        if select_proxy(url, settings["proxies"]) or "Cookie" in prepared.headers:
+            return None
+        adapter = session.get_adapter(url)
+        if not isinstance(adapter, HTTPAdapter):
+            return None
+
+        def pool_of() -> Any:  # the pool requests would send through (as it sends)
+            pool = adapter.get_connection_with_tls_context(
+                prepared, settings["verify"], proxies=settings["proxies"],
+                cert=settings["cert"])
+            adapter.cert_verify(pool, url, settings["verify"], settings["cert"])
+            return pool
+
+        return cls(pool_of, urlsplit(url).path.rstrip("/"), dict(prepared.headers),
+                   adapter.max_retries, Timeout(connect=timeout, read=timeout))
+
+    def get(self, path: str) -> tuple[int, str, Any, bytes]:
+        """GET `path` (under the base, with its query): the status, its reason, the headers
+        and the whole body (decoded from gzip or deflate, as `.content` is), read 1 MiB at
+        a time (`jsonload.whole_body`)."""
+        from .jsonload import BODY_PIECE
+
+        if self._pool.pool is None:  # closed: the session's pool manager let it go
+            self._pool = self._pool_of()
+        try:
+            resp = self._pool.urlopen(
+                "GET", f"{self._prefix}/{path.lstrip('/')}", headers=self._headers,
+                redirect=False, assert_same_host=False, retries=self._retries,
+                timeout=self._timeout, preload_content=False, decode_content=False)
+        except Exception as exc:
+            mapped = _sent_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        try:  # as requests' `iter_content` reads it (the connection back in its pool)
+            body = b"".join(resp.stream(BODY_PIECE, decode_content=True))
+        except Exception as exc:
+            resp.close()
+            mapped = _body_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return resp.status, resp.reason or "", resp.headers, body
+
+
+def _sent_error(exc: Exception) -> Exception:
+    """What requests' `HTTPAdapter.send` raises for urllib3's `exc` (its words are the
+    same: `reasons.in_words` reads the whole chain, `describe_error` the outer type)."""
+    import urllib3.exceptions as u3
+
+    errors = requests.exceptions
+    if isinstance(exc, u3.ProtocolError | OSError):
+        return errors.ConnectionError(exc)
+    if isinstance(exc, u3.MaxRetryError):
+        reason = exc.reason
+        if (isinstance(reason, u3.ConnectTimeoutError)
+                and not isinstance(reason, u3.NewConnectionError)):
+            return errors.ConnectTimeout(exc)
+        if isinstance(reason, u3.ResponseError):
+            return errors.RetryError(exc)
+        if isinstance(reason, u3.ProxyError):
+            return errors.ProxyError(exc)
+        if isinstance(reason, u3.SSLError):
+            return errors.SSLError(exc)
+        return errors.ConnectionError(exc)
+    if isinstance(exc, u3.ClosedPoolError):
+        return errors.ConnectionError(exc)
+    if isinstance(exc, u3.ProxyError):
+        return errors.ProxyError(exc)
+    if isinstance(exc, u3.SSLError):
+        return errors.SSLError(exc)
+    if isinstance(exc, u3.ReadTimeoutError):
+        return errors.ReadTimeout(exc)
+    if isinstance(exc, u3.InvalidHeader):
+        return errors.InvalidHeader(exc)
+    return exc
+
+
+def _body_error(exc: Exception) -> Exception:
+    """What requests' `iter_content` raises for urllib3's `exc` while reading a body."""
+    import urllib3.exceptions as u3
+
+    errors = requests.exceptions
+    if isinstance(exc, u3.ProtocolError):
+        return errors.ChunkedEncodingError(exc)
+    if isinstance(exc, u3.DecodeError):
+        return errors.ContentDecodingError(exc)
+    if isinstance(exc, u3.ReadTimeoutError):
+        return errors.ConnectionError(exc)
+    if isinstance(exc, u3.SSLError):
+        return errors.SSLError(exc)
+    return exc
 
 
 # -- the certificate a server presents ----------------------------------------------------

@@ -387,3 +387,59 @@ def test_the_check_watch_starts_once_the_cockpit_s_first_frame_is_drawn(
         assert watched() > before
     finally:
         src.stop()
+
+
+def test_service_reads_go_through_the_sessions_pool_with_requests_failures(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`snapshot --json` at 5k reads 55 services one by one (#17): each straight through
+    py-consul's session's own pool (`tls.PlainGet`: its token, TLS and timeout), not
+    through requests' work around each request. The instances are those py-consul's own
+    read gives; a Consul that refuses or does not answer fails with the exception requests
+    raises, in the same words."""
+    import dataclasses
+    import socket
+
+    import requests
+
+    from jamtui.sources import consul as consul_source
+    from jamtui.sources.base import describe_error
+
+    sent: list[str] = []
+    send = requests.Session.send
+
+    def sending(self: object, request: requests.PreparedRequest, **kw: object) -> object:
+        sent.append(str(request.url))
+        return send(self, request, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(requests.Session, "send", sending)
+    src = _fresh(lab, tmp_path)
+    names = sorted(lab.call(lambda: {s.name for s in lab.world.services.values()}))
+    theirs = {n: src.client.health.service(n)[1] for n in names}  # py-consul's own reads
+    sent.clear()
+    for name in names:
+        assert src._read_service(name) == [consul_source.decode_instance(e)
+                                           for e in theirs[name]]
+    assert not sent, sent
+
+    def failure(address: str, plain: bool) -> BaseException:
+        cfg = dataclasses.replace(src.cfg, address=address)
+        with monkeypatch.context() as m:
+            if not plain:  # as before: through requests
+                m.setattr(consul_source.PlainGet, "of", classmethod(lambda *_a, **_k: None))
+            gone = ConsulSource(Store(), cfg, timeout=0.5)
+            with pytest.raises(requests.RequestException) as caught:
+                gone._read_service(names[0])
+        return caught.value
+
+    with socket.socket() as silent:  # takes connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        refused = socket.socket()
+        refused.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{refused.getsockname()[1]}"
+        refused.close()
+        for address in (closed, f"http://127.0.0.1:{silent.getsockname()[1]}"):
+            plain, before = failure(address, True), failure(address, False)
+            assert type(plain) is type(before), (plain, before)
+            assert describe_error("consul", address, plain) == \
+                describe_error("consul", address, before)

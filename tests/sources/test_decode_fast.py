@@ -16,6 +16,7 @@ from typing import Any
 import consul
 import pytest
 import requests
+import urllib3.response
 
 from jamtui.model import Allocation, ServiceInstance
 from jamtui.sim.lab import Lab
@@ -249,14 +250,14 @@ def test_big_bodies_are_read_in_big_pieces_into_the_same_records(lab: Lab, tmp_p
     store = Store()
     nomad, consul_source = NomadSource(store, cfg.nomad), ConsulSource(store, cfg.consul)
     pieces: list[int] = []
-    real = requests.Response.iter_content
+    real = urllib3.response.HTTPResponse.stream
 
-    def recording(self: requests.Response, chunk_size: int | None = 1,
-                  decode_unicode: bool = False) -> Any:
-        pieces.append(chunk_size or 0)
-        return real(self, chunk_size, decode_unicode)
+    def recording(self: urllib3.response.HTTPResponse, amt: int | None = 2**16,
+                  decode_content: bool | None = None) -> Any:
+        pieces.append(amt or 0)  # requests' `iter_content` and `tls.PlainGet` read here
+        return real(self, amt, decode_content)
 
-    monkeypatch.setattr(requests.Response, "iter_content", recording)
+    monkeypatch.setattr(urllib3.response.HTTPResponse, "stream", recording)
     _running_allocs(lab)
 
     def same_allocations() -> bool:  # the lab lives: compared with a plain read just after
