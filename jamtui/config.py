@@ -191,7 +191,30 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     cfg = Config()
     if file.exists() or explicit:
         cfg = _from_file(file)
-    return apply_env(cfg, env)
+    cfg = apply_env(cfg, env)
+    _check_tokens(cfg)
+    return cfg
+
+
+# a token travels in an HTTP header: a line break (a pasted CR, a stray newline) or another
+# control character cannot, nor can whitespace at its ends be meant
+_NOT_IN_A_HEADER = re.compile(r"[\x00-\x1f\x7f]|^\s|\s$")
+
+
+def _check_tokens(cfg: Config) -> None:
+    """Refuse a token no header can carry, in words that do not show it: requests refuses
+    such a header on every request, in an error that quotes the header's value, token and
+    all, into the screen's error lines."""
+    for section, key, where, value in (
+            ("nomad", "token", "NOMAD_TOKEN", cfg.nomad.token.reveal()),
+            ("consul", "token", "CONSUL_HTTP_TOKEN", cfg.consul.token.reveal()),
+            ("proxmox", "token_id", "PROXMOX_VE_API_TOKEN", cfg.proxmox.token_id),
+            ("proxmox", "token_secret", "PROXMOX_VE_API_TOKEN",
+             cfg.proxmox.token_secret.reveal())):
+        if _NOT_IN_A_HEADER.search(value):
+            raise ConfigError(f"[{section}] {key} (or token_file, or {where}): it holds a "
+                              "line break, another control character or whitespace at an end, "
+                              "which an HTTP header cannot carry; the token is not shown")
 
 
 def _from_file(file: Path) -> Config:

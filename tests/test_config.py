@@ -189,3 +189,20 @@ def test_token_file_problems_are_named_and_leak_nothing(tmp_path: Path) -> None:
     path = write(tmp_path, f'[nomad]\ntoken_file = "{token}"\n')
     with pytest.raises(ConfigError, match="must hold the token on one line"):
         load_config(path, env={})
+
+
+def test_a_token_no_header_can_carry_is_refused_without_showing_it(tmp_path: Path) -> None:
+    """A token with a line break went into every request's header: requests refused each
+    one in an error quoting the header, token and all, into the screen's error lines."""
+    for env in ({"NOMAD_TOKEN": "s3cret-value\r\nX-Injected: yes"},
+                {"CONSUL_HTTP_TOKEN": "s3cret-value\n"},
+                {"PROXMOX_VE_API_TOKEN": "root@pam!jamtui=s3cret-value\x1b[2J"}):
+        with pytest.raises(ConfigError, match="cannot carry; the token is not shown") as info:
+            load_config(None, env={**env, "XDG_CONFIG_HOME": str(tmp_path)})
+        assert "s3cret" not in str(info.value)
+    path = write(tmp_path, '[nomad]\ntoken = " s3cret-value"\n')
+    with pytest.raises(ConfigError, match=r"\[nomad\] token") as info:
+        load_config(path, env={})
+    assert "s3cret" not in str(info.value)
+    path = write(tmp_path, '[nomad]\ntoken = "s3cret-value"\n')
+    assert load_config(path, env={}).nomad.token.reveal() == "s3cret-value"
