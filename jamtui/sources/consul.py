@@ -413,11 +413,17 @@ class ConsulSource(Source):
         """`/v1/status/leader` (no ACL needed): a Consul that fails or falls silent shows
         within seconds even while every watch is a held query."""
         http = self.client.http
-        resp = http.session.get(http.uri("/v1/status/leader"),
-                                headers=self.client.prepare_headers(), verify=http.verify,
-                                cert=http.cert, timeout=timeout)
+        headers = self.client.prepare_headers()
+        plain = self._plain(headers)  # the session's own pool (as `_read_service`)
+        if plain is not None:
+            status, _, got, body = plain.get("/v1/status/leader", timeout)
+            answer = consul.base.Response(status, got, body.decode("utf-8", "replace"))
+        else:
+            answer = http.response(http.session.get(
+                http.uri("/v1/status/leader"), headers=headers, verify=http.verify,
+                cert=http.cert, timeout=timeout))
         try:
-            CB.json()(http.response(resp))
+            CB.json()(answer)
         except consul.ConsulException as exc:
             raise self._words(exc) from exc
 
@@ -888,9 +894,9 @@ class ConsulSource(Source):
         http = self.client.http
         uri = http.uri(f"/v1/health/service/{name}", params)
         headers = self.client.prepare_headers()
-        plain = self._plain(headers, http.timeout(params))
+        plain = self._plain(headers)
         if plain is not None:
-            status, _, got, body = plain.get(uri[len(http.base_uri):])
+            status, _, got, body = plain.get(uri[len(http.base_uri):], http.timeout(params))
             answer = consul.base.Response(status, got, body)
         else:
             resp = http.session.get(uri, headers=headers, verify=http.verify, cert=http.cert,
@@ -899,16 +905,16 @@ class ConsulSource(Source):
                                           jsonload.whole_body(resp))
         return list(_decoded(decode_instances)(answer) or [])
 
-    def _plain(self, headers: dict[str, str], timeout: float | None) -> PlainGet | None:
-        """py-consul's session's GETs with these headers and timeout (`tls.PlainGet`),
-        made once for them."""
-        key = (tuple(headers.items()), timeout)
+    def _plain(self, headers: dict[str, str]) -> PlainGet | None:
+        """py-consul's session's GETs with these headers (`tls.PlainGet`), made once for
+        them."""
+        key = tuple(headers.items())
         with self._lock:
             if self._plain_get is None or self._plain_get[0] != key:
                 http = self.client.http
                 self._plain_get = key, PlainGet.of(
                     http.session, http.base_uri, verify=http.verify, cert=http.cert,
-                    headers=headers, timeout=timeout)
+                    headers=headers)
             return self._plain_get[1]
 
     def _cluster_step(self) -> None:

@@ -445,16 +445,14 @@ class NomadSource(NomadDepth, Source):
     def probe(self, timeout: float) -> None:
         """`/v1/status/leader` (no ACL needed): the event stream only proves itself every
         30 s, so a Nomad that fails or falls silent would otherwise show that late."""
-        resp = self.session.get(f"{self.cfg.address.rstrip('/')}/v1/status/leader",
-                                headers=self.cfg.auth_headers(), verify=self.verify,
-                                timeout=timeout)
-        if resp.status_code == 500 and "leader" in resp.text.lower():
+        status, body = self._small("/v1/status/leader", timeout=timeout)
+        text = body.decode("utf-8", "replace")
+        if status == 500 and "leader" in text.lower():
             self._leader_seen("")  # it answered: no leader is the quorum's story
             return
-        if resp.status_code != 200:
-            raise BackendError(http_problem("nomad", self.address, resp.status_code,
-                                            resp.text, self.hint))
-        leader = resp.json()
+        if status != 200:
+            raise BackendError(http_problem("nomad", self.address, status, text, self.hint))
+        leader = jsonload.loads(body)
         self._leader_seen(leader if isinstance(leader, str) else "")
 
     def _leader_seen(self, leader: str) -> None:

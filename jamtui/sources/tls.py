@@ -267,10 +267,12 @@ class PlainGet:
         return cls(pool_of, urlsplit(url).path.rstrip("/"), dict(prepared.headers),
                    adapter.max_retries, Timeout(connect=timeout, read=timeout))
 
-    def get(self, path: str) -> tuple[int, str, Any, bytes]:
+    def get(self, path: str, timeout: float | None = None) -> tuple[int, str, Any, bytes]:
         """GET `path` (under the base, with its query): the status, its reason, the headers
         and the whole body (decoded from gzip or deflate, as `.content` is), read 1 MiB at
-        a time (`jsonload.whole_body`)."""
+        a time (`jsonload.whole_body`); `timeout` in place of the one it was made with."""
+        from urllib3.util import Timeout
+
         from .jsonload import BODY_PIECE
 
         if self._pool.pool is None:  # closed: the session's pool manager let it go
@@ -279,7 +281,9 @@ class PlainGet:
             resp = self._pool.urlopen(
                 "GET", f"{self._prefix}/{path.lstrip('/')}", headers=self._headers,
                 redirect=False, assert_same_host=False, retries=self._retries,
-                timeout=self._timeout, preload_content=False, decode_content=False)
+                timeout=self._timeout if timeout is None else Timeout(connect=timeout,
+                                                                      read=timeout),
+                preload_content=False, decode_content=False)
         except Exception as exc:
             mapped = _sent_error(exc)
             if mapped is exc:
