@@ -225,7 +225,9 @@ class PlainGet:
     ms of CPU. `snapshot --json` at 5,000 allocations reads 104 VM configs and 55 Consul
     services one by one. A failure raises what requests would have raised for it (the same
     words: `describe_error`). Only for a session whose requests all carry the same
-    headers: no cookies, no proxy (`of` gives None then; the caller asks `session`)."""
+    headers and need nothing of requests after the answer: no cookies, no proxy, no hooks
+    (`of` gives None then; the caller asks `session`). A redirect is handed back as it came
+    (the caller asks `session`, which follows it)."""
 
     def __init__(self, pool_of: Callable[[], Any], prefix: str, headers: dict[str, str],
                  retries: Any, timeout: Any) -> None:
@@ -244,7 +246,7 @@ class PlainGet:
         from requests.utils import select_proxy
         from urllib3.util import Timeout
 
-        if session.cookies:
+        if session.cookies or any(session.hooks.values()):
             return None
         prepared = session.prepare_request(
             requests.Request("GET", base.rstrip("/") + "/", headers=headers))
