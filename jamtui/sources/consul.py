@@ -895,10 +895,12 @@ class ConsulSource(Source):
         uri = http.uri(f"/v1/health/service/{name}", params)
         headers = self.client.prepare_headers()
         plain = self._plain(headers)
+        answer = None
         if plain is not None:
             status, _, got, body = plain.get(uri[len(http.base_uri):], http.timeout(params))
-            answer = consul.base.Response(status, got, body)
-        else:
+            if not 300 <= status < 400:  # (a redirect: as requests follows it, below)
+                answer = consul.base.Response(status, got, body)
+        if answer is None:
             resp = http.session.get(uri, headers=headers, verify=http.verify, cert=http.cert,
                                     timeout=http.timeout(params), stream=True)
             answer = consul.base.Response(resp.status_code, resp.headers,

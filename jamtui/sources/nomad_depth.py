@@ -441,7 +441,7 @@ class NomadDepth:
         if plain is None:  # made once (two threads making it at once make two alike)
             plain = self.__dict__["_plain_get"] = (PlainGet.of(
                 self.session, self.cfg.address, verify=self.verify, cert=self.tls.cert,
-                headers=self.cfg.auth_headers(), timeout=timeout),)
+                headers=self.cfg.auth_headers(), timeout=timeout, hooks_unneeded=True),)
         if plain[0] is not None:
             status, _, _, body = plain[0].get(
                 f"{path}?{urlencode(params)}" if params else path, timeout)

@@ -225,7 +225,9 @@ class PlainGet:
     ms of CPU. `snapshot --json` at 5,000 allocations reads 104 VM configs and 55 Consul
     services one by one. A failure raises what requests would have raised for it (the same
     words: `describe_error`). Only for a session whose requests all carry the same
-    headers: no cookies, no proxy (`of` gives None then; the caller asks `session`)."""
+    headers and need nothing of requests after the answer: no cookies, no proxy, no hooks
+    (`of` gives None then; the caller asks `session`). A redirect is handed back as it came
+    (the caller asks `session`, which follows it)."""
 
     def __init__(self, pool_of: Callable[[], Any], prefix: str, headers: dict[str, str],
                  retries: Any, timeout: Any) -> None:
@@ -236,15 +238,17 @@ class PlainGet:
     @classmethod
     def of(cls, session: requests.Session, base: str, *, verify: bool | str | None = None,
            cert: Any = None, proxies: dict[str, str] | None = None,
-           headers: dict[str, str] | None = None,
-           timeout: float | None = None) -> PlainGet | None:
+           headers: dict[str, str] | None = None, timeout: float | None = None,
+           hooks_unneeded: bool = False) -> PlainGet | None:
         """For `session`'s GETs of `base` + "/" + path, as `session.get(url,
         headers=headers, verify=verify, cert=cert, proxies=proxies, timeout=timeout)` sends
-        them; None when they could differ from one request to the next."""
+        them; None when they could differ from one request to the next. `hooks_unneeded`:
+        the caller's reads are none of the session's response hooks' business (Nomad's
+        hook notes the index of list reads; the stats and the probe are not lists)."""
         from requests.utils import select_proxy
         from urllib3.util import Timeout
 
-        if session.cookies:
+        if session.cookies or (any(session.hooks.values()) and not hooks_unneeded):
             return None
         prepared = session.prepare_request(
             requests.Request("GET", base.rstrip("/") + "/", headers=headers))

@@ -289,3 +289,14 @@ def test_vm_configs_are_read_through_the_sessions_pool_without_requests_work(
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     proxied, _ = counted_source(lab, tmp_path, Store())
     assert proxied._plain() is None  # through the proxy, by requests, as before
+    monkeypatch.delenv("HTTPS_PROXY")
+    from jamtui.sources.tls import PlainGet, TLSSettings
+
+    base = src.api._store["base_url"]
+    assert PlainGet.of(TLSSettings("proxmox").session(), base) is not None
+    hooked = TLSSettings("proxmox").session()
+    hooked.hooks["response"].append(lambda r, *a, **k: r)  # what needs requests' answer
+    assert PlainGet.of(hooked, base) is None
+    cookies = TLSSettings("proxmox").session()
+    cookies.cookies.set("PVEAuthCookie", "x")  # a ticket's session: its own cookies
+    assert PlainGet.of(cookies, base) is None
