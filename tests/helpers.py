@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from jamtui.store import Store
@@ -70,3 +73,33 @@ def stats_watched(app: Any) -> list[set[str]]:
 
     app.stats_poller.watch = watch
     return started
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    seen: list[tuple[str, str]]
+
+    def do_GET(self) -> None:  # a forward proxy sees the whole URL in the request line
+        self.seen.append((self.path, self.headers.get("Authorization", "")))
+        body = b'"10.0.0.1:4647"'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def proxy_server() -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """A forward proxy on loopback that answers every GET with a leader's address: its URL,
+    and the (URL, Authorization) of each request it saw."""
+    seen: list[tuple[str, str]] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Proxy", (_Proxy,), {"seen": seen}))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()

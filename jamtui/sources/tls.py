@@ -310,31 +310,19 @@ def _sent_error(exc: Exception) -> Exception:
     import urllib3.exceptions as u3
 
     errors = requests.exceptions
-    if isinstance(exc, u3.ProtocolError | OSError):
-        return errors.ConnectionError(exc)
     if isinstance(exc, u3.MaxRetryError):
         reason = exc.reason
         if (isinstance(reason, u3.ConnectTimeoutError)
                 and not isinstance(reason, u3.NewConnectionError)):
             return errors.ConnectTimeout(exc)
-        if isinstance(reason, u3.ResponseError):
-            return errors.RetryError(exc)
-        if isinstance(reason, u3.ProxyError):
-            return errors.ProxyError(exc)
-        if isinstance(reason, u3.SSLError):
-            return errors.SSLError(exc)
-        return errors.ConnectionError(exc)
-    if isinstance(exc, u3.ClosedPoolError):
-        return errors.ConnectionError(exc)
-    if isinstance(exc, u3.ProxyError):
-        return errors.ProxyError(exc)
-    if isinstance(exc, u3.SSLError):
-        return errors.SSLError(exc)
-    if isinstance(exc, u3.ReadTimeoutError):
-        return errors.ReadTimeout(exc)
-    if isinstance(exc, u3.InvalidHeader):
-        return errors.InvalidHeader(exc)
-    return exc
+        return _as(exc, reason, ((u3.ResponseError, errors.RetryError),
+                                 (u3.ProxyError, errors.ProxyError),
+                                 (u3.SSLError, errors.SSLError)), errors.ConnectionError)
+    return _as(exc, exc, ((u3.ProtocolError | OSError | u3.ClosedPoolError,
+                           errors.ConnectionError),
+                          (u3.ProxyError, errors.ProxyError), (u3.SSLError, errors.SSLError),
+                          (u3.ReadTimeoutError, errors.ReadTimeout),
+                          (u3.InvalidHeader, errors.InvalidHeader)))
 
 
 def _body_error(exc: Exception) -> Exception:
@@ -342,15 +330,20 @@ def _body_error(exc: Exception) -> Exception:
     import urllib3.exceptions as u3
 
     errors = requests.exceptions
-    if isinstance(exc, u3.ProtocolError):
-        return errors.ChunkedEncodingError(exc)
-    if isinstance(exc, u3.DecodeError):
-        return errors.ContentDecodingError(exc)
-    if isinstance(exc, u3.ReadTimeoutError):
-        return errors.ConnectionError(exc)
-    if isinstance(exc, u3.SSLError):
-        return errors.SSLError(exc)
-    return exc
+    return _as(exc, exc, ((u3.ProtocolError, errors.ChunkedEncodingError),
+                          (u3.DecodeError, errors.ContentDecodingError),
+                          (u3.ReadTimeoutError, errors.ConnectionError),
+                          (u3.SSLError, errors.SSLError)))
+
+
+def _as(exc: Exception, what: Any, kinds: tuple[tuple[Any, type[Exception]], ...],
+        otherwise: type[Exception] | None = None) -> Exception:
+    """`exc` as the requests exception of the first of `kinds` that `what` is (`exc` itself
+    when none is, or as `otherwise`)."""
+    for kind, theirs in kinds:
+        if isinstance(what, kind):
+            return theirs(exc)
+    return otherwise(exc) if otherwise is not None else exc
 
 
 # -- the certificate a server presents ----------------------------------------------------

@@ -3,9 +3,7 @@ request, and still honours it as requests would: HTTP_PROXY, NO_PROXY, ~/.netrc.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,37 +15,15 @@ from jamtui.sources.haproxy import HAProxySource
 from jamtui.sources.proxmox import ProxmoxSource
 from jamtui.sources.tls import TLSSettings
 from jamtui.store import Store
+from tests.helpers import proxy_server
 
 BACKEND = "http://backend.invalid:4646/v1/status/leader"  # resolvable only through the proxy
 
 
-class _Proxy(BaseHTTPRequestHandler):
-    seen: list[tuple[str, str]]
-
-    def do_GET(self) -> None:  # a forward proxy sees the whole URL in the request line
-        self.seen.append((self.path, self.headers.get("Authorization", "")))
-        body = b'"10.0.0.1:4647"'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def proxy() -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    seen: list[tuple[str, str]] = []
-    handler = type("Proxy", (_Proxy,), {"seen": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with proxy_server() as served:
+        yield served
 
 
 @pytest.fixture

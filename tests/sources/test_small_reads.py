@@ -28,6 +28,7 @@ from jamtui.sources.nomad import NomadSource
 from jamtui.sources.reasons import in_words
 from jamtui.store import Store
 from tests.conftest import FAST
+from tests.helpers import proxy_server
 
 # -- labs, one per module ----------------------------------------------------------------------
 
@@ -316,44 +317,22 @@ def test_tls_with_a_ca_that_did_not_sign_it(mtls: tuple[Lab, Config], tmp_path: 
 # -- the environment: requests' own path ------------------------------------------------------
 
 
-class _Proxy(BaseHTTPRequestHandler):
-    seen: list[str]
-
-    def do_GET(self) -> None:  # a forward proxy sees the whole URL in the request line
-        self.seen.append(self.path)
-        body = b'"10.0.0.1:4647"'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
 def test_a_proxy_in_the_environment_is_honoured(
         plain: tuple[Lab, Config], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     lab, cfg = plain
-    seen: list[str] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("P", (_Proxy,), {"seen": seen}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     alloc = running_alloc(lab)
-    try:
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
+    with proxy_server() as (address, seen):
+        monkeypatch.setenv("HTTP_PROXY", address)
         src = NomadSource(Store(), cfg.nomad)
         src.probe(5.0)
-        assert seen == [f"{cfg.nomad.address}/v1/status/leader"]  # through the proxy
+        assert [url for url, _ in seen] == [f"{cfg.nomad.address}/v1/status/leader"]
         assert src._small(f"/v1/client/allocation/{alloc}/stats")[0] == 200  # the proxy's
-        assert seen[-1] == f"{cfg.nomad.address}/v1/client/allocation/{alloc}/stats"
+        assert seen[-1][0] == f"{cfg.nomad.address}/v1/client/allocation/{alloc}/stats"
 
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the host is excepted: straight there
         src = NomadSource(Store(), cfg.nomad)
         src.probe(5.0)
         assert src.alloc_stats(alloc) and len(seen) == 2
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_stats_and_probes_go_through_the_pool_without_requests_work(

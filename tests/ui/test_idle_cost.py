@@ -21,6 +21,15 @@ def alloc(i: int) -> Allocation:
                       tasks=(TaskInfo("server", "running"),))
 
 
+def allocs_app(count: int) -> JamApp:
+    """The cockpit (no sources) on a store of `count` running allocations."""
+    store = Store()
+    with store.batch():
+        for i in range(count):
+            store.upsert(Kind.ALLOCATION, alloc(i))
+    return JamApp(fake_engine(store), start_engine=False)
+
+
 def young_store(ages: list[int]) -> tuple[list[float], Store]:
     """A store of allocations these many seconds old, on a clock the test moves (`now[0]`)."""
     from tests.ui.test_table_keys import NOW
@@ -36,11 +45,7 @@ def young_store(ages: list[int]) -> tuple[list[float], Store]:
 async def test_a_pane_without_cpu_and_mem_polls_no_allocation_stats() -> None:
     """The overview asked Nomad for the stats of every allocation it shows (every 15 s), and
     redrew their rows, while its pane was too narrow to show CPU or MEM."""
-    store = Store()
-    with store.batch():
-        for i in range(12):
-            store.upsert(Kind.ALLOCATION, alloc(i))
-    app = JamApp(fake_engine(store), start_engine=False)
+    app = allocs_app(12)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.3)
         pane = next(p.table for p in app.screen.panes if p.kind is Kind.ALLOCATION)
@@ -60,7 +65,7 @@ async def test_a_pane_without_cpu_and_mem_polls_no_allocation_stats() -> None:
             nomad_views.poll_tick(app)
             await pilot.pause(0.05)
         assert started and set().union(*started) == {str(a.id) for a in
-                                                     store.items(Kind.ALLOCATION)}
+                                                     app.store.items(Kind.ALLOCATION)}
 
 
 async def test_a_changed_cell_is_drawn_as_a_whole_repaint_would_draw_it() -> None:
@@ -144,17 +149,13 @@ async def test_a_change_in_columns_not_shown_repaints_no_row() -> None:
     nothing on screen: no row is repainted."""
     from collections import deque
 
-    store = Store()
-    with store.batch():
-        for i in range(12):
-            store.upsert(Kind.ALLOCATION, alloc(i))
-    app = JamApp(fake_engine(store), start_engine=False)
+    app = allocs_app(12)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.3)
         pane = next(p.table for p in app.screen.panes if p.kind is Kind.ALLOCATION)
         assert "cpu" not in pane.columns
         repainted = spy(pane, "refresh_row")
-        ids = {str(a.id) for a in store.items(Kind.ALLOCATION)}
+        ids = {str(a.id) for a in app.store.items(Kind.ALLOCATION)}
         for aid in ids:  # as a stats poll leaves them
             app.stats_poller.tasks[aid] = {"server": deque([(250.0, 64 << 20)])}
         nomad_views._polled(app, ids)
@@ -207,11 +208,7 @@ async def test_a_page_of_allocations_takes_turns_for_stats() -> None:
     """Every tick read the stats of every running allocation on screen (40 on `:allocs`, 13
     requests a second) and redrew each row. A tick reads the cursor's row and at most
     `STATS_PER_TICK` more, the longest unread first, so the page is read over a few ticks."""
-    store = Store()
-    with store.batch():
-        for i in range(60):
-            store.upsert(Kind.ALLOCATION, alloc(i))
-    app = JamApp(fake_engine(store), start_engine=False)
+    app = allocs_app(60)
     async with app.run_test(size=(160, 48)) as pilot:
         _, table = await allocs_view(pilot, app)
         table.focus()
@@ -237,11 +234,7 @@ async def test_a_row_read_is_read_again_only_once_its_figures_are_row_every_tick
     rows: a request a second, and a redraw each tick, over half of `:allocs`' idle cost).
     Once every row has figures, a tick reads none until they are `ROW_EVERY` ticks old; then
     each is read again, the cursor's first."""
-    store = Store()
-    with store.batch():
-        for i in range(12):
-            store.upsert(Kind.ALLOCATION, alloc(i))
-    app = JamApp(fake_engine(store), start_engine=False)
+    app = allocs_app(12)
     async with app.run_test(size=(160, 48)) as pilot:
         _, table = await allocs_view(pilot, app)
         table.focus()
@@ -275,15 +268,11 @@ async def test_new_stats_make_only_the_cpu_and_mem_cells_again() -> None:
     made again (and the row re-sorted) though only CPU and MEM had moved."""
     from collections import deque
 
-    store = Store()
-    with store.batch():
-        for i in range(30):
-            store.upsert(Kind.ALLOCATION, alloc(i))
-    app = JamApp(fake_engine(store), start_engine=False)
+    app = allocs_app(30)
     async with app.run_test(size=(160, 48)) as pilot:
         _, table = await allocs_view(pilot, app)
         await pilot.pause(0.2)
-        ids = set(table._visible_ids()) & {str(a.id) for a in store.items(Kind.ALLOCATION)}
+        ids = set(table._visible_ids()) & {str(a.id) for a in app.store.items(Kind.ALLOCATION)}
         made = spy(table, "_cells")
         for aid in ids:
             app.stats_poller.tasks[aid] = {"server": deque([(321.0, 64 << 20)])}
