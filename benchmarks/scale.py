@@ -26,7 +26,8 @@ started from this checkout as a subprocess) jamtui runs in tmux (160x48) against
   allocation index and Consul's checks index have been still for 5 s and the first page's
   stats have been read (`quiet_lab`), and settled: reopened after the VM actions once the
   stops' replacements are past their first minute (`OLD_LAB` after the last stop: from
-  then on their AGE moves once a minute) and its page's stats have been read once;
+  then on their AGE moves once a minute), its page's stats have been read once and the
+  indexes have been still again (`quiet_lab`: the VM actions' aftermath over);
 - `status` / `snapshot --json` wall time and exit code, and the slowest backend's answer in
   the same runs (each backend's heaviest read with plain requests: `one_shot.py`).
 
@@ -509,8 +510,12 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
                 time.sleep(1)
                 vm_power(lab, term, 2, res["vm"])
                 view(term, "allocs")
+                reopened = time.monotonic()
                 term.wait(lambda s: len(page(s)) > 1, 30, 0.05, ":allocs again")
-                time.sleep(max(SETTLE_A, stopped + OLD_LAB - time.monotonic()))
+                # the VM actions' aftermath over too (the bastion's checks and routes)
+                if not quiet_lab(lab, max(reopened + SETTLE_A, stopped + OLD_LAB)):
+                    print("`:allocs` settled: the lab's indexes still moved after 60 s",
+                          file=sys.stderr, flush=True)
                 tui, _, _ = idle(lab, term, 15)
                 res["idle_as"].append(tui)
             except TimeoutError as exc:  # said in the table as a failed session, not a crash
