@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -378,7 +378,6 @@ class ConsulSource(Source):
         # checks without a pass over its node's every check (5,000 instances, 100 nodes)
         self._checks_by_node: dict[str, dict[str, list[NodeCheck]]] = {}
         self._checks_loaded = False
-        self._plain_get: tuple[Any, PlainGet | None] | None = None  # (its key, the reads')
         self._services_seen = 0  # the service list's index last acted on
         self._instances_moved = 0  # the checks' index at which instances were seen come/go
         self._checks_index = 0
@@ -413,15 +412,14 @@ class ConsulSource(Source):
         """`/v1/status/leader` (no ACL needed): a Consul that fails or falls silent shows
         within seconds even while every watch is a held query."""
         http = self.client.http
-        headers = self.client.prepare_headers()
-        plain = self._plain(headers)  # the session's own pool (as `_read_service`)
-        if plain is not None:
-            status, _, got, body = plain.get("/v1/status/leader", timeout)
-            answer = consul.base.Response(status, got, body.decode("utf-8", "replace"))
+        # the session's own pool (as `_read_service`)
+        got = self._plain.get("/v1/status/leader", timeout) if self._plain else None
+        if got is not None:
+            answer = consul.base.Response(got[0], got[2], got[3].decode("utf-8", "replace"))
         else:
             answer = http.response(http.session.get(
-                http.uri("/v1/status/leader"), headers=headers, verify=http.verify,
-                cert=http.cert, timeout=timeout))
+                http.uri("/v1/status/leader"), headers=self.client.prepare_headers(),
+                verify=http.verify, cert=http.cert, timeout=timeout))
         try:
             CB.json()(answer)
         except consul.ConsulException as exc:
@@ -893,31 +891,24 @@ class ConsulSource(Source):
         params = [("dc", self.client.dc)] if self.client.dc else []
         http = self.client.http
         uri = http.uri(f"/v1/health/service/{name}", params)
-        headers = self.client.prepare_headers()
-        plain = self._plain(headers)
-        answer = None
-        if plain is not None:
-            status, _, got, body = plain.get(uri[len(http.base_uri):], http.timeout(params))
-            if not 300 <= status < 400:  # (a redirect: as requests follows it, below)
-                answer = consul.base.Response(status, got, body)
-        if answer is None:
-            resp = http.session.get(uri, headers=headers, verify=http.verify, cert=http.cert,
+        got = self._plain.get(uri[len(http.base_uri):], http.timeout(params)) \
+            if self._plain else None
+        if got is not None:
+            answer = consul.base.Response(got[0], got[2], got[3])
+        else:  # (a redirect: as requests follows it)
+            resp = http.session.get(uri, headers=self.client.prepare_headers(),
+                                    verify=http.verify, cert=http.cert,
                                     timeout=http.timeout(params), stream=True)
             answer = consul.base.Response(resp.status_code, resp.headers,
                                           jsonload.whole_body(resp))
         return list(_decoded(decode_instances)(answer) or [])
 
-    def _plain(self, headers: dict[str, str]) -> PlainGet | None:
-        """py-consul's session's GETs with these headers (`tls.PlainGet`), made once for
-        them."""
-        key = tuple(headers.items())
-        with self._lock:
-            if self._plain_get is None or self._plain_get[0] != key:
-                http = self.client.http
-                self._plain_get = key, PlainGet.of(
-                    http.session, http.base_uri, verify=http.verify, cert=http.cert,
-                    headers=headers)
-            return self._plain_get[1]
+    @cached_property
+    def _plain(self) -> PlainGet | None:
+        """py-consul's session's GETs with its token (`tls.PlainGet`), made once."""
+        http = self.client.http
+        return PlainGet.of(http.session, http.base_uri, verify=http.verify, cert=http.cert,
+                           headers=self.client.prepare_headers())
 
     def _cluster_step(self) -> None:
         """Members and the Raft view have no change feed: read on their own cadence (every

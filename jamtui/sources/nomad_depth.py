@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -430,6 +431,13 @@ class NomadDepth:
                                             body.decode("utf-8", "replace"), self.hint))
         return jsonload.loads(body) if body else {}
 
+    @cached_property
+    def _plain(self) -> PlainGet | None:
+        """The session's GETs with the token (`tls.PlainGet`), made once."""
+        return PlainGet.of(self.session, self.cfg.address, verify=self.verify,
+                           cert=self.tls.cert, headers=self.cfg.auth_headers(),
+                           hooks_unneeded=True)
+
     def _small(self, path: str, params: dict[str, str] | None = None,
                timeout: float | None = None) -> tuple[int, bytes]:
         """(status, body) of a small GET asked again and again (the stats of the rows on
@@ -437,17 +445,11 @@ class NomadDepth:
         session's own pool without requests' work around each request (`tls.PlainGet`:
         0.8 of its ~1 ms of CPU); else (a proxy, a redirect) through the session."""
         timeout = self.timeout if timeout is None else timeout
-        plain = self.__dict__.get("_plain_get")
-        if plain is None:  # made once (two threads making it at once make two alike)
-            plain = self.__dict__["_plain_get"] = (PlainGet.of(
-                self.session, self.cfg.address, verify=self.verify, cert=self.tls.cert,
-                headers=self.cfg.auth_headers(), timeout=timeout, hooks_unneeded=True),)
-        if plain[0] is not None:
-            status, _, _, body = plain[0].get(
-                f"{path}?{urlencode(params)}" if params else path, timeout)
-            if not 300 <= status <= 399:  # a redirect: as requests follows it
-                return status, body
-        resp = self.session.get(self._url(path), params=params,
+        got = self._plain.get(f"{path}?{urlencode(params)}" if params else path,
+                              timeout) if self._plain else None
+        if got is not None:
+            return got[0], got[3]
+        resp = self.session.get(self._url(path), params=params,  # (a redirect: it follows)
                                 headers=self.cfg.auth_headers(), verify=self.verify,
                                 cert=self.tls.cert, timeout=timeout)
         return resp.status_code, resp.content

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
+from functools import cached_property, partial
 from http.client import responses as HTTP_STATUS
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -187,8 +187,6 @@ class ProxmoxSource(Source):
         prepared_once(self.api._store["session"])  # the same GET each second: prepared once
         self.api._store["serializer"] = SameBody()  # ... and its same answer decoded once
         self._ips: dict[int, str | None] = {}
-        self._plain_get: tuple[PlainGet | None] | None = None  # made at the first config read
-        self._plain_lock = threading.Lock()
         self._last_resources: list[Any] | None = None  # the last answer written to the store
         self._privileges_next = 0.0  # monotonic time of the next /access/permissions read
         self._task_marks: dict[str, str] = {}  # upid -> status last seen
@@ -433,32 +431,29 @@ class ProxmoxSource(Source):
         TLS, without requests' work around each request: 1.25 -> 0.5 ms of CPU a read) when
         the session allows it; proxmoxer's answer (its `data`, or `{"errors": body}` for a
         body that is not JSON) and its `ResourceException` for a refusal."""
-        plain = self._plain()
-        if plain is None:
+        got = self._plain.get(path) if self._plain else None
+        if got is None:  # (a redirect: as requests follows it)
             return self._get(path)
         self.requests_made += 1
-        status, reason, _, body = plain.get(path)
+        status, reason, _, body = got
         if status >= 400:
             raise ResourceException(status, HTTP_STATUS.get(status, ANYEVENT_HTTP_STATUS_CODES.get(
                 status)), reason, errors=_errors(body))
-        if not 200 <= status <= 299:  # a redirect: as requests follows it
-            return self._get(path)
         try:
             return jsonload.loads(body)["data"]
         except ValueError:  # proxmoxer's serializer: not JSON (or not UTF-8)
             return {"errors": body}
 
+    @cached_property
     def _plain(self) -> PlainGet | None:
-        with self._plain_lock:
-            if self._plain_get is None:
-                session = self.api._store["session"]
-                auth = session.auth
-                # an API token's header is the same on every request (a ticket renews itself)
-                self._plain_get = (PlainGet.of(
-                    session, self.api._store["base_url"], verify=auth.verify_ssl,
-                    proxies=auth.proxies, timeout=auth.timeout)
-                    if type(auth) is ProxmoxHTTPApiTokenAuth else None,)
-            return self._plain_get[0]
+        """proxmoxer's session's GETs (`tls.PlainGet`), made at the first config read."""
+        session = self.api._store["session"]
+        auth = session.auth
+        # an API token's header is the same on every request (a ticket renews itself)
+        if type(auth) is not ProxmoxHTTPApiTokenAuth:
+            return None
+        return PlainGet.of(session, self.api._store["base_url"], verify=auth.verify_ssl,
+                           proxies=auth.proxies, timeout=auth.timeout)
 
     def _get(self, path: str) -> Any:
         self.requests_made += 1

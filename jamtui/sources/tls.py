@@ -226,8 +226,8 @@ class PlainGet:
     services one by one. A failure raises what requests would have raised for it (the same
     words: `describe_error`). Only for a session whose requests all carry the same
     headers and need nothing of requests after the answer: no cookies, no proxy, no hooks
-    (`of` gives None then; the caller asks `session`). A redirect is handed back as it came
-    (the caller asks `session`, which follows it)."""
+    (`of` gives None then; the caller asks `session`). A redirect gives None too (the caller
+    asks `session`, which follows it)."""
 
     def __init__(self, pool_of: Callable[[], Any], prefix: str, headers: dict[str, str],
                  retries: Any, timeout: Any) -> None:
@@ -271,10 +271,12 @@ class PlainGet:
         return cls(pool_of, urlsplit(url).path.rstrip("/"), dict(prepared.headers),
                    adapter.max_retries, Timeout(connect=timeout, read=timeout))
 
-    def get(self, path: str, timeout: float | None = None) -> tuple[int, str, Any, bytes]:
+    def get(self, path: str, timeout: float | None = None
+            ) -> tuple[int, str, Any, bytes] | None:
         """GET `path` (under the base, with its query): the status, its reason, the headers
         and the whole body (decoded from gzip or deflate, as `.content` is), read 1 MiB at
-        a time (`jsonload.whole_body`); `timeout` in place of the one it was made with."""
+        a time (`jsonload.whole_body`); `timeout` in place of the one it was made with.
+        None for a redirect: the caller asks the session, which follows it."""
         from urllib3.util import Timeout
 
         from .jsonload import BODY_PIECE
@@ -301,6 +303,8 @@ class PlainGet:
             if mapped is exc:
                 raise
             raise mapped from exc
+        if 300 <= resp.status <= 399:
+            return None
         return resp.status, resp.reason or "", resp.headers, body
 
 

@@ -302,7 +302,7 @@ def test_vm_configs_are_read_through_the_sessions_pool_without_requests_work(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     proxied, _ = counted_source(lab, tmp_path, Store())
-    assert proxied._plain() is None  # through the proxy, by requests, as before
+    assert proxied._plain is None  # through the proxy, by requests, as before
     monkeypatch.delenv("HTTPS_PROXY")
     from jamtui.sources.tls import PlainGet, TLSSettings
 
