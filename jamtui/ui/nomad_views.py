@@ -821,19 +821,18 @@ def detail_extra(app: Any, kind: Kind, id_: str) -> Any:
 
 def visible_alloc_ids(app: Any, limit: int = 60) -> set[str]:
     """The allocations whose rows are on screen, and the one whose detail is open."""
-    first, rows = _shown_allocs(app, limit)
-    return set(first) | set(rows)
+    detail, first, rows = _shown_allocs(app, limit)
+    return ({detail} if detail else set()) | set(first) | set(rows)
 
 
-def _shown_allocs(app: Any, limit: int = 60) -> tuple[list[str], list[str]]:
-    """(the open detail's allocation and the cursor's row, the other rows on screen in screen
-    order): what a stats round chooses from, first things first."""
+def _shown_allocs(app: Any, limit: int = 60) -> tuple[str, list[str], list[str]]:
+    """(the open detail's allocation or "", the cursor's row, the other rows on screen in
+    screen order): what a stats round chooses from, first things first."""
     screen = app.screen
+    detail = str(getattr(screen, "object_id", "")) \
+        if getattr(screen, "kind", None) is Kind.ALLOCATION else ""
     first: list[str] = []
     rows: list[str] = []
-    kind = getattr(screen, "kind", None)
-    if kind is Kind.ALLOCATION:
-        first.append(str(getattr(screen, "object_id", "")))
     for pane in getattr(screen, "panes", ()):
         table = getattr(pane, "table", None)
         if table is None or getattr(table, "kind", None) is not Kind.ALLOCATION \
@@ -849,8 +848,8 @@ def _shown_allocs(app: Any, limit: int = 60) -> tuple[list[str], list[str]]:
         if cursor in shown:
             first.append(cursor)
         rows += shown
-    first = [i for i in dict.fromkeys(first) if i]
-    return first, [i for i in dict.fromkeys(rows) if i and i not in first]
+    first = [i for i in dict.fromkeys(first) if i and i != detail]
+    return detail, first, [i for i in dict.fromkeys(rows) if i and i not in first]
 
 
 OVERVIEW_EVERY = 5  # the overview's allocations pane: stats every 5th tick (15 s), a glance
@@ -935,9 +934,7 @@ def _choose(app: Any, poller: StatsPoller) -> set[str]:
     """The running allocations this tick reads: the open detail's, then those on screen that
     were never read or were read `ROW_EVERY` ticks ago or more: the cursor's row, and up to
     `STATS_PER_TICK` more, longest unread first (never read: first)."""
-    first, rows = _shown_allocs(app)
-    screen = app.screen
-    detail = str(screen.object_id) if getattr(screen, "kind", None) is Kind.ALLOCATION else ""
+    detail, first, shown = _shown_allocs(app)
 
     def running(aid: str) -> bool:
         obj = app.store.get(Kind.ALLOCATION, aid)
@@ -947,13 +944,13 @@ def _choose(app: Any, poller: StatsPoller) -> set[str]:
         read = poller.read_at.get(aid)
         return read is None or poller.ticks - read >= ROW_EVERY
 
-    rows = [a for a in rows if running(a) and due(a)]
+    rows = [a for a in shown if running(a) and due(a)]
     rows.sort(key=lambda a: poller.read_at.get(a, -1))  # stable: screen order among equals
-    chosen = [a for a in first if running(a) and (a == detail or due(a))] \
-        + rows[:STATS_PER_TICK]
+    chosen = [a for a in [detail] if a and running(a)] \
+        + [a for a in first if running(a) and due(a)] + rows[:STATS_PER_TICK]
     for aid in chosen:
         poller.read_at[aid] = poller.ticks
-    if len(poller.read_at) > 2000:  # forget what scrolled away long ago
-        keep = set(first) | set(rows)
+    if len(poller.read_at) > 2000:  # forget what scrolled away long ago (not what is shown)
+        keep = {detail, *first, *shown}
         poller.read_at = {a: t for a, t in poller.read_at.items() if a in keep}
     return set(chosen)

@@ -261,6 +261,12 @@ async def test_a_row_read_is_read_again_only_once_its_figures_are_row_every_tick
         again = tick()
         assert cursor in again and len(again) == nomad_views.STATS_PER_TICK + 1
         assert again | tick() == shown  # due again: each row's figures at most 15 s old
+        # what scrolled away long ago is forgotten, what is on screen is not (its rows kept
+        # their turns: forgotten, all were read again at the next tick)
+        poller.read_at.update({f"gone-{n}": 0 for n in range(2001)})
+        read = len(started)
+        tick()
+        assert len(started) == read and set(poller.read_at) == shown
 
 
 async def test_new_stats_make_only_the_cpu_and_mem_cells_again() -> None:
