@@ -203,7 +203,7 @@ class _Encoder:
         if not has_id:
             body = b'{"id":' + self.encode(obj.id) + b"," + body[1:]
         if cls is ServiceInstance:
-            body = body[:-1] + b',"status":' + self.encode(obj.status) + b"}"
+            body = body[:-1] + self._status_end(obj.status)
         elif cls is Quorum:
             body = (body[:-1] + b',"has_leader":' + self.encode(obj.has_leader)
                     + b',"failure_tolerance":' + self.encode(obj.failure_tolerance) + b"}")
@@ -216,7 +216,7 @@ class _Encoder:
             body = self.format(raw(), indent=0)
         except self.failed:
             body = b""
-        if not body or not body.isascii() or b"\x7f" in body:
+        if not _as_json_dumps(body):
             body = json.dumps(fallback()).encode("ascii")
         return body
 
@@ -230,7 +230,7 @@ class _Encoder:
         except self.failed:
             return [self.line(partial(raw, o), partial(fallback, o)) for o in items]
         for n, body in enumerate(out):
-            if not body or not body.isascii() or b"\x7f" in body:
+            if not _as_json_dumps(body):
                 out[n] = json.dumps(fallback(items[n])).encode("ascii")
         return out
 
@@ -247,11 +247,14 @@ class _Encoder:
 
     def instance(self, inst: ServiceInstance) -> bytes:
         """`raw(inst)` of a service instance."""
-        status = inst.status
+        return self.encode(inst)[:-1] + self._status_end(inst.status)
+
+    def _status_end(self, status: str) -> bytes:
+        """The end of an instance's record: its derived status (a few words, made once)."""
         end = self._status.get(status)
         if end is None:
             end = self._status[status] = b',"status":' + self.encode(status) + b"}"
-        return self.encode(inst)[:-1] + end
+        return end
 
     def route_lines(self, routes: list[Any]) -> list[bytes]:
         """The lines of `routes[]` (`_ordered`: one record per instance carrying a route,
@@ -374,6 +377,12 @@ class SnapshotWriter:
 
 def _same(old: list[Any], new: list[Any]) -> bool:
     return len(old) == len(new) and all(map(operator.is_, old, new))
+
+
+def _as_json_dumps(body: bytes) -> bool:
+    """msgspec's bytes are what `json.dumps` writes: some, ASCII (msgspec leaves non-ASCII
+    as UTF-8, json.dumps writes \\uXXXX) and no DEL (msgspec leaves it raw)."""
+    return bool(body) and body.isascii() and b"\x7f" not in body
 
 
 def _one_route(route: Any, fabio: str) -> Any:

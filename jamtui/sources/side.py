@@ -18,8 +18,13 @@ def side_by_side(jobs: Sequence[Callable[[], Any]], bound: int, stop: threading.
     is raised once the jobs under way have ended or not (no job starts after it)."""
     if len(jobs) == 1 or bound <= 1:
         return [job() for job in jobs]
-    out: list[Any] = [None] * len(jobs)
-    for n, value in as_they_end(jobs, bound, stop, name):
+    return _in_order(as_they_end(jobs, bound, stop, name), len(jobs))
+
+
+def _in_order(ended: Iterator[tuple[int, Any]], count: int) -> list[Any]:
+    """The results of `count` jobs, (index, result) as each ended, in the jobs' order."""
+    out: list[Any] = [None] * count
+    for n, value in ended:
         out[n] = value
     return out
 
@@ -149,7 +154,4 @@ class Ahead:
     def run(self, jobs: Sequence[Callable[[], Any]]) -> list[Any]:
         """`side_by_side(jobs, bound, stop)` on these threads, then `close`: their results
         in their order; the first failure raised (no job starts after it)."""
-        out: list[Any] = [None] * len(jobs)
-        for n, value in self.as_they_end(jobs):
-            out[n] = value
-        return out
+        return _in_order(self.as_they_end(jobs), len(jobs))
