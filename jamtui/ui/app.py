@@ -26,6 +26,7 @@ from textual.app import App
 from textual.color import Color
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
+from textual.driver import Driver
 from textual.filter import LineFilter
 from textual.fuzzy import Matcher
 from textual.message import Message
@@ -43,6 +44,7 @@ from ..model import Kind
 from ..plain import CONTROLS, LINE_LIMIT, block, line
 from ..store import Change
 from .columns import History
+from .driver import driver_for
 from .inbox import Inbox
 from .keymap import KEYMAP, READ_ONLY_WHY, Key, bind, for_scopes, usable
 from .keymap import binding as binding_of
@@ -241,6 +243,11 @@ class JamApp(App[None]):
                 bind(self._bindings, key)
 
     # -- life ----------------------------------------------------------------------------------
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's choice, with its Linux driver's input thread made to sleep while idle
+        (`ui/driver.py`, #17)."""
+        return driver_for(super().get_driver_class())
 
     async def _on_resize(self, event: events.Resize) -> None:
         """A resize to the size the app already has is no resize. Textual (8.x) keeps it
