@@ -222,3 +222,31 @@ def test_piped_input_is_read_to_its_end_and_then_left_alone(pty_app) -> None:
     app.wait_for(r"key y 'y'", mark)
     assert app.cpu_ticks(tid, 0.5) <= 5  # spinning: ~50 (100 a second)
     assert app.proc.poll() is None
+
+
+def test_textuals_driver_is_kept_where_it_is_not_the_one_this_was_written_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only Textual's own LinuxDriver is replaced; a Textual whose parser keeps no deadline
+    where this looks keeps its driver (the check runs once, at import)."""
+    from textual.drivers.headless_driver import HeadlessDriver
+    from textual.drivers.linux_driver import LinuxDriver
+
+    from jamtui.ui import driver
+
+    assert driver.driver_for(LinuxDriver) is driver.QuietDriver
+    assert driver.driver_for(HeadlessDriver) is HeadlessDriver
+
+    class Chosen(LinuxDriver):  # a driver someone chose (TEXTUAL_DRIVER): kept
+        pass
+
+    assert driver.driver_for(Chosen) is Chosen
+    assert driver._looks_as_expected()
+
+    class Changed:  # a parser laid out otherwise
+        def __init__(self, debug: bool) -> None:
+            self.feed = self.tick = lambda *a: ()
+
+    monkeypatch.setattr(driver, "XTermParser", Changed)
+    assert not driver._looks_as_expected()
+    monkeypatch.setattr(driver, "_READY", False)
+    assert driver.driver_for(LinuxDriver) is LinuxDriver
