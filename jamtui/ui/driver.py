@@ -80,7 +80,7 @@ def _looks_as_expected() -> bool:
 
 if LinuxDriver is not None:
 
-    class QuietDriver(LinuxDriver):  # type: ignore[misc,valid-type]
+    class QuietDriver(LinuxDriver):
         """Textual's `LinuxDriver` with an input thread that sleeps until input, a key's
         deadline, or the app stopping its input."""
 
