@@ -173,6 +173,8 @@ def test_keys_escape_paste_mouse_resize_suspend_and_quit_as_before(pty_app) -> N
     time.sleep(0.05)
     app.write(b"A")
     app.wait_for(r"key up None", mark)
+    mark = app.write(b"\x1bx")  # Alt+x
+    app.wait_for(r"key alt\+x .*", mark)
     mark = app.write("é".encode()[:1])
     time.sleep(0.05)
     app.write("é".encode()[1:])
