@@ -310,18 +310,10 @@ def run_snapshot(cfg: Config, timeout: float) -> int:
     from .heap import hold
 
     hold()
-    from .sources import early
-
-    # the servers' longest chains of reads, sent while the rest is imported and built
-    answers = early.start(cfg)
     from .engine import Engine
 
-    try:
-        engine = Engine(cfg)
-        engine.start(followers=False)
-    except BaseException:
-        early.end(answers)
-        raise
+    engine = Engine(cfg)
+    engine.start(followers=False)
     try:
         from .headless import SnapshotWriter, snapshot_exit_code
         from .pipes import reader_may_leave
@@ -332,7 +324,6 @@ def run_snapshot(cfg: Config, timeout: float) -> int:
         encoded()
         code = snapshot_exit_code(engine.store, set(engine.sources))
     finally:
-        early.end(answers)
         engine.stop(timeout=0.0)  # nothing waited for: it ends with `_exit_now`
     with reader_may_leave():
         sys.stdout.flush()

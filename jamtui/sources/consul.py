@@ -337,40 +337,6 @@ def _filtered(resp: Any) -> bool:
 # -- the source ----------------------------------------------------------------------------
 
 
-def consul_client(cfg: ConsulConfig, tls: TLSSettings, timeout: float) -> consul.Consul:
-    """py-consul's client for `cfg`, as every reader of Consul's uses it."""
-    parts = urlsplit(cfg.address if "://" in cfg.address else f"http://{cfg.address}")
-    client = consul.Consul(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or (443 if parts.scheme == "https" else 8500),
-        scheme=parts.scheme or "http",
-        token=cfg.token.reveal() or None,
-        dc=cfg.datacenter or None,
-        verify=tls.verify,
-        cert=tls.cert,
-        connections_timeout=timeout,
-    )
-    # the server name, on py-consul's session; room for the held watches and the reads
-    tls.session(client.http.session, pool=READS + 8)
-    return client
-
-
-def plain_get(client: consul.Consul) -> PlainGet | None:
-    """`client`'s session's GETs with its token (`tls.PlainGet`)."""
-    http = client.http
-    return PlainGet.of(http.session, http.base_uri, verify=http.verify, cert=http.cert,
-                       headers=client.prepare_headers())
-
-
-def service_read(client: consul.Consul, name: str) -> tuple[str, float | None]:
-    """A service's instances as py-consul's health.service asks for them: the path (under
-    its base URI, with the query) and the timeout."""
-    params = [("dc", client.dc)] if client.dc else []
-    http = client.http
-    return http.uri(f"/v1/health/service/{name}", params)[len(http.base_uri):], \
-        http.timeout(params)
-
-
 class ConsulSource(Source):
     name = "consul"
     hint = "[consul] token / CONSUL_HTTP_TOKEN, [consul] ca_file / CONSUL_CACERT"
@@ -381,8 +347,20 @@ class ConsulSource(Source):
         self.cfg = cfg
         self.poll_interval = poll_interval
         self.wait = wait
+        parts = urlsplit(cfg.address if "://" in cfg.address else f"http://{cfg.address}")
         self.tls = TLSSettings.of("consul", cfg)
-        self.client = consul_client(cfg, self.tls, timeout)
+        self.client = consul.Consul(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (443 if parts.scheme == "https" else 8500),
+            scheme=parts.scheme or "http",
+            token=cfg.token.reveal() or None,
+            dc=cfg.datacenter or None,
+            verify=self.tls.verify,
+            cert=self.tls.cert,
+            connections_timeout=timeout,
+        )
+        # the server name, on py-consul's session; room for the held watches and the reads
+        self.tls.session(self.client.http.session, pool=READS + 8)
         self._services = Watch(MIN_GAP)  # /v1/catalog/services
         self._checks_watch = Watch(MIN_GAP, COST_RATIO)  # /v1/health/state/any
         self._intention_index: str | None = None
@@ -909,16 +887,17 @@ class ConsulSource(Source):
         # in all at 5,000 instances) and decoded here (decode_instances); sent through the
         # session's own pool without requests' work around each request (`PlainGet`: 55
         # reads at 5k), the same failures raised
+        params = [("dc", self.client.dc)] if self.client.dc else []
         http = self.client.http
-        path, timeout = service_read(self.client, name)
-        got = self._plain.get(path, timeout) if self._plain else None
+        uri = http.uri(f"/v1/health/service/{name}", params)
+        got = self._plain.get(uri[len(http.base_uri):], http.timeout(params)) \
+            if self._plain else None
         if got is not None:
             answer = consul.base.Response(got[0], got[2], got[3])
         else:  # (a redirect: as requests follows it)
-            resp = http.session.get(http.base_uri + path,
-                                    headers=self.client.prepare_headers(),
-                                    verify=http.verify, cert=http.cert, timeout=timeout,
-                                    stream=True)
+            resp = http.session.get(uri, headers=self.client.prepare_headers(),
+                                    verify=http.verify, cert=http.cert,
+                                    timeout=http.timeout(params), stream=True)
             answer = consul.base.Response(resp.status_code, resp.headers,
                                           jsonload.whole_body(resp))
         return list(_decoded(decode_instances)(answer) or [])
@@ -926,7 +905,9 @@ class ConsulSource(Source):
     @cached_property
     def _plain(self) -> PlainGet | None:
         """py-consul's session's GETs with its token (`tls.PlainGet`), made once."""
-        return plain_get(self.client)
+        http = self.client.http
+        return PlainGet.of(http.session, http.base_uri, verify=http.verify, cert=http.cert,
+                           headers=self.client.prepare_headers())
 
     def _cluster_step(self) -> None:
         """Members and the Raft view have no change feed: read on their own cadence (every

@@ -163,44 +163,6 @@ def held_privileges(paths: dict[str, dict[str, Any]], path: str) -> set[str]:
     return out
 
 
-def proxmox_api(cfg: ProxmoxConfig, tls: TLSSettings, timeout: float) -> proxmoxer.ProxmoxAPI:
-    """proxmoxer's client for `cfg`, with an API token, as every reader of Proxmox's uses it."""
-    parts = urlsplit(cfg.address if "://" in cfg.address else f"https://{cfg.address}")
-    user, _, token_name = cfg.token_id.partition("!")
-    api = proxmoxer.ProxmoxAPI(
-        parts.hostname or "127.0.0.1", port=parts.port or 8006, user=user or "root@pam",
-        token_name=token_name or None, token_value=cfg.token_secret.reveal() or None,
-        verify_ssl=tls.verify, timeout=int(timeout),
-        service="PVE",
-    )
-    environment_once(api._store["session"])  # proxies, netrc: once, not each second
-    prepared_once(api._store["session"])  # the same GET each second: prepared once
-    api._store["serializer"] = SameBody()  # ... and its same answer decoded once
-    return api
-
-
-def plain_get(api: proxmoxer.ProxmoxAPI) -> PlainGet | None:
-    """`api`'s session's GETs (`tls.PlainGet`); None unless it holds an API token, whose
-    header is the same on every request (a ticket renews itself)."""
-    session = api._store["session"]
-    auth = session.auth
-    if type(auth) is not ProxmoxHTTPApiTokenAuth:
-        return None
-    return PlainGet.of(session, api._store["base_url"], verify=auth.verify_ssl,
-                       proxies=auth.proxies, timeout=auth.timeout)
-
-
-def addressed(guests: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    """(node, vmid) of the guests in /cluster/resources whose address comes from their
-    config: the running QEMU VMs (cloud-init's `ipconfig0`)."""
-    return [(str(r.get("node", "")), int(r.get("vmid") or 0)) for r in guests
-            if r.get("type") == "qemu" and r.get("status") == "running"]
-
-
-def config_path(node: str, vmid: int) -> str:
-    return f"nodes/{node}/qemu/{vmid}/config"
-
-
 class ProxmoxSource(Source):
     name = "proxmox"
     hint = "[proxmox] token_id and token / PROXMOX_VE_API_TOKEN, [proxmox] ca_file"
@@ -212,8 +174,18 @@ class ProxmoxSource(Source):
         self.cfg = cfg
         self.poll_interval = poll_interval
         self._inventory = inventory  # or how to read it: when the first VMs are written
+        parts = urlsplit(cfg.address if "://" in cfg.address else f"https://{cfg.address}")
         self.tls = TLSSettings.of("proxmox", cfg)
-        self.api = proxmox_api(cfg, self.tls, timeout)
+        user, _, token_name = cfg.token_id.partition("!")
+        self.api = proxmoxer.ProxmoxAPI(
+            parts.hostname or "127.0.0.1", port=parts.port or 8006, user=user or "root@pam",
+            token_name=token_name or None, token_value=cfg.token_secret.reveal() or None,
+            verify_ssl=self.tls.verify, timeout=int(timeout),
+            service="PVE",
+        )
+        environment_once(self.api._store["session"])  # proxies, netrc: once, not each second
+        prepared_once(self.api._store["session"])  # the same GET each second: prepared once
+        self.api._store["serializer"] = SameBody()  # ... and its same answer decoded once
         self._ips: dict[int, str | None] = {}
         self._last_resources: list[Any] | None = None  # the last answer written to the store
         self._privileges_next = 0.0  # monotonic time of the next /access/permissions read
@@ -347,7 +319,9 @@ class ProxmoxSource(Source):
         guests = [r for r in resources if r.get("type") in GUEST_TYPES]
         # what /cluster/resources says goes on screen at once; the addresses from each new
         # VM's config follow (read in parallel, bounded), instead of 100 reads first
-        unknown = [(node, vmid) for node, vmid in addressed(guests) if vmid not in self._ips]
+        unknown = [(str(r.get("node", "")), int(r.get("vmid") or 0)) for r in guests
+                   if r.get("type") == "qemu" and int(r.get("vmid") or 0) not in self._ips
+                   and r.get("status") == "running"]
         first: Callable[[], None] | None = None
         if (resources is not self._last_resources
                 and resources != self._last_resources) or unknown:
@@ -448,7 +422,7 @@ class ProxmoxSource(Source):
 
     def _config_ip(self, node: str, vmid: int) -> str | None:
         try:
-            return ip_from_config(self._get_plain(config_path(node, vmid)))
+            return ip_from_config(self._get_plain(f"nodes/{node}/qemu/{vmid}/config"))
         except ResourceException:
             return None
 
@@ -473,7 +447,13 @@ class ProxmoxSource(Source):
     @cached_property
     def _plain(self) -> PlainGet | None:
         """proxmoxer's session's GETs (`tls.PlainGet`), made at the first config read."""
-        return plain_get(self.api)
+        session = self.api._store["session"]
+        auth = session.auth
+        # an API token's header is the same on every request (a ticket renews itself)
+        if type(auth) is not ProxmoxHTTPApiTokenAuth:
+            return None
+        return PlainGet.of(session, self.api._store["base_url"], verify=auth.verify_ssl,
+                           proxies=auth.proxies, timeout=auth.timeout)
 
     def _get(self, path: str) -> Any:
         self.requests_made += 1

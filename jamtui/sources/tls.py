@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -230,13 +230,10 @@ class PlainGet:
     asks `session`, which follows it)."""
 
     def __init__(self, pool_of: Callable[[], Any], prefix: str, headers: dict[str, str],
-                 retries: Any, timeout: Any, sent_as: Any = None) -> None:
+                 retries: Any, timeout: Any) -> None:
         self._pool_of, self._pool = pool_of, pool_of()
         self._prefix, self._headers = prefix, headers
         self._retries, self._timeout = retries, timeout
-        # what its requests are, but for their path: two PlainGets with the same send the
-        # same request for a path (`EarlyAnswers`); None: not known, shared with none
-        self.sent_as = sent_as
 
     @classmethod
     def of(cls, session: requests.Session, base: str, *, verify: bool | str | None = None,
@@ -271,31 +268,15 @@ class PlainGet:
             adapter.cert_verify(pool, url, settings["verify"], settings["cert"])
             return pool
 
-        parts = urlsplit(url)
-        headers = dict(prepared.headers)
-        sent_as = (parts.scheme, parts.netloc, parts.path, tuple(sorted(headers.items())),
-                   repr(settings["verify"]), repr(settings["cert"]), type(adapter),
-                   getattr(adapter, "server_name", None), timeout)
-        return cls(pool_of, parts.path.rstrip("/"), headers, adapter.max_retries,
-                   Timeout(connect=timeout, read=timeout), sent_as)
+        return cls(pool_of, urlsplit(url).path.rstrip("/"), dict(prepared.headers),
+                   adapter.max_retries, Timeout(connect=timeout, read=timeout))
 
     def get(self, path: str, timeout: float | None = None
             ) -> tuple[int, str, Any, bytes] | None:
         """GET `path` (under the base, with its query): the status, its reason, the headers
         and the whole body (decoded from gzip or deflate, as `.content` is), read 1 MiB at
         a time (`jsonload.whole_body`); `timeout` in place of the one it was made with.
-        None for a redirect: the caller asks the session, which follows it. The answer
-        to the same request sent before it was asked for (`EARLY`) is taken, if it came."""
-        early = EARLY
-        if early is not None and self.sent_as is not None:
-            got = early.take(self.sent_as, path)
-            if got is not None:
-                return got
-        return self.send(path, timeout)
-
-    def send(self, path: str, timeout: float | None = None
-             ) -> tuple[int, str, Any, bytes] | None:
-        """`get(path, timeout)`, sent now."""
+        None for a redirect: the caller asks the session, which follows it."""
         from urllib3.util import Timeout
 
         from .jsonload import BODY_PIECE
@@ -325,68 +306,6 @@ class PlainGet:
         if 300 <= resp.status <= 399:
             return None
         return resp.status, resp.reason or "", resp.headers, body
-
-
-class EarlyAnswers:
-    """Plain GETs sent before the source that wants their answers asks for them: a one-shot
-    `snapshot --json` sends Consul's service reads and Proxmox's VM config reads (the lab's
-    longest chains at 5k) while it is still importing and building its sources, which took
-    0.2-0.3 s with the servers idle. Kept by what was sent (`PlainGet.sent_as` and the
-    path), each handed once to a `PlainGet` that would send the same request, after it
-    came. Only a 2xx answer is handed out: for anything else (a failure, a timeout, a
-    refusal, a redirect) the asker sends its own request, and what it reports, in its
-    words, is what it reported before."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sent: dict[tuple[Any, str], tuple[threading.Event, list[Any]]] = {}
-        self.taken = 0  # answers handed out (for tests and benchmarks)
-
-    def expect(self, plain: PlainGet, path: str, timeout: float | None = None
-               ) -> Callable[[], None]:
-        """Note that `path` will be read through `plain` (`timeout` as its `get` takes
-        it; an asker now waits for that answer); the function returned reads it (in the
-        caller's thread)."""
-        came = threading.Event()
-        answer: list[Any] = []
-        with self._lock:
-            self._sent[(plain.sent_as, path)] = came, answer
-
-        def read() -> None:
-            try:
-                answer.append(plain.send(path, timeout))
-            except Exception:  # the asker sends its own and reports its own failure
-                answer.append(None)
-            finally:
-                came.set()
-
-        return read
-
-    def take(self, sent_as: Any, path: str) -> tuple[int, str, Any, bytes] | None:
-        """The 2xx answer to this request sent early (waiting for it, if it was sent and
-        has not come yet), once; None if there is none."""
-        with self._lock:
-            sent = self._sent.pop((sent_as, path), None)
-        if sent is None:
-            return None
-        came, answer = sent
-        came.wait()  # the early request's own timeout bounds this
-        got = answer[0] if answer else None
-        if got is None or not 200 <= got[0] <= 299:
-            return None
-        with self._lock:
-            self.taken += 1
-        return cast(tuple[int, str, Any, bytes], got)
-
-    def forget(self) -> None:
-        """Hand nothing more out (the one-shot command is done with its reads)."""
-        with self._lock:
-            self._sent.clear()
-
-
-# the answers sent early in this process (a one-shot `snapshot --json`: `early.start`);
-# None in the cockpit and every other command
-EARLY: EarlyAnswers | None = None
 
 
 def _sent_error(exc: Exception) -> Exception:
