@@ -155,6 +155,21 @@ class Store:
         self._emit([change])
         return change
 
+    def upsert_many(self, kind: Kind, objs: Iterable[Any]) -> list[Change]:
+        """`upsert` of each of `objs`, under one lock and published as one list: Consul's
+        first picture writes 100 instances a service, 5,000 at 5k."""
+        changes: list[Change] = []
+        with self._lock:
+            table = self._items[kind]
+            for obj in objs:
+                key = object_id(obj)
+                old = table.get(key)
+                if old != obj:
+                    table[key] = obj
+                    changes.append(Change(kind, key, "added" if old is None else "changed"))
+        self._emit(changes)
+        return changes
+
     def remove(self, kind: Kind, id_: str) -> Change | None:
         with self._lock:
             if self._items[kind].pop(id_, None) is None:

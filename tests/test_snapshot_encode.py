@@ -204,3 +204,59 @@ def test_routes_and_big_kinds_are_encoded_without_a_record_or_call_of_ours_each(
         ("f1", "web"), ("f1", "zeta"), ("f1", "api"), ("f2", "web"), ("f3", "api")]
     assert doc["routes"][2]["host"] == HOSTILE and b"\\u202e" in out.getvalue()
     assert {a["id"]: a["name"] for a in doc["allocations"]}["a03"] == HOSTILE
+
+
+def test_each_service_is_encoded_as_it_answers_not_after_the_last_answer() -> None:
+    """Consul's services are 3.9 MB of the document at 5k (#17), and Consul's first picture
+    (55 reads) usually answers last: each service's line is encoded as its answer is
+    written (a service with its instances, in one batch), so the write after the last
+    answer encodes none of them again. A service whose records changed after (an instance
+    more, a check flipped) is encoded again: the bytes are the store's at the end."""
+    import pytest
+
+    from jamtui import headless
+
+    store = Store()
+    writer = SnapshotWriter(store)
+
+    class Answered:
+        def __init__(self) -> None:
+            self.ready = threading.Event()
+
+    consul = Answered()
+    end = writer.follow({"consul": consul})
+
+    def answer(name: str, count: int, status: str = "passing") -> None:
+        with store.batch():  # as ConsulSource._take_first writes one service's answer
+            for n in range(count):
+                store.upsert(Kind.INSTANCE, ServiceInstance(
+                    f"c{n}/{name}-{n}", name, f"{name}-{n}", f"c{n}", "10.0.0.9", 8080 + n,
+                    checks=(CheckInfo("c", "http", status, output=HOSTILE),)))
+            store.upsert(Kind.SERVICE, Service(name, ("urlprefix-/",), passing=count))
+
+    for name in ("web", "api", HOSTILE):
+        answer(name, 3)
+    deadline = time.monotonic() + 10
+    while len(writer._service_lines) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(writer._service_lines) == 3  # encoded while Consul is still being read
+    answer("api", 4, "critical")  # changed after it was encoded: encoded again
+    consul.ready.set()
+    end()
+    encoded: list[object] = []
+    with pytest.MonkeyPatch.context() as m:
+        real = headless._Encoder.service
+        m.setattr(headless._Encoder, "service",
+                  lambda self, s, i: encoded.append(s.name) or real(self, s, i))
+        out = io.BytesIO()
+        writer.write(out)
+    assert encoded == ["api"]
+    fresh = io.BytesIO()
+    SnapshotWriter(store).write(fresh)
+    stamp = b'  "taken_at": '
+    assert [x for x in out.getvalue().split(b"\n") if not x.startswith(stamp)] == \
+        [x for x in fresh.getvalue().split(b"\n") if not x.startswith(stamp)]
+    old, new = _documents(store)
+    assert new == old
+    doc = json.loads(out.getvalue())
+    assert [len(s["instances"]) for s in doc["services"]] == [4, 3, 3]

@@ -116,3 +116,20 @@ def test_quorum_failure_tolerance() -> None:
     assert Quorum("consul", "a", servers, servers).failure_tolerance == 1
     assert Quorum("consul", "a", servers, ("a", "b")).failure_tolerance == 0
     assert Quorum("consul", "", servers, ("a",)).failure_tolerance == -1
+
+
+def test_upsert_many_is_each_upsert_published_once() -> None:
+    """Consul's first picture writes a service's instances at once (100 a service at 5k):
+    the changes are those one upsert each gives, under one lock, published as one list."""
+    store = Store()
+    store.upsert(Kind.ALLOCATION, alloc("a"))
+    seen: list[list[Change]] = []
+    store.subscribe(seen.append)
+    changes = store.upsert_many(Kind.ALLOCATION, [alloc("a"), alloc("b", "failed"),
+                                                  alloc("c")])
+    assert changes == [Change(Kind.ALLOCATION, "b", "added"),
+                       Change(Kind.ALLOCATION, "c", "added")] and seen == [changes]
+    changes = store.upsert_many(Kind.ALLOCATION, [alloc("b"), alloc("c")])
+    assert changes == [Change(Kind.ALLOCATION, "b", "changed")] and len(seen) == 2
+    assert store.upsert_many(Kind.ALLOCATION, []) == [] and len(seen) == 2
+    assert store.get(Kind.ALLOCATION, "b") == alloc("b")

@@ -668,8 +668,7 @@ class ConsulSource(Source):
             with self.store.batch():
                 for iid in gone:
                     self.store.remove(Kind.INSTANCE, iid)
-                for inst in instances:
-                    self.store.upsert(Kind.INSTANCE, inst)
+                self.store.upsert_many(Kind.INSTANCE, instances)
                 self.store.upsert(Kind.SERVICE, summarize(name, self._names.get(name) or [],
                                                           instances))
 

@@ -443,3 +443,26 @@ def test_service_reads_go_through_the_sessions_pool_with_requests_failures(
             assert type(plain) is type(before), (plain, before)
             assert describe_error("consul", address, plain) == \
                 describe_error("consul", address, before)
+
+
+def test_the_first_picture_writes_each_service_s_instances_at_once(
+        lab: Lab, tmp_path: Path) -> None:
+    """100 instances a service at 5k (#17): each service's answer is written with one store
+    call for its instances (one lock, one list of changes), not one upsert each."""
+    from tests.helpers import spy
+
+    src = _fresh(lab, tmp_path)
+    store = src.store
+    one = spy(store, "upsert")
+    many = spy(store, "upsert_many")
+    src.once = True
+    src.start()
+    try:
+        assert src.ready.wait(15) and src._first_read.is_set()
+    finally:
+        src.stop()
+    names = {s.name for s in store.items(Kind.SERVICE)}
+    assert store.count(Kind.INSTANCE) > len(names) > 3
+    assert not [args for args in one if args[0] is Kind.INSTANCE]
+    assert sorted(args[1][0].service for args in many if args[1]) == sorted(names)
+    assert sum(len(args[1]) for args in many) == store.count(Kind.INSTANCE)
