@@ -72,6 +72,10 @@ UP, DOWN = " ▲", " ▼"
 SQUEEZE_FLOOR = 12  # a name is cut to no fewer cells than this before STATUS or NODE go
 
 
+# cell render keys noted (`LiveTable._cell_made`) before the notes start again: twice
+# DataTable's cell cache (10,000), whose evicted keys stay noted until then
+CELL_KEYS_MAX = 20_000
+
 # a batch of at least this many rows into an empty table is loaded whole (`reload`)
 BULK_LOAD = 200
 
@@ -281,6 +285,11 @@ class LiveTable(NavKeys, DataTable[Any]):
         # what a stale cell showed before its change (the first value of the batch): its
         # drawn line can be spliced (`_splice_lines`)
         self._was: dict[tuple[RowKey, ColumnKey], Any] = {}
+        # the keys of the cell renders cached under this update count, by cell
+        # (`_cell_made`); whole: every render cached since that count was noted
+        self._cell_keys: dict[tuple[RowKey, ColumnKey], list[tuple[Any, ...]]] = {}
+        self._cell_keys_count = -1
+        self._cell_keys_whole = False
         self._moved = False  # rows were added, removed or moved: their places change
         self._moved_from = 0  # the first place in _order a change since the last _place touched
         self._narrower: dict[str, float] = {}  # column → since when its widest cell narrowed
@@ -730,9 +739,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         if not rows:
             return
         header = self.header_height if self.show_header else 0
-        cells = self._cell_render_cache  # only the cells that changed are rendered again
-        for ckey in [k for k in cells.keys() if k[1] in stale.get(k[0], ())]:  # noqa: SIM118
-            cells.discard(ckey)
+        self._drop_cells(stale)  # only the cells that changed are rendered again
         for rkey in [k for k in self._row_renderable_cache.keys()  # noqa: SIM118
                      if k[1] in rows]:
             self._row_renderable_cache.discard(rkey)
@@ -805,7 +812,9 @@ class LiveTable(NavKeys, DataTable[Any]):
         spliced -= failed
         # their rows' renders (drawn again from them when the cursor moves) likewise
         rows = self._row_render_cache
-        for rkey in [k for k in rows.keys() if k[0] in spliced]:  # noqa: SIM118
+        # by the keys' values: a RowKey hashes in Python, for each of up to 1,000 entries
+        values = {k.value for k in spliced}
+        for rkey in [k for k in rows.keys() if k[0].value in values]:  # noqa: SIM118
             cached = rows.get(rkey)
             rows.discard(rkey)
             if cached is None or rkey[1]:
@@ -923,6 +932,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         lines = cache.get(key)
         if lines is not None:
             return lines
+        self._cell_made(key)
         if row_key.value in self._pending:
             self._fill([str(row_key.value)])
         data = self._data.get(row_key)
@@ -941,6 +951,35 @@ class LiveTable(NavKeys, DataTable[Any]):
                                         cursor, hover)
         cache[key] = lines = [line]
         return lines
+
+    def _cell_made(self, key: tuple[Any, ...]) -> None:
+        """Note a cell render's cache key under its cell (`_cell_keys`), so that a changed
+        cell's renders go by look-up (`_drop_cells`), not by a pass over the whole cache.
+        Keys of an older update count are never asked for again: forgotten."""
+        if self._cell_keys_count != self._update_count:  # the first under this count
+            self._cell_keys = {}
+            self._cell_keys_count = self._update_count
+            self._cell_keys_whole = True
+        elif len(self._cell_keys) > CELL_KEYS_MAX:  # cached ones of this count go unnoted
+            self._cell_keys = {}
+            self._cell_keys_whole = False
+        self._cell_keys.setdefault((key[0], key[1]), []).append(key)
+
+    def _drop_cells(self, stale: dict[RowKey, set[ColumnKey]]) -> None:
+        """The cached renders of the changed cells go: by their noted keys where every
+        render of this update count was noted, else by a pass over the cache."""
+        cells = self._cell_render_cache
+        if not (self._cell_keys_whole and self._cell_keys_count == self._update_count) or (
+                self.fixed_rows or self.fixed_columns):
+            for ckey in [k for k in cells.keys()  # noqa: SIM118
+                         if k[1] in stale.get(k[0], ())]:
+                cells.discard(ckey)
+            return
+        keys = self._cell_keys
+        for row_key, columns in stale.items():
+            for column_key in columns:
+                for ckey in keys.pop((row_key, column_key), ()):
+                    cells.discard(ckey)
 
     def _style_of(self, name: str) -> Style:
         """A style's name as the console reads it (a span's, in Text.render), kept."""
@@ -1015,6 +1054,29 @@ class LiveTable(NavKeys, DataTable[Any]):
             return super().render_lines(crop)
         finally:
             self._drawing = None
+
+    def render_line(self, y: int) -> Strip:
+        """A body line from DataTable's line cache, under the key it would look up, made
+        once per drawing pass (its ten reactive and style reads for each line were half of
+        drawing a line an AGE tick changed: `_splice_lines` leaves the new line there);
+        DataTable draws it when it is not there, and outside a pass."""
+        drawing = self._drawing
+        if drawing is not None and not self.fixed_rows:
+            state = drawing.get("line key")
+            if state is None:
+                width = self.size.width
+                scroll_x, scroll_y = self.scroll_offset
+                state = drawing["line key"] = (
+                    self.header_height if self.show_header else 0, scroll_y,
+                    (scroll_x, scroll_x + width, width, self.cursor_coordinate,
+                     self.hover_coordinate, self.rich_style, self.cursor_type,
+                     self._show_hover_cursor, self._update_count, self._pseudo_class_state))
+            header, scroll_y, rest = state
+            if y >= header:
+                line = self._line_cache.get((y + scroll_y, *rest))
+                if line is not None:
+                    return line
+        return super().render_line(y)
 
     # DataTable reads the widget's style and background for each line it draws; each read
     # walks every ancestor's styles (a quarter of drawing a screenful). They cannot change

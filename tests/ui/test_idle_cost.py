@@ -373,3 +373,98 @@ async def test_a_health_line_beneath_another_screen_is_not_made_each_second(
         await pilot.pause(1.3)
         assert app.screen is overview and bar in made
         assert "consul … waiting 7 s" in str(bar.render())
+
+
+async def test_an_age_tick_drops_the_changed_cells_renders_without_a_pass_over_the_cache(
+        monkeypatch: Any) -> None:
+    """After browsing `:allocs` at 5,000 allocations DataTable's cell cache holds up to 10,000
+    renders, and each AGE tick walked every one of them (a RowKey hashed in Python for each)
+    to find the few dozen cells that changed. The keys are noted as the renders are made:
+    a tick looks up the changed cells' renders and drops those, and only those."""
+    from textual.cache import LRUCache
+
+    now, store = young_store([10 + i for i in range(30)])
+    app = JamApp(fake_engine(store), start_engine=False)
+    app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        await pilot.pause(0.2)
+        cache = table._cell_render_cache
+        age = table._column_key["age"]
+        before = set(cache.keys())
+        # (renders of an older update count are never asked for again)
+        ages = {k for k in before if k[1] == age and k[6] == table._update_count
+                and k[0] != table._header_row_key}
+        assert len({k[0] for k in ages}) >= 20  # the rows on screen are drawn
+        passes: list[Any] = []
+        real = LRUCache.keys
+
+        def keys(self: Any) -> Any:
+            if self is cache:
+                passes.append(self)
+            return real(self)
+
+        monkeypatch.setattr(LRUCache, "keys", keys)
+        now[0] += 1
+        table.refresh_times()
+        monkeypatch.setattr(LRUCache, "keys", real)
+        assert passes == []
+        after = set(cache.keys())
+        assert not ages & after  # every changed AGE render went
+        assert before - ages <= after  # no other cell's
+        await pilot.pause(0.1)
+        header = table.header_height
+        shown = [table.render_line(row + header).text for row in range(5)]
+        assert all(f"{11 + i}s" in line for i, line in enumerate(shown))
+
+
+async def test_a_line_an_age_tick_spliced_is_drawn_without_datatables_line_lookup(
+        monkeypatch: Any) -> None:
+    """Drawing a line an AGE tick changed went through DataTable's `render_line`: ten
+    reactive and style reads to build its line cache key, for each line, half the cost of
+    the line. The key is made once per drawing pass; what the pass draws, the cursor's row
+    and the rows around it, is what DataTable draws afresh."""
+    from textual.geometry import Region
+    from textual.widgets import DataTable
+
+    now, store = young_store([10 + i for i in range(8)])
+    app = JamApp(fake_engine(store), start_engine=False)
+    app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.move_cursor(row=2, animate=False)
+        await pilot.pause(0.2)
+        # the lines beside the cursor's are cached under the old cursor's place until they
+        # are drawn again: the first tick after a move draws them through DataTable
+        now[0] += 1
+        table.refresh_times()
+        await pilot.pause(0.2)
+        looked: list[Any] = []
+        real = DataTable._render_line
+
+        def render_line(self: Any, y: int, *args: Any) -> Any:
+            if self is table:
+                looked.append(y)
+            return real(self, y, *args)
+
+        monkeypatch.setattr(DataTable, "_render_line", render_line)
+        now[0] += 1
+        table.refresh_times()
+        await pilot.pause(0.2)
+        assert looked == []  # the 8 changed lines: from the line cache, spliced
+        header = table.header_height
+        drawn = [table.render_line(row + header).text for row in range(8)]
+        assert all(f"{12 + i}s" in line for i, line in enumerate(drawn))
+        looked.clear()  # (outside a drawing pass: DataTable's own way)
+        table._styles_cache.clear()  # every line of the next pass drawn
+        whole = Region(0, 0, *table.size)
+        passed = [list(line) for line in table.render_lines(whole)]
+        assert [y for y in looked if y >= header] == list(range(header + 8, whole.height))
+        looked.clear()  # (above: the lines below the last row, blank, which DataTable draws)
+        table._clear_caches()
+        table._update_count += 1
+        table._styles_cache.clear()
+        fresh = [list(line) for line in table.render_lines(whole)]
+        assert len(looked) > 8  # DataTable drew them
+        assert passed == fresh
+        assert passed[header + 2] != passed[header + 1]  # the cursor's row, as the cursor's
