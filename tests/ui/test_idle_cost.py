@@ -468,3 +468,40 @@ async def test_a_line_an_age_tick_spliced_is_drawn_without_datatables_line_looku
         assert len(looked) > 8  # DataTable drew them
         assert passed == fresh
         assert passed[header + 2] != passed[header + 1]  # the cursor's row, as the cursor's
+
+
+async def test_each_line_drawn_passes_one_line_filter(monkeypatch: Any) -> None:
+    """Textual applies every line filter to every line of every widget it draws in a frame
+    (some 200 lines in an AGE tick's frame on the overview, however few cells changed): the
+    guard against control characters was a second filter after Textual's ANSI one, so each
+    line was looked up twice and each new line copied twice. One filter does both."""
+    from rich.segment import Segment
+    from rich.style import Style
+    from textual.color import Color
+    from textual.strip import Strip
+
+    now, store = young_store([10 + i for i in range(5)])
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        filters = app.get_line_filters()
+        assert len(filters) == 1 and app.get_line_filters()[0] is filters[0]
+        applied: list[Any] = []
+        real = Strip.apply_filter
+
+        def apply_filter(self: Any, line_filter: Any, background: Any) -> Any:
+            applied.append(line_filter)
+            return real(self, line_filter, background)
+
+        monkeypatch.setattr(Strip, "apply_filter", apply_filter)
+        now[0] += 1
+        JamApp._refresh_ages(app)
+        await pilot.pause(0.2)
+        monkeypatch.setattr(Strip, "apply_filter", real)
+        assert applied and set(applied) == {filters[0]}
+        # both at once: Textual's (a system colour made true colour), then the guard
+        out = filters[0].apply([Segment("a\x1b]0;x\x07b", Style(color="red"))], Color(0, 0, 0))
+        assert [s.text for s in out] == ["a]0;xb"]
+        assert out[0].style is not None and out[0].style.color is not None
+        assert out[0].style.color.triplet is not None  # true colour now
+        assert not out[0].style.color.is_system_defined
