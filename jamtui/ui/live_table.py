@@ -72,8 +72,8 @@ UP, DOWN = " ▲", " ▼"
 SQUEEZE_FLOOR = 12  # a name is cut to no fewer cells than this before STATUS or NODE go
 
 
-# cell render keys noted (`LiveTable._cell_made`) before the notes start again: twice
-# DataTable's cell cache (10,000), whose evicted keys stay noted until then
+# cell render keys noted (`LiveTable._cell_made`) before they are noted again from the cache
+# (evicted ones stay noted until then): twice DataTable's cell cache (10,000)
 CELL_KEYS_MAX = 20_000
 
 # a batch of at least this many rows into an empty table is loaded whole (`reload`)
@@ -286,10 +286,10 @@ class LiveTable(NavKeys, DataTable[Any]):
         # drawn line can be spliced (`_splice_lines`)
         self._was: dict[tuple[RowKey, ColumnKey], Any] = {}
         # the keys of the cell renders cached under this update count, by cell
-        # (`_cell_made`); whole: every render cached since that count was noted
+        # (`_cell_made`), and how many are noted (evicted ones among them)
         self._cell_keys: dict[tuple[RowKey, ColumnKey], list[tuple[Any, ...]]] = {}
         self._cell_keys_count = -1
-        self._cell_keys_whole = False
+        self._cell_keys_noted = 0
         self._moved = False  # rows were added, removed or moved: their places change
         self._moved_from = 0  # the first place in _order a change since the last _place touched
         self._narrower: dict[str, float] = {}  # column → since when its widest cell narrowed
@@ -747,8 +747,9 @@ class LiveTable(NavKeys, DataTable[Any]):
         self._patch_rows({k: v for k, v in stale.items() if k not in spliced})
         lines = {row + header for k in stale if k not in spliced
                  and (row := self._row_locations.get(k)) is not None}
-        for lkey in [k for k in self._line_cache.keys() if k[0] in lines]:  # noqa: SIM118
-            self._line_cache.discard(lkey)
+        if lines:  # (none when every row was spliced: no pass over up to 1,000 keys)
+            for lkey in [k for k in self._line_cache.keys() if k[0] in lines]:  # noqa: SIM118
+                self._line_cache.discard(lkey)
         self._refresh_cells(stale)
 
     def _splice_lines(self, stale: dict[RowKey, set[ColumnKey]],
@@ -891,7 +892,8 @@ class LiveTable(NavKeys, DataTable[Any]):
         now = (self.show_cursor, self._show_hover_cursor, self._update_count,
                self._pseudo_class_state)
         highlight = self._should_highlight
-        for key in [k for k in cache.keys() if k[0] in stale]:  # noqa: SIM118
+        values = {k.value for k in stale}  # by value: a RowKey hashes in Python
+        for key in [k for k in cache.keys() if k[0].value in values]:  # noqa: SIM118
             row_key, line_no, base_style, cursor, hover, cursor_type = key[:6]
             row = self._row_locations.get(row_key)
             cached = cache.get(key)
@@ -959,18 +961,23 @@ class LiveTable(NavKeys, DataTable[Any]):
         if self._cell_keys_count != self._update_count:  # the first under this count
             self._cell_keys = {}
             self._cell_keys_count = self._update_count
-            self._cell_keys_whole = True
-        elif len(self._cell_keys) > CELL_KEYS_MAX:  # cached ones of this count go unnoted
+            self._cell_keys_noted = 0
+        elif self._cell_keys_noted >= CELL_KEYS_MAX:  # the evicted go: noted again from the cache
+            count = self._update_count
             self._cell_keys = {}
-            self._cell_keys_whole = False
+            self._cell_keys_noted = 0
+            for noted in self._cell_render_cache.keys():  # noqa: SIM118
+                if noted[6] == count:
+                    self._cell_keys.setdefault((noted[0], noted[1]), []).append(noted)
+                    self._cell_keys_noted += 1
         self._cell_keys.setdefault((key[0], key[1]), []).append(key)
+        self._cell_keys_noted += 1
 
     def _drop_cells(self, stale: dict[RowKey, set[ColumnKey]]) -> None:
-        """The cached renders of the changed cells go: by their noted keys where every
-        render of this update count was noted, else by a pass over the cache."""
+        """The cached renders of the changed cells go: by their noted keys (every render
+        cached under this update count is noted), else by a pass over the cache."""
         cells = self._cell_render_cache
-        if not (self._cell_keys_whole and self._cell_keys_count == self._update_count) or (
-                self.fixed_rows or self.fixed_columns):
+        if self._cell_keys_count != self._update_count or self.fixed_rows or self.fixed_columns:
             for ckey in [k for k in cells.keys()  # noqa: SIM118
                          if k[1] in stale.get(k[0], ())]:
                 cells.discard(ckey)

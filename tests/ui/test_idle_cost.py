@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui import nomad_views
@@ -375,14 +377,21 @@ async def test_a_health_line_beneath_another_screen_is_not_made_each_second(
         assert "consul … waiting 7 s" in str(bar.render())
 
 
+@pytest.mark.parametrize("noted", [None, 40])
 async def test_an_age_tick_drops_the_changed_cells_renders_without_a_pass_over_the_cache(
-        monkeypatch: Any) -> None:
+        monkeypatch: Any, noted: int | None) -> None:
     """After browsing `:allocs` at 5,000 allocations DataTable's cell cache holds up to 10,000
     renders, and each AGE tick walked every one of them (a RowKey hashed in Python for each)
     to find the few dozen cells that changed. The keys are noted as the renders are made:
-    a tick looks up the changed cells' renders and drops those, and only those."""
+    a tick looks up the changed cells' renders and drops those, and only those; so too once
+    more were noted than the bound (`noted`: evicted ones are forgotten, the cache's noted
+    again)."""
     from textual.cache import LRUCache
 
+    from jamtui.ui import live_table
+
+    if noted is not None:
+        monkeypatch.setattr(live_table, "CELL_KEYS_MAX", noted)
     now, store = young_store([10 + i for i in range(30)])
     app = JamApp(fake_engine(store), start_engine=False)
     app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
