@@ -800,23 +800,27 @@ class LiveTable(NavKeys, DataTable[Any]):
         cache = self._line_cache
         spliced: set[RowKey] = set()
         failed: set[RowKey] = set()
+        # a line drawn in another state (the cursor or the mouse elsewhere) just goes: each
+        # row the cursor passed over left one such line per place, all spliced each second
+        now = self._line_state()
         for key in [k for k in cache.keys() if k[0] in by_line]:  # noqa: SIM118
             row_key, edits = by_line[key[0]]
-            strip = cache.get(key)
+            strip = cache.get(key) if key[1:] == now else None
             line = None if strip is None else _splice(strip, key[1], edits)
             cache.discard(key)
-            if line is None:
-                failed.add(row_key)
-            else:
+            if line is not None:
                 cache.set(key, line)
                 spliced.add(row_key)
+            elif key[1:] == now:
+                failed.add(row_key)
         spliced -= failed
         # their rows' renders (drawn again from them when the cursor moves) likewise
         rows = self._row_render_cache
         # by the keys' values: a RowKey hashes in Python, for each of up to 1,000 entries
         values = {k.value for k in spliced}
+        row_now = self._row_state()
         for rkey in [k for k in rows.keys() if k[0].value in values]:  # noqa: SIM118
-            cached = rows.get(rkey)
+            cached = rows.get(rkey) if rkey[2:] == row_now else None
             rows.discard(rkey)
             if cached is None or rkey[1]:
                 continue
@@ -831,6 +835,22 @@ class LiveTable(NavKeys, DataTable[Any]):
             else:
                 rows.set(rkey, (cached[0], scrollable))
         return spliced
+
+    def _line_state(self) -> tuple[Any, ...]:
+        """What DataTable's line cache key holds beside the line's y, as the table is now
+        (`_render_line`; the pseudo-classes of its last drawing pass)."""
+        width = self.size.width
+        scroll_x = self.scroll_offset.x
+        return (scroll_x, scroll_x + width, width, self.cursor_coordinate,
+                self.hover_coordinate, self.rich_style, self.cursor_type,
+                self._show_hover_cursor, self._update_count, self._pseudo_class_state)
+
+    def _row_state(self) -> tuple[Any, ...]:
+        """What DataTable's row render key holds beside the row and its line, as the table
+        is now (`_render_line_in_row`)."""
+        return (self.rich_style, self.cursor_coordinate, self.hover_coordinate,
+                self.cursor_type, self.show_cursor, self._show_hover_cursor,
+                self._update_count, self._pseudo_class_state)
 
     def _column_places(self) -> list[tuple[int, int]]:
         """Each column's left edge on the table's line (after the row labels) and its drawn

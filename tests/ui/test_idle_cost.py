@@ -514,3 +514,53 @@ async def test_each_line_drawn_passes_one_line_filter(monkeypatch: Any) -> None:
         assert out[0].style is not None and out[0].style.color is not None
         assert out[0].style.color.triplet is not None  # true colour now
         assert not out[0].style.color.is_system_defined
+
+
+async def test_an_age_tick_splices_only_the_lines_drawn_as_the_table_is_now(
+        monkeypatch: Any) -> None:
+    """DataTable caches a line (and a row's render) under the cursor's and the mouse's place:
+    each place the cursor passed over left a copy of every line, and each AGE tick spliced
+    all of them (64 lines for 14 rows once the cursor had gone down and up), though only the
+    lines of the table as it is now can be drawn again as they are. The others go; the lines
+    drawn are what a full render gives."""
+    from jamtui.ui import live_table
+
+    now, store = young_store([10 + i for i in range(8)])
+    app = JamApp(fake_engine(store), start_engine=False)
+    app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.focus()
+        await pilot.pause(0.2)
+        for key in ["down"] * 7 + ["up"] * 5:
+            await pilot.press(key)
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)
+        assert table.cursor_row == 2
+        header = table.header_height
+
+        def state() -> tuple[Any, ...]:  # DataTable's line key beside y, as the table is now
+            width, x = table.size.width, table.scroll_offset.x
+            return (x, x + width, width, table.cursor_coordinate, table.hover_coordinate,
+                    table.rich_style, table.cursor_type, table._show_hover_cursor,
+                    table._update_count, table._pseudo_class_state)
+
+        lines = [k for k in table._line_cache.keys()  # noqa: SIM118
+                 if header <= k[0] < header + 8]
+        current = [k for k in lines if k[1:] == state()]
+        assert len(lines) > 2 * 8  # a copy per place passed
+        assert current  # (the rows the cursor left or reached were drawn again)
+        spliced = spy(live_table, "_splice")
+        now[0] += 1
+        table.refresh_times()
+        assert len(spliced) == len(current)  # one line a row drawn as the table is now
+        assert {k[1:] for k in table._line_cache.keys()  # noqa: SIM118
+                if header <= k[0] < header + 8} == {state()}
+        await pilot.pause(0.2)
+        drawn = [list(table.render_line(row + header)) for row in range(8)]
+        assert all(f"{11 + i}s" in "".join(s.text for s in line)
+                   for i, line in enumerate(drawn))
+        table._clear_caches()
+        table._update_count += 1
+        fresh = [list(table.render_line(row + header)) for row in range(8)]
+        assert drawn == fresh
