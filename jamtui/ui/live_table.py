@@ -818,7 +818,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         rows = self._row_render_cache
         # by the keys' values: a RowKey hashes in Python, for each of up to 1,000 entries
         values = {k.value for k in spliced}
-        row_now = self._row_state()
+        row_now = self._row_state(now)
         for rkey in [k for k in rows.keys() if k[0].value in values]:  # noqa: SIM118
             cached = rows.get(rkey) if rkey[2:] == row_now else None
             rows.discard(rkey)
@@ -836,21 +836,25 @@ class LiveTable(NavKeys, DataTable[Any]):
                 rows.set(rkey, (cached[0], scrollable))
         return spliced
 
+    # what the line cache keys of the last drawing pass held beside each line's y
+    _drawn_state: tuple[Any, ...] | None = None
+
     def _line_state(self) -> tuple[Any, ...]:
-        """What DataTable's line cache key holds beside the line's y, as the table is now
-        (`_render_line`; the pseudo-classes of its last drawing pass)."""
+        """What DataTable's line cache key holds beside the line's y for the lines drawn as
+        the table is now: as the last drawing pass made it (`render_line`; its very
+        objects, so a key compares by identity), or read now before any."""
+        if self._drawn_state is not None:
+            return self._drawn_state
         width = self.size.width
         scroll_x = self.scroll_offset.x
         return (scroll_x, scroll_x + width, width, self.cursor_coordinate,
                 self.hover_coordinate, self.rich_style, self.cursor_type,
                 self._show_hover_cursor, self._update_count, self._pseudo_class_state)
 
-    def _row_state(self) -> tuple[Any, ...]:
-        """What DataTable's row render key holds beside the row and its line, as the table
-        is now (`_render_line_in_row`)."""
-        return (self.rich_style, self.cursor_coordinate, self.hover_coordinate,
-                self.cursor_type, self.show_cursor, self._show_hover_cursor,
-                self._update_count, self._pseudo_class_state)
+    def _row_state(self, line: tuple[Any, ...]) -> tuple[Any, ...]:
+        """What DataTable's row render key holds beside the row and its line, for the line
+        state `line` (`_render_line_in_row`)."""
+        return (line[5], line[3], line[4], line[6], self.show_cursor, *line[7:])
 
     def _column_places(self) -> list[tuple[int, int]]:
         """Each column's left edge on the table's line (after the row labels) and its drawn
@@ -1098,6 +1102,7 @@ class LiveTable(NavKeys, DataTable[Any]):
                     (scroll_x, scroll_x + width, width, self.cursor_coordinate,
                      self.hover_coordinate, self.rich_style, self.cursor_type,
                      self._show_hover_cursor, self._update_count, self._pseudo_class_state))
+                self._drawn_state = state[2]  # the lines of the last pass: `_line_state`
             header, scroll_y, rest = state
             if y >= header:
                 line = self._line_cache.get((y + scroll_y, *rest))
