@@ -172,9 +172,21 @@ def _typed_into(widget: Any) -> bool:
 
 class NoControls(LineFilter):
     """The last guard before the terminal: a control character (ESC, BEL, C1, bidi) that
-    reached a drawn line anyway is dropped (each is zero cells wide, so nothing moves)."""
+    reached a drawn line anyway is dropped (each is zero cells wide, so nothing moves).
+
+    It runs after Textual's own filters (`before`: ANSIToTruecolor, ...) as one filter: Textual
+    applies each filter to every line of every widget it draws in a frame (looked up in each
+    line's cache when the line was filtered before, a new line made when not), and an AGE
+    tick's frame draws some 200 lines of the widgets around the changed cells: one filter
+    a line, not two (#17)."""
+
+    def __init__(self, before: Sequence[LineFilter] = ()) -> None:
+        super().__init__()
+        self.before = tuple(before)
 
     def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        for first in self.before:
+            segments = first.apply(segments, background)
         if not any(CONTROLS.search(seg.text) for seg in segments if not seg.control):
             return segments
         return [seg if seg.control else Segment(CONTROLS.sub("", seg.text), seg.style)
@@ -234,7 +246,8 @@ class JamApp(App[None]):
         self._unsubscribe: Any = None
         self.tails: dict[str, Any] = {}  # open log viewers, by name, following in the background
         self._ssh: Any = None
-        self._no_controls = NoControls()
+        # the guard with Textual's filters before it, by the filters on (`get_line_filters`)
+        self._no_controls: dict[tuple[LineFilter, ...], tuple[LineFilter]] = {}
         # store changes, by kind, for the screens that subscribe on mount
         self.store_changed: Signal[dict[Kind, set[str]]] = Signal(self, "store-changed")
         self.crash: str = ""  # the one line said when an unexpected exception ended the app
@@ -260,7 +273,14 @@ class JamApp(App[None]):
             event.prevent_default()  # Textual calls App._on_resize too (each class's handler)
 
     def get_line_filters(self) -> Sequence[LineFilter]:
-        return [*super().get_line_filters(), self._no_controls]
+        """Textual's filters that are on, then the guard (`NoControls`), as one filter: the
+        same object while the same filters are on (Textual keeps each line's filtered copy
+        under the filter)."""
+        before = tuple(super().get_line_filters())
+        filters = self._no_controls.get(before)
+        if filters is None:
+            filters = self._no_controls[before] = (NoControls(before),)
+        return filters
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:

@@ -72,6 +72,10 @@ UP, DOWN = " ▲", " ▼"
 SQUEEZE_FLOOR = 12  # a name is cut to no fewer cells than this before STATUS or NODE go
 
 
+# cell render keys noted (`LiveTable._cell_made`) before they are noted again from the cache
+# (evicted ones stay noted until then): twice DataTable's cell cache (10,000)
+CELL_KEYS_MAX = 20_000
+
 # a batch of at least this many rows into an empty table is loaded whole (`reload`)
 BULK_LOAD = 200
 
@@ -281,6 +285,11 @@ class LiveTable(NavKeys, DataTable[Any]):
         # what a stale cell showed before its change (the first value of the batch): its
         # drawn line can be spliced (`_splice_lines`)
         self._was: dict[tuple[RowKey, ColumnKey], Any] = {}
+        # the keys of the cell renders cached under this update count, by cell
+        # (`_cell_made`), and how many are noted (evicted ones among them)
+        self._cell_keys: dict[tuple[RowKey, ColumnKey], list[tuple[Any, ...]]] = {}
+        self._cell_keys_count = -1
+        self._cell_keys_noted = 0
         self._moved = False  # rows were added, removed or moved: their places change
         self._moved_from = 0  # the first place in _order a change since the last _place touched
         self._narrower: dict[str, float] = {}  # column → since when its widest cell narrowed
@@ -730,9 +739,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         if not rows:
             return
         header = self.header_height if self.show_header else 0
-        cells = self._cell_render_cache  # only the cells that changed are rendered again
-        for ckey in [k for k in cells.keys() if k[1] in stale.get(k[0], ())]:  # noqa: SIM118
-            cells.discard(ckey)
+        self._drop_cells(stale)  # only the cells that changed are rendered again
         for rkey in [k for k in self._row_renderable_cache.keys()  # noqa: SIM118
                      if k[1] in rows]:
             self._row_renderable_cache.discard(rkey)
@@ -740,8 +747,9 @@ class LiveTable(NavKeys, DataTable[Any]):
         self._patch_rows({k: v for k, v in stale.items() if k not in spliced})
         lines = {row + header for k in stale if k not in spliced
                  and (row := self._row_locations.get(k)) is not None}
-        for lkey in [k for k in self._line_cache.keys() if k[0] in lines]:  # noqa: SIM118
-            self._line_cache.discard(lkey)
+        if lines:  # (none when every row was spliced: no pass over up to 1,000 keys)
+            for lkey in [k for k in self._line_cache.keys() if k[0] in lines]:  # noqa: SIM118
+                self._line_cache.discard(lkey)
         self._refresh_cells(stale)
 
     def _splice_lines(self, stale: dict[RowKey, set[ColumnKey]],
@@ -792,21 +800,27 @@ class LiveTable(NavKeys, DataTable[Any]):
         cache = self._line_cache
         spliced: set[RowKey] = set()
         failed: set[RowKey] = set()
+        # a line drawn in another state (the cursor or the mouse elsewhere) just goes: each
+        # row the cursor passed over left one such line per place, all spliced each second
+        now = self._line_state()
         for key in [k for k in cache.keys() if k[0] in by_line]:  # noqa: SIM118
             row_key, edits = by_line[key[0]]
-            strip = cache.get(key)
+            strip = cache.get(key) if key[1:] == now else None
             line = None if strip is None else _splice(strip, key[1], edits)
             cache.discard(key)
-            if line is None:
-                failed.add(row_key)
-            else:
+            if line is not None:
                 cache.set(key, line)
                 spliced.add(row_key)
+            elif key[1:] == now:
+                failed.add(row_key)
         spliced -= failed
         # their rows' renders (drawn again from them when the cursor moves) likewise
         rows = self._row_render_cache
-        for rkey in [k for k in rows.keys() if k[0] in spliced]:  # noqa: SIM118
-            cached = rows.get(rkey)
+        # by the keys' values: a RowKey hashes in Python, for each of up to 1,000 entries
+        values = {k.value for k in spliced}
+        row_now = self._row_state(now)
+        for rkey in [k for k in rows.keys() if k[0].value in values]:  # noqa: SIM118
+            cached = rows.get(rkey) if rkey[2:] == row_now else None
             rows.discard(rkey)
             if cached is None or rkey[1]:
                 continue
@@ -821,6 +835,26 @@ class LiveTable(NavKeys, DataTable[Any]):
             else:
                 rows.set(rkey, (cached[0], scrollable))
         return spliced
+
+    # what the line cache keys of the last drawing pass held beside each line's y
+    _drawn_state: tuple[Any, ...] | None = None
+
+    def _line_state(self) -> tuple[Any, ...]:
+        """What DataTable's line cache key holds beside the line's y for the lines drawn as
+        the table is now: as the last drawing pass made it (`render_line`; its very
+        objects, so a key compares by identity), or read now before any."""
+        if self._drawn_state is not None:
+            return self._drawn_state
+        width = self.size.width
+        scroll_x = self.scroll_offset.x
+        return (scroll_x, scroll_x + width, width, self.cursor_coordinate,
+                self.hover_coordinate, self.rich_style, self.cursor_type,
+                self._show_hover_cursor, self._update_count, self._pseudo_class_state)
+
+    def _row_state(self, line: tuple[Any, ...]) -> tuple[Any, ...]:
+        """What DataTable's row render key holds beside the row and its line, for the line
+        state `line` (`_render_line_in_row`)."""
+        return (line[5], line[3], line[4], line[6], self.show_cursor, *line[7:])
 
     def _column_places(self) -> list[tuple[int, int]]:
         """Each column's left edge on the table's line (after the row labels) and its drawn
@@ -882,7 +916,8 @@ class LiveTable(NavKeys, DataTable[Any]):
         now = (self.show_cursor, self._show_hover_cursor, self._update_count,
                self._pseudo_class_state)
         highlight = self._should_highlight
-        for key in [k for k in cache.keys() if k[0] in stale]:  # noqa: SIM118
+        values = {k.value for k in stale}  # by value: a RowKey hashes in Python
+        for key in [k for k in cache.keys() if k[0].value in values]:  # noqa: SIM118
             row_key, line_no, base_style, cursor, hover, cursor_type = key[:6]
             row = self._row_locations.get(row_key)
             cached = cache.get(key)
@@ -923,6 +958,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         lines = cache.get(key)
         if lines is not None:
             return lines
+        self._cell_made(key)
         if row_key.value in self._pending:
             self._fill([str(row_key.value)])
         data = self._data.get(row_key)
@@ -941,6 +977,40 @@ class LiveTable(NavKeys, DataTable[Any]):
                                         cursor, hover)
         cache[key] = lines = [line]
         return lines
+
+    def _cell_made(self, key: tuple[Any, ...]) -> None:
+        """Note a cell render's cache key under its cell (`_cell_keys`), so that a changed
+        cell's renders go by look-up (`_drop_cells`), not by a pass over the whole cache.
+        Keys of an older update count are never asked for again: forgotten."""
+        if self._cell_keys_count != self._update_count:  # the first under this count
+            self._cell_keys = {}
+            self._cell_keys_count = self._update_count
+            self._cell_keys_noted = 0
+        elif self._cell_keys_noted >= CELL_KEYS_MAX:  # the evicted go: noted again from the cache
+            count = self._update_count
+            self._cell_keys = {}
+            self._cell_keys_noted = 0
+            for noted in self._cell_render_cache.keys():  # noqa: SIM118
+                if noted[6] == count:
+                    self._cell_keys.setdefault((noted[0], noted[1]), []).append(noted)
+                    self._cell_keys_noted += 1
+        self._cell_keys.setdefault((key[0], key[1]), []).append(key)
+        self._cell_keys_noted += 1
+
+    def _drop_cells(self, stale: dict[RowKey, set[ColumnKey]]) -> None:
+        """The cached renders of the changed cells go: by their noted keys (every render
+        cached under this update count is noted), else by a pass over the cache."""
+        cells = self._cell_render_cache
+        if self._cell_keys_count != self._update_count or self.fixed_rows or self.fixed_columns:
+            for ckey in [k for k in cells.keys()  # noqa: SIM118
+                         if k[1] in stale.get(k[0], ())]:
+                cells.discard(ckey)
+            return
+        keys = self._cell_keys
+        for row_key, columns in stale.items():
+            for column_key in columns:
+                for ckey in keys.pop((row_key, column_key), ()):
+                    cells.discard(ckey)
 
     def _style_of(self, name: str) -> Style:
         """A style's name as the console reads it (a span's, in Text.render), kept."""
@@ -1015,6 +1085,30 @@ class LiveTable(NavKeys, DataTable[Any]):
             return super().render_lines(crop)
         finally:
             self._drawing = None
+
+    def render_line(self, y: int) -> Strip:
+        """A body line from DataTable's line cache, under the key it would look up, made
+        once per drawing pass (its ten reactive and style reads for each line were half of
+        drawing a line an AGE tick changed: `_splice_lines` leaves the new line there);
+        DataTable draws it when it is not there, and outside a pass."""
+        drawing = self._drawing
+        if drawing is not None and not self.fixed_rows:
+            state = drawing.get("line key")
+            if state is None:
+                width = self.size.width
+                scroll_x, scroll_y = self.scroll_offset
+                state = drawing["line key"] = (
+                    self.header_height if self.show_header else 0, scroll_y,
+                    (scroll_x, scroll_x + width, width, self.cursor_coordinate,
+                     self.hover_coordinate, self.rich_style, self.cursor_type,
+                     self._show_hover_cursor, self._update_count, self._pseudo_class_state))
+                self._drawn_state = state[2]  # the lines of the last pass: `_line_state`
+            header, scroll_y, rest = state
+            if y >= header:
+                line = self._line_cache.get((y + scroll_y, *rest))
+                if line is not None:
+                    return line
+        return super().render_line(y)
 
     # DataTable reads the widget's style and background for each line it draws; each read
     # walks every ancestor's styles (a quarter of drawing a screenful). They cannot change

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from jamtui.model import Allocation, Kind, TaskInfo
 from jamtui.store import Store
 from jamtui.ui import nomad_views
@@ -373,3 +375,192 @@ async def test_a_health_line_beneath_another_screen_is_not_made_each_second(
         await pilot.pause(1.3)
         assert app.screen is overview and bar in made
         assert "consul … waiting 7 s" in str(bar.render())
+
+
+@pytest.mark.parametrize("noted", [None, 40])
+async def test_an_age_tick_drops_the_changed_cells_renders_without_a_pass_over_the_cache(
+        monkeypatch: Any, noted: int | None) -> None:
+    """After browsing `:allocs` at 5,000 allocations DataTable's cell cache holds up to 10,000
+    renders, and each AGE tick walked every one of them (a RowKey hashed in Python for each)
+    to find the few dozen cells that changed. The keys are noted as the renders are made:
+    a tick looks up the changed cells' renders and drops those, and only those; so too once
+    more were noted than the bound (`noted`: evicted ones are forgotten, the cache's noted
+    again)."""
+    from textual.cache import LRUCache
+
+    from jamtui.ui import live_table
+
+    if noted is not None:
+        monkeypatch.setattr(live_table, "CELL_KEYS_MAX", noted)
+    now, store = young_store([10 + i for i in range(30)])
+    app = JamApp(fake_engine(store), start_engine=False)
+    app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        await pilot.pause(0.2)
+        cache = table._cell_render_cache
+        age = table._column_key["age"]
+        before = set(cache.keys())
+        # (renders of an older update count are never asked for again)
+        ages = {k for k in before if k[1] == age and k[6] == table._update_count
+                and k[0] != table._header_row_key}
+        assert len({k[0] for k in ages}) >= 20  # the rows on screen are drawn
+        passes: list[Any] = []
+        real = LRUCache.keys
+
+        def keys(self: Any) -> Any:
+            if self is cache:
+                passes.append(self)
+            return real(self)
+
+        monkeypatch.setattr(LRUCache, "keys", keys)
+        now[0] += 1
+        table.refresh_times()
+        monkeypatch.setattr(LRUCache, "keys", real)
+        assert passes == []
+        after = set(cache.keys())
+        assert not ages & after  # every changed AGE render went
+        assert before - ages <= after  # no other cell's
+        await pilot.pause(0.1)
+        header = table.header_height
+        shown = [table.render_line(row + header).text for row in range(5)]
+        assert all(f"{11 + i}s" in line for i, line in enumerate(shown))
+
+
+async def test_a_line_an_age_tick_spliced_is_drawn_without_datatables_line_lookup(
+        monkeypatch: Any) -> None:
+    """Drawing a line an AGE tick changed went through DataTable's `render_line`: ten
+    reactive and style reads to build its line cache key, for each line, half the cost of
+    the line. The key is made once per drawing pass; what the pass draws, the cursor's row
+    and the rows around it, is what DataTable draws afresh."""
+    from textual.geometry import Region
+    from textual.widgets import DataTable
+
+    now, store = young_store([10 + i for i in range(8)])
+    app = JamApp(fake_engine(store), start_engine=False)
+    app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.move_cursor(row=2, animate=False)
+        await pilot.pause(0.2)
+        # the lines beside the cursor's are cached under the old cursor's place until they
+        # are drawn again: the first tick after a move draws them through DataTable
+        now[0] += 1
+        table.refresh_times()
+        await pilot.pause(0.2)
+        looked: list[Any] = []
+        real = DataTable._render_line
+
+        def render_line(self: Any, y: int, *args: Any) -> Any:
+            if self is table:
+                looked.append(y)
+            return real(self, y, *args)
+
+        monkeypatch.setattr(DataTable, "_render_line", render_line)
+        now[0] += 1
+        table.refresh_times()
+        await pilot.pause(0.2)
+        assert looked == []  # the 8 changed lines: from the line cache, spliced
+        header = table.header_height
+        drawn = [table.render_line(row + header).text for row in range(8)]
+        assert all(f"{12 + i}s" in line for i, line in enumerate(drawn))
+        looked.clear()  # (outside a drawing pass: DataTable's own way)
+        table._styles_cache.clear()  # every line of the next pass drawn
+        whole = Region(0, 0, *table.size)
+        passed = [list(line) for line in table.render_lines(whole)]
+        assert [y for y in looked if y >= header] == list(range(header + 8, whole.height))
+        looked.clear()  # (above: the lines below the last row, blank, which DataTable draws)
+        table._clear_caches()
+        table._update_count += 1
+        table._styles_cache.clear()
+        fresh = [list(line) for line in table.render_lines(whole)]
+        assert len(looked) > 8  # DataTable drew them
+        assert passed == fresh
+        assert passed[header + 2] != passed[header + 1]  # the cursor's row, as the cursor's
+
+
+async def test_each_line_drawn_passes_one_line_filter(monkeypatch: Any) -> None:
+    """Textual applies every line filter to every line of every widget it draws in a frame
+    (some 200 lines in an AGE tick's frame on the overview, however few cells changed): the
+    guard against control characters was a second filter after Textual's ANSI one, so each
+    line was looked up twice and each new line copied twice. One filter does both."""
+    from rich.segment import Segment
+    from rich.style import Style
+    from textual.color import Color
+    from textual.strip import Strip
+
+    now, store = young_store([10 + i for i in range(5)])
+    app = JamApp(fake_engine(store), start_engine=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        filters = app.get_line_filters()
+        assert len(filters) == 1 and app.get_line_filters()[0] is filters[0]
+        applied: list[Any] = []
+        real = Strip.apply_filter
+
+        def apply_filter(self: Any, line_filter: Any, background: Any) -> Any:
+            applied.append(line_filter)
+            return real(self, line_filter, background)
+
+        monkeypatch.setattr(Strip, "apply_filter", apply_filter)
+        now[0] += 1
+        JamApp._refresh_ages(app)
+        await pilot.pause(0.2)
+        monkeypatch.setattr(Strip, "apply_filter", real)
+        assert applied and set(applied) == {filters[0]}
+        # both at once: Textual's (a system colour made true colour), then the guard
+        out = filters[0].apply([Segment("a\x1b]0;x\x07b", Style(color="red"))], Color(0, 0, 0))
+        assert [s.text for s in out] == ["a]0;xb"]
+        assert out[0].style is not None and out[0].style.color is not None
+        assert out[0].style.color.triplet is not None  # true colour now
+        assert not out[0].style.color.is_system_defined
+
+
+async def test_an_age_tick_splices_only_the_lines_drawn_as_the_table_is_now(
+        monkeypatch: Any) -> None:
+    """DataTable caches a line (and a row's render) under the cursor's and the mouse's place:
+    each place the cursor passed over left a copy of every line, and each AGE tick spliced
+    all of them (64 lines for 14 rows once the cursor had gone down and up), though only the
+    lines of the table as it is now can be drawn again as they are. The others go; the lines
+    drawn are what a full render gives."""
+    from jamtui.ui import live_table
+
+    now, store = young_store([10 + i for i in range(8)])
+    app = JamApp(fake_engine(store), start_engine=False)
+    app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.focus()
+        await pilot.pause(0.2)
+        for key in ["down"] * 7 + ["up"] * 5:
+            await pilot.press(key)
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)
+        assert table.cursor_row == 2
+        header = table.header_height
+
+        def state() -> tuple[Any, ...]:  # DataTable's line key beside y, as the table is now
+            width, x = table.size.width, table.scroll_offset.x
+            return (x, x + width, width, table.cursor_coordinate, table.hover_coordinate,
+                    table.rich_style, table.cursor_type, table._show_hover_cursor,
+                    table._update_count, table._pseudo_class_state)
+
+        lines = [k for k in table._line_cache.keys()  # noqa: SIM118
+                 if header <= k[0] < header + 8]
+        current = [k for k in lines if k[1:] == state()]
+        assert len(lines) > 2 * 8  # a copy per place passed
+        assert current  # (the rows the cursor left or reached were drawn again)
+        spliced = spy(live_table, "_splice")
+        now[0] += 1
+        table.refresh_times()
+        assert len(spliced) == len(current)  # one line a row drawn as the table is now
+        assert {k[1:] for k in table._line_cache.keys()  # noqa: SIM118
+                if header <= k[0] < header + 8} == {state()}
+        await pilot.pause(0.2)
+        drawn = [list(table.render_line(row + header)) for row in range(8)]
+        assert all(f"{11 + i}s" in "".join(s.text for s in line)
+                   for i, line in enumerate(drawn))
+        table._clear_caches()
+        table._update_count += 1
+        fresh = [list(table.render_line(row + header)) for row in range(8)]
+        assert drawn == fresh
