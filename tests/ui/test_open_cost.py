@@ -66,3 +66,28 @@ async def test_opening_the_view_draws_each_row_of_its_first_page_once(monkeypatc
         page = table.scrollable_content_region.height
         assert page - 2 <= len(drawn) <= page + 1  # the header and the rows on screen
         assert [k for k, n in drawn.items() if n > 1] == []
+
+
+async def test_opening_the_view_makes_no_row_object_and_cells_for_one_screenful(
+        monkeypatch: Any) -> None:
+    """The load makes no Row (nor RowKey) where another table shows the same allocations
+    (the overview's pane): 10,000 objects a load that the cyclic collector then walked at
+    each pass; and cells for as many rows as the terminal is tall (the table has no height
+    before its first layout: 60 rows were made)."""
+    made: list[int] = []
+    real = LiveTable._cells
+
+    def counting(self: LiveTable, obj: Any) -> list[Any]:
+        if self.screen.name == "allocs":
+            made.append(1)
+        return real(self, obj)
+
+    monkeypatch.setattr(LiveTable, "_cells", counting)
+    app = big_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause(0.3)
+        overview = next(p.table for p in app.screen.panes if p.kind is Kind.ALLOCATION)
+        assert overview.row_count == BIG
+        table = await opened(pilot, app)
+        assert len(made) <= 41
+        assert all(table.rows[key] is overview.rows[key] for key in overview.rows)
