@@ -77,31 +77,21 @@ def complete_view(prefix: str) -> str | None:
     return next((n for n in [*view_names(), *ALIASES] if n.startswith(prefix)), None)
 
 
-def breakpoint_classes(screen: Screen[Any]) -> None:
-    """The breakpoint class (`-narrow`/`-wide`) a screen about to be pushed will have at its
-    first resize, given now: Textual adds it then, after the screen's first frame, and the
-    class change restyles every widget on it (each table throws away every row it drew: a
-    view opened drew its first page twice, ~20 ms at 5,000 allocations, #17). Given before
-    the screen is styled, the first resize finds it there and changes nothing."""
-    try:
-        width, height = screen.app.size
-    except Exception:  # no running app (a screen made outside one): Textual's way then
-        return
-    horizontal = screen.HORIZONTAL_BREAKPOINTS
-    vertical = screen.VERTICAL_BREAKPOINTS
-    if horizontal is None:
-        horizontal = screen.app.HORIZONTAL_BREAKPOINTS
-    if vertical is None:
-        vertical = screen.app.VERTICAL_BREAKPOINTS
-    if not (width and (horizontal or vertical)):
-        return
-    classes = {name: False for _, name in (horizontal or []) + (vertical or [])}
-    for size, points in ((width, horizontal or []), (height, vertical or [])):
-        for point, name in sorted(points, reverse=True):
-            if size >= point:
-                classes[name] = True
-                break
-    screen.update_classes(classes, update=False)
+def size_classes(screen: Screen[Any]) -> None:
+    """The size classes (`-narrow`/`-wide`) a screen about to be pushed gets at its first
+    resize, given now, before it is styled: added then (after its first frame), they made
+    Textual restyle every widget on it, and each table threw away every row it had drawn
+    (the first page of `:allocs` was drawn twice, #17). As Textual picks them: the class of
+    the highest breakpoint the extent reaches (the screen's own breakpoints, else the
+    app's)."""
+    app = screen.app
+    width, height = app.size
+    across, down = screen.HORIZONTAL_BREAKPOINTS, screen.VERTICAL_BREAKPOINTS
+    for extent, points in (
+            (width, app.HORIZONTAL_BREAKPOINTS if across is None else across),
+            (height, app.VERTICAL_BREAKPOINTS if down is None else down)):
+        reached = [name for at, name in sorted(points or [], reverse=True) if extent >= at]
+        screen.add_class(*reached[:1], update=False)
 
 
 class LabScreen(Screen[None]):
@@ -109,7 +99,7 @@ class LabScreen(Screen[None]):
 
     def __init__(self, panes: tuple[tuple[Kind, str], ...], name: str) -> None:
         super().__init__(name=name)
-        breakpoint_classes(self)
+        size_classes(self)
         self.pane_specs = panes
         self.panes: list[Pane] = []
 
