@@ -79,8 +79,8 @@ BULK_LOAD = 200
 # every table's row of one object id is one Row (its RowKey in it), shared while any table
 # holds it: `:allocs` opened over the overview's allocations pane makes none. A load made two
 # new objects a row that the cyclic collector walks (5,000 Rows and RowKeys at 5,000
-# allocations), at each of its passes while the view was open: the passes after a load cost
-# more than the load itself (#17). DataTable changes a Row only for rows of auto height.
+# allocations), at each of its passes while the view was open (#17). DataTable changes a Row
+# only for rows of auto height.
 _ROWS: weakref.WeakValueDictionary[str, Row] = weakref.WeakValueDictionary()
 
 

@@ -79,11 +79,11 @@ def complete_view(prefix: str) -> str | None:
 
 def size_classes(screen: Screen[Any]) -> None:
     """The size classes (`-narrow`/`-wide`) a screen about to be pushed gets at its first
-    resize, given now, before it is styled: added then (after its first frame), they made
-    Textual restyle every widget on it, and each table threw away every row it had drawn
-    (the first page of `:allocs` was drawn twice, #17). As Textual picks them: the class of
-    the highest breakpoint the extent reaches (the screen's own breakpoints, else the
-    app's)."""
+    resize, given now, before it is styled: added then, they made Textual restyle every
+    widget on it, and each table threw away every row it had drawn (where the resize came
+    after the first frame, the first page of `:allocs` was drawn twice, #17). As Textual
+    picks them: the class of the highest breakpoint the extent reaches (the screen's own
+    breakpoints, else the app's)."""
     app = screen.app
     width, height = app.size
     across, down = screen.HORIZONTAL_BREAKPOINTS, screen.VERTICAL_BREAKPOINTS
