@@ -45,10 +45,9 @@ async def opened(pilot: Any, app: JamApp) -> LiveTable:
 
 
 async def test_opening_the_view_draws_each_row_of_its_first_page_once(monkeypatch: Any) -> None:
-    """Each row on screen is drawn once. The first page was drawn twice: the first resize
-    (handled after the first frame) threw every drawn row away (DataTable's `_on_resize`),
-    and so did the screen's size class (`-wide`), given at that resize: a restyle of
-    every widget."""
+    """Each row on screen is drawn once. The first page was drawn twice: the screen's size
+    class (`-wide`), given by Textual at its first resize, after the first frame here,
+    restyled every widget, and the table threw away every row it had drawn."""
     drawn: Counter[Any] = Counter()
     real = LiveTable._render_line_in_row
 
