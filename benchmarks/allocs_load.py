@@ -1,13 +1,15 @@
 """`:allocs` all rows loaded, alone (#17's figure without the rest of scale.py's table):
 
     .venv/bin/python benchmarks/allocs_load.py [--scale 100,5000,50] [--runs 3]
-                                               [--jamtui-root DIR]
+                                               [--jamtui-root DIR] [--lab WORKDIR]
 
 One `jamtui lab --scale` (from this checkout), jamtui in tmux (160x48) on it; each run types
 `:allocs`, and the clock runs from Enter to the last allocation (by name) on screen after
 Ctrl+End, read with `tmux capture-pane` (scale.py's `open_allocs`); Esc goes back between runs.
 The TUI's own CPU time over the same span is printed too: on a shared machine the wall time
 is mostly waiting for a core. `--jamtui-root` runs jamtui from another checkout (before).
+`--lab WORKDIR` uses a lab already running there (its `jamtui.toml` and `env.sh`, e.g. a
+shared `/tmp/lab5k`) instead of starting one: it is not stopped afterwards.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import FULL, LabProc, Term, cpu_seconds, jamtui_cmd, mmm, natural
+from scale import FULL, LabProc, Term, cpu_seconds, jamtui_cmd, lab_env, mmm, natural
 
 
 def open_allocs(term: Term, last: str, cpu: list[float]) -> float:
@@ -42,13 +44,30 @@ def open_allocs(term: Term, last: str, cpu: list[float]) -> float:
     raise TimeoutError(f":allocs: {last} not on screen in 60 s")
 
 
+class RunningLab:
+    """A lab started by someone else (`--lab`): its config and exports, its Nomad API."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.env = lab_env(workdir)
+        self.config = workdir / "jamtui.toml"
+        if not self.env or not self.config.exists():
+            raise SystemExit(f"{workdir}: no env.sh or jamtui.toml (not a lab's workdir)")
+
+    nomad = LabProc.nomad
+
+    def stop(self) -> None:
+        pass  # not ours
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="100,5000,50")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--jamtui-root", help="run jamtui from this checkout (before/after)")
+    ap.add_argument("--lab", help="a running lab's workdir (its jamtui.toml, env.sh): used, "
+                    "not started or stopped")
     args = ap.parse_args()
-    lab = LabProc(args.scale)
+    lab = RunningLab(Path(args.lab)) if args.lab else LabProc(args.scale)
     times: list[float] = []
     cpu: list[float] = []  # the TUI's own CPU time meanwhile
     idle: list[float] = []  # its CPU seconds per second on the overview just before
@@ -80,7 +99,7 @@ def main() -> None:
     print(f"jamtui from {args.jamtui_root or 'this checkout'}, lab --scale {args.scale}: "
           f":allocs all rows loaded {mmm(times)}, the TUI's CPU meanwhile {mmm(cpu)} "
           f"(idle before: {mmm(idle)} of CPU a second) "
-          f"(min/median/max of {len(times)}; "
+          f"(min/median/max of {len(times)}; {'lab ' + args.lab + '; ' if args.lab else ''}"
           f"load average {os.getloadavg()[0]:.2f}, shared machine)")
 
 

@@ -322,15 +322,7 @@ class JamApp(App[None]):
         if callable(getattr(self.engine, "wait_ready", None)):
             self.run_worker(self._first_picture, thread=True, name="first picture",
                             exit_on_error=False)
-        overview = OverviewScreen()
-        # the size classes (-narrow/-wide) from the start: added by the first resize, they
-        # made Textual restyle every widget of the composed overview once more (#17)
-        # (as Textual picks them: the class of the highest breakpoint the extent reaches)
-        width, height = self.size
-        for extent, points in ((width, self.HORIZONTAL_BREAKPOINTS),
-                               (height, self.VERTICAL_BREAKPOINTS)):
-            reached = [name for at, name in sorted(points or [], reverse=True) if extent >= at]
-            overview.add_class(*reached[:1], update=False)
+        overview = OverviewScreen()  # with its size classes (`screens.size_classes`)
         self.push_screen(overview)
         if heap.held():  # the collector is off for the start-up (run_cockpit): on again later
             self.set_timer(heap.HOLD_MAX, self._freeze_heap)

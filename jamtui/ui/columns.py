@@ -377,6 +377,13 @@ def _index(name: str) -> int:
     return int(tail[:-1]) if head and tail[:-1].isdigit() else -1
 
 
+@lru_cache(maxsize=16384)
+def _by_name(job_id: str, group: str, name: str) -> tuple[Any, ...]:
+    """An allocation's NAME key: by job, then group, then index (web[2] before web[10]),
+    kept: a load of 5,000 allocations asks for every one (the same tuple each time)."""
+    return (natural(job_id), natural(group), _index(name))
+
+
 def _last(series: list[float]) -> float | None:
     return series[-1] if series else None
 
@@ -401,8 +408,7 @@ SORT_KEYS: dict[Kind, dict[str, SortKey]] = {
         "health": lambda o, s, h: (-o.critical, -o.warning, o.passing),
     },
     Kind.ALLOCATION: {
-        # by job, then group, then index: web[2] before web[10]
-        "name": lambda o, s, h: (natural(o.job_id), natural(o.task_group), _index(o.name)),
+        "name": lambda o, s, h: _by_name(o.job_id, o.task_group, o.name),
         "age": lambda o, s, h: by_number(-o.create_time if o.create_time else None),
         "cpu": lambda o, s, h: by_number(_last(h.get(f"acpu/{o.id}"))
                                          if o.client_status == "running" else None),

@@ -77,11 +77,29 @@ def complete_view(prefix: str) -> str | None:
     return next((n for n in [*view_names(), *ALIASES] if n.startswith(prefix)), None)
 
 
+def size_classes(screen: Screen[Any]) -> None:
+    """The size classes (`-narrow`/`-wide`) a screen about to be pushed gets at its first
+    resize, given now, before it is styled: added then, they made Textual restyle every
+    widget on it, and each table threw away every row it had drawn (where the resize came
+    after the first frame, the first page of `:allocs` was drawn twice, #17). As Textual
+    picks them: the class of the highest breakpoint the extent reaches (the screen's own
+    breakpoints, else the app's)."""
+    app = screen.app
+    width, height = app.size
+    across, down = screen.HORIZONTAL_BREAKPOINTS, screen.VERTICAL_BREAKPOINTS
+    for extent, points in (
+            (width, app.HORIZONTAL_BREAKPOINTS if across is None else across),
+            (height, app.VERTICAL_BREAKPOINTS if down is None else down)):
+        reached = [name for at, name in sorted(points or [], reverse=True) if extent >= at]
+        screen.add_class(*reached[:1], update=False)
+
+
 class LabScreen(Screen[None]):
     """A screen of live panes with the health bar, the command bar and the filter bar."""
 
     def __init__(self, panes: tuple[tuple[Kind, str], ...], name: str) -> None:
         super().__init__(name=name)
+        size_classes(self)
         self.pane_specs = panes
         self.panes: list[Pane] = []
 
