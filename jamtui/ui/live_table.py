@@ -348,11 +348,15 @@ class LiveTable(NavKeys, DataTable[Any]):
         # (and could misrender a name with brackets): hand it Text, parsed once, literally
         return [Cell.of(col.render(obj, self.store, self.history)) for col in self.columns_spec]
 
-    def _in_scope(self, obj: Any) -> bool:
-        """`:ns`: the Nomad tables show one namespace or every one."""
+    def _scope(self) -> str:
+        """`:ns`: the namespace the Nomad tables show, `*` for every one (and for the
+        tables of other kinds)."""
         if self.kind not in (Kind.JOB, Kind.ALLOCATION):
-            return True
-        scope = getattr(self.app, "namespace_scope", "*")
+            return "*"
+        return getattr(self.app, "namespace_scope", "*")
+
+    def _in_scope(self, obj: Any) -> bool:
+        scope = self._scope()
         return scope == "*" or getattr(obj, "namespace", scope) == scope
 
     def _matches(self, texts: Iterable[str]) -> bool:
@@ -385,10 +389,9 @@ class LiveTable(NavKeys, DataTable[Any]):
 
     def _load(self, keep: str | None) -> None:
         objs = self.store.items(self.kind)
-        if self.kind in (Kind.JOB, Kind.ALLOCATION):  # `_in_scope`, the scope read once
-            scope = getattr(self.app, "namespace_scope", "*")
-            if scope != "*":
-                objs = [o for o in objs if getattr(o, "namespace", scope) == scope]
+        scope = self._scope()  # read once (`_in_scope` reads it for each object)
+        if scope != "*":
+            objs = [o for o in objs if getattr(o, "namespace", scope) == scope]
         cells_of: dict[str, list[Any]] = {}
         if self.filter_text:
             matched = []
