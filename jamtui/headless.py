@@ -378,8 +378,8 @@ class SnapshotWriter:
         for name in named:
             service = store.get(Kind.SERVICE, name)
             if service is not None:
-                insts = sorted(known.get(name, {}).values(), key=_instance_id)
-                self._service_line(service, {name: insts})
+                self._service_line(service, {name: sorted(known.get(name, {}).values(),
+                                                          key=_instance_id)})
 
     def follow(self, sources: Mapping[str, Any]) -> Callable[[], None]:
         """Encode each source's kinds (`OWNER`) once its `ready` is set, and each Consul
