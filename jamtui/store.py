@@ -160,13 +160,7 @@ class Store:
         first picture writes 100 instances a service, 5,000 at 5k."""
         changes: list[Change] = []
         with self._lock:
-            table = self._items[kind]
-            for obj in objs:
-                key = object_id(obj)
-                old = table.get(key)
-                if old != obj:
-                    table[key] = obj
-                    changes.append(Change(kind, key, "added" if old is None else "changed"))
+            _put(self._items[kind], kind, ((object_id(o), o) for o in objs), changes)
         self._emit(changes)
         return changes
 
@@ -190,11 +184,7 @@ class Store:
                 if key not in new and (scope is None or scope(old)):
                     del table[key]
                     changes.append(Change(kind, key, "removed"))
-            for key, obj in new.items():
-                old = table.get(key)
-                if old != obj:
-                    table[key] = obj
-                    changes.append(Change(kind, key, "added" if old is None else "changed"))
+            _put(table, kind, new.items(), changes)
         self._emit(changes)
         return changes
 
@@ -296,3 +286,13 @@ class Store:
         node = self.node_of(alloc)
         vm = self.vm_of_node(node) if node else self.vm_named(alloc.node_name)
         return node, vm, self.hypervisor_of(vm) if vm else None
+
+
+def _put(table: dict[str, Any], kind: Kind, objs: Iterable[tuple[str, Any]],
+         changes: list[Change]) -> None:
+    """Write each (id, record) into `table` unless it holds an equal one, noting the change."""
+    for key, obj in objs:
+        old = table.get(key)
+        if old != obj:
+            table[key] = obj
+            changes.append(Change(kind, key, "added" if old is None else "changed"))

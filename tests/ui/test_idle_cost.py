@@ -44,6 +44,16 @@ def young_store(ages: list[int]) -> tuple[list[float], Store]:
     return now, store
 
 
+def young_app(ages: list[int], test_ticks: bool = False) -> tuple[list[float], JamApp]:
+    """An app over `young_store(ages)`; `test_ticks`: the app's own AGE ticks are off (the
+    test ticks, by `refresh_times`)."""
+    now, store = young_store(ages)
+    app = JamApp(fake_engine(store), start_engine=False)
+    if test_ticks:
+        app._refresh_ages = lambda: None  # type: ignore[method-assign]
+    return now, app
+
+
 async def test_a_pane_without_cpu_and_mem_polls_no_allocation_stats() -> None:
     """The overview asked Nomad for the stats of every allocation it shows (every 15 s), and
     redrew their rows, while its pane was too narrow to show CPU or MEM."""
@@ -295,8 +305,7 @@ async def test_a_table_being_removed_draws_nothing_on_the_ages_tick() -> None:
     """The AGE tick reached a table Textual was pruning (its component styles already
     cleared, its row renders not yet): `KeyError: No 'datatable--cursor' key` ended a CI
     run. A table no longer in the app patches no row."""
-    now, store = young_store([50 + i for i in range(5)])
-    app = JamApp(fake_engine(store), start_engine=False)
+    now, app = young_app([50 + i for i in range(5)])
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.3)
         table = next(p.table for p in app.screen.panes if p.kind is Kind.ALLOCATION)
@@ -315,8 +324,7 @@ async def test_an_age_tick_repaints_the_age_cells_not_their_lines() -> None:
     changed cells' regions are repainted; what the screen shows is what a full render gives."""
     from textual.geometry import Region
 
-    now, store = young_store([10 + i for i in range(5)])
-    app = JamApp(fake_engine(store), start_engine=False)
+    now, app = young_app([10 + i for i in range(5)])
     async with app.run_test(size=(160, 48)) as pilot:
         _, table = await allocs_view(pilot, app)
         await pilot.pause(0.1)
@@ -392,9 +400,7 @@ async def test_an_age_tick_drops_the_changed_cells_renders_without_a_pass_over_t
 
     if noted is not None:
         monkeypatch.setattr(live_table, "CELL_KEYS_MAX", noted)
-    now, store = young_store([10 + i for i in range(30)])
-    app = JamApp(fake_engine(store), start_engine=False)
-    app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
+    now, app = young_app([10 + i for i in range(30)], test_ticks=True)
     async with app.run_test(size=(160, 48)) as pilot:
         _, table = await allocs_view(pilot, app)
         # a Resize that comes after the first paint (no class change restyles the view now)
@@ -440,9 +446,7 @@ async def test_a_line_an_age_tick_spliced_is_drawn_without_datatables_line_looku
     from textual.geometry import Region
     from textual.widgets import DataTable
 
-    now, store = young_store([10 + i for i in range(8)])
-    app = JamApp(fake_engine(store), start_engine=False)
-    app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
+    now, app = young_app([10 + i for i in range(8)], test_ticks=True)
     async with app.run_test(size=(160, 48)) as pilot:
         _, table = await allocs_view(pilot, app)
         table.move_cursor(row=2, animate=False)
@@ -493,8 +497,7 @@ async def test_each_line_drawn_passes_one_line_filter(monkeypatch: Any) -> None:
     from textual.color import Color
     from textual.strip import Strip
 
-    now, store = young_store([10 + i for i in range(5)])
-    app = JamApp(fake_engine(store), start_engine=False)
+    now, app = young_app([10 + i for i in range(5)])
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.3)
         filters = app.get_line_filters()
@@ -529,9 +532,7 @@ async def test_an_age_tick_splices_only_the_lines_drawn_as_the_table_is_now(
     drawn are what a full render gives."""
     from jamtui.ui import live_table
 
-    now, store = young_store([10 + i for i in range(8)])
-    app = JamApp(fake_engine(store), start_engine=False)
-    app._refresh_ages = lambda: None  # type: ignore[method-assign]  # the test ticks
+    now, app = young_app([10 + i for i in range(8)], test_ticks=True)
     async with app.run_test(size=(160, 48)) as pilot:
         _, table = await allocs_view(pilot, app)
         table.focus()
