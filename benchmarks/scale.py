@@ -539,7 +539,8 @@ def bench_lab(name: str, root: str | None, runs: int, samples: int) -> dict[str,
         "Nomad stop → row on screen": pp(res["stop"]),
         "Proxmox VM stop/start → screen": pp(res["vm"]),
         ":allocs all rows loaded": mmm(res["allocs"]),
-        "TUI idle CPU overview / :allocs":
+        "TUI idle CPU overview 5-20 s after the frame (a lab's first minute: every AGE "
+        "ticks each second) / :allocs 3 s after the stops":
             f"{mmm(res['idle_o'], '%')} / {mmm(res['idle_a'], '%')}",
         "TUI idle CPU overview, settled (≥ 30 s after the frame, allocations ≥ 75 s old)":
             mmm(res["idle_os"], "%"),
