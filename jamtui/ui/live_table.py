@@ -872,8 +872,11 @@ class LiveTable(NavKeys, DataTable[Any]):
         objects, so a key compares by identity), or read now before any."""
         if self._drawn_state is not None:
             return self._drawn_state
+        return self._line_state_now(self.scroll_offset.x)
+
+    def _line_state_now(self, scroll_x: int) -> tuple[Any, ...]:
+        """DataTable's line cache key beside the line's y, read from the table now."""
         width = self.size.width
-        scroll_x = self.scroll_offset.x
         return (scroll_x, scroll_x + width, width, self.cursor_coordinate,
                 self.hover_coordinate, self.rich_style, self.cursor_type,
                 self._show_hover_cursor, self._update_count, self._pseudo_class_state)
@@ -1122,13 +1125,10 @@ class LiveTable(NavKeys, DataTable[Any]):
         if drawing is not None and not self.fixed_rows:
             state = drawing.get("line key")
             if state is None:
-                width = self.size.width
                 scroll_x, scroll_y = self.scroll_offset
                 state = drawing["line key"] = (
                     self.header_height if self.show_header else 0, scroll_y,
-                    (scroll_x, scroll_x + width, width, self.cursor_coordinate,
-                     self.hover_coordinate, self.rich_style, self.cursor_type,
-                     self._show_hover_cursor, self._update_count, self._pseudo_class_state))
+                    self._line_state_now(scroll_x))
                 self._drawn_state = state[2]  # the lines of the last pass: `_line_state`
             header, scroll_y, rest = state
             if y >= header:
