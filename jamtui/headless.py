@@ -311,7 +311,7 @@ class SnapshotWriter:
         # instances by id): encoded as each service answers (`follow`), kept while they are
         # the same records (by identity). Consul's services (3.9 MB of the document at 5k,
         # ~35 ms to encode) were encoded after its last answer, the usual last.
-        self._service_lines: dict[str, tuple[tuple[Any, ...], bytes]] = {}
+        self._service_lines: dict[str, tuple[list[Any], bytes]] = {}
         self._instances: dict[str, dict[str, ServiceInstance]] = {}  # as the changes said
 
     def _inputs(self, kind: Kind) -> tuple[list[Any], ...]:
@@ -349,13 +349,12 @@ class SnapshotWriter:
                       ) -> bytes:
         """A service's line, encoded again only if it or its instances are not the records
         it was encoded from."""
-        records = (service, *instances.get(service.name, ()))
+        records = [service, *instances.get(service.name, ())]
         kept = self._service_lines.get(service.name)
-        if kept is not None and len(kept[0]) == len(records) and all(
-                map(operator.is_, kept[0], records)):
+        if kept is not None and _same(kept[0], records):
             return kept[1]
         enc = self._enc
-        line = enc.line(partial(enc.service, service, list(records[1:])),
+        line = enc.line(partial(enc.service, service, records[1:]),
                         partial(_service_record, service, instances))
         self._service_lines[service.name] = records, line
         return line
