@@ -185,7 +185,8 @@ class ProxmoxSource(Source):
         )
         environment_once(self.api._store["session"])  # proxies, netrc: once, not each second
         prepared_once(self.api._store["session"])  # the same GET each second: prepared once
-        self.api._store["serializer"] = SameBody()  # ... and its same answer decoded once
+        serializer = self.api._store["serializer"] = SameBody()  # the same answer decoded once
+        self._same = serializer.last  # ... through proxmoxer or not (`_get_plain`)
         self._ips: dict[int, str | None] = {}
         self._last_resources: list[Any] | None = None  # the last answer written to the store
         self._privileges_next = 0.0  # monotonic time of the next /access/permissions read
@@ -276,7 +277,7 @@ class ProxmoxSource(Source):
         """Read `/cluster/tasks` (one request, the whole cluster) into the store; True when a
         task appeared or ended since the last read. Kept apart from `refresh` so the poll can
         schedule it on its own cadence."""
-        rows = self._get("cluster/tasks")
+        rows = self._get_plain("cluster/tasks")
         if not isinstance(rows, list):
             raise BackendError(f"{self.address} sent a malformed answer (not the JSON list "
                                "/cluster/tasks returns).")
@@ -291,7 +292,8 @@ class ProxmoxSource(Source):
     def refresh(self, report: bool = True) -> float:
         """Read `/cluster/resources` (and new VMs' addresses) into the store; the answer's
         latency, reported as the backend's health unless `report` is False."""
-        reads: list[Callable[[], Any]] = [partial(timed, partial(self._get, "cluster/resources"))]
+        reads: list[Callable[[], Any]] = [
+            partial(timed, partial(self._get_plain, "cluster/resources"))]
         now = time.monotonic()
         if now >= self._privileges_next:  # beside it, not before it
             # on the clock, not every 12th read: the fast foreground read made it each 12 s
@@ -430,7 +432,8 @@ class ProxmoxSource(Source):
         """`_get(path)`, sent through `tls.PlainGet` (the session's own pool, headers and
         TLS, without requests' work around each request: 1.25 -> 0.5 ms of CPU a read) when
         the session allows it; proxmoxer's answer (its `data`, or `{"errors": body}` for a
-        body that is not JSON) and its `ResourceException` for a refusal."""
+        body that is not JSON) and its `ResourceException` for a refusal. The reads made
+        each second (`SAME_BODY_PATHS`) give their last answer again for the same body."""
         got = self._plain.get(path) if self._plain else None
         if got is None:  # (a redirect: as requests follows it)
             return self._get(path)
@@ -439,14 +442,11 @@ class ProxmoxSource(Source):
         if status >= 400:
             raise ResourceException(status, HTTP_STATUS.get(status, ANYEVENT_HTTP_STATUS_CODES.get(
                 status)), reason, errors=_errors(body))
-        try:
-            return jsonload.loads(body)["data"]
-        except ValueError:  # proxmoxer's serializer: not JSON (or not UTF-8)
-            return {"errors": body}
+        return self._same.decoded("/" + path, body, partial(_data, body))
 
     @cached_property
     def _plain(self) -> PlainGet | None:
-        """proxmoxer's session's GETs (`tls.PlainGet`), made at the first config read."""
+        """proxmoxer's session's GETs (`tls.PlainGet`), made at the first read."""
         session = self.api._store["session"]
         auth = session.auth
         # an API token's header is the same on every request (a ticket renews itself)
@@ -537,6 +537,15 @@ class ProxmoxSource(Source):
 SAME_BODY_PATHS = ("/cluster/resources", "/cluster/tasks")
 
 
+def _data(body: bytes) -> Any:
+    """proxmoxer's serializer's answer for an accepted `body`: its `data`, or
+    `{"errors": body}` for a body that is not JSON (or not UTF-8)."""
+    try:
+        return jsonload.loads(body)["data"]
+    except ValueError:
+        return {"errors": body}
+
+
 def _errors(body: bytes) -> Any:
     """proxmoxer's `loads_errors`: the `errors` of a refusal's JSON body."""
     try:
@@ -546,26 +555,38 @@ def _errors(body: bytes) -> Any:
     return data.get("errors") if isinstance(data, dict) else None
 
 
-class SameBody(JsonSerializer):
-    """proxmoxer's JSON serializer; a body of `/cluster/resources` or `/cluster/tasks`
-    identical to the last one is not decoded again: its last decoding is handed back (the
-    same object, so `refresh` knows it unchanged without comparing it). Pvestatd moves the
-    figures every 10 s: most of the foreground reads each second are the last answer."""
+class LastBody:
+    """A body of `/cluster/resources` or `/cluster/tasks` identical to the last one is not
+    decoded again: its last decoding is handed back (the same object, so `refresh` knows it
+    unchanged without comparing it). Pvestatd moves the figures every 10 s: most of the
+    foreground reads each second are the last answer."""
 
     def __init__(self) -> None:
         self._last: dict[str, tuple[bytes, Any]] = {}
 
-    def loads(self, response: requests.Response) -> Any:
-        url = str(response.url or "")
-        if not url.endswith(SAME_BODY_PATHS):
-            return super().loads(response)
-        body = response.content
-        last = self._last.get(url)
+    def decoded(self, where: str, body: bytes, decode: Callable[[], Any]) -> Any:
+        """`decode()` of `body`, read from `where` (a URL or path); the last one's when
+        `where` is read each second and `body` is the same as last time."""
+        if not where.endswith(SAME_BODY_PATHS):
+            return decode()
+        last = self._last.get(where)
         if last is not None and last[0] == body:
             return last[1]
-        data = super().loads(response)
-        self._last[url] = (body, data)
+        data = decode()
+        self._last[where] = (body, data)
         return data
+
+
+class SameBody(JsonSerializer):
+    """proxmoxer's JSON serializer, with the same answer decoded once (`LastBody`): the
+    reads that go through proxmoxer (a ticket's session, a redirect)."""
+
+    def __init__(self) -> None:
+        self.last = LastBody()
+
+    def loads(self, response: requests.Response) -> Any:
+        return self.last.decoded(str(response.url or ""), response.content,
+                                 partial(super().loads, response))
 
 
 class _PreparedOnce(requests.Session):
