@@ -23,7 +23,7 @@ from .detail import render
 from .keymap import Key, bind, for_scopes, refused, usable
 from .kinds import OVERVIEW_PANES, VIEWS
 from .messages import OpenDetail, RunAction
-from .widgets import HealthBar, KeyFooter, Pane
+from .widgets import HealthBar, Holder, KeyFooter, Pane
 
 if TYPE_CHECKING:
     from .app import JamApp
@@ -109,17 +109,19 @@ class LabScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         app = self.jam
-        yield HealthBar(app.store, app.configured, id="health")
+        with Holder():
+            yield HealthBar(app.store, app.configured, id="health")
         self.panes = [Pane(kind, title, app.store, app.history, app.keymap, app.read_only,
                            id=f"pane-{kind.value}") for kind, title in self.pane_specs]
         yield self.body()
         with Horizontal(id="bars"):
             yield Input(placeholder="/filter (any column; Enter keeps it, Esc clears)",
                         id="filter")
-        yield KeyFooter()
+        with Holder(id="footer-box"):
+            yield KeyFooter()
 
     def body(self) -> Any:
-        return Vertical(*self.panes, id="body")
+        return Holder(*self.panes, id="body")
 
     def on_mount(self) -> None:
         self.jam.store_changed.subscribe(self, self.apply_changes, immediate=True)
@@ -228,7 +230,8 @@ class OverviewScreen(LabScreen):
         super().__init__(OVERVIEW_PANES, name="overview")
 
     def body(self) -> Any:
-        return Grid(*self.panes, id="overview-grid")
+        return Grid(*(Holder(pane, classes="pane-box") for pane in self.panes),
+                    id="overview-grid")
 
 
 class ViewScreen(LabScreen):

@@ -7,7 +7,7 @@ from typing import Any
 from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Container, Vertical
 from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
 from textual.widgets._footer import FooterKey
@@ -154,6 +154,19 @@ class HealthBar(Static):
             self._shown, self._shape = key, shape
 
 
+class Holder(Container):
+    """A box that places what it holds and draws nothing of its own (`BLANK`: what it holds
+    covers it). Textual's compositor draws again, from their caches, every widget whose
+    parent's region meets a region repainted: each AGE tick of a table (#17) drew the
+    health bar, the footer and each of its keys, the pane's title and the overview's three
+    other panes with it. Held, a widget is drawn when its own box is met."""
+
+    BLANK = True
+    DEFAULT_CSS = """
+    Holder { height: auto; }
+    """
+
+
 class Pane(Vertical):
     """A titled live table; dimmed and labelled stale while its backend is down."""
 
@@ -161,7 +174,7 @@ class Pane(Vertical):
     Pane { border: round $primary-darken-2; height: 1fr; }
     Pane:focus-within { border: round $accent; }
     Pane.-stale { opacity: 60%; border: round $error; }
-    Pane > Label.pane-title { width: 1fr; text-style: bold; padding: 0 1; }
+    Pane > Holder > Label.pane-title { width: 1fr; text-style: bold; padding: 0 1; }
     """
 
     def __init__(self, kind: Kind, title: str, store: Store, history: History,
@@ -173,7 +186,8 @@ class Pane(Vertical):
         self.table = LiveTable(kind, store, history, keymap=keymap, read_only=read_only)
 
     def compose(self) -> ComposeResult:
-        yield Label(self.title, classes="pane-title")
+        with Holder():
+            yield Label(self.title, classes="pane-title")
         yield self.table
 
     def on_mount(self) -> None:

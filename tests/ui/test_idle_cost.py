@@ -569,3 +569,45 @@ async def test_an_age_tick_splices_only_the_lines_drawn_as_the_table_is_now(
         table._update_count += 1
         fresh = [list(table.render_line(row + header)) for row in range(8)]
         assert drawn == fresh
+
+
+@pytest.mark.parametrize("view", ["overview", "allocs"])
+async def test_an_age_tick_draws_only_the_widgets_around_its_cells(
+        monkeypatch: Any, view: str) -> None:
+    """Textual's compositor draws again (from their caches) every widget whose parent's
+    region meets a region repainted: each AGE tick of a table drew the health bar, the
+    footer and each of its keys, the pane's title and the overview's three other panes.
+    Each of them is held in a box of its own (`widgets.Holder`): only the ticking pane and
+    its table are drawn, and the screen is what a full render gives."""
+    from textual.widget import Widget
+
+    from jamtui.ui.widgets import HealthBar, KeyFooter, Pane
+
+    now, app = young_app([10 + i for i in range(5)])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        if view == "allocs":
+            await allocs_view(pilot, app)
+            await pilot.pause(0.2)
+        drawn: list[Widget] = []
+        real = Widget.render_lines
+
+        def render_lines(self: Widget, crop: Any) -> Any:
+            drawn.append(self)
+            return real(self, crop)
+
+        monkeypatch.setattr(Widget, "render_lines", render_lines)
+        now[0] += 1
+        JamApp._refresh_ages(app)
+        await pilot.pause(0.2)
+        monkeypatch.setattr(Widget, "render_lines", real)
+        ticking = next(p for p in app.screen.panes if p.kind is Kind.ALLOCATION)
+        assert ticking.table in drawn
+        assert [w for w in drawn if isinstance(w, Pane)] == [ticking]
+        others = [w for w in drawn if isinstance(w, HealthBar | KeyFooter)
+                  or w.has_class("pane-title") or isinstance(w.parent, KeyFooter)]
+        assert others == [], others
+        lines = ["".join(s.text for strip in row for s in strip)
+                 for row in app.screen._compositor.render_update(full=True).strips]
+        assert sum(1 for line in lines if "11s" in line) == 1
+        assert "quit" in lines[-1]  # the footer, where it was
