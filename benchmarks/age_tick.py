@@ -43,6 +43,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+from jamtui import heap
 from jamtui.config import load_config
 from jamtui.engine import Engine
 from jamtui.model import Kind
@@ -100,6 +101,7 @@ async def run(ticks: int, view: str, profile: str) -> None:
         tables = [p.table for p in screen.panes]
         rows = sum(len(t._visible_ids()) for t in tables if "age" in t.columns)
         write_text(app)
+        heap.release()  # the collector as the cockpit runs it once its first picture is in
         await pilot.pause(0.3)
         results: dict[str, list[tuple[float, float]]] = {}
         prof = cProfile.Profile() if profile else None
