@@ -169,6 +169,14 @@ class Watch:
             stop.wait(pause)
         self._started, self._cpu = time.monotonic(), time.thread_time()
 
+    def holds(self, header: Any) -> bool:
+        """The answer's X-Consul-Index is the one held: its result is the last one again (a
+        blocking query whose wait ran out, api-docs/features/blocking)."""
+        try:
+            return self.index is not None and max(1, int(header)) == self.index
+        except (TypeError, ValueError):
+            return False
+
     def answered(self, header: Any) -> bool:
         """Take an answer's X-Consul-Index; True when its result may differ from the last."""
         try:
@@ -449,14 +457,20 @@ class ConsulSource(Source):
     # -- watches ---------------------------------------------------------------------------------
 
     def _block(self, watch: Watch, path: str, params: list[tuple[str, str]] | None = None,
-               decode: Callable[[bytes], Any] = jsonload.loads) -> tuple[bool, Any, Any]:
+               decode: Callable[[bytes], Any] = jsonload.loads,
+               same_unread: bool = False) -> tuple[bool, Any, Any]:
         """One blocking query by Consul's rules (api-docs/features/blocking): the index
         held (none while the backend is down), a jittered wait, calls at least `MIN_GAP`
-        apart. (changed, body as `decode` gives it, response)."""
+        apart. (changed, body as `decode` gives it, response). `same_unread`: an answer at
+        the index held (the wait ran out) is not decoded, its body None: every check at 5k
+        is 2.5 MB, decoded once a minute for nothing."""
         watch.pace(self.stop_event)
         index = self._hold(watch.param())
         query = [("index", index), ("wait", jittered(self.wait))] if index else []
         resp = self._raw(path, [*(params or []), *query])
+        if same_unread and 200 <= resp.code < 300 and watch.holds(
+                resp.headers.get("X-Consul-Index")):
+            return False, None, resp
         body = _decoded(decode)(resp)
         return watch.answered(resp.headers.get("X-Consul-Index")), body, resp
 
@@ -520,7 +534,7 @@ class ConsulSource(Source):
         back shows here first, as its serfHealth check: it wakes the members' read."""
         changed, checks, resp = self._block(
             self._checks_watch, "/v1/health/state/any",
-            decode=lambda body: decode_node_checks(body, self._check_map))
+            decode=lambda body: decode_node_checks(body, self._check_map), same_unread=True)
         if _filtered(resp) and not checks:
             changed = False  # hidden from this token: the instances keep the checks read
         if changed:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import consul
@@ -466,3 +467,40 @@ def test_the_first_picture_writes_each_service_s_instances_at_once(
     assert not [args for args in one if args[0] is Kind.INSTANCE]
     assert sorted(args[1][0].service for args in many if args[1]) == sorted(names)
     assert sum(len(args[1]) for args in many) == store.count(Kind.INSTANCE)
+
+
+def test_a_check_watch_whose_wait_ran_out_decodes_nothing(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blocking query answers at the index held when its wait runs out, with the same
+    result (api-docs/features/blocking): every check (2.5 MB at 5,000 instances) was decoded
+    again each minute for nothing. Not now; a change after it is decoded and applied."""
+    from jamtui.sources import consul as source
+
+    path = tmp_path / "jamtui.toml"
+    path.write_text(lab.config_toml())
+    src = ConsulSource(Store(), load_config(path, env=lab.env()).consul, wait="300ms")
+    decoded: list[int] = []
+    real = source.decode_node_checks
+
+    def counting(body: bytes | str, previous: Any = None) -> Any:
+        decoded.append(len(body))
+        return real(body, previous)
+
+    monkeypatch.setattr(source, "decode_node_checks", counting)
+    src._checks_step()  # the first answer: every check
+    assert len(decoded) == 1 and src._checks_watch.index
+    index = src._checks_watch.index
+    for _ in range(2):
+        t0 = time.monotonic()
+        src._checks_step()  # held 300 ms, then the same index
+        assert time.monotonic() - t0 >= 0.2
+    assert len(decoded) == 1 and src._checks_watch.index == index
+    node, check = next((c.node, c.check_id) for c in lab.world.checks.values()
+                       if c.service_id and c.status == "passing")
+    lab.call(lab.world.set_check, node, check, "critical", "HTTP GET: 503")
+    try:
+        src._checks_step()
+        assert len(decoded) == 2 and src._checks_watch.index > index
+        assert src._check_map[(node, check)].info.status == "critical"
+    finally:
+        lab.call(lab.world.set_check, node, check, "passing", "HTTP GET: 200 OK")
