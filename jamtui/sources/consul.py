@@ -169,20 +169,22 @@ class Watch:
             stop.wait(pause)
         self._started, self._cpu = time.monotonic(), time.thread_time()
 
+    @staticmethod
+    def _index_of(header: Any) -> int:
+        """An answer's X-Consul-Index as the watch holds it (never below 1; 1 when absent)."""
+        try:
+            return max(1, int(header))
+        except (TypeError, ValueError):
+            return 1
+
     def holds(self, header: Any) -> bool:
         """The answer's X-Consul-Index is the one held: its result is the last one again (a
         blocking query whose wait ran out, api-docs/features/blocking)."""
-        try:
-            return self.index is not None and max(1, int(header)) == self.index
-        except (TypeError, ValueError):
-            return False
+        return self.index is not None and self._index_of(header) == self.index
 
     def answered(self, header: Any) -> bool:
         """Take an answer's X-Consul-Index; True when its result may differ from the last."""
-        try:
-            new = max(1, int(header))
-        except (TypeError, ValueError):
-            new = 1
+        new = self._index_of(header)
         old = self.index
         if old is not None and new < old:
             self.index = None  # backwards: start again, this answer as a fresh first one
