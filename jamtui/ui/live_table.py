@@ -355,8 +355,9 @@ class LiveTable(NavKeys, DataTable[Any]):
             return "*"
         return getattr(self.app, "namespace_scope", "*")
 
-    def _in_scope(self, obj: Any) -> bool:
-        scope = self._scope()
+    def _in_scope(self, obj: Any, scope: str | None = None) -> bool:
+        """`obj` is shown under the scope (`_scope()` unless given: a load reads it once)."""
+        scope = self._scope() if scope is None else scope
         return scope == "*" or getattr(obj, "namespace", scope) == scope
 
     def _matches(self, texts: Iterable[str]) -> bool:
@@ -389,9 +390,9 @@ class LiveTable(NavKeys, DataTable[Any]):
 
     def _load(self, keep: str | None) -> None:
         objs = self.store.items(self.kind)
-        scope = self._scope()  # read once (`_in_scope` reads it for each object)
+        scope = self._scope()  # read once, not for each object
         if scope != "*":
-            objs = [o for o in objs if getattr(o, "namespace", scope) == scope]
+            objs = [o for o in objs if self._in_scope(o, scope)]
         cells_of: dict[str, list[Any]] = {}
         if self.filter_text:
             matched = []
