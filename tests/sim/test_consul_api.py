@@ -169,6 +169,39 @@ def test_passing_filter_and_check_listings(lab: Lab) -> None:
     assert len(for_service) == 3 and all(ck["ServiceName"] == "example" for ck in for_service)
 
 
+def test_a_health_read_asked_again_unchanged_is_not_made_again(lab: Lab, monkeypatch: Any
+                                                               ) -> None:
+    """The lab keeps each `/v1/health/service/:name` body while the catalog stays (made and
+    encoded again, 8.6 MB at 5,000 instances, it took the lab's core from the client under
+    test); any change to a check, an instance or a node is in the next answer."""
+    from jamtui.sim import consul as sim_consul
+
+    made: list[str] = []
+    render = sim_consul.check_json
+    monkeypatch.setattr(sim_consul, "check_json", lambda c: made.append(c.check_id) or render(c))
+    first = raw(lab, "GET", "/v1/health/service/example")
+    assert first.status_code == 200 and made
+    made.clear()
+    again = raw(lab, "GET", "/v1/health/service/example")
+    assert again.content == first.content and made == []
+    assert again.headers["X-Consul-Index"] == first.headers["X-Consul-Index"]
+    # another query of the same service is its own body (`passing` filters)
+    check = next(ck for e in first.json() for ck in e["Checks"] if ck["ServiceID"])
+    lab.call(lab.world.set_check, check["Node"], check["CheckID"], "critical", "HTTP GET: 503")
+    passing = raw(lab, "GET", "/v1/health/service/example?passing")
+    assert len(passing.json()) == len(first.json()) - 1
+    changed = raw(lab, "GET", "/v1/health/service/example")
+    assert int(changed.headers["X-Consul-Index"]) > int(first.headers["X-Consul-Index"])
+    status = {ck["CheckID"]: ck["Status"] for e in changed.json() for ck in e["Checks"]
+              if ck["Node"] == check["Node"]}
+    assert status[check["CheckID"]] == "critical"
+    # a filter is part of what is kept: each expression its own answer
+    only = raw(lab, "GET", "/v1/health/service/example",
+               params={"filter": f'Node.Node == "{check["Node"]}"'})
+    assert {e["Node"]["Node"] for e in only.json()} == {check["Node"]}
+    assert len(raw(lab, "GET", "/v1/health/service/example").json()) == len(first.json())
+
+
 def test_checks_in_state_block_filter_and_hide_from_a_token(lab: Lab) -> None:
     """api-docs/health#list-checks-in-state, as jamtui's one watch over every check uses it:
     the documented fields, blocking on the checks' index, `filter=`, and a token without
