@@ -310,20 +310,31 @@ def run_snapshot(cfg: Config, timeout: float) -> int:
     from .heap import hold
 
     hold()
+    from .apart import APART, fork_reader
     from .engine import Engine
+    from .headless import SnapshotWriter, snapshot_exit_code
+    from .pipes import reader_may_leave
 
     engine = Engine(cfg)
+    configured = set(engine.sources)
+    # the backends that cost the most CPU (Nomad's allocations, Consul's instances) read and
+    # encoded in processes of their own, on the other cores (see `apart`); a None: read here
+    aparts = [(engine.sources[name], fork_reader(engine, name, timeout)) for name in APART
+              if name in engine.sources]
     engine.start(followers=False)
     try:
-        from .headless import SnapshotWriter, snapshot_exit_code
-        from .pipes import reader_may_leave
-
         writer = SnapshotWriter(engine.store)
         encoded = writer.follow(engine.sources)  # each backend's part as it answers
         engine.settle(timeout)
         encoded()
-        code = snapshot_exit_code(engine.store, set(engine.sources))
+        for source, apart in aparts:
+            if apart is not None:
+                apart.join(engine, writer, source)
+        code = snapshot_exit_code(engine.store, configured)
     finally:
+        for _, apart in aparts:
+            if apart is not None:
+                apart.end()
         engine.stop(timeout=0.0)  # nothing waited for: it ends with `_exit_now`
     with reader_may_leave():
         sys.stdout.flush()

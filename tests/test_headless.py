@@ -43,13 +43,16 @@ NOT_FOR_ONE_SHOT = ("textual", "paramiko", "dns", "aiohttp", "cryptography", "ja
                     "jamtui.node_cli", "jamtui.job_cli", "jamtui.exec_cli", "jamtui.workflows",
                     "jamtui.timeline", "jamtui.route_book")
 _IMPORTS = ("import atexit, os, sys\n"
+            "me = os.getpid()\n"  # not `snapshot`'s reader processes (`jamtui.apart`)
             "def said():\n"
-            "    print('IMPORTED', sorted({m.split('.')[0] if not m.startswith('jamtui') else\n"
-            "          '.'.join(m.split('.')[:2]) for m in sys.modules}), file=sys.stderr)\n"
+            "    if os.getpid() == me:\n"
+            "        print('IMPORTED', sorted({m.split('.')[0] if not m.startswith('jamtui')\n"
+            "              else '.'.join(m.split('.')[:2]) for m in sys.modules}),\n"
+            "              file=sys.stderr)\n"
             "atexit.register(said)\n"
             "end = os._exit\n"  # a one-shot command ends without the interpreter's teardown
-            "os._exit = lambda code: (said(), print('ENDED', code, file=sys.stderr),\n"
-            "                         sys.stderr.flush(), end(code))\n"
+            "os._exit = lambda code: (said(), os.getpid() == me and print(\n"
+            "    'ENDED', code, file=sys.stderr), sys.stderr.flush(), end(code))\n"
             "sys.argv[0] = 'jamtui'\n"
             "from jamtui.cli import main\n"
             "sys.exit(main())\n")
