@@ -2,14 +2,14 @@
 
 The snapshot is CPU-bound under one GIL: at 5,000 allocations Nomad's part alone (an 8 MB
 list decoded into records, then 6 MB of the document encoded from them) is ~0.2 s of the
-command's ~0.8 s, while the machine's other cores wait. So, where `os.fork` exists and no
+command's ~0.8 s, while the machine's other cores wait. So, on Linux and while no
 thread runs yet (nothing started: a forked thread would be lost, or hold a lock forever),
 the command forks once its modules are loaded: the child starts that backend's source alone,
 settles it as the command would (the same timeout and words when it does not answer),
-encodes its kinds' sections of the document, and sends them up a pipe with the records the
-document takes from the store (its health; its quorum). The parent reads every other
-backend meanwhile, and then writes the document from both: the same document, byte for
-byte, as one process writes (tests/test_snapshot_apart.py).
+encodes its own kinds' sections of the document, and sends them up a pipe with its health
+and the records it wrote of kinds it shares (its quorum; Nomad's volumes among the
+storages). The parent reads every other backend meanwhile, then writes the document from
+both: the document one process writes (tests/test_snapshot_apart.py compares them).
 
 A child that fails is the backend's failure in words (`BackendStatus` down), never a
 missing section passed over in silence; one that does not answer in time is ended.
@@ -126,11 +126,12 @@ class Apart:
 
 def fork_reader(engine: Engine, name: str, timeout: float) -> Apart | None:
     """Fork a child that reads `name` alone (see the module's text) and take that source out
-    of `engine` (which reads the others); None, and `engine` as it was, where that cannot be
-    (no `fork`, a thread already running, the backend not configured)."""
+    of `engine` (which reads the others); None, and `engine` as it was, where that cannot be:
+    a thread already running, the backend not configured, or not Linux (on macOS a forked
+    child may not touch the system frameworks requests' proxy lookup calls)."""
     source = engine.sources.get(name)
-    if (source is None or not hasattr(os, "fork") or threading.active_count() != 1
-            or len(engine.sources) < 2):
+    if (source is None or not sys.platform.startswith("linux")
+            or threading.active_count() != 1 or len(engine.sources) < 2):
         return None
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # nothing buffered is written twice
