@@ -136,11 +136,13 @@ def fork_reader(engine: Engine, name: str, timeout: float) -> Apart | None:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # nothing buffered is written twice
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_fd)
         status = _CHILD_FAILED
         try:
+            _end_with(parent)
             _child(engine, name, timeout, write_fd)
             status = 0
         except BaseException:  # Ctrl-C, a closed pipe: the parent says what is missing
@@ -149,6 +151,16 @@ def fork_reader(engine: Engine, name: str, timeout: float) -> Apart | None:
     os.close(write_fd)
     del engine.sources[name]
     return Apart(name, pid, read_fd, timeout)
+
+
+def _end_with(parent: int) -> None:
+    """The child ends when its parent does (killed, say): Linux's parent-death signal."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it ended before the signal was asked for
+        os._exit(_CHILD_FAILED)
 
 
 def _child(engine: Engine, name: str, timeout: float, fd: int) -> None:
