@@ -77,6 +77,10 @@ SQUEEZE_FLOOR = 12  # a name is cut to no fewer cells than this before STATUS or
 # (evicted ones stay noted until then): twice DataTable's cell cache (10,000)
 CELL_KEYS_MAX = 20_000
 
+# line and row render keys noted (`LiveTable._note_drawn`) before the notes are made again
+# from the caches (evicted ones stay noted until then): twice DataTable's two caches (1,000)
+DRAWN_KEYS_MAX = 4_000
+
 # a batch of at least this many rows into an empty table is loaded whole (`reload`)
 BULK_LOAD = 200
 
@@ -763,20 +767,24 @@ class LiveTable(NavKeys, DataTable[Any]):
             return  # being removed: its component styles may be gone already (KeyError)
         shown = self._column_locations
         stale = {k: cols for k, cols in stale.items() if any(c in shown for c in cols)}
-        rows = {self._row_locations.get(k) for k in stale} - {None}
+        rows = {row for k in stale if (row := self._row_locations.get(k)) is not None}
         if not rows:
             return
         header = self.header_height if self.show_header else 0
         self._drop_cells(stale)  # only the cells that changed are rendered again
-        for rkey in [k for k in self._row_renderable_cache.keys()  # noqa: SIM118
-                     if k[1] in rows]:
-            self._row_renderable_cache.discard(rkey)
+        # DataTable's row renderables are keyed (update count, row): those of an older count
+        # are never asked for again, the current ones go by their keys (no pass)
+        renderables = self._row_renderable_cache
+        count = self._update_count
+        for row in rows:
+            renderables.discard((count, row))
         spliced = self._splice_lines(stale, was, header)
         self._patch_rows({k: v for k, v in stale.items() if k not in spliced})
         lines = {row + header for k in stale if k not in spliced
                  and (row := self._row_locations.get(k)) is not None}
-        if lines:  # (none when every row was spliced: no pass over up to 1,000 keys)
-            for lkey in [k for k in self._line_cache.keys() if k[0] in lines]:  # noqa: SIM118
+        if lines:
+            noted = self._drawn_keys()[0]
+            for lkey in [k for y in lines for k in noted.pop(y, ())]:
                 self._line_cache.discard(lkey)
         self._refresh_cells(stale)
 
@@ -793,8 +801,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         if self.fixed_columns or self._row_label_column_width or self.fixed_rows:
             return set()
         pad = self.cell_padding
-        lefts = {column.key: (x, width, n) for n, (column, (x, width)) in
-                 enumerate(zip(self.ordered_columns, self._column_places(), strict=True))}
+        lefts = self._layout()[1]
         by_line: dict[int, tuple[RowKey, list[tuple[int, str, str]]]] = {}
         # row → (column's place, its old text, the new cell's pieces as `cell_line` makes them)
         by_row: dict[RowKey, list[tuple[int, str, tuple[str, ...]]]] = {}
@@ -831,23 +838,23 @@ class LiveTable(NavKeys, DataTable[Any]):
         # a line drawn in another state (the cursor or the mouse elsewhere) just goes: each
         # row the cursor passed over left one such line per place, all spliced each second
         now = self._line_state()
-        for key in [k for k in cache.keys() if k[0] in by_line]:  # noqa: SIM118
+        lines_noted, rows_noted = self._drawn_keys()
+        for key in [k for y in by_line for k in lines_noted.pop(y, ())]:
             row_key, edits = by_line[key[0]]
             strip = cache.get(key) if key[1:] == now else None
             line = None if strip is None else _splice(strip, key[1], edits)
             cache.discard(key)
             if line is not None:
                 cache.set(key, line)
+                lines_noted[key[0]] = {key}
                 spliced.add(row_key)
             elif key[1:] == now:
                 failed.add(row_key)
         spliced -= failed
         # their rows' renders (drawn again from them when the cursor moves) likewise
         rows = self._row_render_cache
-        # by the keys' values: a RowKey hashes in Python, for each of up to 1,000 entries
-        values = {k.value for k in spliced}
         row_now = self._row_state(now)
-        for rkey in [k for k in rows.keys() if k[0].value in values]:  # noqa: SIM118
+        for rkey in [k for key in spliced for k in rows_noted.pop(key.value, ())]:
             cached = rows.get(rkey) if rkey[2:] == row_now else None
             rows.discard(rkey)
             if cached is None or rkey[1]:
@@ -862,7 +869,54 @@ class LiveTable(NavKeys, DataTable[Any]):
                 scrollable[at] = [Segment(piece, style) for piece in parts]
             else:
                 rows.set(rkey, (cached[0], scrollable))
+                rows_noted[rkey[0].value] = {rkey}
         return spliced
+
+    def _drawn_keys(self, whole: bool = True) -> tuple[dict[int, set[tuple[Any, ...]]],
+                                                       dict[Any, set[tuple[Any, ...]]]]:
+        """DataTable's line cache keys by the line's y and its row render keys by the row's
+        id, of the current update count (those of an older one are never asked for again),
+        as the drawing pass noted them (`render_line`): a changed row's entries are found by
+        look-up, not by a pass over up to 1,000 keys of each cache (a key holding a RowKey
+        hashes in Python). Where a line was drawn outside a pass, or more were noted than
+        `DRAWN_KEYS_MAX`, the notes are made again from the caches (one pass; not while
+        noting: `whole` False). A note may name an entry gone since (evicted, dropped): a
+        superset."""
+        count = self._update_count
+        if self._drawn_count != count:  # a new count: nothing of it is cached unnoted
+            self._drawn_count = count
+            self._lines_noted, self._rows_noted = {}, {}
+            self._drawn_noted, self._drawn_whole = 0, True
+        elif whole and (not self._drawn_whole or self._drawn_noted > DRAWN_KEYS_MAX):
+            lines: dict[int, set[tuple[Any, ...]]] = {}
+            rows: dict[Any, set[tuple[Any, ...]]] = {}
+            for key in self._line_cache.keys():  # noqa: SIM118
+                if key[9] == count:
+                    lines.setdefault(key[0], set()).add(key)
+            for rkey in self._row_render_cache.keys():  # noqa: SIM118
+                if rkey[8] == count:
+                    rows.setdefault(rkey[0].value, set()).add(rkey)
+            self._lines_noted, self._rows_noted = lines, rows
+            self._drawn_noted = len(self._line_cache) + len(self._row_render_cache)
+            self._drawn_whole = True
+        return self._lines_noted, self._rows_noted
+
+    def _note_drawn(self, line: tuple[Any, ...], row: tuple[Any, ...] | None) -> None:
+        """A line DataTable drew in a pass, under its line cache key, and the row render it
+        was drawn from (`_drawn_keys`)."""
+        lines, rows = self._drawn_keys(whole=False)
+        lines.setdefault(line[0], set()).add(line)
+        if row is not None:
+            rows.setdefault(row[0].value, set()).add(row)
+        self._drawn_noted += 2
+
+    # the update count the notes are of; they name every entry of it in the caches (unless
+    # a line was drawn outside a pass); how many were noted
+    _drawn_count = -1
+    _drawn_whole = True
+    _drawn_noted = 0
+    _lines_noted: dict[int, set[tuple[Any, ...]]]
+    _rows_noted: dict[Any, set[tuple[Any, ...]]]
 
     # what the line cache keys of the last drawing pass held beside each line's y
     _drawn_state: tuple[Any, ...] | None = None
@@ -890,13 +944,32 @@ class LiveTable(NavKeys, DataTable[Any]):
     def _column_places(self) -> list[tuple[int, int]]:
         """Each column's left edge on the table's line (after the row labels) and its drawn
         width, in the order drawn."""
+        return self._layout()[0]
+
+    def _layout(self) -> tuple[list[tuple[int, int]], dict[ColumnKey, tuple[int, int, int]]]:
+        """The columns' places (`_column_places`), and by column key its left edge, width
+        and index: made again only when the table's update count, padding, row labels or
+        columns shown change (every width change moves the update count: DataTable's line
+        and row caches are keyed by it too), not at each AGE tick (24 width reads)."""
+        key = (self._update_count, self.cell_padding, self._row_label_column_width,
+               self._column_locations, len(self.columns))
+        kept = self._layout_kept
+        if kept is not None and kept[0] == key:
+            return kept[1]
         places: list[tuple[int, int]] = []
+        lefts: dict[ColumnKey, tuple[int, int, int]] = {}
         x = self._row_label_column_width
-        for column in self.ordered_columns:
+        for n, column in enumerate(self.ordered_columns):
             width = column.get_render_width(self)
             places.append((x, width))
+            lefts[column.key] = (x, width, n)
             x += width
-        return places
+        self._layout_kept = (key, (places, lefts))
+        return places, lefts
+
+    # (the key `_layout` was made under, its places and lefts)
+    _layout_kept: tuple[tuple[Any, ...], tuple[list[tuple[int, int]],
+                                               dict[ColumnKey, tuple[int, int, int]]]] | None = None
 
     def _refresh_cells(self, stale: dict[RowKey, set[ColumnKey]]) -> None:
         """Repaint the changed cells' regions on screen, not their whole lines: Textual's
@@ -909,8 +982,6 @@ class LiveTable(NavKeys, DataTable[Any]):
         bottom = top + self.size.height
         header = self.header_height if self.show_header else 0
         places = self._column_places()
-        lefts = [x for x, _ in places]
-        widths = [width for _, width in places]
         locations = self._column_locations
         window = self.window_region
         offset = self.scroll_offset
@@ -920,7 +991,7 @@ class LiveTable(NavKeys, DataTable[Any]):
             if row is None or not top <= row <= bottom:
                 continue
             at = sorted(n for n in (locations.get(c) for c in columns)
-                        if n is not None and n < len(lefts))
+                        if n is not None and n < len(places))
             spans: list[list[int]] = []
             for n in at:
                 if spans and spans[-1][1] == n - 1:
@@ -928,8 +999,9 @@ class LiveTable(NavKeys, DataTable[Any]):
                 else:
                     spans.append([n, n])
             for first, last in spans:
-                region = Region(lefts[first], row + header,
-                                lefts[last] + widths[last] - lefts[first], 1)
+                left = places[first][0]
+                right = places[last][0] + places[last][1]
+                region = Region(left, row + header, right - left, 1)
                 if window.overlaps(region):
                     regions.append(region.translate(-offset))
         if regions:
@@ -947,8 +1019,8 @@ class LiveTable(NavKeys, DataTable[Any]):
         now = (self.show_cursor, self._show_hover_cursor, self._update_count,
                self._pseudo_class_state)
         highlight = self._should_highlight
-        values = {k.value for k in stale}  # by value: a RowKey hashes in Python
-        for key in [k for k in cache.keys() if k[0].value in values]:  # noqa: SIM118
+        noted = self._drawn_keys()[1]
+        for key in [k for row_key in stale for k in noted.pop(row_key.value, ())]:
             row_key, line_no, base_style, cursor, hover, cursor_type = key[:6]
             row = self._row_locations.get(row_key)
             cached = cache.get(key)
@@ -969,6 +1041,7 @@ class LiveTable(NavKeys, DataTable[Any]):
                     hover=highlight(hover, where, cursor_type))[0]
             cache.discard(key)  # LRUCache.set keeps an existing key's value
             cache.set(key, (fixed, scrollable))
+            noted[row_key.value] = {key}
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
@@ -1133,9 +1206,18 @@ class LiveTable(NavKeys, DataTable[Any]):
                 self._drawn_state = state[2]  # the lines of the last pass: `_line_state`
             header, scroll_y, rest = state
             if y >= header:
-                line = self._line_cache.get((y + scroll_y, *rest))
+                key = (y + scroll_y, *rest)
+                line = self._line_cache.get(key)
                 if line is not None:
                     return line
+                line = super().render_line(y)
+                row_key = self._row_locations.get_key(key[0] - header)
+                if row_key is not None:  # (below the last row: a blank line, not cached)
+                    self._note_drawn(key, (row_key, 0, *self._row_state(rest)))
+                return line
+        elif y >= (self.header_height if self.show_header else 0):
+            self._drawn_keys(whole=False)  # (a new update count: the notes start again)
+            self._drawn_whole = False  # drawn by DataTable unnoted: noted from the caches
         return super().render_line(y)
 
     # DataTable reads the widget's style and background for each line it draws; each read
