@@ -803,15 +803,12 @@ class LiveTable(NavKeys, DataTable[Any]):
         pad = self.cell_padding
         lefts = self._layout()[1]
         by_line: dict[int, tuple[RowKey, list[tuple[int, str, str]]]] = {}
-        # row → (column's place, its old text, the new cell's pieces as `cell_line` makes them)
-        by_row: dict[RowKey, list[tuple[int, str, tuple[str, ...]]]] = {}
         for row_key, columns in stale.items():
             row = self._row_locations.get(row_key)
             data = self._data.get(row_key)
             if row is None or data is None:
                 continue
             edits: list[tuple[int, str, str]] = []
-            pieces: list[tuple[int, str, tuple[str, ...]]] = []
             for column_key in columns:
                 place = lefts.get(column_key)
                 if place is None:
@@ -824,12 +821,8 @@ class LiveTable(NavKeys, DataTable[Any]):
                     break
                 edits.append((place[0], " " * pad + old + " " * pad,
                               " " * pad + new + " " * pad))
-                text = data[column_key].plain
-                pieces.append((place[2], edits[-1][1], tuple(p for p in (
-                    " " * pad, text, new[len(text):], " " * pad) if p)))
             if edits:
                 by_line[row + header] = (row_key, edits)
-                by_row[row_key] = pieces
         if not by_line:
             return set()
         cache = self._line_cache
@@ -851,25 +844,13 @@ class LiveTable(NavKeys, DataTable[Any]):
             elif key[1:] == now:
                 failed.add(row_key)
         spliced -= failed
-        # their rows' renders (drawn again from them when the cursor moves) likewise
+        # their rows' renders go (DataTable's row cache: a line is drawn again from its row's
+        # render only where the line is not cached, as after a horizontal scroll; a move of
+        # the cursor or the mouse is a new key for every row): splicing them too each second
+        # cost more than drawing the few again then
         rows = self._row_render_cache
-        row_now = self._row_state(now)
         for rkey in [k for key in spliced for k in rows_noted.pop(key.value, ())]:
-            cached = rows.get(rkey) if rkey[2:] == row_now else None
             rows.discard(rkey)
-            if cached is None or rkey[1]:
-                continue
-            scrollable = list(cached[1])
-            for at, was_text, parts in by_row[rkey[0]]:
-                cell = scrollable[at] if at < len(scrollable) - 1 else None  # last: filler
-                style = cell[0].style if cell else None
-                if (not cell or any(s.style != style or s.control for s in cell)
-                        or "".join(s.text for s in cell) != was_text):
-                    break
-                scrollable[at] = [Segment(piece, style) for piece in parts]
-            else:
-                rows.set(rkey, (cached[0], scrollable))
-                rows_noted[rkey[0].value] = {rkey}
         return spliced
 
     def _drawn_keys(self, whole: bool = True) -> tuple[dict[int, set[tuple[Any, ...]]],
