@@ -208,23 +208,39 @@ def _one_style_text(cell: Any, inner: int) -> str | None:
     return text + " " * (inner - length)
 
 
-def _splice(strip: Strip, x1: int, edits: list[tuple[int, str, str]]) -> Strip | None:
+def _splice(strip: Strip, x1: int, edits: list[tuple[int, str, str]],
+            hint: dict[int, int] | None = None) -> tuple[Strip, dict[int, int]] | None:
     """`strip` (a table line cropped from `x1`) with each edit's old text, the whole of one
     segment at its x, replaced by its new text of the same width, in the same style; None
-    where a segment is not so."""
+    where a segment is not so. With it, which segment each edit's x is at, to be the `hint`
+    for the strip returned (its segments at those places: no walk along the line)."""
     segments = list(strip)
+    if hint is not None:
+        places: dict[int, int] = {}
+        for x, old, new in edits:
+            n = hint.get(x - x1)
+            if n is None:
+                break
+            text, style, control = segments[n]
+            if text != old or control:
+                return None
+            segments[n] = Segment(new, style)
+            places[x - x1] = n
+        else:
+            return Strip(segments, strip.cell_length), places
+        segments = list(strip)
     at = {x - x1: (old, new) for x, old, new in edits}
+    found: dict[int, int] = {}
     x = 0
-    done = 0
     for n, (text, style, control) in enumerate(segments):
         edit = at.get(x)
         if edit is not None:
             if text != edit[0] or control:
                 return None
             segments[n] = Segment(edit[1], style)
-            done += 1
-            if done == len(at):
-                return Strip(segments, strip.cell_length)
+            found[x] = n
+            if len(found) == len(at):
+                return Strip(segments, strip.cell_length), found
         x += len(text) if text.isascii() else cell_len(text)
     return None
 
@@ -767,7 +783,8 @@ class LiveTable(NavKeys, DataTable[Any]):
             return  # being removed: its component styles may be gone already (KeyError)
         shown = self._column_locations
         stale = {k: cols for k, cols in stale.items() if any(c in shown for c in cols)}
-        rows = {row for k in stale if (row := self._row_locations.get(k)) is not None}
+        placed = {k: row for k in stale if (row := self._row_locations.get(k)) is not None}
+        rows = set(placed.values())
         if not rows:
             return
         header = self.header_height if self.show_header else 0
@@ -778,18 +795,18 @@ class LiveTable(NavKeys, DataTable[Any]):
         count = self._update_count
         for row in rows:
             renderables.discard((count, row))
-        spliced = self._splice_lines(stale, was, header)
+        spliced = self._splice_lines(stale, was, header, placed)
         self._patch_rows({k: v for k, v in stale.items() if k not in spliced})
-        lines = {row + header for k in stale if k not in spliced
-                 and (row := self._row_locations.get(k)) is not None}
+        lines = {row + header for k, row in placed.items() if k not in spliced}
         if lines:
             noted = self._drawn_keys()[0]
             for lkey in [k for y in lines for k in noted.pop(y, ())]:
                 self._line_cache.discard(lkey)
-        self._refresh_cells(stale)
+        self._refresh_cells(stale, placed)
 
     def _splice_lines(self, stale: dict[RowKey, set[ColumnKey]],
-                      was: dict[tuple[RowKey, ColumnKey], Any], header: int) -> set[RowKey]:
+                      was: dict[tuple[RowKey, ColumnKey], Any], header: int,
+                      placed: dict[RowKey, int]) -> set[RowKey]:
         """The drawn lines (DataTable's line cache) of rows whose changed cells are plain
         text of one style (AGE: `12s` → `13s`), with the new text put in place of the old in
         the cell's one segment: what rendering the row again gives (a cell is one style
@@ -804,7 +821,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         lefts = self._layout()[1]
         by_line: dict[int, tuple[RowKey, list[tuple[int, str, str]]]] = {}
         for row_key, columns in stale.items():
-            row = self._row_locations.get(row_key)
+            row = placed.get(row_key)
             data = self._data.get(row_key)
             if row is None or data is None:
                 continue
@@ -832,13 +849,21 @@ class LiveTable(NavKeys, DataTable[Any]):
         # row the cursor passed over left one such line per place, all spliced each second
         now = self._line_state()
         lines_noted, rows_noted = self._drawn_keys()
+        # the lines the last tick left, with where their cells are: this tick's are the same
+        # cells of the same lines (the same column, a second on), found without a walk
+        hints, self._spliced = self._spliced, {}
         for key in [k for y in by_line for k in lines_noted.pop(y, ())]:
             row_key, edits = by_line[key[0]]
             strip = cache.get(key) if key[1:] == now else None
-            line = None if strip is None else _splice(strip, key[1], edits)
+            made = None
+            if strip is not None:
+                hint = hints.get(key[0])
+                made = _splice(strip, key[1], edits,
+                               hint[1] if hint is not None and hint[0] is strip else None)
             cache.discard(key)
-            if line is not None:
-                cache.set(key, line)
+            if made is not None:
+                cache.set(key, made[0])
+                self._spliced[key[0]] = made
                 lines_noted[key[0]] = {key}
                 spliced.add(row_key)
             elif key[1:] == now:
@@ -901,6 +926,9 @@ class LiveTable(NavKeys, DataTable[Any]):
 
     # what the line cache keys of the last drawing pass held beside each line's y
     _drawn_state: tuple[Any, ...] | None = None
+    # by y, the line the last AGE tick left in the line cache, and by each cell's x (from
+    # the line's first cell) the segment it is (`_splice`'s hint); replaced, never changed
+    _spliced: dict[int, tuple[Strip, dict[int, int]]] = {}
 
     def _line_state(self) -> tuple[Any, ...]:
         """What DataTable's line cache key holds beside the line's y for the lines drawn as
@@ -952,39 +980,51 @@ class LiveTable(NavKeys, DataTable[Any]):
     _layout_kept: tuple[tuple[Any, ...], tuple[list[tuple[int, int]],
                                                dict[ColumnKey, tuple[int, int, int]]]] | None = None
 
-    def _refresh_cells(self, stale: dict[RowKey, set[ColumnKey]]) -> None:
+    def _refresh_cells(self, stale: dict[RowKey, set[ColumnKey]],
+                       placed: dict[RowKey, int]) -> None:
         """Repaint the changed cells' regions on screen, not their whole lines: Textual's
         compositor cuts, styles and sends what a repainted region covers, so an AGE tick of
         40 rows sent 40 lines of 160 cells to the terminal for 40 cells of 3-6 characters.
         The widget still renders each touched line whole (into its line cache), so what is
         on screen beside the cells is what it was. Adjacent changed cells of a row (CPU and
-        MEM) go as one region; rows off screen are skipped."""
+        MEM) go as one region, and so do the same cells of rows one below the other (an AGE
+        tick's column: one region, not one a row, the same cells); rows off screen are
+        skipped. `placed`: each row's place."""
         top = max(0, int(self.scroll_y))
         bottom = top + self.size.height
         header = self.header_height if self.show_header else 0
-        places = self._column_places()
-        locations = self._column_locations
-        window = self.window_region
-        offset = self.scroll_offset
-        regions: list[Region] = []
+        lefts = self._layout()[1]
+        rows_of: dict[tuple[int, int], list[int]] = {}  # (left, right) → the rows changed there
         for row_key, columns in stale.items():
-            row = self._row_locations.get(row_key)
+            row = placed.get(row_key)
             if row is None or not top <= row <= bottom:
                 continue
-            at = sorted(n for n in (locations.get(c) for c in columns)
-                        if n is not None and n < len(places))
-            spans: list[list[int]] = []
-            for n in at:
-                if spans and spans[-1][1] == n - 1:
-                    spans[-1][1] = n
-                else:
-                    spans.append([n, n])
-            for first, last in spans:
-                left = places[first][0]
-                right = places[last][0] + places[last][1]
-                region = Region(left, row + header, right - left, 1)
+            at = sorted(place for c in columns if (place := lefts.get(c)) is not None)
+            left, right, last = -1, -1, -2
+            for x, width, n in at:
+                if n != last + 1:
+                    if last >= 0:
+                        rows_of.setdefault((left, right), []).append(row)
+                    left = x
+                right, last = x + width, n
+            if last >= 0:
+                rows_of.setdefault((left, right), []).append(row)
+        if not rows_of:
+            return
+        window = self.window_region
+        offset = -self.scroll_offset
+        regions: list[Region] = []
+        for (left, right), rows in rows_of.items():
+            rows.sort()
+            first = previous = rows[0]
+            for row in (*rows[1:], -2):
+                if row == previous + 1:
+                    previous = row
+                    continue
+                region = Region(left, first + header, right - left, previous - first + 1)
                 if window.overlaps(region):
-                    regions.append(region.translate(-offset))
+                    regions.append(region.translate(offset))
+                first = previous = row
         if regions:
             self.refresh(*regions)
 

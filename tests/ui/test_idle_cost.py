@@ -338,8 +338,9 @@ async def test_an_age_tick_repaints_the_age_cells_not_their_lines() -> None:
         x = sum(c.get_render_width(table) for c in table.ordered_columns[:age_at])
         width = table.ordered_columns[age_at].get_render_width(table)
         repainted: list[Region] = [r for regions in refreshed for r in regions]
-        assert len(repainted) == 5
-        assert {(r.x, r.width, r.height) for r in repainted} == {(x, width, 1)}
+        # the five rows' AGE cells, one below the other: one region, those cells only
+        header = table.header_height
+        assert repainted == [Region(x, header, width, 5)]
         header = table.header_height
         shown = [table.render_line(row + header).text for row in range(5)]
         assert all(f"{11 + i}s" in line for i, line in enumerate(shown))
@@ -614,3 +615,95 @@ async def test_an_age_tick_draws_only_the_widgets_around_its_cells(
                  for row in app.screen._compositor.render_update(full=True).strips]
         assert sum(1 for line in lines if "11s" in line) == 1
         assert "quit" in lines[-1]  # the footer, where it was
+
+
+async def test_an_age_tick_walks_none_of_datatables_line_and_row_caches(
+        monkeypatch: Any) -> None:
+    """Each AGE tick walked the whole of DataTable's line cache, its row render cache and its
+    row renderable cache (up to 1,000 keys each, a RowKey hashed in Python for each row
+    render) to find the entries of the rows that changed. The line and row renders drawn
+    are noted as they are drawn, the renderables go by their keys: no pass, and every line
+    of another state (the cursor elsewhere) still goes. A line DataTable drew outside a
+    drawing pass (not noted) makes the next tick note the caches again, once."""
+    from textual.cache import LRUCache
+
+    now, app = young_app([10 + i for i in range(8)], test_ticks=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.focus()
+        await pilot.pause(0.2)
+        for key in ["down"] * 5 + ["up"] * 3:  # a copy of each line per place passed
+            await pilot.press(key)
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)
+        header = table.header_height
+        count = table._update_count
+        lines = {k for k in table._line_cache.keys()  # noqa: SIM118
+                 if header <= k[0] < header + 8 and k[9] == count}
+        assert len(lines) > 2 * 8
+        caches = {id(table._line_cache), id(table._row_render_cache),
+                  id(table._row_renderable_cache)}
+        passes: list[Any] = []
+        real = LRUCache.keys
+
+        def keys(self: Any) -> Any:
+            if id(self) in caches:
+                passes.append(self)
+            return real(self)
+
+        monkeypatch.setattr(LRUCache, "keys", keys)
+        now[0] += 1
+        table.refresh_times()
+        assert passes == []
+        state = table._line_state()
+        left = {k for k in real(table._line_cache)
+                if header <= k[0] < header + 8 and k[9] == count}
+        assert left and {k[1:] for k in left} == {state}  # the others went
+        await pilot.pause(0.2)
+        table.render_line(header)  # drawn by DataTable itself: not noted
+        now[0] += 1
+        table.refresh_times()
+        assert passes  # noted again from the caches
+        passes.clear()
+        await pilot.pause(0.2)
+        now[0] += 1
+        table.refresh_times()
+        assert passes == []
+        monkeypatch.setattr(LRUCache, "keys", real)
+        await pilot.pause(0.2)
+        drawn = [list(table.render_line(row + header)) for row in range(8)]
+        table._clear_caches()
+        table._update_count += 1
+        fresh = [list(table.render_line(row + header)) for row in range(8)]
+        assert drawn == fresh
+        assert all(f"{13 + i}s" in "".join(s.text for s in line)
+                   for i, line in enumerate(drawn))
+
+
+async def test_an_age_tick_repaints_one_region_per_run_of_rows() -> None:
+    """The AGE cells of rows one below the other are repainted as one region; a row whose
+    AGE did not change (10m) splits the run: the regions cover the changed cells, and only
+    them."""
+    from textual.geometry import Region
+
+    now, app = young_app([10, 11, 600, 12, 13, 14], test_ticks=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        await pilot.pause(0.2)
+        refreshed = spy(table, "refresh")
+        now[0] += 1
+        table.refresh_times()
+        age_at = list(table.columns).index("age")
+        x = sum(c.get_render_width(table) for c in table.ordered_columns[:age_at])
+        width = table.ordered_columns[age_at].get_render_width(table)
+        header = table.header_height
+        old = next(row for row in range(6) if "10m" in table.render_line(row + header).text)
+        assert 0 < old < 5
+        repainted = [r for regions in refreshed for r in regions]
+        assert sorted(repainted) == [Region(x, header, width, old),
+                                     Region(x, header + old + 1, width, 5 - old)]
+        await pilot.pause(0.1)
+        lines = ["".join(s.text for strip in row for s in strip)
+                 for row in app.screen._compositor.render_update(full=True).strips]
+        assert all(sum(1 for line in lines if f" {age}s " in line) == 1
+                   for age in (11, 12, 13, 14, 15))
