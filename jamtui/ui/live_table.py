@@ -81,6 +81,10 @@ CELL_KEYS_MAX = 20_000
 # from the caches (evicted ones stay noted until then): twice DataTable's two caches (1,000)
 DRAWN_KEYS_MAX = 4_000
 
+# lines spliced outside an AGE tick (a stats round's CPU and MEM) whose places are kept
+# (`LiveTable._spliced`) before they are forgotten
+SPLICED_MAX = 256
+
 # a batch of at least this many rows into an empty table is loaded whole (`reload`)
 BULK_LOAD = 200
 
@@ -245,6 +249,95 @@ def _splice(strip: Strip, x1: int, edits: list[tuple[int, str, str]],
     return None
 
 
+class _Tick:
+    """One AGE tick of a table's rows on screen (`LiveTable.refresh_columns`): a row whose
+    changed cells fit their columns, each one style, on a line drawn as the table is now,
+    gets the new text spliced into that line at once, and its caches' other entries go by
+    their keys; the rows' cells are repainted together with the rest of the batch. What
+    `_set_cells` and `_repaint_stale` do for any change, without their books per cell; any
+    other row goes their way."""
+
+    def __init__(self, table: LiveTable) -> None:
+        self.table = table
+        # the rows spliced: their changed cells (renders to drop, regions to repaint)
+        self.rows: dict[RowKey, set[ColumnKey]] = {}
+        self.places: dict[RowKey, int] = {}
+        self.ready = False
+
+    def _start(self) -> None:
+        table = self.table
+        self.ready = True
+        self.ok = not (table.fixed_columns or table._row_label_column_width
+                       or table.fixed_rows) and table.is_attached
+        self.header = table.header_height if table.show_header else 0
+        self.pad = table.cell_padding
+        self.lefts = table._layout()[1]
+        self.now = table._line_state()
+        self.lines_noted, self.rows_noted = table._drawn_keys()
+        self.hints, table._spliced = table._spliced, {}
+
+    def splice(self, row: int, id_: str, changed: list[tuple[str, Cell]]) -> bool:
+        """The row's new cells, spliced into its line; False (nothing done) where it cannot
+        be: `_set_cells` takes it."""
+        if row < 0:
+            return False
+        if not self.ready:
+            self._start()
+        if not self.ok:
+            return False
+        table = self.table
+        row_key = table._row_key.get(id_)
+        data = table._data.get(row_key) if row_key is not None else None
+        if row_key is None or data is None:
+            return False
+        pad = " " * self.pad
+        edits: list[tuple[int, str, str]] = []
+        columns: list[tuple[str, ColumnKey, Cell, Any]] = []
+        for key, cell in changed:
+            column_key = table._column_key[key]
+            place = self.lefts.get(column_key)
+            if place is None or cell.cell_len > table._all[key].content_width:
+                return False  # not shown, or wider than its column
+            before = data.get(column_key)
+            inner = place[1] - 2 * self.pad
+            old = _one_style_text(before, inner)
+            new = _one_style_text(cell, inner)
+            if old is None or new is None:
+                return False
+            edits.append((place[0], pad + old + pad, pad + new + pad))
+            columns.append((key, column_key, cell, before))
+        y = row + self.header
+        line_key = (y, *self.now)
+        cache = table._line_cache
+        strip = cache.get(line_key)
+        if strip is None:
+            return False
+        hint = self.hints.get(y)
+        made = _splice(strip, line_key[1], edits,
+                       hint[1] if hint is not None and hint[0] is strip else None)
+        if made is None:
+            return False
+        for key, column_key, cell, before in columns:
+            data[column_key] = cell
+            if (isinstance(before, Text) and before.cell_len > cell.cell_len
+                    and before.cell_len >= table._all[key].content_width):
+                table._narrower.setdefault(key, time.monotonic())
+        table._row_renderable_cache.discard((table._update_count, row))
+        cache.discard(line_key)  # LRUCache.set keeps an existing key's value
+        cache.set(line_key, made[0])
+        table._spliced[y] = made
+        for other in self.lines_noted.pop(y, ()):
+            if other != line_key:
+                cache.discard(other)
+        self.lines_noted[y] = {line_key}
+        renders = table._row_render_cache
+        for rkey in self.rows_noted.pop(id_, ()):
+            renders.discard(rkey)
+        self.rows[row_key] = {column_key for _, column_key, _, _ in columns}
+        self.places[row_key] = row
+        return True
+
+
 class LiveTable(NavKeys, DataTable[Any]):
     """Rows keyed by object id; `apply(ids)` brings exactly those rows up to date."""
 
@@ -321,6 +414,9 @@ class LiveTable(NavKeys, DataTable[Any]):
         self._moved = False  # rows were added, removed or moved: their places change
         self._moved_from = 0  # the first place in _order a change since the last _place touched
         self._narrower: dict[str, float] = {}  # column → since when its widest cell narrowed
+        # by y, a line the last AGE tick (or a change) spliced, as left in the line cache, and
+        # by each cell's x (from the line's first cell) the segment it is (`_splice`'s hint)
+        self._spliced: dict[int, tuple[Strip, dict[int, int]]] = {}
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -772,7 +868,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         if changed:
             self._widths_changed()
 
-    def _repaint_stale(self) -> None:
+    def _repaint_stale(self, tick: _Tick | None = None) -> None:
         """Drop the cache entries of the changed cells (one pass over each cache for the whole
         batch), render those cells into their rows' cached lines, and repaint just those
         lines; Textual paints them together on the next frame. A row whose changed cells are
@@ -781,11 +877,16 @@ class LiveTable(NavKeys, DataTable[Any]):
         was, self._was = self._was, {}
         if not self.is_attached:
             return  # being removed: its component styles may be gone already (KeyError)
+        ticked = tick.rows if tick is not None else {}
+        if ticked:
+            self._drop_cells(ticked)  # the spliced cells' renders
         shown = self._column_locations
         stale = {k: cols for k, cols in stale.items() if any(c in shown for c in cols)}
         placed = {k: row for k in stale if (row := self._row_locations.get(k)) is not None}
         rows = set(placed.values())
         if not rows:
+            if ticked:
+                self._refresh_cells(ticked, tick.places if tick is not None else {})
             return
         header = self.header_height if self.show_header else 0
         self._drop_cells(stale)  # only the cells that changed are rendered again
@@ -802,6 +903,9 @@ class LiveTable(NavKeys, DataTable[Any]):
             noted = self._drawn_keys()[0]
             for lkey in [k for y in lines for k in noted.pop(y, ())]:
                 self._line_cache.discard(lkey)
+        if ticked and tick is not None:
+            stale = {**stale, **ticked}
+            placed = {**placed, **tick.places}
         self._refresh_cells(stale, placed)
 
     def _splice_lines(self, stale: dict[RowKey, set[ColumnKey]],
@@ -850,8 +954,11 @@ class LiveTable(NavKeys, DataTable[Any]):
         now = self._line_state()
         lines_noted, rows_noted = self._drawn_keys()
         # the lines the last tick left, with where their cells are: this tick's are the same
-        # cells of the same lines (the same column, a second on), found without a walk
-        hints, self._spliced = self._spliced, {}
+        # cells of the same lines (the same column, a second on), found without a walk (an
+        # AGE tick keeps only its own: `_Tick`)
+        hints = self._spliced
+        if len(hints) > SPLICED_MAX:
+            hints.clear()
         for key in [k for y in by_line for k in lines_noted.pop(y, ())]:
             row_key, edits = by_line[key[0]]
             strip = cache.get(key) if key[1:] == now else None
@@ -863,7 +970,7 @@ class LiveTable(NavKeys, DataTable[Any]):
             cache.discard(key)
             if made is not None:
                 cache.set(key, made[0])
-                self._spliced[key[0]] = made
+                hints[key[0]] = made
                 lines_noted[key[0]] = {key}
                 spliced.add(row_key)
             elif key[1:] == now:
@@ -926,9 +1033,6 @@ class LiveTable(NavKeys, DataTable[Any]):
 
     # what the line cache keys of the last drawing pass held beside each line's y
     _drawn_state: tuple[Any, ...] | None = None
-    # by y, the line the last AGE tick left in the line cache, and by each cell's x (from
-    # the line's first cell) the segment it is (`_splice`'s hint); replaced, never changed
-    _spliced: dict[int, tuple[Strip, dict[int, int]]] = {}
 
     def _line_state(self) -> tuple[Any, ...]:
         """What DataTable's line cache key holds beside the line's y for the lines drawn as
@@ -1190,6 +1294,17 @@ class LiveTable(NavKeys, DataTable[Any]):
         self.scroll_y = self.validate_scroll_y(self.scroll_y)
         self.refresh()
 
+    def _visible_rows(self) -> list[tuple[int, str]]:
+        """The rows on screen, each with its place."""
+        top = max(0, int(self.scroll_y))
+        get_key = self._row_locations.get_key
+        rows = []
+        for row in range(top, min(self.row_count, top + (self.size.height or 1) + 1)):
+            key = get_key(row)
+            if key is not None:  # None: the table changed under us
+                rows.append((row, str(key.value)))
+        return rows
+
     def _visible_ids(self, rows: int = 1) -> list[str]:
         """The rows on screen (at least `rows` of them, before the table has a size)."""
         top = max(0, int(self.scroll_y))
@@ -1308,7 +1423,9 @@ class LiveTable(NavKeys, DataTable[Any]):
         if ids is not None and (self.filter_text or self._sort[0] in keys):
             self.apply([i for i in ids if i in self._key_of])
             return
-        for id_ in self._visible_ids() if ids is None else ids:
+        tick = _Tick(self) if ids is None else None
+        rows = self._visible_rows() if ids is None else ((-1, id_) for id_ in ids)
+        for row, id_ in rows:
             old = self._texts.get(id_)
             obj = self._objs.get(id_)
             if old is None or obj is None:
@@ -1324,10 +1441,11 @@ class LiveTable(NavKeys, DataTable[Any]):
                     changed.append((col.key, cell))
                     texts[n] = cell.plain
             if changed:
-                self._set_cells(id_, changed)
+                if tick is None or not tick.splice(row, id_, changed):
+                    self._set_cells(id_, changed)
                 self._texts[id_] = now = tuple(texts)
                 self._seen[id_] = (obj, now)
-        self._repaint_stale()
+        self._repaint_stale(tick)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
