@@ -42,7 +42,7 @@ from textual.color import Color
 from textual.coordinate import Coordinate
 from textual.css.styles import RenderStyles
 from textual.events import Resize
-from textual.geometry import Region, Size
+from textual.geometry import Offset, Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -249,6 +249,22 @@ def _splice(strip: Strip, x1: int, edits: list[tuple[int, str, str]],
     return None
 
 
+def _runs(places: Iterable[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """The changed cells of a row, by their columns' (left edge, width, index): each run of
+    adjacent columns as its (left, right) edges."""
+    runs: list[tuple[int, int]] = []
+    left, right, last = -1, -1, -2
+    for x, width, n in sorted(places):
+        if n != last + 1:
+            if last >= 0:
+                runs.append((left, right))
+            left = x
+        right, last = x + width, n
+    if last >= 0:
+        runs.append((left, right))
+    return runs
+
+
 class _Tick:
     """One AGE tick of a table's rows on screen (`LiveTable.refresh_columns`): a row whose
     changed cells fit their columns, each one style, on a line drawn as the table is now,
@@ -257,11 +273,13 @@ class _Tick:
     `_set_cells` and `_repaint_stale` do for any change, without their books per cell; any
     other row goes their way."""
 
-    def __init__(self, table: LiveTable) -> None:
+    def __init__(self, table: LiveTable, view: tuple[int, int, Region, Offset]) -> None:
         self.table = table
-        # the rows spliced: their changed cells (renders to drop, regions to repaint)
+        self.view = view  # `LiveTable._view`, read once for the tick
+        # the rows spliced: their changed cells (their renders go), and by the (left, right)
+        # edges of their changed cells the rows to repaint there
         self.rows: dict[RowKey, set[ColumnKey]] = {}
-        self.places: dict[RowKey, int] = {}
+        self.spans: dict[tuple[int, int], list[int]] = {}
         self.ready = False
 
     def _start(self) -> None:
@@ -293,6 +311,7 @@ class _Tick:
         pad = " " * self.pad
         edits: list[tuple[int, str, str]] = []
         columns: list[tuple[str, ColumnKey, Cell, Any]] = []
+        places: list[tuple[int, int, int]] = []
         for key, cell in changed:
             column_key = table._column_key[key]
             place = self.lefts.get(column_key)
@@ -306,6 +325,7 @@ class _Tick:
                 return False
             edits.append((place[0], pad + old + pad, pad + new + pad))
             columns.append((key, column_key, cell, before))
+            places.append(place)
         y = row + self.header
         line_key = (y, *self.now)
         cache = table._line_cache
@@ -334,7 +354,12 @@ class _Tick:
         for rkey in self.rows_noted.pop(id_, ()):
             renders.discard(rkey)
         self.rows[row_key] = {column_key for _, column_key, _, _ in columns}
-        self.places[row_key] = row
+        if len(places) == 1:  # (an AGE tick's one cell)
+            x, width, _ = places[0]
+            self.spans.setdefault((x, x + width), []).append(row)
+        else:
+            for span in _runs(places):
+                self.spans.setdefault(span, []).append(row)
         return True
 
 
@@ -885,8 +910,8 @@ class LiveTable(NavKeys, DataTable[Any]):
         placed = {k: row for k in stale if (row := self._row_locations.get(k)) is not None}
         rows = set(placed.values())
         if not rows:
-            if ticked:
-                self._refresh_cells(ticked, tick.places if tick is not None else {})
+            if tick is not None and tick.spans:
+                self._refresh_cells({}, {}, tick)
             return
         header = self.header_height if self.show_header else 0
         self._drop_cells(stale)  # only the cells that changed are rendered again
@@ -903,10 +928,7 @@ class LiveTable(NavKeys, DataTable[Any]):
             noted = self._drawn_keys()[0]
             for lkey in [k for y in lines for k in noted.pop(y, ())]:
                 self._line_cache.discard(lkey)
-        if ticked and tick is not None:
-            stale = {**stale, **ticked}
-            placed = {**placed, **tick.places}
-        self._refresh_cells(stale, placed)
+        self._refresh_cells(stale, placed, tick)
 
     def _splice_lines(self, stale: dict[RowKey, set[ColumnKey]],
                       was: dict[tuple[RowKey, ColumnKey], Any], header: int,
@@ -1085,7 +1107,7 @@ class LiveTable(NavKeys, DataTable[Any]):
                                                dict[ColumnKey, tuple[int, int, int]]]] | None = None
 
     def _refresh_cells(self, stale: dict[RowKey, set[ColumnKey]],
-                       placed: dict[RowKey, int]) -> None:
+                       placed: dict[RowKey, int], tick: _Tick | None = None) -> None:
         """Repaint the changed cells' regions on screen, not their whole lines: Textual's
         compositor cuts, styles and sends what a repainted region covers, so an AGE tick of
         40 rows sent 40 lines of 160 cells to the terminal for 40 cells of 3-6 characters.
@@ -1093,30 +1115,23 @@ class LiveTable(NavKeys, DataTable[Any]):
         on screen beside the cells is what it was. Adjacent changed cells of a row (CPU and
         MEM) go as one region, and so do the same cells of rows one below the other (an AGE
         tick's column: one region, not one a row, the same cells); rows off screen are
-        skipped. `placed`: each row's place."""
-        top = max(0, int(self.scroll_y))
-        bottom = top + self.size.height
+        skipped. `placed`: each row's place; `tick`: an AGE tick's rows spliced, and the view
+        it read."""
+        top, height, window, offset = self._view() if tick is None else tick.view
+        bottom = top + height
         header = self.header_height if self.show_header else 0
         lefts = self._layout()[1]
-        rows_of: dict[tuple[int, int], list[int]] = {}  # (left, right) → the rows changed there
+        # (left, right) → the rows changed there
+        rows_of: dict[tuple[int, int], list[int]] = dict(tick.spans) if tick is not None else {}
         for row_key, columns in stale.items():
             row = placed.get(row_key)
             if row is None or not top <= row <= bottom:
                 continue
-            at = sorted(place for c in columns if (place := lefts.get(c)) is not None)
-            left, right, last = -1, -1, -2
-            for x, width, n in at:
-                if n != last + 1:
-                    if last >= 0:
-                        rows_of.setdefault((left, right), []).append(row)
-                    left = x
-                right, last = x + width, n
-            if last >= 0:
-                rows_of.setdefault((left, right), []).append(row)
+            for span in _runs(place for c in columns if (place := lefts.get(c)) is not None):
+                rows_of.setdefault(span, []).append(row)
         if not rows_of:
             return
-        window = self.window_region
-        offset = -self.scroll_offset
+        offset = -offset
         regions: list[Region] = []
         for (left, right), rows in rows_of.items():
             rows.sort()
@@ -1294,12 +1309,22 @@ class LiveTable(NavKeys, DataTable[Any]):
         self.scroll_y = self.validate_scroll_y(self.scroll_y)
         self.refresh()
 
-    def _visible_rows(self) -> list[tuple[int, str]]:
-        """The rows on screen, each with its place."""
-        top = max(0, int(self.scroll_y))
+    def _view(self) -> tuple[int, int, Region, Offset]:
+        """The first row on screen, how many lines show, the window on the table (as
+        `window_region`) and the scroll offset: read once for an AGE tick (each read of the
+        table's size or region looks the widget up in the screen's map and adds up its
+        gutter)."""
+        region = self.region
+        offset = self.scroll_offset
+        height = region.shrink(self.styles.gutter).height  # `size`, outside a drawing pass
+        return max(0, int(self.scroll_y)), height, region.at_offset(offset), offset
+
+    def _visible_rows(self, view: tuple[int, int, Region, Offset]) -> list[tuple[int, str]]:
+        """The rows on screen (`view`: `_view()`), each with its place."""
+        top, height = view[0], view[1]
         get_key = self._row_locations.get_key
         rows = []
-        for row in range(top, min(self.row_count, top + (self.size.height or 1) + 1)):
+        for row in range(top, min(self.row_count, top + (height or 1) + 1)):
             key = get_key(row)
             if key is not None:  # None: the table changed under us
                 rows.append((row, str(key.value)))
@@ -1423,8 +1448,9 @@ class LiveTable(NavKeys, DataTable[Any]):
         if ids is not None and (self.filter_text or self._sort[0] in keys):
             self.apply([i for i in ids if i in self._key_of])
             return
-        tick = _Tick(self) if ids is None else None
-        rows = self._visible_rows() if ids is None else ((-1, id_) for id_ in ids)
+        view = self._view() if ids is None else None
+        tick = _Tick(self, view) if view is not None else None
+        rows = self._visible_rows(view) if view is not None else ((-1, id_) for id_ in ids or ())
         for row, id_ in rows:
             old = self._texts.get(id_)
             obj = self._objs.get(id_)
