@@ -707,3 +707,41 @@ async def test_an_age_tick_repaints_one_region_per_run_of_rows() -> None:
                  for row in app.screen._compositor.render_update(full=True).strips]
         assert all(sum(1 for line in lines if f" {age}s " in line) == 1
                    for age in (11, 12, 13, 14, 15))
+
+
+def test_the_line_filter_turns_each_style_to_true_colour_once() -> None:
+    """Textual's ANSI filter looked each segment's style up in its cache (the style and the
+    background's Rich colour hashed) for every line of every frame; an AGE tick's lines keep
+    their cells' style objects. The guard does the ANSI filter's work itself, each style
+    object turned to true colour once per background: what Textual's filter gives, segment
+    for segment, a segment already in true colour kept as it is."""
+    from rich.segment import Segment
+    from rich.style import Style
+    from rich.terminal_theme import DEFAULT_TERMINAL_THEME
+    from textual.color import Color
+    from textual.filter import ANSIToTruecolor
+
+    from jamtui.ui.app import NoControls
+
+    textual = ANSIToTruecolor(DEFAULT_TERMINAL_THEME)
+    ours = ANSIToTruecolor(DEFAULT_TERMINAL_THEME)
+    guard = NoControls([ours])
+    asked: list[Style] = []
+    real = ours.truecolor_style
+
+    def truecolor_style(style: Style, background: Any) -> Style:
+        asked.append(style)
+        return real(style, background)
+
+    ours.truecolor_style = truecolor_style  # type: ignore[method-assign]
+    styles = [Style(color="red"), Style(color="#102030", bgcolor="#000000"),
+              Style(color="green", dim=True), Style(bold=True)]
+    line = [Segment("a", styles[0]), Segment("b", None), Segment("c", styles[1]),
+            Segment("d", styles[2]), Segment("e", styles[3]), Segment("e", styles[0])]
+    for background in (Color(0, 0, 0), Color(0, 0, 0), Color(40, 40, 40)):
+        out = guard.apply(line, background)
+        assert out == textual.apply(line, background)
+        assert out[2] is line[2]  # true colour already: the very segment
+    assert len(asked) == 2 * len(styles)  # once per style and background, not per segment
+    bad = [Segment("x\x1b[2Jy", styles[0])]
+    assert [s.text for s in guard.apply(bad, Color(0, 0, 0))] == ["x[2Jy"]
