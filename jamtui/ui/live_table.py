@@ -1040,6 +1040,11 @@ class LiveTable(NavKeys, DataTable[Any]):
         """A line DataTable drew in a pass, under its line cache key, and the row render it
         was drawn from (`_drawn_keys`)."""
         lines, rows = self._drawn_keys(whole=False)
+        if self._drawn_noted > DRAWN_KEYS_MAX:  # (a settled table's cursor going about)
+            lines.clear()  # forgotten: the next tick notes the caches again
+            rows.clear()
+            self._drawn_whole = False
+            return
         lines.setdefault(line[0], set()).add(line)
         if row is not None:
             rows.setdefault(row[0].value, set()).add(row)

@@ -745,3 +745,38 @@ def test_the_line_filter_turns_each_style_to_true_colour_once() -> None:
     assert len(asked) == 2 * len(styles)  # once per style and background, not per segment
     bad = [Segment("x\x1b[2Jy", styles[0])]
     assert [s.text for s in guard.apply(bad, Color(0, 0, 0))] == ["x[2Jy"]
+
+
+async def test_the_drawn_keys_noted_stay_bounded_while_no_age_ticks(
+        monkeypatch: Any) -> None:
+    """The line and row render keys are noted as they are drawn; a settled table (its AGEs
+    past their first minute) may see no tick for a long while as the cursor goes about, each
+    move a new key for every line: past `DRAWN_KEYS_MAX` the notes are forgotten, and the
+    next tick notes the caches again (its lines still what a full render gives)."""
+    from jamtui.ui import live_table
+
+    monkeypatch.setattr(live_table, "DRAWN_KEYS_MAX", 40)
+    now, app = young_app([10 + i for i in range(8)], test_ticks=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.focus()
+        await pilot.pause(0.2)
+        for key in ["down"] * 7 + ["up"] * 7:  # each move two lines in a new state
+            await pilot.press(key)
+            await pilot.pause(0.02)
+            noted = sum(len(keys) for keys in table._lines_noted.values())
+            assert noted <= 40
+        assert not table._drawn_whole
+        await pilot.press("down")
+        await pilot.pause(0.1)
+        now[0] += 1
+        table.refresh_times()
+        header = table.header_height
+        state = table._line_state()
+        assert {k[1:] for k in table._line_cache.keys()  # noqa: SIM118
+                if header <= k[0] < header + 8 and k[9] == table._update_count} == {state}
+        await pilot.pause(0.2)
+        drawn = [list(table.render_line(row + header)) for row in range(8)]
+        table._clear_caches()
+        table._update_count += 1
+        assert drawn == [list(table.render_line(row + header)) for row in range(8)]
