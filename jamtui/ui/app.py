@@ -20,6 +20,7 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events, on
 from textual.app import App
@@ -27,7 +28,7 @@ from textual.color import Color
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.driver import Driver
-from textual.filter import LineFilter
+from textual.filter import ANSIToTruecolor, LineFilter
 from textual.fuzzy import Matcher
 from textual.message import Message
 from textual.notifications import SeverityLevel
@@ -170,6 +171,10 @@ def _typed_into(widget: Any) -> bool:
     return text_area is not None and isinstance(widget, text_area.TextArea)
 
 
+# true-colour styles `NoControls` keeps (by the style's identity) before it starts again
+TRUECOLOR_STYLES = 4096
+
+
 class NoControls(LineFilter):
     """The last guard before the terminal: a control character (ESC, BEL, C1, bidi) that
     reached a drawn line anyway is dropped (each is zero cells wide, so nothing moves).
@@ -183,14 +188,50 @@ class NoControls(LineFilter):
     def __init__(self, before: Sequence[LineFilter] = ()) -> None:
         super().__init__()
         self.before = tuple(before)
+        # Textual's ANSI filter alone before the guard (a terminal without a true-colour
+        # theme of its own: the usual case): its work is done here, each style's true-colour
+        # style kept by the style object's identity (Textual's own `lru_cache` hashes the
+        # style and the background's Rich colour for each segment of each line: most of an
+        # AGE tick's filtering, whose lines keep their cells' style objects)
+        self._truecolor = (self.before[0] if len(self.before) == 1
+                           and type(self.before[0]) is ANSIToTruecolor else None)
+        self._styles: dict[int, tuple[Style, Color, Style]] = {}
 
     def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
-        for first in self.before:
-            segments = first.apply(segments, background)
-        if not any(CONTROLS.search(seg.text) for seg in segments if not seg.control):
-            return segments
+        if self._truecolor is not None:
+            segments = self._to_truecolor(self._truecolor, segments, background)
+            if not CONTROLS.search("".join([seg.text for seg in segments])):
+                return segments
+        else:
+            for first in self.before:
+                segments = first.apply(segments, background)
+            if not any(CONTROLS.search(seg.text) for seg in segments if not seg.control):
+                return segments
         return [seg if seg.control else Segment(CONTROLS.sub("", seg.text), seg.style)
                 for seg in segments]
+
+    def _to_truecolor(self, truecolor: ANSIToTruecolor, segments: list[Segment],
+                      background: Color) -> list[Segment]:
+        """`truecolor.apply(segments, background)`, segment for segment (its style by
+        `truecolor_style`, no control), each style looked up by identity."""
+        styles = self._styles
+        out = []
+        for segment in segments:
+            text, style, control = segment
+            if style is None:
+                new = None
+            else:
+                kept = styles.get(id(style))
+                if kept is None or kept[0] is not style or kept[1] != background:
+                    if len(styles) >= TRUECOLOR_STYLES:
+                        styles.clear()
+                    kept = styles[id(style)] = (style, background, truecolor.truecolor_style(
+                        style, background.rich_color))
+                new = kept[2]
+            # a style already in true colour is the same style: the same segment
+            out.append(segment if new is style and control is None
+                       else Segment(text, new, None))
+        return out
 
 
 class JamApp(App[None]):

@@ -42,7 +42,7 @@ from textual.color import Color
 from textual.coordinate import Coordinate
 from textual.css.styles import RenderStyles
 from textual.events import Resize
-from textual.geometry import Region, Size
+from textual.geometry import Offset, Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -76,6 +76,14 @@ SQUEEZE_FLOOR = 12  # a name is cut to no fewer cells than this before STATUS or
 # cell render keys noted (`LiveTable._cell_made`) before they are noted again from the cache
 # (evicted ones stay noted until then): twice DataTable's cell cache (10,000)
 CELL_KEYS_MAX = 20_000
+
+# line and row render keys noted (`LiveTable._note_drawn`) before the notes are made again
+# from the caches (evicted ones stay noted until then): twice DataTable's two caches (1,000)
+DRAWN_KEYS_MAX = 4_000
+
+# lines spliced outside an AGE tick (a stats round's CPU and MEM) whose places are kept
+# (`LiveTable._spliced`) before they are forgotten
+SPLICED_MAX = 256
 
 # a batch of at least this many rows into an empty table is loaded whole (`reload`)
 BULK_LOAD = 200
@@ -204,25 +212,155 @@ def _one_style_text(cell: Any, inner: int) -> str | None:
     return text + " " * (inner - length)
 
 
-def _splice(strip: Strip, x1: int, edits: list[tuple[int, str, str]]) -> Strip | None:
+def _splice(strip: Strip, x1: int, edits: list[tuple[int, str, str]],
+            hint: dict[int, int] | None = None) -> tuple[Strip, dict[int, int]] | None:
     """`strip` (a table line cropped from `x1`) with each edit's old text, the whole of one
     segment at its x, replaced by its new text of the same width, in the same style; None
-    where a segment is not so."""
+    where a segment is not so. With it, which segment each edit's x is at, to be the `hint`
+    for the strip returned (its segments at those places: no walk along the line)."""
     segments = list(strip)
+    if hint is not None:
+        places: dict[int, int] = {}
+        for x, old, new in edits:
+            n = hint.get(x - x1)
+            if n is None:
+                break
+            text, style, control = segments[n]
+            if text != old or control:
+                return None
+            segments[n] = Segment(new, style)
+            places[x - x1] = n
+        else:
+            return Strip(segments, strip.cell_length), places
+        segments = list(strip)
     at = {x - x1: (old, new) for x, old, new in edits}
+    found: dict[int, int] = {}
     x = 0
-    done = 0
     for n, (text, style, control) in enumerate(segments):
         edit = at.get(x)
         if edit is not None:
             if text != edit[0] or control:
                 return None
             segments[n] = Segment(edit[1], style)
-            done += 1
-            if done == len(at):
-                return Strip(segments, strip.cell_length)
+            found[x] = n
+            if len(found) == len(at):
+                return Strip(segments, strip.cell_length), found
         x += len(text) if text.isascii() else cell_len(text)
     return None
+
+
+def _runs(places: Iterable[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """The changed cells of a row, by their columns' (left edge, width, index): each run of
+    adjacent columns as its (left, right) edges."""
+    runs: list[tuple[int, int]] = []
+    left, right, last = -1, -1, -2
+    for x, width, n in sorted(places):
+        if n != last + 1:
+            if last >= 0:
+                runs.append((left, right))
+            left = x
+        right, last = x + width, n
+    if last >= 0:
+        runs.append((left, right))
+    return runs
+
+
+class _Tick:
+    """One AGE tick of a table's rows on screen (`LiveTable.refresh_columns`): a row whose
+    changed cells fit their columns, each one style, on a line drawn as the table is now,
+    gets the new text spliced into that line at once, and its caches' other entries go by
+    their keys; the rows' cells are repainted together with the rest of the batch. What
+    `_set_cells` and `_repaint_stale` do for any change, without their books per cell; any
+    other row goes their way."""
+
+    def __init__(self, table: LiveTable, view: tuple[int, int, Region, Offset]) -> None:
+        self.table = table
+        self.view = view  # `LiveTable._view`, read once for the tick
+        # the rows spliced: their changed cells (their renders go), and by the (left, right)
+        # edges of their changed cells the rows to repaint there
+        self.rows: dict[RowKey, set[ColumnKey]] = {}
+        self.spans: dict[tuple[int, int], list[int]] = {}
+        self.ready = False
+
+    def _start(self) -> None:
+        table = self.table
+        self.ready = True
+        self.ok = not (table.fixed_columns or table._row_label_column_width
+                       or table.fixed_rows) and table.is_attached
+        self.header = table.header_height if table.show_header else 0
+        self.pad = table.cell_padding
+        self.lefts = table._layout()[1]
+        self.now = table._line_state()
+        self.lines_noted, self.rows_noted = table._drawn_keys()
+        self.hints, table._spliced = table._spliced, {}
+
+    def splice(self, row: int, id_: str, changed: list[tuple[str, Cell]]) -> bool:
+        """The row's new cells, spliced into its line; False (nothing done) where it cannot
+        be: `_set_cells` takes it."""
+        if row < 0:
+            return False
+        if not self.ready:
+            self._start()
+        if not self.ok:
+            return False
+        table = self.table
+        row_key = table._row_key.get(id_)
+        data = table._data.get(row_key) if row_key is not None else None
+        if row_key is None or data is None:
+            return False
+        pad = " " * self.pad
+        edits: list[tuple[int, str, str]] = []
+        columns: list[tuple[str, ColumnKey, Cell, Any]] = []
+        places: list[tuple[int, int, int]] = []
+        for key, cell in changed:
+            column_key = table._column_key[key]
+            place = self.lefts.get(column_key)
+            if place is None or cell.cell_len > table._all[key].content_width:
+                return False  # not shown, or wider than its column
+            before = data.get(column_key)
+            inner = place[1] - 2 * self.pad
+            old = _one_style_text(before, inner)
+            new = _one_style_text(cell, inner)
+            if old is None or new is None:
+                return False
+            edits.append((place[0], pad + old + pad, pad + new + pad))
+            columns.append((key, column_key, cell, before))
+            places.append(place)
+        y = row + self.header
+        line_key = (y, *self.now)
+        cache = table._line_cache
+        strip = cache.get(line_key)
+        if strip is None:
+            return False
+        hint = self.hints.get(y)
+        made = _splice(strip, line_key[1], edits,
+                       hint[1] if hint is not None and hint[0] is strip else None)
+        if made is None:
+            return False
+        for key, column_key, cell, before in columns:
+            data[column_key] = cell
+            if (isinstance(before, Text) and before.cell_len > cell.cell_len
+                    and before.cell_len >= table._all[key].content_width):
+                table._narrower.setdefault(key, time.monotonic())
+        table._row_renderable_cache.discard((table._update_count, row))
+        cache.discard(line_key)  # LRUCache.set keeps an existing key's value
+        cache.set(line_key, made[0])
+        table._spliced[y] = made
+        for other in self.lines_noted.pop(y, ()):
+            if other != line_key:
+                cache.discard(other)
+        self.lines_noted[y] = {line_key}
+        renders = table._row_render_cache
+        for rkey in self.rows_noted.pop(id_, ()):
+            renders.discard(rkey)
+        self.rows[row_key] = {column_key for _, column_key, _, _ in columns}
+        if len(places) == 1:  # (an AGE tick's one cell)
+            x, width, _ = places[0]
+            self.spans.setdefault((x, x + width), []).append(row)
+        else:
+            for span in _runs(places):
+                self.spans.setdefault(span, []).append(row)
+        return True
 
 
 class LiveTable(NavKeys, DataTable[Any]):
@@ -301,6 +439,9 @@ class LiveTable(NavKeys, DataTable[Any]):
         self._moved = False  # rows were added, removed or moved: their places change
         self._moved_from = 0  # the first place in _order a change since the last _place touched
         self._narrower: dict[str, float] = {}  # column → since when its widest cell narrowed
+        # by y, a line the last AGE tick (or a change) spliced, as left in the line cache, and
+        # by each cell's x (from the line's first cell) the segment it is (`_splice`'s hint)
+        self._spliced: dict[int, tuple[Strip, dict[int, int]]] = {}
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -752,7 +893,7 @@ class LiveTable(NavKeys, DataTable[Any]):
         if changed:
             self._widths_changed()
 
-    def _repaint_stale(self) -> None:
+    def _repaint_stale(self, tick: _Tick | None = None) -> None:
         """Drop the cache entries of the changed cells (one pass over each cache for the whole
         batch), render those cells into their rows' cached lines, and repaint just those
         lines; Textual paints them together on the next frame. A row whose changed cells are
@@ -761,27 +902,37 @@ class LiveTable(NavKeys, DataTable[Any]):
         was, self._was = self._was, {}
         if not self.is_attached:
             return  # being removed: its component styles may be gone already (KeyError)
+        ticked = tick.rows if tick is not None else {}
+        if ticked:
+            self._drop_cells(ticked)  # the spliced cells' renders
         shown = self._column_locations
         stale = {k: cols for k, cols in stale.items() if any(c in shown for c in cols)}
-        rows = {self._row_locations.get(k) for k in stale} - {None}
+        placed = {k: row for k in stale if (row := self._row_locations.get(k)) is not None}
+        rows = set(placed.values())
         if not rows:
+            if tick is not None and tick.spans:
+                self._refresh_cells({}, {}, tick)
             return
         header = self.header_height if self.show_header else 0
         self._drop_cells(stale)  # only the cells that changed are rendered again
-        for rkey in [k for k in self._row_renderable_cache.keys()  # noqa: SIM118
-                     if k[1] in rows]:
-            self._row_renderable_cache.discard(rkey)
-        spliced = self._splice_lines(stale, was, header)
+        # DataTable's row renderables are keyed (update count, row): those of an older count
+        # are never asked for again, the current ones go by their keys (no pass)
+        renderables = self._row_renderable_cache
+        count = self._update_count
+        for row in rows:
+            renderables.discard((count, row))
+        spliced = self._splice_lines(stale, was, header, placed)
         self._patch_rows({k: v for k, v in stale.items() if k not in spliced})
-        lines = {row + header for k in stale if k not in spliced
-                 and (row := self._row_locations.get(k)) is not None}
-        if lines:  # (none when every row was spliced: no pass over up to 1,000 keys)
-            for lkey in [k for k in self._line_cache.keys() if k[0] in lines]:  # noqa: SIM118
+        lines = {row + header for k, row in placed.items() if k not in spliced}
+        if lines:
+            noted = self._drawn_keys()[0]
+            for lkey in [k for y in lines for k in noted.pop(y, ())]:
                 self._line_cache.discard(lkey)
-        self._refresh_cells(stale)
+        self._refresh_cells(stale, placed, tick)
 
     def _splice_lines(self, stale: dict[RowKey, set[ColumnKey]],
-                      was: dict[tuple[RowKey, ColumnKey], Any], header: int) -> set[RowKey]:
+                      was: dict[tuple[RowKey, ColumnKey], Any], header: int,
+                      placed: dict[RowKey, int]) -> set[RowKey]:
         """The drawn lines (DataTable's line cache) of rows whose changed cells are plain
         text of one style (AGE: `12s` → `13s`), with the new text put in place of the old in
         the cell's one segment: what rendering the row again gives (a cell is one style
@@ -793,18 +944,14 @@ class LiveTable(NavKeys, DataTable[Any]):
         if self.fixed_columns or self._row_label_column_width or self.fixed_rows:
             return set()
         pad = self.cell_padding
-        lefts = {column.key: (x, width, n) for n, (column, (x, width)) in
-                 enumerate(zip(self.ordered_columns, self._column_places(), strict=True))}
+        lefts = self._layout()[1]
         by_line: dict[int, tuple[RowKey, list[tuple[int, str, str]]]] = {}
-        # row → (column's place, its old text, the new cell's pieces as `cell_line` makes them)
-        by_row: dict[RowKey, list[tuple[int, str, tuple[str, ...]]]] = {}
         for row_key, columns in stale.items():
-            row = self._row_locations.get(row_key)
+            row = placed.get(row_key)
             data = self._data.get(row_key)
             if row is None or data is None:
                 continue
             edits: list[tuple[int, str, str]] = []
-            pieces: list[tuple[int, str, tuple[str, ...]]] = []
             for column_key in columns:
                 place = lefts.get(column_key)
                 if place is None:
@@ -817,12 +964,8 @@ class LiveTable(NavKeys, DataTable[Any]):
                     break
                 edits.append((place[0], " " * pad + old + " " * pad,
                               " " * pad + new + " " * pad))
-                text = data[column_key].plain
-                pieces.append((place[2], edits[-1][1], tuple(p for p in (
-                    " " * pad, text, new[len(text):], " " * pad) if p)))
             if edits:
                 by_line[row + header] = (row_key, edits)
-                by_row[row_key] = pieces
         if not by_line:
             return set()
         cache = self._line_cache
@@ -831,38 +974,89 @@ class LiveTable(NavKeys, DataTable[Any]):
         # a line drawn in another state (the cursor or the mouse elsewhere) just goes: each
         # row the cursor passed over left one such line per place, all spliced each second
         now = self._line_state()
-        for key in [k for k in cache.keys() if k[0] in by_line]:  # noqa: SIM118
+        lines_noted, rows_noted = self._drawn_keys()
+        # the lines the last tick left, with where their cells are: this tick's are the same
+        # cells of the same lines (the same column, a second on), found without a walk (an
+        # AGE tick keeps only its own: `_Tick`)
+        hints = self._spliced
+        if len(hints) > SPLICED_MAX:
+            hints.clear()
+        for key in [k for y in by_line for k in lines_noted.pop(y, ())]:
             row_key, edits = by_line[key[0]]
             strip = cache.get(key) if key[1:] == now else None
-            line = None if strip is None else _splice(strip, key[1], edits)
+            made = None
+            if strip is not None:
+                hint = hints.get(key[0])
+                made = _splice(strip, key[1], edits,
+                               hint[1] if hint is not None and hint[0] is strip else None)
             cache.discard(key)
-            if line is not None:
-                cache.set(key, line)
+            if made is not None:
+                cache.set(key, made[0])
+                hints[key[0]] = made
+                lines_noted[key[0]] = {key}
                 spliced.add(row_key)
             elif key[1:] == now:
                 failed.add(row_key)
         spliced -= failed
-        # their rows' renders (drawn again from them when the cursor moves) likewise
+        # their rows' renders go (DataTable's row cache: a line is drawn again from its row's
+        # render only where the line is not cached, as after a horizontal scroll; a move of
+        # the cursor or the mouse is a new key for every row): splicing them too each second
+        # cost more than drawing the few again then
         rows = self._row_render_cache
-        # by the keys' values: a RowKey hashes in Python, for each of up to 1,000 entries
-        values = {k.value for k in spliced}
-        row_now = self._row_state(now)
-        for rkey in [k for k in rows.keys() if k[0].value in values]:  # noqa: SIM118
-            cached = rows.get(rkey) if rkey[2:] == row_now else None
+        for rkey in [k for key in spliced for k in rows_noted.pop(key.value, ())]:
             rows.discard(rkey)
-            if cached is None or rkey[1]:
-                continue
-            scrollable = list(cached[1])
-            for at, was_text, parts in by_row[rkey[0]]:
-                cell = scrollable[at] if at < len(scrollable) - 1 else None  # last: filler
-                style = cell[0].style if cell else None
-                if (not cell or any(s.style != style or s.control for s in cell)
-                        or "".join(s.text for s in cell) != was_text):
-                    break
-                scrollable[at] = [Segment(piece, style) for piece in parts]
-            else:
-                rows.set(rkey, (cached[0], scrollable))
         return spliced
+
+    def _drawn_keys(self, whole: bool = True) -> tuple[dict[int, set[tuple[Any, ...]]],
+                                                       dict[Any, set[tuple[Any, ...]]]]:
+        """DataTable's line cache keys by the line's y and its row render keys by the row's
+        id, of the current update count (those of an older one are never asked for again),
+        as the drawing pass noted them (`render_line`): a changed row's entries are found by
+        look-up, not by a pass over up to 1,000 keys of each cache (a key holding a RowKey
+        hashes in Python). Where a line was drawn outside a pass, or more were noted than
+        `DRAWN_KEYS_MAX`, the notes are made again from the caches (one pass; not while
+        noting: `whole` False). A note may name an entry gone since (evicted, dropped): a
+        superset."""
+        count = self._update_count
+        if self._drawn_count != count:  # a new count: nothing of it is cached unnoted
+            self._drawn_count = count
+            self._lines_noted, self._rows_noted = {}, {}
+            self._drawn_noted, self._drawn_whole = 0, True
+        elif whole and (not self._drawn_whole or self._drawn_noted > DRAWN_KEYS_MAX):
+            lines: dict[int, set[tuple[Any, ...]]] = {}
+            rows: dict[Any, set[tuple[Any, ...]]] = {}
+            for key in self._line_cache.keys():  # noqa: SIM118
+                if key[9] == count:
+                    lines.setdefault(key[0], set()).add(key)
+            for rkey in self._row_render_cache.keys():  # noqa: SIM118
+                if rkey[8] == count:
+                    rows.setdefault(rkey[0].value, set()).add(rkey)
+            self._lines_noted, self._rows_noted = lines, rows
+            self._drawn_noted = len(self._line_cache) + len(self._row_render_cache)
+            self._drawn_whole = True
+        return self._lines_noted, self._rows_noted
+
+    def _note_drawn(self, line: tuple[Any, ...], row: tuple[Any, ...] | None) -> None:
+        """A line DataTable drew in a pass, under its line cache key, and the row render it
+        was drawn from (`_drawn_keys`)."""
+        lines, rows = self._drawn_keys(whole=False)
+        if self._drawn_noted > DRAWN_KEYS_MAX:  # (a settled table's cursor going about)
+            lines.clear()  # forgotten: the next tick notes the caches again
+            rows.clear()
+            self._drawn_whole = False
+            return
+        lines.setdefault(line[0], set()).add(line)
+        if row is not None:
+            rows.setdefault(row[0].value, set()).add(row)
+        self._drawn_noted += 2
+
+    # the update count the notes are of; they name every entry of it in the caches (unless
+    # a line was drawn outside a pass); how many were noted
+    _drawn_count = -1
+    _drawn_whole = True
+    _drawn_noted = 0
+    _lines_noted: dict[int, set[tuple[Any, ...]]]
+    _rows_noted: dict[Any, set[tuple[Any, ...]]]
 
     # what the line cache keys of the last drawing pass held beside each line's y
     _drawn_state: tuple[Any, ...] | None = None
@@ -890,48 +1084,71 @@ class LiveTable(NavKeys, DataTable[Any]):
     def _column_places(self) -> list[tuple[int, int]]:
         """Each column's left edge on the table's line (after the row labels) and its drawn
         width, in the order drawn."""
+        return self._layout()[0]
+
+    def _layout(self) -> tuple[list[tuple[int, int]], dict[ColumnKey, tuple[int, int, int]]]:
+        """The columns' places (`_column_places`), and by column key its left edge, width
+        and index: made again only when the table's update count, padding, row labels or
+        columns shown change (every width change moves the update count: DataTable's line
+        and row caches are keyed by it too), not at each AGE tick (24 width reads)."""
+        key = (self._update_count, self.cell_padding, self._row_label_column_width,
+               self._column_locations, len(self.columns))
+        kept = self._layout_kept
+        if kept is not None and kept[0] == key:
+            return kept[1]
         places: list[tuple[int, int]] = []
+        lefts: dict[ColumnKey, tuple[int, int, int]] = {}
         x = self._row_label_column_width
-        for column in self.ordered_columns:
+        for n, column in enumerate(self.ordered_columns):
             width = column.get_render_width(self)
             places.append((x, width))
+            lefts[column.key] = (x, width, n)
             x += width
-        return places
+        self._layout_kept = (key, (places, lefts))
+        return places, lefts
 
-    def _refresh_cells(self, stale: dict[RowKey, set[ColumnKey]]) -> None:
+    # (the key `_layout` was made under, its places and lefts)
+    _layout_kept: tuple[tuple[Any, ...], tuple[list[tuple[int, int]],
+                                               dict[ColumnKey, tuple[int, int, int]]]] | None = None
+
+    def _refresh_cells(self, stale: dict[RowKey, set[ColumnKey]],
+                       placed: dict[RowKey, int], tick: _Tick | None = None) -> None:
         """Repaint the changed cells' regions on screen, not their whole lines: Textual's
         compositor cuts, styles and sends what a repainted region covers, so an AGE tick of
         40 rows sent 40 lines of 160 cells to the terminal for 40 cells of 3-6 characters.
         The widget still renders each touched line whole (into its line cache), so what is
         on screen beside the cells is what it was. Adjacent changed cells of a row (CPU and
-        MEM) go as one region; rows off screen are skipped."""
-        top = max(0, int(self.scroll_y))
-        bottom = top + self.size.height
+        MEM) go as one region, and so do the same cells of rows one below the other (an AGE
+        tick's column: one region, not one a row, the same cells); rows off screen are
+        skipped. `placed`: each row's place; `tick`: an AGE tick's rows spliced, and the view
+        it read."""
+        top, height, window, offset = self._view() if tick is None else tick.view
+        bottom = top + height
         header = self.header_height if self.show_header else 0
-        places = self._column_places()
-        lefts = [x for x, _ in places]
-        widths = [width for _, width in places]
-        locations = self._column_locations
-        window = self.window_region
-        offset = self.scroll_offset
-        regions: list[Region] = []
+        lefts = self._layout()[1]
+        # (left, right) → the rows changed there
+        rows_of: dict[tuple[int, int], list[int]] = dict(tick.spans) if tick is not None else {}
         for row_key, columns in stale.items():
-            row = self._row_locations.get(row_key)
+            row = placed.get(row_key)
             if row is None or not top <= row <= bottom:
                 continue
-            at = sorted(n for n in (locations.get(c) for c in columns)
-                        if n is not None and n < len(lefts))
-            spans: list[list[int]] = []
-            for n in at:
-                if spans and spans[-1][1] == n - 1:
-                    spans[-1][1] = n
-                else:
-                    spans.append([n, n])
-            for first, last in spans:
-                region = Region(lefts[first], row + header,
-                                lefts[last] + widths[last] - lefts[first], 1)
+            for span in _runs(place for c in columns if (place := lefts.get(c)) is not None):
+                rows_of.setdefault(span, []).append(row)
+        if not rows_of:
+            return
+        offset = -offset
+        regions: list[Region] = []
+        for (left, right), rows in rows_of.items():
+            rows.sort()
+            first = previous = rows[0]
+            for row in (*rows[1:], -2):
+                if row == previous + 1:
+                    previous = row
+                    continue
+                region = Region(left, first + header, right - left, previous - first + 1)
                 if window.overlaps(region):
-                    regions.append(region.translate(-offset))
+                    regions.append(region.translate(offset))
+                first = previous = row
         if regions:
             self.refresh(*regions)
 
@@ -947,8 +1164,8 @@ class LiveTable(NavKeys, DataTable[Any]):
         now = (self.show_cursor, self._show_hover_cursor, self._update_count,
                self._pseudo_class_state)
         highlight = self._should_highlight
-        values = {k.value for k in stale}  # by value: a RowKey hashes in Python
-        for key in [k for k in cache.keys() if k[0].value in values]:  # noqa: SIM118
+        noted = self._drawn_keys()[1]
+        for key in [k for row_key in stale for k in noted.pop(row_key.value, ())]:
             row_key, line_no, base_style, cursor, hover, cursor_type = key[:6]
             row = self._row_locations.get(row_key)
             cached = cache.get(key)
@@ -969,6 +1186,7 @@ class LiveTable(NavKeys, DataTable[Any]):
                     hover=highlight(hover, where, cursor_type))[0]
             cache.discard(key)  # LRUCache.set keeps an existing key's value
             cache.set(key, (fixed, scrollable))
+            noted[row_key.value] = {key}
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
@@ -1096,6 +1314,27 @@ class LiveTable(NavKeys, DataTable[Any]):
         self.scroll_y = self.validate_scroll_y(self.scroll_y)
         self.refresh()
 
+    def _view(self) -> tuple[int, int, Region, Offset]:
+        """The first row on screen, how many lines show, the window on the table (as
+        `window_region`) and the scroll offset: read once for an AGE tick (each read of the
+        table's size or region looks the widget up in the screen's map and adds up its
+        gutter)."""
+        region = self.region
+        offset = self.scroll_offset
+        height = region.shrink(self.styles.gutter).height  # `size`, outside a drawing pass
+        return max(0, int(self.scroll_y)), height, region.at_offset(offset), offset
+
+    def _visible_rows(self, view: tuple[int, int, Region, Offset]) -> list[tuple[int, str]]:
+        """The rows on screen (`view`: `_view()`), each with its place."""
+        top, height = view[0], view[1]
+        get_key = self._row_locations.get_key
+        rows = []
+        for row in range(top, min(self.row_count, top + (height or 1) + 1)):
+            key = get_key(row)
+            if key is not None:  # None: the table changed under us
+                rows.append((row, str(key.value)))
+        return rows
+
     def _visible_ids(self, rows: int = 1) -> list[str]:
         """The rows on screen (at least `rows` of them, before the table has a size)."""
         top = max(0, int(self.scroll_y))
@@ -1133,9 +1372,18 @@ class LiveTable(NavKeys, DataTable[Any]):
                 self._drawn_state = state[2]  # the lines of the last pass: `_line_state`
             header, scroll_y, rest = state
             if y >= header:
-                line = self._line_cache.get((y + scroll_y, *rest))
+                key = (y + scroll_y, *rest)
+                line = self._line_cache.get(key)
                 if line is not None:
                     return line
+                line = super().render_line(y)
+                row_key = self._row_locations.get_key(key[0] - header)
+                if row_key is not None:  # (below the last row: a blank line, not cached)
+                    self._note_drawn(key, (row_key, 0, *self._row_state(rest)))
+                return line
+        elif y >= (self.header_height if self.show_header else 0):
+            self._drawn_keys(whole=False)  # (a new update count: the notes start again)
+            self._drawn_whole = False  # drawn by DataTable unnoted: noted from the caches
         return super().render_line(y)
 
     # DataTable reads the widget's style and background for each line it draws; each read
@@ -1205,7 +1453,10 @@ class LiveTable(NavKeys, DataTable[Any]):
         if ids is not None and (self.filter_text or self._sort[0] in keys):
             self.apply([i for i in ids if i in self._key_of])
             return
-        for id_ in self._visible_ids() if ids is None else ids:
+        view = self._view() if ids is None else None
+        tick = _Tick(self, view) if view is not None else None
+        rows = self._visible_rows(view) if view is not None else ((-1, id_) for id_ in ids or ())
+        for row, id_ in rows:
             old = self._texts.get(id_)
             obj = self._objs.get(id_)
             if old is None or obj is None:
@@ -1221,10 +1472,11 @@ class LiveTable(NavKeys, DataTable[Any]):
                     changed.append((col.key, cell))
                     texts[n] = cell.plain
             if changed:
-                self._set_cells(id_, changed)
+                if tick is None or not tick.splice(row, id_, changed):
+                    self._set_cells(id_, changed)
                 self._texts[id_] = now = tuple(texts)
                 self._seen[id_] = (obj, now)
-        self._repaint_stale()
+        self._repaint_stale(tick)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)

@@ -142,9 +142,11 @@ async def test_an_age_tick_splices_the_drawn_lines_as_a_full_render_draws_them()
         texts = [line.text for line in patched]
         assert [t != b for t, b in zip(texts, before, strict=True)] == [True] * 4 + [False]
         assert {"9s", "10s", "31s", "1m"} <= {w for t in texts for w in t.split()}
-        # the rows' renders were spliced too (kept, not dropped): lines drawn from them again
-        assert {k[0] for k in table._row_render_cache.keys()} >= {  # noqa: SIM118
-            table._row_locations.get_key(row) for row in range(len(ages))}
+        # the changed rows' renders went (only the unchanged row's is left): a line not
+        # cached is drawn again from the row's cells
+        rendered_rows = {k[0] for k in table._row_render_cache.keys()}  # noqa: SIM118
+        keys = [table._row_locations.get_key(row) for row in range(len(ages))]
+        assert keys[-1] in rendered_rows and not set(keys[:-1]) & rendered_rows
         table._line_cache.clear()
         table._styles_cache.clear()
         from_rows = [table.render_line(row + header) for row in range(len(ages))]
@@ -336,8 +338,9 @@ async def test_an_age_tick_repaints_the_age_cells_not_their_lines() -> None:
         x = sum(c.get_render_width(table) for c in table.ordered_columns[:age_at])
         width = table.ordered_columns[age_at].get_render_width(table)
         repainted: list[Region] = [r for regions in refreshed for r in regions]
-        assert len(repainted) == 5
-        assert {(r.x, r.width, r.height) for r in repainted} == {(x, width, 1)}
+        # the five rows' AGE cells, one below the other: one region, those cells only
+        header = table.header_height
+        assert repainted == [Region(x, header, width, 5)]
         header = table.header_height
         shown = [table.render_line(row + header).text for row in range(5)]
         assert all(f"{11 + i}s" in line for i, line in enumerate(shown))
@@ -559,8 +562,9 @@ async def test_an_age_tick_splices_only_the_lines_drawn_as_the_table_is_now(
         now[0] += 1
         table.refresh_times()
         assert len(spliced) == len(current)  # one line a row drawn as the table is now
+        # (lines of an older update count, never asked for again, may stay)
         assert {k[1:] for k in table._line_cache.keys()  # noqa: SIM118
-                if header <= k[0] < header + 8} == {state()}
+                if header <= k[0] < header + 8 and k[9] == table._update_count} == {state()}
         await pilot.pause(0.2)
         drawn = [list(table.render_line(row + header)) for row in range(8)]
         assert all(f"{11 + i}s" in "".join(s.text for s in line)
@@ -611,3 +615,168 @@ async def test_an_age_tick_draws_only_the_widgets_around_its_cells(
                  for row in app.screen._compositor.render_update(full=True).strips]
         assert sum(1 for line in lines if "11s" in line) == 1
         assert "quit" in lines[-1]  # the footer, where it was
+
+
+async def test_an_age_tick_walks_none_of_datatables_line_and_row_caches(
+        monkeypatch: Any) -> None:
+    """Each AGE tick walked the whole of DataTable's line cache, its row render cache and its
+    row renderable cache (up to 1,000 keys each, a RowKey hashed in Python for each row
+    render) to find the entries of the rows that changed. The line and row renders drawn
+    are noted as they are drawn, the renderables go by their keys: no pass, and every line
+    of another state (the cursor elsewhere) still goes. A line DataTable drew outside a
+    drawing pass (not noted) makes the next tick note the caches again, once."""
+    from textual.cache import LRUCache
+
+    now, app = young_app([10 + i for i in range(8)], test_ticks=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.focus()
+        await pilot.pause(0.2)
+        for key in ["down"] * 5 + ["up"] * 3:  # a copy of each line per place passed
+            await pilot.press(key)
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)
+        header = table.header_height
+        count = table._update_count
+        lines = {k for k in table._line_cache.keys()  # noqa: SIM118
+                 if header <= k[0] < header + 8 and k[9] == count}
+        assert len(lines) > 2 * 8
+        caches = {id(table._line_cache), id(table._row_render_cache),
+                  id(table._row_renderable_cache)}
+        passes: list[Any] = []
+        real = LRUCache.keys
+
+        def keys(self: Any) -> Any:
+            if id(self) in caches:
+                passes.append(self)
+            return real(self)
+
+        monkeypatch.setattr(LRUCache, "keys", keys)
+        now[0] += 1
+        table.refresh_times()
+        assert passes == []
+        state = table._line_state()
+        left = {k for k in real(table._line_cache)
+                if header <= k[0] < header + 8 and k[9] == count}
+        assert left and {k[1:] for k in left} == {state}  # the others went
+        await pilot.pause(0.2)
+        table.render_line(header)  # drawn by DataTable itself: not noted
+        now[0] += 1
+        table.refresh_times()
+        assert passes  # noted again from the caches
+        passes.clear()
+        await pilot.pause(0.2)
+        now[0] += 1
+        table.refresh_times()
+        assert passes == []
+        monkeypatch.setattr(LRUCache, "keys", real)
+        await pilot.pause(0.2)
+        drawn = [list(table.render_line(row + header)) for row in range(8)]
+        table._clear_caches()
+        table._update_count += 1
+        fresh = [list(table.render_line(row + header)) for row in range(8)]
+        assert drawn == fresh
+        assert all(f"{13 + i}s" in "".join(s.text for s in line)
+                   for i, line in enumerate(drawn))
+
+
+async def test_an_age_tick_repaints_one_region_per_run_of_rows() -> None:
+    """The AGE cells of rows one below the other are repainted as one region; a row whose
+    AGE did not change (10m) splits the run: the regions cover the changed cells, and only
+    them."""
+    from textual.geometry import Region
+
+    now, app = young_app([10, 11, 600, 12, 13, 14], test_ticks=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        await pilot.pause(0.2)
+        refreshed = spy(table, "refresh")
+        now[0] += 1
+        table.refresh_times()
+        age_at = list(table.columns).index("age")
+        x = sum(c.get_render_width(table) for c in table.ordered_columns[:age_at])
+        width = table.ordered_columns[age_at].get_render_width(table)
+        header = table.header_height
+        old = next(row for row in range(6) if "10m" in table.render_line(row + header).text)
+        assert 0 < old < 5
+        repainted = [r for regions in refreshed for r in regions]
+        assert sorted(repainted) == [Region(x, header, width, old),
+                                     Region(x, header + old + 1, width, 5 - old)]
+        await pilot.pause(0.1)
+        lines = ["".join(s.text for strip in row for s in strip)
+                 for row in app.screen._compositor.render_update(full=True).strips]
+        assert all(sum(1 for line in lines if f" {age}s " in line) == 1
+                   for age in (11, 12, 13, 14, 15))
+
+
+def test_the_line_filter_turns_each_style_to_true_colour_once() -> None:
+    """Textual's ANSI filter looked each segment's style up in its cache (the style and the
+    background's Rich colour hashed) for every line of every frame; an AGE tick's lines keep
+    their cells' style objects. The guard does the ANSI filter's work itself, each style
+    object turned to true colour once per background: what Textual's filter gives, segment
+    for segment, a segment already in true colour kept as it is."""
+    from rich.segment import Segment
+    from rich.style import Style
+    from rich.terminal_theme import DEFAULT_TERMINAL_THEME
+    from textual.color import Color
+    from textual.filter import ANSIToTruecolor
+
+    from jamtui.ui.app import NoControls
+
+    textual = ANSIToTruecolor(DEFAULT_TERMINAL_THEME)
+    ours = ANSIToTruecolor(DEFAULT_TERMINAL_THEME)
+    guard = NoControls([ours])
+    asked: list[Style] = []
+    real = ours.truecolor_style
+
+    def truecolor_style(style: Style, background: Any) -> Style:
+        asked.append(style)
+        return real(style, background)
+
+    ours.truecolor_style = truecolor_style  # type: ignore[method-assign]
+    styles = [Style(color="red"), Style(color="#102030", bgcolor="#000000"),
+              Style(color="green", dim=True), Style(bold=True)]
+    line = [Segment("a", styles[0]), Segment("b", None), Segment("c", styles[1]),
+            Segment("d", styles[2]), Segment("e", styles[3]), Segment("e", styles[0])]
+    for background in (Color(0, 0, 0), Color(0, 0, 0), Color(40, 40, 40)):
+        out = guard.apply(line, background)
+        assert out == textual.apply(line, background)
+        assert out[2] is line[2]  # true colour already: the very segment
+    assert len(asked) == 2 * len(styles)  # once per style and background, not per segment
+    bad = [Segment("x\x1b[2Jy", styles[0])]
+    assert [s.text for s in guard.apply(bad, Color(0, 0, 0))] == ["x[2Jy"]
+
+
+async def test_the_drawn_keys_noted_stay_bounded_while_no_age_ticks(
+        monkeypatch: Any) -> None:
+    """The line and row render keys are noted as they are drawn; a settled table (its AGEs
+    past their first minute) may see no tick for a long while as the cursor goes about, each
+    move a new key for every line: past `DRAWN_KEYS_MAX` the notes are forgotten, and the
+    next tick notes the caches again (its lines still what a full render gives)."""
+    from jamtui.ui import live_table
+
+    monkeypatch.setattr(live_table, "DRAWN_KEYS_MAX", 40)
+    now, app = young_app([10 + i for i in range(8)], test_ticks=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        _, table = await allocs_view(pilot, app)
+        table.focus()
+        await pilot.pause(0.2)
+        for key in ["down"] * 7 + ["up"] * 7:  # each move two lines in a new state
+            await pilot.press(key)
+            await pilot.pause(0.02)
+            noted = sum(len(keys) for keys in table._lines_noted.values())
+            assert noted <= 40
+        assert not table._drawn_whole
+        await pilot.press("down")
+        await pilot.pause(0.1)
+        now[0] += 1
+        table.refresh_times()
+        header = table.header_height
+        state = table._line_state()
+        assert {k[1:] for k in table._line_cache.keys()  # noqa: SIM118
+                if header <= k[0] < header + 8 and k[9] == table._update_count} == {state}
+        await pilot.pause(0.2)
+        drawn = [list(table.render_line(row + header)) for row in range(8)]
+        table._clear_caches()
+        table._update_count += 1
+        assert drawn == [list(table.render_line(row + header)) for row in range(8)]

@@ -186,7 +186,7 @@ async def test_a_second_that_changes_no_age_repaints_no_row() -> None:
         real = table.refresh
 
         def counting(*regions: Any, **kw: Any) -> Any:
-            repainted.extend(r.y for r in regions)
+            repainted.extend(y for r in regions for y in range(r.y, r.y + r.height))
             return real(*regions, **kw)
 
         table.refresh = counting  # type: ignore[method-assign]

@@ -16,8 +16,10 @@ BIG = 5000
 
 
 def alloc(i: int) -> Allocation:
+    # an hour old: its AGE changes once a minute (a young row's AGE tick each second drops
+    # its row's render, drawn again from its cells where needed)
     return Allocation(f"{i:08x}-0000-4000-8000-000000000000", f"load.web[{i}]", "load", "web",
-                      "n", "vs0", "running", "run", create_time=time.time() - 30,
+                      "n", "vs0", "running", "run", create_time=time.time() - 3600,
                       tasks=(TaskInfo("server", "running"),))
 
 
