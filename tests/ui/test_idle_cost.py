@@ -617,6 +617,21 @@ async def test_an_age_tick_draws_only_the_widgets_around_its_cells(
         assert "quit" in lines[-1]  # the footer, where it was
 
 
+async def cursor_walked(pilot: Any, app: JamApp, keys: list[str],
+                        after: Any = None) -> Any:
+    """`:allocs` open, its table focused and the cursor moved by `keys` (`after(table)` run
+    after each): the table."""
+    _, table = await allocs_view(pilot, app)
+    table.focus()
+    await pilot.pause(0.2)
+    for key in keys:
+        await pilot.press(key)
+        await pilot.pause(0.02)
+        if after is not None:
+            after(table)
+    return table
+
+
 async def test_an_age_tick_walks_none_of_datatables_line_and_row_caches(
         monkeypatch: Any) -> None:
     """Each AGE tick walked the whole of DataTable's line cache, its row render cache and its
@@ -629,13 +644,8 @@ async def test_an_age_tick_walks_none_of_datatables_line_and_row_caches(
 
     now, app = young_app([10 + i for i in range(8)], test_ticks=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        _, table = await allocs_view(pilot, app)
-        table.focus()
-        await pilot.pause(0.2)
-        for key in ["down"] * 5 + ["up"] * 3:  # a copy of each line per place passed
-            await pilot.press(key)
-            await pilot.pause(0.02)
-        await pilot.pause(0.2)
+        table = await cursor_walked(pilot, app, ["down"] * 5 + ["up"] * 3)
+        await pilot.pause(0.2)  # (a copy of each line per place passed)
         header = table.header_height
         count = table._update_count
         lines = {k for k in table._line_cache.keys()  # noqa: SIM118
@@ -758,14 +768,10 @@ async def test_the_drawn_keys_noted_stay_bounded_while_no_age_ticks(
     monkeypatch.setattr(live_table, "DRAWN_KEYS_MAX", 40)
     now, app = young_app([10 + i for i in range(8)], test_ticks=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        _, table = await allocs_view(pilot, app)
-        table.focus()
-        await pilot.pause(0.2)
-        for key in ["down"] * 7 + ["up"] * 7:  # each move two lines in a new state
-            await pilot.press(key)
-            await pilot.pause(0.02)
-            noted = sum(len(keys) for keys in table._lines_noted.values())
-            assert noted <= 40
+        noted: list[int] = []  # after each move (two lines in a new state)
+        table = await cursor_walked(pilot, app, ["down"] * 7 + ["up"] * 7, lambda t: (
+            noted.append(sum(len(keys) for keys in t._lines_noted.values()))))
+        assert len(noted) == 14 and max(noted) <= 40
         assert not table._drawn_whole
         await pilot.press("down")
         await pilot.pause(0.1)
