@@ -320,6 +320,25 @@ async def test_a_table_being_removed_draws_nothing_on_the_ages_tick() -> None:
         assert patched == []
 
 
+async def ticked_once(pilot: Any, app: JamApp, now: list[float], settle: float
+                      ) -> tuple[Any, list[Any]]:
+    """`:allocs` open and settled, then the clock a second on and its AGE tick: the table,
+    and the regions of each `refresh` it made since it settled."""
+    _, table = await allocs_view(pilot, app)
+    await pilot.pause(settle)
+    refreshed = spy(table, "refresh")
+    now[0] += 1
+    table.refresh_times()
+    return table, refreshed
+
+
+def age_column(table: Any) -> tuple[int, int]:
+    """The AGE column's left edge on the table's line and its drawn width."""
+    age_at = list(table.columns).index("age")
+    x = sum(c.get_render_width(table) for c in table.ordered_columns[:age_at])
+    return x, table.ordered_columns[age_at].get_render_width(table)
+
+
 async def test_an_age_tick_repaints_the_age_cells_not_their_lines() -> None:
     """Each AGE tick repainted every young row's whole line: Textual's compositor then cut,
     styled and sent 160 cells a row to the terminal for a 3-character change. Only the
@@ -328,15 +347,9 @@ async def test_an_age_tick_repaints_the_age_cells_not_their_lines() -> None:
 
     now, app = young_app([10 + i for i in range(5)])
     async with app.run_test(size=(160, 48)) as pilot:
-        _, table = await allocs_view(pilot, app)
+        table, refreshed = await ticked_once(pilot, app, now, settle=0.1)
         await pilot.pause(0.1)
-        refreshed = spy(table, "refresh")
-        now[0] += 1
-        table.refresh_times()
-        await pilot.pause(0.1)
-        age_at = list(table.columns).index("age")
-        x = sum(c.get_render_width(table) for c in table.ordered_columns[:age_at])
-        width = table.ordered_columns[age_at].get_render_width(table)
+        x, width = age_column(table)
         repainted: list[Region] = [r for regions in refreshed for r in regions]
         # the five rows' AGE cells, one below the other: one region, those cells only
         header = table.header_height
@@ -698,14 +711,8 @@ async def test_an_age_tick_repaints_one_region_per_run_of_rows() -> None:
 
     now, app = young_app([10, 11, 600, 12, 13, 14], test_ticks=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        _, table = await allocs_view(pilot, app)
-        await pilot.pause(0.2)
-        refreshed = spy(table, "refresh")
-        now[0] += 1
-        table.refresh_times()
-        age_at = list(table.columns).index("age")
-        x = sum(c.get_render_width(table) for c in table.ordered_columns[:age_at])
-        width = table.ordered_columns[age_at].get_render_width(table)
+        table, refreshed = await ticked_once(pilot, app, now, settle=0.2)
+        x, width = age_column(table)
         header = table.header_height
         old = next(row for row in range(6) if "10m" in table.render_line(row + header).text)
         assert 0 < old < 5
