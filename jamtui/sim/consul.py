@@ -11,7 +11,6 @@ operator/raft, and the blocking-queries and features/consistency pages. Every an
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +19,14 @@ from aiohttp import web
 from . import consul_agent, consul_filter, consul_kv
 from .acl import consul_rule
 from .context import SimContext
-from .http import block_until, blocking_params, fault_middleware, go_bool, text_error
+from .http import (
+    KeptBodies,
+    block_until,
+    blocking_params,
+    fault_middleware,
+    go_bool,
+    text_error,
+)
 from .model import Check, ConsulNode, Intention, ServiceInstance
 from .world import SimError, World
 
@@ -149,14 +155,9 @@ def _acl_middleware(ctx: SimContext) -> Any:
     return middleware
 
 
-# The last bodies of the health reads, by path and query, with the catalog's state they were
-# made at: at 5,000 instances a snapshot's 55 `/v1/health/service/:name` reads are 8.6 MB of
-# JSON, ~0.35 s of the lab's one core to make and encode each time (Consul answers from its
-# state store in a fraction of that), while the product under test shares the machine. A
-# read asked again with nothing changed is sent again as it was (as `nomad.list_allocs`).
-_BODIES: weakref.WeakKeyDictionary[World, dict[str, tuple[tuple[int, ...], bytes]]] = (
-    weakref.WeakKeyDictionary())
-_BODIES_KEPT = 128  # a body per service read, and a few more
+# the health reads' bodies (`_read`'s `keep`): at 5,000 instances a snapshot's 55
+# `/v1/health/service/:name` reads are 8.6 MB of JSON, ~0.35 s of the lab's one core each time
+_BODIES = KeptBodies(128)  # a body per service read, and a few more
 
 
 async def _read(request: web.Request, tables: tuple[str, ...],
@@ -179,16 +180,9 @@ async def _read(request: web.Request, tables: tuple[str, ...],
     if not keep:
         return web.json_response(_body(world, render, expression), headers=headers)
     made_at = (index, len(world.services), len(world.checks), len(world.consul_nodes))
-    bodies = _BODIES.setdefault(world, {})
-    query = request.path + "?" + repr(sorted(
-        (k, v) for k, v in request.query.items() if k not in ("index", "wait")))
-    kept = bodies.pop(query, None)  # (put back last: the oldest asked goes first)
-    if kept is None or kept[0] != made_at:
-        kept = made_at, json.dumps(_body(world, render, expression)).encode()
-    while len(bodies) >= _BODIES_KEPT:
-        del bodies[next(iter(bodies))]
-    bodies[query] = kept
-    return web.Response(body=kept[1], content_type="application/json", headers=headers)
+    body = _BODIES.body(world, request, made_at,
+                        lambda: json.dumps(_body(world, render, expression)).encode())
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 def _body(world: World, render: Callable[[World], Any], expression: str | None) -> Any:

@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -23,6 +22,7 @@ from .acl import NOMAD_IN_BAND, NOMAD_TOPIC_CAPABILITY, nomad_capability
 from .context import SimContext
 from .http import (
     BlockingParams,
+    KeptBodies,
     StreamReset,
     block_until,
     blocking_params,
@@ -641,12 +641,11 @@ async def scale_job(request: web.Request) -> web.Response:
 
 # allocations
 
-# the last bodies of the allocation lists asked for, by query, with the indexes it was made at:
-# 5,000 allocations are 8 MB of JSON, 0.3-0.9 s of the lab's CPU to make and encode on this
-# 2-core machine (Nomad's Go answers from its state store in a fraction of that); a list
-# asked again with nothing changed is sent again as it was
-_ALLOC_LISTS: weakref.WeakKeyDictionary[World, dict[str, tuple[tuple[int, int], bytes]]] = (
-    weakref.WeakKeyDictionary())
+# the allocation lists asked for, by query: 5,000 allocations are 8 MB of JSON, 0.3-0.9 s of
+# the lab's CPU to make and encode on this 2-core machine (Nomad's Go answers from its state
+# store in a fraction of that); a few queries kept (the cockpit's full list, `status`'s
+# without task states, …)
+_ALLOC_LISTS = KeptBodies(4)
 
 
 async def list_allocs(request: web.Request) -> web.Response:
@@ -659,22 +658,12 @@ async def list_allocs(request: web.Request) -> web.Response:
     # an allocation's stub changes only with the allocations' index (its node's name with
     # the nodes')
     made_at = (world.nomad.of("allocs"), world.nomad.of("nodes"))
-    lists = _ALLOC_LISTS.setdefault(world, {})
-    query = repr(sorted((k, v) for k, v in request.query.items() if k not in ("index", "wait")))
-    cached = lists.get(query)
-    if cached is None or cached[0] != made_at:
-        body = json.dumps([
-            alloc_stub(world, a, with_states)
-            for a in sorted(_prefix_filter(request, world.allocs.values(), lambda a: a.id),
-                            key=lambda a: a.create_index)
-        ]).encode()
-        # a few queries kept (the cockpit's full list, `status`'s without task states, …):
-        # the oldest asked goes first
-        lists.pop(query, None)
-        while len(lists) >= 4:
-            del lists[next(iter(lists))]
-        lists[query] = cached = (made_at, body)
-    return web.Response(body=cached[1], content_type="application/json",
+    body = _ALLOC_LISTS.body(world, request, made_at, lambda: json.dumps([
+        alloc_stub(world, a, with_states)
+        for a in sorted(_prefix_filter(request, world.allocs.values(), lambda a: a.id),
+                        key=lambda a: a.create_index)
+    ]).encode())
+    return web.Response(body=body, content_type="application/json",
                         headers=_meta_headers(world, made_at[0]))
 
 
