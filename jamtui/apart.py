@@ -57,42 +57,48 @@ class Part:
 class Apart:
     """The child process reading one backend (`fork_reader`); `join` takes its part."""
 
-    def __init__(self, name: str, pid: int, fd: int, timeout: float) -> None:
-        self.name, self.pid, self.fd, self.timeout = name, pid, fd, timeout
+    def __init__(self, source: Any, pid: int, fd: int, timeout: float) -> None:
+        self.source, self.pid, self.fd, self.timeout = source, pid, fd, timeout
+        self.name = source.name
         self.started = time.monotonic()
         self._ended = False
 
-    def join(self, engine: Engine, writer: SnapshotWriter, source: Any) -> None:
+    def join(self, engine: Engine, writer: SnapshotWriter) -> None:
         """Wait for the child's part (at most the timeout and `GRACE` from its start), then
         put it in: its records into `engine.store`, its sections into `writer`. A child
         that sends nothing in time is ended and its backend said down, in words."""
-        deadline = self.started + self.timeout + GRACE
-        body = self._read(deadline)
-        part: Part | None = None
-        error = ""
-        if body is None:
-            error = (f"no answer in {self.timeout:g} s from {source.address or self.name} "
-                     f"(read by process {self.pid}, ended)")
-        else:
-            try:
-                part = pickle.loads(body) if body else None
-            except Exception as exc:  # a child killed mid-write: a cut pickle
-                error = f"its reader (process {self.pid}) sent a part cut short ({exc})"
-            if part is None and not error:
-                error = f"its reader (process {self.pid}) ended without an answer"
+        got = self._part()
         self.end()
-        if part is not None and part.error:
-            error = f"its reader (process {self.pid}) failed: {part.error}"
-        if part is None or part.error or part.backend is None:
+        if isinstance(got, str):
             since = engine.store.backend(self.name).waiting_since
             engine.store.set_backend(BackendStatus(
-                self.name, Health.DOWN, source.address, waiting_since=since,
-                last_error=error or f"its reader (process {self.pid}) sent no health"))
+                self.name, Health.DOWN, self.source.address, waiting_since=since,
+                last_error=got))
             return
+        part, health = got
         for kind, items in part.records.items():
             engine.store.upsert_many(kind, items)
-        engine.store.set_backend(part.backend)
+        engine.store.set_backend(health)
         writer.given.update(part.sections)
+
+    def _part(self) -> tuple[Part, BackendStatus] | str:
+        """The child's part and its backend's health, or why there is none, in words."""
+        body = self._read(self.started + self.timeout + GRACE)
+        reader = f"its reader (process {self.pid})"
+        if body is None:
+            return (f"no answer in {self.timeout:g} s from {self.source.address or self.name} "
+                    f"(read by process {self.pid}, ended)")
+        if not body:
+            return f"{reader} ended without an answer"
+        try:
+            part: Part = pickle.loads(body)
+        except Exception as exc:  # a child killed mid-write: a cut pickle
+            return f"{reader} sent a part cut short ({exc})"
+        if part.error:
+            return f"{reader} failed: {part.error}"
+        if part.backend is None:
+            return f"{reader} sent no health"
+        return part, part.backend
 
     def _read(self, deadline: float) -> bytes | None:
         """Everything the child writes until it closes the pipe; None at the deadline."""
@@ -150,7 +156,7 @@ def fork_reader(engine: Engine, name: str, timeout: float) -> Apart | None:
         os._exit(status)
     os.close(write_fd)
     del engine.sources[name]
-    return Apart(name, pid, read_fd, timeout)
+    return Apart(source, pid, read_fd, timeout)
 
 
 def _end_with(parent: int) -> None:

@@ -318,23 +318,20 @@ def run_snapshot(cfg: Config, timeout: float) -> int:
     engine = Engine(cfg)
     configured = set(engine.sources)
     # the backends that cost the most CPU (Nomad's allocations, Consul's instances) read and
-    # encoded in processes of their own, on the other cores (see `apart`); a None: read here
-    aparts = [(engine.sources[name], fork_reader(engine, name, timeout)) for name in APART
-              if name in engine.sources]
+    # encoded in processes of their own, on the other cores (see `apart`), where they can be
+    aparts = [apart for name in APART if (apart := fork_reader(engine, name, timeout))]
     engine.start(followers=False)
     try:
         writer = SnapshotWriter(engine.store)
         encoded = writer.follow(engine.sources)  # each backend's part as it answers
         engine.settle(timeout)
         encoded()
-        for source, apart in aparts:
-            if apart is not None:
-                apart.join(engine, writer, source)
+        for apart in aparts:
+            apart.join(engine, writer)
         code = snapshot_exit_code(engine.store, configured)
     finally:
-        for _, apart in aparts:
-            if apart is not None:
-                apart.end()
+        for apart in aparts:
+            apart.end()
         engine.stop(timeout=0.0)  # nothing waited for: it ends with `_exit_now`
     with reader_may_leave():
         sys.stdout.flush()
