@@ -249,6 +249,20 @@ def _splice(strip: Strip, x1: int, edits: list[tuple[int, str, str]],
     return None
 
 
+def _cell_edit(place: tuple[int, int, int], pad: int, before: Any, after: Any
+               ) -> tuple[int, str, str] | None:
+    """One cell's edit for `_splice`: its column's left edge (`place`: left, width, index),
+    its text before and after, each padded to the column; None where either is not plain
+    text of one style that fits (`_one_style_text`)."""
+    inner = place[1] - 2 * pad
+    old = _one_style_text(before, inner)
+    new = _one_style_text(after, inner)
+    if old is None or new is None:
+        return None
+    space = " " * pad
+    return place[0], space + old + space, space + new + space
+
+
 def _runs(places: Iterable[tuple[int, int, int]]) -> list[tuple[int, int]]:
     """The changed cells of a row, by their columns' (left edge, width, index): each run of
     adjacent columns as its (left, right) edges."""
@@ -308,7 +322,6 @@ class _Tick:
         data = table._data.get(row_key) if row_key is not None else None
         if row_key is None or data is None:
             return False
-        pad = " " * self.pad
         edits: list[tuple[int, str, str]] = []
         columns: list[tuple[str, ColumnKey, Cell, Any]] = []
         places: list[tuple[int, int, int]] = []
@@ -318,12 +331,10 @@ class _Tick:
             if place is None or cell.cell_len > table._all[key].content_width:
                 return False  # not shown, or wider than its column
             before = data.get(column_key)
-            inner = place[1] - 2 * self.pad
-            old = _one_style_text(before, inner)
-            new = _one_style_text(cell, inner)
-            if old is None or new is None:
+            edit = _cell_edit(place, self.pad, before, cell)
+            if edit is None:
                 return False
-            edits.append((place[0], pad + old + pad, pad + new + pad))
+            edits.append(edit)
             columns.append((key, column_key, cell, before))
             places.append(place)
         y = row + self.header
@@ -339,9 +350,7 @@ class _Tick:
             return False
         for key, column_key, cell, before in columns:
             data[column_key] = cell
-            if (isinstance(before, Text) and before.cell_len > cell.cell_len
-                    and before.cell_len >= table._all[key].content_width):
-                table._narrower.setdefault(key, time.monotonic())
+            table._note_narrower(key, before, cell)
         table._row_renderable_cache.discard((table._update_count, row))
         cache.discard(line_key)  # LRUCache.set keeps an existing key's value
         cache.set(line_key, made[0])
@@ -852,9 +861,8 @@ class LiveTable(NavKeys, DataTable[Any]):
             if cell.cell_len > column.content_width:
                 column.content_width = cell.cell_len
                 widen = True
-            elif (isinstance(before, Text) and before.cell_len > cell.cell_len
-                  and before.cell_len >= column.content_width):
-                self._narrower.setdefault(key, time.monotonic())
+            else:
+                self._note_narrower(key, before, cell)
         if widen:
             self._widths_changed()
         else:
@@ -871,6 +879,13 @@ class LiveTable(NavKeys, DataTable[Any]):
         self._require_update_dimensions = True
         self.check_idle()
         self.refresh()
+
+    def _note_narrower(self, key: str, before: Any, after: Cell) -> None:
+        """Column `key`'s widest cell (`before`) gave way to a narrower one: since when, for
+        the column to shrink once it has stayed so (`SHRINK_AFTER`)."""
+        if (isinstance(before, Text) and before.cell_len > after.cell_len
+                and before.cell_len >= self._all[key].content_width):
+            self._narrower.setdefault(key, time.monotonic())
 
     def _shrink_columns(self) -> None:
         """Columns whose widest cell has been narrower for a while take the width of what
@@ -956,14 +971,12 @@ class LiveTable(NavKeys, DataTable[Any]):
                 place = lefts.get(column_key)
                 if place is None:
                     continue  # not shown
-                inner = place[1] - 2 * pad
-                old = _one_style_text(was.get((row_key, column_key)), inner)
-                new = _one_style_text(data.get(column_key), inner)
-                if old is None or new is None:
+                edit = _cell_edit(place, pad, was.get((row_key, column_key)),
+                                  data.get(column_key))
+                if edit is None:
                     edits = []
                     break
-                edits.append((place[0], " " * pad + old + " " * pad,
-                              " " * pad + new + " " * pad))
+                edits.append(edit)
             if edits:
                 by_line[row + header] = (row_key, edits)
         if not by_line:
@@ -1326,25 +1339,24 @@ class LiveTable(NavKeys, DataTable[Any]):
 
     def _visible_rows(self, view: tuple[int, int, Region, Offset]) -> list[tuple[int, str]]:
         """The rows on screen (`view`: `_view()`), each with its place."""
-        top, height = view[0], view[1]
+        return self._rows_from(view[0], view[1] or 1)
+
+    def _visible_ids(self, rows: int = 1) -> list[str]:
+        """The rows on screen (at least `rows` of them, before the table has a size)."""
+        # (a pane of 20 rows built 60 at each load)
+        return [id_ for _, id_ in self._rows_from(max(0, int(self.scroll_y)),
+                                                  self.size.height or rows)]
+
+    def _rows_from(self, top: int, height: int) -> list[tuple[int, str]]:
+        """The rows from place `top` on, `height` of them and the one partly below, each
+        with its place and id."""
         get_key = self._row_locations.get_key
         rows = []
-        for row in range(top, min(self.row_count, top + (height or 1) + 1)):
+        for row in range(top, min(self.row_count, top + height + 1)):
             key = get_key(row)
             if key is not None:  # None: the table changed under us
                 rows.append((row, str(key.value)))
         return rows
-
-    def _visible_ids(self, rows: int = 1) -> list[str]:
-        """The rows on screen (at least `rows` of them, before the table has a size)."""
-        top = max(0, int(self.scroll_y))
-        height = self.size.height or rows  # a pane of 20 rows built 60 at each load
-        ids = []
-        for row in range(top, min(self.row_count, top + height + 1)):
-            key = self._row_locations.get_key(row)
-            if key is not None:  # None: the table changed under us
-                ids.append(str(key.value))
-        return ids
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # the rows about to be drawn get their cells first (a load leaves them for later)
